@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Build everything twice (plain, and with ASan+UBSan), run the C unit tests in
+# both builds, run the jsforce compatibility suite against the sanitizer build
+# of localforce, and end with one line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=$(nproc)
+PASS=0
+FAIL=0
+FAILED_NAMES=()
+
+build() { # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j "$JOBS" >"$dir.log" 2>&1 || {
+    cat "$dir.log"; echo "build in $dir failed"; echo "0 passed, 1 failed"; exit 1; }
+}
+
+# Count TAP lines of one unit test binary; a crash with no TAP failure counts as one failure.
+run_unit() { # label, binary
+  local label=$1 bin=$2 out rc ok notok
+  out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$bin" 2>&1); rc=$?
+  ok=$(grep -c '^ok ' <<<"$out")
+  notok=$(grep -c '^not ok ' <<<"$out")
+  if ((rc != 0 && notok == 0)); then notok=1; fi
+  PASS=$((PASS + ok)); FAIL=$((FAIL + notok))
+  if ((notok)); then
+    FAILED_NAMES+=("$label")
+    echo "$out" | grep -v '^ok ' | sed "s/^/  [$label] /"
+  fi
+  printf '%-28s %4d passed, %d failed\n' "$label" "$ok" "$notok"
+}
+
+echo "== build (plain and ASan+UBSan)"
+build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+echo "== C unit tests"
+for src in tests/unit/test_*.c; do
+  name=$(basename "$src" .c)
+  run_unit "unit/$name" "build/$name"
+  run_unit "unit-asan/$name" "build-asan/$name"
+done
+
+echo "== jsforce compatibility suite (against the ASan+UBSan localforce)"
+if [[ -d tests/compat/node_modules ]]; then
+  out=$(cd tests/compat && LOCALFORCE_BIN="$ROOT/build-asan/localforce" \
+        node --test --test-reporter=tap --test-concurrency=1 ./*.test.mjs 2>&1); rc=$?
+  p=$(grep -E '^# pass ' <<<"$out" | awk '{print $3}'); p=${p:-0}
+  f=$(grep -E '^# fail ' <<<"$out" | awk '{print $3}'); f=${f:-0}
+  if ((rc != 0 && f == 0)); then f=1; fi
+  PASS=$((PASS + p)); FAIL=$((FAIL + f))
+  if ((f)); then FAILED_NAMES+=("compat"); echo "$out" | grep -B2 -A30 '^\s*not ok' | head -200; fi
+  printf '%-28s %4d passed, %d failed\n' "compat (jsforce)" "$p" "$f"
+else
+  echo "tests/compat/node_modules missing: run scripts/deps.sh"; FAIL=$((FAIL + 1))
+fi
+
+((${#FAILED_NAMES[@]})) && echo "failed: ${FAILED_NAMES[*]}"
+echo "$PASS passed, $FAIL failed"
+((FAIL == 0))

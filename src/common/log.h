@@ -1,0 +1,23 @@
+/*
+ * log: leveled logging to stderr, one line per event, with a timestamp.
+ *
+ * Never log secrets: passwords, client secrets, access or refresh tokens.
+ * log_redact() shortens a token to a recognisable but useless prefix.
+ */
+#ifndef LOG_H
+#define LOG_H
+
+typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+
+void log_set_level(log_level lvl);
+int  log_level_parse(const char *name, log_level *out); /* 0 ok, -1 unknown */
+void log_msg(log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "00D000000000001!AQ8x..." -> "00D000000000001!AQ8x…" into buf. */
+const char *log_redact(const char *secret, char *buf, unsigned bufsz);
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

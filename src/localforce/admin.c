@@ -1,0 +1,4 @@
+/*
+ * admin: (being written). See admin.h.
+ */
+#include "admin.h"

@@ -1,0 +1,3 @@
+#ifndef ADMIN_H
+#define ADMIN_H
+#endif

@@ -1,0 +1,4 @@
+/*
+ * auth: (being written). See auth.h.
+ */
+#include "auth.h"

@@ -1,0 +1,4 @@
+/*
+ * fmt: (being written). See fmt.h.
+ */
+#include "fmt.h"

@@ -1,0 +1,4 @@
+/*
+ * http: (being written). See http.h.
+ */
+#include "http.h"

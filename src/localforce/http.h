@@ -1,0 +1,96 @@
+/*
+ * http: localforce's HTTP front, on libmicrohttpd.
+ *
+ * It accepts a connection, reads the whole request body (up to a limit),
+ * matches method and path against a route table and calls one handler with an
+ * http_req and an http_resp to fill. Handlers never touch libmicrohttpd.
+ *
+ * Route patterns are paths whose segments may be "*" (any one segment, captured
+ * in req->seg[]) or a final "**" (the rest of the path, captured whole).
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "sb.h"
+
+#define HTTP_MAX_SEGS 8
+#define HTTP_MAX_HEADERS 16
+
+typedef struct http_req {
+    const char *method;           /* "GET", "POST", ... */
+    const char *path;             /* decoded path, no query string */
+    const char *seg[HTTP_MAX_SEGS];/* captures of "*" / "**" in route order */
+    int         nseg;
+    const char *body;             /* NUL-terminated; "" when empty */
+    size_t      body_len;
+    void       *conn;             /* libmicrohttpd connection (private) */
+    void       *ctx;              /* the server's context (server.h) */
+    void       *auth;             /* set by the auth check: the session (auth.h) */
+} http_req;
+
+typedef struct http_resp {
+    int         status;
+    const char *content_type;     /* static string; default application/json;charset=UTF-8 */
+    sb          body;
+    int         nheaders;
+    char       *hname[HTTP_MAX_HEADERS];
+    char       *hvalue[HTTP_MAX_HEADERS];
+    bool        close;            /* close the connection after answering */
+} http_resp;
+
+#define CT_JSON "application/json;charset=UTF-8"
+#define CT_XML  "text/xml;charset=UTF-8"
+#define CT_HTML "text/html;charset=UTF-8"
+#define CT_CSV  "text/csv"
+
+typedef void (*http_handler)(http_req *req, http_resp *resp);
+
+typedef struct http_route {
+    const char  *method;          /* NULL matches any method */
+    const char  *pattern;
+    http_handler handler;
+} http_route;
+
+/* Request accessors. Names are case-insensitive for headers. NULL if absent.
+ * Query values are percent-decoded. */
+const char *http_header(http_req *req, const char *name);
+const char *http_query(http_req *req, const char *name);
+/* Form field from an application/x-www-form-urlencoded body (decoded into buf). */
+const char *http_form(http_req *req, const char *name, char *buf, size_t bufsz);
+
+/* Response helpers. */
+void http_set_header(http_resp *resp, const char *name, const char *value);
+/* Salesforce's REST error body: [{"message":..,"errorCode":..[,"fields":[..]]}] */
+void http_error(http_resp *resp, const err_t *e);
+void http_errorf(http_resp *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Route matching, exposed for tests: fills req->seg. */
+const http_route *http_match(const http_route *routes, http_req *req);
+
+typedef struct http_server http_server;
+
+typedef struct http_config {
+    const char        *host;       /* "127.0.0.1" */
+    uint16_t           port;       /* 0 = pick a free port */
+    const http_route  *routes;     /* terminated by a {NULL,NULL,NULL} entry */
+    void              *ctx;        /* passed to handlers as req->ctx */
+    size_t             max_body;   /* bigger bodies get 413 */
+    unsigned           threads;    /* worker threads */
+    /* Called before the route's handler; return false to answer with resp as
+     * filled (e.g. 401). May be NULL. */
+    bool (*before)(const http_route *route, http_req *req, http_resp *resp);
+    /* Called after the handler, e.g. to add Sforce-Limit-Info. May be NULL. */
+    void (*after)(const http_route *route, http_req *req, http_resp *resp);
+} http_config;
+
+int      http_start(const http_config *cfg, http_server **out, err_t *e);
+uint16_t http_port(http_server *srv);
+void     http_stop(http_server *srv);
+
+#endif

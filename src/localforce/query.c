@@ -1,0 +1,4 @@
+/*
+ * query: (being written). See query.h.
+ */
+#include "query.h"

@@ -1,0 +1,4 @@
+/*
+ * rest: (being written). See rest.h.
+ */
+#include "rest.h"

@@ -1,0 +1,3 @@
+#ifndef REST_H
+#define REST_H
+#endif

@@ -1,0 +1,4 @@
+/*
+ * schema: (being written). See schema.h.
+ */
+#include "schema.h"

@@ -1,0 +1,4 @@
+/*
+ * server: (being written). See server.h.
+ */
+#include "server.h"

@@ -1,0 +1,40 @@
+/*
+ * server: one running localforce org. Ties the store, the session table, the
+ * query cursors and the HTTP front together, owns the route table and counts
+ * API requests for Sforce-Limit-Info and the daily limit.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "http.h"
+#include "query.h"
+#include "store.h"
+
+typedef struct lf_server_config {
+    const char *listen_host;      /* default "127.0.0.1" */
+    uint16_t    listen_port;      /* 0 = any free port */
+    const char *org_file;         /* may be NULL if the database already holds an org */
+    const char *db_path;          /* SQLite file or ":memory:" */
+    int64_t     session_ttl_s;    /* 0 = the org file's setting */
+    unsigned    threads;          /* HTTP worker threads, default 4 */
+    const char *public_url;       /* base URL clients use; default http://host:port */
+} lf_server_config;
+
+typedef struct lf_server {
+    store         *st;
+    auth          *auth;
+    lf_cursors    *cursors;
+    http_server   *http;
+    char           base_url[256]; /* "http://127.0.0.1:8111", no trailing slash */
+    atomic_llong   api_used;      /* API requests counted today */
+    int64_t        api_limit;
+} lf_server;
+
+int  server_start(const lf_server_config *cfg, lf_server **out, err_t *e);
+void server_stop(lf_server *srv);
+
+#endif

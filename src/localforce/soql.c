@@ -1,0 +1,4 @@
+/*
+ * soql: (being written). See soql.h.
+ */
+#include "soql.h"

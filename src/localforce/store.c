@@ -1,0 +1,4 @@
+/*
+ * store: (being written). See store.h.
+ */
+#include "store.h"
