@@ -1,4 +1,133 @@
 /*
- * admin: (being written). See admin.h.
+ * admin: changing the org while it runs. See admin.h.
+ *
+ * A schema change closes open query cursors first (SQLite cannot alter a
+ * table under an open statement); their clients get INVALID_QUERY_LOCATOR and
+ * start the query again, as they would after a Salesforce cursor expired.
  */
 #include "admin.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+#include "util.h"
+
+static json_t *
+admin_body(http_req *req, http_resp *resp)
+{
+    json_error_t je;
+    json_t *j = req->body_len ? json_loadb(req->body, req->body_len, 0, &je) : NULL;
+    if (j == NULL)
+        http_errorf(resp, 400, "JSON_PARSER_ERROR", "%s at [line:%d, column:%d]",
+                    req->body_len ? je.text : "empty body", req->body_len ? je.line : 0,
+                    req->body_len ? je.column : 0);
+    return j;
+}
+
+void
+admin_health(http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    sb *out = &resp->body;
+    store_lock(srv->st);
+    const lf_schema *s = store_schema(srv->st);
+    sb_printf(out, "{\"status\":\"ok\",\"org\":");
+    sb_json_str(out, store_org_name(srv->st));
+    sb_printf(out, ",\"open_cursors\":%d,\"api_usage\":%lld,\"objects\":{",
+              cursors_open_count(srv->cursors), (long long)atomic_load(&srv->api_used));
+    for (size_t i = 0; i < s->nobjects; i++) {
+        if (i)
+            sb_putc(out, ',');
+        sb_json_str(out, s->objects[i]->name);
+        sb_printf(out, ":%lld", (long long)store_count(srv->st, s->objects[i]->name, false));
+    }
+    sb_puts(out, "}}");
+    store_unlock(srv->st);
+}
+
+void
+admin_add_object(http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    json_t *def = admin_body(req, resp);
+    if (def == NULL)
+        return;
+    const char *name = json_string_value(json_object_get(def, "name"));
+    if (name == NULL) {
+        json_decref(def);
+        http_errorf(resp, 400, "MISSING_ARGUMENT", "the object definition needs a \"name\"");
+        return;
+    }
+    char *nm = xstrdup(name);
+    json_object_del(def, "name");
+    err_t e;
+    cursors_close_all(srv->cursors);
+    if (store_add_object(srv->st, nm, def, &e) != 0)
+        http_error(resp, &e);
+    else
+        resp->status = 201, sb_printf(&resp->body, "{\"name\":\"%s\"}", nm);
+    free(nm);
+    json_decref(def);
+}
+
+void
+admin_add_field(http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    json_t *def = admin_body(req, resp);
+    if (def == NULL)
+        return;
+    const char *name = json_string_value(json_object_get(def, "name"));
+    if (name == NULL) {
+        json_decref(def);
+        http_errorf(resp, 400, "MISSING_ARGUMENT", "the field definition needs a \"name\"");
+        return;
+    }
+    char *nm = xstrdup(name);
+    json_object_del(def, "name");
+    err_t e;
+    cursors_close_all(srv->cursors);
+    if (store_add_field(srv->st, req->seg[0], nm, def, &e) != 0)
+        http_error(resp, &e);
+    else {
+        resp->status = 201;
+        sb_puts(&resp->body, "{\"object\":");
+        sb_json_str(&resp->body, req->seg[0]);
+        sb_puts(&resp->body, ",\"field\":");
+        sb_json_str(&resp->body, nm);
+        sb_putc(&resp->body, '}');
+    }
+    free(nm);
+    json_decref(def);
+}
+
+void
+admin_load_records(http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    json_t *recs = admin_body(req, resp);
+    if (recs == NULL)
+        return;
+    if (!json_is_array(recs)) {
+        json_decref(recs);
+        http_errorf(resp, 400, "JSON_PARSER_ERROR", "the body must be a JSON array of records");
+        return;
+    }
+    lf_actor a = {.user_id = NULL, .origin = "localforce/admin"};
+    int64_t loaded = 0;
+    err_t e;
+    if (store_load_records(srv->st, &a, req->seg[0], recs, &loaded, &e) != 0)
+        http_error(resp, &e);
+    else
+        sb_printf(&resp->body, "{\"loaded\":%lld}", (long long)loaded);
+    json_decref(recs);
+}
+
+void
+admin_expire_sessions(http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    auth_expire_all(srv->auth);
+    resp->status = 204;
+}

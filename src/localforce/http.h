@@ -31,6 +31,8 @@ typedef struct http_req {
     void       *conn;             /* libmicrohttpd connection (private) */
     void       *ctx;              /* the server's context (server.h) */
     void       *auth;             /* set by the auth check: the session (auth.h) */
+    const char *const *fake;      /* tests only, when conn is NULL: triples of
+                                     "H"|"Q", name, value, then NULL */
 } http_req;
 
 typedef struct http_resp {
@@ -63,7 +65,10 @@ const char *http_query(http_req *req, const char *name);
 /* Form field from an application/x-www-form-urlencoded body (decoded into buf). */
 const char *http_form(http_req *req, const char *name, char *buf, size_t bufsz);
 
-/* Response helpers. */
+/* Response helpers. A handler that fills nothing answers 200 with an empty
+ * JSON body; free a response's memory with http_resp_free (tests only: the
+ * server does it after sending). */
+void http_resp_free(http_resp *resp);
 void http_set_header(http_resp *resp, const char *name, const char *value);
 /* Salesforce's REST error body: [{"message":..,"errorCode":..[,"fields":[..]]}] */
 void http_error(http_resp *resp, const err_t *e);

@@ -1,4 +1,183 @@
 /*
- * server: (being written). See server.h.
+ * server: one running localforce org. See server.h.
+ *
+ * The route table below is the whole API surface. Routes under
+ * /services/data/vNN.N/ need a session and count against the daily API limit;
+ * their answers carry Sforce-Limit-Info.
  */
 #include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "log.h"
+#include "rest.h"
+#include "util.h"
+
+static const http_route routes[] = {
+    /* versions: no auth, not counted */
+    {"GET", "/services/data", rest_versions},
+    {"GET", "/services/data/", rest_versions},
+    /* auth */
+    {"POST", "/services/oauth2/token", auth_handle_token},
+    {"POST", "/services/oauth2/revoke", auth_handle_revoke},
+    {"GET", "/services/oauth2/authorize", auth_handle_authorize},
+    {"POST", "/services/oauth2/authorize", auth_handle_authorize},
+    {"GET", "/services/oauth2/userinfo", auth_handle_userinfo},
+    {"POST", "/services/Soap/u/*", auth_handle_soap},
+    {"POST", "/services/Soap/u/*/*", auth_handle_soap},
+    {"GET", "/id/*/*", auth_handle_identity},
+    /* REST */
+    {"GET", "/services/data/*", rest_resources},
+    {"GET", "/services/data/*/", rest_resources},
+    {"GET", "/services/data/*/sobjects", rest_describe_global},
+    {"GET", "/services/data/*/sobjects/", rest_describe_global},
+    {"GET", "/services/data/*/sobjects/*", rest_sobject_info},
+    {"POST", "/services/data/*/sobjects/*", rest_create},
+    {"GET", "/services/data/*/sobjects/*/describe", rest_describe},
+    {"GET", "/services/data/*/sobjects/*/describe/", rest_describe},
+    {"GET", "/services/data/*/sobjects/*/updated", rest_updated},
+    {"GET", "/services/data/*/sobjects/*/updated/", rest_updated},
+    {"GET", "/services/data/*/sobjects/*/deleted", rest_deleted},
+    {"GET", "/services/data/*/sobjects/*/deleted/", rest_deleted},
+    {"GET", "/services/data/*/sobjects/*/*", rest_record},
+    {"PATCH", "/services/data/*/sobjects/*/*", rest_record},
+    {"DELETE", "/services/data/*/sobjects/*/*", rest_record},
+    {"POST", "/services/data/*/sobjects/*/*", rest_record},
+    {"GET", "/services/data/*/sobjects/*/*/*", rest_by_external_id},
+    {"PATCH", "/services/data/*/sobjects/*/*/*", rest_by_external_id},
+    {"POST", "/services/data/*/sobjects/*/*/*", rest_by_external_id},
+    {"DELETE", "/services/data/*/sobjects/*/*/*", rest_by_external_id},
+    {"GET", "/services/data/*/query", rest_query},
+    {"GET", "/services/data/*/query/", rest_query},
+    {"GET", "/services/data/*/queryAll", rest_query_all},
+    {"GET", "/services/data/*/queryAll/", rest_query_all},
+    {"GET", "/services/data/*/query/*", rest_query_more},
+    {"GET", "/services/data/*/queryAll/*", rest_query_more},
+    {"POST", "/services/data/*/composite/sobjects", rest_collection},
+    {"PATCH", "/services/data/*/composite/sobjects", rest_collection},
+    {"DELETE", "/services/data/*/composite/sobjects", rest_collection},
+    {"PATCH", "/services/data/*/composite/sobjects/*/*", rest_collection_upsert},
+    {"GET", "/services/data/*/composite/sobjects/*", rest_collection_retrieve},
+    {"POST", "/services/data/*/composite/sobjects/*", rest_collection_retrieve},
+    {"GET", "/services/data/*/limits", rest_limits},
+    {"GET", "/services/data/*/limits/", rest_limits},
+    /* admin */
+    {"GET", "/admin/health", admin_health},
+    {"POST", "/admin/objects", admin_add_object},
+    {"POST", "/admin/objects/*/fields", admin_add_field},
+    {"POST", "/admin/objects/*/records", admin_load_records},
+    {"POST", "/admin/sessions/expire", admin_expire_sessions},
+    {NULL, NULL, NULL},
+};
+
+/* The caller's session, for the handler that runs next on this thread. */
+static _Thread_local lf_session cur_session;
+
+static bool
+is_api_route(const http_route *route)
+{
+    return strncmp(route->pattern, "/services/data/*", 16) == 0;
+}
+
+/* "v59.0" -> true. Any vNN.N is served, as jsforce defaults to 50.0. */
+static bool
+valid_version(const char *v)
+{
+    if (v[0] != 'v')
+        return false;
+    const char *dot = strchr(v, '.');
+    if (dot == NULL || dot == v + 1 || dot[1] == '\0')
+        return false;
+    for (const char *p = v + 1; *p; p++)
+        if ((*p < '0' || *p > '9') && p != dot)
+            return false;
+    return strlen(v) <= 8;
+}
+
+static bool
+before(const http_route *route, http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    if (!is_api_route(route))
+        return true;
+    if (!valid_version(req->seg[0])) {
+        http_errorf(resp, 404, "NOT_FOUND", "The requested resource does not exist");
+        return false;
+    }
+    if (auth_check(srv->auth, req, resp, &cur_session) != 0)
+        return false;
+    req->auth = &cur_session;
+    long long used = atomic_fetch_add(&srv->api_used, 1) + 1;
+    if (used > srv->api_limit) {
+        atomic_fetch_sub(&srv->api_used, 1);
+        http_errorf(resp, 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.");
+        return false;
+    }
+    return true;
+}
+
+static void
+after(const http_route *route, http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    if (!is_api_route(route))
+        return;
+    char v[64];
+    snprintf(v, sizeof v, "api-usage=%lld/%lld", (long long)atomic_load(&srv->api_used),
+             (long long)srv->api_limit);
+    http_set_header(resp, "Sforce-Limit-Info", v);
+}
+
+int
+server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
+{
+    lf_server *srv = xcalloc(1, sizeof *srv);
+    if (store_open(cfg->db_path ? cfg->db_path : ":memory:", &srv->st, e) != 0)
+        goto fail;
+    if (cfg->org_file && store_load_org_file(srv->st, cfg->org_file, e) != 0)
+        goto fail;
+    srv->auth = auth_new(srv->st);
+    if (cfg->session_ttl_s > 0)
+        auth_set_ttl(srv->auth, cfg->session_ttl_s);
+    srv->cursors = cursors_new(srv->st);
+    srv->api_limit = store_daily_api_limit(srv->st);
+    atomic_init(&srv->api_used, 0);
+
+    http_config hc = {
+        .host = cfg->listen_host ? cfg->listen_host : "127.0.0.1",
+        .port = cfg->listen_port,
+        .routes = routes,
+        .ctx = srv,
+        .max_body = 64u << 20,
+        .threads = cfg->threads ? cfg->threads : 4,
+        .before = before,
+        .after = after,
+    };
+    if (http_start(&hc, &srv->http, e) != 0)
+        goto fail;
+    if (cfg->public_url)
+        snprintf(srv->base_url, sizeof srv->base_url, "%s", cfg->public_url);
+    else
+        snprintf(srv->base_url, sizeof srv->base_url, "http://%s:%u", hc.host,
+                 http_port(srv->http));
+    *out = srv;
+    return 0;
+fail:
+    server_stop(srv);
+    return -1;
+}
+
+void
+server_stop(lf_server *srv)
+{
+    if (srv == NULL)
+        return;
+    http_stop(srv->http);
+    cursors_free(srv->cursors);
+    auth_free(srv->auth);
+    store_close(srv->st);
+    free(srv);
+}
