@@ -242,7 +242,7 @@ write_page(lf_cursors *c, cursor *cur, const char *ver, sb *out, err_t *e)
     bool done = !cur->pending;
     sb_puts(out, done ? ",\"done\":true" : ",\"done\":false");
     if (!done) {
-        sb_printf(out, ",\"nextRecordsUrl\":\"/services/data/%s/query/%s-%lld\"", ver, cur->id,
+        sb_printf(out, ",\"nextRecordsUrl\":\"/services/data/v%s/query/%s-%lld\"", ver, cur->id,
                   (long long)cur->sent);
     }
     sb_puts(out, ",\"records\":[");

@@ -25,7 +25,8 @@ void        cursors_free(lf_cursors *c);
 void        cursors_close_all(lf_cursors *c);
 int         cursors_open_count(lf_cursors *c);
 
-/* Run q; batch is the page size (200..2000, from Sforce-Query-Options). */
+/* Run q; batch is the page size (200..2000, from Sforce-Query-Options); ver is
+ * the API version without its "v" ("59.0"). */
 int query_run(lf_cursors *c, const char *q, bool all_rows, int batch, const char *ver,
               sb *out, err_t *e);
 /* Continue "<locator>-<offset>". */

@@ -471,7 +471,21 @@ rest_by_external_id(http_req *req, http_resp *resp)
         }
         goto out;
     }
-    /* PATCH (or POST) = upsert */
+    /* PATCH (or POST) = upsert; with ?updateOnly=true (API 61.0) never an insert */
+    const char *update_only = http_query(req, "updateOnly");
+    if (update_only && strcasecmp(update_only, "true") == 0 && strcasecmp(field, "Id") != 0) {
+        char id[19];
+        if (find_by_external_id(req, obj, field, value, id, &e) != 0) {
+            if (e.http == 300) {
+                resp->status = 300;
+                sb_clear(&resp->body);
+                sb_puts(&resp->body, e.msg);
+            } else {
+                http_error(resp, &e);
+            }
+            goto out;
+        }
+    }
     json_t *rec = body_json(req, resp);
     if (rec == NULL)
         goto out;
@@ -607,7 +621,7 @@ run_query(http_req *req, http_resp *resp, bool all_rows)
     }
     sb out = SB_INIT;
     err_t e;
-    if (query_run(srv_of(req)->cursors, q, all_rows, batch_size(req), req->seg[0], &out, &e)) {
+    if (query_run(srv_of(req)->cursors, q, all_rows, batch_size(req), ver_of(req), &out, &e)) {
         sb_free(&out);
         http_error(resp, &e);
         return;
@@ -636,7 +650,7 @@ rest_query_more(http_req *req, http_resp *resp)
 {
     sb out = SB_INIT;
     err_t e;
-    if (query_more(srv_of(req)->cursors, req->seg[1], req->seg[0], &out, &e) != 0) {
+    if (query_more(srv_of(req)->cursors, req->seg[1], ver_of(req), &out, &e) != 0) {
         sb_free(&out);
         http_error(resp, &e);
         return;

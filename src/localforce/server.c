@@ -110,6 +110,10 @@ before(const http_route *route, http_req *req, http_resp *resp)
     if (auth_check(srv->auth, req, resp, &cur_session) != 0)
         return false;
     req->auth = &cur_session;
+    /* A new UTC day starts a new count (Salesforce's is a rolling 24 hours). */
+    long long today = util_now_ms() / 86400000, day = atomic_load(&srv->api_day);
+    if (day != today && atomic_compare_exchange_strong(&srv->api_day, &day, today))
+        atomic_store(&srv->api_used, 0);
     long long used = atomic_fetch_add(&srv->api_used, 1) + 1;
     if (used > srv->api_limit) {
         atomic_fetch_sub(&srv->api_used, 1);
@@ -145,6 +149,7 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
     srv->cursors = cursors_new(srv->st);
     srv->api_limit = store_daily_api_limit(srv->st);
     atomic_init(&srv->api_used, 0);
+    atomic_init(&srv->api_day, util_now_ms() / 86400000);
 
     http_config hc = {
         .host = cfg->listen_host ? cfg->listen_host : "127.0.0.1",

@@ -30,7 +30,8 @@ typedef struct lf_server {
     lf_cursors    *cursors;
     http_server   *http;
     char           base_url[256]; /* "http://127.0.0.1:8111", no trailing slash */
-    atomic_llong   api_used;      /* API requests counted today */
+    atomic_llong   api_used;      /* API requests counted today (UTC) */
+    atomic_llong   api_day;       /* the UTC day api_used counts, days since epoch */
     int64_t        api_limit;
 } lf_server;
 

@@ -58,6 +58,23 @@ test('GET /services/data/vNN.N is the resource map, with the identity URL', asyn
   assert.equal(old.sobjects, '/services/data/v50.0/sobjects');
 });
 
+test('a Connection on jsforce\'s default API version (50.0) works end to end', async () => {
+  const c = new lf.jsforce.Connection({ oauth2: lf.oauth2Config(server) });
+  await c.login(lf.ADMIN_USER, lf.ADMIN_PASS);
+  assert.equal(c.version, '50.0');
+  const so = c.sobject('Teacher__c');
+  const r = await so.create(teacher());
+  assert.equal(r.success, true);
+  const rec = await so.retrieve(r.id);
+  assert.equal(rec.attributes.url, `/services/data/v50.0/sobjects/Teacher__c/${r.id}`);
+  const up = await so.upsert({ Email__c: rec.Email__c, Salary__c: 1 }, 'Email__c');
+  assert.deepEqual([up.id, up.created], [r.id, false]);
+  const q = await c.query(`SELECT Id FROM Teacher__c WHERE Id = '${r.id}'`);
+  assert.equal(q.records[0].attributes.url, `/services/data/v50.0/sobjects/Teacher__c/${r.id}`);
+  const many = await so.create([teacher(), teacher()]);
+  assert.ok(many.every((x) => x.success), JSON.stringify(many));
+});
+
 test('describeGlobal lists Teacher__c with its key prefix', async () => {
   const res = await conn.describeGlobal();
   assert.equal(res.encoding, 'UTF-8');
@@ -323,7 +340,8 @@ test('the raw query pages: exact keys, locator URLs, Sforce-Query-Options batchS
   assert.deepEqual(Object.keys(first.json).sort(), ['done', 'nextRecordsUrl', 'records', 'totalSize']);
   assert.match(first.json.nextRecordsUrl, /^\/services\/data\/v59\.0\/query\/[0-9A-Za-z]+-2000$/);
   assert.deepEqual(Object.keys(first.json.records[0]).sort(), ['Id', 'Name', 'attributes']);
-  assert.equal(first.json.records[0].attributes.type, 'Account');
+  assert.deepEqual(first.json.records[0].attributes,
+    { type: 'Account', url: `/services/data/v59.0/sobjects/Account/${first.json.records[0].Id}` });
 
   const headers = { 'Sforce-Query-Options': 'batchSize=500' };
   let page = await lf.http(server, lf.rest(`/query?q=${q}`), { token, headers });
@@ -403,6 +421,137 @@ test('parent relationship fields (School__r.Name) come back as nested records', 
   assert.equal(filtered.records[0].Id, withSchool);
 });
 
+test('SOQL: canonical key case, escaping, Unicode, filters and date literals', async () => {
+  const lower = await conn.query("select id, name, external_id__c from account where external_id__c = 's-1'");
+  assert.equal(lower.totalSize, 1, 'external id matching is case-insensitive by default');
+  assert.deepEqual(Object.keys(lower.records[0]).sort(), ['External_Id__c', 'Id', 'Name', 'attributes']);
+
+  const marker = tag('Soql');
+  const so = conn.sobject('Account');
+  await so.create([
+    { Name: `${marker} O'Brien Ltd`, Industry: 'Energy' },
+    { Name: `${marker} 学校 🎒 Ünïcødé`, Industry: 'Education' },
+    { Name: `${marker} back\\slash` },
+  ]);
+  const obrien = await so.findOne({ Name: `${marker} O'Brien Ltd` }, ['Id', 'Name']);
+  assert.equal(obrien?.Name, `${marker} O'Brien Ltd`);
+  const esc = await conn.query(`SELECT Name FROM Account WHERE Name LIKE '${marker} o\\'b%'`);
+  assert.deepEqual(esc.records.map((r) => r.Name), [`${marker} O'Brien Ltd`], 'LIKE is case-insensitive');
+  const uni = await conn.query(`SELECT Name FROM Account WHERE Name = '${marker} 学校 🎒 Ünïcødé'`);
+  assert.deepEqual(uni.records.map((r) => r.Name), [`${marker} 学校 🎒 Ünïcødé`]);
+  const bs = await conn.query(`SELECT Name FROM Account WHERE Name = '${marker} back\\\\slash'`);
+  assert.deepEqual(bs.records.map((r) => r.Name), [`${marker} back\\slash`]);
+
+  const inList = await conn.query(
+    `SELECT Name FROM Account WHERE Name LIKE '${marker}%' AND Industry IN ('Energy', 'Education') ORDER BY Name`);
+  assert.equal(inList.totalSize, 2);
+  const notIn = await conn.query(`SELECT Name FROM Account WHERE Name LIKE '${marker}%' AND Industry NOT IN ('Energy')`);
+  assert.equal(notIn.totalSize, 2, 'NOT IN keeps rows whose value is null');
+  const isNull = await conn.query(`SELECT Name FROM Account WHERE Name LIKE '${marker}%' AND Industry = null`);
+  assert.deepEqual(isNull.records.map((r) => r.Name), [`${marker} back\\slash`]);
+  const notNull = await conn.query(`SELECT COUNT() FROM Account WHERE Name LIKE '${marker}%' AND Industry != null`);
+  assert.equal(notNull.totalSize, 2);
+  // What jsforce's query builder makes of $or, $nlike, $exists and $not.
+  const orNot = await so.find({ Name: { $like: `${marker}%` },
+    $or: [{ Industry: 'Energy' }, { Name: { $nlike: '%slash' } }] }, ['Name']);
+  assert.equal(orNot.length, 2);
+  const exists = await so.find({ Name: { $like: `${marker}%` }, Industry: { $exists: true } }, ['Name']);
+  assert.equal(exists.length, 2);
+  const not = await conn.query(`SELECT COUNT() FROM Account WHERE NOT Name LIKE '${marker}%'`);
+  const all = await conn.query('SELECT COUNT() FROM Account');
+  assert.equal(not.totalSize, all.totalSize - 3);
+
+  // Dates and datetimes are unquoted literals; relative literals work.
+  for (const where of ['CreatedDate > 2020-01-01T00:00:00Z', 'CreatedDate > 2020-01-01T00:00:00.000+01:00',
+    'CreatedDate = TODAY', 'CreatedDate = LAST_N_DAYS:2', 'CreatedDate < 2999-01-01T00:00:00Z']) {
+    const r = await conn.query(`SELECT COUNT() FROM Account WHERE Name LIKE '${marker}%' AND ${where}`);
+    assert.equal(r.totalSize, 3, where);
+  }
+  const none = await conn.query(`SELECT COUNT() FROM Account WHERE Name LIKE '${marker}%' AND CreatedDate = YESTERDAY`);
+  assert.equal(none.totalSize, 0);
+});
+
+test('SOQL: booleans, numbers, dates and NULLS FIRST/LAST ordering', async () => {
+  const marker = tag('Vals');
+  await conn.sobject('Teacher__c').create([
+    teacher({ Name: `${marker} a`, Salary__c: 300, Active__c: true, Hired__c: '2019-05-01' }),
+    teacher({ Name: `${marker} b`, Salary__c: 100, Active__c: false, Hired__c: '2021-01-15' }),
+    teacher({ Name: `${marker} c`, Active__c: true }),
+  ]);
+  const base = `FROM Teacher__c WHERE Name LIKE '${marker}%'`;
+  const names = async (rest) => (await conn.query(`SELECT Name ${base} ${rest}`)).records.map((r) => r.Name.slice(-1));
+  assert.deepEqual(await names('AND Active__c = true ORDER BY Name'), ['a', 'c']);
+  assert.deepEqual(await names('AND Active__c = false'), ['b']);
+  assert.deepEqual(await names('AND Salary__c > 150'), ['a']);
+  assert.deepEqual(await names('AND Salary__c >= 100 AND Salary__c <= 300 ORDER BY Salary__c'), ['b', 'a']);
+  assert.deepEqual(await names('AND Hired__c < 2020-01-01'), ['a']);
+  assert.deepEqual(await names('ORDER BY Salary__c'), ['c', 'b', 'a'], 'ascending puts nulls first');
+  assert.deepEqual(await names('ORDER BY Salary__c DESC NULLS LAST'), ['a', 'b', 'c']);
+  assert.deepEqual(await names('ORDER BY Salary__c ASC NULLS LAST'), ['b', 'a', 'c']);
+  assert.deepEqual(await names('ORDER BY Salary__c DESC NULLS FIRST'), ['c', 'a', 'b']);
+  const typed = await conn.query(`SELECT Salary__c, Active__c, Hired__c, CreatedDate ${base} AND Name LIKE '%a'`);
+  const r = typed.records[0];
+  assert.equal(r.Salary__c, 300);
+  assert.equal(r.Active__c, true);
+  assert.equal(r.Hired__c, '2019-05-01');
+  assert.match(r.CreatedDate, DATETIME_RE);
+});
+
+test('datetime input in any ISO 8601 offset comes back in UTC as +0000', async () => {
+  await lf.addField(server, 'Teacher__c', { name: 'Last_Seen__c', type: 'datetime' });
+  const so = conn.sobject('Teacher__c');
+  const cases = [
+    ['2024-01-02T03:04:05Z', '2024-01-02T03:04:05.000+0000'],
+    ['2024-01-02T04:04:05+01:00', '2024-01-02T03:04:05.000+0000'],
+    ['2024-01-01T22:04:05.250-05:00', '2024-01-02T03:04:05.250+0000'],
+    ['2024-01-02T03:04:05.123+0000', '2024-01-02T03:04:05.123+0000'],
+  ];
+  for (const [input, output] of cases) {
+    const { id } = await so.create(teacher({ Last_Seen__c: input }));
+    assert.equal((await so.retrieve(id)).Last_Seen__c, output, input);
+  }
+  const q = await conn.query('SELECT COUNT() FROM Teacher__c WHERE Last_Seen__c = 2024-01-02T03:04:05Z');
+  assert.equal(q.totalSize, 2);
+});
+
+test('parent paths through standard relationships (Owner, CreatedBy) and the User object', async () => {
+  const res = await conn.query(
+    "SELECT Owner.Name, CreatedBy.Username, LastModifiedBy.Email FROM Account WHERE External_Id__c = 'S-1'");
+  const r = res.records[0];
+  assert.equal(r.Owner.attributes.type, 'User');
+  assert.equal(r.Owner.Name, 'Ada Admin');
+  assert.equal(r.CreatedBy.Username, lf.ADMIN_USER);
+  assert.equal(r.LastModifiedBy.Email, 'admin@compat.test');
+  const users = await conn.query('SELECT Id, Name, Username FROM User');
+  assert.deepEqual(users.records.map((u) => [u.Id, u.Name, u.Username]),
+    [[conn.userInfo.id, 'Ada Admin', lf.ADMIN_USER]]);
+});
+
+test('parallel writes get distinct IDs and all land', async () => {
+  const marker = tag('Parallel');
+  const results = await Promise.all(Array.from({ length: 40 }, (_, i) =>
+    conn.sobject('Account').create({ Name: `${marker} ${i}` })));
+  assert.equal(new Set(results.map((r) => r.id)).size, 40);
+  const n = await conn.query(`SELECT COUNT() FROM Account WHERE Name LIKE '${marker}%'`);
+  assert.equal(n.totalSize, 40);
+});
+
+test('upsert with updateOnly=true (API 61.0+) never inserts', async () => {
+  const token = conn.accessToken;
+  const email = `update.only.${process.pid}@school.test`;
+  const miss = await lf.http(server, lf.rest(`/sobjects/Teacher__c/Email__c/${encodeURIComponent(email)}?updateOnly=true`, '62.0'),
+    { method: 'PATCH', token, body: { First_Name__c: 'Nobody' } });
+  assert.equal(miss.status, 404, `updateOnly upsert of a missing record: ${miss.status} ${miss.text}`);
+  assert.equal(typeof miss.json?.[0]?.errorCode, 'string', miss.text);
+  const n = await conn.query(`SELECT COUNT() FROM Teacher__c WHERE Email__c = '${email}'`);
+  assert.equal(n.totalSize, 0, 'updateOnly=true created a record');
+  const { id } = await conn.sobject('Teacher__c').create({ First_Name__c: 'Some', Email__c: email });
+  const hit = await lf.http(server, lf.rest(`/sobjects/Teacher__c/Email__c/${encodeURIComponent(email)}?updateOnly=true`, '62.0'),
+    { method: 'PATCH', token, body: { First_Name__c: 'Somebody' } });
+  assert.equal(hit.status, 200, hit.text);
+  assert.deepEqual(hit.json, { id, success: true, errors: [], created: false });
+});
+
 test('SELECT COUNT() answers in totalSize with no records', async () => {
   const marker = tag('Count');
   await conn.sobject('Account').create([1, 2, 3, 4, 5, 6, 7].map((i) => ({ Name: `${marker} ${i}` })));
@@ -447,27 +596,38 @@ test('ORDER BY, LIMIT and OFFSET', async () => {
   assert.deepEqual(built.map((r) => r.Name), [...names].reverse().slice(1, 3));
 });
 
-test('sobject updated() and deleted() report recent changes', async () => {
+test('sobject updated() and deleted() report changes once their minute has passed', async () => {
   const start = new Date(Date.now() - 5 * 60 * 1000);
   const so = conn.sobject('Teacher__c');
   const kept = (await so.create(teacher())).id;
   const gone = (await so.create(teacher())).id;
   await so.destroy(gone);
+  const stamp = Date.parse((await so.retrieve(kept)).SystemModstamp.replace('+0000', 'Z'));
+  // Salesforce truncates the window to whole minutes and covers no time after
+  // now: a change shows up once its minute is over. Wait for that.
+  const nextMinute = Math.floor(Date.now() / 60000) * 60000 + 60000;
+  await new Promise((r) => setTimeout(r, nextMinute - Date.now() + 500));
   const end = new Date(Date.now() + 2 * 60 * 1000);
 
   const upd = await so.updated(start, end);
   assert.ok(Array.isArray(upd.ids), JSON.stringify(upd));
-  assert.ok(upd.ids.includes(kept), 'updated() misses a record created in the window');
+  assert.ok(upd.ids.includes(kept), `updated() misses a record created in the window: ${JSON.stringify(upd)}`);
   assert.match(upd.latestDateCovered, DATETIME_RE);
+  assert.ok(Date.parse(upd.latestDateCovered.replace('+0000', 'Z')) > stamp);
+  assert.ok(Date.parse(upd.latestDateCovered.replace('+0000', 'Z')) <= Date.now());
 
   const del = await so.deleted(start, end);
   assert.ok(Array.isArray(del.deletedRecords), JSON.stringify(del));
   const entry = del.deletedRecords.find((r) => r.id === gone);
-  assert.ok(entry, 'deleted() misses a record deleted in the window');
+  assert.ok(entry, `deleted() misses a record deleted in the window: ${JSON.stringify(del)}`);
   assert.match(entry.deletedDate, DATETIME_RE);
   assert.ok(!del.deletedRecords.some((r) => r.id === kept));
   assert.match(del.earliestDateAvailable, DATETIME_RE);
   assert.match(del.latestDateCovered, DATETIME_RE);
+
+  // A window that ends before start is refused.
+  const bad = await lf.catchError(() => so.updated(end, start), 'updated() with end before start');
+  assert.match(bad.name, /^[A-Z_]+$/, `not a Salesforce error: ${bad.name}: ${bad.message}`);
 });
 
 test('collections: create 10 with one failing (allOrNone false) -> per-record errors', async () => {
