@@ -4,7 +4,8 @@
 # serves the big query. Prints one JSON line per figure; bench/README.md holds
 # the latest figures and how they were taken.
 #
-#   bench/run.sh            # 1,000,000 records (ROWS=... to change)
+#   bench/run.sh            # 1,000,000 records (ROWS=... to change), in memory
+#   DB=file bench/run.sh    # the same with the org in an SQLite file (WAL)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
@@ -17,7 +18,9 @@ PY=/usr/bin/python3
 WORK=$(mktemp -d)
 trap 'kill $LF_PID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-"$BUILD/localforce" serve --listen 127.0.0.1:0 --org bench/bench-org.json --db :memory: \
+DB=${DB:-:memory:}
+[[ $DB == file ]] && DB=$WORK/bench.sqlite
+"$BUILD/localforce" serve --listen 127.0.0.1:0 --org bench/bench-org.json --db "$DB" \
   --log-level warn >"$WORK/out" 2>"$WORK/err" &
 LF_PID=$!
 for _ in $(seq 100); do grep -q listening "$WORK/out" 2>/dev/null && break; sleep 0.1; done
