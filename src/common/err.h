@@ -28,7 +28,8 @@ typedef struct err_t {
  *     return err_set(e, 400, "INVALID_FIELD", "No such column '%s'", name); */
 int err_set(err_t *e, int http, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int err_setv(err_t *e, int http, const char *code, const char *fmt, va_list ap);
+int err_setv(err_t *e, int http, const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 /* Record the field(s) the error concerns (comma-separated). Returns -1. */
 int err_fields(err_t *e, const char *fields);
 void err_clear(err_t *e);

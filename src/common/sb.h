@@ -26,7 +26,7 @@ void  sb_append(sb *s, const void *data, size_t n);
 void  sb_puts(sb *s, const char *str);
 void  sb_putc(sb *s, char c);
 void  sb_printf(sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void  sb_vprintf(sb *s, const char *fmt, va_list ap);
+void  sb_vprintf(sb *s, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void  sb_put_i64(sb *s, int64_t v);
 void  sb_clear(sb *s);                 /* length to 0, keeps the buffer */
 void  sb_free(sb *s);

@@ -569,7 +569,8 @@ lex(compiler *c, token *t)
                                   : datetime_valid(q, i, j);
         if (!ok)
             return unexpected(c, t);
-    } else if (is_digit(ch) || ((ch == '-' || ch == '+') && j < len && is_digit((unsigned char)q[j]))) {
+    } else if (is_digit(ch) ||
+               ((ch == '-' || ch == '+') && j < len && is_digit((unsigned char)q[j]))) {
         while (j < len && is_digit((unsigned char)q[j]))
             j++;
         if (j + 1 < len && q[j] == '.' && is_digit((unsigned char)q[j + 1])) {
@@ -1481,7 +1482,9 @@ date_range(const compiler *c, const value *v, int64_t *lo, int64_t *hi)
     case DF_NEXT_N_MONTHS: *lo = month_start(y, m, 1), *hi = month_start(y, m, 1 + n); break;
     case DF_THIS_YEAR: *lo = days_from_civil(y, 1, 1), *hi = days_from_civil(y + 1, 1, 1); break;
     case DF_LAST_YEAR: *lo = days_from_civil(y - 1, 1, 1), *hi = days_from_civil(y, 1, 1); break;
-    case DF_NEXT_YEAR: *lo = days_from_civil(y + 1, 1, 1), *hi = days_from_civil(y + 2, 1, 1); break;
+    case DF_NEXT_YEAR:
+        *lo = days_from_civil(y + 1, 1, 1), *hi = days_from_civil(y + 2, 1, 1);
+        break;
     case DF_LAST_N_YEARS: *lo = days_from_civil(y - n, 1, 1), *hi = days_from_civil(y, 1, 1); break;
     case DF_NEXT_N_YEARS:
         *lo = days_from_civil(y + 1, 1, 1), *hi = days_from_civil(y + 1 + n, 1, 1);
@@ -1844,8 +1847,8 @@ compile_cmp(compiler *c, const cnode *n, sb *out, bool *nullable)
     default: break;
     }
     if (!ok)
-        return fail_at(c, n->op_pos, "INVALID_QUERY_FILTER_OPERATOR", "invalid operator on %s field",
-                       field_type_name(f));
+        return fail_at(c, n->op_pos, "INVALID_QUERY_FILTER_OPERATOR",
+                       "invalid operator on %s field", field_type_name(f));
     sb x = SB_INIT;
     put_col(&x, r.rel, f);
     int rc;

@@ -603,7 +603,8 @@ test_err_invalid_id(void **state)
     char bad[19];
     memcpy(bad, acc[1], 19);
     bad[17] = bad[17] == 'Z' ? 'Y' : 'Z';
-    snprintf(buf, sizeof buf, "SELECT Id FROM Contact WHERE AccountId IN ('%s', '%s')", acc[1], bad);
+    snprintf(buf, sizeof buf, "SELECT Id FROM Contact WHERE AccountId IN ('%s', '%s')", acc[1],
+             bad);
     char want[64];
     snprintf(want, sizeof want, "invalid ID field: %s", bad);
     check_error(buf, "INVALID_QUERY_FILTER_OPERATOR", 1, col_of(buf, bad) - 1, want);
@@ -689,7 +690,8 @@ static void
 test_plan_shape(void **state)
 {
     (void)state;
-    soql_plan *p = compile_ok("SELECT Id, LastName, Account.Name, Account.Owner.Name FROM Contact", false);
+    soql_plan *p =
+        compile_ok("SELECT Id, LastName, Account.Name, Account.Owner.Name FROM Contact", false);
     assert_ptr_equal(p->object, schema_object(S, "Contact"));
     assert_false(p->count_only);
     assert_int_equal(p->limit, -1);
@@ -827,7 +829,8 @@ test_null_comparisons(void **state)
     assert_rows("SELECT Name FROM Account WHERE AnnualRevenue != null",
                 "Acme,Globex,Initech,100% Pure_Co");
     assert_rows("SELECT Name FROM Account WHERE NumberOfEmployees > 100", "Initech");
-    assert_rows("SELECT Name FROM Account WHERE NumberOfEmployees < 100", "Acme,acme labs,100% Pure_Co");
+    assert_rows("SELECT Name FROM Account WHERE NumberOfEmployees < 100",
+                "Acme,acme labs,100% Pure_Co");
 }
 
 static void
@@ -872,7 +875,8 @@ test_in_and_not_in(void **state)
                 "Acme,acme labs,100% Pure_Co");
     assert_rows("SELECT Name FROM Account WHERE Industry NOT IN ('Tech')",
                 "Globex,Initech,100% Pure_Co");
-    assert_rows("SELECT Name FROM Account WHERE NumberOfEmployees IN (5, 200)", "Initech,acme labs");
+    assert_rows("SELECT Name FROM Account WHERE NumberOfEmployees IN (5, 200)",
+                "Initech,acme labs");
     assert_rows("SELECT Name FROM Account WHERE Industry IN ('Finance', null)", "Globex,Initech");
     assert_rows("SELECT Name FROM Account WHERE Industry NOT IN ('Finance', null)",
                 "Acme,acme labs,100% Pure_Co");
@@ -1007,7 +1011,8 @@ test_count(void **state)
     assert_int_equal(count_query("select count() from Account where Industry = 'Tech'", false), 2);
     assert_int_equal(count_query("SELECT COUNT() FROM Account LIMIT 1", false), 1);
     assert_int_equal(count_query("SELECT COUNT() FROM Account OFFSET 4", false), 1);
-    assert_int_equal(count_query("SELECT COUNT() FROM Contact WHERE Account.Name = null", false), 1);
+    assert_int_equal(count_query("SELECT COUNT() FROM Contact WHERE Account.Name = null", false),
+                     1);
 }
 
 static void
@@ -1081,7 +1086,8 @@ test_id_literals_15_and_18(void **state)
              "SELECT LastName FROM Contact WHERE AccountId != null AND AccountId NOT IN ('%s')",
              acc[1]);
     assert_rows(q, "Stone,Gone,O'Brien");
-    snprintf(q, sizeof q, "SELECT Name FROM Account WHERE Id > '%s' ORDER BY Id DESC LIMIT 2", acc[3]);
+    snprintf(q, sizeof q, "SELECT Name FROM Account WHERE Id > '%s' ORDER BY Id DESC LIMIT 2",
+             acc[3]);
     assert_rows(q, "100% Pure_Co,acme labs");
 }
 
