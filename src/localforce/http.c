@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,21 @@ struct http_server {
     uint16_t           port;
 };
 
+/* A parked request. The mutex orders http_complete() against the handler
+ * that is still returning: whichever comes second sends the answer. */
+struct http_pending {
+    pthread_mutex_t        lock;
+    struct MHD_Connection *conn;
+    bool                   suspended; /* the handler returned and the connection sleeps */
+    bool                   ready;     /* http_complete() supplied resp */
+    http_resp              resp;
+};
+
 /* Per-request state, kept in libmicrohttpd's connection closure. */
 typedef struct reqstate {
-    sb   body;
-    bool too_big;
+    sb            body;
+    bool          too_big;
+    http_pending *pending;   /* parked, waiting for http_complete() */
 } reqstate;
 
 /* ----- request accessors ------------------------------------------------ */
@@ -150,6 +162,34 @@ http_errorf(http_resp *resp, int status, const char *code, const char *fmt, ...)
     http_error(resp, &e);
 }
 
+/* ----- deferred answers -------------------------------------------------- */
+
+http_pending *
+http_defer(http_req *req)
+{
+    if (req->conn == NULL || req->pending)
+        return NULL; /* no live connection (tests), or deferred twice */
+    http_pending *p = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    p->conn = req->conn;
+    p->resp.status = 200;
+    req->pending = p;
+    return p;
+}
+
+void
+http_complete(http_pending *p, http_resp *resp)
+{
+    pthread_mutex_lock(&p->lock);
+    http_resp_free(&p->resp);
+    p->resp = *resp;
+    memset(resp, 0, sizeof *resp);
+    p->ready = true;
+    if (p->suspended)
+        MHD_resume_connection(p->conn); /* on_request runs again and sends it */
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* ----- routing ----------------------------------------------------------- */
 
 const http_route *
@@ -236,15 +276,53 @@ path_known(const http_route *routes, http_req *req, char *allowed, size_t allowe
 
 /* ----- libmicrohttpd glue ------------------------------------------------ */
 
+static ssize_t
+stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    http_resp *r = cls;
+    ssize_t n = r->stream(r->stream_ctx, pos, buf, max);
+    if (n == HTTP_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n <= 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void
+stream_done(void *cls)
+{
+    http_resp *r = cls;
+    if (r->stream_free)
+        r->stream_free(r->stream_ctx);
+    free(r);
+}
+
 static enum MHD_Result
 send_resp(struct MHD_Connection *conn, http_resp *resp)
 {
-    size_t len = resp->body.len;
-    char *buf = sb_steal(&resp->body);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-        free(buf);
-        return MHD_NO;
+    struct MHD_Response *r;
+    if (resp->stream) {
+        /* The callback outlives this function: hand it a copy of the stream fields. */
+        http_resp *sr = xcalloc(1, sizeof *sr);
+        sr->stream = resp->stream;
+        sr->stream_ctx = resp->stream_ctx;
+        sr->stream_free = resp->stream_free;
+        resp->stream = NULL;
+        resp->stream_free = NULL;
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, sr,
+                                              stream_done);
+        if (r == NULL) {
+            stream_done(sr);
+            return MHD_NO;
+        }
+    } else {
+        size_t len = resp->body.len;
+        char *buf = sb_steal(&resp->body);
+        r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+        if (r == NULL) {
+            free(buf);
+            return MHD_NO;
+        }
     }
     if (resp->status != 204 && resp->status != 304)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -261,6 +339,10 @@ send_resp(struct MHD_Connection *conn, http_resp *resp)
 void
 http_resp_free(http_resp *resp)
 {
+    if (resp->stream && resp->stream_free)
+        resp->stream_free(resp->stream_ctx);
+    resp->stream = NULL;
+    resp->stream_free = NULL;
     sb_free(&resp->body);
     for (int i = 0; i < resp->nheaders; i++) {
         free(resp->hname[i]);
@@ -277,6 +359,19 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     reqstate *rs = *con_cls;
     (void)version;
 
+    if (rs && rs->pending) {
+        /* Resumed after http_complete(): send what it supplied. */
+        http_pending *p = rs->pending;
+        rs->pending = NULL;
+        /* http_complete() resumed us while holding the lock: wait until it let go. */
+        pthread_mutex_lock(&p->lock);
+        pthread_mutex_unlock(&p->lock);
+        enum MHD_Result ret = send_resp(conn, &p->resp);
+        http_resp_free(&p->resp);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return ret;
+    }
     if (rs == NULL) {
         rs = xcalloc(1, sizeof *rs);
         *con_cls = rs;
@@ -324,9 +419,27 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             }
         } else if (srv->cfg.before == NULL || srv->cfg.before(route, &req, &resp)) {
             route->handler(&req, &resp);
-            if (srv->cfg.after)
+            if (srv->cfg.after && req.pending == NULL)
                 srv->cfg.after(route, &req, &resp);
         }
+    }
+    if (req.pending) {
+        http_pending *p = req.pending;
+        http_resp_free(&resp);
+        pthread_mutex_lock(&p->lock);
+        if (p->ready) { /* completed before the handler even returned */
+            pthread_mutex_unlock(&p->lock);
+            enum MHD_Result ret = send_resp(conn, &p->resp);
+            http_resp_free(&p->resp);
+            pthread_mutex_destroy(&p->lock);
+            free(p);
+            return ret;
+        }
+        rs->pending = p;
+        p->suspended = true;
+        MHD_suspend_connection(conn);
+        pthread_mutex_unlock(&p->lock);
+        return MHD_YES;
     }
     enum MHD_Result ret = send_resp(conn, &resp);
     http_resp_free(&resp);

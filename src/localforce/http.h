@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "err.h"
 #include "sb.h"
@@ -33,7 +34,15 @@ typedef struct http_req {
     void       *auth;             /* set by the auth check: the session (auth.h) */
     const char *const *fake;      /* tests only, when conn is NULL: triples of
                                      "H"|"Q", name, value, then NULL */
+    struct http_pending *pending; /* set by http_defer() */
 } http_req;
+
+/* A streamed body: called with the offset reached so far; writes at most max
+ * bytes into buf and returns how many (> 0), HTTP_STREAM_END when the body is
+ * complete, or HTTP_STREAM_ABORT to cut the connection mid-response. */
+#define HTTP_STREAM_END   ((ssize_t)-1)
+#define HTTP_STREAM_ABORT ((ssize_t)-2)
+typedef ssize_t (*http_stream_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
 
 typedef struct http_resp {
     int         status;
@@ -43,6 +52,9 @@ typedef struct http_resp {
     char       *hname[HTTP_MAX_HEADERS];
     char       *hvalue[HTTP_MAX_HEADERS];
     bool        close;            /* close the connection after answering */
+    http_stream_fn stream;        /* if set, the body comes from here, not from body */
+    void       *stream_ctx;
+    void      (*stream_free)(void *ctx); /* called once the stream is done with */
 } http_resp;
 
 #define CT_JSON "application/json;charset=UTF-8"
@@ -74,6 +86,16 @@ void http_set_header(http_resp *resp, const char *name, const char *value);
 void http_error(http_resp *resp, const err_t *e);
 void http_errorf(http_resp *resp, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Deferred answers (long polling, delays). Inside a handler, http_defer()
+ * parks the request: nothing is sent when the handler returns, and the
+ * connection waits without holding a thread. Later, from any thread,
+ * http_complete() sends resp (taking over its contents) and frees the
+ * pending handle. Each pending must be completed exactly once, and its owner
+ * must complete it before the server stops. */
+typedef struct http_pending http_pending;
+http_pending *http_defer(http_req *req);
+void          http_complete(http_pending *p, http_resp *resp);
 
 /* Route matching, exposed for tests: fills req->seg. */
 const http_route *http_match(const http_route *routes, http_req *req);

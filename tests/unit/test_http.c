@@ -8,6 +8,13 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "http.h"
 
 static void h_a(http_req *r, http_resp *p) { (void)r, (void)p; }
@@ -129,6 +136,121 @@ test_fake_headers(void **state)
     assert_null(http_header(&req, "q"));
 }
 
+/* ----- a live server: deferred answers and streamed bodies ---------------- */
+
+static void *
+complete_later(void *arg)
+{
+    http_pending *p = arg;
+    usleep(50 * 1000);
+    http_resp r = {.status = 202, .content_type = "text/plain"};
+    sb_puts(&r.body, "late answer");
+    http_complete(p, &r);
+    return NULL;
+}
+
+static void
+h_defer(http_req *req, http_resp *resp)
+{
+    (void)resp;
+    pthread_t t;
+    http_pending *p = http_defer(req);
+    pthread_create(&t, NULL, complete_later, p);
+    pthread_detach(t);
+}
+
+static void
+h_defer_now(http_req *req, http_resp *resp)
+{
+    (void)resp;
+    http_pending *p = http_defer(req);
+    http_resp r = {.status = 200, .content_type = "text/plain"};
+    sb_puts(&r.body, "immediate");
+    http_complete(p, &r); /* completed before the handler returns */
+}
+
+static ssize_t
+count_stream(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+    int *abort_at = ctx;
+    if (pos >= 100000)
+        return HTTP_STREAM_END;
+    if (*abort_at && pos >= (uint64_t)*abort_at)
+        return HTTP_STREAM_ABORT;
+    size_t n = max < 1000 ? max : 1000;
+    memset(buf, 'x', n);
+    return (ssize_t)n;
+}
+
+static int no_abort = 0, abort_at = 5000;
+
+static void
+h_stream(http_req *req, http_resp *resp)
+{
+    resp->content_type = "text/csv";
+    resp->stream = count_stream;
+    resp->stream_ctx = strcmp(req->path, "/stream/abort") == 0 ? &abort_at : &no_abort;
+}
+
+static const http_route live_routes[] = {
+    {"GET", "/defer", h_defer},
+    {"GET", "/defer-now", h_defer_now},
+    {"GET", "/stream/*", h_stream},
+    {NULL, NULL, NULL},
+};
+
+/* GET path over a plain socket; returns everything the server sent. */
+static char *
+http_get(uint16_t port, const char *path, size_t *len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    sb out = SB_INIT;
+    char buf[4096];
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        sb_append(&out, buf, (size_t)r);
+    close(fd);
+    *len = out.len;
+    return sb_steal(&out);
+}
+
+static void
+test_live_defer_and_stream(void **state)
+{
+    (void)state;
+    http_config cfg = {.host = "127.0.0.1", .port = 0, .routes = live_routes, .threads = 2};
+    http_server *srv;
+    err_t e;
+    assert_int_equal(http_start(&cfg, &srv, &e), 0);
+    uint16_t port = http_port(srv);
+    assert_true(port > 0);
+    size_t len;
+    char *got = http_get(port, "/defer", &len);
+    assert_non_null(strstr(got, "HTTP/1.1 202"));
+    assert_non_null(strstr(got, "late answer"));
+    free(got);
+    got = http_get(port, "/defer-now", &len);
+    assert_non_null(strstr(got, "HTTP/1.1 200"));
+    assert_non_null(strstr(got, "immediate"));
+    free(got);
+    got = http_get(port, "/stream/all", &len);
+    assert_non_null(strstr(got, "chunked"));
+    assert_true(len > 100000);
+    assert_non_null(strstr(got, "\r\n0\r\n\r\n")); /* the closing chunk */
+    free(got);
+    got = http_get(port, "/stream/abort", &len);
+    assert_true(len < 100000);
+    assert_null(strstr(got, "\r\n0\r\n\r\n")); /* cut off: no closing chunk */
+    free(got);
+    http_stop(srv);
+}
+
 int
 main(void)
 {
@@ -136,7 +258,7 @@ main(void)
         cmocka_unit_test(test_match_literal), cmocka_unit_test(test_match_captures),
         cmocka_unit_test(test_match_method),  cmocka_unit_test(test_match_rest),
         cmocka_unit_test(test_form),          cmocka_unit_test(test_error_body),
-        cmocka_unit_test(test_fake_headers),
+        cmocka_unit_test(test_fake_headers),  cmocka_unit_test(test_live_defer_and_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
