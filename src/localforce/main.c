@@ -41,6 +41,11 @@ static const char usage_text[] =
     "  --threads N          HTTP worker threads (default 4)\n"
     "  --public-url URL     base URL to hand clients as instance_url (default http://HOST:PORT)\n"
     "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+    "  --faults SPEC        inject faults from the start (see docs/localforce.md), e.g.\n"
+    "                       'latency=200,jitter=100,error_rate=0.1' ; change later via /admin/faults\n"
+    "  --cdc-retention SECS how long change events are kept for replay (default 259200 = 72 h;\n"
+    "                       0 keeps none, so every replay id is too old)\n"
+    "  --cdc-gap-events     emit GAP_* change events (header only) instead of full events\n"
     "\n"
     "check options:\n"
     "  --org FILE           the file to validate\n";
@@ -67,6 +72,8 @@ cmd_serve(int argc, char **argv, bool check_only)
         {"db", required_argument, NULL, 'd'},          {"session-ttl", required_argument, NULL, 't'},
         {"threads", required_argument, NULL, 'n'},     {"log-level", required_argument, NULL, 'v'},
         {"public-url", required_argument, NULL, 'u'},  {"help", no_argument, NULL, 'h'},
+        {"faults", required_argument, NULL, 'f'},      {"cdc-retention", required_argument, NULL, 'r'},
+        {"cdc-gap-events", no_argument, NULL, 'g'},
         {NULL, 0, NULL, 0},
     };
     char host[128] = "127.0.0.1";
@@ -85,6 +92,16 @@ cmd_serve(int argc, char **argv, bool check_only)
         case 'o': cfg.org_file = optarg; break;
         case 'd': cfg.db_path = optarg; break;
         case 'u': cfg.public_url = optarg; break;
+        case 'f': cfg.faults_spec = optarg; break;
+        case 'g': cfg.events.gap_events = true; break;
+        case 'r':
+            if (util_parse_i64(optarg, &n) != 0 || n < 0 || n > 365LL * 86400) {
+                fprintf(stderr, "localforce: --cdc-retention wants seconds (0..31536000), got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            cfg.events.retention_s = n == 0 ? -1 : n;
+            break;
         case 't':
             if (util_parse_i64(optarg, &n) != 0 || n < 1 || n > 365LL * 86400) {
                 fprintf(stderr, "localforce: --session-ttl wants seconds (1..31536000), got '%s'\n",

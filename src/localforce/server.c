@@ -64,12 +64,34 @@ static const http_route routes[] = {
     {"POST", "/services/data/*/composite/sobjects/*", rest_collection_retrieve},
     {"GET", "/services/data/*/limits", rest_limits},
     {"GET", "/services/data/*/limits/", rest_limits},
+    /* Bulk API 2.0 */
+    {"POST", "/services/data/*/jobs/query", bulk_query_create},
+    {"GET", "/services/data/*/jobs/query", bulk_query_list},
+    {"GET", "/services/data/*/jobs/query/*", bulk_query_job},
+    {"PATCH", "/services/data/*/jobs/query/*", bulk_query_job},
+    {"DELETE", "/services/data/*/jobs/query/*", bulk_query_job},
+    {"GET", "/services/data/*/jobs/query/*/results", bulk_query_results},
+    {"POST", "/services/data/*/jobs/ingest", bulk_ingest_create},
+    {"GET", "/services/data/*/jobs/ingest", bulk_ingest_list},
+    {"GET", "/services/data/*/jobs/ingest/*", bulk_ingest_job},
+    {"PATCH", "/services/data/*/jobs/ingest/*", bulk_ingest_job},
+    {"DELETE", "/services/data/*/jobs/ingest/*", bulk_ingest_job},
+    {"PUT", "/services/data/*/jobs/ingest/*/batches", bulk_ingest_upload},
+    {"GET", "/services/data/*/jobs/ingest/*/*", bulk_ingest_results},
+    /* Streaming API (CometD); authenticated inside, as the Bayeux handshake answers in Bayeux */
+    {"POST", "/cometd/*", cometd_handle},
+    {"POST", "/cometd/*/*", cometd_handle},
+    {"POST", "/cometd/*/*/*", cometd_handle},
     /* admin */
     {"GET", "/admin/health", admin_health},
     {"POST", "/admin/objects", admin_add_object},
     {"POST", "/admin/objects/*/fields", admin_add_field},
     {"POST", "/admin/objects/*/records", admin_load_records},
     {"POST", "/admin/sessions/expire", admin_expire_sessions},
+    {"GET", "/admin/faults", faults_admin},
+    {"PUT", "/admin/faults", faults_admin},
+    {"POST", "/admin/faults", faults_admin},
+    {"DELETE", "/admin/faults", faults_admin},
     {NULL, NULL, NULL},
 };
 
@@ -97,8 +119,9 @@ valid_version(const char *v)
     return strlen(v) <= 8;
 }
 
+/* The API checks: version, session, daily limit. false: resp holds the refusal. */
 static bool
-before(const http_route *route, http_req *req, http_resp *resp)
+api_checks(const http_route *route, http_req *req, http_resp *resp)
 {
     lf_server *srv = req->ctx;
     if (!is_api_route(route))
@@ -123,6 +146,21 @@ before(const http_route *route, http_req *req, http_resp *resp)
     return true;
 }
 
+static bool
+before(const http_route *route, http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    /* Injected faults come first, as a bad network would; admin is never faulted. */
+    if (strncmp(route->pattern, "/admin/", 7) != 0 && srv->faults) {
+        switch (faults_before(srv->faults, route, req, resp)) {
+        case FAULT_PASS: break;
+        case FAULT_ANSWERED: return false;
+        case FAULT_TAKEN: return false;
+        }
+    }
+    return api_checks(route, req, resp);
+}
+
 static void
 after(const http_route *route, http_req *req, http_resp *resp)
 {
@@ -133,6 +171,16 @@ after(const http_route *route, http_req *req, http_resp *resp)
     snprintf(v, sizeof v, "api-usage=%lld/%lld", (long long)atomic_load(&srv->api_used),
              (long long)srv->api_limit);
     http_set_header(resp, "Sforce-Limit-Info", v);
+}
+
+void
+server_dispatch(const http_route *route, http_req *req, http_resp *resp)
+{
+    if (!api_checks(route, req, resp))
+        return;
+    route->handler(req, resp);
+    if (req->pending == NULL)
+        after(route, req, resp);
 }
 
 int
@@ -147,6 +195,11 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
     if (cfg->session_ttl_s > 0)
         auth_set_ttl(srv->auth, cfg->session_ttl_s);
     srv->cursors = cursors_new(srv->st);
+    if ((srv->events = events_new(srv->st, &cfg->events, e)) == NULL ||
+        (srv->cometd = cometd_new(srv->events, e)) == NULL ||
+        (srv->bulk = bulk_new(srv->st, e)) == NULL ||
+        (srv->faults = faults_new(cfg->faults_spec, e)) == NULL)
+        goto fail;
     srv->api_limit = store_daily_api_limit(srv->st);
     atomic_init(&srv->api_used, 0);
     atomic_init(&srv->api_day, util_now_ms() / 86400000);
@@ -180,7 +233,16 @@ server_stop(lf_server *srv)
 {
     if (srv == NULL)
         return;
+    /* Answer parked requests first: the HTTP server cannot stop under them. */
+    if (srv->cometd)
+        cometd_shutdown(srv->cometd);
+    if (srv->faults)
+        faults_shutdown(srv->faults);
     http_stop(srv->http);
+    faults_free(srv->faults);
+    cometd_free(srv->cometd);
+    events_free(srv->events);
+    bulk_free(srv->bulk);
     cursors_free(srv->cursors);
     auth_free(srv->auth);
     store_close(srv->st);
