@@ -237,3 +237,15 @@ sb_xml_str(sb *s, const char *str)
         }
     }
 }
+
+void
+sb_sql_ident(sb *s, const char *name)
+{
+    sb_putc(s, '"');
+    for (const char *p = name; *p; p++) {
+        if (*p == '"')
+            sb_putc(s, '"');
+        sb_putc(s, *p);
+    }
+    sb_putc(s, '"');
+}

@@ -39,6 +39,9 @@ void  sb_json_strn(sb *s, const char *str, size_t n);
 /* JSON: a finite double as Salesforce prints it (shortest exact form, "1.0" for
  * whole numbers); non-finite values become null. */
 void  sb_json_double(sb *s, double v);
+/* An SQL identifier, double-quoted with embedded quotes doubled: the one way
+ * names reach SQL text in this project (values are always bound). */
+void  sb_sql_ident(sb *s, const char *name);
 /* XML text content with &, <, >, " and ' escaped. */
 void  sb_xml_str(sb *s, const char *str);
 

@@ -102,6 +102,18 @@ test_numbers(void **state)
 }
 
 static void
+test_sql_ident(void **state)
+{
+    sb s = SB_INIT;
+    (void)state;
+    sb_sql_ident(&s, "Teacher__c");
+    sb_putc(&s, ' ');
+    sb_sql_ident(&s, "we\"ird");
+    assert_string_equal(sb_str(&s), "\"Teacher__c\" \"we\"\"ird\"");
+    sb_free(&s);
+}
+
+static void
 test_url_decode(void **state)
 {
     char s[] = "a%20b+c%2Fd%zz";
@@ -117,6 +129,7 @@ main(void)
         cmocka_unit_test(test_json_escape), cmocka_unit_test(test_json_double),
         cmocka_unit_test(test_i64),         cmocka_unit_test(test_datetime),
         cmocka_unit_test(test_numbers),     cmocka_unit_test(test_url_decode),
+        cmocka_unit_test(test_sql_ident),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
