@@ -12,8 +12,8 @@ FAILED_NAMES=()
 
 build() { # dir, extra cmake args...
   local dir=$1; shift
-  cmake -S . -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j "$JOBS" >"$dir.log" 2>&1 || {
-    cat "$dir.log"; echo "build in $dir failed"; echo "0 passed, 1 failed"; exit 1; }
+  cmake -S . -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j "$JOBS" >"$dir/build-output.log" 2>&1 || {
+    cat "$dir/build-output.log"; echo "build in $dir failed"; echo "0 passed, 1 failed"; exit 1; }
 }
 
 # Count TAP lines of one unit test binary; a crash with no TAP failure counts as one failure.
