@@ -13,6 +13,7 @@
 #define FAULTS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "http.h"
@@ -35,6 +36,19 @@ void       faults_free(lf_faults *f);
 fault_verdict faults_before(lf_faults *f, const http_route *route, http_req *req,
                             http_resp *resp);
 
-void faults_admin(http_req *req, http_resp *resp); /* GET|PUT|DELETE /admin/faults */
+void faults_admin(http_req *req, http_resp *resp); /* GET|PUT|POST|DELETE /admin/faults */
+
+/* What the active rules do to one request, drawn from the faults' PRNG as
+ * faults_before() would draw it (tests use it to check rates and patterns). */
+typedef struct fault_plan {
+    int  delay_ms;      /* latency + jitter of every matching rule, summed */
+    bool offline;       /* park the request until offline is turned off */
+    int  error_status;  /* 500 or 503 when an injected error answers it, else 0 */
+    bool lock;          /* a write answered UNABLE_TO_LOCK_ROW */
+    bool reset;         /* the response is cut mid-body */
+} fault_plan;
+void faults_plan(lf_faults *f, const char *method, const char *path, fault_plan *out);
+/* Restart the PRNG from seed (also LOCALFORCE_FAULTS_SEED, and "seed" in PUT). */
+void faults_seed(lf_faults *f, uint64_t seed);
 
 #endif

@@ -10,7 +10,9 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -453,6 +455,22 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     reqstate *rs = *con_cls;
     if (rs) {
+        http_pending *p = rs->pending;
+        if (p) {
+            /* The connection closed (client gone, or the server stopping) after
+             * http_complete() supplied an answer that was never sent: free it.
+             * An answer not yet supplied stays with its owner, who must still
+             * call http_complete() (which then only resumes a dead connection). */
+            pthread_mutex_lock(&p->lock);
+            bool ready = p->ready;
+            pthread_mutex_unlock(&p->lock);
+            if (ready) {
+                http_resp_free(&p->resp);
+                pthread_mutex_destroy(&p->lock);
+                free(p);
+            }
+            rs->pending = NULL;
+        }
         sb_free(&rs->body);
         free(rs);
         *con_cls = NULL;
@@ -474,6 +492,29 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 int
+http_listen(const char *host, uint16_t port, int *fd, uint16_t *bound, err_t *e)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, host ? host : "127.0.0.1", &addr.sin_addr) != 1)
+        return err_set(e, 0, "BAD_LISTEN", "cannot listen on '%s': not an IPv4 address", host);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    socklen_t len = sizeof addr;
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(s, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(s, 128) != 0 ||
+        getsockname(s, (struct sockaddr *)&addr, &len) != 0) {
+        int err = errno;
+        if (s >= 0)
+            close(s);
+        return err_set(e, 0, "BAD_LISTEN", "cannot listen on %s:%u: %s", host ? host : "127.0.0.1",
+                       port, strerror(err));
+    }
+    *fd = s;
+    *bound = ntohs(addr.sin_port);
+    return 0;
+}
+
+int
 http_start(const http_config *cfg, http_server **out, err_t *e)
 {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
@@ -485,14 +526,22 @@ http_start(const http_config *cfg, http_server **out, err_t *e)
     if (srv->cfg.max_body == 0)
         srv->cfg.max_body = 64u << 20;
     unsigned threads = cfg->threads ? cfg->threads : 4;
-    srv->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (cfg->listen_fd > 0)
+        srv->mhd = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
+            MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+            NULL, MHD_OPTION_END);
+    else
+        srv->mhd = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+            MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+            NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (srv->mhd == NULL) {
         free(srv);
         return err_set(e, 0, "BAD_LISTEN", "cannot listen on %s:%u (in use, or not permitted)",

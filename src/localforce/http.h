@@ -105,6 +105,7 @@ typedef struct http_server http_server;
 typedef struct http_config {
     const char        *host;       /* "127.0.0.1" */
     uint16_t           port;       /* 0 = pick a free port */
+    int                listen_fd;  /* > 0: serve this socket from http_listen(), ignore host/port */
     const http_route  *routes;     /* terminated by a {NULL,NULL,NULL} entry */
     void              *ctx;        /* passed to handlers as req->ctx */
     size_t             max_body;   /* bigger bodies get 413 */
@@ -116,6 +117,9 @@ typedef struct http_config {
     void (*after)(const http_route *route, http_req *req, http_resp *resp);
 } http_config;
 
+/* Bind and listen on host:port (0 = a free port) before serving, so the bound
+ * port is known (and can be handed to clients) before the first request. */
+int      http_listen(const char *host, uint16_t port, int *fd, uint16_t *bound, err_t *e);
 int      http_start(const http_config *cfg, http_server **out, err_t *e);
 uint16_t http_port(http_server *srv);
 void     http_stop(http_server *srv);

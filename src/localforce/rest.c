@@ -200,7 +200,7 @@ rest_limits(http_req *req, http_resp *resp)
 {
     lf_server *srv = srv_of(req);
     long long used = atomic_load(&srv->api_used);
-    long long max = srv->api_limit;
+    long long max = atomic_load(&srv->api_limit);
     static const struct {
         const char *name;
         long long   max;

@@ -41,6 +41,7 @@ static const struct {
     {"Campaign", "701", "Campaign", "Campaigns"},
     {"Contract", "800", "Contract", "Contracts"},
     {"Order", "801", "Order", "Orders"},
+    {"PushTopic", "0IF", "Push Topic", "Push Topics"}, /* created in every org by events.c */
 };
 
 /* Fields every object has and a definition may not declare (Name aside). */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "log.h"
@@ -138,7 +139,7 @@ api_checks(const http_route *route, http_req *req, http_resp *resp)
     if (day != today && atomic_compare_exchange_strong(&srv->api_day, &day, today))
         atomic_store(&srv->api_used, 0);
     long long used = atomic_fetch_add(&srv->api_used, 1) + 1;
-    if (used > srv->api_limit) {
+    if (used > atomic_load(&srv->api_limit)) {
         atomic_fetch_sub(&srv->api_used, 1);
         http_errorf(resp, 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.");
         return false;
@@ -169,7 +170,7 @@ after(const http_route *route, http_req *req, http_resp *resp)
         return;
     char v[64];
     snprintf(v, sizeof v, "api-usage=%lld/%lld", (long long)atomic_load(&srv->api_used),
-             (long long)srv->api_limit);
+             (long long)atomic_load(&srv->api_limit));
     http_set_header(resp, "Sforce-Limit-Info", v);
 }
 
@@ -200,13 +201,24 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
         (srv->bulk = bulk_new(srv->st, e)) == NULL ||
         (srv->faults = faults_new(cfg->faults_spec, e)) == NULL)
         goto fail;
-    srv->api_limit = store_daily_api_limit(srv->st);
+    atomic_init(&srv->api_limit, store_daily_api_limit(srv->st));
     atomic_init(&srv->api_used, 0);
     atomic_init(&srv->api_day, util_now_ms() / 86400000);
 
+    /* Bind first: base_url must be set before any request can arrive. */
+    const char *host = cfg->listen_host ? cfg->listen_host : "127.0.0.1";
+    int fd = -1;
+    uint16_t port;
+    if (http_listen(host, cfg->listen_port, &fd, &port, e) != 0)
+        goto fail;
+    if (cfg->public_url)
+        snprintf(srv->base_url, sizeof srv->base_url, "%s", cfg->public_url);
+    else
+        snprintf(srv->base_url, sizeof srv->base_url, "http://%s:%u", host, port);
     http_config hc = {
-        .host = cfg->listen_host ? cfg->listen_host : "127.0.0.1",
-        .port = cfg->listen_port,
+        .host = host,
+        .port = port,
+        .listen_fd = fd,
         .routes = routes,
         .ctx = srv,
         .max_body = 64u << 20,
@@ -214,13 +226,10 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
         .before = before,
         .after = after,
     };
-    if (http_start(&hc, &srv->http, e) != 0)
+    if (http_start(&hc, &srv->http, e) != 0) {
+        close(fd);
         goto fail;
-    if (cfg->public_url)
-        snprintf(srv->base_url, sizeof srv->base_url, "%s", cfg->public_url);
-    else
-        snprintf(srv->base_url, sizeof srv->base_url, "http://%s:%u", hc.host,
-                 http_port(srv->http));
+    }
     *out = srv;
     return 0;
 fail:

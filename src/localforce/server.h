@@ -42,7 +42,7 @@ typedef struct lf_server {
     char           base_url[256]; /* "http://127.0.0.1:8111", no trailing slash */
     atomic_llong   api_used;      /* API requests counted today (UTC) */
     atomic_llong   api_day;       /* the UTC day api_used counts, days since epoch */
-    int64_t        api_limit;
+    atomic_llong   api_limit;     /* today's allowance (faults may lower it) */
 } lf_server;
 
 int  server_start(const lf_server_config *cfg, lf_server **out, err_t *e);

@@ -89,6 +89,7 @@ struct store {
     size_t          napps;
     char            default_user[19]; /* acts for changes without an actor */
     int             tx_depth;
+    lf_change_hook  hook;             /* change events (store.h); zeroed when unset */
 };
 
 static const char not_found_msg[] = "The requested resource does not exist";
@@ -278,6 +279,35 @@ static bool
 val_empty(const val *v)
 {
     return v->kind == V_UNSET || v->kind == V_NULL;
+}
+
+/* A deep copy (dst is reset first), for the change hook's before-image. */
+static void
+val_copy(val *dst, const val *src)
+{
+    if (src->kind == V_TEXT) {
+        val_text_copy(dst, src->s, src->n);
+    } else {
+        val_reset(dst);
+        dst->kind = src->kind;
+        dst->i = src->i;
+        dst->r = src->r;
+    }
+}
+
+/* Same stored value? (Unset and null are the same.) */
+static bool
+val_same(const val *a, const val *b)
+{
+    int ka = a->kind == V_UNSET ? V_NULL : a->kind, kb = b->kind == V_UNSET ? V_NULL : b->kind;
+    if (ka != kb)
+        return false;
+    switch (ka) {
+    case V_INT: return a->i == b->i;
+    case V_REAL: return a->r == b->r;
+    case V_TEXT: return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+    default: return true;
+    }
 }
 
 static void
@@ -675,6 +705,13 @@ oi_next_rowid(store *st, objinfo *oi, int64_t *out, err_t *e)
 /* ------------------------------------------------------------------------ */
 /* Transactions                                                             */
 
+static void
+tx_notify(store *st, lf_tx_event what, int depth)
+{
+    if (st->hook.tx)
+        st->hook.tx(st->hook.ctx, st, what, depth);
+}
+
 static int
 tx_begin(store *st, err_t *e)
 {
@@ -686,6 +723,7 @@ tx_begin(store *st, err_t *e)
     if (sql_exec(st, sql, e))
         return -1;
     st->tx_depth++;
+    tx_notify(st, LF_TX_BEGIN, st->tx_depth);
     return 0;
 }
 
@@ -704,6 +742,7 @@ tx_rollback(store *st)
         snprintf(sql, sizeof sql, "ROLLBACK TO lf%d; RELEASE lf%d", st->tx_depth, st->tx_depth);
     if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         log_error("store: %s failed: %s", sql, sqlite3_errmsg(st->db));
+    tx_notify(st, LF_TX_ROLLBACK, st->tx_depth + 1);
     /* The ID counters keep running: an ID a rolled-back insert used (and a client
      * may have seen) is never handed out again. */
 }
@@ -725,6 +764,7 @@ tx_commit(store *st, err_t *e)
     st->tx_depth--;
     if (st->tx_depth == 0)
         st->tx_stamp = 0;
+    tx_notify(st, LF_TX_COMMIT, st->tx_depth + 1);
     return 0;
 }
 
@@ -1438,6 +1478,58 @@ set_user_val(val *v, const char *uid)
         val_null(v);
 }
 
+/* Tell the change hook (if any) about a write just made. */
+static int
+fire_change(store *st, objinfo *oi, lf_change_type type, const char *id, const lf_actor *a,
+            int64_t stamp, const lf_field *const *changed, size_t nchanged, err_t *e)
+{
+    if (st->hook.change == NULL)
+        return 0;
+    lf_change c = {
+        .type = type,
+        .object = oi->o,
+        .id = id,
+        .user_id = actor_user(st, a),
+        .origin = a ? a->origin : NULL,
+        .commit_ms = stamp,
+        .changed = changed,
+        .nchanged = nchanged,
+    };
+    if (c.user_id == NULL && oi->is_user)
+        c.user_id = id;
+    return st->hook.change(st->hook.ctx, st, &c, e);
+}
+
+/* With a change hook, a write outside a transaction gets one, so the hook's
+ * rows and the change commit or roll back together; inside one it gets a
+ * savepoint when the hook may refuse writes to its object (see store.h). */
+static int
+hooked_begin(store *st, const objinfo *oi, bool *opened, err_t *e)
+{
+    *opened = false;
+    if (st->hook.change == NULL)
+        return 0;
+    if (st->tx_depth > 0 &&
+        (oi == NULL || st->hook.refuses == NULL || !st->hook.refuses(st->hook.ctx, oi->o)))
+        return 0;
+    if (tx_begin(st, e))
+        return -1;
+    *opened = true;
+    return 0;
+}
+
+static int
+hooked_end(store *st, bool opened, int rc, err_t *e)
+{
+    if (!opened)
+        return rc;
+    if (rc != 0) {
+        tx_rollback(st);
+        return rc;
+    }
+    return tx_commit(st, e);
+}
+
 /* Step a bound write; on a constraint failure report the duplicate. */
 static int
 step_write(store *st, objinfo *oi, sqlite3_stmt *s, int64_t rowid, err_t *e)
@@ -1512,6 +1604,8 @@ rec_create(store *st, objinfo *oi, const lf_actor *a, json_t *rec, int64_t stamp
         }
         oi->next_rowid = 0;
     }
+    if (fire_change(st, oi, LF_CHANGE_CREATE, id, a, stamp, NULL, 0, e))
+        goto out;
     memcpy(id_out, id, 19);
     rc = 0;
 out:
@@ -1545,11 +1639,17 @@ rec_update(store *st, objinfo *oi, const lf_actor *a, int64_t rowid, const char 
 {
     const lf_object *o = oi->o;
     int rc = -1;
+    val *before = NULL; /* the row as it was, when a change hook wants to know what changed */
     sqlite3_stmt *upd = oi_upd(st, oi, e);
     if (upd == NULL)
         return -1;
     if (load_row(st, oi, rowid, e))
         goto out;
+    if (st->hook.change) {
+        before = xcalloc(o->nfields, sizeof *before);
+        for (size_t i = 0; i < o->nfields; i++)
+            val_copy(&before[i], &oi->vals[i]);
+    }
     if (apply_rec(st, oi, rec, false, skip_ix, id18, e))
         goto out;
     if (check_required(oi, e))
@@ -1570,8 +1670,29 @@ rec_update(store *st, objinfo *oi, const lf_actor *a, int64_t rowid, const char 
             bind_val(upd, (int)i + 2, &oi->vals[i]);
     if (step_write(st, oi, upd, rowid, e))
         goto out;
+    if (before) {
+        const lf_field **changed = xcalloc(o->nfields, sizeof *changed);
+        size_t n = 0;
+        for (size_t i = 0; i < o->nfields; i++) {
+            int ix = (int)i;
+            if (ix == oi->ix_id || ix == oi->ix_created || ix == oi->ix_createdby ||
+                ix == oi->ix_stamp)
+                continue;
+            if (!val_same(&before[i], &oi->vals[i]))
+                changed[n++] = o->fields[i];
+        }
+        int hr = fire_change(st, oi, LF_CHANGE_UPDATE, id18, a, stamp, changed, n, e);
+        free(changed);
+        if (hr)
+            goto out;
+    }
     rc = 0;
 out:
+    if (before) {
+        for (size_t i = 0; i < o->nfields; i++)
+            val_reset(&before[i]);
+        free(before);
+    }
     scratch_clear(oi);
     return rc;
 }
@@ -2766,7 +2887,10 @@ store_create(store *st, const lf_actor *a, const char *obj, json_t *rec, char id
 {
     store_lock(st);
     objinfo *oi = need_object(st, obj, e);
-    int rc = oi ? rec_create(st, oi, a, rec, 0, -1, NULL, id_out, e) : -1;
+    bool opened;
+    int rc = -1;
+    if (oi && hooked_begin(st, oi, &opened, e) == 0)
+        rc = hooked_end(st, opened, rec_create(st, oi, a, rec, 0, -1, NULL, id_out, e), e);
     store_unlock(st);
     return rc;
 }
@@ -2780,8 +2904,10 @@ store_update(store *st, const lf_actor *a, const char *obj, const char *id, json
     store_lock(st);
     objinfo *oi = need_object(st, obj, e);
     int rc = -1;
-    if (oi && find_row(st, oi, id, FIND_WRITE, &rowid, id18, e) == 0)
-        rc = rec_update(st, oi, a, rowid, id18, rec, 0, -1, e);
+    bool opened;
+    if (oi && find_row(st, oi, id, FIND_WRITE, &rowid, id18, e) == 0 &&
+        hooked_begin(st, oi, &opened, e) == 0)
+        rc = hooked_end(st, opened, rec_update(st, oi, a, rowid, id18, rec, 0, -1, e), e);
     store_unlock(st);
     return rc;
 }
@@ -2791,18 +2917,23 @@ store_delete(store *st, const lf_actor *a, const char *obj, const char *id, err_
 {
     int64_t rowid = 0;
     char id18[19];
-    (void)a;
     store_lock(st);
     objinfo *oi = need_object(st, obj, e);
     int rc = -1;
-    if (oi && find_row(st, oi, id, FIND_WRITE, &rowid, id18, e) == 0) {
+    bool opened;
+    if (oi && find_row(st, oi, id, FIND_WRITE, &rowid, id18, e) == 0 &&
+        hooked_begin(st, oi, &opened, e) == 0) {
         sqlite3_stmt *d = oi_del(st, oi, e);
         if (d) {
+            int64_t stamp = next_stamp(st);
             sqlite3_bind_int64(d, 1, rowid);
-            sqlite3_bind_int64(d, 2, next_stamp(st));
+            sqlite3_bind_int64(d, 2, stamp);
             rc = sqlite3_step(d) == SQLITE_DONE ? 0 : db_error(st, e, "delete");
             sqlite3_reset(d);
+            if (rc == 0)
+                rc = fire_change(st, oi, LF_CHANGE_DELETE, id18, a, stamp, NULL, 0, e);
         }
+        rc = hooked_end(st, opened, rc, e);
     }
     store_unlock(st);
     return rc;
@@ -2902,7 +3033,13 @@ store_upsert(store *st, const lf_actor *a, const char *obj, const char *ext_fiel
              sb *matches, err_t *e)
 {
     store_lock(st);
-    int rc = upsert_locked(st, a, obj, ext_field, ext_value, rec, ver, id_out, created, matches, e);
+    bool opened;
+    int rc = -1;
+    if (hooked_begin(st, oi_find(st, obj), &opened, e) == 0)
+        rc = hooked_end(st, opened,
+                        upsert_locked(st, a, obj, ext_field, ext_value, rec, ver, id_out, created,
+                                      matches, e),
+                        e);
     store_unlock(st);
     return rc;
 }
@@ -3277,4 +3414,15 @@ store_count(store *st, const char *obj, bool all_rows)
     }
     store_unlock(st);
     return n;
+}
+
+void
+store_set_change_hook(store *st, const lf_change_hook *h)
+{
+    store_lock(st);
+    if (h)
+        st->hook = *h;
+    else
+        memset(&st->hook, 0, sizeof st->hook);
+    store_unlock(st);
 }

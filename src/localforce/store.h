@@ -123,4 +123,46 @@ int  store_load_records(store *st, const lf_actor *a, const char *obj, json_t *r
 /* Number of live (or all, if all_rows) records of an object; -1 if unknown. */
 int64_t store_count(store *st, const char *obj, bool all_rows);
 
+/* Change hook, for change events (events.h). While a hook is set, a record
+ * write made outside a transaction runs in one of its own, so the rows the
+ * hook writes always commit or roll back together with the change.
+ *
+ * change() is called under the store lock, inside that transaction, right
+ * after a create, update or delete was written; returning -1 (with e filled)
+ * fails the write. Outside a caller's transaction the write is then rolled
+ * back; inside one it is rolled back on its own only for objects for which
+ * refuses(o) is true (each such write gets a savepoint: a savepoint per
+ * record would cost every bulk write for nothing). For an UPDATE, changed
+ * lists the fields whose stored value differs from before (SystemModstamp,
+ * Id and the Created* fields never appear). tx() reports each transaction level:
+ * LF_TX_BEGIN after level depth opened (1 = the outermost), LF_TX_COMMIT after
+ * it was released (for depth 1: after COMMIT succeeded), LF_TX_ROLLBACK after
+ * it was rolled back. Any of them may be NULL. */
+typedef enum {
+    LF_CHANGE_CREATE, LF_CHANGE_UPDATE, LF_CHANGE_DELETE, LF_CHANGE_UNDELETE
+} lf_change_type;
+
+typedef struct lf_change {
+    lf_change_type         type;
+    const lf_object       *object;
+    const char            *id;        /* 18-char record Id */
+    const char            *user_id;   /* the actor's user, else the org's default user, or NULL */
+    const char            *origin;    /* lf_actor.origin, or NULL */
+    int64_t                commit_ms; /* the transaction's time (the record's SystemModstamp) */
+    const lf_field *const *changed;   /* UPDATE only */
+    size_t                 nchanged;
+} lf_change;
+
+typedef enum { LF_TX_BEGIN, LF_TX_COMMIT, LF_TX_ROLLBACK } lf_tx_event;
+
+typedef struct lf_change_hook {
+    int  (*change)(void *ctx, store *st, const lf_change *c, err_t *e);
+    void (*tx)(void *ctx, store *st, lf_tx_event what, int depth);
+    bool (*refuses)(void *ctx, const lf_object *o);
+    void *ctx;
+} lf_change_hook;
+
+/* Install (or with NULL remove) the hook; takes the store lock. */
+void store_set_change_hook(store *st, const lf_change_hook *h);
+
 #endif

@@ -31,7 +31,8 @@ const STDERR_KEEP = 64 * 1024;
 
 /**
  * Start `localforce serve` and wait for its ready line.
- * opts: org (path), ttl (seconds), args (extra CLI args), timeoutMs.
+ * opts: org (path), ttl (seconds), args (extra CLI args), env (extra
+ * environment variables, e.g. LOCALFORCE_COMETD_TIMEOUT_MS), timeoutMs.
  * Returns {url, port, proc, stderr(), stop()}.
  */
 export async function startServer(opts = {}) {
@@ -43,7 +44,7 @@ export async function startServer(opts = {}) {
 
   const proc = spawn(LOCALFORCE_BIN, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env },
+    env: { ...process.env, ...(opts.env || {}) },
   });
   let stderr = '';
   let stdout = '';
@@ -201,6 +202,131 @@ export async function addField(server, obj, def) {
 export async function expireSessions(server) {
   const res = await http(server, '/admin/sessions/expire', { method: 'POST' });
   if (res.status !== 204) throw new Error(describeResponse('admin expire sessions', res));
+}
+
+/** loadRecords in chunks of `chunk` records (admin bodies stay a few MB). */
+export async function loadRecordsChunked(server, obj, records, chunk = 10000) {
+  let loaded = 0;
+  for (let i = 0; i < records.length; i += chunk) {
+    loaded += await loadRecords(server, obj, records.slice(i, i + chunk));
+  }
+  return loaded;
+}
+
+// --- fault injection (/admin/faults) ----------------------------------------
+
+/**
+ * PUT /admin/faults with {rules: [...], expire_sessions?, ...}; returns the
+ * parsed answer. Throws unless the server accepted it (200 or 204).
+ */
+export async function setFaults(server, body) {
+  const res = await http(server, '/admin/faults', { method: 'PUT', body });
+  if (res.status !== 200 && res.status !== 204) throw new Error(describeResponse('admin set faults', res));
+  return res.json;
+}
+
+/** GET /admin/faults: {rules: [...], ...}. */
+export async function getFaults(server) {
+  const res = await http(server, '/admin/faults');
+  if (res.status !== 200 || !res.json) throw new Error(describeResponse('admin get faults', res));
+  return res.json;
+}
+
+/** DELETE /admin/faults: every fault off, parked requests released. */
+export async function clearFaults(server) {
+  const res = await http(server, '/admin/faults', { method: 'DELETE' });
+  if (res.status !== 200 && res.status !== 204) throw new Error(describeResponse('admin clear faults', res));
+}
+
+// --- waiting on conditions ----------------------------------------------------
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Poll fn() until it returns a truthy value (returned) or timeoutMs passes
+ * (throws, naming `what` and the last value or error). For waiting on a
+ * condition, never for correctness by elapsed time.
+ */
+export async function waitFor(fn, { timeoutMs = 20000, intervalMs = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() >= deadline) {
+      const shown = last instanceof Error ? last.stack : JSON.stringify(last)?.slice(0, 1000);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${shown})`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+// --- CSV (Bulk API 2.0) -------------------------------------------------------
+
+/**
+ * Parse RFC 4180 CSV strictly: fields optionally quoted, "" inside quotes, the
+ * given delimiter and line ending ("\n" or "\r\n"). Returns an array of rows
+ * (arrays of strings); a trailing line ending does not make an empty row.
+ * Throws on a stray quote, an unterminated quoted field, or a bare CR/LF that
+ * is not the line ending.
+ */
+export function parseCsv(text, { delimiter = ',', lineEnding = '\n' } = {}) {
+  const rows = [];
+  let row = [];
+  let i = 0;
+  const n = text.length;
+  if (n === 0) return rows;
+  for (;;) {
+    let field = '';
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= n) throw new Error(`unterminated quoted field in row ${rows.length + 1}`);
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') { field += '"'; i += 2; continue; }
+          i++;
+          break;
+        }
+        field += text[i++];
+      }
+    } else {
+      while (i < n && text[i] !== delimiter && !text.startsWith(lineEnding, i)) {
+        if (text[i] === '"') throw new Error(`stray quote in an unquoted field in row ${rows.length + 1}`);
+        if (text[i] === '\n' || text[i] === '\r') {
+          throw new Error(`bare ${JSON.stringify(text[i])} in row ${rows.length + 1} (line ending is ${JSON.stringify(lineEnding)})`);
+        }
+        field += text[i++];
+      }
+    }
+    row.push(field);
+    if (i >= n) { rows.push(row); return rows; }
+    if (text[i] === delimiter) { i++; continue; }
+    if (text.startsWith(lineEnding, i)) {
+      i += lineEnding.length;
+      rows.push(row);
+      row = [];
+      if (i >= n) return rows;
+      continue;
+    }
+    throw new Error(`unexpected ${JSON.stringify(text[i])} after a quoted field in row ${rows.length + 1}`);
+  }
+}
+
+/** parseCsv, then the header row and the records as objects keyed by it. */
+export function parseCsvRecords(text, opts) {
+  const rows = parseCsv(text, opts);
+  if (rows.length === 0) throw new Error('empty CSV: no header row');
+  const [header, ...data] = rows;
+  data.forEach((r, k) => {
+    if (r.length !== header.length) {
+      throw new Error(`CSV row ${k + 2} has ${r.length} fields, the header ${header.length}`);
+    }
+  });
+  return { header, records: data.map((r) => Object.fromEntries(header.map((h, k) => [h, r[k]]))) };
 }
 
 // --- Salesforce IDs ---------------------------------------------------------
