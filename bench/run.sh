@@ -57,6 +57,33 @@ for limit in 100000 "$ROWS"; do
   echo "{\"figure\":\"rest_query\",\"limit\":$limit,\"result\":$res,\"rss_before_kb\":$before,\"peak_rss_kb\":$(hwm_kb)}"
 done
 
+echo "== Bulk API 2.0 query job over all $ROWS rows, results in pages of 250,000"
+JOB=$(curl -sf -X POST "$URL/services/data/v62.0/jobs/query" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' \
+  -d "{\"operation\":\"query\",\"query\":\"$SOQL\"}" | $PY -c 'import json,sys;print(json.load(sys.stdin)["id"])')
+for _ in $(seq 600); do
+  state=$(curl -sf "$URL/services/data/v62.0/jobs/query/$JOB" -H "Authorization: Bearer $TOKEN" |
+    $PY -c 'import json,sys;print(json.load(sys.stdin)["state"])')
+  [[ $state == JobComplete ]] && break
+  sleep 0.1
+done
+echo 5 >"/proc/$LF_PID/clear_refs"
+before=$(rss_kb)
+t0=$(date +%s.%N)
+locator="" rows=0 pages=0
+while :; do
+  q="maxRecords=250000"
+  [[ -n $locator ]] && q="$q&locator=$locator"
+  curl -sf -D "$WORK/h" -o "$WORK/page.csv" "$URL/services/data/v62.0/jobs/query/$JOB/results?$q" \
+    -H "Authorization: Bearer $TOKEN"
+  n=$(tr -d '\r' <"$WORK/h" | awk -F': ' 'tolower($1)=="sforce-numberofrecords"{print $2}')
+  rows=$((rows + n)); pages=$((pages + 1))
+  locator=$(tr -d '\r' <"$WORK/h" | awk -F': ' 'tolower($1)=="sforce-locator"{print $2}')
+  [[ $locator == null || -z $locator ]] && break
+done
+t1=$(date +%s.%N)
+echo "{\"figure\":\"bulk_query_results\",\"rows\":$rows,\"pages\":$pages,\"seconds\":$(awk "BEGIN{print $t1 - $t0}"),\"rows_per_s\":$(awk "BEGIN{printf \"%d\", $rows / ($t1 - $t0)}"),\"rss_before_kb\":$before,\"peak_rss_kb\":$(hwm_kb)}"
+
 for conns in 1 4; do
   res=$("$BUILD/lfbench" create "$URL" "$TOKEN" Order__c "$CREATES" "$conns")
   echo "{\"figure\":\"collections_create\",\"result\":$res}"
