@@ -1244,24 +1244,12 @@ rel_field(const compiler *c, const lf_object *o, const token *t)
     return NULL;
 }
 
-static void
-put_ident(sb *s, const char *name)
-{
-    sb_putc(s, '"');
-    for (const char *p = name; *p; p++) {
-        if (*p == '"')
-            sb_putc(s, '"');
-        sb_putc(s, *p);
-    }
-    sb_putc(s, '"');
-}
-
 /* t<rel+1>."Field" */
 static void
 put_col(sb *s, int rel, const lf_field *f)
 {
     sb_printf(s, "t%d.", rel + 1);
-    put_ident(s, f->name);
+    sb_sql_ident(s, f->name);
 }
 
 static void
@@ -2124,12 +2112,12 @@ compile_statement(compiler *c, soql_plan **out)
 
     /* FROM ... LEFT JOIN ... WHERE ... */
     sb_puts(&from, " FROM ");
-    put_ident(&from, c->obj->name);
+    sb_sql_ident(&from, c->obj->name);
     sb_puts(&from, " AS t0");
     for (int i = 0; i < c->nrels; i++) {
         const soql_rel *r = &c->rels[i];
         sb_puts(&from, " LEFT JOIN ");
-        put_ident(&from, r->object->name);
+        sb_sql_ident(&from, r->object->name);
         sb_printf(&from, " AS t%d ON t%d.\"Id\" = ", i + 1, i + 1);
         put_col(&from, r->parent, c->rel_ref[i]);
     }

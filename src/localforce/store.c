@@ -128,19 +128,6 @@ prep(store *st, const char *sql, bool persistent, err_t *e)
     return s;
 }
 
-/* "name" with embedded quotes doubled. */
-static void
-sb_ident(sb *s, const char *name)
-{
-    sb_putc(s, '"');
-    for (const char *p = name; *p; p++) {
-        if (*p == '"')
-            sb_putc(s, '"');
-        sb_putc(s, *p);
-    }
-    sb_putc(s, '"');
-}
-
 static size_t
 utf8_chars(const char *s, size_t n)
 {
@@ -569,11 +556,11 @@ oi_ins(store *st, objinfo *oi, err_t *e)
     const lf_object *o = oi->o;
     sb s = SB_INIT;
     sb_puts(&s, "INSERT INTO ");
-    sb_ident(&s, o->name);
+    sb_sql_ident(&s, o->name);
     sb_puts(&s, " (\"_rowid\"");
     for (size_t i = 0; i < o->nfields; i++) {
         sb_putc(&s, ',');
-        sb_ident(&s, o->fields[i]->name);
+        sb_sql_ident(&s, o->fields[i]->name);
     }
     sb_puts(&s, ") VALUES (?1");
     for (size_t i = 0; i < o->nfields; i++)
@@ -594,10 +581,10 @@ oi_sel(store *st, objinfo *oi, err_t *e)
     sb_puts(&s, "SELECT \"_rowid\"");
     for (size_t i = 0; i < o->nfields; i++) {
         sb_putc(&s, ',');
-        sb_ident(&s, o->fields[i]->name);
+        sb_sql_ident(&s, o->fields[i]->name);
     }
     sb_puts(&s, ",\"_deleted_at\" FROM ");
-    sb_ident(&s, o->name);
+    sb_sql_ident(&s, o->name);
     sb_puts(&s, " WHERE \"_rowid\" = ?1");
     oi->sel = prep(st, s.buf, true, e);
     sb_free(&s);
@@ -612,7 +599,7 @@ oi_upd(store *st, objinfo *oi, err_t *e)
     const lf_object *o = oi->o;
     sb s = SB_INIT;
     sb_puts(&s, "UPDATE ");
-    sb_ident(&s, o->name);
+    sb_sql_ident(&s, o->name);
     sb_puts(&s, " SET ");
     bool first = true;
     for (size_t i = 0; i < o->nfields; i++) {
@@ -621,7 +608,7 @@ oi_upd(store *st, objinfo *oi, err_t *e)
         if (!first)
             sb_putc(&s, ',');
         first = false;
-        sb_ident(&s, o->fields[i]->name);
+        sb_sql_ident(&s, o->fields[i]->name);
         sb_printf(&s, "=?%zu", i + 2);
     }
     sb_puts(&s, " WHERE \"_rowid\" = ?1");
@@ -637,7 +624,7 @@ oi_del(store *st, objinfo *oi, err_t *e)
         return oi->del;
     sb s = SB_INIT;
     sb_puts(&s, "UPDATE ");
-    sb_ident(&s, oi->o->name);
+    sb_sql_ident(&s, oi->o->name);
     sb_puts(&s, " SET \"IsDeleted\" = 1, \"_deleted_at\" = ?2, \"SystemModstamp\" = ?2 "
                 "WHERE \"_rowid\" = ?1");
     oi->del = prep(st, s.buf, true, e);
@@ -652,7 +639,7 @@ oi_live(store *st, objinfo *oi, err_t *e)
         return oi->live;
     sb s = SB_INIT;
     sb_puts(&s, "SELECT \"Id\", \"IsDeleted\" FROM ");
-    sb_ident(&s, oi->o->name);
+    sb_sql_ident(&s, oi->o->name);
     sb_puts(&s, " WHERE \"_rowid\" = ?1");
     oi->live = prep(st, s.buf, true, e);
     sb_free(&s);
@@ -668,9 +655,9 @@ oi_ext(store *st, objinfo *oi, int ix, err_t *e)
     const lf_field *f = oi->o->fields[ix];
     sb s = SB_INIT;
     sb_puts(&s, "SELECT \"_rowid\", \"Id\" FROM ");
-    sb_ident(&s, oi->o->name);
+    sb_sql_ident(&s, oi->o->name);
     sb_puts(&s, " WHERE ");
-    sb_ident(&s, f->name);
+    sb_sql_ident(&s, f->name);
     sb_puts(&s, " = ?1");
     if (f->case_sensitive)
         sb_puts(&s, " COLLATE BINARY");
@@ -686,7 +673,7 @@ oi_next_rowid(store *st, objinfo *oi, int64_t *out, err_t *e)
     if (oi->next_rowid == 0) {
         sb s = SB_INIT;
         sb_puts(&s, "SELECT COALESCE(MAX(\"_rowid\"), 0) + 1 FROM ");
-        sb_ident(&s, oi->o->name);
+        sb_sql_ident(&s, oi->o->name);
         sqlite3_stmt *q = prep(st, s.buf, false, e);
         sb_free(&s);
         if (q == NULL)
@@ -1736,7 +1723,7 @@ need_object(store *st, const char *obj, err_t *e)
 static void
 column_def(sb *s, const lf_field *f)
 {
-    sb_ident(s, f->name);
+    sb_sql_ident(s, f->name);
     switch (lf_types[f->type].storage) {
     case ST_TEXT:
         if (f->type == FT_ID)
@@ -1765,11 +1752,11 @@ create_field_index(store *st, const lf_object *o, const lf_field *f, err_t *e)
     sb name = SB_INIT, s = SB_INIT;
     sb_printf(&name, "%s__%s_%s", o->name, f->unique ? "u" : "x", f->name);
     sb_puts(&s, f->unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ");
-    sb_ident(&s, name.buf);
+    sb_sql_ident(&s, name.buf);
     sb_puts(&s, " ON ");
-    sb_ident(&s, o->name);
+    sb_sql_ident(&s, o->name);
     sb_putc(&s, '(');
-    sb_ident(&s, f->name);
+    sb_sql_ident(&s, f->name);
     if (f->case_sensitive)
         sb_puts(&s, " COLLATE BINARY");
     sb_puts(&s, ") WHERE \"IsDeleted\" = 0");
@@ -1787,7 +1774,7 @@ create_table(store *st, const lf_object *o, err_t *e)
 {
     sb s = SB_INIT;
     sb_puts(&s, "CREATE TABLE ");
-    sb_ident(&s, o->name);
+    sb_sql_ident(&s, o->name);
     sb_puts(&s, " (\"_rowid\" INTEGER PRIMARY KEY");
     for (size_t i = 0; i < o->nfields; i++) {
         sb_puts(&s, ", ");
@@ -1800,9 +1787,9 @@ create_table(store *st, const lf_object *o, err_t *e)
         sb_clear(&s);
         sb_printf(&name, "%s__%s", o->name, k == 0 ? "stamp" : "deleted");
         sb_puts(&s, "CREATE INDEX ");
-        sb_ident(&s, name.buf);
+        sb_sql_ident(&s, name.buf);
         sb_puts(&s, " ON ");
-        sb_ident(&s, o->name);
+        sb_sql_ident(&s, o->name);
         sb_puts(&s, k == 0 ? "(\"SystemModstamp\")" : "(\"_deleted_at\") WHERE \"IsDeleted\" = 1");
         rc = sql_exec(st, s.buf, e);
         sb_free(&name);
@@ -1818,7 +1805,7 @@ add_column(store *st, const lf_object *o, const lf_field *f, err_t *e)
 {
     sb s = SB_INIT;
     sb_puts(&s, "ALTER TABLE ");
-    sb_ident(&s, o->name);
+    sb_sql_ident(&s, o->name);
     sb_puts(&s, " ADD COLUMN ");
     column_def(&s, f);
     int rc = sql_exec(st, s.buf, e);
@@ -1827,9 +1814,9 @@ add_column(store *st, const lf_object *o, const lf_field *f, err_t *e)
         default_val(f, &d);
         sb_clear(&s);
         sb_puts(&s, "UPDATE ");
-        sb_ident(&s, o->name);
+        sb_sql_ident(&s, o->name);
         sb_puts(&s, " SET ");
-        sb_ident(&s, f->name);
+        sb_sql_ident(&s, f->name);
         sb_puts(&s, " = ?1");
         sqlite3_stmt *q = prep(st, s.buf, false, e);
         if (q == NULL) {
@@ -2240,7 +2227,7 @@ init_stamp(store *st, err_t *e)
     for (size_t i = 0; i < st->schema.nobjects; i++) {
         sb s = SB_INIT;
         sb_puts(&s, "SELECT MAX(\"SystemModstamp\") FROM ");
-        sb_ident(&s, st->schema.objects[i]->name);
+        sb_sql_ident(&s, st->schema.objects[i]->name);
         sqlite3_stmt *q = prep(st, s.buf, false, e);
         sb_free(&s);
         if (q == NULL)
@@ -3195,7 +3182,7 @@ replication_locked(store *st, const char *obj, int64_t start, int64_t end, bool 
         sb_puts(&s, "SELECT \"Id\", \"_deleted_at\" FROM ");
     else
         sb_puts(&s, "SELECT \"Id\", \"SystemModstamp\" FROM ");
-    sb_ident(&s, oi->o->name);
+    sb_sql_ident(&s, oi->o->name);
     if (deleted)
         sb_printf(&s, " WHERE \"IsDeleted\" = 1 AND \"_deleted_at\" >= ?1 AND \"_deleted_at\" < ?2"
                       " ORDER BY \"_deleted_at\", \"_rowid\" LIMIT %d",
@@ -3403,7 +3390,7 @@ store_count(store *st, const char *obj, bool all_rows)
     if (oi) {
         sb s = SB_INIT;
         sb_puts(&s, "SELECT COUNT(*) FROM ");
-        sb_ident(&s, oi->o->name);
+        sb_sql_ident(&s, oi->o->name);
         if (!all_rows)
             sb_puts(&s, " WHERE \"IsDeleted\" = 0");
         sqlite3_stmt *q = prep(st, s.buf, false, NULL);
