@@ -22,11 +22,6 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 URL=$(sed -n 's/^localforce listening on //p' "$RUN/localforce.out")
-TOKEN=$(curl -s "$URL/services/oauth2/token" -d grant_type=password \
-  -d client_id=sfbridge-demo-client -d client_secret=sfbridge-demo-secret \
-  -d username=demo@localforce.test -d password=localforce |
-  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-
 cat <<MSG
 
   localforce is running the Dream Project org at $URL
@@ -39,7 +34,10 @@ for name, n in json.load(sys.stdin)["objects"].items():
     print(f"    {name:<16} {n:>6}")')
 
   Try it:
-    TOKEN=$TOKEN
+    TOKEN=\$(curl -s $URL/services/oauth2/token -d grant_type=password \\
+      -d client_id=sfbridge-demo-client -d client_secret=sfbridge-demo-secret \\
+      -d username=demo@localforce.test -d password=localforce |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
     curl -s -H "Authorization: Bearer \$TOKEN" \\
       "$URL/services/data/v62.0/query?q=SELECT+Name,Email__c,School__r.Name+FROM+Teacher__c+LIMIT+5"
 

@@ -24,6 +24,7 @@ static const http_route routes[] = {
     /* auth */
     {"POST", "/services/oauth2/token", auth_handle_token},
     {"POST", "/services/oauth2/revoke", auth_handle_revoke},
+    {"GET", "/services/oauth2/revoke", auth_handle_revoke},
     {"GET", "/services/oauth2/authorize", auth_handle_authorize},
     {"POST", "/services/oauth2/authorize", auth_handle_authorize},
     {"GET", "/services/oauth2/userinfo", auth_handle_userinfo},
