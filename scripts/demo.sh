@@ -1,48 +1,85 @@
 #!/usr/bin/env bash
-# make demo: start localforce with the Dream Project org and show how to use it.
-# (sfbridge's sync joins the demo with its own milestone: see docs/architecture.md.)
+# make demo: the whole thing on one machine. Starts a private Postgres cluster
+# and localforce with the Dream Project org, maps the Dream Project objects,
+# runs sfbridge (initial load, then polling) and shows live status until
+# Ctrl-C, which stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RUN=$ROOT/.demo
 mkdir -p "$RUN"
+chmod 755 "$RUN"
 PORT=${LOCALFORCE_PORT:-8111}
+POLL=${DEMO_POLL_SECONDS:-5}
+OBJECTS=(Account Contact Teacher__c Student__c Course__c Enrollment__c Attendance__c)
 
-if [[ -f $RUN/localforce.pid ]] && kill -0 "$(cat "$RUN/localforce.pid")" 2>/dev/null; then
-  echo "demo: localforce is already running (pid $(cat "$RUN/localforce.pid")); stop it with: kill $(cat "$RUN/localforce.pid")"
-  exit 0
-fi
+LF_PID= SFB_PID=
+stop_all() {
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping"
+  [[ -n $SFB_PID ]] && kill "$SFB_PID" 2>/dev/null && wait "$SFB_PID" 2>/dev/null || true
+  [[ -n $LF_PID ]] && kill "$LF_PID" 2>/dev/null && wait "$LF_PID" 2>/dev/null || true
+  scripts/pgtmp.sh stop "$RUN/pg"
+  echo "demo: stopped (data kept in $RUN; rm -rf $RUN for a fresh start)"
+}
+trap stop_all INT TERM EXIT
 
+echo "demo: starting Postgres (private cluster in $RUN/pg)"
+DATABASE_URL=$(scripts/pgtmp.sh start "$RUN/pg")
+
+echo "demo: starting localforce with examples/dream-org.json on port $PORT"
 build/localforce serve --listen "127.0.0.1:$PORT" --org examples/dream-org.json \
   --db "$RUN/dream-org.sqlite" >"$RUN/localforce.out" 2>"$RUN/localforce.log" &
-echo $! >"$RUN/localforce.pid"
+LF_PID=$!
 for _ in $(seq 100); do
   grep -q listening "$RUN/localforce.out" 2>/dev/null && break
-  kill -0 "$(cat "$RUN/localforce.pid")" 2>/dev/null || { cat "$RUN/localforce.log"; exit 1; }
+  kill -0 "$LF_PID" 2>/dev/null || { cat "$RUN/localforce.log"; exit 1; }
   sleep 0.1
 done
 URL=$(sed -n 's/^localforce listening on //p' "$RUN/localforce.out")
+
+export DATABASE_URL SF_LOGIN_URL=$URL SF_CLIENT_ID=sfbridge-demo-client SF_CLIENT_SECRET=sfbridge-demo-secret
+export SF_USERNAME=demo@localforce.test SF_PASSWORD=localforce
+SFB=$ROOT/build/sfbridge
+
+"$SFB" init
+for o in "${OBJECTS[@]}"; do
+  if ! "$SFB" mapping show "$o" >/dev/null 2>&1; then
+    "$SFB" mapping add "$o" --poll "$POLL" 2>>"$RUN/sfbridge.log"
+  fi
+done
+echo "demo: initial load"
+"$SFB" load
+"$SFB" run 2>>"$RUN/sfbridge.log" &
+SFB_PID=$!
+
 cat <<MSG
 
-  localforce is running the Dream Project org at $URL
-  (data kept in $RUN/dream-org.sqlite, log in $RUN/localforce.log)
+  sfbridge is syncing the Dream Project org into Postgres (schema salesforce), polling every ${POLL} s.
 
-  Objects and record counts:
-$(curl -s "$URL/admin/health" | /usr/bin/python3 -c '
-import json, sys
-for name, n in json.load(sys.stdin)["objects"].items():
-    print(f"    {name:<16} {n:>6}")')
+  Postgres:    psql $DATABASE_URL
+               SELECT name, email__c, subject__c FROM salesforce.teacher__c LIMIT 5;
+  localforce:  $URL (user demo@localforce.test, password localforce)
+  Logs:        $RUN/sfbridge.log, $RUN/localforce.log
 
-  Try it:
+  Change a teacher in Salesforce and watch it arrive (within ${POLL} s):
     TOKEN=\$(curl -s $URL/services/oauth2/token -d grant_type=password \\
       -d client_id=sfbridge-demo-client -d client_secret=sfbridge-demo-secret \\
       -d username=demo@localforce.test -d password=localforce |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-    curl -s -H "Authorization: Bearer \$TOKEN" \\
-      "$URL/services/data/v62.0/query?q=SELECT+Name,Email__c,School__r.Name+FROM+Teacher__c+LIMIT+5"
+    ID=\$(psql -Atc "SELECT sfid FROM salesforce.teacher__c LIMIT 1" $DATABASE_URL)
+    curl -s -X PATCH -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+      $URL/services/data/v60.0/sobjects/Teacher__c/\$ID -d '{"Subject__c":"Art"}'
+    psql -c "SELECT name, subject__c, systemmodstamp FROM salesforce.teacher__c WHERE sfid = '\$ID'" $DATABASE_URL
 
-  Log in from jsforce with loginUrl $URL, client id sfbridge-demo-client,
-  secret sfbridge-demo-secret, user demo@localforce.test, password localforce.
+  Press Ctrl-C to stop Postgres, localforce and sfbridge.
 
-  Stop it with:  kill $(cat "$RUN/localforce.pid")
 MSG
+sleep 2
+while kill -0 "$SFB_PID" 2>/dev/null; do
+  "$SFB" status 2>/dev/null | sed 's/^/  /'
+  echo
+  sleep 5
+done
+echo "demo: sfbridge exited; see $RUN/sfbridge.log"

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUZZ_SECONDS:-60}
 CC=clang cmake -S . -B build-fuzz -DFUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-for h in soql json_request csv bayeux; do
+for h in soql json_request csv bayeux sfbridge; do
   cmake --build build-fuzz -j "$(nproc)" --target "fuzz_$h" >/dev/null
   scratch=$(mktemp -d)
   cp -r "tests/fuzz/corpus/$h/." "$scratch/"

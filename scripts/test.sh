@@ -58,6 +58,25 @@ else
   echo "tests/compat/node_modules missing: run scripts/deps.sh"; FAIL=$((FAIL + 1))
 fi
 
+echo "== end-to-end suite (pytest: private Postgres, localforce, the ASan+UBSan sfbridge)"
+# Counted from pytest's JUnit XML: passed = tests - failures - errors - skipped;
+# failures + errors (teardown errors included) count as failed.
+junit="$ROOT/build-asan/e2e-junit.xml"
+rm -f "$junit"
+out=$(SFBRIDGE_BIN="$ROOT/build-asan/sfbridge" LOCALFORCE_BIN="$ROOT/build/localforce" \
+      /usr/bin/python3 -m pytest -q -p no:cacheprovider -rfE --junitxml="$junit" tests/e2e 2>&1); rc=$?
+read -r p f < <(/usr/bin/python3 -c '
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+s = r if r.tag == "testsuite" else r.find("testsuite")
+t, fl, er, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+print(t - fl - er - sk, fl + er)' "$junit" 2>/dev/null)
+p=${p:-0}; f=${f:-0}
+if ((rc != 0 && f == 0)); then f=1; fi
+PASS=$((PASS + p)); FAIL=$((FAIL + f))
+if ((f)); then FAILED_NAMES+=("e2e"); echo "$out" | tail -n 300 | sed 's/^/  [e2e] /'; fi
+printf '%-28s %4d passed, %d failed\n' "e2e (pytest)" "$p" "$f"
+
 ((${#FAILED_NAMES[@]})) && echo "failed: ${FAILED_NAMES[*]}"
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))

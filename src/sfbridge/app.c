@@ -1,0 +1,121 @@
+/*
+ * app: lazily opened connections shared by the commands.
+ */
+#include "app.h"
+
+#include <string.h>
+
+#include "catalog.h"
+#include "log.h"
+#include "pg.h"
+
+volatile sig_atomic_t app_stop = 0;
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    app_stop = 1;
+}
+
+void
+app_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a waiting select() returns at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+PGconn *
+app_pg(app *a, err_t *e)
+{
+    if (a->pg)
+        return a->pg;
+    if (cfg_require_db(&a->cfg, e) != 0)
+        return NULL;
+    PGconn *c = pg_connect(a->cfg.database_url, e);
+    if (!c)
+        return NULL;
+    if (cat_ensure(c, a->cfg.schema, e) != 0) {
+        PQfinish(c);
+        return NULL;
+    }
+    a->pg = c;
+    return c;
+}
+
+PGconn *
+app_pg_reconnect(app *a, err_t *e)
+{
+    if (a->pg)
+        PQfinish(a->pg);
+    a->pg = NULL;
+    return app_pg(a, e);
+}
+
+sfapi *
+app_sf(app *a, err_t *e)
+{
+    if (!a->sf) {
+        if (cfg_require_sf(&a->cfg, e) != 0)
+            return NULL;
+        sfapi_config sc = {
+            .login_url = a->cfg.login_url,
+            .client_id = a->cfg.client_id,
+            .client_secret = a->cfg.client_secret,
+            .username = a->cfg.username,
+            .password = a->cfg.password,
+            .refresh_token = a->cfg.refresh_token,
+            .api_version = a->cfg.api_version,
+            .max_retries = -1,
+            .backoff_cap_ms = a->cfg.backoff_cap_ms < 8000 ? a->cfg.backoff_cap_ms : 8000,
+        };
+        a->sf = sfapi_new(&sc);
+    }
+    if (!a->org_checked) {
+        if (sfapi_login(a->sf, e) != 0)
+            return NULL;
+        PGconn *c = app_pg(a, e);
+        if (!c)
+            return NULL;
+        if (cat_set_org(c, a->cfg.schema, sfapi_org_id(a->sf), sfapi_instance_url(a->sf), a->cfg.api_version,
+                        e) != 0)
+            return NULL;
+        a->org_checked = true;
+    }
+    return a->sf;
+}
+
+int
+app_lock(app *a, err_t *e)
+{
+    PGconn *c = app_pg(a, e);
+    if (!c)
+        return -1;
+    const char *p[] = {a->cfg.schema};
+    PGresult *r = pg_query(c, e, "SELECT pg_try_advisory_lock(4242002, hashtext($1))", 1, p);
+    if (!r)
+        return -1;
+    bool got = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!got)
+        return err_set(e, 409, "LOCKED", "another sfbridge process is syncing schema %s", a->cfg.schema);
+    return 0;
+}
+
+void
+app_close(app *a)
+{
+    if (a->pg)
+        PQfinish(a->pg);
+    a->pg = NULL;
+    if (a->sf)
+        sfapi_free(a->sf);
+    a->sf = NULL;
+    cfg_free(&a->cfg);
+}

@@ -1,0 +1,388 @@
+/*
+ * catalog: the state tables in the sync schema, and struct mapping <-> rows.
+ */
+#include "catalog.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+#include "sb.h"
+#include "util.h"
+
+/* The state tables. %1$s is the quoted schema. Every statement is idempotent,
+ * so cat_ensure also upgrades an older catalog by adding what is missing. */
+static const char *const catalog_ddl[] = {
+    "CREATE SCHEMA IF NOT EXISTS %1$s",
+    "CREATE TABLE IF NOT EXISTS %1$s._sfbridge_connection ("
+    " id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),"
+    " org_id varchar(18), instance_url text, api_version varchar(10),"
+    " state varchar(32) NOT NULL DEFAULT 'IDLE', paused boolean NOT NULL DEFAULT false,"
+    " last_error text, daemon_pid integer, daemon_host text, heartbeat_at timestamptz,"
+    " catalog_version integer NOT NULL DEFAULT 1,"
+    " created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())",
+    "INSERT INTO %1$s._sfbridge_connection (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS %1$s._sfbridge_mapping ("
+    " object_name varchar(255) PRIMARY KEY, table_name varchar(63) NOT NULL UNIQUE,"
+    " access varchar(10) NOT NULL DEFAULT 'read_only' CHECK (access IN ('read_only', 'read_write')),"
+    " sf_notify_enabled boolean NOT NULL DEFAULT false,"
+    " sf_polling_seconds integer NOT NULL DEFAULT 600 CHECK (sf_polling_seconds >= 1),"
+    " sf_max_daily_api_calls integer NOT NULL DEFAULT 30000,"
+    " fields jsonb NOT NULL, indexes jsonb NOT NULL DEFAULT '{}', upsert_field varchar(255),"
+    " tombstones boolean NOT NULL DEFAULT false,"
+    " state varchar(32) NOT NULL DEFAULT 'INITIAL', paused boolean NOT NULL DEFAULT false,"
+    " watermark timestamp, loaded boolean NOT NULL DEFAULT false,"
+    " load_job varchar(18), load_locator text, load_wm timestamp,"
+    " load_done bigint NOT NULL DEFAULT 0, load_total bigint, load_started_at timestamptz,"
+    " resync_fields jsonb, last_poll_at timestamptz, next_poll_at timestamptz, last_drift_at timestamptz,"
+    " rows_synced bigint NOT NULL DEFAULT 0, repairs bigint NOT NULL DEFAULT 0,"
+    " errors integer NOT NULL DEFAULT 0, last_error text,"
+    " api_day date, api_calls integer NOT NULL DEFAULT 0,"
+    " created_at timestamptz NOT NULL DEFAULT now(), applied_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS %1$s._hcmeta (id serial PRIMARY KEY, hcver integer, org_id varchar(50), details text)",
+};
+
+static void
+fmt_ddl(sb *out, const char *tmpl, const char *qschema)
+{
+    /* Only %1$s occurs in the templates. */
+    for (const char *p = tmpl; *p; p++) {
+        if (p[0] == '%' && strncmp(p, "%1$s", 4) == 0) {
+            sb_puts(out, qschema);
+            p += 3;
+        } else {
+            sb_putc(out, *p);
+        }
+    }
+}
+
+int
+cat_ensure(PGconn *c, const char *schema, err_t *e)
+{
+    sb q = SB_INIT, sql = SB_INIT;
+    sb_sql_ident(&q, schema);
+    int rc = pg_exec(c, e, "BEGIN");
+    /* Serialise concurrent first runs. */
+    if (rc == 0)
+        rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(4242001)");
+    for (size_t i = 0; rc == 0 && i < sizeof catalog_ddl / sizeof catalog_ddl[0]; i++) {
+        sb_clear(&sql);
+        fmt_ddl(&sql, catalog_ddl[i], sb_str(&q));
+        rc = pg_exec(c, e, sb_str(&sql));
+    }
+    if (rc == 0) {
+        sb_clear(&sql);
+        sb_printf(&sql, "INSERT INTO %s._hcmeta (hcver, details) SELECT %d, 'sfbridge' "
+                        "WHERE NOT EXISTS (SELECT 1 FROM %s._hcmeta)", sb_str(&q), 10, sb_str(&q));
+        rc = pg_exec(c, e, sb_str(&sql));
+    }
+    rc = rc == 0 ? pg_exec(c, e, "COMMIT") : (pg_rollback_quietly(c), -1);
+    sb_free(&q);
+    sb_free(&sql);
+    return rc;
+}
+
+static char *
+qsql(const char *schema, const char *tmpl)
+{
+    sb q = SB_INIT, sql = SB_INIT;
+    sb_sql_ident(&q, schema);
+    fmt_ddl(&sql, tmpl, sb_str(&q));
+    sb_free(&q);
+    return sb_steal(&sql);
+}
+
+static int
+run_s(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params, err_t *e)
+{
+    char *sql = qsql(schema, tmpl);
+    int rc = pg_run(c, e, sql, n, params);
+    free(sql);
+    return rc;
+}
+
+int
+cat_set_org(PGconn *c, const char *schema, const char *org_id, const char *instance_url,
+            const char *api_version, err_t *e)
+{
+    char *have = NULL, *ver = NULL;
+    if (cat_get_org(c, schema, &have, &ver, e) != 0)
+        return -1;
+    /* Compare the 15-character prefix: the same org may be named by 15 or 18 chars. */
+    if (have && *have && strncmp(have, org_id, 15) != 0) {
+        err_set(e, 409, "ORG_MISMATCH",
+                "schema %s is connected to org %s, not %s; a connection cannot move to another org "
+                "(use a new schema)", schema, have, org_id);
+        free(have);
+        free(ver);
+        return -1;
+    }
+    free(have);
+    free(ver);
+    const char *p[] = {org_id, instance_url, api_version};
+    if (run_s(c, schema, "UPDATE %1$s._sfbridge_connection SET org_id = $1, instance_url = $2, "
+                         "api_version = $3, updated_at = now()", 3, p, e) != 0)
+        return -1;
+    return run_s(c, schema, "UPDATE %1$s._hcmeta SET org_id = $1", 1, p, e);
+}
+
+int
+cat_get_org(PGconn *c, const char *schema, char **org_id, char **api_version, err_t *e)
+{
+    char *sql = qsql(schema, "SELECT org_id, api_version FROM %1$s._sfbridge_connection");
+    PGresult *r = pg_query(c, e, sql, 0, NULL);
+    free(sql);
+    if (!r)
+        return -1;
+    *org_id = PQntuples(r) && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+    if (api_version)
+        *api_version = PQntuples(r) && !PQgetisnull(r, 0, 1) ? xstrdup(PQgetvalue(r, 0, 1)) : NULL;
+    PQclear(r);
+    return 0;
+}
+
+int
+cat_set_conn_state(PGconn *c, const char *schema, const char *state, const char *error, err_t *e)
+{
+    const char *p[] = {state, error};
+    return run_s(c, schema, "UPDATE %1$s._sfbridge_connection SET state = $1, last_error = $2, "
+                            "updated_at = now() WHERE state IS DISTINCT FROM $1 OR last_error IS DISTINCT FROM $2",
+                 2, p, e);
+}
+
+int
+cat_conn_paused(PGconn *c, const char *schema, bool *paused, err_t *e)
+{
+    char *sql = qsql(schema, "SELECT paused FROM %1$s._sfbridge_connection");
+    PGresult *r = pg_query(c, e, sql, 0, NULL);
+    free(sql);
+    if (!r)
+        return -1;
+    *paused = PQntuples(r) && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return 0;
+}
+
+json_t *
+cat_fields_json(const mapping *m)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < m->nfields; i++)
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s}", "name", m->fields[i].name, "column",
+                                           m->fields[i].column, "type", m->fields[i].sftype, "pg",
+                                           m->fields[i].pgtype));
+    return a;
+}
+
+int
+cat_fields_parse(json_t *arr, mapping *m, err_t *e)
+{
+    if (!json_is_array(arr))
+        return err_set(e, 500, "BAD_CATALOG", "mapping %s: fields is not an array", m->object);
+    m->nfields = json_array_size(arr);
+    m->fields = xcalloc(m->nfields ? m->nfields : 1, sizeof *m->fields);
+    for (size_t i = 0; i < m->nfields; i++) {
+        json_t *f = json_array_get(arr, i);
+        const char *name = json_string_value(json_object_get(f, "name"));
+        const char *col = json_string_value(json_object_get(f, "column"));
+        const char *t = json_string_value(json_object_get(f, "type"));
+        const char *pg = json_string_value(json_object_get(f, "pg"));
+        if (!name || !col || !t || !pg)
+            return err_set(e, 500, "BAD_CATALOG", "mapping %s: field %zu is incomplete", m->object, i);
+        m->fields[i] = (map_field){xstrdup(name), xstrdup(col), xstrdup(t), xstrdup(pg)};
+    }
+    return 0;
+}
+
+const map_field *
+cat_field(const mapping *m, const char *sf_name)
+{
+    for (size_t i = 0; i < m->nfields; i++)
+        if (util_streq_ci(m->fields[i].name, sf_name))
+            return &m->fields[i];
+    return NULL;
+}
+
+static char *
+dupcol(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : xstrdup(PQgetvalue(r, row, col));
+}
+
+int
+cat_load(PGconn *c, const char *schema, const char *object, mapping **out, size_t *n, err_t *e)
+{
+    *out = NULL;
+    *n = 0;
+    char *sql = qsql(schema,
+                     "SELECT object_name, table_name, access = 'read_write', sf_notify_enabled, tombstones,"
+                     " paused, loaded, sf_polling_seconds, sf_max_daily_api_calls, fields::text, indexes::text,"
+                     " resync_fields::text, upsert_field, state,"
+                     " to_char(watermark, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS'), load_job, load_locator,"
+                     " to_char(load_wm, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS'), load_done, coalesce(load_total, -1),"
+                     " errors, last_error, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+                     " CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
+                     " coalesce((extract(epoch FROM next_poll_at) * 1000)::bigint, 0),"
+                     " coalesce((extract(epoch FROM last_drift_at) * 1000)::bigint, 0)"
+                     " FROM %1$s._sfbridge_mapping WHERE $1::text IS NULL OR lower(object_name) = lower($1)"
+                     " ORDER BY object_name");
+    const char *p[] = {object};
+    PGresult *r = pg_query(c, e, sql, 1, p);
+    free(sql);
+    if (!r)
+        return -1;
+    int rows = PQntuples(r);
+    mapping *ms = xcalloc(rows ? (size_t)rows : 1, sizeof *ms);
+    for (int i = 0; i < rows; i++) {
+        mapping *m = &ms[i];
+        m->object = dupcol(r, i, 0);
+        m->table = dupcol(r, i, 1);
+        m->read_write = PQgetvalue(r, i, 2)[0] == 't';
+        m->notify = PQgetvalue(r, i, 3)[0] == 't';
+        m->tombstones = PQgetvalue(r, i, 4)[0] == 't';
+        m->paused = PQgetvalue(r, i, 5)[0] == 't';
+        m->loaded = PQgetvalue(r, i, 6)[0] == 't';
+        m->poll_seconds = atoi(PQgetvalue(r, i, 7));
+        m->max_daily = atol(PQgetvalue(r, i, 8));
+        json_t *fields = json_loads(PQgetvalue(r, i, 9), 0, NULL);
+        int frc = cat_fields_parse(fields, m, e);
+        json_decref(fields);
+        m->indexes = json_loads(PQgetvalue(r, i, 10), 0, NULL);
+        if (!m->indexes)
+            m->indexes = json_object();
+        m->resync = PQgetisnull(r, i, 11) ? NULL : json_loads(PQgetvalue(r, i, 11), 0, NULL);
+        m->upsert_field = dupcol(r, i, 12);
+        m->state = dupcol(r, i, 13);
+        m->watermark = dupcol(r, i, 14);
+        m->load_job = dupcol(r, i, 15);
+        m->load_locator = dupcol(r, i, 16);
+        m->load_wm = dupcol(r, i, 17);
+        m->load_done = atoll(PQgetvalue(r, i, 18));
+        m->load_total = atoll(PQgetvalue(r, i, 19));
+        m->errors = atoi(PQgetvalue(r, i, 20));
+        m->last_error = dupcol(r, i, 21);
+        m->applied_at = dupcol(r, i, 22);
+        m->api_calls = atoll(PQgetvalue(r, i, 23));
+        m->next_poll_ms = atoll(PQgetvalue(r, i, 24));
+        m->last_drift_ms = atoll(PQgetvalue(r, i, 25));
+        if (frc != 0) {
+            PQclear(r);
+            mapping_free_all(ms, (size_t)rows);
+            return -1;
+        }
+    }
+    PQclear(r);
+    *out = ms;
+    *n = (size_t)rows;
+    return 0;
+}
+
+static const char *
+bstr(bool b)
+{
+    return b ? "true" : "false";
+}
+
+int
+cat_insert(PGconn *c, const char *schema, const mapping *m, err_t *e)
+{
+    json_t *f = cat_fields_json(m);
+    char *fields = json_dumps(f, JSON_COMPACT);
+    char *idx = json_dumps(m->indexes ? m->indexes : json_object(), JSON_COMPACT);
+    char poll[16], maxd[24];
+    snprintf(poll, sizeof poll, "%d", m->poll_seconds);
+    snprintf(maxd, sizeof maxd, "%ld", m->max_daily);
+    const char *p[] = {m->object, m->table, m->read_write ? "read_write" : "read_only", bstr(m->notify),
+                       poll, maxd, fields, idx, m->upsert_field, bstr(m->tombstones)};
+    int rc = run_s(c, schema,
+                   "INSERT INTO %1$s._sfbridge_mapping (object_name, table_name, access, sf_notify_enabled,"
+                   " sf_polling_seconds, sf_max_daily_api_calls, fields, indexes, upsert_field, tombstones)"
+                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                   10, p, e);
+    json_decref(f);
+    free(fields);
+    free(idx);
+    return rc;
+}
+
+int
+cat_update_config(PGconn *c, const char *schema, const mapping *m, err_t *e)
+{
+    json_t *f = cat_fields_json(m);
+    char *fields = json_dumps(f, JSON_COMPACT);
+    char *idx = json_dumps(m->indexes ? m->indexes : json_object(), JSON_COMPACT);
+    char *resync = m->resync ? json_dumps(m->resync, JSON_COMPACT) : NULL;
+    char poll[16], maxd[24];
+    snprintf(poll, sizeof poll, "%d", m->poll_seconds);
+    snprintf(maxd, sizeof maxd, "%ld", m->max_daily);
+    const char *p[] = {m->object, m->read_write ? "read_write" : "read_only", bstr(m->notify), poll, maxd,
+                       fields, idx, m->upsert_field, bstr(m->tombstones), resync, m->state};
+    int rc = run_s(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET access = $2, sf_notify_enabled = $3,"
+                   " sf_polling_seconds = $4, sf_max_daily_api_calls = $5, fields = $6, indexes = $7,"
+                   " upsert_field = $8, tombstones = $9, resync_fields = $10, state = $11,"
+                   " applied_at = now() WHERE object_name = $1",
+                   11, p, e);
+    json_decref(f);
+    free(fields);
+    free(idx);
+    free(resync);
+    return rc;
+}
+
+int
+cat_set_state(PGconn *c, const char *schema, const char *object, const char *state, const char *error,
+              err_t *e)
+{
+    const char *p[] = {object, state, error};
+    return run_s(c, schema,
+                 "UPDATE %1$s._sfbridge_mapping SET state = $2, last_error = $3 WHERE object_name = $1", 3, p,
+                 e);
+}
+
+int
+cat_delete(PGconn *c, const char *schema, const char *object, err_t *e)
+{
+    const char *p[] = {object};
+    return run_s(c, schema, "DELETE FROM %1$s._sfbridge_mapping WHERE object_name = $1", 1, p, e);
+}
+
+int
+cat_notify(PGconn *c, const char *schema, err_t *e)
+{
+    const char *p[] = {schema};
+    return pg_run(c, e, "SELECT pg_notify('sfbridge_control', $1)", 1, p);
+}
+
+void
+mapping_clear(mapping *m)
+{
+    free(m->object);
+    free(m->table);
+    for (size_t i = 0; i < m->nfields; i++) {
+        free(m->fields[i].name);
+        free(m->fields[i].column);
+        free(m->fields[i].sftype);
+        free(m->fields[i].pgtype);
+    }
+    free(m->fields);
+    json_decref(m->indexes);
+    json_decref(m->resync);
+    free(m->upsert_field);
+    free(m->state);
+    free(m->watermark);
+    free(m->load_job);
+    free(m->load_locator);
+    free(m->load_wm);
+    free(m->last_error);
+    free(m->applied_at);
+    memset(m, 0, sizeof *m);
+}
+
+void
+mapping_free_all(mapping *ms, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        mapping_clear(&ms[i]);
+    free(ms);
+}

@@ -1,0 +1,48 @@
+/*
+ * config: sfbridge's settings, from a config file and the environment.
+ *
+ * The file holds "NAME = value" lines with the environment variables' names;
+ * the environment wins over the file. A file that group or others can read is
+ * refused, because it holds secrets. The table in config.c lists every
+ * setting with its default; docs/sfbridge.md documents them.
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "err.h"
+
+typedef struct cfg {
+    char *database_url;
+    char *schema;
+    char *login_url;
+    char *client_id;
+    char *client_secret;
+    char *refresh_token;
+    char *username;
+    char *password;
+    char *api_version;
+    char *log_level;
+    long  bulk_threshold;  /* initial loads above this many records use Bulk 2.0 */
+    long  bulk_page;       /* rows per Bulk results page */
+    long  poll_overlap_ms; /* how far behind the watermark a poll starts */
+    long  drift_seconds;   /* drift check period; 0 = never */
+    long  backoff_cap_ms;  /* ceiling of the retry delay */
+    long  rest_batch;      /* records per REST query page */
+} cfg;
+
+/* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the
+ * environment. Errors name the file, line or variable at fault. */
+int  cfg_load(cfg *c, const char *path, err_t *e);
+void cfg_free(cfg *c);
+/* Parse "NAME = value" lines from f (path names it in errors). For cfg_load and the fuzzer. */
+int  cfg_parse(cfg *c, FILE *f, const char *path, err_t *e);
+/* Replace one string setting (command-line flags). */
+void cfg_set(cfg *c, const char *name, const char *value);
+/* Check that what a command needs is present: the database, Salesforce. */
+int  cfg_require_db(const cfg *c, err_t *e);
+int  cfg_require_sf(const cfg *c, err_t *e);
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * ddl: Salesforce describe -> Heroku Connect table layout.
+ */
+#include "ddl.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Salesforce type -> Postgres type, as Heroku Connect maps them. A NULL
+ * pgtype means "varchar(length)" (text when the length is unknown or long);
+ * types absent from the table are not supported. */
+typedef struct type_rule {
+    const char *sftype;
+    const char *pgtype;
+} type_rule;
+
+static const type_rule type_map[] = {
+    {"id", "varchar(18)"},        {"reference", "varchar(18)"},
+    {"string", NULL},             {"encryptedstring", NULL},
+    {"textarea", NULL},           {"picklist", "varchar(255)"},
+    {"combobox", "varchar(255)"}, {"url", "varchar(255)"},
+    {"multipicklist", "varchar(4099)"},
+    {"email", "varchar(80)"},     {"phone", "varchar(40)"},
+    {"boolean", "boolean"},       {"double", "double precision"},
+    {"currency", "double precision"}, {"percent", "double precision"},
+    {"int", "integer"},           {"long", "bigint"},
+    {"date", "date"},             {"datetime", "timestamp"},
+    {"time", "time"},
+};
+
+/* System fields mapped on every table when the object has them. */
+static const char *const always_fields[] = {"Id", "SystemModstamp", "IsDeleted", "CreatedDate", "Name"};
+
+const char *
+ddl_pg_type(json_t *field, char *buf, size_t n)
+{
+    const char *t = json_string_value(json_object_get(field, "type"));
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < sizeof type_map / sizeof type_map[0]; i++) {
+        if (strcmp(type_map[i].sftype, t) != 0)
+            continue;
+        if (type_map[i].pgtype)
+            return type_map[i].pgtype;
+        json_int_t len = json_integer_value(json_object_get(field, "length"));
+        if (len <= 0 || len > 4096)
+            return "text";
+        snprintf(buf, n, "varchar(%d)", (int)len);
+        return buf;
+    }
+    return NULL;
+}
+
+char *
+ddl_column_name(const char *sf_name)
+{
+    if (util_streq_ci(sf_name, "Id"))
+        return xstrdup("sfid");
+    char *s = xstrdup(sf_name);
+    for (char *p = s; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return s;
+}
+
+static json_t *
+find_field(json_t *describe, const char *name)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(describe, "fields"), i, f) {
+        const char *n = json_string_value(json_object_get(f, "name"));
+        if (n && util_streq_ci(n, name))
+            return f;
+    }
+    return NULL;
+}
+
+static bool
+has_field(const mapping *m, const char *name)
+{
+    return cat_field(m, name) != NULL;
+}
+
+static void
+push_field(mapping *m, json_t *f, const char *pgtype)
+{
+    const char *name = json_string_value(json_object_get(f, "name"));
+    m->fields = xrealloc(m->fields, (m->nfields + 1) * sizeof *m->fields);
+    m->fields[m->nfields++] = (map_field){xstrdup(name), ddl_column_name(name),
+                                          xstrdup(json_string_value(json_object_get(f, "type"))),
+                                          xstrdup(pgtype)};
+}
+
+static bool
+is_compound(json_t *f)
+{
+    const char *t = json_string_value(json_object_get(f, "type"));
+    return t && (strcmp(t, "address") == 0 || strcmp(t, "location") == 0);
+}
+
+/* Add one field (or a compound's components); fails naming it. */
+static int
+add_one(json_t *describe, const char *object, const char *want, mapping *m, json_t *added, err_t *e)
+{
+    json_t *f = find_field(describe, want);
+    if (!f)
+        return err_set(e, 400, "INVALID_FIELD",
+                       "no field '%s' on %s (or the integration user cannot read it)", want, object);
+    const char *name = json_string_value(json_object_get(f, "name"));
+    if (is_compound(f)) {
+        size_t i;
+        json_t *c;
+        int found = 0;
+        json_array_foreach(json_object_get(describe, "fields"), i, c) {
+            const char *parent = json_string_value(json_object_get(c, "compoundFieldName"));
+            const char *cn = json_string_value(json_object_get(c, "name"));
+            if (parent && cn && strcmp(parent, name) == 0) {
+                found++;
+                if (add_one(describe, object, cn, m, added, e) != 0)
+                    return -1;
+            }
+        }
+        if (!found)
+            return err_set(e, 400, "INVALID_FIELD", "compound field %s.%s has no component fields", object, name);
+        return 0;
+    }
+    char buf[32];
+    const char *pg = ddl_pg_type(f, buf, sizeof buf);
+    if (!pg)
+        return err_set(e, 400, "INVALID_FIELD", "field %s.%s has type %s, which sfbridge cannot sync", object,
+                       name, json_string_value(json_object_get(f, "type")) ? json_string_value(json_object_get(f, "type")) : "(none)");
+    if (has_field(m, name))
+        return 0;
+    push_field(m, f, pg);
+    if (added)
+        json_array_append_new(added, json_string(name));
+    return 0;
+}
+
+int
+ddl_resolve(json_t *describe, const char *const *wanted, size_t nwanted, bool all, mapping *m, err_t *e)
+{
+    const char *object = json_string_value(json_object_get(describe, "name"));
+    if (!object || !json_is_array(json_object_get(describe, "fields")))
+        return err_set(e, 502, "BAD_RESPONSE", "the describe of the object has no name or fields");
+    free(m->object);
+    free(m->table);
+    m->object = xstrdup(object);
+    m->table = ddl_column_name(object);
+    if (strlen(m->table) > 63)
+        return err_set(e, 400, "INVALID_TYPE", "object name %s is too long for a Postgres table", object);
+    if (!find_field(describe, "SystemModstamp"))
+        return err_set(e, 400, "INVALID_TYPE", "object %s has no SystemModstamp field, so it cannot be synced",
+                       object);
+    for (size_t i = 0; i < sizeof always_fields / sizeof always_fields[0]; i++) {
+        json_t *f = find_field(describe, always_fields[i]);
+        char buf[32];
+        const char *pg = f ? ddl_pg_type(f, buf, sizeof buf) : NULL;
+        if (f && pg && !has_field(m, always_fields[i]))
+            push_field(m, f, pg);
+    }
+    if (all) {
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(describe, "fields"), i, f) {
+            char buf[32];
+            const char *pg = ddl_pg_type(f, buf, sizeof buf);
+            const char *name = json_string_value(json_object_get(f, "name"));
+            if (pg && name && !has_field(m, name))
+                push_field(m, f, pg);
+        }
+    }
+    for (size_t i = 0; i < nwanted; i++)
+        if (add_one(describe, object, wanted[i], m, NULL, e) != 0)
+            return -1;
+    return 0;
+}
+
+int
+ddl_add_fields(json_t *describe, const char *const *wanted, size_t n, mapping *m, json_t **added, err_t *e)
+{
+    if (!*added)
+        *added = json_array();
+    for (size_t i = 0; i < n; i++)
+        if (add_one(describe, m->object, wanted[i], m, *added, e) != 0)
+            return -1;
+    return 0;
+}
+
+int
+ddl_check_upsert_field(json_t *describe, const char *field, char **canonical, err_t *e)
+{
+    const char *object = json_string_value(json_object_get(describe, "name"));
+    json_t *f = find_field(describe, field);
+    if (!f)
+        return err_set(e, 400, "INVALID_FIELD", "no field '%s' on %s for the unique identifier", field,
+                       object ? object : "?");
+    if (!json_is_true(json_object_get(f, "externalId")) && !json_is_true(json_object_get(f, "idLookup")))
+        return err_set(e, 400, "INVALID_FIELD",
+                       "field %s.%s is not an External ID, so it cannot be the unique identifier",
+                       object ? object : "?", json_string_value(json_object_get(f, "name")));
+    *canonical = xstrdup(json_string_value(json_object_get(f, "name")));
+    return 0;
+}
+
+void
+ddl_index_name(char out[64], const char *table, const char *column, bool unique)
+{
+    snprintf(out, 64, "%s_idx_%s_%s", unique ? "hcu" : "hc", table, column);
+}
+
+static void
+create_index(sb *out, const char *schema, const char *table, const char *column, bool unique)
+{
+    char name[64];
+    ddl_index_name(name, table, column, unique);
+    sb_printf(out, "CREATE %sINDEX IF NOT EXISTS ", unique ? "UNIQUE " : "");
+    sb_sql_ident(out, name);
+    sb_puts(out, " ON ");
+    sb_sql_ident(out, schema);
+    sb_putc(out, '.');
+    sb_sql_ident(out, table);
+    sb_puts(out, " (");
+    sb_sql_ident(out, column);
+    sb_puts(out, ");\n");
+}
+
+void
+ddl_create_indexes(sb *out, const char *schema, const mapping *m)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(m->indexes, key, v) {
+        const map_field *f = cat_field(m, key);
+        if (!f || strcmp(f->column, "sfid") == 0 || strcmp(f->column, "systemmodstamp") == 0)
+            continue;
+        create_index(out, schema, m->table, f->column, json_is_true(json_object_get(v, "unique")));
+    }
+    if (m->upsert_field) {
+        const map_field *f = cat_field(m, m->upsert_field);
+        if (f)
+            create_index(out, schema, m->table, f->column, true);
+    }
+}
+
+void
+ddl_create_table(sb *out, const char *schema, const mapping *m)
+{
+    sb qt = SB_INIT;
+    sb_sql_ident(&qt, schema);
+    sb_putc(&qt, '.');
+    sb_sql_ident(&qt, m->table);
+    sb_printf(out, "CREATE TABLE %s (\n  \"id\" serial PRIMARY KEY", sb_str(&qt));
+    for (size_t i = 0; i < m->nfields; i++) {
+        sb_puts(out, ",\n  ");
+        sb_sql_ident(out, m->fields[i].column);
+        sb_printf(out, " %s", m->fields[i].pgtype);
+    }
+    sb_puts(out, ",\n  \"_hc_lastop\" varchar(32),\n  \"_hc_err\" text\n);\n");
+    create_index(out, schema, m->table, "sfid", true);
+    create_index(out, schema, m->table, "systemmodstamp", false);
+    ddl_create_indexes(out, schema, m);
+
+    /* Heroku Connect's status trigger: an app's write marks the row PENDING;
+     * sfbridge's own sessions (xmlbinary = hex) mark it SYNCED unless they
+     * set _hc_lastop themselves. */
+    char fname[80], tname[80];
+    snprintf(fname, sizeof fname, "hc_%s_status", m->table);
+    snprintf(tname, sizeof tname, "hc_%s_status_trigger", m->table);
+    sb qf = SB_INIT;
+    sb_sql_ident(&qf, schema);
+    sb_putc(&qf, '.');
+    sb_sql_ident(&qf, fname);
+    sb_printf(out,
+              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $hc$\n"
+              "BEGIN\n"
+              "  IF current_setting('xmlbinary') = 'base64' THEN\n"
+              "    NEW._hc_lastop := 'PENDING';\n"
+              "    NEW._hc_err := NULL;\n"
+              "  ELSIF TG_OP = 'INSERT' THEN\n"
+              "    IF NEW._hc_lastop IS NULL THEN NEW._hc_lastop := 'SYNCED'; END IF;\n"
+              "  ELSIF NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop THEN\n"
+              "    NEW._hc_lastop := 'SYNCED';\n"
+              "    NEW._hc_err := NULL;\n"
+              "  END IF;\n"
+              "  RETURN NEW;\n"
+              "END $hc$;\n",
+              sb_str(&qf));
+    sb_puts(out, "CREATE TRIGGER ");
+    sb_sql_ident(out, tname);
+    sb_printf(out, " BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s();\n", sb_str(&qt),
+              sb_str(&qf));
+    sb_free(&qf);
+    sb_free(&qt);
+}
+
+void
+ddl_add_columns(sb *out, const char *schema, const mapping *m, json_t *added)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(added, i, v) {
+        const map_field *f = cat_field(m, json_string_value(v));
+        if (!f)
+            continue;
+        sb_puts(out, "ALTER TABLE ");
+        sb_sql_ident(out, schema);
+        sb_putc(out, '.');
+        sb_sql_ident(out, m->table);
+        sb_puts(out, " ADD COLUMN IF NOT EXISTS ");
+        sb_sql_ident(out, f->column);
+        sb_printf(out, " %s;\n", f->pgtype);
+    }
+}

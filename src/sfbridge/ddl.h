@@ -1,0 +1,50 @@
+/*
+ * ddl: from a Salesforce describe to a Heroku Connect table.
+ *
+ * Resolves the fields a mapping asks for against the object's describe
+ * (unknown, unreadable and unsupported fields are refused by name), maps
+ * Salesforce types to the Postgres types Heroku Connect uses (one table,
+ * ddl.c's type_map), and writes the CREATE/ALTER statements with Heroku
+ * Connect's names: lowercased identifiers, id serial primary key, sfid
+ * varchar(18) with hcu_idx_<table>_sfid, hc_idx_<table>_systemmodstamp, the
+ * status columns _hc_lastop/_hc_err and the status trigger.
+ */
+#ifndef DDL_H
+#define DDL_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "catalog.h"
+#include "err.h"
+#include "sb.h"
+
+/* Resolve wanted fields (names as the user typed them; NULL/0 with all=true
+ * for every supported field) against describe into m->fields, with the
+ * always-mapped system fields first. Also sets m->object (canonical name)
+ * and m->table. Fails naming the first unknown or unsupported field, the
+ * object when it cannot be synced (no SystemModstamp), before any change. */
+int ddl_resolve(json_t *describe, const char *const *wanted, size_t nwanted, bool all, mapping *m,
+                err_t *e);
+/* Append to m->fields the resolved fields not already in it; names appended
+ * to *added (a JSON array, created if NULL). */
+int ddl_add_fields(json_t *describe, const char *const *wanted, size_t n, mapping *m, json_t **added,
+                   err_t *e);
+/* Check that field is usable as the mapping's unique identifier (an external id). */
+int ddl_check_upsert_field(json_t *describe, const char *field, char **canonical, err_t *e);
+/* Postgres type for a describe field; NULL when unsupported. */
+const char *ddl_pg_type(json_t *field, char *buf, size_t n);
+
+/* Statements creating the table, its indexes and the status trigger. */
+void ddl_create_table(sb *out, const char *schema, const mapping *m);
+/* hc_idx_<table>_<column> or hcu_idx_..., truncated to 63 bytes. */
+void ddl_index_name(char out[64], const char *table, const char *column, bool unique);
+/* CREATE [UNIQUE] INDEX IF NOT EXISTS for each entry of m->indexes (and the upsert field). */
+void ddl_create_indexes(sb *out, const char *schema, const mapping *m);
+/* ALTER TABLE ADD COLUMN for the fields named in added. */
+void ddl_add_columns(sb *out, const char *schema, const mapping *m, json_t *added);
+/* Lowercase copy of a Salesforce name ("Id" becomes "sfid"). */
+char *ddl_column_name(const char *sf_name);
+
+#endif

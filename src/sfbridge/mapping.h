@@ -1,0 +1,51 @@
+/*
+ * mapping: the mapping commands (add, edit, remove) and Heroku Connect's
+ * export/import JSON. Every change is checked against Salesforce's describe
+ * first and then applied to Postgres in one transaction, so a refused
+ * request changes nothing.
+ */
+#ifndef MAPPING_H
+#define MAPPING_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "app.h"
+#include "err.h"
+
+typedef struct map_opts {
+    const char **fields;        /* add: fields to map */
+    size_t       nfields;
+    bool         all_fields;
+    const char **add_fields;    /* edit */
+    size_t       nadd;
+    const char **remove_fields; /* edit */
+    size_t       nremove;
+    const char **indexes;       /* "Field" or "Field:unique" */
+    size_t       nindexes;
+    int          access;        /* -1 unchanged, 0 read_only, 1 read_write */
+    int          poll_seconds;  /* 0 unchanged */
+    long         max_daily;     /* 0 unchanged */
+    const char  *upsert_field;
+    bool         no_upsert_field;
+    int          tombstones;    /* -1 unchanged */
+    int          notify;        /* -1 unchanged */
+} map_opts;
+
+#define MAP_OPTS_INIT {.access = -1, .tombstones = -1, .notify = -1}
+
+int map_add(app *a, const char *object, const map_opts *o, err_t *e);
+int map_edit(app *a, const char *object, const map_opts *o, err_t *e);
+int map_remove(app *a, const char *object, bool drop_table, err_t *e);
+int map_list(app *a, FILE *out, err_t *e);
+int map_show(app *a, const char *object, bool json, FILE *out, err_t *e);
+/* Heroku Connect export JSON of every mapping. */
+json_t *map_export_json(app *a, err_t *e);
+/* Validate the whole file against Salesforce first, then apply it. */
+int map_import(app *a, json_t *doc, err_t *e);
+/* Check the shape of an export document (no I/O); fills e naming the fault. */
+int map_import_check(json_t *doc, err_t *e);
+
+#endif

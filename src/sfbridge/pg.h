@@ -1,0 +1,43 @@
+/*
+ * pg: sfbridge's thin layer over libpq.
+ *
+ * Connections are opened marked as sfbridge's own (xmlbinary = 'hex', Heroku
+ * Connect's marker, so capture triggers ignore our writes; application_name
+ * 'sfbridge'; time zone UTC). Failures become err_t with the SQLSTATE as code.
+ * Identifiers only through pg_ident (always quoted), values only as parameters.
+ */
+#ifndef PG_H
+#define PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "err.h"
+#include "sb.h"
+
+PGconn   *pg_connect(const char *url, err_t *e);
+/* Run a statement without parameters; 0 or -1. */
+int       pg_exec(PGconn *c, err_t *e, const char *sql);
+/* Run with text parameters (NULL entries are SQL NULL). Returns the result
+ * (caller PQclear's it) or NULL with e filled. */
+PGresult *pg_query(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params);
+/* Same, for statements whose result is not needed. */
+int       pg_run(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params);
+/* Fill e from a failed result or the connection (returns -1). */
+int       pg_fail(PGconn *c, const PGresult *r, err_t *e, const char *what);
+/* Rollback if a transaction is open, ignoring errors. */
+void      pg_rollback_quietly(PGconn *c);
+bool      pg_connection_lost(PGconn *c);
+
+/* "schema"."name" */
+void      pg_qname(sb *out, const char *schema, const char *name);
+#define   pg_ident sb_sql_ident
+
+/* COPY ... FROM STDIN helpers: start, put, end (with error text to abort). */
+int       pg_copy_begin(PGconn *c, const char *sql, err_t *e);
+int       pg_copy_put(PGconn *c, const char *data, size_t len, err_t *e);
+int       pg_copy_end(PGconn *c, const char *abort_reason, err_t *e);
+
+#endif

@@ -1,0 +1,1125 @@
+/*
+ * sfapi: sfbridge's Salesforce client, over libcurl. See sfapi.h.
+ *
+ * One easy handle per client, reset (not recreated) before each request, so
+ * the connection to the instance stays open between calls. Every call to the
+ * instance goes through api_call(), which logs in when needed, sends the
+ * request, classifies the outcome (transport error, 2xx, 401, Salesforce error
+ * body), logs in again once on a 401 and retries transient failures with
+ * capped exponential backoff and full jitter. The token endpoint has its own,
+ * smaller loop (login). Bodies are buffered up to BODY_MAX
+ * (error bodies up to ERR_BODY_MAX), except 2xx Bulk results, which go
+ * straight to the caller's sink as they arrive.
+ *
+ * Secrets (password, client secret, refresh and access tokens) are never
+ * logged and are wiped from memory when no longer needed.
+ */
+#include "sfapi.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+#include "util.h"
+
+#define BODY_MAX          ((size_t)256 << 20) /* a buffered 2xx body */
+#define ERR_BODY_MAX      ((size_t)1 << 20)   /* a buffered error body (the rest is dropped) */
+#define HEADER_LINE_MAX   4096
+#define DEFAULT_LOGIN_URL "https://login.salesforce.com"
+#define DEFAULT_VERSION   "60.0"
+#define USER_AGENT        "sfbridge/1.0"
+#define LOCATOR_MAX       1024
+#define WAIT_FIRST_MS     50
+#define WAIT_MAX_MS       2000
+#define WAIT_DEFAULT_MS   (30L * 60 * 1000)
+
+struct sfapi {
+    /* configuration (owned copies) */
+    char *login_url;
+    char *client_id;
+    char *client_secret;
+    char *username;
+    char *password;
+    char *refresh_token;
+    char *api_version;  /* "60.0" */
+    long  timeout_ms;
+    long  connect_timeout_ms;
+    int   max_retries;
+    long  backoff_base_ms;
+    long  backoff_cap_ms;
+
+    CURL *curl;
+    char  curl_err[CURL_ERROR_SIZE];
+
+    /* the session */
+    char *access_token;
+    char *instance_url; /* no trailing '/' */
+    char  org_id[19];
+    char  user_id[19];
+
+    sfapi_class last;
+    uint64_t    calls;
+    long        lim_used, lim_max;
+};
+
+/* ----- small helpers --------------------------------------------------------- */
+
+static char *
+dup_or_null(const char *s)
+{
+    return s && *s ? xstrdup(s) : NULL;
+}
+
+static void
+free_secret(char **p)
+{
+    if (*p) {
+        explicit_bzero(*p, strlen(*p));
+        free(*p);
+        *p = NULL;
+    }
+}
+
+static void
+strip_trailing_slashes(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '/')
+        s[--n] = '\0';
+}
+
+static void
+sleep_ms(long ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Full jitter: random(0, min(cap, base * 2^attempt)). */
+static long
+backoff_ms(const sfapi *c, int attempt)
+{
+    long ceiling = c->backoff_base_ms;
+    for (int i = 0; i < attempt && ceiling < c->backoff_cap_ms; i++)
+        ceiling *= 2;
+    if (ceiling > c->backoff_cap_ms)
+        ceiling = c->backoff_cap_ms;
+    uint64_t r;
+    util_random(&r, sizeof r);
+    return (long)(r % (uint64_t)(ceiling + 1));
+}
+
+/* Appends curl_easy_escape(s) to out. */
+static void
+put_escaped(sfapi *c, sb *out, const char *s)
+{
+    char *x = curl_easy_escape(c->curl, s, (int)strlen(s));
+    if (x == NULL) {
+        fputs("fatal: out of memory\n", stderr);
+        abort();
+    }
+    sb_puts(out, x);
+    curl_free(x);
+}
+
+/* The first n bytes of a body as a one-line printable excerpt, for messages. */
+static void
+excerpt(const char *s, size_t len, char *out, size_t outsz)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < len && j + 4 < outsz; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[j++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    if (j + 4 >= outsz && len > j)
+        out[j++] = '.', out[j++] = '.', out[j++] = '.';
+    out[j] = '\0';
+}
+
+/* ----- one HTTP exchange ------------------------------------------------------ */
+
+typedef struct response {
+    sfapi     *c;
+    long       status;       /* from the last status line */
+    sb         body;         /* buffered body (non-streamed, or any non-2xx) */
+    bool       too_big;      /* a 2xx body went over BODY_MAX: transfer aborted */
+    sfapi_sink sink;         /* when set, 2xx bodies go here */
+    void      *sink_ctx;
+    err_t      sink_err;     /* what the sink reported */
+    bool       sink_failed;
+    uint64_t   delivered;    /* bytes handed to the sink */
+    bool       has_locator;
+    bool       locator_bad;  /* a Sforce-Locator too long to keep */
+    char       locator[LOCATOR_MAX];
+    long       nrecords;     /* Sforce-NumberOfRecords, -1 if absent */
+} response;
+
+static void
+response_reset(response *r)
+{
+    r->status = 0;
+    sb_clear(&r->body);
+    r->too_big = false;
+    memset(&r->sink_err, 0, sizeof r->sink_err);
+    r->sink_failed = false;
+    r->delivered = 0;
+    r->has_locator = false;
+    r->locator_bad = false;
+    r->locator[0] = '\0';
+    r->nrecords = -1;
+}
+
+static bool
+is_2xx(long status)
+{
+    return status >= 200 && status < 300;
+}
+
+static size_t
+on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    response *r = ud;
+    size_t n = size * nmemb;
+    if (r->sink && is_2xx(r->status)) {
+        if (n == 0)
+            return 0;
+        if (r->sink(r->sink_ctx, data, n, &r->sink_err) != 0) {
+            r->sink_failed = true;
+            return 0; /* CURLE_WRITE_ERROR ends the transfer */
+        }
+        r->delivered += n;
+        return n;
+    }
+    if (!is_2xx(r->status)) {
+        /* An error body: keep the start, drop the rest but read it (keep-alive). */
+        size_t room = ERR_BODY_MAX - r->body.len;
+        if (room > 0)
+            sb_append(&r->body, data, n < room ? n : room);
+        return n;
+    }
+    if (n > BODY_MAX - r->body.len) {
+        r->too_big = true;
+        return 0;
+    }
+    sb_append(&r->body, data, n);
+    return n;
+}
+
+/* "api-usage=N/M" anywhere in a Sforce-Limit-Info value. */
+static void
+parse_limit_info(sfapi *c, const char *v)
+{
+    const char *p = strstr(v, "api-usage=");
+    if (p == NULL)
+        return;
+    p += 10;
+    char *end;
+    errno = 0;
+    long used = strtol(p, &end, 10);
+    if (end == p || *end != '/' || errno)
+        return;
+    const char *q = end + 1;
+    long max = strtol(q, &end, 10);
+    if (end == q || errno)
+        return;
+    c->lim_used = used;
+    c->lim_max = max;
+}
+
+static size_t
+on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    response *r = ud;
+    size_t n = size * nmemb;
+    if (n >= HEADER_LINE_MAX) {
+        /* No header we read is that long; a locator that is must not pass for "last page". */
+        if (strncasecmp(data, "Sforce-Locator:", 15) == 0)
+            r->locator_bad = true;
+        return n;
+    }
+    char line[HEADER_LINE_MAX];
+    memcpy(line, data, n);
+    line[n] = '\0';
+    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+        line[--n] = '\0';
+    if (strncmp(line, "HTTP/", 5) == 0) {
+        /* A new response (after a 100 Continue, say): forget the last one's headers. */
+        const char *sp = strchr(line, ' ');
+        r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        r->has_locator = false;
+        r->locator_bad = false;
+        r->locator[0] = '\0';
+        r->nrecords = -1;
+        return size * nmemb;
+    }
+    char *colon = strchr(line, ':');
+    if (colon == NULL)
+        return size * nmemb;
+    *colon = '\0';
+    char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t vl = strlen(v);
+    while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+        v[--vl] = '\0';
+    if (strcasecmp(line, "Sforce-Limit-Info") == 0) {
+        parse_limit_info(r->c, v);
+    } else if (strcasecmp(line, "Sforce-Locator") == 0) {
+        if (vl < sizeof r->locator) {
+            memcpy(r->locator, v, vl + 1);
+            r->has_locator = true;
+        } else {
+            r->locator_bad = true;
+        }
+    } else if (strcasecmp(line, "Sforce-NumberOfRecords") == 0) {
+        int64_t nrec;
+        if (util_parse_i64(v, &nrec) == 0 && nrec >= 0 && nrec <= (int64_t)0x7fffffff)
+            r->nrecords = (long)nrec;
+    }
+    return size * nmemb;
+}
+
+/* One request on the client's handle. headers is the full header list. */
+static CURLcode
+perform(sfapi *c, const char *method, const char *url, struct curl_slist *headers,
+        const char *body, response *r)
+{
+    CURL *h = c->curl;
+    curl_easy_reset(h); /* keeps the open connections */
+    c->curl_err[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    if (r->sink) {
+        /* A results page may legitimately take longer than timeout_ms when the
+         * sink is slow; what must not happen is a transfer that stalls. */
+        long secs = (c->timeout_ms + 999) / 1000;
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, secs > 0 ? secs : 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? strlen(body) : 0));
+    } else if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    } else {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+    response_reset(r);
+    CURLcode cc = curl_easy_perform(h);
+    if (cc == CURLE_OK) {
+        long code = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        r->status = code;
+    }
+    /* The handle keeps pointers to these until the next reset; clear them now. */
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    return cc;
+}
+
+static struct curl_slist *
+add_header(struct curl_slist *l, const char *line)
+{
+    struct curl_slist *n = curl_slist_append(l, line);
+    if (n == NULL) {
+        fputs("fatal: out of memory\n", stderr);
+        abort();
+    }
+    return n;
+}
+
+/* ----- classifying failures --------------------------------------------------- */
+
+/* errorCodes that mean "try again later", whatever the status. */
+static const char *const transient_codes[] = {
+    "UNABLE_TO_LOCK_ROW",
+    "REQUEST_LIMIT_EXCEEDED",
+    "SERVER_UNAVAILABLE",
+};
+
+/* curl failures that retrying cannot cure: the URL or the TLS setup is wrong. */
+static const CURLcode permanent_curl[] = {
+    CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT,      CURLE_NOT_BUILT_IN,
+    CURLE_BAD_FUNCTION_ARGUMENT, CURLE_FUNCTION_NOT_FOUND, CURLE_TOO_MANY_REDIRECTS,
+    CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+    CURLE_SSL_CACERT_BADFILE,   CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_CRL_BADFILE,
+    CURLE_SSL_ISSUER_ERROR,     CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+};
+
+static sfapi_class
+classify_http(long status, const char *code)
+{
+    if (status >= 500 || status == 429)
+        return SFAPI_TRANSIENT;
+    for (size_t i = 0; i < sizeof transient_codes / sizeof transient_codes[0]; i++)
+        if (strcmp(code, transient_codes[i]) == 0)
+            return SFAPI_TRANSIENT;
+    return SFAPI_PERMANENT;
+}
+
+static sfapi_class
+classify_curl(CURLcode cc)
+{
+    for (size_t i = 0; i < sizeof permanent_curl / sizeof permanent_curl[0]; i++)
+        if (cc == permanent_curl[i])
+            return SFAPI_PERMANENT;
+    return SFAPI_TRANSIENT;
+}
+
+static void
+curl_failure(sfapi *c, CURLcode cc, err_t *e)
+{
+    err_set(e, 0, "NETWORK_ERROR", "%s (curl error %d)",
+            c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc), (int)cc);
+}
+
+/* Fills e from a Salesforce error body: [{"message","errorCode","fields"}]
+ * (or a single such object). Anything else becomes a BAD_RESPONSE naming the
+ * status and quoting the start of the body. */
+static void
+parse_error_body(const response *r, err_t *e)
+{
+    json_error_t je;
+    json_t *j = r->body.len ? json_loadb(r->body.buf, r->body.len, 0, &je) : NULL;
+    json_t *o = json_is_array(j) ? json_array_get(j, 0) : j;
+    const char *code = json_string_value(json_object_get(o, "errorCode"));
+    const char *msg = json_string_value(json_object_get(o, "message"));
+    if (code == NULL && json_is_object(o)) { /* an OAuth-style error */
+        code = json_string_value(json_object_get(o, "error"));
+        msg = json_string_value(json_object_get(o, "error_description"));
+    }
+    if (code && *code) {
+        err_set(e, (int)r->status, code, "%s", msg ? msg : "");
+        json_t *fields = json_object_get(o, "fields");
+        if (json_is_array(fields) && json_array_size(fields) > 0) {
+            sb f = SB_INIT;
+            size_t i;
+            json_t *v;
+            json_array_foreach(fields, i, v) {
+                if (json_is_string(v)) {
+                    if (f.len)
+                        sb_putc(&f, ',');
+                    sb_puts(&f, json_string_value(v));
+                }
+            }
+            err_fields(e, sb_str(&f));
+            sb_free(&f);
+        }
+    } else {
+        char ex[160];
+        excerpt(sb_str(&r->body), r->body.len, ex, sizeof ex);
+        err_set(e, (int)r->status, "BAD_RESPONSE", "HTTP %ld with %s%s", r->status,
+                r->body.len ? "an unexpected body: " : "an empty body", ex);
+    }
+    json_decref(j);
+}
+
+/* Parses a buffered 2xx body. want_object: it must be a JSON object. An empty
+ * body gives *out = NULL when allow_empty. secret: the body may hold a token,
+ * so the message must not quote it. */
+static int
+parse_body(const response *r, bool want_object, bool allow_empty, bool secret, json_t **out,
+           err_t *e)
+{
+    *out = NULL;
+    if (r->body.len == 0) {
+        if (allow_empty)
+            return 0;
+        return err_set(e, (int)r->status, "BAD_RESPONSE", "HTTP %ld with an empty body",
+                       r->status);
+    }
+    json_error_t je;
+    json_t *j = json_loadb(r->body.buf, r->body.len, JSON_DECODE_ANY, &je);
+    if (j == NULL) {
+        char ex[120];
+        excerpt(r->body.buf, r->body.len, ex, sizeof ex);
+        return err_set(e, (int)r->status, "BAD_RESPONSE",
+                       "the server's reply is not valid JSON (%s at line %d)%s%s", je.text,
+                       je.line, secret ? "" : ": ", secret ? "" : ex);
+    }
+    if (want_object && !json_is_object(j)) {
+        json_decref(j);
+        return err_set(e, (int)r->status, "BAD_RESPONSE",
+                       "the server's reply is not a JSON object");
+    }
+    *out = j;
+    return 0;
+}
+
+static void
+copy_err(err_t *dst, const err_t *src)
+{
+    if (dst)
+        *dst = *src;
+}
+
+/* ----- login ------------------------------------------------------------------ */
+
+static void
+form_add(sfapi *c, sb *f, const char *key, const char *value)
+{
+    if (f->len)
+        sb_putc(f, '&');
+    sb_puts(f, key);
+    sb_putc(f, '=');
+    put_escaped(c, f, value);
+}
+
+static void
+forget_session(sfapi *c)
+{
+    free_secret(&c->access_token);
+}
+
+/* The last two segments of an identity URL ".../id/<org>/<user>". */
+static int
+parse_identity(sfapi *c, const char *id)
+{
+    const char *p = strstr(id, "/id/");
+    if (p == NULL)
+        return -1;
+    p += 4;
+    const char *slash = strchr(p, '/');
+    if (slash == NULL)
+        return -1;
+    size_t ol = (size_t)(slash - p);
+    const char *u = slash + 1;
+    size_t ul = strcspn(u, "/?#");
+    if (ol < 15 || ol > 18 || ul < 15 || ul > 18)
+        return -1;
+    for (size_t i = 0; i < ol; i++)
+        if (!isalnum((unsigned char)p[i]))
+            return -1;
+    for (size_t i = 0; i < ul; i++)
+        if (!isalnum((unsigned char)u[i]))
+            return -1;
+    memcpy(c->org_id, p, ol);
+    c->org_id[ol] = '\0';
+    memcpy(c->user_id, u, ul);
+    c->user_id[ul] = '\0';
+    return 0;
+}
+
+/* Reads a 200 token reply into the session. */
+static int
+take_token_reply(sfapi *c, const response *r, err_t *e)
+{
+    json_t *j;
+    if (parse_body(r, true, false, true, &j, e) != 0)
+        return -1;
+    const char *tok = json_string_value(json_object_get(j, "access_token"));
+    const char *inst = json_string_value(json_object_get(j, "instance_url"));
+    const char *id = json_string_value(json_object_get(j, "id"));
+    int rc = 0;
+    if (tok == NULL || *tok == '\0' || inst == NULL || id == NULL) {
+        rc = err_set(e, (int)r->status, "BAD_RESPONSE",
+                     "the token reply lacks access_token, instance_url or id");
+    } else if (strncmp(inst, "https://", 8) != 0 && strncmp(inst, "http://", 7) != 0) {
+        rc = err_set(e, (int)r->status, "BAD_RESPONSE",
+                     "the token reply's instance_url is not an http(s) URL");
+    } else if (parse_identity(c, id) != 0) {
+        rc = err_set(e, (int)r->status, "BAD_RESPONSE",
+                     "the token reply's id is not an identity URL (.../id/ORG/USER)");
+    } else {
+        forget_session(c);
+        free(c->instance_url);
+        c->access_token = xstrdup(tok);
+        c->instance_url = xstrdup(inst);
+        strip_trailing_slashes(c->instance_url);
+    }
+    json_decref(j);
+    return rc;
+}
+
+/* One POST to the token endpoint. 0, or -1 with e filled and *cls set. */
+static int
+login_once(sfapi *c, response *r, sfapi_class *cls, err_t *e)
+{
+    sb form = SB_INIT;
+    const char *grant;
+    if (c->refresh_token) {
+        grant = "refresh_token";
+        form_add(c, &form, "grant_type", grant);
+        form_add(c, &form, "refresh_token", c->refresh_token);
+        form_add(c, &form, "client_id", c->client_id ? c->client_id : "");
+        if (c->client_secret)
+            form_add(c, &form, "client_secret", c->client_secret);
+    } else {
+        grant = "password";
+        form_add(c, &form, "grant_type", grant);
+        form_add(c, &form, "client_id", c->client_id ? c->client_id : "");
+        if (c->client_secret)
+            form_add(c, &form, "client_secret", c->client_secret);
+        form_add(c, &form, "username", c->username);
+        form_add(c, &form, "password", c->password);
+    }
+    sb url = SB_INIT;
+    sb_printf(&url, "%s/services/oauth2/token", c->login_url);
+    struct curl_slist *h = add_header(NULL, "Content-Type: application/x-www-form-urlencoded");
+    h = add_header(h, "Accept: application/json");
+    h = add_header(h, "Expect:");
+    CURLcode cc = perform(c, "POST", url.buf, h, form.buf, r);
+    curl_slist_free_all(h);
+    explicit_bzero(form.buf, form.len);
+    sb_free(&form);
+    int rc = -1;
+    if (cc != CURLE_OK) {
+        curl_failure(c, cc, e);
+        *cls = r->too_big ? SFAPI_PERMANENT : classify_curl(cc);
+        if (r->too_big)
+            err_set(e, 0, "BAD_RESPONSE", "the token reply exceeds %zu MB", BODY_MAX >> 20);
+    } else if (r->status == 200) {
+        rc = take_token_reply(c, r, e);
+        *cls = SFAPI_PERMANENT;
+        if (rc == 0)
+            log_info("sfapi: logged in to %s (org %s, user %s, %s grant)", c->instance_url,
+                     c->org_id, c->user_id, grant);
+    } else {
+        parse_error_body(r, e);
+        /* Refused credentials and a misconfigured app are for a human to fix. */
+        *cls = r->status >= 500 || r->status == 429 ? SFAPI_TRANSIENT : SFAPI_AUTH;
+        if (*cls == SFAPI_AUTH && strcmp(e->code, "BAD_RESPONSE") == 0)
+            snprintf(e->code, sizeof e->code, "ERROR_HTTP_%ld", r->status);
+    }
+    if (r->body.buf) /* the reply holds the access token */
+        explicit_bzero(r->body.buf, r->body.len);
+    sb_free(&url);
+    return rc;
+}
+
+/* Log in, retrying transient failures. Sets c->last on failure. */
+static int
+login(sfapi *c, err_t *e)
+{
+    err_t le;
+    memset(&le, 0, sizeof le);
+    if (c->refresh_token == NULL && (c->username == NULL || c->password == NULL)) {
+        err_set(&le, 0, "NO_CREDENTIALS",
+                "no refresh token and no username/password are configured");
+        copy_err(e, &le);
+        c->last = SFAPI_AUTH;
+        return -1;
+    }
+    response r = {.c = c};
+    int rc = -1;
+    for (int attempt = 0;; attempt++) {
+        sfapi_class cls = SFAPI_PERMANENT;
+        if (login_once(c, &r, &cls, &le) == 0) {
+            rc = 0;
+            break;
+        }
+        if (cls != SFAPI_TRANSIENT || attempt >= c->max_retries) {
+            c->last = cls;
+            log_warn("sfapi: login to %s failed: %s: %s", c->login_url, le.code, le.msg);
+            break;
+        }
+        long ms = backoff_ms(c, attempt);
+        log_warn("sfapi: login to %s: %s: %s; retry %d/%d in %ld ms", c->login_url, le.code,
+                 le.msg, attempt + 1, c->max_retries, ms);
+        sleep_ms(ms);
+    }
+    sb_free(&r.body);
+    if (rc != 0)
+        copy_err(e, &le);
+    return rc;
+}
+
+int
+sfapi_login(sfapi *c, err_t *e)
+{
+    if (login(c, e) != 0)
+        return -1;
+    c->last = SFAPI_OK;
+    return 0;
+}
+
+/* ----- calls to the instance ------------------------------------------------- */
+
+typedef struct api_req {
+    const char *method;
+    const char *path;        /* relative to the instance, starts with '/' */
+    const char *body;        /* JSON, or NULL */
+    const char *accept;      /* NULL: application/json */
+    const char *extra;       /* one more header line, or NULL */
+    sfapi_sink  sink;        /* results streaming, or NULL */
+    void       *sink_ctx;
+} api_req;
+
+/* Sends q to the instance until it succeeds, fails for good or runs out of
+ * retries. 0: r holds a 2xx answer. -1: e filled and c->last set. */
+static int
+api_call(sfapi *c, const api_req *q, response *r, err_t *e)
+{
+    err_t le;
+    memset(&le, 0, sizeof le);
+    if (c->access_token == NULL && login(c, e) != 0)
+        return -1;
+    r->c = c;
+    r->sink = q->sink;
+    r->sink_ctx = q->sink_ctx;
+    bool relogged = false;
+    int attempt = 0;
+    for (;;) {
+        sb url = SB_INIT, auth = SB_INIT, acc = SB_INIT;
+        sb_printf(&url, "%s%s", c->instance_url, q->path);
+        sb_printf(&auth, "Authorization: Bearer %s", c->access_token);
+        sb_printf(&acc, "Accept: %s", q->accept ? q->accept : "application/json");
+        struct curl_slist *h = add_header(NULL, auth.buf);
+        h = add_header(h, acc.buf);
+        h = add_header(h, "Expect:");
+        if (q->body)
+            h = add_header(h, "Content-Type: application/json; charset=UTF-8");
+        if (q->extra)
+            h = add_header(h, q->extra);
+        c->calls++;
+        CURLcode cc = perform(c, q->method, url.buf, h, q->body, r);
+        curl_slist_free_all(h);
+        explicit_bzero(auth.buf, auth.len);
+        sb_free(&auth);
+        sb_free(&acc);
+        sb_free(&url);
+
+        sfapi_class cls;
+        if (cc != CURLE_OK) {
+            if (r->sink_failed) {
+                if (r->sink_err.code[0])
+                    le = r->sink_err;
+                else
+                    err_set(&le, 0, "ABORTED_BY_SINK", "the results consumer stopped the transfer");
+                cls = SFAPI_PERMANENT;
+            } else if (r->too_big) {
+                err_set(&le, (int)r->status, "BAD_RESPONSE", "the reply exceeds %zu MB",
+                        BODY_MAX >> 20);
+                cls = SFAPI_PERMANENT;
+            } else {
+                curl_failure(c, cc, &le);
+                cls = classify_curl(cc);
+            }
+        } else if (is_2xx(r->status)) {
+            c->last = SFAPI_OK;
+            return 0;
+        } else if (r->status == 401 && !relogged) {
+            /* Expired or revoked session: log in again once and repeat. */
+            relogged = true;
+            log_info("sfapi: %s %.120s: session expired or invalid, logging in again",
+                     q->method, q->path);
+            forget_session(c);
+            if (login(c, e) != 0)
+                return -1;
+            continue;
+        } else {
+            parse_error_body(r, &le);
+            cls = r->status == 401 ? SFAPI_AUTH : classify_http(r->status, le.code);
+        }
+        if (cls == SFAPI_TRANSIENT && attempt < c->max_retries && r->delivered == 0) {
+            long ms = backoff_ms(c, attempt);
+            log_warn("sfapi: %s %.120s: %s: %s; retry %d/%d in %ld ms", q->method, q->path,
+                     le.code, le.msg, attempt + 1, c->max_retries, ms);
+            sleep_ms(ms);
+            attempt++;
+            continue;
+        }
+        if (cls != SFAPI_PERMANENT || r->delivered)
+            log_warn("sfapi: %s %.120s failed: %s: %s", q->method, q->path, le.code, le.msg);
+        c->last = cls;
+        copy_err(e, &le);
+        return -1;
+    }
+}
+
+/* api_call for a JSON reply; *out is the parsed body (NULL if empty and allowed). */
+static int
+api_json(sfapi *c, const api_req *q, bool want_object, bool allow_empty, long *status,
+         json_t **out, err_t *e)
+{
+    response r = {.c = c};
+    int rc = api_call(c, q, &r, e);
+    if (status)
+        *status = r.status;
+    if (rc == 0 && parse_body(&r, want_object, allow_empty, false, out, e) != 0) {
+        c->last = SFAPI_PERMANENT;
+        rc = -1;
+    }
+    sb_free(&r.body);
+    return rc;
+}
+
+/* "/services/data/vNN.N" + rest into out. */
+static void
+data_path(const sfapi *c, sb *out, const char *rest)
+{
+    sb_printf(out, "/services/data/v%s%s", c->api_version, rest);
+}
+
+/* ----- public: lifecycle and state ------------------------------------------------ */
+
+sfapi *
+sfapi_new(const sfapi_config *cfg)
+{
+    sfapi *c = xcalloc(1, sizeof *c);
+    c->login_url = xstrdup(cfg->login_url && *cfg->login_url ? cfg->login_url : DEFAULT_LOGIN_URL);
+    strip_trailing_slashes(c->login_url);
+    c->client_id = dup_or_null(cfg->client_id);
+    c->client_secret = dup_or_null(cfg->client_secret);
+    c->username = dup_or_null(cfg->username);
+    c->password = dup_or_null(cfg->password);
+    c->refresh_token = dup_or_null(cfg->refresh_token);
+    const char *v = cfg->api_version && *cfg->api_version ? cfg->api_version : DEFAULT_VERSION;
+    c->api_version = xstrdup(v[0] == 'v' || v[0] == 'V' ? v + 1 : v);
+    c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 120000;
+    c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
+    c->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 4;
+    c->backoff_base_ms = cfg->backoff_base_ms > 0 ? cfg->backoff_base_ms : 250;
+    c->backoff_cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms : 8000;
+    if (c->backoff_cap_ms < c->backoff_base_ms)
+        c->backoff_cap_ms = c->backoff_base_ms;
+    c->lim_used = c->lim_max = -1;
+    c->curl = curl_easy_init();
+    if (c->curl == NULL) {
+        fputs("fatal: curl_easy_init failed\n", stderr);
+        abort();
+    }
+    return c;
+}
+
+void
+sfapi_free(sfapi *c)
+{
+    if (c == NULL)
+        return;
+    curl_easy_cleanup(c->curl);
+    free(c->login_url);
+    free(c->client_id);
+    free_secret(&c->client_secret);
+    free(c->username);
+    free_secret(&c->password);
+    free_secret(&c->refresh_token);
+    free(c->api_version);
+    free_secret(&c->access_token);
+    free(c->instance_url);
+    free(c);
+}
+
+const char *
+sfapi_instance_url(const sfapi *c)
+{
+    return c->instance_url ? c->instance_url : "";
+}
+
+const char *
+sfapi_org_id(const sfapi *c)
+{
+    return c->org_id;
+}
+
+const char *
+sfapi_user_id(const sfapi *c)
+{
+    return c->user_id;
+}
+
+sfapi_class
+sfapi_last_class(const sfapi *c)
+{
+    return c->last;
+}
+
+uint64_t
+sfapi_calls(const sfapi *c)
+{
+    return c->calls;
+}
+
+void
+sfapi_limit_info(const sfapi *c, long *used, long *max)
+{
+    if (used)
+        *used = c->lim_used;
+    if (max)
+        *max = c->lim_max;
+}
+
+/* ----- public: REST ------------------------------------------------------------- */
+
+int
+sfapi_describe(sfapi *c, const char *object, json_t **out, err_t *e)
+{
+    *out = NULL;
+    sb path = SB_INIT;
+    data_path(c, &path, "/sobjects/");
+    put_escaped(c, &path, object);
+    sb_puts(&path, "/describe");
+    api_req q = {.method = "GET", .path = path.buf};
+    int rc = api_json(c, &q, true, false, NULL, out, e);
+    sb_free(&path);
+    return rc;
+}
+
+int
+sfapi_query(sfapi *c, const char *soql, bool all, int batch_size, json_t **page, err_t *e)
+{
+    *page = NULL;
+    sb path = SB_INIT;
+    data_path(c, &path, all ? "/queryAll?q=" : "/query?q=");
+    put_escaped(c, &path, soql);
+    char opt[64];
+    snprintf(opt, sizeof opt, "Sforce-Query-Options: batchSize=%d", batch_size);
+    api_req q = {.method = "GET", .path = path.buf, .extra = batch_size > 0 ? opt : NULL};
+    int rc = api_json(c, &q, true, false, NULL, page, e);
+    sb_free(&path);
+    return rc;
+}
+
+/* A path the server handed us may only point inside /services/ on the instance. */
+static int
+check_rel_path(sfapi *c, const char *path, const char *prefix, err_t *e)
+{
+    bool ok = path && strncmp(path, prefix, strlen(prefix)) == 0 && strstr(path, "..") == NULL;
+    for (const char *p = path; ok && *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '\\')
+            ok = false;
+    if (ok)
+        return 0;
+    c->last = SFAPI_PERMANENT;
+    return err_set(e, 400, "INVALID_PATH", "not a path under %s: %.200s", prefix,
+                   path ? path : "(null)");
+}
+
+int
+sfapi_query_more(sfapi *c, const char *next_url, json_t **page, err_t *e)
+{
+    *page = NULL;
+    if (check_rel_path(c, next_url, "/services/data/", e) != 0)
+        return -1;
+    api_req q = {.method = "GET", .path = next_url};
+    return api_json(c, &q, true, false, NULL, page, e);
+}
+
+int
+sfapi_rest(sfapi *c, const char *method, const char *path, const char *body, long *status,
+           json_t **out, err_t *e)
+{
+    static const char *const methods[] = {"GET", "POST", "PATCH", "PUT", "DELETE"};
+    if (out)
+        *out = NULL;
+    if (status)
+        *status = 0;
+    bool known = false;
+    for (size_t i = 0; method && i < sizeof methods / sizeof methods[0]; i++)
+        known = known || strcmp(method, methods[i]) == 0;
+    if (!known) {
+        c->last = SFAPI_PERMANENT;
+        return err_set(e, 400, "METHOD_NOT_ALLOWED", "unsupported HTTP method %.20s",
+                       method ? method : "(null)");
+    }
+    if (check_rel_path(c, path, "/", e) != 0)
+        return -1;
+    api_req q = {.method = method, .path = path, .body = body};
+    json_t *j = NULL;
+    int rc = api_json(c, &q, false, true, status, &j, e);
+    if (out)
+        *out = j;
+    else
+        json_decref(j);
+    return rc;
+}
+
+/* ----- public: Bulk API 2.0 ------------------------------------------------------ */
+
+static void
+job_path(sfapi *c, sb *path, const char *job_id, const char *rest)
+{
+    data_path(c, path, "/jobs/query/");
+    put_escaped(c, path, job_id);
+    if (rest)
+        sb_puts(path, rest);
+}
+
+int
+sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id, err_t *e)
+{
+    *job_id = NULL;
+    sb body = SB_INIT, path = SB_INIT;
+    sb_printf(&body, "{\"operation\":\"%s\",\"query\":", all ? "queryAll" : "query");
+    sb_json_str(&body, soql);
+    sb_puts(&body, ",\"contentType\":\"CSV\",\"columnDelimiter\":\"COMMA\",\"lineEnding\":\"LF\"}");
+    data_path(c, &path, "/jobs/query");
+    api_req q = {.method = "POST", .path = path.buf, .body = body.buf};
+    json_t *j = NULL;
+    int rc = api_json(c, &q, true, false, NULL, &j, e);
+    if (rc == 0) {
+        const char *id = json_string_value(json_object_get(j, "id"));
+        if (id == NULL || *id == '\0') {
+            c->last = SFAPI_PERMANENT;
+            rc = err_set(e, 200, "BAD_RESPONSE", "the job creation reply has no id");
+        } else {
+            *job_id = xstrdup(id);
+            log_debug("sfapi: bulk query job %s created", id);
+        }
+    }
+    json_decref(j);
+    sb_free(&body);
+    sb_free(&path);
+    return rc;
+}
+
+int
+sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records, err_t *e)
+{
+    if (records)
+        *records = 0;
+    if (timeout_ms <= 0)
+        timeout_ms = WAIT_DEFAULT_MS;
+    int64_t deadline = util_mono_ms() + timeout_ms;
+    long interval = WAIT_FIRST_MS;
+    sb path = SB_INIT;
+    job_path(c, &path, job_id, NULL);
+    api_req q = {.method = "GET", .path = path.buf};
+    int rc = -1;
+    for (;;) {
+        json_t *j = NULL;
+        if (api_json(c, &q, true, false, NULL, &j, e) != 0)
+            break;
+        const char *state = json_string_value(json_object_get(j, "state"));
+        if (state == NULL) {
+            c->last = SFAPI_PERMANENT;
+            err_set(e, 200, "BAD_RESPONSE", "the job info of %s has no state", job_id);
+            json_decref(j);
+            break;
+        }
+        if (strcmp(state, "JobComplete") == 0) {
+            json_t *n = json_object_get(j, "numberRecordsProcessed");
+            if (records)
+                *records = json_is_integer(n) ? (long)json_integer_value(n) : 0;
+            json_decref(j);
+            c->last = SFAPI_OK;
+            rc = 0;
+            break;
+        }
+        if (strcmp(state, "Failed") == 0 || strcmp(state, "Aborted") == 0) {
+            const char *why = json_string_value(json_object_get(j, "errorMessage"));
+            c->last = SFAPI_PERMANENT;
+            err_set(e, 200, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED",
+                    "bulk query job %s %s%s%s", job_id, state, why && *why ? ": " : "",
+                    why ? why : "");
+            json_decref(j);
+            break;
+        }
+        int64_t left = deadline - util_mono_ms();
+        if (left <= 0) {
+            c->last = SFAPI_TRANSIENT;
+            err_set(e, 0, "JOB_TIMEOUT", "bulk query job %s is still %.40s after %ld ms", job_id,
+                    state, timeout_ms);
+            json_decref(j);
+            break;
+        }
+        json_decref(j);
+        sleep_ms(interval < left ? interval : (long)left);
+        interval = interval * 2 > WAIT_MAX_MS ? WAIT_MAX_MS : interval * 2;
+    }
+    sb_free(&path);
+    return rc;
+}
+
+int
+sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long max_records,
+                         sfapi_sink sink, void *ctx, char **next_locator, long *nrecords,
+                         err_t *e)
+{
+    *next_locator = NULL;
+    if (nrecords)
+        *nrecords = 0;
+    sb path = SB_INIT;
+    job_path(c, &path, job_id, "/results");
+    char sep = '?';
+    if (max_records > 0) {
+        sb_printf(&path, "%cmaxRecords=%ld", sep, max_records);
+        sep = '&';
+    }
+    if (locator && *locator) {
+        sb_printf(&path, "%clocator=", sep);
+        put_escaped(c, &path, locator);
+    }
+    api_req q = {.method = "GET", .path = path.buf, .accept = "text/csv", .sink = sink,
+                 .sink_ctx = ctx};
+    response r = {.c = c};
+    int rc = api_call(c, &q, &r, e);
+    if (rc == 0 && r.locator_bad) {
+        c->last = SFAPI_PERMANENT;
+        rc = err_set(e, (int)r.status, "BAD_RESPONSE",
+                     "the Sforce-Locator header of job %s is over %d bytes", job_id,
+                     LOCATOR_MAX - 1);
+    } else if (rc == 0) {
+        if (!r.has_locator)
+            log_warn("sfapi: results of job %s came without Sforce-Locator; taking it as the "
+                     "last page", job_id);
+        else if (r.locator[0] && strcmp(r.locator, "null") != 0)
+            *next_locator = xstrdup(r.locator);
+        if (nrecords)
+            *nrecords = r.nrecords;
+    }
+    sb_free(&r.body);
+    sb_free(&path);
+    return rc;
+}
+
+int
+sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e)
+{
+    sb path = SB_INIT;
+    job_path(c, &path, job_id, NULL);
+    api_req q = {.method = "DELETE", .path = path.buf};
+    response r = {.c = c};
+    int rc = api_call(c, &q, &r, e);
+    sb_free(&r.body);
+    sb_free(&path);
+    return rc;
+}
+
+/* ----- public: SOQL ------------------------------------------------------------- */
+
+void
+sfapi_soql_escape(sb *out, const char *s)
+{
+    for (const char *p = s; p && *p; p++) {
+        switch (*p) {
+        case '\\': sb_append(out, "\\\\", 2); break;
+        case '\'': sb_append(out, "\\'", 2); break;
+        case '"': sb_append(out, "\\\"", 2); break;
+        case '\n': sb_append(out, "\\n", 2); break;
+        case '\r': sb_append(out, "\\r", 2); break;
+        case '\t': sb_append(out, "\\t", 2); break;
+        case '\b': sb_append(out, "\\b", 2); break;
+        case '\f': sb_append(out, "\\f", 2); break;
+        default: sb_putc(out, *p);
+        }
+    }
+}

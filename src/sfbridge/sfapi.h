@@ -1,0 +1,133 @@
+/*
+ * sfapi: sfbridge's Salesforce client, over libcurl.
+ *
+ * OAuth login (password or refresh-token grant), REST calls (describe, SOQL
+ * query/queryAll with nextRecordsUrl paging), and Bulk API 2.0 query jobs whose
+ * CSV results are streamed to a caller's sink without being held in memory.
+ * It speaks only the real Salesforce wire formats, so it works unchanged
+ * against a real org and against localforce.
+ *
+ * Failures are classified (sfapi_class) so callers decide by kind:
+ *   - an expired or revoked session (401 INVALID_SESSION_ID) is handled here: the
+ *     client logs in again once and repeats the call; if that fails the class
+ *     is SFAPI_AUTH (the connection needs new credentials);
+ *   - 5xx, connection failures, timeouts, UNABLE_TO_LOCK_ROW, REQUEST_LIMIT_EXCEEDED
+ *     and SERVER_UNAVAILABLE are SFAPI_TRANSIENT: retried here up to
+ *     cfg.max_retries times with capped exponential backoff and full jitter,
+ *     then returned to the caller, which schedules its own later retry;
+ *   - everything else (MALFORMED_QUERY, INVALID_FIELD, NOT_FOUND, ...) is
+ *     SFAPI_PERMANENT and returned at once.
+ * The err_t holds Salesforce's errorCode and message (never a token).
+ *
+ * One sfapi_t is used by one thread at a time.
+ */
+#ifndef SFAPI_H
+#define SFAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "sb.h"
+
+typedef enum {
+    SFAPI_OK = 0,
+    SFAPI_TRANSIENT, /* try again later: network, 5xx, lock, limits */
+    SFAPI_AUTH,      /* credentials refused: NEED_AUTHENTICATION */
+    SFAPI_PERMANENT, /* the request itself is wrong */
+} sfapi_class;
+
+typedef struct sfapi_config {
+    const char *login_url;     /* e.g. https://login.salesforce.com (no trailing /) */
+    const char *client_id;
+    const char *client_secret; /* may be NULL for public clients */
+    const char *username;      /* password grant when username+password set */
+    const char *password;      /* password with security token appended, if any */
+    const char *refresh_token; /* refresh-token grant when set (preferred) */
+    const char *api_version;   /* "60.0" */
+    long        timeout_ms;    /* per request, whole transfer (streamed Bulk results:
+                                  the longest stall, as a slow sink may take longer); 0 = 120000 */
+    long        connect_timeout_ms; /* 0 = 10000 */
+    int         max_retries;   /* transient retries inside one call; -1 = default 4 */
+    long        backoff_base_ms; /* 0 = 250 */
+    long        backoff_cap_ms;  /* 0 = 8000 */
+} sfapi_config;
+
+typedef struct sfapi sfapi;
+
+/* Copies every string of cfg. */
+sfapi *sfapi_new(const sfapi_config *cfg);
+void   sfapi_free(sfapi *c);
+
+/* Log in (refresh-token grant if configured, else password grant). Called
+ * lazily by every request when not logged in yet; call it directly to check
+ * credentials. */
+int sfapi_login(sfapi *c, err_t *e);
+
+/* After login: the instance URL ("https://xx.my.salesforce.com"), the org id
+ * (18 chars, from the identity URL in the token response) and the user id. */
+const char *sfapi_instance_url(const sfapi *c);
+const char *sfapi_org_id(const sfapi *c);
+const char *sfapi_user_id(const sfapi *c);
+
+/* Classification of the last failure (SFAPI_OK after a success). */
+sfapi_class sfapi_last_class(const sfapi *c);
+
+/* Requests made since sfapi_new (every HTTP request to the instance counts,
+ * retries included; the login does not) and the org's figures from the last
+ * Sforce-Limit-Info header ("api-usage=used/max"; -1 when not seen yet). */
+uint64_t sfapi_calls(const sfapi *c);
+void     sfapi_limit_info(const sfapi *c, long *used, long *max);
+
+/* GET /services/data/vNN.N/sobjects/OBJECT/describe. *out is the parsed body
+ * (caller json_decref's it). NOT_FOUND for an unknown object. */
+int sfapi_describe(sfapi *c, const char *object, json_t **out, err_t *e);
+
+/* GET .../query?q=SOQL (or queryAll when all is true). *page is the parsed
+ * body: {"totalSize","done","records":[...],"nextRecordsUrl"?}. batch_size > 0
+ * sends "Sforce-Query-Options: batchSize=N". */
+int sfapi_query(sfapi *c, const char *soql, bool all, int batch_size, json_t **page, err_t *e);
+/* GET the page at a nextRecordsUrl ("/services/data/vNN.N/query/01g...-2000"). */
+int sfapi_query_more(sfapi *c, const char *next_url, json_t **page, err_t *e);
+
+/* Any REST call: method "GET"/"POST"/"PATCH"/"DELETE", path relative to the
+ * instance ("/services/data/v60.0/limits"), body JSON or NULL. *out gets the
+ * parsed reply (NULL for an empty body); *status the HTTP status. */
+int sfapi_rest(sfapi *c, const char *method, const char *path, const char *body,
+               long *status, json_t **out, err_t *e);
+
+/* Bulk API 2.0 query job. Creates the job (operation "query" or "queryAll"),
+ * and returns its id (caller frees). */
+int sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id, err_t *e);
+/* Polls the job (with growing intervals, 50 ms up to 2 s, until timeout_ms;
+ * 0 = 30 min) until JobComplete. Failed/Aborted → SFAPI_PERMANENT with the
+ * job's errorMessage. *records = numberRecordsProcessed. */
+int sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records, err_t *e);
+
+/* Receives the CSV body piece by piece. Return 0 to go on, -1 to abort the
+ * transfer; the call then fails with the error the sink put in e (or
+ * "ABORTED_BY_SINK" if it left e empty), classed SFAPI_PERMANENT. */
+typedef int (*sfapi_sink)(void *ctx, const char *data, size_t len, err_t *e);
+
+/* GET .../jobs/query/ID/results?maxRecords=N[&locator=L]. locator NULL or ""
+ * for the first page. The CSV (header line included) goes to sink as it
+ * arrives. On success *next_locator is the Sforce-Locator header (NULL when it
+ * is "null", i.e. this was the last page; caller frees) and *nrecords the
+ * Sforce-NumberOfRecords header. Transient failures are retried here only
+ * while nothing has reached the sink; once data was delivered a failure is
+ * returned (SFAPI_TRANSIENT) and the caller must discard what it got and ask
+ * for the same page again. */
+int sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long max_records,
+                             sfapi_sink sink, void *ctx, char **next_locator, long *nrecords,
+                             err_t *e);
+/* DELETE the job (best effort cleanup). */
+int sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e);
+
+/* Appends s to out as a SOQL string literal body (without the quotes):
+ * backslash-escapes \ ' " and control characters as Salesforce requires. */
+void sfapi_soql_escape(sb *out, const char *s);
+
+#endif

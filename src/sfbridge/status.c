@@ -1,0 +1,172 @@
+/*
+ * status: what sfbridge is doing, from the catalog, for people and scripts.
+ */
+#include "status.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pg.h"
+#include "sb.h"
+#include "util.h"
+
+/* One query gives everything `status` shows; the JSON form is built by
+ * Postgres so text and JSON agree. */
+static const char status_sql[] =
+    "SELECT json_build_object("
+    " 'schema', $1::text,"
+    " 'connection', (SELECT json_build_object('org_id', org_id, 'instance_url', instance_url,"
+    "   'api_version', api_version, 'state', CASE WHEN paused THEN 'PAUSED' ELSE state END,"
+    "   'last_error', last_error, 'daemon_pid', daemon_pid, 'daemon_host', daemon_host,"
+    "   'daemon_alive', heartbeat_at > now() - interval '30 seconds',"
+    "   'heartbeat_at', heartbeat_at) FROM %1$s._sfbridge_connection),"
+    " 'mappings', coalesce((SELECT json_agg(json_build_object("
+    "   'object_name', object_name, 'table_name', table_name, 'access', access,"
+    "   'state', CASE WHEN paused THEN 'PAUSED' ELSE state END, 'paused', paused, 'loaded', loaded,"
+    "   'sf_polling_seconds', sf_polling_seconds, 'sf_notify_enabled', sf_notify_enabled,"
+    "   'watermark', watermark, 'last_poll_at', last_poll_at, 'next_poll_at', next_poll_at,"
+    "   'last_drift_at', last_drift_at, 'rows_synced', rows_synced, 'repairs', repairs,"
+    "   'errors', errors, 'last_error', last_error,"
+    "   'api_calls_today', CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
+    "   'sf_max_daily_api_calls', sf_max_daily_api_calls,"
+    "   'load', CASE WHEN NOT loaded OR state = 'RELOAD_TABLE' THEN json_build_object("
+    "     'done', load_done, 'total', load_total, 'via', CASE WHEN load_job IS NULL THEN 'rest' ELSE 'bulk' END,"
+    "     'started_at', load_started_at,"
+    "     'rows_per_second', CASE WHEN load_started_at < now() THEN"
+    "        round(load_done / extract(epoch FROM now() - load_started_at)) END,"
+    "     'eta_seconds', CASE WHEN load_done > 0 AND load_total > load_done THEN"
+    "        round((load_total - load_done) * extract(epoch FROM now() - load_started_at) / load_done) END)"
+    "   END) ORDER BY object_name) FROM %1$s._sfbridge_mapping), '[]'::json))";
+
+static char *
+status_query(const char *schema)
+{
+    sb q = SB_INIT, s = SB_INIT;
+    sb_sql_ident(&q, schema);
+    for (const char *p = status_sql; *p; p++) {
+        if (strncmp(p, "%1$s", 4) == 0) {
+            sb_puts(&s, sb_str(&q));
+            p += 3;
+        } else {
+            sb_putc(&s, *p);
+        }
+    }
+    sb_free(&q);
+    return sb_steal(&s);
+}
+
+static const char *
+jstr(json_t *o, const char *k, const char *def)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : def;
+}
+
+static void
+short_time(const char *iso, char out[24])
+{
+    /* "2026-11-23T21:58:01.123+00:00" -> "21:58:01" */
+    const char *t = iso ? strchr(iso, 'T') : NULL;
+    snprintf(out, 24, "%.8s", t ? t + 1 : "-");
+}
+
+int
+status_print(app *a, bool as_json, FILE *out, err_t *e)
+{
+    if (!app_pg(a, e))
+        return -1;
+    char *sql = status_query(a->cfg.schema);
+    const char *p[] = {a->cfg.schema};
+    PGresult *r = pg_query(a->pg, e, sql, 1, p);
+    free(sql);
+    if (!r)
+        return -1;
+    if (as_json) {
+        fprintf(out, "%s\n", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        return 0;
+    }
+    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    if (!j)
+        return err_set(e, 500, "BAD_CATALOG", "status could not be read");
+    json_t *c = json_object_get(j, "connection");
+    fprintf(out, "connection: %s  org %s  API v%s  schema %s\n", jstr(c, "state", "?"), jstr(c, "org_id", "(not connected)"),
+            jstr(c, "api_version", "?"), a->cfg.schema);
+    if (json_is_true(json_object_get(c, "daemon_alive")))
+        fprintf(out, "daemon:     running (pid %lld on %s)\n",
+                (long long)json_integer_value(json_object_get(c, "daemon_pid")), jstr(c, "daemon_host", "?"));
+    else
+        fprintf(out, "daemon:     not running (start it with: sfbridge run)\n");
+    if (json_string_value(json_object_get(c, "last_error")))
+        fprintf(out, "last error: %s\n", jstr(c, "last_error", ""));
+    fprintf(out, "\n%-24s %-20s %-10s %12s %9s %9s %8s  %s\n", "OBJECT", "STATE", "ACCESS", "ROWS SYNCED", "LAST POLL",
+            "NEXT POLL", "API/DAY", "DETAIL");
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(j, "mappings"), i, m) {
+        char last[24], next[24], detail[256] = "";
+        short_time(jstr(m, "last_poll_at", NULL), last);
+        short_time(jstr(m, "next_poll_at", NULL), next);
+        json_t *ld = json_object_get(m, "load");
+        if (json_is_object(ld)) {
+            long long done = json_integer_value(json_object_get(ld, "done"));
+            long long total = json_integer_value(json_object_get(ld, "total"));
+            json_t *rate = json_object_get(ld, "rows_per_second"), *eta = json_object_get(ld, "eta_seconds");
+            snprintf(detail, sizeof detail, "load %lld/%lld rows via %s, %.0f rows/s, ETA %s%.0f s", done, total,
+                     jstr(ld, "via", "?"), json_number_value(rate), json_is_number(eta) ? "" : "? ",
+                     json_number_value(eta));
+        } else if (json_string_value(json_object_get(m, "last_error"))) {
+            snprintf(detail, sizeof detail, "%s", jstr(m, "last_error", ""));
+        } else {
+            snprintf(detail, sizeof detail, "watermark %s", jstr(m, "watermark", "-"));
+        }
+        fprintf(out, "%-24s %-20s %-10s %12lld %9s %9s %8lld  %s\n", jstr(m, "object_name", "?"), jstr(m, "state", "?"),
+                jstr(m, "access", "?"), (long long)json_integer_value(json_object_get(m, "rows_synced")), last, next,
+                (long long)json_integer_value(json_object_get(m, "api_calls_today")), detail);
+    }
+    if (json_array_size(json_object_get(j, "mappings")) == 0)
+        fprintf(out, "(no mappings: add one with sfbridge mapping add OBJECT)\n");
+    json_decref(j);
+    return 0;
+}
+
+void
+status_progress(void *ctx, const mapping *m, int64_t done, int64_t total)
+{
+    status_bar *b = ctx;
+    int64_t now = util_mono_ms();
+    if (strcmp(b->object, m->object) != 0) {
+        status_bar_finish(b);
+        snprintf(b->object, sizeof b->object, "%s", m->object);
+        b->started_ms = now;
+        b->start_done = done;
+        b->last_ms = 0;
+    }
+    bool last = total >= 0 && done >= total;
+    if (!last && now - b->last_ms < (b->tty ? 100 : 2000))
+        return;
+    b->last_ms = now;
+    double secs = (double)(now - b->started_ms) / 1000.0;
+    double rate = secs > 0 ? (double)(done - b->start_done) / secs : 0;
+    char bar[31];
+    int fill = total > 0 ? (int)(30 * (done > total ? total : done) / total) : 0;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    char eta[32] = "";
+    if (rate > 0 && total > done)
+        snprintf(eta, sizeof eta, "  ETA %.0f s", (double)(total - done) / rate);
+    fprintf(b->out, "%s%-20s [%s] %lld/%lld rows  %.0f rows/s%s%s", b->tty ? "\r" : "", m->object, bar,
+            (long long)done, (long long)(total < 0 ? 0 : total), rate, eta, b->tty ? "\033[K" : "\n");
+    fflush(b->out);
+}
+
+void
+status_bar_finish(status_bar *b)
+{
+    if (b->object[0] && b->tty)
+        fputc('\n', b->out);
+    b->object[0] = '\0';
+}

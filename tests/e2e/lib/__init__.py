@@ -1,0 +1,1 @@
+"""Helpers of the sfbridge end-to-end tests (see tests/e2e/README.md)."""
