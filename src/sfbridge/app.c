@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "capture.h"
 #include "catalog.h"
 #include "log.h"
 #include "pg.h"
@@ -41,7 +42,7 @@ app_pg(app *a, err_t *e)
     PGconn *c = pg_connect(a->cfg.database_url, e);
     if (!c)
         return NULL;
-    if (cat_ensure(c, a->cfg.schema, e) != 0) {
+    if (cat_ensure(c, a->cfg.schema, e) != 0 || cap_ensure(c, a->cfg.schema, e) != 0) {
         PQfinish(c);
         return NULL;
     }

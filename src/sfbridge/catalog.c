@@ -167,10 +167,14 @@ json_t *
 cat_fields_json(const mapping *m)
 {
     json_t *a = json_array();
-    for (size_t i = 0; i < m->nfields; i++)
-        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s}", "name", m->fields[i].name, "column",
-                                           m->fields[i].column, "type", m->fields[i].sftype, "pg",
-                                           m->fields[i].pgtype));
+    for (size_t i = 0; i < m->nfields; i++) {
+        const map_field *f = &m->fields[i];
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "name", f->name, "column", f->column, "type", f->sftype,
+                              "pg", f->pgtype, "c", f->createable, "u", f->updateable);
+        if (f->ref_to)
+            json_object_set_new(o, "to", json_string(f->ref_to));
+        json_array_append_new(a, o);
+    }
     return a;
 }
 
@@ -189,7 +193,18 @@ cat_fields_parse(json_t *arr, mapping *m, err_t *e)
         const char *pg = json_string_value(json_object_get(f, "pg"));
         if (!name || !col || !t || !pg)
             return err_set(e, 500, "BAD_CATALOG", "mapping %s: field %zu is incomplete", m->object, i);
-        m->fields[i] = (map_field){xstrdup(name), xstrdup(col), xstrdup(t), xstrdup(pg)};
+        /* Catalogs written before the write flags existed: system fields are read-only. */
+        static const char *const sys[] = {"Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
+                                          "LastModifiedById", "SystemModstamp", "LastActivityDate",
+                                          "LastViewedDate", "LastReferencedDate"};
+        bool is_sys = false;
+        for (size_t k = 0; k < sizeof sys / sizeof sys[0]; k++)
+            is_sys = is_sys || util_streq_ci(name, sys[k]);
+        json_t *cf = json_object_get(f, "c"), *uf = json_object_get(f, "u");
+        const char *to = json_string_value(json_object_get(f, "to"));
+        m->fields[i] = (map_field){xstrdup(name), xstrdup(col), xstrdup(t), xstrdup(pg),
+                                   cf ? json_is_true(cf) : !is_sys, uf ? json_is_true(uf) : !is_sys,
+                                   to ? xstrdup(to) : NULL};
     }
     return 0;
 }
@@ -355,16 +370,23 @@ cat_notify(PGconn *c, const char *schema, err_t *e)
 }
 
 void
+map_field_clear(map_field *f)
+{
+    free(f->name);
+    free(f->column);
+    free(f->sftype);
+    free(f->pgtype);
+    free(f->ref_to);
+    memset(f, 0, sizeof *f);
+}
+
+void
 mapping_clear(mapping *m)
 {
     free(m->object);
     free(m->table);
-    for (size_t i = 0; i < m->nfields; i++) {
-        free(m->fields[i].name);
-        free(m->fields[i].column);
-        free(m->fields[i].sftype);
-        free(m->fields[i].pgtype);
-    }
+    for (size_t i = 0; i < m->nfields; i++)
+        map_field_clear(&m->fields[i]);
     free(m->fields);
     json_decref(m->indexes);
     json_decref(m->resync);

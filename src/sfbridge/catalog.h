@@ -25,6 +25,9 @@ typedef struct map_field {
     char *column; /* Postgres column, "birthdate__c" ("sfid" for Id) */
     char *sftype; /* describe type, "date" */
     char *pgtype; /* Postgres type, "date" */
+    bool  createable; /* may be set on insert */
+    bool  updateable; /* may be set on update */
+    char *ref_to;     /* reference fields: the parent object, else NULL */
 } map_field;
 
 typedef struct mapping {
@@ -81,6 +84,7 @@ json_t *cat_fields_json(const mapping *m);
 int     cat_fields_parse(json_t *arr, mapping *m, err_t *e);
 const map_field *cat_field(const mapping *m, const char *sf_name); /* case-insensitive */
 
+void map_field_clear(map_field *f);
 void mapping_clear(mapping *m);
 void mapping_free_all(mapping *ms, size_t n);
 

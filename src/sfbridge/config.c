@@ -38,12 +38,14 @@ static const cfg_key keys[] = {
     S("SF_PASSWORD",               password,      NULL),
     S("SF_API_VERSION",            api_version,   "60.0"),
     S("SFBRIDGE_LOG_LEVEL",        log_level,     "info"),
+    S("SFBRIDGE_CONFLICT_POLICY",  conflict_policy, "last_writer_wins"),
     L("SFBRIDGE_BULK_THRESHOLD",   bulk_threshold,  "10000", 0, 1000000000L),
     L("SFBRIDGE_BULK_PAGE",        bulk_page,       "50000", 1, 100000000L),
     L("SFBRIDGE_POLL_OVERLAP_MS",  poll_overlap_ms, "2000",  0, 86400000L),
     L("SFBRIDGE_DRIFT_SECONDS",    drift_seconds,   "3600",  0, 31L * 86400),
     L("SFBRIDGE_BACKOFF_CAP_MS",   backoff_cap_ms,  "30000", 10, 3600000L),
     L("SFBRIDGE_REST_BATCH",       rest_batch,      "2000",  200, 2000),
+    L("SFBRIDGE_ARCHIVE_DAYS",     archive_days,    "31",    1, 3650),
 };
 #undef S
 #undef L
@@ -189,6 +191,10 @@ cfg_require_db(const cfg *c, err_t *e)
     const char *s = c->schema;
     if (!s || !*s || strlen(s) > 63)
         return err_set(e, 400, "BAD_CONFIG", "SFBRIDGE_SCHEMA must be 1 to 63 characters");
+    const char *p = c->conflict_policy ? c->conflict_policy : "";
+    if (strcmp(p, "last_writer_wins") != 0 && strcmp(p, "salesforce_wins") != 0 && strcmp(p, "postgres_wins") != 0)
+        return err_set(e, 400, "BAD_CONFIG",
+                       "SFBRIDGE_CONFLICT_POLICY must be last_writer_wins, salesforce_wins or postgres_wins, not '%s'", p);
     return 0;
 }
 

@@ -25,12 +25,14 @@ typedef struct cfg {
     char *password;
     char *api_version;
     char *log_level;
+    char *conflict_policy; /* last_writer_wins, salesforce_wins, postgres_wins */
     long  bulk_threshold;  /* initial loads above this many records use Bulk 2.0 */
     long  bulk_page;       /* rows per Bulk results page */
     long  poll_overlap_ms; /* how far behind the watermark a poll starts */
     long  drift_seconds;   /* drift check period; 0 = never */
     long  backoff_cap_ms;  /* ceiling of the retry delay */
     long  rest_batch;      /* records per REST query page */
+    long  archive_days;    /* days processed trigger-log entries are kept */
 } cfg;
 
 /* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the

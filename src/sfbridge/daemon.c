@@ -9,10 +9,12 @@
 #include <sys/select.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "catalog.h"
 #include "log.h"
 #include "pg.h"
 #include "util.h"
+#include "writer.h"
 
 typedef enum { ACT_NONE, ACT_LOAD, ACT_RELOAD, ACT_BACKFILL, ACT_POLL, ACT_DRIFT } action;
 
@@ -284,8 +286,18 @@ daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, s
     }
     long drift_ms = a->cfg.drift_seconds * 1000;
     int failures = 0;
-    if (mode == DAEMON_RUN)
+    writer *w = NULL;
+    if (mode == DAEMON_RUN) {
+        /* Tables made by older versions get the current capture triggers. */
+        if (cap_install_all(a->pg, a->cfg.schema, e) != 0)
+            return -1;
+        w = writer_new(&a->cfg, &app_stop);
+        if (writer_start(w) != 0) {
+            writer_free(w);
+            return err_set(e, 500, "THREAD", "cannot start the writer thread");
+        }
         log_info("sfbridge syncing schema %s (Ctrl-C or SIGTERM stops)", a->cfg.schema);
+    }
     while (!app_stop) {
         if (pg_connection_lost(a->pg) && pg_recover(a, e) != 0)
             break;
@@ -358,6 +370,19 @@ daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, s
             break;
         if (!worked)
             wait_for_work(a->pg, next - util_now_ms());
+    }
+    if (w) {
+        /* Wake the writer so it sees the stop at once. */
+        sb chan = SB_INIT, sql = SB_INIT;
+        cap_channel(&chan, a->cfg.schema);
+        sb_puts(&sql, "NOTIFY ");
+        sb_sql_ident(&sql, sb_str(&chan));
+        if (a->pg && !pg_connection_lost(a->pg))
+            pg_exec(a->pg, NULL, sb_str(&sql));
+        sb_free(&chan);
+        sb_free(&sql);
+        writer_join(w);
+        writer_free(w);
     }
     if (mode != DAEMON_RUN && failures)
         return -1;

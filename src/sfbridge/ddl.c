@@ -89,10 +89,12 @@ static void
 push_field(mapping *m, json_t *f, const char *pgtype)
 {
     const char *name = json_string_value(json_object_get(f, "name"));
+    const char *to = json_string_value(json_array_get(json_object_get(f, "referenceTo"), 0));
     m->fields = xrealloc(m->fields, (m->nfields + 1) * sizeof *m->fields);
     m->fields[m->nfields++] = (map_field){xstrdup(name), ddl_column_name(name),
                                           xstrdup(json_string_value(json_object_get(f, "type"))),
-                                          xstrdup(pgtype)};
+                                          xstrdup(pgtype), json_is_true(json_object_get(f, "createable")),
+                                          json_is_true(json_object_get(f, "updateable")), to ? xstrdup(to) : NULL};
 }
 
 static bool
@@ -264,10 +266,20 @@ ddl_create_table(sb *out, const char *schema, const mapping *m)
     create_index(out, schema, m->table, "sfid", true);
     create_index(out, schema, m->table, "systemmodstamp", false);
     ddl_create_indexes(out, schema, m);
+    sb_free(&qt);
+}
 
+void
+ddl_status_trigger(sb *out, const char *schema, const mapping *m)
+{
+    sb qt = SB_INIT;
+    sb_sql_ident(&qt, schema);
+    sb_putc(&qt, '.');
+    sb_sql_ident(&qt, m->table);
     /* Heroku Connect's status trigger: an app's write marks the row PENDING;
      * sfbridge's own sessions (xmlbinary = hex) mark it SYNCED unless they
-     * set _hc_lastop themselves. */
+     * set _hc_lastop themselves. The writer's session (sfbridge.raw = on)
+     * sets the status columns exactly as it means them. */
     char fname[80], tname[80];
     snprintf(fname, sizeof fname, "hc_%s_status", m->table);
     snprintf(tname, sizeof tname, "hc_%s_status_trigger", m->table);
@@ -278,7 +290,14 @@ ddl_create_table(sb *out, const char *schema, const mapping *m)
     sb_printf(out,
               "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $hc$\n"
               "BEGIN\n"
+              "  IF current_setting('sfbridge.raw', true) = 'on' THEN\n"
+              "    RETURN NEW;\n"
+              "  END IF;\n"
               "  IF current_setting('xmlbinary') = 'base64' THEN\n"
+              "    IF TG_OP = 'UPDATE' AND hstore(NEW.*) - ARRAY['_hc_lastop', '_hc_err']\n"
+              "                          = hstore(OLD.*) - ARRAY['_hc_lastop', '_hc_err'] THEN\n"
+              "      RETURN NEW; -- nothing to send: the status stays\n"
+              "    END IF;\n"
               "    NEW._hc_lastop := 'PENDING';\n"
               "    NEW._hc_err := NULL;\n"
               "  ELSIF TG_OP = 'INSERT' THEN\n"
@@ -290,6 +309,9 @@ ddl_create_table(sb *out, const char *schema, const mapping *m)
               "  RETURN NEW;\n"
               "END $hc$;\n",
               sb_str(&qf));
+    sb_puts(out, "DROP TRIGGER IF EXISTS ");
+    sb_sql_ident(out, tname);
+    sb_printf(out, " ON %s;\n", sb_str(&qt));
     sb_puts(out, "CREATE TRIGGER ");
     sb_sql_ident(out, tname);
     sb_printf(out, " BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s();\n", sb_str(&qt),

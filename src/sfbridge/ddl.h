@@ -36,8 +36,10 @@ int ddl_check_upsert_field(json_t *describe, const char *field, char **canonical
 /* Postgres type for a describe field; NULL when unsupported. */
 const char *ddl_pg_type(json_t *field, char *buf, size_t n);
 
-/* Statements creating the table, its indexes and the status trigger. */
+/* Statements creating the table and its indexes. */
 void ddl_create_table(sb *out, const char *schema, const mapping *m);
+/* (Re)create Heroku Connect's status trigger hc_<table>_status_trigger. */
+void ddl_status_trigger(sb *out, const char *schema, const mapping *m);
 /* hc_idx_<table>_<column> or hcu_idx_..., truncated to 63 bytes. */
 void ddl_index_name(char out[64], const char *table, const char *column, bool unique);
 /* CREATE [UNIQUE] INDEX IF NOT EXISTS for each entry of m->indexes (and the upsert field). */

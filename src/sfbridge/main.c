@@ -19,6 +19,7 @@
 #include "pg.h"
 #include "status.h"
 #include "util.h"
+#include "writer.h"
 
 #define SFBRIDGE_VERSION "0.2.0"
 
@@ -200,6 +201,61 @@ cmd_status(app *a, int argc, char **argv)
         for (long t = 0; watch && t < watch * 10 && !app_stop; t++)
             usleep(100000);
     } while (watch && !app_stop);
+    return 0;
+}
+
+static int
+cmd_push(app *a, int argc, char **argv)
+{
+    const command *c = find_command(commands, "push");
+    if (argc > 1)
+        return usage_error(c, "unexpected argument '%s'", argv[1]);
+    err_t e;
+    err_clear(&e);
+    if (!app_pg(a, &e) || !app_sf(a, &e))
+        return fail(&e);
+    app_install_signals();
+    writer *w = writer_new(&a->cfg, &app_stop);
+    writer_stats st;
+    int rc = writer_pass(w, &st, &e);
+    writer_free(w);
+    if (rc != 0)
+        return fail(&e);
+    printf("%lld records written, %lld refused (FAILED), %lld waiting to retry, %lld API calls\n", (long long)st.sent,
+           (long long)st.failed, (long long)st.retrying, (long long)st.api_calls);
+    return st.retrying ? 1 : 0;
+}
+
+static int
+cmd_retry(app *a, int argc, char **argv)
+{
+    const command *c = find_command(commands, "retry");
+    bool all = false;
+    const char **ids = NULL;
+    size_t n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--all") == 0) {
+            all = true;
+        } else if (argv[i][0] == '-') {
+            free(ids);
+            return usage_error(c, "unknown option '%s'", argv[i]);
+        } else {
+            ids = xrealloc(ids, (n + 1) * sizeof *ids);
+            ids[n++] = argv[i];
+        }
+    }
+    if (all == (n > 0)) {
+        free(ids);
+        return usage_error(c, "%s", all ? "use --all or ids, not both" : "name trigger log ids, or --all");
+    }
+    err_t e;
+    err_clear(&e);
+    int64_t count = 0;
+    int rc = app_pg(a, &e) ? writer_requeue(a->pg, a->cfg.schema, ids, n, all, &count, &e) : -1;
+    free(ids);
+    if (rc != 0)
+        return fail(&e);
+    printf("%lld failed writes requeued\n", (long long)count);
     return 0;
 }
 
@@ -595,6 +651,12 @@ static const command commands[] = {
     {"poll", cmd_poll, "poll [OBJECT ...]", "Poll Salesforce for changes now, whatever the interval.\n"},
     {"drift", cmd_drift, "drift [OBJECT ...]",
      "Compare record ids and modstamps with Salesforce now and repair what differs.\n"},
+    {"push", cmd_push, "push",
+     "Send the changes apps made in Postgres to Salesforce now, in the foreground (what the daemon's writer\n"
+     "does continuously). Exits 1 when some changes wait for a retry.\n"},
+    {"retry", cmd_retry, "retry [--all | ID ...]",
+     "Requeue failed writes (trigger log ids, from _trigger_log or _trigger_log_archive) after the data was\n"
+     "fixed; the writer sends them again.\n"},
     {"reload", cmd_reload, "reload OBJECT",
      "Refill one mapping from Salesforce. Readers keep seeing the old rows until the new ones replace them\n"
      "in one transaction.\n"},

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "capture.h"
 #include "catalog.h"
 #include "ddl.h"
 #include "log.h"
@@ -110,6 +111,7 @@ create_mapping(app *a, const mapping *m, err_t *e)
         return -1;
     sb ddl = SB_INIT;
     ddl_create_table(&ddl, a->cfg.schema, m);
+    cap_install_sql(&ddl, a->cfg.schema, m);
     int rc = pg_exec(a->pg, e, sb_str(&ddl));
     sb_free(&ddl);
     if (rc == 0)
@@ -221,7 +223,8 @@ tx_edit(app *a, void *ctx, err_t *e)
         sb_puts(&s, ";\n");
     }
     ddl_create_indexes(&s, a->cfg.schema, m);
-    int rc = s.len ? pg_exec(a->pg, e, sb_str(&s)) : 0;
+    cap_install_sql(&s, a->cfg.schema, m);
+    int rc = pg_exec(a->pg, e, sb_str(&s));
     sb_free(&s);
     if (rc == 0 && strcmp(m->state, "BAD_CONFIG") == 0) {
         free(m->state);
@@ -245,10 +248,7 @@ remove_field(mapping *m, const char *name, json_t *dropped, err_t *e)
             continue;
         json_array_append_new(dropped, json_string(m->fields[i].column));
         json_object_del(m->indexes, m->fields[i].name);
-        free(m->fields[i].name);
-        free(m->fields[i].column);
-        free(m->fields[i].sftype);
-        free(m->fields[i].pgtype);
+        map_field_clear(&m->fields[i]);
         memmove(&m->fields[i], &m->fields[i + 1], (m->nfields - i - 1) * sizeof *m->fields);
         m->nfields--;
         return 0;
@@ -351,6 +351,9 @@ tx_remove(app *a, void *ctx, err_t *e)
     sb_puts(&s, "DROP TABLE IF EXISTS ");
     pg_qname(&s, a->cfg.schema, r->m->table);
     sb_puts(&s, "; DROP FUNCTION IF EXISTS ");
+    pg_qname(&s, a->cfg.schema, fname);
+    sb_puts(&s, "(); DROP FUNCTION IF EXISTS ");
+    snprintf(fname, sizeof fname, "hc_%s_logger", r->m->table);
     pg_qname(&s, a->cfg.schema, fname);
     sb_puts(&s, "()");
     int rc = pg_exec(a->pg, e, sb_str(&s));

@@ -21,6 +21,11 @@ static const char status_sql[] =
     "   'last_error', last_error, 'daemon_pid', daemon_pid, 'daemon_host', daemon_host,"
     "   'daemon_alive', heartbeat_at > now() - interval '30 seconds',"
     "   'heartbeat_at', heartbeat_at) FROM %1$s._sfbridge_connection),"
+    " 'writer', (SELECT json_build_object('pending', count(*) FILTER (WHERE state IN ('NEW', 'PENDING')),"
+    "   'retrying', count(*) FILTER (WHERE state = 'NEW' AND sfb_retry_at > now()),"
+    "   'failed', count(*) FILTER (WHERE state = 'FAILED'),"
+    "   'last_error', (SELECT sf_message FROM %1$s._trigger_log WHERE sf_message IS NOT NULL"
+    "     ORDER BY updated_at DESC LIMIT 1)) FROM %1$s._trigger_log),"
     " 'mappings', coalesce((SELECT json_agg(json_build_object("
     "   'object_name', object_name, 'table_name', table_name, 'access', access,"
     "   'state', CASE WHEN paused THEN 'PAUSED' ELSE state END, 'paused', paused, 'loaded', loaded,"
@@ -101,6 +106,12 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
         fprintf(out, "daemon:     not running (start it with: sfbridge run)\n");
     if (json_string_value(json_object_get(c, "last_error")))
         fprintf(out, "last error: %s\n", jstr(c, "last_error", ""));
+    json_t *wr = json_object_get(j, "writer");
+    fprintf(out, "writes:     %lld waiting (%lld retrying), %lld failed%s%s\n",
+            (long long)json_integer_value(json_object_get(wr, "pending")),
+            (long long)json_integer_value(json_object_get(wr, "retrying")),
+            (long long)json_integer_value(json_object_get(wr, "failed")),
+            json_string_value(json_object_get(wr, "last_error")) ? "; last: " : "", jstr(wr, "last_error", ""));
     fprintf(out, "\n%-24s %-20s %-10s %12s %9s %9s %8s  %s\n", "OBJECT", "STATE", "ACCESS", "ROWS SYNCED", "LAST POLL",
             "NEXT POLL", "API/DAY", "DETAIL");
     size_t i;

@@ -158,7 +158,19 @@ all_fields(const mapping *m)
  * the mapping's columns, changing a row only when Salesforce's copy is at
  * least as new and differs. */
 static void
-upsert_from(sb *out, const sync_ctx *x, const mapping *m, const char *select_src)
+sql_literal(sb *out, const char *s)
+{
+    sb_putc(out, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            sb_putc(out, '\'');
+        sb_putc(out, *s);
+    }
+    sb_putc(out, '\'');
+}
+
+static void
+upsert_from(sb *out, const sync_ctx *x, const mapping *m, const char *select_src, bool with_conf)
 {
     const map_field **f = all_fields(m);
     sb_puts(out, "INSERT INTO ");
@@ -174,7 +186,13 @@ upsert_from(sb *out, const sync_ctx *x, const mapping *m, const char *select_src
         sb_sql_ident(out, f[i]->column);
         sb_puts(out, ", ");
     }
-    sb_puts(out, "\"_hc_lastop\" = 'SYNCED', \"_hc_err\" = NULL WHERE (t.\"systemmodstamp\" IS NULL OR "
+    /* A row whose own change has not reached Salesforce yet is left alone:
+     * the change comes back with the next poll once it is written. */
+    sb_puts(out, "\"_hc_lastop\" = 'SYNCED', \"_hc_err\" = NULL WHERE ");
+    if (m->read_write)
+        sb_printf(out, "(t.\"_hc_lastop\" IS DISTINCT FROM 'PENDING'%s) AND ",
+                  with_conf ? " OR EXISTS (SELECT 1 FROM conf WHERE conf.sfid = t.sfid AND conf.winner = 'salesforce')" : "");
+    sb_puts(out, "(t.\"systemmodstamp\" IS NULL OR "
                  "excluded.\"systemmodstamp\" IS NULL OR t.\"systemmodstamp\" <= excluded.\"systemmodstamp\") AND (");
     column_list(out, f, m->nfields, "t.");
     sb_puts(out, ") IS DISTINCT FROM (");
@@ -198,6 +216,38 @@ apply_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
     sb_puts(&s, "WITH src AS (SELECT * FROM ");
     recordset(&s, f, m->nfields);
     sb_puts(&s, ")");
+    if (m->read_write) {
+        /* Changed on both sides since the last sync: the row's own change is
+         * still waiting to be written. The policy picks the winner; every
+         * conflict is recorded in _sfbridge_conflicts. */
+        sb lt = SB_INIT, lp = SB_INIT, ql = SB_INIT, qc = SB_INIT;
+        sql_literal(&lt, m->table);
+        sql_literal(&lp, x->cfg->conflict_policy);
+        pg_qname(&ql, x->schema, "_trigger_log");
+        pg_qname(&qc, x->schema, "_sfbridge_conflicts");
+        const char *T = sb_str(&lt), *P = sb_str(&lp), *L = sb_str(&ql), *C = sb_str(&qc);
+        sb_printf(&s, ", conf AS (SELECT x.\"Id\" AS sfid, t.id AS rid, (x.\"SystemModstamp\" AT TIME ZONE 'UTC') AS sfstamp,"
+                      " to_jsonb(x) AS sfv, to_jsonb(t) AS pgv, p.changed_at,"
+                      " CASE %s WHEN 'salesforce_wins' THEN 'salesforce' WHEN 'postgres_wins' THEN 'postgres'"
+                      "  ELSE CASE WHEN x.\"SystemModstamp\" > p.changed_at THEN 'salesforce' ELSE 'postgres' END END AS winner"
+                      " FROM src x JOIN ", P);
+        qtable(&s, x, m);
+        sb_printf(&s, " t ON t.sfid = x.\"Id\" CROSS JOIN LATERAL (SELECT max(l.created_at) AS changed_at FROM %s l"
+                      " WHERE l.table_name = %s AND l.record_id = t.id AND l.state = 'NEW') p"
+                      " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = 'PENDING'"
+                      " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')),", L, T);
+        sb_printf(&s, " rec AS (INSERT INTO %s (table_name, sfid, sf_systemmodstamp, pg_changed_at, winner, policy,"
+                      " sf_values, pg_values) SELECT %s, sfid, sfstamp, changed_at, winner, %s, sfv, pgv FROM conf"
+                      " ON CONFLICT DO NOTHING RETURNING 1),", C, T, P);
+        sb_printf(&s, " ign AS (UPDATE %s l SET state = 'IGNORED', processed_at = now(),"
+                      " sf_message = 'conflict: the change in Salesforce won (' || %s || ')'"
+                      " FROM conf WHERE conf.winner = 'salesforce' AND l.table_name = %s AND l.record_id = conf.rid"
+                      " AND l.state = 'NEW' RETURNING 1)", L, P, T);
+        sb_free(&lt);
+        sb_free(&lp);
+        sb_free(&ql);
+        sb_free(&qc);
+    }
     if (isdel && !m->tombstones) {
         sb_puts(&s, ", del AS (DELETE FROM ");
         qtable(&s, x, m);
@@ -212,7 +262,7 @@ apply_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
     if (isdel && !m->tombstones)
         sb_puts(&src, " WHERE NOT coalesce(x.\"IsDeleted\", false)");
     sb_puts(&s, ", up AS (");
-    upsert_from(&s, x, m, sb_str(&src));
+    upsert_from(&s, x, m, sb_str(&src), m->read_write);
     sb_puts(&s, " RETURNING 1)");
     sb_puts(&s, ", mx AS (SELECT max(\"SystemModstamp\" AT TIME ZONE 'UTC') AS v FROM src)");
     sb q = SB_INIT;
@@ -253,6 +303,28 @@ apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, co
         *changed += atoll(PQgetvalue(r, 0, 0)) + atoll(PQgetvalue(r, 0, 1));
     PQclear(r);
     return 0;
+}
+
+/* A poll page for a read-write mapping waits while the writer has inserts in
+ * flight for the table, so it never sees a new record before its sfid is
+ * written back into the row (which would make a duplicate row). */
+static int
+apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64_t *changed, err_t *e)
+{
+    if (!m->read_write)
+        return apply_page(x, sql, recs, m->object, NULL, changed, e);
+    sb k = SB_INIT;
+    sb_printf(&k, "%s.%s", x->schema, m->table);
+    const char *p[] = {sb_str(&k)};
+    int rc = pg_exec(x->pg, e, "BEGIN");
+    if (rc == 0)
+        rc = pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(4242003, hashtext($1))", 1, p);
+    sb_free(&k);
+    if (rc != 0)
+        return pg_failed(x, e);
+    if (apply_page(x, sql, recs, m->object, NULL, changed, e) != 0)
+        return -1;
+    return pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
 }
 
 static json_t *
@@ -719,7 +791,7 @@ sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
             break;
         }
         log_debug("%s: poll page of %zu records", m->object, json_array_size(recs));
-        if (json_array_size(recs) && apply_page(x, sql, recs, m->object, NULL, applied, e) != 0) {
+        if (json_array_size(recs) && apply_locked(x, m, sql, recs, applied, e) != 0) {
             rc = -1;
             break;
         }
@@ -989,7 +1061,7 @@ sync_reload(sync_ctx *x, mapping *m, err_t *e)
         sb_puts(&src, "SELECT ");
         column_list(&src, f, m->nfields, NULL);
         sb_puts(&src, ", 'SYNCED', NULL FROM " STAGE);
-        upsert_from(&s, x, m, sb_str(&src));
+        upsert_from(&s, x, m, sb_str(&src), false);
         sb_free(&src);
         rc = pg_exec(x->pg, e, sb_str(&s));
     }

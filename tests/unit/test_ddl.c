@@ -144,7 +144,10 @@ test_table_sql(void **state)
     assert_non_null(strstr(sql, "CREATE INDEX IF NOT EXISTS \"hc_idx_teacher__c_systemmodstamp\""));
     assert_non_null(strstr(sql, "CREATE INDEX IF NOT EXISTS \"hc_idx_teacher__c_name\""));
     assert_non_null(strstr(sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"hcu_idx_teacher__c_uuid__c\""));
-    assert_non_null(strstr(sql, "hc_teacher__c_status_trigger"));
+    sb_free(&s);
+    ddl_status_trigger(&s, "salesforce", &m);
+    assert_non_null(strstr(sb_str(&s), "CREATE TRIGGER \"hc_teacher__c_status_trigger\" BEFORE INSERT OR UPDATE"));
+    assert_non_null(strstr(sb_str(&s), "'PENDING'"));
     sb_free(&s);
     char name[64];
     ddl_index_name(name, "a_very_long_table_name_that_goes_on_and_on__c", "another_long_column_name__c", true);

@@ -1,0 +1,226 @@
+/*
+ * capture: the trigger log and the capture triggers (see capture.h).
+ */
+#include "capture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddl.h"
+#include "pg.h"
+#include "util.h"
+
+/* %1$s = quoted schema, %2$s = the NOTIFY channel as a SQL literal. Every
+ * statement is idempotent. */
+static const char *const log_ddl[] = {
+    "CREATE EXTENSION IF NOT EXISTS hstore",
+    "CREATE OR REPLACE FUNCTION %1$s.get_xmlbinary() RETURNS varchar LANGUAGE sql STABLE AS "
+    "$f$ SELECT current_setting('xmlbinary')::varchar $f$",
+    "CREATE TABLE IF NOT EXISTS %1$s._trigger_log ("
+    " id serial PRIMARY KEY, txid bigint,"
+    " created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now(),"
+    " processed_at timestamptz, processed_tx bigint, state varchar(8), action varchar(7),"
+    " table_name varchar(128), record_id integer, sfid varchar(18), old text, values text,"
+    " sf_result integer, sf_message text,"
+    " sfb_attempts integer NOT NULL DEFAULT 0, sfb_retry_at timestamptz, sfb_unknown boolean NOT NULL DEFAULT false,"
+    " sfb_sent_at timestamptz, sfb_payload jsonb)",
+    "CREATE TABLE IF NOT EXISTS %1$s._trigger_log_archive ("
+    " id integer PRIMARY KEY, txid bigint, created_at timestamptz, updated_at timestamptz,"
+    " processed_at timestamptz, processed_tx bigint, state varchar(8), action varchar(7),"
+    " table_name varchar(128), record_id integer, sfid varchar(18), old text, values text,"
+    " sf_result integer, sf_message text,"
+    " sfb_attempts integer NOT NULL DEFAULT 0, sfb_retry_at timestamptz, sfb_unknown boolean NOT NULL DEFAULT false,"
+    " sfb_sent_at timestamptz, sfb_payload jsonb)",
+    "CREATE TABLE IF NOT EXISTS %1$s._sfbridge_conflicts ("
+    " id bigserial PRIMARY KEY, table_name varchar(128) NOT NULL, sfid varchar(18) NOT NULL,"
+    " detected_at timestamptz NOT NULL DEFAULT now(), sf_systemmodstamp timestamp, pg_changed_at timestamptz,"
+    " winner varchar(16) NOT NULL, policy varchar(32) NOT NULL, sf_values jsonb, pg_values jsonb,"
+    " UNIQUE (table_name, sfid, sf_systemmodstamp))",
+    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_created_at ON %1$s._trigger_log (created_at)",
+    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_state_id ON %1$s._trigger_log (state, id)",
+    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_state_table_name ON %1$s._trigger_log (state, table_name)"
+    " WHERE state IN ('NEW', 'PENDING')",
+    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_record ON %1$s._trigger_log (table_name, record_id, id)"
+    " WHERE state IN ('NEW', 'PENDING')",
+    "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_created_at ON %1$s._trigger_log_archive (created_at)",
+    "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_record_id ON %1$s._trigger_log_archive (record_id)",
+    "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_state_table_name ON %1$s._trigger_log_archive"
+    " (state, table_name) WHERE state = 'FAILED'",
+    "CREATE OR REPLACE FUNCTION %1$s.tlog_notify_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n  PERFORM pg_notify(%2$s, 'ping');\n  RETURN NEW;\nEND $f$",
+    "DROP TRIGGER IF EXISTS tlog_insert_trigger ON %1$s._trigger_log",
+    "CREATE TRIGGER tlog_insert_trigger AFTER INSERT ON %1$s._trigger_log"
+    " FOR EACH ROW EXECUTE FUNCTION %1$s.tlog_notify_trigger()",
+    /* A requeue by hand (state set back to NEW) also wakes the writer. */
+    "DROP TRIGGER IF EXISTS tlog_requeue_trigger ON %1$s._trigger_log",
+    "CREATE TRIGGER tlog_requeue_trigger AFTER UPDATE OF state ON %1$s._trigger_log"
+    " FOR EACH ROW WHEN (NEW.state = 'NEW' AND OLD.state IS DISTINCT FROM 'NEW')"
+    " EXECUTE FUNCTION %1$s.tlog_notify_trigger()",
+    "CREATE OR REPLACE FUNCTION %1$s.hc_truncate_refused() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
+    "BEGIN\n"
+    "  RAISE EXCEPTION 'TRUNCATE of %% is not sent to Salesforce', TG_TABLE_NAME\n"
+    "    USING HINT = 'delete the rows instead (each delete reaches Salesforce), or SET xmlbinary = ''hex'' to empty only Postgres';\n"
+    "END $f$",
+};
+
+void
+cap_channel(sb *out, const char *schema)
+{
+    sb_printf(out, "%s.hc_trigger_log", schema);
+}
+
+static void
+fill(sb *out, const char *tmpl, const char *qschema, const char *chan_lit)
+{
+    for (const char *p = tmpl; *p; p++) {
+        if (strncmp(p, "%1$s", 4) == 0) {
+            sb_puts(out, qschema);
+            p += 3;
+        } else if (strncmp(p, "%2$s", 4) == 0) {
+            sb_puts(out, chan_lit);
+            p += 3;
+        } else if (strncmp(p, "%%", 2) == 0) {
+            sb_putc(out, '%');
+            p++;
+        } else {
+            sb_putc(out, *p);
+        }
+    }
+}
+
+static void
+literal(sb *out, const char *s)
+{
+    sb_putc(out, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            sb_putc(out, '\'');
+        sb_putc(out, *s);
+    }
+    sb_putc(out, '\'');
+}
+
+int
+cap_ensure(PGconn *c, const char *schema, err_t *e)
+{
+    sb q = SB_INIT, chan = SB_INIT, lit = SB_INIT, sql = SB_INIT;
+    sb_sql_ident(&q, schema);
+    cap_channel(&chan, schema);
+    literal(&lit, sb_str(&chan));
+    int rc = pg_exec(c, e, "BEGIN");
+    if (rc == 0)
+        rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(4242001)");
+    for (size_t i = 0; rc == 0 && i < sizeof log_ddl / sizeof log_ddl[0]; i++) {
+        sb_clear(&sql);
+        fill(&sql, log_ddl[i], sb_str(&q), sb_str(&lit));
+        rc = pg_exec(c, e, sb_str(&sql));
+    }
+    rc = rc == 0 ? pg_exec(c, e, "COMMIT") : (pg_rollback_quietly(c), -1);
+    sb_free(&q);
+    sb_free(&chan);
+    sb_free(&lit);
+    sb_free(&sql);
+    return rc;
+}
+
+void
+cap_install_sql(sb *out, const char *schema, const mapping *m)
+{
+    sb qs = SB_INIT, qt = SB_INIT, fn = SB_INIT;
+    sb_sql_ident(&qs, schema);
+    pg_qname(&qt, schema, m->table);
+    char name[96];
+    snprintf(name, sizeof name, "hc_%s_logger", m->table);
+    pg_qname(&fn, schema, name);
+    const char *state = m->read_write ? "NEW" : "READONLY";
+    ddl_status_trigger(out, schema, m);
+    /* Heroku Connect's logger ("VERSION 4"): the whole row for INSERT, the
+     * changed columns for UPDATE, the old row for UPDATE and DELETE. */
+    sb_printf(out,
+              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $hc$\n"
+              "DECLARE\n"
+              "  trigger_row %s._trigger_log;\n"
+              "  excluded_cols text[] = ARRAY['_hc_lastop', '_hc_err'];\n"
+              "BEGIN\n"
+              "  trigger_row = ROW();\n"
+              "  trigger_row.id = nextval('%s._trigger_log_id_seq');\n"
+              "  trigger_row.action = TG_OP::text;\n"
+              "  trigger_row.table_name = TG_TABLE_NAME::text;\n"
+              "  trigger_row.txid = txid_current();\n"
+              "  trigger_row.created_at = clock_timestamp();\n"
+              "  trigger_row.updated_at = trigger_row.created_at;\n"
+              "  trigger_row.state = '%s';\n"
+              "  trigger_row.sfb_attempts = 0;\n"
+              "  trigger_row.sfb_unknown = false;\n"
+              "  IF (TG_OP = 'DELETE') THEN\n"
+              "    trigger_row.record_id = OLD.id;\n"
+              "    trigger_row.old = hstore(OLD.*) - excluded_cols;\n"
+              "    IF (OLD.sfid IS NOT NULL) THEN\n"
+              "      trigger_row.sfid = OLD.sfid;\n"
+              "    ELSIF NOT EXISTS (SELECT 1 FROM %s._trigger_log l WHERE l.table_name = TG_TABLE_NAME::text\n"
+              "                      AND l.record_id = OLD.id AND l.state IN ('NEW', 'PENDING')) THEN\n"
+              "      trigger_row.state = 'IGNORE';\n"
+              "    END IF;\n"
+              "  ELSIF (TG_OP = 'INSERT') THEN\n"
+              "    trigger_row.record_id = NEW.id;\n"
+              "    trigger_row.values = hstore(NEW.*) - excluded_cols;\n"
+              "  ELSE\n"
+              "    trigger_row.record_id = NEW.id;\n"
+              "    trigger_row.old = hstore(OLD.*) - excluded_cols;\n"
+              "    trigger_row.values = (hstore(NEW.*) - hstore(trigger_row.old)) - excluded_cols;\n"
+              "    trigger_row.sfid = OLD.sfid;\n"
+              "    IF (trigger_row.values = '') THEN\n"
+              "      trigger_row.state = 'IGNORE';\n"
+              "    END IF;\n"
+              "  END IF;\n"
+              "  INSERT INTO %s._trigger_log VALUES (trigger_row.*);\n"
+              "  RETURN NULL;\n"
+              "END $hc$;\n",
+              sb_str(&fn), sb_str(&qs), sb_str(&qs), state, sb_str(&qs), sb_str(&qs));
+    char trig[96];
+    snprintf(trig, sizeof trig, "hc_%s_logtrigger", m->table);
+    sb_puts(out, "DROP TRIGGER IF EXISTS ");
+    sb_sql_ident(out, trig);
+    sb_printf(out, " ON %s;\nCREATE TRIGGER ", sb_str(&qt));
+    sb_sql_ident(out, trig);
+    sb_printf(out, " AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW WHEN (%s.get_xmlbinary() = 'base64')"
+                   " EXECUTE FUNCTION %s();\n",
+              sb_str(&qt), sb_str(&qs), sb_str(&fn));
+    snprintf(trig, sizeof trig, "hc_%s_truncate", m->table);
+    sb_puts(out, "DROP TRIGGER IF EXISTS ");
+    sb_sql_ident(out, trig);
+    sb_printf(out, " ON %s;\n", sb_str(&qt));
+    if (m->read_write) {
+        sb_puts(out, "CREATE TRIGGER ");
+        sb_sql_ident(out, trig);
+        sb_printf(out, " BEFORE TRUNCATE ON %s FOR EACH STATEMENT WHEN (%s.get_xmlbinary() = 'base64')"
+                       " EXECUTE FUNCTION %s.hc_truncate_refused();\n",
+                  sb_str(&qt), sb_str(&qs), sb_str(&qs));
+    }
+    sb_free(&qs);
+    sb_free(&qt);
+    sb_free(&fn);
+}
+
+int
+cap_install_all(PGconn *c, const char *schema, err_t *e)
+{
+    mapping *ms = NULL;
+    size_t n = 0;
+    if (cat_load(c, schema, NULL, &ms, &n, e) != 0)
+        return -1;
+    sb s = SB_INIT;
+    for (size_t i = 0; i < n; i++)
+        cap_install_sql(&s, schema, &ms[i]);
+    int rc = 0;
+    if (s.len) {
+        rc = pg_exec(c, e, "BEGIN");
+        if (rc == 0)
+            rc = pg_exec(c, e, sb_str(&s));
+        rc = rc == 0 ? pg_exec(c, e, "COMMIT") : (pg_rollback_quietly(c), -1);
+    }
+    sb_free(&s);
+    mapping_free_all(ms, n);
+    return rc;
+}

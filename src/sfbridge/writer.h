@@ -1,0 +1,46 @@
+/*
+ * writer: Postgres -> Salesforce. Claims NEW trigger-log entries in commit
+ * order, folds each record's entries into one operation, sends them in sObject
+ * Collections (upserts by the unique identifier where there is one), records
+ * each outcome on the entry and the row, retries transient failures with
+ * capped backoff while keeping each record's order, and never repeats an insert
+ * whose outcome is unknown without first looking for it in Salesforce.
+ *
+ * `sfbridge run` runs it on its own thread with its own Postgres connection
+ * and Salesforce client, woken by NOTIFY "<schema>.hc_trigger_log";
+ * `sfbridge push` runs one pass in the foreground.
+ */
+#ifndef WRITER_H
+#define WRITER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+typedef struct writer writer;
+
+typedef struct writer_stats {
+    int64_t sent;      /* records Salesforce accepted */
+    int64_t failed;    /* records refused (FAILED) */
+    int64_t retrying;  /* entries waiting for a retry */
+    int64_t api_calls;
+} writer_stats;
+
+writer *writer_new(const cfg *c, volatile sig_atomic_t *stop);
+void    writer_free(writer *w);
+/* Everything due now, then return. 0 ok (some entries may wait for a
+ * retry: see st->retrying), -1 when Postgres or the login failed. */
+int     writer_pass(writer *w, writer_stats *st, err_t *e);
+/* The writer thread: passes until *stop, waiting on NOTIFY in between. */
+int     writer_start(writer *w);
+void    writer_join(writer *w);
+
+/* sfbridge retry: FAILED entries (all, or these ids, from the log or the
+ * archive) back to NEW. *n gets how many. */
+int     writer_requeue(void *pgconn, const char *schema, const char *const *ids, size_t nids, bool all,
+                       int64_t *n, err_t *e);
+
+#endif
