@@ -173,6 +173,8 @@ cat_fields_json(const mapping *m)
                               "pg", f->pgtype, "c", f->createable, "u", f->updateable);
         if (f->ref_to)
             json_object_set_new(o, "to", json_string(f->ref_to));
+        if (f->via)
+            json_object_set_new(o, "via", json_string(f->via));
         json_array_append_new(a, o);
     }
     return a;
@@ -202,9 +204,10 @@ cat_fields_parse(json_t *arr, mapping *m, err_t *e)
             is_sys = is_sys || util_streq_ci(name, sys[k]);
         json_t *cf = json_object_get(f, "c"), *uf = json_object_get(f, "u");
         const char *to = json_string_value(json_object_get(f, "to"));
+        const char *via = json_string_value(json_object_get(f, "via"));
         m->fields[i] = (map_field){xstrdup(name), xstrdup(col), xstrdup(t), xstrdup(pg),
                                    cf ? json_is_true(cf) : !is_sys, uf ? json_is_true(uf) : !is_sys,
-                                   to ? xstrdup(to) : NULL};
+                                   to ? xstrdup(to) : NULL, via ? xstrdup(via) : NULL};
     }
     return 0;
 }
@@ -377,6 +380,7 @@ map_field_clear(map_field *f)
     free(f->sftype);
     free(f->pgtype);
     free(f->ref_to);
+    free(f->via);
     memset(f, 0, sizeof *f);
 }
 

@@ -27,7 +27,8 @@ typedef struct map_field {
     char *pgtype; /* Postgres type, "date" */
     bool  createable; /* may be set on insert */
     bool  updateable; /* may be set on update */
-    char *ref_to;     /* reference fields: the parent object, else NULL */
+    char *ref_to;     /* reference and relationship fields: the parent object, else NULL */
+    char *via;        /* relationship fields ("School__r.External_Id__c"): the lookup, "School__c" */
 } map_field;
 
 typedef struct mapping {

@@ -46,6 +46,7 @@ static const cfg_key keys[] = {
     L("SFBRIDGE_BACKOFF_CAP_MS",   backoff_cap_ms,  "30000", 10, 3600000L),
     L("SFBRIDGE_REST_BATCH",       rest_batch,      "2000",  200, 2000),
     L("SFBRIDGE_ARCHIVE_DAYS",     archive_days,    "31",    1, 3650),
+    L("SFBRIDGE_BULK_WRITE_MIN",   bulk_write_min,  "2000",  1, 100000000L),
 };
 #undef S
 #undef L

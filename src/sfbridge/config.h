@@ -33,6 +33,7 @@ typedef struct cfg {
     long  backoff_cap_ms;  /* ceiling of the retry delay */
     long  rest_batch;      /* records per REST query page */
     long  archive_days;    /* days processed trigger-log entries are kept */
+    long  bulk_write_min;  /* upserts waiting for one mapping that go by Bulk API */
 } cfg;
 
 /* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the

@@ -60,10 +60,14 @@ ddl_column_name(const char *sf_name)
 {
     if (util_streq_ci(sf_name, "Id"))
         return xstrdup("sfid");
-    char *s = xstrdup(sf_name);
-    for (char *p = s; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    return s;
+    sb out = SB_INIT;
+    for (const char *p = sf_name; *p; p++) {
+        if (*p == '.')
+            sb_puts(&out, "__");
+        else
+            sb_putc(&out, (char)tolower((unsigned char)*p));
+    }
+    return sb_steal(&out);
 }
 
 static json_t *
@@ -94,7 +98,7 @@ push_field(mapping *m, json_t *f, const char *pgtype)
     m->fields[m->nfields++] = (map_field){xstrdup(name), ddl_column_name(name),
                                           xstrdup(json_string_value(json_object_get(f, "type"))),
                                           xstrdup(pgtype), json_is_true(json_object_get(f, "createable")),
-                                          json_is_true(json_object_get(f, "updateable")), to ? xstrdup(to) : NULL};
+                                          json_is_true(json_object_get(f, "updateable")), to ? xstrdup(to) : NULL, NULL};
 }
 
 static bool
@@ -104,10 +108,65 @@ is_compound(json_t *f)
     return t && (strcmp(t, "address") == 0 || strcmp(t, "location") == 0);
 }
 
+/* "School__r.External_Id__c": the lookup School__c's parent, named by one of
+ * its External ID fields. */
+static int
+add_relationship(json_t *describe, const char *object, const char *want, mapping *m, json_t *added,
+                 const ddl_parents *parents, err_t *e)
+{
+    const char *dot = strchr(want, '.');
+    char rel[256];
+    snprintf(rel, sizeof rel, "%.*s", (int)(dot - want), want);
+    json_t *lookup = NULL;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(describe, "fields"), i, f) {
+        const char *rn = json_string_value(json_object_get(f, "relationshipName"));
+        if (rn && util_streq_ci(rn, rel))
+            lookup = f;
+    }
+    if (!lookup || strchr(dot + 1, '.'))
+        return err_set(e, 400, "INVALID_FIELD", "no relationship '%s' on %s for '%s'", rel, object, want);
+    const char *parent = json_string_value(json_array_get(json_object_get(lookup, "referenceTo"), 0));
+    if (!parent || !parents || !parents->describe)
+        return err_set(e, 400, "INVALID_FIELD", "the parent of %s.%s cannot be checked", object, rel);
+    json_t *pd = parents->describe(parents->ctx, parent, e);
+    if (!pd)
+        return -1;
+    json_t *ext = find_field(pd, dot + 1);
+    int rc = 0;
+    if (!ext || (!json_is_true(json_object_get(ext, "externalId")) && !json_is_true(json_object_get(ext, "idLookup")))) {
+        rc = err_set(e, 400, "INVALID_FIELD", "'%s': %s has no External ID field '%s'", want, parent, dot + 1);
+    } else {
+        char buf[32], name[600];
+        const char *pg = ddl_pg_type(ext, buf, sizeof buf);
+        snprintf(name, sizeof name, "%s.%s", json_string_value(json_object_get(lookup, "relationshipName")),
+                 json_string_value(json_object_get(ext, "name")));
+        if (!pg) {
+            rc = err_set(e, 400, "INVALID_FIELD", "'%s' has a type sfbridge cannot sync", want);
+        } else if (!has_field(m, name)) {
+            m->fields = xrealloc(m->fields, (m->nfields + 1) * sizeof *m->fields);
+            m->fields[m->nfields++] = (map_field){xstrdup(name), ddl_column_name(name),
+                                                  xstrdup(json_string_value(json_object_get(ext, "type"))),
+                                                  xstrdup(pg), json_is_true(json_object_get(lookup, "createable")),
+                                                  json_is_true(json_object_get(lookup, "updateable")),
+                                                  xstrdup(parent),
+                                                  xstrdup(json_string_value(json_object_get(lookup, "name")))};
+            if (added)
+                json_array_append_new(added, json_string(name));
+        }
+    }
+    json_decref(pd);
+    return rc;
+}
+
 /* Add one field (or a compound's components); fails naming it. */
 static int
-add_one(json_t *describe, const char *object, const char *want, mapping *m, json_t *added, err_t *e)
+add_one(json_t *describe, const char *object, const char *want, mapping *m, json_t *added,
+        const ddl_parents *parents, err_t *e)
 {
+    if (strchr(want, '.'))
+        return add_relationship(describe, object, want, m, added, parents, e);
     json_t *f = find_field(describe, want);
     if (!f)
         return err_set(e, 400, "INVALID_FIELD",
@@ -122,7 +181,7 @@ add_one(json_t *describe, const char *object, const char *want, mapping *m, json
             const char *cn = json_string_value(json_object_get(c, "name"));
             if (parent && cn && strcmp(parent, name) == 0) {
                 found++;
-                if (add_one(describe, object, cn, m, added, e) != 0)
+                if (add_one(describe, object, cn, m, added, parents, e) != 0)
                     return -1;
             }
         }
@@ -144,7 +203,8 @@ add_one(json_t *describe, const char *object, const char *want, mapping *m, json
 }
 
 int
-ddl_resolve(json_t *describe, const char *const *wanted, size_t nwanted, bool all, mapping *m, err_t *e)
+ddl_resolve(json_t *describe, const char *const *wanted, size_t nwanted, bool all, mapping *m,
+            const ddl_parents *parents, err_t *e)
 {
     const char *object = json_string_value(json_object_get(describe, "name"));
     if (!object || !json_is_array(json_object_get(describe, "fields")))
@@ -177,18 +237,19 @@ ddl_resolve(json_t *describe, const char *const *wanted, size_t nwanted, bool al
         }
     }
     for (size_t i = 0; i < nwanted; i++)
-        if (add_one(describe, object, wanted[i], m, NULL, e) != 0)
+        if (add_one(describe, object, wanted[i], m, NULL, parents, e) != 0)
             return -1;
     return 0;
 }
 
 int
-ddl_add_fields(json_t *describe, const char *const *wanted, size_t n, mapping *m, json_t **added, err_t *e)
+ddl_add_fields(json_t *describe, const char *const *wanted, size_t n, mapping *m, json_t **added,
+               const ddl_parents *parents, err_t *e)
 {
     if (!*added)
         *added = json_array();
     for (size_t i = 0; i < n; i++)
-        if (add_one(describe, m->object, wanted[i], m, *added, e) != 0)
+        if (add_one(describe, m->object, wanted[i], m, *added, parents, e) != 0)
             return -1;
     return 0;
 }

@@ -20,17 +20,25 @@
 #include "err.h"
 #include "sb.h"
 
+/* Looks up the describe of a parent object, for relationship fields such as
+ * "School__r.External_Id__c" (a child naming its parent by external id).
+ * Returns a new reference or NULL with e filled. */
+typedef struct ddl_parents {
+    json_t *(*describe)(void *ctx, const char *object, err_t *e);
+    void *ctx;
+} ddl_parents;
+
 /* Resolve wanted fields (names as the user typed them; NULL/0 with all=true
  * for every supported field) against describe into m->fields, with the
  * always-mapped system fields first. Also sets m->object (canonical name)
  * and m->table. Fails naming the first unknown or unsupported field, the
  * object when it cannot be synced (no SystemModstamp), before any change. */
 int ddl_resolve(json_t *describe, const char *const *wanted, size_t nwanted, bool all, mapping *m,
-                err_t *e);
+                const ddl_parents *parents, err_t *e);
 /* Append to m->fields the resolved fields not already in it; names appended
  * to *added (a JSON array, created if NULL). */
 int ddl_add_fields(json_t *describe, const char *const *wanted, size_t n, mapping *m, json_t **added,
-                   err_t *e);
+                   const ddl_parents *parents, err_t *e);
 /* Check that field is usable as the mapping's unique identifier (an external id). */
 int ddl_check_upsert_field(json_t *describe, const char *field, char **canonical, err_t *e);
 /* Postgres type for a describe field; NULL when unsupported. */
@@ -46,7 +54,8 @@ void ddl_index_name(char out[64], const char *table, const char *column, bool un
 void ddl_create_indexes(sb *out, const char *schema, const mapping *m);
 /* ALTER TABLE ADD COLUMN for the fields named in added. */
 void ddl_add_columns(sb *out, const char *schema, const mapping *m, json_t *added);
-/* Lowercase copy of a Salesforce name ("Id" becomes "sfid"). */
+/* Lowercase copy of a Salesforce name ("Id" becomes "sfid", "School__r.Ext__c"
+ * becomes "school__r__ext__c", Heroku Connect's relationship column). */
 char *ddl_column_name(const char *sf_name);
 
 #endif

@@ -36,6 +36,13 @@ describe(app *a, const char *object, json_t **d, err_t *e)
     return -1;
 }
 
+static json_t *
+describe_parent(void *ctx, const char *object, err_t *e)
+{
+    json_t *d = NULL;
+    return describe(ctx, object, &d, e) == 0 ? d : NULL;
+}
+
 static int
 apply_indexes(mapping *m, const char *const *idx, size_t n, err_t *e)
 {
@@ -69,7 +76,7 @@ set_upsert(mapping *m, json_t *d, const char *field, err_t *e)
     if (!cat_field(m, canon)) {
         json_t *added = NULL;
         const char *w[] = {canon};
-        int rc = ddl_add_fields(d, w, 1, m, &added, e);
+        int rc = ddl_add_fields(d, w, 1, m, &added, NULL, e);
         json_decref(added);
         if (rc != 0) {
             free(canon);
@@ -142,8 +149,9 @@ tx_create(app *a, void *ctx, err_t *e)
 
 /* Build a new mapping from a describe and options (no I/O but the describe). */
 static int
-plan_new(json_t *d, const map_opts *o, mapping *m, err_t *e)
+plan_new(app *a, json_t *d, const map_opts *o, mapping *m, err_t *e)
 {
+    ddl_parents parents = {describe_parent, a};
     m->poll_seconds = o->poll_seconds > 0 ? o->poll_seconds : DEFAULT_POLL_SECONDS;
     m->max_daily = o->max_daily > 0 ? o->max_daily : DEFAULT_MAX_DAILY;
     m->read_write = o->access == 1;
@@ -153,7 +161,7 @@ plan_new(json_t *d, const map_opts *o, mapping *m, err_t *e)
     m->state = xstrdup("INITIAL");
     m->indexes = json_object();
     bool all = o->all_fields || o->nfields == 0;
-    if (ddl_resolve(d, o->fields, o->nfields, all, m, e) != 0)
+    if (ddl_resolve(d, o->fields, o->nfields, all, m, &parents, e) != 0)
         return -1;
     if (o->upsert_field && set_upsert(m, d, o->upsert_field, e) != 0)
         return -1;
@@ -176,7 +184,7 @@ map_add(app *a, const char *object, const map_opts *o, err_t *e)
     if (describe(a, object, &d, e) != 0)
         return -1;
     mapping m = {0};
-    int rc = plan_new(d, o, &m, e);
+    int rc = plan_new(a, d, o, &m, e);
     json_decref(d);
     if (rc == 0)
         rc = in_tx(a, e, tx_create, &m);
@@ -265,7 +273,7 @@ plan_edit(app *a, mapping *m, const map_opts *o, edit_plan *p, err_t *e)
         return -1;
     int rc = 0;
     if (o->nadd)
-        rc = ddl_add_fields(d, o->add_fields, o->nadd, m, &p->added, e);
+        rc = ddl_add_fields(d, o->add_fields, o->nadd, m, &p->added, &(ddl_parents){describe_parent, a}, e);
     for (size_t i = 0; rc == 0 && i < o->nremove; i++)
         rc = remove_field(m, o->remove_fields[i], p->dropped, e);
     if (rc == 0 && o->upsert_field) {
@@ -625,7 +633,7 @@ map_import(app *a, json_t *doc, err_t *e)
             json_t *d = NULL;
             rc = describe(a, obj, &d, e);
             if (rc == 0)
-                rc = plan_new(d, &o, &it->m, e);
+                rc = plan_new(a, d, &o, &it->m, e);
             json_decref(d);
         }
         free(names);

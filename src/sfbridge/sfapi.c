@@ -667,6 +667,7 @@ typedef struct api_req {
     const char *method;
     const char *path;        /* relative to the instance, starts with '/' */
     const char *body;        /* JSON, or NULL */
+    const char *content_type; /* of body; NULL: JSON */
     const char *accept;      /* NULL: application/json */
     const char *extra;       /* one more header line, or NULL */
     sfapi_sink  sink;        /* results streaming, or NULL */
@@ -695,8 +696,14 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
         struct curl_slist *h = add_header(NULL, auth.buf);
         h = add_header(h, acc.buf);
         h = add_header(h, "Expect:");
-        if (q->body)
+        if (q->body && q->content_type) {
+            sb ct = SB_INIT;
+            sb_printf(&ct, "Content-Type: %s", q->content_type);
+            h = add_header(h, ct.buf);
+            sb_free(&ct);
+        } else if (q->body) {
             h = add_header(h, "Content-Type: application/json; charset=UTF-8");
+        }
         if (q->extra)
             h = add_header(h, q->extra);
         c->calls++;
@@ -1099,6 +1106,112 @@ sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e)
     api_req q = {.method = "DELETE", .path = path.buf};
     response r = {.c = c};
     int rc = api_call(c, &q, &r, e);
+    sb_free(&r.body);
+    sb_free(&path);
+    return rc;
+}
+
+/* ----- public: Bulk API 2.0 ingest ----------------------------------------------- */
+
+int
+sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field, const char *csv,
+                  long timeout_ms, char **job_id, long *processed, long *failed, err_t *e)
+{
+    *job_id = NULL;
+    *processed = *failed = 0;
+    sb body = SB_INIT, path = SB_INIT;
+    sb_puts(&body, "{\"object\":");
+    sb_json_str(&body, object);
+    sb_puts(&body, ",\"operation\":");
+    sb_json_str(&body, operation);
+    if (ext_field) {
+        sb_puts(&body, ",\"externalIdFieldName\":");
+        sb_json_str(&body, ext_field);
+    }
+    sb_puts(&body, ",\"contentType\":\"CSV\",\"columnDelimiter\":\"COMMA\",\"lineEnding\":\"LF\"}");
+    data_path(c, &path, "/jobs/ingest");
+    api_req q = {.method = "POST", .path = path.buf, .body = body.buf};
+    json_t *j = NULL;
+    int rc = api_json(c, &q, true, false, NULL, &j, e);
+    const char *id = rc == 0 ? json_string_value(json_object_get(j, "id")) : NULL;
+    if (rc == 0 && (!id || !*id)) {
+        c->last = SFAPI_PERMANENT;
+        rc = err_set(e, 200, "BAD_RESPONSE", "the ingest job creation reply has no id");
+    }
+    if (rc == 0)
+        *job_id = xstrdup(id);
+    json_decref(j);
+    j = NULL;
+    if (rc == 0) {
+        sb_clear(&path);
+        data_path(c, &path, "/jobs/ingest/");
+        put_escaped(c, &path, *job_id);
+        sb_puts(&path, "/batches");
+        api_req up = {.method = "PUT", .path = path.buf, .body = csv, .content_type = "text/csv"};
+        response r = {.c = c};
+        rc = api_call(c, &up, &r, e);
+        sb_free(&r.body);
+    }
+    if (rc == 0) {
+        sb_clear(&path);
+        data_path(c, &path, "/jobs/ingest/");
+        put_escaped(c, &path, *job_id);
+        api_req close = {.method = "PATCH", .path = path.buf, .body = "{\"state\":\"UploadComplete\"}"};
+        rc = api_json(c, &close, true, false, NULL, &j, e);
+        json_decref(j);
+        j = NULL;
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = WAIT_DEFAULT_MS;
+    int64_t deadline = util_mono_ms() + timeout_ms;
+    long pause = 20;
+    while (rc == 0) {
+        api_req get = {.method = "GET", .path = path.buf};
+        rc = api_json(c, &get, true, false, NULL, &j, e);
+        if (rc != 0)
+            break;
+        const char *state = json_string_value(json_object_get(j, "state"));
+        *processed = (long)json_integer_value(json_object_get(j, "numberRecordsProcessed"));
+        *failed = (long)json_integer_value(json_object_get(j, "numberRecordsFailed"));
+        if (state && strcmp(state, "JobComplete") == 0) {
+            json_decref(j);
+            break;
+        }
+        if (state && (strcmp(state, "Failed") == 0 || strcmp(state, "Aborted") == 0)) {
+            c->last = SFAPI_PERMANENT;
+            const char *msg = json_string_value(json_object_get(j, "errorMessage"));
+            rc = err_set(e, 400, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED", "ingest job %s %s: %s",
+                         *job_id, state, msg ? msg : "(no message)");
+            json_decref(j);
+            break;
+        }
+        json_decref(j);
+        j = NULL;
+        if (util_mono_ms() > deadline) {
+            c->last = SFAPI_TRANSIENT;
+            rc = err_set(e, 504, "JOB_TIMEOUT", "ingest job %s did not finish in time", *job_id);
+            break;
+        }
+        sleep_ms(pause);
+        pause = pause * 2 > 1000 ? 1000 : pause * 2;
+    }
+    sb_free(&body);
+    sb_free(&path);
+    return rc;
+}
+
+int
+sfapi_bulk_ingest_results(sfapi *c, const char *job_id, bool failed, sb *csv, err_t *e)
+{
+    sb path = SB_INIT;
+    data_path(c, &path, "/jobs/ingest/");
+    put_escaped(c, &path, job_id);
+    sb_puts(&path, failed ? "/failedResults" : "/successfulResults");
+    api_req q = {.method = "GET", .path = path.buf, .accept = "text/csv"};
+    response r = {.c = c};
+    int rc = api_call(c, &q, &r, e);
+    if (rc == 0)
+        sb_append(csv, r.body.buf ? r.body.buf : "", r.body.len);
     sb_free(&r.body);
     sb_free(&path);
     return rc;

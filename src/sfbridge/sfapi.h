@@ -126,6 +126,16 @@ int sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, 
 /* DELETE the job (best effort cleanup). */
 int sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e);
 
+/* Bulk API 2.0 ingest job in one call: create (operation "insert", "upsert"
+ * with ext_field, "update" or "delete"), upload csv (header line first, LF line
+ * endings), close, and wait until it is JobComplete. Returns the job id and the
+ * counts. Not retried inside: an upload whose outcome is unknown is the
+ * caller's to resolve. */
+int sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field, const char *csv,
+                      long timeout_ms, char **job_id, long *processed, long *failed, err_t *e);
+/* The job's successfulResults (failed false) or failedResults CSV, appended to csv. */
+int sfapi_bulk_ingest_results(sfapi *c, const char *job_id, bool failed, sb *csv, err_t *e);
+
 /* Appends s to out as a SOQL string literal body (without the quotes):
  * backslash-escapes \ ' " and control characters as Salesforce requires. */
 void sfapi_soql_escape(sb *out, const char *s);

@@ -101,14 +101,40 @@ soql_select(sb *out, const mapping *m, const map_field *const *f, size_t n, cons
         sb_printf(out, " WHERE %s", where);
 }
 
-/* jsonb_to_recordset($1::jsonb) AS x("Id" varchar(18), ...) */
+/* "School__r" of a relationship field "School__r.External_Id__c" (len 0 for others). */
+static size_t
+rel_len(const map_field *f)
+{
+    const char *dot = strchr(f->name, '.');
+    return dot ? (size_t)(dot - f->name) : 0;
+}
+
+/* jsonb_to_recordset($1::jsonb) AS x("Id" varchar(18), ...). A relationship
+ * field arrives as a nested object ("School__r": {"External_Id__c": ...}),
+ * declared once as jsonb. */
 static void
 recordset(sb *out, const map_field *const *f, size_t n)
 {
     sb_puts(out, "jsonb_to_recordset($1::jsonb) AS x(");
+    bool first = true;
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            sb_puts(out, ", ");
+        size_t rl = rel_len(f[i]);
+        if (rl) {
+            bool seen = false;
+            for (size_t j = 0; j < i; j++)
+                seen = seen || (rel_len(f[j]) == rl && strncmp(f[j]->name, f[i]->name, rl) == 0);
+            if (seen)
+                continue;
+            char rel[256];
+            snprintf(rel, sizeof rel, "%.*s", (int)rl, f[i]->name);
+            sb_puts(out, first ? "" : ", ");
+            sb_sql_ident(out, rel);
+            sb_puts(out, " jsonb");
+            first = false;
+            continue;
+        }
+        sb_puts(out, first ? "" : ", ");
+        first = false;
         sb_sql_ident(out, f[i]->name);
         sb_printf(out, " %s", is_datetime(f[i]) ? "timestamptz" : is_time(f[i]) ? "text" : f[i]->pgtype);
     }
@@ -119,6 +145,22 @@ recordset(sb *out, const map_field *const *f, size_t n)
 static void
 value_expr(sb *out, const map_field *f)
 {
+    size_t rl = rel_len(f);
+    if (rl) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "%.*s", (int)rl, f->name);
+        sb_puts(out, "(x.");
+        sb_sql_ident(out, rel);
+        sb_puts(out, " ->> ");
+        sb_putc(out, '\'');
+        for (const char *p = f->name + rl + 1; *p; p++) {
+            if (*p == '\'')
+                sb_putc(out, '\'');
+            sb_putc(out, *p);
+        }
+        sb_printf(out, "')::%s", f->pgtype);
+        return;
+    }
     if (is_datetime(f)) {
         sb_puts(out, "(x.");
         sb_sql_ident(out, f->name);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "capture.h"
+#include "csv.h"
 #include "catalog.h"
 #include "log.h"
 #include "pg.h"
@@ -26,10 +27,11 @@
 #include "sfapi.h"
 #include "util.h"
 
-#define CLAIM_MAX      1000
+#define CLAIM_MAX      10000
 #define COLLECTION_MAX 200
 #define SWEEP_MS       5000
 #define LOOKUP_SKEW_S  120
+#define BULK_JOB_MAX   10000
 
 struct writer {
     const cfg             *cfg;
@@ -301,11 +303,12 @@ claim(writer *w, entry **out, size_t *n, err_t *e)
 {
     sb s = SB_INIT;
     sb_printf(&s,
-              "WITH c AS (SELECT l.id FROM %1$s l WHERE l.state = 'NEW'"
+              "WITH blocked AS (SELECT DISTINCT table_name, record_id FROM %1$s"
+              "   WHERE state = 'PENDING' OR (state = 'NEW' AND sfb_retry_at > now())),"
+              " c AS (SELECT l.id FROM %1$s l WHERE l.state = 'NEW'"
               " AND (l.sfb_retry_at IS NULL OR l.sfb_retry_at <= now())"
-              " AND NOT EXISTS (SELECT 1 FROM %1$s p WHERE p.table_name = l.table_name AND p.record_id = l.record_id"
-              "   AND p.id < l.id AND (p.state = 'PENDING' OR (p.state = 'NEW' AND p.sfb_retry_at > now())))"
-              " ORDER BY l.id LIMIT %2$d FOR UPDATE SKIP LOCKED)"
+              " AND NOT EXISTS (SELECT 1 FROM blocked b WHERE b.table_name = l.table_name AND b.record_id = l.record_id)"
+              " ORDER BY l.id LIMIT %2$d FOR UPDATE OF l SKIP LOCKED)"
               " UPDATE %1$s t SET state = 'PENDING', updated_at = now() FROM c WHERE t.id = c.id"
               " RETURNING t.id, t.table_name, t.record_id, t.action, t.sfid, t.sfb_unknown, t.sfb_attempts,"
               " t.sfb_payload::text,"
@@ -353,6 +356,13 @@ claim(writer *w, entry **out, size_t *n, err_t *e)
     return 0;
 }
 
+static int
+cmp_entry_id(const void *a, const void *b)
+{
+    const entry *const *x = a, *const *y = b;
+    return (*x)->id < (*y)->id ? -1 : (*x)->id > (*y)->id;
+}
+
 /* Typed values of each entry, and each record's current row, for one mapping. */
 typedef struct rowinfo {
     int     record_id;
@@ -375,42 +385,77 @@ load_values(writer *w, entry *es, size_t n, size_t map, rowinfo **rows, size_t *
     arr_i64(&a, ids, k);
     arr_i64(&b, rids, k);
     pg_qname(&qt, w->cfg->schema, m->table);
-    sb_printf(&s, "SELECT l.id, CASE WHEN l.values IS NULL THEN NULL ELSE"
-                  " (SELECT jsonb_object_agg(j.key, j.value) FROM jsonb_each(to_jsonb(populate_record(null::%s,"
+    sb_printf(&s, "SELECT l.id, CASE WHEN l.values IS NULL THEN NULL WHEN l.action = 'INSERT' THEN"
+                  " to_jsonb(populate_record(null::%1$s, l.values::hstore)) ELSE"
+                  " (SELECT jsonb_object_agg(j.key, j.value) FROM jsonb_each(to_jsonb(populate_record(null::%1$s,"
                   " l.values::hstore))) j WHERE (l.values::hstore) ? j.key) END::text"
-                  " FROM %s l WHERE l.id = ANY($1::bigint[])", sb_str(&qt), w->qlog);
+                  " FROM %2$s l WHERE l.id = ANY($1::bigint[])", sb_str(&qt), w->qlog);
     const char *p1[] = {sb_str(&a)};
     PGresult *r = pg_query(w->pg, e, sb_str(&s), 1, p1);
     int rc = r ? 0 : -1;
+    entry **byid = xcalloc(n + 1, sizeof *byid);
+    for (size_t j = 0; j < n; j++)
+        byid[j] = &es[j];
+    qsort(byid, n, sizeof *byid, cmp_entry_id);
     for (int i = 0; r && i < PQntuples(r); i++) {
-        int64_t id = atoll(PQgetvalue(r, i, 0));
-        for (size_t j = 0; j < n; j++)
-            if (es[j].id == id && !PQgetisnull(r, i, 1))
-                es[j].vals = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+        entry probe = {.id = atoll(PQgetvalue(r, i, 0))}, *pp = &probe;
+        entry **hit = bsearch(&pp, byid, n, sizeof *byid, cmp_entry_id);
+        if (hit && !PQgetisnull(r, i, 1))
+            (*hit)->vals = json_loads(PQgetvalue(r, i, 1), 0, NULL);
     }
+    free(byid);
     PQclear(r);
     if (rc == 0) {
         sb_clear(&s);
-        /* The row now, and the sfid an earlier successful insert got (for
-         * records whose row is gone or was never written back). */
-        sb_printf(&s, "SELECT r.rid, coalesce(t.sfid, (SELECT x.sfid FROM (SELECT id, sfid FROM %s WHERE table_name = $2"
-                      " AND record_id = r.rid AND action = 'INSERT' AND state = 'SUCCESS' AND sfid IS NOT NULL"
-                      " UNION ALL SELECT id, sfid FROM %s WHERE table_name = $2 AND record_id = r.rid"
-                      " AND action = 'INSERT' AND state = 'SUCCESS' AND sfid IS NOT NULL) x ORDER BY x.id DESC LIMIT 1)),"
-                      " CASE WHEN t.id IS NULL THEN NULL ELSE to_jsonb(t.*)::text END"
-                      " FROM (SELECT DISTINCT unnest($1::int[]) AS rid) r LEFT JOIN %s t ON t.id = r.rid",
-                  w->qlog, w->qarch, sb_str(&qt));
-        const char *p2[] = {sb_str(&b), m->table};
-        r = pg_query(w->pg, e, sb_str(&s), 2, p2);
+        /* The row now. */
+        sb_printf(&s, "SELECT r.rid, t.sfid, CASE WHEN t.id IS NULL THEN NULL ELSE to_jsonb(t.*)::text END"
+                      " FROM (SELECT DISTINCT unnest($1::int[]) AS rid) r LEFT JOIN %s t ON t.id = r.rid ORDER BY r.rid",
+                  sb_str(&qt));
+        const char *p2[] = {sb_str(&b)};
+        r = pg_query(w->pg, e, sb_str(&s), 1, p2);
         rc = r ? 0 : -1;
         int nr = r ? PQntuples(r) : 0;
         *rows = xcalloc(nr ? (size_t)nr : 1, sizeof **rows);
         *nrows = (size_t)nr;
+        sb need = SB_INIT;
+        size_t nneed = 0, walk = 0;
+        sb_putc(&need, '{');
         for (int i = 0; i < nr; i++) {
             (*rows)[i].record_id = atoi(PQgetvalue(r, i, 0));
             (*rows)[i].sfid = PQgetisnull(r, i, 1) ? NULL : xstrdup(PQgetvalue(r, i, 1));
             (*rows)[i].row = PQgetisnull(r, i, 2) ? NULL : json_loads(PQgetvalue(r, i, 2), 0, NULL);
+            bool wants = false; /* an update or delete that does not know its sfid */
+            while (walk < n && (es[walk].map != map || es[walk].record_id < (*rows)[i].record_id))
+                walk++;
+            for (size_t j = walk; j < n && es[j].map == map && es[j].record_id == (*rows)[i].record_id; j++)
+                wants = wants || (!(*rows)[i].sfid && es[j].action != 'I' && !es[j].sfid);
+            if (wants)
+                sb_printf(&need, "%s%d", nneed++ ? "," : "", (*rows)[i].record_id);
         }
+        sb_putc(&need, '}');
+        PQclear(r);
+        r = NULL;
+        if (rc == 0 && nneed) {
+            /* Rows without an sfid (gone, or never written back): the sfid an
+             * earlier successful insert got, for their updates and deletes. */
+            sb_clear(&s);
+            sb_printf(&s, "SELECT DISTINCT ON (record_id) record_id, sfid FROM (SELECT id, record_id, sfid FROM %s"
+                          " WHERE table_name = $2 AND record_id = ANY($1::int[]) AND action = 'INSERT'"
+                          " AND state = 'SUCCESS' AND sfid IS NOT NULL UNION ALL SELECT id, record_id, sfid FROM %s"
+                          " WHERE record_id = ANY($1::int[]) AND table_name = $2 AND action = 'INSERT'"
+                          " AND state = 'SUCCESS' AND sfid IS NOT NULL) x ORDER BY record_id, id DESC",
+                      w->qlog, w->qarch);
+            const char *p3[] = {sb_str(&need), m->table};
+            r = pg_query(w->pg, e, sb_str(&s), 2, p3);
+            rc = r ? 0 : -1;
+            for (int i = 0; r && i < PQntuples(r); i++) {
+                int rid = atoi(PQgetvalue(r, i, 0));
+                for (size_t k2 = 0; k2 < *nrows; k2++)
+                    if ((*rows)[k2].record_id == rid && !(*rows)[k2].sfid)
+                        (*rows)[k2].sfid = xstrdup(PQgetvalue(r, i, 1));
+            }
+        }
+        sb_free(&need);
         PQclear(r);
     }
     sb_free(&a);
@@ -450,13 +495,28 @@ build_record(const mapping *m, json_t *vals, bool insert)
     size_t n = 0;
     json_object_foreach(vals, col, v) {
         const map_field *f = field_by_column(m, col);
-        if (!f || strcmp(col, "sfid") == 0)
+        if (!f || strcmp(col, "sfid") == 0 || f->via)
             continue;
         if (insert ? !f->createable : !f->updateable)
             continue;
         if (insert && json_is_null(v))
             continue;
         json_object_set_new(rec, f->name, sf_value(f, v));
+        n++;
+    }
+    /* A parent named by external id ("School__r": {"External_Id__c": "S-1"}),
+     * unless the lookup itself is set. */
+    json_object_foreach(vals, col, v) {
+        const map_field *f = field_by_column(m, col);
+        if (!f || !f->via || json_is_null(v) || (insert ? !f->createable : !f->updateable))
+            continue;
+        if (json_is_string(json_object_get(rec, f->via)))
+            continue;
+        json_object_del(rec, f->via);
+        const char *dot = strchr(f->name, '.');
+        char rel[256];
+        snprintf(rel, sizeof rel, "%.*s", (int)(dot - f->name), f->name);
+        json_object_set_new(rec, rel, json_pack("{s:O}", dot + 1, v));
         n++;
     }
     if (!n && !insert) {
@@ -952,9 +1012,207 @@ insert_order(writer *w)
     return order;
 }
 
+/* ---- Bulk API 2.0 for large upserts --------------------------------------------- */
+
+static int
+cmp_op_key(const void *a, const void *b)
+{
+    const op *const *x = a, *const *y = b;
+    return strcmp(json_string_value(json_object_get((*x)->rec, "_k")), json_string_value(json_object_get((*y)->rec, "_k")));
+}
+
+/* Flatten a record for CSV: "School__r": {"External_Id__c": v} -> "School__r.External_Id__c". */
+static void
+flat_put(json_t *flat, const char *key, json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *k2;
+        json_t *v2;
+        json_object_foreach(v, k2, v2) {
+            char name[600];
+            snprintf(name, sizeof name, "%s.%s", key, k2);
+            json_object_set(flat, name, v2);
+        }
+    } else {
+        json_object_set(flat, key, v);
+    }
+}
+
+static void
+csv_value(sb *out, json_t *v)
+{
+    if (!v || json_is_null(v))
+        return; /* empty: no value */
+    if (json_is_string(v)) {
+        csv_put_str(out, json_string_value(v));
+    } else if (json_is_boolean(v)) {
+        sb_puts(out, json_is_true(v) ? "true" : "false");
+    } else if (json_is_integer(v)) {
+        sb_put_i64(out, json_integer_value(v));
+    } else if (json_is_real(v)) {
+        sb_printf(out, "%.17g", json_real_value(v));
+    }
+}
+
+/* One ingest job for ops (all upserts of one mapping). Operations Salesforce
+ * did not answer for are left OUT_NONE, for the collections to send. */
+static void
+send_bulk(writer *w, op **ops, size_t n, writer_stats *st)
+{
+    mapping *m = &w->ms[ops[0]->map];
+    json_t *cols = json_object(); /* column -> index */
+    json_t **flat = xcalloc(n, sizeof *flat);
+    for (size_t i = 0; i < n; i++) {
+        flat[i] = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(ops[i]->rec, k, v) {
+            if (strcmp(k, "attributes") != 0)
+                flat_put(flat[i], k, v);
+        }
+        json_object_foreach(flat[i], k, v) {
+            if (!json_object_get(cols, k))
+                json_object_set_new(cols, k, json_integer((json_int_t)json_object_size(cols)));
+        }
+    }
+    size_t nc = json_object_size(cols);
+    const char **names = xcalloc(nc + 1, sizeof *names);
+    const char *k;
+    json_t *v;
+    json_object_foreach(cols, k, v) names[json_integer_value(v)] = k;
+    sb csv = SB_INIT;
+    for (size_t c = 0; c < nc; c++) {
+        if (c)
+            sb_putc(&csv, ',');
+        csv_put_str(&csv, names[c]);
+    }
+    sb_putc(&csv, '\n');
+    for (size_t i = 0; i < n; i++) {
+        for (size_t c = 0; c < nc; c++) {
+            if (c)
+                sb_putc(&csv, ',');
+            csv_value(&csv, json_object_get(flat[i], names[c]));
+        }
+        sb_putc(&csv, '\n');
+        /* the sort key: the external id value */
+        json_object_set(ops[i]->rec, "_k", json_object_get(flat[i], m->upsert_field));
+    }
+    char *job = NULL;
+    long processed = 0, failed = 0;
+    err_t e;
+    err_clear(&e);
+    uint64_t before = sfapi_calls(w->sf);
+    int rc = sfapi_bulk_ingest(w->sf, m->object, "upsert", m->upsert_field, sb_str(&csv), 0, &job, &processed,
+                               &failed, &e);
+    sb ok = SB_INIT, bad = SB_INIT;
+    if (rc == 0)
+        rc = sfapi_bulk_ingest_results(w->sf, job, false, &ok, &e);
+    if (rc == 0 && failed)
+        rc = sfapi_bulk_ingest_results(w->sf, job, true, &bad, &e);
+    st->api_calls += (int64_t)(sfapi_calls(w->sf) - before);
+    if (rc != 0) {
+        log_warn("writer: Bulk API upsert of %zu %s records failed (%s: %s); falling back to collections", n,
+                 m->object, e.code, e.msg);
+    } else {
+        qsort(ops, n, sizeof *ops, cmp_op_key);
+        for (int pass = 0; pass < 2; pass++) {
+            sb *body = pass == 0 ? &ok : &bad;
+            csv_reader *r = csv_reader_new(NULL);
+            csv_feed(r, body->buf ? body->buf : "", body->len);
+            csv_finish(r);
+            csv_row row;
+            long kcol = -1;
+            while (csv_next(r, &row) == CSV_ROW) {
+                if (row.index == 0) {
+                    for (size_t c = 0; c < row.nfields; c++)
+                        if (util_streq_ci(row.field[c], m->upsert_field))
+                            kcol = (long)c;
+                    continue;
+                }
+                if (kcol < 0 || (size_t)kcol >= row.nfields || row.nfields < 2)
+                    break;
+                json_t *key = json_string(row.field[kcol]);
+                op probe_op = {.rec = json_pack("{s:O}", "_k", key)};
+                op *probe = &probe_op, **hit = bsearch(&probe, ops, n, sizeof *ops, cmp_op_key);
+                json_decref(probe_op.rec);
+                json_decref(key);
+                if (!hit || (*hit)->out != OUT_NONE)
+                    continue;
+                op *o = *hit;
+                if (pass == 0) {
+                    o->out = OUT_OK;
+                    free(o->new_sfid);
+                    o->new_sfid = xstrdup(row.field[0]);
+                    snprintf(o->lastop, sizeof o->lastop, "%s",
+                             strcmp(row.field[1], "true") == 0 ? "INSERTED" : "UPDATED");
+                    st->sent++;
+                } else {
+                    /* "STATUS_CODE:message" */
+                    char code[64] = "UNKNOWN_ERROR";
+                    const char *err = row.field[1], *colon = strchr(err, ':');
+                    if (colon && (size_t)(colon - err) < sizeof code)
+                        snprintf(code, sizeof code, "%.*s", (int)(colon - err), err);
+                    if (transient_code(code)) {
+                        set_retry(o, err, false);
+                    } else {
+                        set_failed(o, code, colon ? colon + 1 : err, NULL);
+                        st->failed++;
+                    }
+                }
+            }
+            csv_reader_free(r);
+        }
+        log_info("writer: Bulk API job %s upserted %ld %s records (%ld failed)", job, processed - failed, m->object,
+                 failed);
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object_del(ops[i]->rec, "_k");
+        json_decref(flat[i]);
+    }
+    free(flat);
+    free(names);
+    json_decref(cols);
+    sb_free(&csv);
+    sb_free(&ok);
+    sb_free(&bad);
+    free(job);
+}
+
 static int
 send_kind(writer *w, op *ops, size_t nops, size_t map, const char *kinds, writer_stats *st, err_t *e)
 {
+    /* Thousands of upserts waiting for one mapping: Bulk API 2.0 jobs of up to
+     * 10,000 first; whatever they leave undecided goes by collections. */
+    if (strchr(kinds, 'A')) {
+        size_t na = 0;
+        for (size_t i = 0; i < nops; i++)
+            na += ops[i].map == map && ops[i].kind == 'A' && ops[i].out == OUT_NONE;
+        if ((long)na >= w->cfg->bulk_write_min) {
+            op **big = xcalloc(na, sizeof *big);
+            size_t nb = 0;
+            for (size_t i = 0; i < nops; i++)
+                if (ops[i].map == map && ops[i].kind == 'A' && ops[i].out == OUT_NONE)
+                    big[nb++] = &ops[i];
+            mapping *m = &w->ms[map];
+            int rc = 0;
+            for (size_t i = 0; i < nb && rc == 0; i += BULK_JOB_MAX) {
+                size_t cnt = nb - i < BULK_JOB_MAX ? nb - i : BULK_JOB_MAX;
+                table_lock(w, m, true);
+                send_bulk(w, big + i, cnt, st);
+                op **decided = xcalloc(cnt, sizeof *decided);
+                size_t nd = 0;
+                for (size_t j = 0; j < cnt; j++)
+                    if (big[i + j]->out != OUT_NONE)
+                        decided[nd++] = big[i + j];
+                rc = record(w, decided, nd, e);
+                free(decided);
+                table_lock(w, m, false);
+            }
+            free(big);
+            if (rc != 0)
+                return rc;
+        }
+    }
     op **batch = xcalloc(COLLECTION_MAX, sizeof *batch);
     mapping *m = &w->ms[map];
     bool inserts = strchr(kinds, 'I') || strchr(kinds, 'A');
@@ -995,8 +1253,10 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
     while (!(w->stop && *w->stop)) {
         entry *es = NULL;
         size_t n = 0;
+        int64_t t0 = util_mono_ms();
         if (claim(w, &es, &n, e) != 0)
             return -1;
+        int64_t t1 = util_mono_ms();
         if (n == 0) {
             free(es);
             break;
@@ -1025,14 +1285,16 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
             rowinfo *rows = NULL;
             size_t nrows = 0;
             rc = load_values(w, es + i, j - i, map, &rows, &nrows, e);
+            size_t rw = 0;
             for (size_t g = i; rc == 0 && g < j;) {
                 size_t h = g;
                 while (h < j && es[h].record_id == es[g].record_id)
                     h++;
                 const rowinfo *ri = NULL;
-                for (size_t r = 0; r < nrows; r++)
-                    if (rows[r].record_id == es[g].record_id)
-                        ri = &rows[r];
+                while (rw < nrows && rows[rw].record_id < es[g].record_id)
+                    rw++;
+                if (rw < nrows && rows[rw].record_id == es[g].record_id)
+                    ri = &rows[rw];
                 fold_group(w, es + g, h - g, ri, &ops[nops++]);
                 g = h;
             }
@@ -1043,6 +1305,7 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
             free(rows);
             i = j;
         }
+        int64_t t2 = util_mono_ms();
         /* Inserts whose outcome was unknown: look before sending again. */
         for (size_t i = 0; rc == 0 && i < nops; i++) {
             op *o = &ops[i];
@@ -1082,6 +1345,8 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
         for (size_t k = w->nms; rc == 0 && k > 0; k--)
             rc = send_kind(w, ops, nops, order[k - 1], "D", st, e);
         free(order);
+        log_debug("writer: %zu entries: claim %lld ms, fold %lld ms, send+record %lld ms", n, (long long)(t1 - t0),
+                  (long long)(t2 - t1), (long long)(util_mono_ms() - t2));
         for (size_t i = 0; i < nops; i++) {
             if (ops[i].out == OUT_RETRY)
                 st->retrying++;

@@ -60,7 +60,7 @@ test_resolve_types(void **state)
     err_t e;
     const char *want[] = {"email__c", "Bio__c", "Note__c", "Subjects__c", "Salary__c", "Years__c", "Start__c",
                           "School__c", "Loc__c"};
-    assert_int_equal(ddl_resolve(d, want, sizeof want / sizeof want[0], false, &m, &e), 0);
+    assert_int_equal(ddl_resolve(d, want, sizeof want / sizeof want[0], false, &m, NULL, &e), 0);
     assert_string_equal(m.table, "teacher__c");
     assert_string_equal(m.fields[0].column, "sfid");
     assert_string_equal(pg_of(&m, "sfid"), "varchar(18)");
@@ -90,11 +90,11 @@ test_refusals_name_the_field(void **state)
     mapping m = {0};
     err_t e;
     const char *unknown[] = {"Name", "Nope__c"};
-    assert_int_equal(ddl_resolve(d, unknown, 2, false, &m, &e), -1);
+    assert_int_equal(ddl_resolve(d, unknown, 2, false, &m, NULL, &e), -1);
     assert_non_null(strstr(e.msg, "Nope__c"));
     mapping_clear(&m);
     const char *bin[] = {"Photo__c"};
-    assert_int_equal(ddl_resolve(d, bin, 1, false, &m, &e), -1);
+    assert_int_equal(ddl_resolve(d, bin, 1, false, &m, NULL, &e), -1);
     assert_non_null(strstr(e.msg, "Photo__c"));
     assert_non_null(strstr(e.msg, "base64"));
     mapping_clear(&m);
@@ -114,7 +114,7 @@ test_all_fields_skips_unsupported(void **state)
     json_t *d = desc();
     mapping m = {0};
     err_t e;
-    assert_int_equal(ddl_resolve(d, NULL, 0, true, &m, &e), 0);
+    assert_int_equal(ddl_resolve(d, NULL, 0, true, &m, NULL, &e), 0);
     assert_null(pg_of(&m, "photo__c"));
     assert_non_null(pg_of(&m, "uuid__c"));
     assert_int_equal(m.nfields, 16);
@@ -130,7 +130,7 @@ test_table_sql(void **state)
     mapping m = {0};
     err_t e;
     const char *want[] = {"Uuid__c"};
-    assert_int_equal(ddl_resolve(d, want, 1, false, &m, &e), 0);
+    assert_int_equal(ddl_resolve(d, want, 1, false, &m, NULL, &e), 0);
     m.indexes = json_pack("{s:{s:b}}", "Name", "unique", 0);
     m.upsert_field = strdup("Uuid__c");
     sb s = SB_INIT;
