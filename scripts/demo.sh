@@ -46,7 +46,7 @@ SFB=$ROOT/build/sfbridge
 "$SFB" init
 for o in "${OBJECTS[@]}"; do
   if ! "$SFB" mapping show "$o" >/dev/null 2>&1; then
-    "$SFB" mapping add "$o" --poll "$POLL" 2>>"$RUN/sfbridge.log"
+    "$SFB" mapping add "$o" --poll "$POLL" --access read_write 2>>"$RUN/sfbridge.log"
   fi
 done
 echo "demo: initial load"
@@ -56,7 +56,8 @@ SFB_PID=$!
 
 cat <<MSG
 
-  sfbridge is syncing the Dream Project org into Postgres (schema salesforce), polling every ${POLL} s.
+  sfbridge is syncing the Dream Project org and Postgres (schema salesforce) both ways:
+  Salesforce changes arrive by polling every ${POLL} s; Postgres changes are written at once.
 
   Postgres:    psql $DATABASE_URL
                SELECT name, email__c, subject__c FROM salesforce.teacher__c LIMIT 5;
@@ -73,13 +74,30 @@ cat <<MSG
       $URL/services/data/v60.0/sobjects/Teacher__c/\$ID -d '{"Subject__c":"Art"}'
     psql -c "SELECT name, subject__c, systemmodstamp FROM salesforce.teacher__c WHERE sfid = '\$ID'" $DATABASE_URL
 
+  Change a teacher in Postgres and watch it reach Salesforce (and sfid/_hc_lastop come back):
+    psql $DATABASE_URL -c "UPDATE salesforce.teacher__c SET subject__c = 'Music' WHERE id = 1"
+    psql $DATABASE_URL -c "INSERT INTO salesforce.teacher__c (name, first_name__c, last_name__c) VALUES ('Ada L', 'Ada', 'L')"
+    psql $DATABASE_URL -c "SELECT id, sfid, name, _hc_lastop, _hc_err FROM salesforce.teacher__c ORDER BY id DESC LIMIT 3"
+    psql $DATABASE_URL -c "SELECT id, state, action, record_id, sfid, sf_message FROM salesforce._trigger_log_archive ORDER BY id DESC LIMIT 5"
+
   Press Ctrl-C to stop Postgres, localforce and sfbridge.
 
 MSG
 sleep 2
-while kill -0 "$SFB_PID" 2>/dev/null; do
-  "$SFB" status 2>/dev/null | sed 's/^/  /'
-  echo
-  sleep 5
-done
+if [[ -t 1 ]]; then
+  sleep 3
+  # Live status below the instructions, redrawn in place.
+  tput sc 2>/dev/null || true
+  while kill -0 "$SFB_PID" 2>/dev/null; do
+    tput rc 2>/dev/null || true; tput ed 2>/dev/null || true
+    "$SFB" status 2>/dev/null | sed 's/^/  /'
+    sleep 2
+  done
+else
+  while kill -0 "$SFB_PID" 2>/dev/null; do
+    "$SFB" status 2>/dev/null | sed 's/^/  /'
+    echo
+    sleep 10
+  done
+fi
 echo "demo: sfbridge exited; see $RUN/sfbridge.log"
