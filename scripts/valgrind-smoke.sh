@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Run localforce under valgrind (memcheck) through its end-to-end paths: OAuth
 # and SOAP login, describe, query paging with a two-level relationship,
-# create, a failing allOrNone collection, upsert and a SOQL error. Fails if
-# valgrind reports an error or a leak. Slow (valgrind), so not part of make test.
+# create, a failing allOrNone collection, upsert and a SOQL error. Then runs
+# sfbridge under valgrind through its paths against that localforce and a
+# private Postgres: init, mapping add, a Bulk initial load, a poll, a push of
+# inserts/updates/deletes with a refused record, a drift check, and the daemon
+# (pull loop + writer thread) stopped by SIGTERM. Fails if valgrind reports an
+# error or a leak. Slow (valgrind), so not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make build >/dev/null
@@ -32,8 +36,37 @@ curl -sf -H "$H" -H 'Content-Type: application/json' -X PATCH "$D/sobjects/Teach
 curl -s -X POST "$URL/services/Soap/u/62.0" -H 'Content-Type: text/xml' -H 'SOAPAction: ""' \
   -d '<?xml version="1.0"?><se:Envelope xmlns:se="http://schemas.xmlsoap.org/soap/envelope/"><se:Body><login xmlns="urn:partner.soap.sforce.com"><username>demo@localforce.test</username><password>localforce</password></login></se:Body></se:Envelope>' >/dev/null
 curl -s -H "$H" "$D/query?q=SELECT+Nope+FROM+Teacher__c" >/dev/null
+
+# --- sfbridge ----------------------------------------------------------------
+chmod 755 "$W"
+export DATABASE_URL=$(scripts/pgtmp.sh start "$W/pg")
+export SF_LOGIN_URL=$URL SF_CLIENT_ID=sfbridge-demo-client SF_CLIENT_SECRET=sfbridge-demo-secret
+export SF_USERNAME=demo@localforce.test SF_PASSWORD=localforce SFBRIDGE_LOG_LEVEL=warn SFBRIDGE_BULK_THRESHOLD=20
+VGS=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9)
+src=0
+sfb() { "${VGS[@]}" build/sfbridge "$@" >>"$W/sfb.out" 2>>"$W/sfb.err" || { echo "sfbridge $* failed under valgrind ($?)"; src=1; }; }
+sfb init
+sfb mapping add Teacher__c --access read_write --fields Name,First_Name__c,Last_Name__c,Email__c,School__r.External_Id__c
+sfb mapping add Student__c
+sfb load
+sfb poll
+psql -q "$DATABASE_URL" -c "INSERT INTO salesforce.teacher__c (name, first_name__c, last_name__c, email__c) VALUES ('V One','V','One','v1@x.org'), ('V Bad','V','Bad','bad')" \
+  -c "UPDATE salesforce.teacher__c SET first_name__c = 'Vee' WHERE id = 1" -c "DELETE FROM salesforce.teacher__c WHERE id = 2"
+"${VGS[@]}" build/sfbridge push >>"$W/sfb.out" 2>>"$W/sfb.err" || true
+sfb drift
+"${VGS[@]}" build/sfbridge run >>"$W/sfb.out" 2>>"$W/sfb.err" &
+SP=$!
+sleep 4
+psql -q "$DATABASE_URL" -c "UPDATE salesforce.teacher__c SET last_name__c = 'Daemon' WHERE id = 3"
+sleep 3
+kill -TERM "$SP"; wait "$SP" || { echo "sfbridge run failed under valgrind ($?)"; src=1; }
+scripts/pgtmp.sh stop "$W/pg"
+grep -E "==[0-9]+==" "$W/sfb.err" | head -40 || true
+grep -q "FAILED" "$W/sfb.out" || true
+
 kill -TERM "$VG"
 rc=0; wait "$VG" || rc=$?
+((src == 0)) || rc=1
 grep -E "ERROR SUMMARY|in use at exit" "$W/err"
 rm -rf "$W"
 if ((rc != 0)); then echo "valgrind: FAILED (exit $rc)"; exit 1; fi
