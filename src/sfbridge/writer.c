@@ -74,6 +74,7 @@ typedef struct op {
     int      attempts;
     char     sent_at[40];
     bool     row_exists;
+    json_t  *sent;  /* what an earlier attempt with an unknown outcome sent */
     outcome  out;
     char    *new_sfid;
     char     lastop[16];
@@ -156,6 +157,7 @@ op_free(op *o)
 {
     free(o->sfid);
     json_decref(o->rec);
+    json_decref(o->sent);
     free(o->ids);
     free(o->new_sfid);
     free(o->err_json);
@@ -542,6 +544,8 @@ fold_group(writer *w, entry *es, size_t n, const rowinfo *ri, op *o)
         entry *en = &es[i];
         o->ids[i] = en->id;
         o->unknown = o->unknown || en->unknown;
+        if (en->unknown && en->payload && !o->sent)
+            o->sent = json_incref(en->payload);
         o->attempts = en->attempts > o->attempts ? en->attempts : o->attempts;
         if (i == 0)
             snprintf(o->sent_at, sizeof o->sent_at, "%s", en->sent_at);
@@ -612,7 +616,7 @@ static int
 find_created(writer *w, op *o, err_t *e)
 {
     mapping *m = &w->ms[o->map];
-    json_t *rec = o->rec;
+    json_t *rec = o->sent ? o->sent : o->rec;
     int64_t sent;
     if (util_parse_datetime(o->sent_at, &sent) != 0)
         sent = util_now_ms();
@@ -1315,10 +1319,18 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
             err_clear(&le);
             int found = find_created(w, o, &le);
             if (found == 1) {
-                o->out = OUT_OK;
-                snprintf(o->lastop, sizeof o->lastop, "INSERTED");
                 log_info("writer: %s record %s was created by an earlier attempt; adopted", w->ms[o->map].object,
                          o->new_sfid);
+                if (o->sent && !json_equal(o->sent, o->rec)) {
+                    /* Changed since that attempt: the record gets the later values as an update. */
+                    o->kind = 'U';
+                    free(o->sfid);
+                    o->sfid = xstrdup(o->new_sfid);
+                    json_object_set_new(o->rec, "id", json_string(o->new_sfid));
+                } else {
+                    o->out = OUT_OK;
+                    snprintf(o->lastop, sizeof o->lastop, "INSERTED");
+                }
             } else if (found < 0 && strcmp(le.code, "AMBIGUOUS_INSERT") == 0) {
                 set_failed(o, le.code, le.msg, NULL);
             } else if (found < 0) {
@@ -1347,11 +1359,8 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
         free(order);
         log_debug("writer: %zu entries: claim %lld ms, fold %lld ms, send+record %lld ms", n, (long long)(t1 - t0),
                   (long long)(t2 - t1), (long long)(util_mono_ms() - t2));
-        for (size_t i = 0; i < nops; i++) {
-            if (ops[i].out == OUT_RETRY)
-                st->retrying++;
+        for (size_t i = 0; i < nops; i++)
             op_free(&ops[i]);
-        }
         free(ops);
         for (size_t i = 0; i < n; i++)
             entry_free(&es[i]);
@@ -1359,6 +1368,15 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
         if (rc != 0)
             return -1;
     }
+    /* Everything that waits for a retry, from this pass or earlier ones. */
+    sb q = SB_INIT;
+    sb_printf(&q, "SELECT count(*) FROM %s WHERE state = 'NEW' AND sfb_retry_at > now()", w->qlog);
+    PGresult *r = pg_query(w->pg, e, sb_str(&q), 0, NULL);
+    sb_free(&q);
+    if (!r)
+        return -1;
+    st->retrying = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
     return housekeeping(w, e);
 }
 
