@@ -40,6 +40,13 @@ static const char *const catalog_ddl[] = {
     " api_day date, api_calls integer NOT NULL DEFAULT 0,"
     " created_at timestamptz NOT NULL DEFAULT now(), applied_at timestamptz NOT NULL DEFAULT now())",
     "CREATE TABLE IF NOT EXISTS %1$s._hcmeta (id serial PRIMARY KEY, hcver integer, org_id varchar(50), details text)",
+    /* accelerated sync (streaming) */
+    "ALTER TABLE %1$s._sfbridge_mapping ADD COLUMN IF NOT EXISTS replay_id bigint,"
+    " ADD COLUMN IF NOT EXISTS stream_state varchar(16), ADD COLUMN IF NOT EXISTS stream_channel text,"
+    " ADD COLUMN IF NOT EXISTS stream_events bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN IF NOT EXISTS stream_fallbacks integer NOT NULL DEFAULT 0,"
+    " ADD COLUMN IF NOT EXISTS last_event_at timestamptz, ADD COLUMN IF NOT EXISTS stream_lag_ms integer,"
+    " ADD COLUMN IF NOT EXISTS stream_error text",
 };
 
 static void

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "pg.h"
 #include "util.h"
+#include "stream.h"
 #include "writer.h"
 
 typedef enum { ACT_NONE, ACT_LOAD, ACT_RELOAD, ACT_BACKFILL, ACT_POLL, ACT_DRIFT } action;
@@ -287,6 +288,7 @@ daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, s
     long drift_ms = a->cfg.drift_seconds * 1000;
     int failures = 0;
     writer *w = NULL;
+    stream *st = NULL;
     if (mode == DAEMON_RUN) {
         /* Tables made by older versions get the current capture triggers. */
         if (cap_install_all(a->pg, a->cfg.schema, e) != 0)
@@ -295,6 +297,12 @@ daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, s
         if (writer_start(w) != 0) {
             writer_free(w);
             return err_set(e, 500, "THREAD", "cannot start the writer thread");
+        }
+        st = stream_new(&a->cfg, &app_stop);
+        if (stream_start(st) != 0) {
+            stream_free(st);
+            st = NULL;
+            log_error("cannot start the streaming thread; accelerated mappings are polled only");
         }
         log_info("sfbridge syncing schema %s (Ctrl-C or SIGTERM stops)", a->cfg.schema);
     }
@@ -383,6 +391,10 @@ daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, s
         sb_free(&sql);
         writer_join(w);
         writer_free(w);
+    }
+    if (st) {
+        stream_join(st);
+        stream_free(st);
     }
     if (mode != DAEMON_RUN && failures)
         return -1;

@@ -54,6 +54,7 @@ struct sfapi {
     int   max_retries;
     long  backoff_base_ms;
     long  backoff_cap_ms;
+    volatile sig_atomic_t *abort_flag;
 
     CURL *curl;
     char  curl_err[CURL_ERROR_SIZE];
@@ -289,6 +290,8 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
+
 /* One request on the client's handle. headers is the full header list. */
 static CURLcode
 perform(sfapi *c, const char *method, const char *url, struct curl_slist *headers,
@@ -315,6 +318,11 @@ perform(sfapi *c, const char *method, const char *url, struct curl_slist *header
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    if (c->abort_flag) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -343,6 +351,14 @@ perform(sfapi *c, const char *method, const char *url, struct curl_slist *header
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
     return cc;
+}
+
+static int
+on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const sfapi *c = ud;
+    return c->abort_flag && *c->abort_flag ? 1 : 0;
 }
 
 static struct curl_slist *
@@ -808,6 +824,7 @@ sfapi_new(const sfapi_config *cfg)
     c->backoff_cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms : 8000;
     if (c->backoff_cap_ms < c->backoff_base_ms)
         c->backoff_cap_ms = c->backoff_base_ms;
+    c->abort_flag = cfg->abort_flag;
     c->lim_used = c->lim_max = -1;
     c->curl = curl_easy_init();
     if (c->curl == NULL) {

@@ -24,6 +24,7 @@
 #ifndef SFAPI_H
 #define SFAPI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,7 @@ typedef struct sfapi_config {
     int         max_retries;   /* transient retries inside one call; -1 = default 4 */
     long        backoff_base_ms; /* 0 = 250 */
     long        backoff_cap_ms;  /* 0 = 8000 */
+    volatile sig_atomic_t *abort_flag; /* when set, a transfer in progress stops (a held CometD connect) */
 } sfapi_config;
 
 typedef struct sfapi sfapi;

@@ -35,6 +35,9 @@ static const char status_sql[] =
     "   'errors', errors, 'last_error', last_error,"
     "   'api_calls_today', CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
     "   'sf_max_daily_api_calls', sf_max_daily_api_calls,"
+    "   'stream', CASE WHEN sf_notify_enabled THEN json_build_object('state', coalesce(stream_state, 'OFF'),"
+    "     'channel', stream_channel, 'replay_id', replay_id, 'last_event_at', last_event_at, 'events', stream_events,"
+    "     'fallbacks', stream_fallbacks, 'lag_ms', stream_lag_ms, 'error', stream_error) END,"
     "   'load', CASE WHEN NOT loaded OR state = 'RELOAD_TABLE' THEN json_build_object("
     "     'done', load_done, 'total', load_total, 'via', CASE WHEN load_job IS NULL THEN 'rest' ELSE 'bulk' END,"
     "     'started_at', load_started_at,"
@@ -128,6 +131,13 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
             snprintf(detail, sizeof detail, "load %lld/%lld rows via %s, %.0f rows/s, ETA %s%.0f s", done, total,
                      jstr(ld, "via", "?"), json_number_value(rate), json_is_number(eta) ? "" : "? ",
                      json_number_value(eta));
+        } else if (json_is_object(json_object_get(m, "stream"))) {
+            json_t *st = json_object_get(m, "stream");
+            snprintf(detail, sizeof detail, "stream %s, %lld events, lag %lld ms, %lld fallbacks%s%s",
+                     jstr(st, "state", "?"), (long long)json_integer_value(json_object_get(st, "events")),
+                     (long long)json_integer_value(json_object_get(st, "lag_ms")),
+                     (long long)json_integer_value(json_object_get(st, "fallbacks")),
+                     json_string_value(json_object_get(st, "error")) ? "; " : "", jstr(st, "error", ""));
         } else if (json_string_value(json_object_get(m, "last_error"))) {
             snprintf(detail, sizeof detail, "%s", jstr(m, "last_error", ""));
         } else {

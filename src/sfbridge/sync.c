@@ -1208,3 +1208,103 @@ sync_backfill(sync_ctx *x, mapping *m, err_t *e)
     log_info("%s: new columns backfilled", m->object);
     return 0;
 }
+
+/* ---- streaming ------------------------------------------------------------------- */
+
+int
+sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
+                  size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e)
+{
+    x->fail = SFAPI_OK;
+    /* Fetch first (no transaction open while waiting on the network). */
+    json_t *all = json_array();
+    const map_field **f = all_fields(m);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < nids; i += 100) {
+        sb where = SB_INIT, q = SB_INIT;
+        sb_puts(&where, "Id IN (");
+        for (size_t j = i; j < nids && j < i + 100; j++) {
+            sb_puts(&where, j > i ? ",'" : "'");
+            sfapi_soql_escape(&where, ids[j]);
+            sb_putc(&where, '\'');
+        }
+        sb_putc(&where, ')');
+        soql_select(&q, m, f, m->nfields, sb_str(&where));
+        json_t *page = NULL;
+        rc = sfapi_query(x->sf, sb_str(&q), has_isdeleted(m), 0, &page, e);
+        if (rc != 0) {
+            sf_fail(x, e);
+        } else {
+            json_t *recs = page_records(page, e);
+            if (!recs) {
+                x->fail = SFAPI_PERMANENT;
+                rc = -1;
+            } else {
+                json_array_extend(all, recs);
+            }
+        }
+        json_decref(page);
+        sb_free(&where);
+        sb_free(&q);
+    }
+    free(f);
+    sb k = SB_INIT, s = SB_INIT, d = SB_INIT;
+    if (rc == 0)
+        rc = pg_exec(x->pg, e, "BEGIN") == 0 ? 0 : pg_failed(x, e);
+    if (rc == 0 && m->read_write) {
+        sb_printf(&k, "%s.%s", x->schema, m->table);
+        const char *p[] = {sb_str(&k)};
+        if (pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(4242003, hashtext($1))", 1, p) != 0)
+            rc = pg_failed(x, e);
+    }
+    if (rc == 0 && json_array_size(all)) {
+        char *sql = apply_sql(x, m, TAIL_NONE);
+        rc = apply_page(x, sql, all, m->object, NULL, NULL, e);
+        free(sql);
+    }
+    if (rc == 0 && ndel) {
+        const char **dd = xcalloc(ndel, sizeof *dd);
+        for (size_t i = 0; i < ndel; i++)
+            dd[i] = deleted[i];
+        sb_putc(&d, '{');
+        for (size_t i = 0; i < ndel; i++) {
+            sb_puts(&d, i ? ",\"" : "\"");
+            for (const char *c = dd[i]; *c; c++)
+                if (*c != '"' && *c != '\\')
+                    sb_putc(&d, *c);
+            sb_putc(&d, '"');
+        }
+        sb_putc(&d, '}');
+        free(dd);
+        bool tomb = m->tombstones && has_isdeleted(m);
+        sb_puts(&s, tomb ? "UPDATE " : "DELETE FROM ");
+        qtable(&s, x, m);
+        sb_puts(&s, tomb ? " SET isdeleted = true WHERE NOT isdeleted AND sfid = ANY($1::text[])"
+                         : " WHERE sfid = ANY($1::text[])");
+        const char *p[] = {sb_str(&d)};
+        if (pg_run(x->pg, e, sb_str(&s), 1, p) != 0)
+            rc = pg_failed(x, e);
+    }
+    if (rc == 0) {
+        char rid[24], lag[24], n[24];
+        snprintf(rid, sizeof rid, "%lld", (long long)replay_id);
+        snprintf(lag, sizeof lag, "%lld", (long long)lag_ms);
+        snprintf(n, sizeof n, "%zu", nids + ndel);
+        const char *p[] = {m->object, rid, lag, n};
+        rc = set_mapping(x, m,
+                         "replay_id = CASE WHEN $2::bigint > 0 THEN $2::bigint ELSE replay_id END,"
+                         " stream_lag_ms = $3::int, stream_events = stream_events + $4::bigint, last_event_at = now()",
+                         4, p, e);
+    }
+    if (rc == 0)
+        rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
+    else
+        pg_rollback_quietly(x->pg);
+    if (rc != 0 && x->fail == SFAPI_OK)
+        x->fail = SFAPI_TRANSIENT;
+    sb_free(&k);
+    sb_free(&s);
+    sb_free(&d);
+    json_decref(all);
+    return rc;
+}

@@ -47,5 +47,10 @@ int sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e);
 int sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e);
 int sync_reload(sync_ctx *x, mapping *m, err_t *e);
 int sync_backfill(sync_ctx *x, mapping *m, err_t *e);
+/* Streaming: fetch the records named by a batch of change events (ids), apply
+ * them, delete the ones in deleted (gone for good), and commit the batch's
+ * last replay id and lag in the same transaction. */
+int sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
+                      size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e);
 
 #endif

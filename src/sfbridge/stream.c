@@ -1,0 +1,571 @@
+/*
+ * stream: accelerated sync over CometD (see stream.h).
+ *
+ * The loop: make sure there is a client (handshake, then one subscribe per
+ * streamed mapping with the replay id committed last time), long-poll
+ * /meta/connect, group the events of the reply by mapping, apply each group
+ * (sync_stream_apply), and fall back to a poll where the stream cannot be
+ * trusted (refused replay id, GAP event). Any failure drops the client; the
+ * next one resubscribes from the committed replay ids, so nothing is missed.
+ */
+#include "stream.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "catalog.h"
+#include "log.h"
+#include "pg.h"
+#include "sb.h"
+#include "sfapi.h"
+#include "sync.h"
+#include "util.h"
+
+#define CONNECT_TIMEOUT_MS 130000 /* Salesforce holds a connect up to 110 s */
+#define IDLE_CHECK_MS      2000
+
+struct stream {
+    const cfg             *cfg;
+    volatile sig_atomic_t *stop;
+    PGconn                *pg;
+    sfapi                 *sf;
+    pthread_t              thread;
+    bool                   started;
+    char                  *client_id;
+    char                  *subscribed; /* the set of channels, to notice changes */
+    char                   path[64];   /* /cometd/60.0 */
+    int                    failures;
+};
+
+typedef struct sub {
+    mapping *m;
+    char     channel[128];
+    bool     fallback; /* needs a windowed poll */
+    /* events of the current batch */
+    json_t  *ids;
+    json_t  *deleted;
+    int64_t  replay;
+    int64_t  commit_ms;
+} sub;
+
+void
+stream_cdc_channel(char *out, size_t n, const char *object)
+{
+    size_t len = strlen(object);
+    if (len > 3 && strcmp(object + len - 3, "__c") == 0)
+        snprintf(out, n, "/data/%.*s__ChangeEvent", (int)(len - 3), object);
+    else
+        snprintf(out, n, "/data/%sChangeEvent", object);
+}
+
+static void
+pushtopic_name(char *out, size_t n, const mapping *m)
+{
+    /* PushTopic names are at most 25 characters. */
+    snprintf(out, n, "sfb_%.21s", m->table);
+}
+
+stream *
+stream_new(const cfg *c, volatile sig_atomic_t *stop)
+{
+    stream *s = xcalloc(1, sizeof *s);
+    s->cfg = c;
+    s->stop = stop;
+    snprintf(s->path, sizeof s->path, "/cometd/%s", c->api_version);
+    return s;
+}
+
+void
+stream_free(stream *s)
+{
+    if (!s)
+        return;
+    if (s->pg)
+        PQfinish(s->pg);
+    if (s->sf)
+        sfapi_free(s->sf);
+    free(s->client_id);
+    free(s->subscribed);
+    free(s);
+}
+
+static void
+drop_client(stream *s)
+{
+    free(s->client_id);
+    s->client_id = NULL;
+    free(s->subscribed);
+    s->subscribed = NULL;
+}
+
+static int
+connections(stream *s, err_t *e)
+{
+    if (!s->pg || pg_connection_lost(s->pg)) {
+        if (s->pg)
+            PQfinish(s->pg);
+        s->pg = pg_connect(s->cfg->database_url, e);
+        if (!s->pg)
+            return -1;
+    }
+    if (!s->sf) {
+        sfapi_config sc = {
+            .login_url = s->cfg->login_url, .client_id = s->cfg->client_id,
+            .client_secret = s->cfg->client_secret, .username = s->cfg->username,
+            .password = s->cfg->password, .refresh_token = s->cfg->refresh_token,
+            .api_version = s->cfg->api_version, .timeout_ms = CONNECT_TIMEOUT_MS, .max_retries = 2,
+            .abort_flag = s->stop,
+        };
+        s->sf = sfapi_new(&sc);
+    }
+    if (!*sfapi_instance_url(s->sf))
+        return sfapi_login(s->sf, e);
+    return 0;
+}
+
+static void
+set_stream_state(stream *s, const mapping *m, const char *state, const char *error)
+{
+    sb q = SB_INIT;
+    sb_puts(&q, "UPDATE ");
+    pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
+    sb_puts(&q, " SET stream_state = $2, stream_error = $3 WHERE object_name = $1");
+    const char *p[] = {m->object, state, error};
+    pg_run(s->pg, NULL, sb_str(&q), 3, p);
+    sb_free(&q);
+}
+
+/* POST one Bayeux message; *reply is the array Salesforce answers. */
+static int
+bayeux(stream *s, json_t *msg, json_t **reply, err_t *e)
+{
+    json_t *arr = json_pack("[o]", msg);
+    char *body = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    long status = 0;
+    *reply = NULL;
+    int rc = sfapi_rest(s->sf, "POST", s->path, body, &status, reply, e);
+    free(body);
+    if (rc == 0 && !json_is_array(*reply)) {
+        json_decref(*reply);
+        *reply = NULL;
+        return err_set(e, 502, "BAD_RESPONSE", "the CometD reply is not an array");
+    }
+    return rc;
+}
+
+static json_t *
+meta_reply(json_t *reply, const char *channel)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(reply, i, m) {
+        const char *ch = json_string_value(json_object_get(m, "channel"));
+        if (ch && strcmp(ch, channel) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static int
+handshake(stream *s, err_t *e)
+{
+    json_t *reply = NULL;
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:[s],s:{s:b}}", "channel", "/meta/handshake", "version", "1.0",
+                            "minimumVersion", "1.0", "supportedConnectionTypes", "long-polling", "ext", "replay", 1);
+    if (bayeux(s, msg, &reply, e) != 0)
+        return -1;
+    json_t *r = meta_reply(reply, "/meta/handshake");
+    const char *id = json_string_value(json_object_get(r, "clientId"));
+    int rc = 0;
+    if (!json_is_true(json_object_get(r, "successful")) || !id)
+        rc = err_set(e, 403, "HANDSHAKE_DENIED", "CometD handshake refused: %s",
+                     json_string_value(json_object_get(r, "error")) ? json_string_value(json_object_get(r, "error"))
+                                                                     : "no reason given");
+    else {
+        free(s->client_id);
+        s->client_id = xstrdup(id);
+    }
+    json_decref(reply);
+    return rc;
+}
+
+/* Subscribe; *error gets Salesforce's error string on refusal (caller frees). */
+static int
+subscribe(stream *s, const char *channel, int64_t replay, char **error, err_t *e)
+{
+    *error = NULL;
+    json_t *rep = json_object();
+    json_object_set_new(rep, channel, json_integer(replay));
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:{s:o}}", "channel", "/meta/subscribe", "clientId", s->client_id,
+                            "subscription", channel, "ext", "replay", rep);
+    json_t *reply = NULL;
+    if (bayeux(s, msg, &reply, e) != 0)
+        return -1;
+    json_t *r = meta_reply(reply, "/meta/subscribe");
+    int rc = 0;
+    if (!json_is_true(json_object_get(r, "successful"))) {
+        const char *err = json_string_value(json_object_get(r, "error"));
+        *error = xstrdup(err ? err : "subscription refused");
+        rc = 1;
+    }
+    json_decref(reply);
+    return rc;
+}
+
+/* A PushTopic for objects whose CDC channel Salesforce refuses. */
+static int
+ensure_pushtopic(stream *s, const mapping *m, char *channel, size_t n, err_t *e)
+{
+    char name[32];
+    pushtopic_name(name, sizeof name, m);
+    sb q = SB_INIT;
+    sb_printf(&q, "SELECT Id FROM PushTopic WHERE Name = '%s'", name);
+    json_t *page = NULL;
+    int rc = sfapi_query(s->sf, sb_str(&q), false, 0, &page, e);
+    sb_free(&q);
+    if (rc != 0)
+        return -1;
+    bool exists = json_integer_value(json_object_get(page, "totalSize")) > 0;
+    json_decref(page);
+    if (!exists) {
+        json_t *body = json_pack("{s:s,s:s,s:f,s:s,s:b,s:b,s:b,s:b}", "Name", name, "Query", "",
+                                 "ApiVersion", atof(s->cfg->api_version), "NotifyForFields", "All",
+                                 "NotifyForOperationCreate", 1, "NotifyForOperationUpdate", 1,
+                                 "NotifyForOperationDelete", 1, "NotifyForOperationUndelete", 1);
+        sb query = SB_INIT;
+        sb_printf(&query, "SELECT Id FROM %s", m->object);
+        json_object_set_new(body, "Query", json_string(sb_str(&query)));
+        sb_free(&query);
+        char *txt = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        char path[128];
+        snprintf(path, sizeof path, "/services/data/v%s/sobjects/PushTopic", s->cfg->api_version);
+        long status = 0;
+        json_t *out = NULL;
+        rc = sfapi_rest(s->sf, "POST", path, txt, &status, &out, e);
+        free(txt);
+        json_decref(out);
+        if (rc != 0)
+            return -1;
+        log_info("stream: created PushTopic %s for %s", name, m->object);
+    }
+    snprintf(channel, n, "/topic/%s", name);
+    return 0;
+}
+
+/* Handshake and subscribe every streamed mapping. */
+static int
+connect_client(stream *s, sub *subs, size_t n, const char *set, err_t *e)
+{
+    drop_client(s);
+    if (handshake(s, e) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        sub *u = &subs[i];
+        int64_t replay = -1;
+        sb q = SB_INIT;
+        sb_puts(&q, "SELECT coalesce(replay_id, -1), stream_channel FROM ");
+        pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
+        sb_puts(&q, " WHERE object_name = $1");
+        const char *p[] = {u->m->object};
+        PGresult *r = pg_query(s->pg, e, sb_str(&q), 1, p);
+        sb_free(&q);
+        if (!r)
+            return -1;
+        if (PQntuples(r)) {
+            replay = atoll(PQgetvalue(r, 0, 0));
+            if (!PQgetisnull(r, 0, 1))
+                snprintf(u->channel, sizeof u->channel, "%s", PQgetvalue(r, 0, 1));
+        }
+        PQclear(r);
+        if (!u->channel[0])
+            stream_cdc_channel(u->channel, sizeof u->channel, u->m->object);
+        char *error = NULL;
+        int rc = subscribe(s, u->channel, replay, &error, e);
+        if (rc < 0)
+            return -1;
+        if (rc > 0 && strstr(error, "replayId")) {
+            /* The events since our replay id are gone: poll the window, stream new events. */
+            log_warn("stream: %s: %s; falling back to a poll of the window", u->m->object, error);
+            u->fallback = true;
+            free(error);
+            error = NULL;
+            rc = subscribe(s, u->channel, -1, &error, e);
+            if (rc < 0)
+                return -1;
+        }
+        if (rc > 0 && strncmp(u->channel, "/data/", 6) == 0) {
+            /* No Change Data Capture for this object: a PushTopic instead. */
+            log_warn("stream: %s: %s; using a PushTopic", u->m->object, error);
+            free(error);
+            error = NULL;
+            if (ensure_pushtopic(s, u->m, u->channel, sizeof u->channel, e) != 0)
+                return -1;
+            rc = subscribe(s, u->channel, -1, &error, e);
+            if (rc < 0)
+                return -1;
+            u->fallback = true;
+        }
+        if (rc > 0) {
+            set_stream_state(s, u->m, "FAILED", error);
+            log_error("stream: %s: cannot subscribe to %s: %s", u->m->object, u->channel, error);
+            free(error);
+            continue;
+        }
+        sb q2 = SB_INIT;
+        sb_puts(&q2, "UPDATE ");
+        pg_qname(&q2, s->cfg->schema, "_sfbridge_mapping");
+        sb_puts(&q2, " SET stream_state = 'CONNECTED', stream_error = NULL, stream_channel = $2 WHERE object_name = $1");
+        const char *p2[] = {u->m->object, u->channel};
+        pg_run(s->pg, NULL, sb_str(&q2), 2, p2);
+        sb_free(&q2);
+        log_info("stream: %s subscribed to %s from replay id %lld", u->m->object, u->channel, (long long)replay);
+    }
+    s->subscribed = xstrdup(set);
+    return 0;
+}
+
+/* Sort one event into its mapping's batch. */
+static void
+take_event(sub *subs, size_t n, json_t *msg)
+{
+    const char *ch = json_string_value(json_object_get(msg, "channel"));
+    json_t *data = json_object_get(msg, "data");
+    sub *u = NULL;
+    for (size_t i = 0; ch && i < n; i++)
+        if (strcmp(subs[i].channel, ch) == 0)
+            u = &subs[i];
+    if (!u || !json_is_object(data))
+        return;
+    json_int_t replay = json_integer_value(json_object_get(json_object_get(data, "event"), "replayId"));
+    if (replay > u->replay)
+        u->replay = replay;
+    json_t *payload = json_object_get(data, "payload");
+    json_t *hdr = json_object_get(payload, "ChangeEventHeader");
+    if (json_is_object(hdr)) {
+        const char *type = json_string_value(json_object_get(hdr, "changeType"));
+        json_int_t commit = json_integer_value(json_object_get(hdr, "commitTimestamp"));
+        if (commit > u->commit_ms)
+            u->commit_ms = commit;
+        if (!type)
+            return;
+        if (strncmp(type, "GAP_", 4) == 0) {
+            u->fallback = true;
+            return;
+        }
+        json_t *target = strcmp(type, "DELETE") == 0 ? u->deleted : u->ids;
+        size_t i;
+        json_t *id;
+        json_array_foreach(json_object_get(hdr, "recordIds"), i, id) if (json_is_string(id))
+            json_array_append(target, id);
+        return;
+    }
+    /* PushTopic: {"event": {"type": "updated", ...}, "sobject": {"Id": ...}} */
+    const char *type = json_string_value(json_object_get(json_object_get(data, "event"), "type"));
+    json_t *id = json_object_get(json_object_get(data, "sobject"), "Id");
+    if (type && json_is_string(id))
+        json_array_append(strcmp(type, "deleted") == 0 ? u->deleted : u->ids, id);
+}
+
+static const char **
+strings(json_t *arr)
+{
+    const char **v = xcalloc(json_array_size(arr) + 1, sizeof *v);
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        v[i] = json_string_value(json_array_get(arr, i));
+    return v;
+}
+
+static void
+fallback_poll(stream *s, sub *u)
+{
+    sync_ctx x = {.pg = s->pg, .sf = s->sf, .cfg = s->cfg, .schema = s->cfg->schema, .stop = s->stop};
+    set_stream_state(s, u->m, "FALLBACK", NULL);
+    err_t e;
+    err_clear(&e);
+    int64_t n = 0;
+    if (sync_poll(&x, u->m, &n, &e) != 0) {
+        log_warn("stream: %s: fallback poll failed (%s); the next one retries", u->m->object, e.msg);
+        return; /* u->fallback stays set */
+    }
+    u->fallback = false;
+    sb q = SB_INIT;
+    sb_puts(&q, "UPDATE ");
+    pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
+    sb_puts(&q, " SET stream_fallbacks = stream_fallbacks + 1, stream_state = 'CONNECTED' WHERE object_name = $1");
+    const char *p[] = {u->m->object};
+    pg_run(s->pg, NULL, sb_str(&q), 1, p);
+    sb_free(&q);
+    log_info("stream: %s: fallback poll applied %lld changes; streaming again", u->m->object, (long long)n);
+}
+
+/* One round: (re)connect if needed, one long poll, apply. */
+static int
+round_trip(stream *s, err_t *e)
+{
+    if (connections(s, e) != 0)
+        return -1;
+    mapping *ms = NULL;
+    size_t n = 0;
+    if (cat_load(s->pg, s->cfg->schema, NULL, &ms, &n, e) != 0)
+        return -1;
+    sub *subs = xcalloc(n + 1, sizeof *subs);
+    size_t ns = 0;
+    sb set = SB_INIT;
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].notify || ms[i].paused || !ms[i].loaded)
+            continue;
+        subs[ns].m = &ms[i];
+        subs[ns].ids = json_array();
+        subs[ns].deleted = json_array();
+        ns++;
+        sb_printf(&set, "%s,", ms[i].object);
+    }
+    int rc = 0;
+    if (ns == 0) {
+        if (s->client_id)
+            drop_client(s);
+        usleep(IDLE_CHECK_MS * 1000);
+    } else {
+        if (!s->client_id || !s->subscribed || strcmp(s->subscribed, sb_str(&set)) != 0)
+            rc = connect_client(s, subs, ns, sb_str(&set), e);
+        else
+            for (size_t i = 0; i < ns; i++) /* keep the channel chosen at subscribe time */
+                stream_cdc_channel(subs[i].channel, sizeof subs[i].channel, subs[i].m->object);
+        if (rc == 0 && s->subscribed) {
+            /* channels as stored (CDC or PushTopic) */
+            for (size_t i = 0; i < ns; i++) {
+                sb q = SB_INIT;
+                sb_puts(&q, "SELECT stream_channel FROM ");
+                pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
+                sb_puts(&q, " WHERE object_name = $1 AND stream_channel IS NOT NULL");
+                const char *p[] = {subs[i].m->object};
+                PGresult *r = pg_query(s->pg, NULL, sb_str(&q), 1, p);
+                if (r && PQntuples(r))
+                    snprintf(subs[i].channel, sizeof subs[i].channel, "%s", PQgetvalue(r, 0, 0));
+                PQclear(r);
+                sb_free(&q);
+            }
+        }
+        for (size_t i = 0; rc == 0 && i < ns && !*s->stop; i++)
+            if (subs[i].fallback)
+                fallback_poll(s, &subs[i]);
+        json_t *reply = NULL;
+        if (rc == 0 && !*s->stop) {
+            json_t *msg = json_pack("{s:s,s:s,s:s}", "channel", "/meta/connect", "clientId", s->client_id,
+                                    "connectionType", "long-polling");
+            rc = bayeux(s, msg, &reply, e);
+        }
+        if (rc == 0 && reply) {
+            json_t *c = meta_reply(reply, "/meta/connect");
+            if (c && !json_is_true(json_object_get(c, "successful"))) {
+                /* "403::Unknown client" and the like: handshake again. */
+                const char *err = json_string_value(json_object_get(c, "error"));
+                log_info("stream: connect refused (%s); handshaking again", err ? err : "no reason");
+                drop_client(s);
+            }
+            size_t i;
+            json_t *m;
+            json_array_foreach(reply, i, m) {
+                const char *ch = json_string_value(json_object_get(m, "channel"));
+                if (ch && strncmp(ch, "/meta/", 6) != 0)
+                    take_event(subs, ns, m);
+            }
+            sync_ctx x = {.pg = s->pg, .sf = s->sf, .cfg = s->cfg, .schema = s->cfg->schema, .stop = s->stop};
+            for (size_t k = 0; k < ns && rc == 0; k++) {
+                sub *u = &subs[k];
+                size_t nids = json_array_size(u->ids), ndel = json_array_size(u->deleted);
+                if (u->fallback) {
+                    fallback_poll(s, u);
+                    continue;
+                }
+                if (!nids && !ndel && u->replay <= 0)
+                    continue;
+                const char **ids = strings(u->ids), **del = strings(u->deleted);
+                int64_t lag = u->commit_ms ? util_now_ms() - u->commit_ms : 0;
+                rc = sync_stream_apply(&x, u->m, ids, nids, del, ndel, u->replay, lag, e);
+                free(ids);
+                free(del);
+                if (rc != 0) {
+                    /* Not applied: resubscribe from the committed replay id. */
+                    drop_client(s);
+                    log_warn("stream: %s: applying events failed (%s)", u->m->object, e->msg);
+                }
+            }
+        }
+        json_decref(reply);
+    }
+    for (size_t i = 0; i < ns; i++) {
+        json_decref(subs[i].ids);
+        json_decref(subs[i].deleted);
+    }
+    free(subs);
+    sb_free(&set);
+    mapping_free_all(ms, n);
+    return rc;
+}
+
+static void *
+stream_main(void *arg)
+{
+    stream *s = arg;
+    while (!*s->stop) {
+        err_t e;
+        err_clear(&e);
+        if (round_trip(s, &e) == 0) {
+            s->failures = 0;
+            continue;
+        }
+        drop_client(s);
+        s->failures++;
+        long d = 500;
+        for (int i = 1; i < s->failures && d < s->cfg->backoff_cap_ms; i++)
+            d *= 2;
+        if (d > s->cfg->backoff_cap_ms)
+            d = s->cfg->backoff_cap_ms;
+        log_warn("stream: %s: %s (reconnecting in %.1f s)", e.code, e.msg, (double)d / 1000.0);
+        if (s->pg && !pg_connection_lost(s->pg)) {
+            sb q = SB_INIT;
+            sb_puts(&q, "UPDATE ");
+            pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
+            sb_puts(&q, " SET stream_state = 'CONNECTING', stream_error = $1 WHERE sf_notify_enabled");
+            const char *p[] = {e.msg};
+            pg_run(s->pg, NULL, sb_str(&q), 1, p);
+            sb_free(&q);
+        }
+        for (long t = 0; t < d && !*s->stop; t += 100)
+            usleep(100000);
+    }
+    return NULL;
+}
+
+int
+stream_start(stream *s)
+{
+    sigset_t all, old;
+    sigemptyset(&all);
+    sigaddset(&all, SIGINT);
+    sigaddset(&all, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&s->thread, NULL, stream_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -1;
+    s->started = true;
+    return 0;
+}
+
+void
+stream_join(stream *s)
+{
+    if (s && s->started) {
+        pthread_join(s->thread, NULL);
+        s->started = false;
+    }
+}

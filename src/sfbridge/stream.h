@@ -1,0 +1,29 @@
+/*
+ * stream: accelerated sync. A thread of `sfbridge run` that keeps one CometD
+ * (Bayeux long-polling) client subscribed, with the replay extension, to the
+ * Change Data Capture channel of every mapping with accelerated sync on
+ * (/data/<Object>ChangeEvent), or to a PushTopic it creates itself
+ * (/topic/sfb_<table>) where Salesforce refuses the CDC channel. Each batch of
+ * events is applied by fetching the named records and upserting them, with
+ * the last replay id committed in the same transaction. A replay id Salesforce
+ * no longer has, a GAP event or a lost stream falls back to an incremental
+ * poll of the mapping's window, then streaming resumes.
+ */
+#ifndef STREAM_H
+#define STREAM_H
+
+#include <signal.h>
+
+#include "config.h"
+
+typedef struct stream stream;
+
+stream *stream_new(const cfg *c, volatile sig_atomic_t *stop);
+int     stream_start(stream *s);
+void    stream_join(stream *s);
+void    stream_free(stream *s);
+
+/* "/data/Teacher__ChangeEvent" for "Teacher__c", "/data/AccountChangeEvent" for "Account". */
+void    stream_cdc_channel(char *out, size_t n, const char *object);
+
+#endif
