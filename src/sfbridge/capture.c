@@ -32,6 +32,15 @@ static const char *const log_ddl[] = {
     " sf_result integer, sf_message text,"
     " sfb_attempts integer NOT NULL DEFAULT 0, sfb_retry_at timestamptz, sfb_unknown boolean NOT NULL DEFAULT false,"
     " sfb_sent_at timestamptz, sfb_payload jsonb)",
+    /* A trigger log Heroku Connect made gains sfbridge's bookkeeping columns. */
+    "ALTER TABLE %1$s._trigger_log ADD COLUMN IF NOT EXISTS sfb_attempts integer NOT NULL DEFAULT 0,"
+    " ADD COLUMN IF NOT EXISTS sfb_retry_at timestamptz,"
+    " ADD COLUMN IF NOT EXISTS sfb_unknown boolean NOT NULL DEFAULT false,"
+    " ADD COLUMN IF NOT EXISTS sfb_sent_at timestamptz, ADD COLUMN IF NOT EXISTS sfb_payload jsonb",
+    "ALTER TABLE %1$s._trigger_log_archive ADD COLUMN IF NOT EXISTS sfb_attempts integer NOT NULL DEFAULT 0,"
+    " ADD COLUMN IF NOT EXISTS sfb_retry_at timestamptz,"
+    " ADD COLUMN IF NOT EXISTS sfb_unknown boolean NOT NULL DEFAULT false,"
+    " ADD COLUMN IF NOT EXISTS sfb_sent_at timestamptz, ADD COLUMN IF NOT EXISTS sfb_payload jsonb",
     "CREATE TABLE IF NOT EXISTS %1$s._sfbridge_conflicts ("
     " id bigserial PRIMARY KEY, table_name varchar(128) NOT NULL, sfid varchar(18) NOT NULL,"
     " detected_at timestamptz NOT NULL DEFAULT now(), sf_systemmodstamp timestamp, pg_changed_at timestamptz,"
@@ -43,6 +52,7 @@ static const char *const log_ddl[] = {
     " WHERE state IN ('NEW', 'PENDING')",
     "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_record ON %1$s._trigger_log (table_name, record_id, id)"
     " WHERE state IN ('NEW', 'PENDING')",
+    "CREATE UNIQUE INDEX IF NOT EXISTS _trigger_log_archive_sfb_id ON %1$s._trigger_log_archive (id)",
     "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_created_at ON %1$s._trigger_log_archive (created_at)",
     "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_record_id ON %1$s._trigger_log_archive (record_id)",
     "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_state_table_name ON %1$s._trigger_log_archive"

@@ -34,6 +34,7 @@ typedef struct cfg {
     long  rest_batch;      /* records per REST query page */
     long  archive_days;    /* days processed trigger-log entries are kept */
     long  bulk_write_min;  /* upserts waiting for one mapping that go by Bulk API */
+    long  write_settle_ms; /* how long after sending an insert with a lost answer sfbridge looks for it */
 } cfg;
 
 /* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the

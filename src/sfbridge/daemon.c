@@ -290,8 +290,10 @@ daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, s
     writer *w = NULL;
     stream *st = NULL;
     if (mode == DAEMON_RUN) {
-        /* Tables made by older versions get the current capture triggers. */
-        if (cap_install_all(a->pg, a->cfg.schema, e) != 0)
+        /* Tables made by older versions get the current capture triggers; writes
+         * a dead process left in flight are marked as of unknown outcome before
+         * anything is pulled. */
+        if (cap_install_all(a->pg, a->cfg.schema, e) != 0 || writer_recover(a->pg, a->cfg.schema, e) != 0)
             return -1;
         w = writer_new(&a->cfg, &app_stop);
         if (writer_start(w) != 0) {

@@ -215,6 +215,8 @@ cmd_push(app *a, int argc, char **argv)
     if (!app_pg(a, &e) || !app_sf(a, &e))
         return fail(&e);
     app_install_signals();
+    if (app_lock(a, &e) != 0 || writer_recover(a->pg, a->cfg.schema, &e) != 0)
+        return fail(&e);
     writer *w = writer_new(&a->cfg, &app_stop);
     writer_stats st;
     int rc = writer_pass(w, &st, &e);

@@ -110,12 +110,54 @@ static int
 create_mapping(app *a, const mapping *m, err_t *e)
 {
     int err = 0;
-    if (table_exists(a->pg, a->cfg.schema, m->table, e, &err))
-        return err_set(e, 409, "TABLE_EXISTS",
-                       "table %s.%s already exists; sfbridge only syncs tables it created (drop or rename it)",
-                       a->cfg.schema, m->table);
+    bool exists = table_exists(a->pg, a->cfg.schema, m->table, e, &err);
     if (err)
         return -1;
+    if (exists) {
+        /* A table Heroku Connect made (it has Heroku Connect's columns) is taken
+         * over in place: missing columns are added and the rows are reconciled
+         * by a reload, which keeps every row's id. Any other table is refused. */
+        sb q = SB_INIT;
+        pg_qname(&q, a->cfg.schema, m->table);
+        const char *p[] = {sb_str(&q)};
+        PGresult *r = pg_query(a->pg, e,
+                               "SELECT count(*) FROM pg_attribute WHERE attrelid = $1::regclass AND NOT attisdropped"
+                               " AND attname IN ('id', 'sfid', 'systemmodstamp', '_hc_lastop', '_hc_err')", 1, p);
+        sb_free(&q);
+        if (!r)
+            return -1;
+        bool hc = atoi(PQgetvalue(r, 0, 0)) == 5;
+        PQclear(r);
+        if (!hc)
+            return err_set(e, 409, "TABLE_EXISTS",
+                           "table %s.%s already exists and is not a Heroku Connect table; sfbridge only syncs "
+                           "tables it created or Heroku Connect created (drop or rename it)",
+                           a->cfg.schema, m->table);
+        json_t *all = json_array();
+        for (size_t i = 0; i < m->nfields; i++)
+            json_array_append_new(all, json_string(m->fields[i].name));
+        sb ddl = SB_INIT;
+        ddl_add_columns(&ddl, a->cfg.schema, m, all);
+        ddl_create_indexes(&ddl, a->cfg.schema, m);
+        cap_install_sql(&ddl, a->cfg.schema, m);
+        json_decref(all);
+        int rc = pg_exec(a->pg, e, sb_str(&ddl));
+        sb_free(&ddl);
+        if (rc == 0)
+            rc = cat_insert(a->pg, a->cfg.schema, m, e);
+        if (rc == 0) {
+            sb u = SB_INIT;
+            sb_puts(&u, "UPDATE ");
+            pg_qname(&u, a->cfg.schema, "_sfbridge_mapping");
+            sb_puts(&u, " SET loaded = true, state = 'RELOAD_TABLE', last_drift_at = now() WHERE object_name = $1");
+            const char *p2[] = {m->object};
+            rc = pg_run(a->pg, e, sb_str(&u), 1, p2);
+            sb_free(&u);
+            log_info("%s: taking over the Heroku Connect table %s.%s; its rows are reconciled in place",
+                     m->object, a->cfg.schema, m->table);
+        }
+        return rc;
+    }
     sb ddl = SB_INIT;
     ddl_create_table(&ddl, a->cfg.schema, m);
     cap_install_sql(&ddl, a->cfg.schema, m);

@@ -262,12 +262,13 @@ apply_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
         /* Changed on both sides since the last sync: the row's own change is
          * still waiting to be written. The policy picks the winner; every
          * conflict is recorded in _sfbridge_conflicts. */
-        sb lt = SB_INIT, lp = SB_INIT, ql = SB_INIT, qc = SB_INIT;
+        sb lt = SB_INIT, lp = SB_INIT, ql = SB_INIT, qc = SB_INIT, qa = SB_INIT;
         sql_literal(&lt, m->table);
         sql_literal(&lp, x->cfg->conflict_policy);
         pg_qname(&ql, x->schema, "_trigger_log");
+        pg_qname(&qa, x->schema, "_trigger_log_archive");
         pg_qname(&qc, x->schema, "_sfbridge_conflicts");
-        const char *T = sb_str(&lt), *P = sb_str(&lp), *L = sb_str(&ql), *C = sb_str(&qc);
+        const char *T = sb_str(&lt), *P = sb_str(&lp), *L = sb_str(&ql), *C = sb_str(&qc), *A = sb_str(&qa);
         sb_printf(&s, ", conf AS (SELECT x.\"Id\" AS sfid, t.id AS rid, (x.\"SystemModstamp\" AT TIME ZONE 'UTC') AS sfstamp,"
                       " to_jsonb(x) AS sfv, to_jsonb(t) AS pgv, p.changed_at,"
                       " CASE %s WHEN 'salesforce_wins' THEN 'salesforce' WHEN 'postgres_wins' THEN 'postgres'"
@@ -277,7 +278,13 @@ apply_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
         sb_printf(&s, " t ON t.sfid = x.\"Id\" CROSS JOIN LATERAL (SELECT max(l.created_at) AS changed_at FROM %s l"
                       " WHERE l.table_name = %s AND l.record_id = t.id AND l.state = 'NEW') p"
                       " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = 'PENDING'"
-                      " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')),", L, T);
+                      " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')"
+                      /* Salesforce's version is sfbridge's own earlier write: not a conflict. */
+                      " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = t.id"
+                      "   AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at >= x.\"SystemModstamp\")"
+                      " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = t.id"
+                      "   AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at >= x.\"SystemModstamp\")),",
+                  L, T, L, T, A, T);
         sb_printf(&s, " rec AS (INSERT INTO %s (table_name, sfid, sf_systemmodstamp, pg_changed_at, winner, policy,"
                       " sf_values, pg_values) SELECT %s, sfid, sfstamp, changed_at, winner, %s, sfv, pgv FROM conf"
                       " ON CONFLICT DO NOTHING RETURNING 1),", C, T, P);
@@ -289,6 +296,7 @@ apply_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
         sb_free(&lp);
         sb_free(&ql);
         sb_free(&qc);
+        sb_free(&qa);
     }
     if (isdel && !m->tombstones) {
         sb_puts(&s, ", del AS (DELETE FROM ");
@@ -350,6 +358,9 @@ apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, co
 /* A poll page for a read-write mapping waits while the writer has inserts in
  * flight for the table, so it never sees a new record before its sfid is
  * written back into the row (which would make a duplicate row). */
+static int unsettled_inserts(sync_ctx *x, const mapping *m, bool *yes, err_t *e);
+
+/* 1 when the page must wait (see unsettled_inserts): nothing applied. */
 static int
 apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64_t *changed, err_t *e)
 {
@@ -364,6 +375,14 @@ apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64
     sb_free(&k);
     if (rc != 0)
         return pg_failed(x, e);
+    /* Checked under the lock: the writer may have lost an insert's answer while we waited. */
+    bool wait = false;
+    if (unsettled_inserts(x, m, &wait, e) != 0)
+        return -1;
+    if (wait) {
+        pg_rollback_quietly(x->pg);
+        return 1;
+    }
     if (apply_page(x, sql, recs, m->object, NULL, changed, e) != 0)
         return -1;
     return pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
@@ -800,11 +819,44 @@ since_literal(const sync_ctx *x, const char *watermark, char out[40])
     return 0;
 }
 
+/* A read-write table with inserts whose outcome is not settled yet (sent, but
+ * no answer): a pull now could take such a record for a new one and make a
+ * second row, and the writer would then send it again. The pull waits until
+ * the writer has settled them. (Inserts in flight are covered by the table
+ * lock the writer holds while it sends them.) */
+static int
+unsettled_inserts(sync_ctx *x, const mapping *m, bool *yes, err_t *e)
+{
+    *yes = false;
+    if (!m->read_write)
+        return 0;
+    sb q = SB_INIT;
+    sb_puts(&q, "SELECT EXISTS (SELECT 1 FROM ");
+    pg_qname(&q, x->schema, "_trigger_log");
+    sb_puts(&q, " WHERE table_name = $1 AND action = 'INSERT' AND state IN ('NEW', 'PENDING') AND sfb_unknown)");
+    const char *p[] = {m->table};
+    PGresult *r = pg_query(x->pg, e, sb_str(&q), 1, p);
+    sb_free(&q);
+    if (!r)
+        return pg_failed(x, e);
+    *yes = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return 0;
+}
+
 int
 sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
 {
     x->fail = SFAPI_OK;
     *applied = 0;
+    bool wait = false;
+    if (unsettled_inserts(x, m, &wait, e) != 0)
+        return -1;
+    if (wait) {
+        log_debug("%s: poll deferred until the writer settles inserts with an unknown outcome", m->object);
+        const char *p[] = {m->object};
+        return set_mapping(x, m, "next_poll_at = now() + interval '1 second'", 1, p, e);
+    }
     char where[80] = "";
     if (m->watermark) {
         char since[40];
@@ -833,9 +885,17 @@ sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
             break;
         }
         log_debug("%s: poll page of %zu records", m->object, json_array_size(recs));
-        if (json_array_size(recs) && apply_locked(x, m, sql, recs, applied, e) != 0) {
+        int ar = json_array_size(recs) ? apply_locked(x, m, sql, recs, applied, e) : 0;
+        if (ar < 0) {
             rc = -1;
             break;
+        }
+        if (ar > 0) {
+            /* The rest of this poll waits for the writer; the watermark stays. */
+            json_decref(page);
+            free(sql);
+            const char *p[] = {m->object};
+            return set_mapping(x, m, "next_poll_at = now() + interval '1 second'", 1, p, e);
         }
         const char *next = page_next(page);
         if (!next)
@@ -1034,8 +1094,9 @@ sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
 {
     x->fail = SFAPI_OK;
     *repairs = 0;
-    if (!m->loaded)
-        return 0;
+    bool wait = false;
+    if (!m->loaded || unsettled_inserts(x, m, &wait, e) != 0 || wait)
+        return x->fail == SFAPI_OK ? 0 : -1;
     const map_field *idf = cat_field(m, "Id"), *msf = cat_field(m, "SystemModstamp");
     const map_field *f[] = {idf, msf};
     int64_t count = 0;
@@ -1216,6 +1277,13 @@ sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, 
                   size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e)
 {
     x->fail = SFAPI_OK;
+    bool wait = false;
+    if (unsettled_inserts(x, m, &wait, e) != 0)
+        return -1;
+    if (wait) {
+        x->fail = SFAPI_TRANSIENT;
+        return err_set(e, 503, "DEFERRED", "%s: waiting for the writer to settle inserts", m->object);
+    }
     /* Fetch first (no transaction open while waiting on the network). */
     json_t *all = json_array();
     const map_field **f = all_fields(m);
@@ -1256,6 +1324,15 @@ sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, 
         const char *p[] = {sb_str(&k)};
         if (pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(4242003, hashtext($1))", 1, p) != 0)
             rc = pg_failed(x, e);
+    }
+    if (rc == 0 && m->read_write) {
+        bool again = false;
+        if (unsettled_inserts(x, m, &again, e) != 0) {
+            rc = -1;
+        } else if (again) {
+            x->fail = SFAPI_TRANSIENT;
+            rc = err_set(e, 503, "DEFERRED", "%s: waiting for the writer to settle inserts", m->object);
+        }
     }
     if (rc == 0 && json_array_size(all)) {
         char *sql = apply_sql(x, m, TAIL_NONE);

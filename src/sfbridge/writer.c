@@ -75,6 +75,8 @@ typedef struct op {
     char     sent_at[40];
     bool     row_exists;
     json_t  *sent;  /* what an earlier attempt with an unknown outcome sent */
+    json_t  *vals;  /* the folded column values */
+    long     retry_ms; /* when set, the retry delay instead of the backoff */
     outcome  out;
     char    *new_sfid;
     char     lastop[16];
@@ -158,6 +160,7 @@ op_free(op *o)
     free(o->sfid);
     json_decref(o->rec);
     json_decref(o->sent);
+    json_decref(o->vals);
     free(o->ids);
     free(o->new_sfid);
     free(o->err_json);
@@ -179,10 +182,14 @@ w_pg(writer *w, err_t *e)
 {
     if (w->pg && !pg_connection_lost(w->pg))
         return 0;
+    bool reconnect = w->pg != NULL;
     if (w->pg)
         PQfinish(w->pg);
     w->pg = pg_connect(w->cfg->database_url, e);
     if (!w->pg)
+        return -1;
+    /* What this writer had in flight when the connection went has an unknown outcome. */
+    if (reconnect && writer_recover(w->pg, w->cfg->schema, e) != 0)
         return -1;
     sb chan = SB_INIT, sql = SB_INIT;
     cap_channel(&chan, w->cfg->schema);
@@ -191,13 +198,19 @@ w_pg(writer *w, err_t *e)
     int rc = pg_exec(w->pg, e, sb_str(&sql));
     sb_free(&chan);
     sb_free(&sql);
-    if (rc != 0)
-        return -1;
-    /* Entries a dead writer left in flight: their outcome is unknown. */
-    sb_clear(&sql);
-    sb_printf(&sql, "UPDATE %s SET state = 'NEW', sfb_unknown = sfb_unknown OR action = 'INSERT',"
-                    " sfb_retry_at = NULL WHERE state = 'PENDING'", w->qlog);
-    rc = pg_exec(w->pg, e, sb_str(&sql));
+    return rc;
+}
+
+int
+writer_recover(void *pgconn, const char *schema, err_t *e)
+{
+    sb q = SB_INIT, sql = SB_INIT;
+    pg_qname(&q, schema, "_trigger_log");
+    /* Only an insert that was sent (its payload is remembered before sending) can have happened. */
+    sb_printf(&sql, "UPDATE %s SET state = 'NEW', sfb_unknown = sfb_unknown OR (action = 'INSERT' AND sfb_payload IS NOT NULL),"
+                    " sfb_retry_at = NULL WHERE state = 'PENDING'", sb_str(&q));
+    int rc = pg_exec(pgconn, e, sb_str(&sql));
+    sb_free(&q);
     sb_free(&sql);
     return rc;
 }
@@ -487,9 +500,17 @@ sf_value(const map_field *f, json_t *v)
     return json_incref(v);
 }
 
+static json_t *build_record_ex(const mapping *m, json_t *vals, bool insert, bool nulls);
+
 /* The record to send from typed column values; NULL when nothing is left. */
 static json_t *
 build_record(const mapping *m, json_t *vals, bool insert)
+{
+    return build_record_ex(m, vals, insert, false);
+}
+
+static json_t *
+build_record_ex(const mapping *m, json_t *vals, bool insert, bool nulls)
 {
     json_t *rec = json_pack("{s:{s:s}}", "attributes", "type", m->object);
     const char *col;
@@ -501,7 +522,7 @@ build_record(const mapping *m, json_t *vals, bool insert)
             continue;
         if (insert ? !f->createable : !f->updateable)
             continue;
-        if (insert && json_is_null(v))
+        if (insert && !nulls && json_is_null(v))
             continue;
         json_object_set_new(rec, f->name, sf_value(f, v));
         n++;
@@ -578,23 +599,27 @@ fold_group(writer *w, entry *es, size_t n, const rowinfo *ri, op *o)
     }
     if (kind == 'I' && sfid)
         kind = 'U'; /* the row already names its Salesforce record */
-    if (kind == 'D' && !sfid)
-        kind = 'X'; /* created and deleted before anything was sent */
+    if (kind == 'D' && !sfid) /* created and deleted before anything was sent... */
+        kind = o->unknown && o->sent ? 'Z' : 'X'; /* ...unless an insert may have reached Salesforce */
     if (kind == 'I' || kind == 'U') {
         o->rec = build_record(m, vals, kind == 'I');
         if (!o->rec)
             kind = 'X';
         else if (kind == 'U')
             json_object_set_new(o->rec, "id", json_string(sfid));
-        if (kind == 'I' && m->upsert_field && json_is_string(json_object_get(o->rec, m->upsert_field)))
+        if (kind == 'I' && m->upsert_field && json_is_string(json_object_get(o->rec, m->upsert_field))) {
+            /* An upsert may update an existing record: fields the app emptied are sent as null. */
             kind = 'A';
+            json_decref(o->rec);
+            o->rec = build_record_ex(m, vals, true, true);
+        }
     }
     if (kind == 'X') {
         o->out = OUT_DROPPED;
         snprintf(o->lastop, sizeof o->lastop, "SYNCED");
     }
     o->kind = kind;
-    json_decref(vals);
+    o->vals = vals;
 }
 
 /* ---- unknown outcomes ---------------------------------------------------------- */
@@ -623,12 +648,22 @@ find_created(writer *w, op *o, err_t *e)
     char since[32];
     util_fmt_datetime_z(sent - LOOKUP_SKEW_S * 1000, since);
     sb q = SB_INIT;
-    sb_printf(&q, "SELECT Id FROM %s WHERE CreatedById = '", m->object);
-    sfapi_soql_escape(&q, sfapi_user_id(w->sf));
-    sb_printf(&q, "' AND CreatedDate >= %s", since);
+    const char *ext = m->upsert_field ? json_string_value(json_object_get(rec, m->upsert_field)) : NULL;
+    if (ext) {
+        /* Keyed by the unique identifier: the record, if it exists, is the one. */
+        sb_printf(&q, "SELECT Id FROM %s WHERE %s = '", m->object, m->upsert_field);
+        sfapi_soql_escape(&q, ext);
+        sb_putc(&q, '\'');
+    } else {
+        sb_printf(&q, "SELECT Id FROM %s WHERE CreatedById = '", m->object);
+        sfapi_soql_escape(&q, sfapi_user_id(w->sf));
+        sb_printf(&q, "' AND CreatedDate >= %s", since);
+    }
     const char *key;
     json_t *v;
     json_object_foreach(rec, key, v) {
+        if (ext)
+            break;
         const map_field *f = NULL;
         for (size_t i = 0; i < m->nfields; i++)
             if (strcmp(m->fields[i].name, key) == 0)
@@ -653,6 +688,8 @@ find_created(writer *w, op *o, err_t *e)
     }
     json_t *page = NULL;
     int rc = sfapi_query(w->sf, sb_str(&q), false, 0, &page, e);
+    log_debug("writer: looking for an insert whose answer was lost: %s -> %s", sb_str(&q),
+              rc == 0 ? "answered" : e->msg);
     sb_free(&q);
     if (rc != 0)
         return -1;
@@ -784,7 +821,7 @@ send_chunk(writer *w, op **ops, size_t n, writer_stats *st)
             if (cls == SFAPI_PERMANENT && rc != 0)
                 set_failed(ops[i], e.code, e.msg, NULL);
             else
-                set_retry(ops[i], why, kind == 'I'); /* an insert may have happened */
+                set_retry(ops[i], why, kind == 'I' || kind == 'A'); /* an insert may have happened */
         }
         log_warn("writer: %s %s of %zu %s records failed: %s", method, kind == 'D' ? "delete" : "write", n, m->object,
                  why);
@@ -854,7 +891,8 @@ record(writer *w, op **ops, size_t n, err_t *e)
         op *o = ops[i];
         const char *final = o->out == OUT_OK ? "SUCCESS" : o->out == OUT_FAILED ? "FAILED"
                             : o->out == OUT_DROPPED ? "IGNORED" : "NEW";
-        snprintf(delays[i], sizeof delays[i], "%ld", o->out == OUT_RETRY ? backoff_ms(w, o->attempts) : 0L);
+        snprintf(delays[i], sizeof delays[i], "%ld",
+                 o->out != OUT_RETRY ? 0L : o->retry_ms > 0 ? o->retry_ms : backoff_ms(w, o->attempts));
         if (o->out == OUT_RETRY && o->unknown && o->rec)
             payloads[i] = json_dumps(o->rec, JSON_COMPACT);
         for (size_t j = 0; j < o->nids; j++) {
@@ -894,8 +932,7 @@ record(writer *w, op **ops, size_t n, err_t *e)
                       " sf_message = u.msg,"
                       " sfb_attempts = l.sfb_attempts + CASE WHEN u.state = 'NEW' THEN 1 ELSE 0 END,"
                       " sfb_retry_at = CASE WHEN u.state = 'NEW' THEN now() + make_interval(secs => u.delay::double precision / 1000) END,"
-                      " sfb_unknown = u.unk::boolean, sfb_sent_at = coalesce(l.sfb_sent_at, now()),"
-                      " sfb_payload = coalesce(u.payload::jsonb, l.sfb_payload)"
+                      " sfb_unknown = u.unk::boolean"
                       " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])"
                       " AS u(id, state, sfid, msg, delay, unk, payload) WHERE l.id = u.id",
                   w->qlog);
@@ -912,13 +949,16 @@ record(writer *w, op **ops, size_t n, err_t *e)
         pg_qname(&qt, w->cfg->schema, m->table);
         sb_clear(&s);
         /* A row with a newer change waiting keeps PENDING. */
-        sb_printf(&s, "UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
-                      " \"_hc_lastop\" = CASE WHEN EXISTS (SELECT 1 FROM %s l WHERE l.table_name = $5"
-                      "   AND l.record_id = t.id AND l.state IN ('NEW', 'PENDING')) THEN t.\"_hc_lastop\" ELSE u.lastop END,"
+        /* Only the records of this batch are looked up in the log (by index), so
+         * the cost does not grow with the backlog. */
+        sb_printf(&s, "WITH busy AS (SELECT DISTINCT l.record_id FROM %s l WHERE l.table_name = $5"
+                      "   AND l.record_id = ANY($1::int[]) AND l.state IN ('NEW', 'PENDING'))"
+                      " UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
+                      " \"_hc_lastop\" = CASE WHEN t.id IN (SELECT record_id FROM busy) THEN t.\"_hc_lastop\" ELSE u.lastop END,"
                       " \"_hc_err\" = u.err"
                       " FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(rid, sfid, lastop, err)"
                       " WHERE t.id = u.rid",
-                  sb_str(&qt), w->qlog);
+                  w->qlog, sb_str(&qt));
         const char *p[] = {sb_str(&r_ids), sb_str(&r_sfid), sb_str(&r_last), sb_str(&r_err), m->table};
         rc = pg_run(w->pg, e, sb_str(&s), 5, p);
         sb_free(&r_ids);
@@ -1014,6 +1054,43 @@ insert_order(writer *w)
     }
     free(placed);
     return order;
+}
+
+/* Before an insert goes out, its entries remember what is sent: should the
+ * outcome be lost (a reset, a crash), the retry looks for exactly this. */
+static int
+remember_payloads(writer *w, op **ops, size_t n, err_t *e)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += ops[i]->nids;
+    int64_t *ids = xcalloc(total + 1, sizeof *ids);
+    const char **pay = xcalloc(total + 1, sizeof *pay);
+    char **txt = xcalloc(n + 1, sizeof *txt);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        txt[i] = json_dumps(ops[i]->rec, JSON_COMPACT);
+        for (size_t j = 0; j < ops[i]->nids; j++) {
+            ids[k] = ops[i]->ids[j];
+            pay[k++] = txt[i];
+        }
+    }
+    sb a = SB_INIT, b = SB_INIT, s = SB_INIT;
+    arr_i64(&a, ids, k);
+    arr_text(&b, pay, k);
+    sb_printf(&s, "UPDATE %s l SET sfb_payload = u.p::jsonb, sfb_sent_at = now()"
+                  " FROM unnest($1::bigint[], $2::text[]) AS u(id, p) WHERE l.id = u.id", w->qlog);
+    const char *p[] = {sb_str(&a), sb_str(&b)};
+    int rc = pg_run(w->pg, e, sb_str(&s), 2, p);
+    for (size_t i = 0; i < n; i++)
+        free(txt[i]);
+    free(txt);
+    free(ids);
+    free(pay);
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&s);
+    return rc;
 }
 
 /* ---- Bulk API 2.0 for large upserts --------------------------------------------- */
@@ -1230,6 +1307,11 @@ send_kind(writer *w, op *ops, size_t nops, size_t map, const char *kinds, writer
             if (nb && (nb == COLLECTION_MAX || i == nops)) {
                 if (inserts)
                     table_lock(w, m, true);
+                if ((*kp == 'I' || *kp == 'A') && remember_payloads(w, batch, nb, e) != 0) {
+                    table_lock(w, m, false);
+                    rc = -1;
+                    break;
+                }
                 send_chunk(w, batch, nb, st);
                 rc = record(w, batch, nb, e);
                 if (inserts)
@@ -1264,6 +1346,13 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
         if (n == 0) {
             free(es);
             break;
+        }
+        if (n >= 5000) {
+            /* A large backlog: fresh statistics keep the per-batch statements on their indexes. */
+            sb an = SB_INIT;
+            sb_printf(&an, "ANALYZE %s", w->qlog);
+            pg_exec(w->pg, NULL, sb_str(&an));
+            sb_free(&an);
         }
         if (!logged_in && w_sf(w, e) != 0) {
             /* Put the claim back: nothing was sent. */
@@ -1313,19 +1402,49 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
         /* Inserts whose outcome was unknown: look before sending again. */
         for (size_t i = 0; rc == 0 && i < nops; i++) {
             op *o = &ops[i];
-            if (o->kind != 'I' || !o->unknown || o->out != OUT_NONE)
+            if (!((o->kind == 'I' && o->unknown) || o->kind == 'Z') || o->out != OUT_NONE)
                 continue;
+            /* A request Salesforce may still be running must be over before
+             * looking for its record, or a miss would send it twice. */
+            int64_t sent_ms;
+            if (util_parse_datetime(o->sent_at, &sent_ms) != 0)
+                sent_ms = 0;
+            int64_t settle_at = sent_ms + w->cfg->write_settle_ms;
+            if (util_now_ms() < settle_at) {
+                set_retry(o, "waiting for an earlier attempt to settle before looking for its record", true);
+                o->retry_ms = (long)(settle_at - util_now_ms()) + 1;
+                continue;
+            }
             err_t le;
             err_clear(&le);
             int found = find_created(w, o, &le);
+            if (o->kind == 'Z') {
+                /* Deleted in Postgres after an insert whose outcome is unknown. */
+                if (found == 1) {
+                    o->kind = 'D';
+                    free(o->sfid);
+                    o->sfid = xstrdup(o->new_sfid);
+                } else if (found == 0) {
+                    o->out = OUT_DROPPED;
+                } else {
+                    set_retry(o, le.msg, true);
+                }
+                continue;
+            }
             if (found == 1) {
                 log_info("writer: %s record %s was created by an earlier attempt; adopted", w->ms[o->map].object,
                          o->new_sfid);
                 if (o->sent && !json_equal(o->sent, o->rec)) {
-                    /* Changed since that attempt: the record gets the later values as an update. */
+                    /* Changed since that attempt: the record gets the later values
+                     * (nulls included) as an update. */
+                    json_t *upd = build_record(&w->ms[o->map], o->vals, false);
                     o->kind = 'U';
                     free(o->sfid);
                     o->sfid = xstrdup(o->new_sfid);
+                    if (upd) {
+                        json_decref(o->rec);
+                        o->rec = upd;
+                    }
                     json_object_set_new(o->rec, "id", json_string(o->new_sfid));
                 } else {
                     o->out = OUT_OK;

@@ -38,6 +38,10 @@ int     writer_pass(writer *w, writer_stats *st, err_t *e);
 int     writer_start(writer *w);
 void    writer_join(writer *w);
 
+/* Entries a dead writer left in flight (PENDING) become NEW with an unknown
+ * outcome. Call once, holding the schema lock, before any pull. */
+int     writer_recover(void *pgconn, const char *schema, err_t *e);
+
 /* sfbridge retry: FAILED entries (all, or these ids, from the log or the
  * archive) back to NEW. *n gets how many. */
 int     writer_requeue(void *pgconn, const char *schema, const char *const *ids, size_t nids, bool all,

@@ -109,8 +109,9 @@ def values_equal(sftype, a, b):
 
 
 # -- comparison ------------------------------------------------------------------
-def mapped_fields(sf, obj, db, table, schema):
-    """[(column, field name, type)] for the table's columns; problems for the others."""
+def mapped_fields(sf, obj, db, table, schema, ignore=()):
+    """[(column, field name, type)] for the table's columns; problems for the others
+    (columns named in ignore are left out)."""
     types = {}
     for f in sf.describe(obj)["fields"]:
         types[f["name"].lower()] = (f["name"], f["type"])
@@ -121,7 +122,7 @@ def mapped_fields(sf, obj, db, table, schema):
     if "sfid" not in cols:
         problems.append("no sfid column")
     for col in cols:
-        if col in SYSTEM_COLUMNS:
+        if col in SYSTEM_COLUMNS or col in ignore:
             continue
         key = "id" if col == "sfid" else col
         if key not in types:
@@ -132,18 +133,20 @@ def mapped_fields(sf, obj, db, table, schema):
     return fields, problems
 
 
-def diff_pg_sf(sf, db, obj, schema="salesforce", table=None, fields=None, deleted="absent"):
+def diff_pg_sf(sf, db, obj, schema="salesforce", table=None, fields=None, deleted="absent", ignore=()):
     """What differs between schema.table and obj's records in Salesforce.
 
     fields: only these Salesforce fields (default: every mapped column).
     deleted: "absent" (deleted records must not be in Postgres) or
              "tombstone" (they may stay, with isdeleted = true and the values
              they had when deleted).
+    ignore: columns left out (e.g. a relationship column such as
+            school__r__external_id__c, which matches no field of obj).
     """
     assert deleted in ("absent", "tombstone")
     table = table or obj.lower()
     diff = Diff(obj, f"{schema}.{table}")
-    mapped, problems = mapped_fields(sf, obj, db, table, schema)
+    mapped, problems = mapped_fields(sf, obj, db, table, schema, ignore)
     diff.problems += problems
     if problems and not mapped:
         return diff

@@ -17,9 +17,12 @@ from .wait import WaitAbort, wait_for
 
 SFBRIDGE_API_VERSION = "60.0"
 
-# Test-friendly defaults: retries do not wait 30 s.
+# Test-friendly defaults: retries do not wait 30 s; an insert whose answer was
+# lost is looked up 2 s after it was sent (localforce answers within that).
 DEFAULT_OVERRIDES = {
     "SFBRIDGE_BACKOFF_CAP_MS": "1000",
+    "SFBRIDGE_WRITE_SETTLE_MS": "2000",
+    "SFBRIDGE_LOG_LEVEL": os.environ.get("SFBRIDGE_TEST_LOG_LEVEL", "info"),
 }
 
 
