@@ -10,7 +10,7 @@ RUN=$ROOT/.demo
 mkdir -p "$RUN"
 chmod 755 "$RUN"
 PORT=${LOCALFORCE_PORT:-8111}
-POLL=${DEMO_POLL_SECONDS:-5}
+POLL=${DEMO_POLL_SECONDS:-300}
 OBJECTS=(Account Contact Teacher__c Student__c Course__c Enrollment__c Attendance__c)
 
 LF_PID= SFB_PID=
@@ -46,7 +46,7 @@ SFB=$ROOT/build/sfbridge
 "$SFB" init
 for o in "${OBJECTS[@]}"; do
   if ! "$SFB" mapping show "$o" >/dev/null 2>&1; then
-    "$SFB" mapping add "$o" --poll "$POLL" --access read_write 2>>"$RUN/sfbridge.log"
+    "$SFB" mapping add "$o" --poll "$POLL" --access read_write --accelerated 2>>"$RUN/sfbridge.log"
   fi
 done
 echo "demo: initial load"
@@ -57,14 +57,15 @@ SFB_PID=$!
 cat <<MSG
 
   sfbridge is syncing the Dream Project org and Postgres (schema salesforce) both ways:
-  Salesforce changes arrive by polling every ${POLL} s; Postgres changes are written at once.
+  Salesforce changes stream in as they happen (Change Data Capture; a poll every ${POLL} s is the
+  safety net); Postgres changes are written to Salesforce at once.
 
   Postgres:    psql $DATABASE_URL
                SELECT name, email__c, subject__c FROM salesforce.teacher__c LIMIT 5;
   localforce:  $URL (user demo@localforce.test, password localforce)
   Logs:        $RUN/sfbridge.log, $RUN/localforce.log
 
-  Change a teacher in Salesforce and watch it arrive (within ${POLL} s):
+  Change a teacher in Salesforce and watch it arrive (within a blink):
     TOKEN=\$(curl -s $URL/services/oauth2/token -d grant_type=password \\
       -d client_id=sfbridge-demo-client -d client_secret=sfbridge-demo-secret \\
       -d username=demo@localforce.test -d password=localforce |

@@ -1335,7 +1335,7 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
     w->nms = 0;
     if (cat_load(w->pg, w->cfg->schema, NULL, &w->ms, &w->nms, e) != 0 || housekeeping(w, e) != 0)
         return -1;
-    bool logged_in = false;
+    bool logged_in = false, analyzed = false;
     while (!(w->stop && *w->stop)) {
         entry *es = NULL;
         size_t n = 0;
@@ -1347,7 +1347,8 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
             free(es);
             break;
         }
-        if (n >= 5000) {
+        if (n >= 5000 && !analyzed) {
+            analyzed = true;
             /* A large backlog: fresh statistics keep the per-batch statements on their indexes. */
             sb an = SB_INIT;
             sb_printf(&an, "ANALYZE %s", w->qlog);
@@ -1484,8 +1485,17 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
         for (size_t i = 0; i < n; i++)
             entry_free(&es[i]);
         free(es);
-        if (rc != 0)
+        if (rc != 0) {
+            /* A statement failed after the claim (a deadlock with an app, a lost
+             * connection): what this pass had claimed is released, inserts that
+             * were sent as of unknown outcome, so nothing stays stuck. */
+            if (!pg_connection_lost(w->pg)) {
+                pg_rollback_quietly(w->pg);
+                err_t re;
+                writer_recover(w->pg, w->cfg->schema, &re);
+            }
             return -1;
+        }
     }
     /* Everything that waits for a retry, from this pass or earlier ones. */
     sb q = SB_INIT;
