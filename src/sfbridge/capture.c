@@ -52,6 +52,9 @@ static const char *const log_ddl[] = {
     " WHERE state IN ('NEW', 'PENDING')",
     "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_record ON %1$s._trigger_log (table_name, record_id, id)"
     " WHERE state IN ('NEW', 'PENDING')",
+    /* Entries waiting out a retry (few): what the writer's claim checks first. */
+    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_retry ON %1$s._trigger_log (sfb_retry_at)"
+    " WHERE state = 'NEW' AND sfb_retry_at IS NOT NULL",
     "CREATE UNIQUE INDEX IF NOT EXISTS _trigger_log_archive_sfb_id ON %1$s._trigger_log_archive (id)",
     "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_created_at ON %1$s._trigger_log_archive (created_at)",
     "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_record_id ON %1$s._trigger_log_archive (record_id)",
@@ -146,9 +149,12 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     const char *state = m->read_write ? "NEW" : "READONLY";
     ddl_status_trigger(out, schema, m);
     /* Heroku Connect's logger ("VERSION 4"): the whole row for INSERT, the
-     * changed columns for UPDATE, the old row for UPDATE and DELETE. */
+     * changed columns for UPDATE, the old row for UPDATE and DELETE. Values
+     * are printed with DateStyle ISO and exact floats whatever the app's
+     * session settings, so the writer reads them back unambiguously. */
     sb_printf(out,
-              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $hc$\n"
+              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql\n"
+              "  SET datestyle = 'ISO, YMD' SET extra_float_digits = 1 AS $hc$\n"
               "DECLARE\n"
               "  trigger_row %s._trigger_log;\n"
               "  excluded_cols text[] = ARRAY['_hc_lastop', '_hc_err'];\n"

@@ -32,6 +32,27 @@ pg_connection_lost(PGconn *c)
     return PQstatus(c) != CONNECTION_OK;
 }
 
+bool
+pg_transient(PGconn *c, const err_t *e)
+{
+    static const char *const codes[] = {
+        "40001", /* serialization_failure */
+        "40P01", /* deadlock_detected */
+        "55P03", /* lock_not_available (lock_timeout) */
+        "57014", /* query_canceled (statement_timeout) */
+        "57P01", /* admin_shutdown */
+        "57P03", /* cannot_connect_now (starting up) */
+    };
+    if (c && pg_connection_lost(c))
+        return true;
+    if (strncmp(e->code, "08", 2) == 0 || strncmp(e->code, "53", 2) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(e->code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
 PGconn *
 pg_connect(const char *url, err_t *e)
 {

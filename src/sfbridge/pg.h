@@ -30,6 +30,9 @@ int       pg_fail(PGconn *c, const PGresult *r, err_t *e, const char *what);
 /* Rollback if a transaction is open, ignoring errors. */
 void      pg_rollback_quietly(PGconn *c);
 bool      pg_connection_lost(PGconn *c);
+/* Whether a failure filled by pg_fail is worth retrying as it is: a lost
+ * connection, a deadlock or serialization failure, a lock wait given up. */
+bool      pg_transient(PGconn *c, const err_t *e);
 
 /* "schema"."name" */
 void      pg_qname(sb *out, const char *schema, const char *name);

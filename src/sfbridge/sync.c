@@ -38,10 +38,10 @@ sf_fail(sync_ctx *x, err_t *e)
 static int
 pg_failed(sync_ctx *x, err_t *e)
 {
-    (void)e;
     pg_rollback_quietly(x->pg);
-    /* A lost connection is worth retrying; a refused statement is not. */
-    x->fail = pg_connection_lost(x->pg) ? SFAPI_TRANSIENT : SFAPI_PERMANENT;
+    /* A lost connection or a lock given up (to an app's transaction) is worth
+     * retrying; a refused statement is not. */
+    x->fail = pg_transient(x->pg, e) ? SFAPI_TRANSIENT : SFAPI_PERMANENT;
     return -1;
 }
 
@@ -370,8 +370,14 @@ apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64
     sb_printf(&k, "%s.%s", x->schema, m->table);
     const char *p[] = {sb_str(&k)};
     int rc = pg_exec(x->pg, e, "BEGIN");
+    /* Apps write these rows in transactions of their own: rather than wait for
+     * a row lock (and maybe deadlock with an app, which Postgres might resolve
+     * by failing the app's transaction), give up quickly; the page is applied
+     * again by the next attempt. */
     if (rc == 0)
         rc = pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(4242003, hashtext($1))", 1, p);
+    if (rc == 0)
+        rc = pg_exec(x->pg, e, "SET LOCAL lock_timeout = '200ms'");
     sb_free(&k);
     if (rc != 0)
         return pg_failed(x, e);
@@ -1325,6 +1331,9 @@ sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, 
         if (pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(4242003, hashtext($1))", 1, p) != 0)
             rc = pg_failed(x, e);
     }
+    /* As in apply_locked: never wait long for an app's row lock. */
+    if (rc == 0 && pg_exec(x->pg, e, "SET LOCAL lock_timeout = '200ms'") != 0)
+        rc = pg_failed(x, e);
     if (rc == 0 && m->read_write) {
         bool again = false;
         if (unsettled_inserts(x, m, &again, e) != 0) {

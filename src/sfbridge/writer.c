@@ -5,10 +5,16 @@
  * (never one whose record has an earlier entry in flight or waiting for a
  * retry), fold each record's entries into one operation, send the operations
  * in collections of 200 (inserts and upserts parents first, then updates, then
- * deletes), and record every outcome with two statements per collection.
+ * deletes), and record every outcome in one transaction per collection, on a
+ * second connection and thread while the next collection is being sent.
+ * Finished entries go straight to the archive; the rows' new sfid and status
+ * are written only where no app holds a lock (the rest one by one after the
+ * commit), so the writer never takes part in a deadlock with an app.
  */
 #include "writer.h"
 
+#include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +43,7 @@ struct writer {
     const cfg             *cfg;
     volatile sig_atomic_t *stop;
     PGconn                *pg;
+    PGconn                *pg2; /* records one collection's outcome while the next is sent */
     sfapi                 *sf;
     mapping               *ms;
     size_t                 nms;
@@ -193,7 +200,9 @@ w_pg(writer *w, err_t *e)
         return -1;
     sb chan = SB_INIT, sql = SB_INIT;
     cap_channel(&chan, w->cfg->schema);
-    sb_puts(&sql, "SET sfbridge.raw = 'on'; LISTEN ");
+    /* jit off: the writer's statements are short; compiling them costs more
+     * than it saves (hundreds of ms on a large claim). */
+    sb_puts(&sql, "SET sfbridge.raw = 'on'; SET jit = off; LISTEN ");
     sb_sql_ident(&sql, sb_str(&chan));
     int rc = pg_exec(w->pg, e, sb_str(&sql));
     sb_free(&chan);
@@ -213,6 +222,26 @@ writer_recover(void *pgconn, const char *schema, err_t *e)
     sb_free(&q);
     sb_free(&sql);
     return rc;
+}
+
+/* The second connection, for recording outcomes in the background. */
+static PGconn *
+w_pg2(writer *w)
+{
+    if (w->pg2 && !pg_connection_lost(w->pg2))
+        return w->pg2;
+    if (w->pg2)
+        PQfinish(w->pg2);
+    err_t e;
+    err_clear(&e);
+    w->pg2 = pg_connect(w->cfg->database_url, &e);
+    if (w->pg2 && pg_exec(w->pg2, &e, "SET sfbridge.raw = 'on'; SET jit = off") != 0) {
+        PQfinish(w->pg2);
+        w->pg2 = NULL;
+    }
+    if (!w->pg2)
+        log_debug("writer: no second connection (%s); recording in line", e.msg);
+    return w->pg2;
 }
 
 static int
@@ -256,6 +285,8 @@ writer_free(writer *w)
         return;
     if (w->pg)
         PQfinish(w->pg);
+    if (w->pg2)
+        PQfinish(w->pg2);
     if (w->sf)
         sfapi_free(w->sf);
     mapping_free_all(w->ms, w->nms);
@@ -317,14 +348,20 @@ static int
 claim(writer *w, entry **out, size_t *n, err_t *e)
 {
     sb s = SB_INIT;
+    /* The records that must wait (an entry in flight or waiting out a retry:
+     * usually none, both found by small indexes), then the oldest due entries
+     * in id order straight from the (state, id) index, stopping at the limit:
+     * the cost does not grow with the backlog, whatever the statistics say. */
     sb_printf(&s,
-              "WITH blocked AS (SELECT DISTINCT table_name, record_id FROM %1$s"
-              "   WHERE state = 'PENDING' OR (state = 'NEW' AND sfb_retry_at > now())),"
+              "WITH blocked AS MATERIALIZED (SELECT table_name, record_id FROM %1$s WHERE state = 'PENDING'"
+              "   UNION SELECT table_name, record_id FROM %1$s"
+              "   WHERE state = 'NEW' AND sfb_retry_at IS NOT NULL AND sfb_retry_at > now()),"
               " c AS (SELECT l.id FROM %1$s l WHERE l.state = 'NEW'"
               " AND (l.sfb_retry_at IS NULL OR l.sfb_retry_at <= now())"
-              " AND NOT EXISTS (SELECT 1 FROM blocked b WHERE b.table_name = l.table_name AND b.record_id = l.record_id)"
+              " AND (NOT EXISTS (SELECT 1 FROM blocked) OR NOT EXISTS (SELECT 1 FROM blocked b"
+              "   WHERE b.table_name = l.table_name AND b.record_id = l.record_id))"
               " ORDER BY l.id LIMIT %2$d FOR UPDATE OF l SKIP LOCKED)"
-              " UPDATE %1$s t SET state = 'PENDING', updated_at = now() FROM c WHERE t.id = c.id"
+              " UPDATE %1$s t SET state = 'PENDING', updated_at = now() WHERE t.id = ANY(ARRAY(SELECT id FROM c))"
               " RETURNING t.id, t.table_name, t.record_id, t.action, t.sfid, t.sfb_unknown, t.sfb_attempts,"
               " t.sfb_payload::text,"
               " to_char(coalesce(t.sfb_sent_at, now()) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
@@ -385,6 +422,67 @@ typedef struct rowinfo {
     json_t *row; /* the whole current row */
 } rowinfo;
 
+/* A value from the trigger log's hstore (text, as Postgres printed it with
+ * the capture function's DateStyle ISO) typed by its column: booleans and
+ * numbers become JSON ones, timestamps ISO 8601. Text that does not parse
+ * stays text (Salesforce then refuses it for that record alone). */
+static json_t *
+typed_value(const map_field *f, json_t *v)
+{
+    const char *s = json_string_value(v);
+    const char *t = f ? f->pgtype : NULL;
+    if (!s || !t)
+        return json_incref(v);
+    if (strcmp(t, "boolean") == 0) {
+        if (strcmp(s, "t") == 0 || strcmp(s, "true") == 0)
+            return json_true();
+        if (strcmp(s, "f") == 0 || strcmp(s, "false") == 0)
+            return json_false();
+        return json_incref(v);
+    }
+    if (strcmp(t, "integer") == 0 || strcmp(t, "bigint") == 0 || strcmp(t, "smallint") == 0 ||
+        strcmp(t, "double precision") == 0 || strcmp(t, "real") == 0 || strncmp(t, "numeric", 7) == 0) {
+        char *end = NULL;
+        errno = 0;
+        long long i = strtoll(s, &end, 10);
+        if (*s && end && *end == '\0' && errno == 0)
+            return json_integer(i);
+        errno = 0;
+        double d = strtod(s, &end);
+        if (*s && end && *end == '\0' && errno == 0 && isfinite(d))
+            return json_real(d);
+        return json_incref(v);
+    }
+    if (strncmp(t, "timestamp", 9) == 0) {
+        char buf[64];
+        size_t n = strlen(s);
+        if (n < 11 || n >= sizeof buf - 4 || s[10] != ' ')
+            return json_incref(v);
+        memcpy(buf, s, n + 1);
+        buf[10] = 'T';
+        /* "+05" (an offset without minutes) -> "+05:00" */
+        if (n > 3 && (buf[n - 3] == '+' || buf[n - 3] == '-') && buf[n - 2] >= '0' && buf[n - 1] >= '0' &&
+            buf[n - 2] <= '9' && buf[n - 1] <= '9')
+            memcpy(buf + n, ":00", 4);
+        return json_string(buf);
+    }
+    return json_incref(v);
+}
+
+static json_t *
+typed_values(const mapping *m, json_t *raw)
+{
+    if (!json_is_object(raw))
+        return raw;
+    const char *col;
+    json_t *v;
+    json_object_foreach(raw, col, v) {
+        if (json_is_string(v))
+            json_object_set_new(raw, col, typed_value(field_by_column(m, col), v));
+    }
+    return raw;
+}
+
 static int
 load_values(writer *w, entry *es, size_t n, size_t map, rowinfo **rows, size_t *nrows, err_t *e)
 {
@@ -400,11 +498,10 @@ load_values(writer *w, entry *es, size_t n, size_t map, rowinfo **rows, size_t *
     arr_i64(&a, ids, k);
     arr_i64(&b, rids, k);
     pg_qname(&qt, w->cfg->schema, m->table);
-    sb_printf(&s, "SELECT l.id, CASE WHEN l.values IS NULL THEN NULL WHEN l.action = 'INSERT' THEN"
-                  " to_jsonb(populate_record(null::%1$s, l.values::hstore)) ELSE"
-                  " (SELECT jsonb_object_agg(j.key, j.value) FROM jsonb_each(to_jsonb(populate_record(null::%1$s,"
-                  " l.values::hstore))) j WHERE (l.values::hstore) ? j.key) END::text"
-                  " FROM %2$s l WHERE l.id = ANY($1::bigint[])", sb_str(&qt), w->qlog);
+    /* The columns as text (hstore_to_json: a fraction of the cost of
+     * populate_record and to_jsonb per entry); typed here by column. */
+    sb_printf(&s, "SELECT l.id, hstore_to_json(l.values::hstore)::text FROM %s l WHERE l.id = ANY($1::bigint[])",
+              w->qlog);
     const char *p1[] = {sb_str(&a)};
     PGresult *r = pg_query(w->pg, e, sb_str(&s), 1, p1);
     int rc = r ? 0 : -1;
@@ -416,18 +513,37 @@ load_values(writer *w, entry *es, size_t n, size_t map, rowinfo **rows, size_t *
         entry probe = {.id = atoll(PQgetvalue(r, i, 0))}, *pp = &probe;
         entry **hit = bsearch(&pp, byid, n, sizeof *byid, cmp_entry_id);
         if (hit && !PQgetisnull(r, i, 1))
-            (*hit)->vals = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+            (*hit)->vals = typed_values(m, json_loads(PQgetvalue(r, i, 1), 0, NULL));
     }
     free(byid);
     PQclear(r);
     if (rc == 0) {
         sb_clear(&s);
-        /* The row now. */
-        sb_printf(&s, "SELECT r.rid, t.sfid, CASE WHEN t.id IS NULL THEN NULL ELSE to_jsonb(t.*)::text END"
-                      " FROM (SELECT DISTINCT unnest($1::int[]) AS rid) r LEFT JOIN %s t ON t.id = r.rid ORDER BY r.rid",
+        /* The row now: whether it exists, its sfid, and the whole row only for
+         * a record that may have to be inserted as it is now (no INSERT entry
+         * claimed for it, no sfid): see fold_group. */
+        sb full = SB_INIT;
+        sb_putc(&full, '{');
+        for (size_t j = 0; j < n;) {
+            size_t h = j;
+            bool ins = false;
+            while (h < n && es[h].map == es[j].map && es[h].record_id == es[j].record_id) {
+                ins = ins || es[h].action == 'I';
+                h++;
+            }
+            if (es[j].map == map)
+                sb_printf(&full, "%s%d", full.len > 1 ? "," : "", ins ? -es[j].record_id : es[j].record_id);
+            j = h;
+        }
+        sb_putc(&full, '}');
+        sb_printf(&s, "SELECT r.rid, t.sfid, CASE WHEN t.id IS NULL THEN NULL WHEN t.sfid IS NULL AND r.k > 0"
+                      " THEN to_jsonb(t.*)::text ELSE '{}' END"
+                      " FROM (SELECT DISTINCT abs(k) AS rid, max(k) OVER (PARTITION BY abs(k)) AS k"
+                      " FROM unnest($1::int[]) AS k) r LEFT JOIN %s t ON t.id = r.rid ORDER BY r.rid",
                   sb_str(&qt));
-        const char *p2[] = {sb_str(&b)};
+        const char *p2[] = {sb_str(&full)};
         r = pg_query(w->pg, e, sb_str(&s), 1, p2);
+        sb_free(&full);
         rc = r ? 0 : -1;
         int nr = r ? PQntuples(r) : 0;
         *rows = xcalloc(nr ? (size_t)nr : 1, sizeof **rows);
@@ -452,13 +568,15 @@ load_values(writer *w, entry *es, size_t n, size_t map, rowinfo **rows, size_t *
         r = NULL;
         if (rc == 0 && nneed) {
             /* Rows without an sfid (gone, or never written back): the sfid an
-             * earlier successful insert got, for their updates and deletes. */
+             * earlier successful write got, for their updates and deletes. Any
+             * entry of the record counts: an insert folded with later updates
+             * is MERGED, the update that carried it SUCCESS. */
             sb_clear(&s);
             sb_printf(&s, "SELECT DISTINCT ON (record_id) record_id, sfid FROM (SELECT id, record_id, sfid FROM %s"
-                          " WHERE table_name = $2 AND record_id = ANY($1::int[]) AND action = 'INSERT'"
-                          " AND state = 'SUCCESS' AND sfid IS NOT NULL UNION ALL SELECT id, record_id, sfid FROM %s"
-                          " WHERE record_id = ANY($1::int[]) AND table_name = $2 AND action = 'INSERT'"
-                          " AND state = 'SUCCESS' AND sfid IS NOT NULL) x ORDER BY record_id, id DESC",
+                          " WHERE table_name = $2 AND record_id = ANY($1::int[])"
+                          " AND state IN ('SUCCESS', 'MERGED') AND sfid IS NOT NULL UNION ALL SELECT id, record_id, sfid FROM %s"
+                          " WHERE record_id = ANY($1::int[]) AND table_name = $2"
+                          " AND state IN ('SUCCESS', 'MERGED') AND sfid IS NOT NULL) x ORDER BY record_id, id DESC",
                       w->qlog, w->qarch);
             const char *p3[] = {sb_str(&need), m->table};
             r = pg_query(w->pg, e, sb_str(&s), 2, p3);
@@ -615,6 +733,9 @@ fold_group(writer *w, entry *es, size_t n, const rowinfo *ri, op *o)
         }
     }
     if (kind == 'X') {
+        log_debug("writer: %s row %d: nothing to send (entries %lld..%lld, row %s, sfid %s)", m->table, o->record_id,
+                  (long long)es[0].id, (long long)es[n - 1].id, o->row_exists ? "present" : "gone",
+                  sfid ? sfid : "none");
         o->out = OUT_DROPPED;
         snprintf(o->lastop, sizeof o->lastop, "SYNCED");
     }
@@ -775,17 +896,15 @@ send_chunk(writer *w, op **ops, size_t n, writer_stats *st)
 {
     mapping *m = &w->ms[ops[0]->map];
     char kind = ops[0]->kind;
-    char path[512];
+    sb path = SB_INIT; /* 200 ids do not fit a fixed buffer */
     sb body = SB_INIT;
     const char *method;
     if (kind == 'D') {
         method = "DELETE";
-        sb ids = SB_INIT;
+        sb_printf(&path, "/services/data/v%s/composite/sobjects?ids=", w->cfg->api_version);
         for (size_t i = 0; i < n; i++)
-            sb_printf(&ids, "%s%s", i ? "," : "", ops[i]->sfid);
-        snprintf(path, sizeof path, "/services/data/v%s/composite/sobjects?ids=%s&allOrNone=false",
-                 w->cfg->api_version, sb_str(&ids));
-        sb_free(&ids);
+            sb_printf(&path, "%s%s", i ? "," : "", ops[i]->sfid);
+        sb_puts(&path, "&allOrNone=false");
     } else {
         json_t *recs = json_array();
         for (size_t i = 0; i < n; i++)
@@ -797,11 +916,11 @@ send_chunk(writer *w, op **ops, size_t n, writer_stats *st)
         json_decref(b);
         if (kind == 'A') {
             method = "PATCH";
-            snprintf(path, sizeof path, "/services/data/v%s/composite/sobjects/%s/%s", w->cfg->api_version,
-                     m->object, m->upsert_field);
+            sb_printf(&path, "/services/data/v%s/composite/sobjects/%s/%s", w->cfg->api_version, m->object,
+                      m->upsert_field);
         } else {
             method = kind == 'I' ? "POST" : "PATCH";
-            snprintf(path, sizeof path, "/services/data/v%s/composite/sobjects", w->cfg->api_version);
+            sb_printf(&path, "/services/data/v%s/composite/sobjects", w->cfg->api_version);
         }
     }
     long status = 0;
@@ -809,9 +928,10 @@ send_chunk(writer *w, op **ops, size_t n, writer_stats *st)
     err_t e;
     err_clear(&e);
     uint64_t before = sfapi_calls(w->sf);
-    int rc = sfapi_rest(w->sf, method, path, kind == 'D' ? NULL : sb_str(&body), &status, &res, &e);
+    int rc = sfapi_rest(w->sf, method, sb_str(&path), kind == 'D' ? NULL : sb_str(&body), &status, &res, &e);
     st->api_calls += (int64_t)(sfapi_calls(w->sf) - before);
     sb_free(&body);
+    sb_free(&path);
     if (rc != 0 || !json_is_array(res) || json_array_size(res) != n) {
         sfapi_class cls = rc != 0 ? sfapi_last_class(w->sf) : SFAPI_TRANSIENT;
         char why[ERR_MSG_MAX + 80];
@@ -867,7 +987,7 @@ send_chunk(writer *w, op **ops, size_t n, writer_stats *st)
 /* ---- recording outcomes --------------------------------------------------------------- */
 
 static int
-record(writer *w, op **ops, size_t n, err_t *e)
+record_on(writer *w, PGconn *pg, op **ops, size_t n, err_t *e)
 {
     if (n == 0)
         return 0;
@@ -923,9 +1043,21 @@ record(writer *w, op **ops, size_t n, err_t *e)
     arr_text(&a_delay, delay, k);
     arr_text(&a_unk, unk, k);
     arr_text(&a_pay, payload, k);
-    int rc = pg_exec(w->pg, e, "BEGIN");
+    int rc = pg_exec(pg, e, "BEGIN");
     if (rc == 0) {
-        sb_printf(&s, "UPDATE %s l SET state = u.state, sfid = coalesce(u.sfid, l.sfid), updated_at = now(),"
+        /* Finished entries go straight to the archive (one write each, not an
+         * update now and a move later); failures stay in the log (for a day,
+         * as Heroku Connect shows them), retries wait there. */
+        sb_printf(&s, "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
+                      "   $6::text[], $7::text[]) AS u(id, state, sfid, msg, delay, unk, payload)),"
+                      " moved AS (DELETE FROM %1$s l USING u WHERE l.id = u.id"
+                      "   AND u.state IN ('SUCCESS', 'MERGED', 'IGNORED')"
+                      "   RETURNING l.*, u.state AS n_state, u.sfid AS n_sfid, u.msg AS n_msg, u.unk AS n_unk),"
+                      " archived AS (INSERT INTO %2$s (" LOG_COLS ") SELECT id, txid, created_at, now(), now(),"
+                      "   txid_current(), n_state, action, table_name, record_id, coalesce(n_sfid, sfid), old, values, 0,"
+                      "   n_msg, sfb_attempts, NULL, n_unk::boolean, sfb_sent_at, sfb_payload FROM moved"
+                      "   ON CONFLICT (id) DO NOTHING)"
+                      " UPDATE %1$s l SET state = u.state, sfid = coalesce(u.sfid, l.sfid), updated_at = now(),"
                       " processed_at = CASE WHEN u.state = 'NEW' THEN NULL ELSE now() END,"
                       " processed_tx = CASE WHEN u.state = 'NEW' THEN NULL ELSE txid_current() END,"
                       " sf_result = CASE u.state WHEN 'FAILED' THEN 1 WHEN 'NEW' THEN NULL ELSE 0 END,"
@@ -933,39 +1065,61 @@ record(writer *w, op **ops, size_t n, err_t *e)
                       " sfb_attempts = l.sfb_attempts + CASE WHEN u.state = 'NEW' THEN 1 ELSE 0 END,"
                       " sfb_retry_at = CASE WHEN u.state = 'NEW' THEN now() + make_interval(secs => u.delay::double precision / 1000) END,"
                       " sfb_unknown = u.unk::boolean"
-                      " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])"
-                      " AS u(id, state, sfid, msg, delay, unk, payload) WHERE l.id = u.id",
-                  w->qlog);
+                      " FROM u WHERE l.id = u.id AND u.state NOT IN ('SUCCESS', 'MERGED', 'IGNORED')",
+                  w->qlog, w->qarch);
         const char *p[] = {sb_str(&a_ids), sb_str(&a_state), sb_str(&a_sfid), sb_str(&a_msg), sb_str(&a_delay),
                            sb_str(&a_unk), sb_str(&a_pay)};
-        rc = pg_run(w->pg, e, sb_str(&s), 7, p);
+        rc = pg_run(pg, e, sb_str(&s), 7, p);
+    }
+    /* The rows: only those no app holds a lock on, so the writer never waits
+     * for an app while holding locks of its own (no deadlock with an app's
+     * multi-row transaction); the others follow one by one after COMMIT. */
+    sb rowsql = SB_INIT, skipped = SB_INIT;
+    if (nr) {
+        sb qt = SB_INIT;
+        pg_qname(&qt, w->cfg->schema, m->table);
+        /* A row with a newer change waiting keeps PENDING. Only the records of
+         * this batch are looked up in the log (by index), so the cost does not
+         * grow with the backlog. */
+        sb_printf(&rowsql, "WITH busy AS (SELECT DISTINCT l.record_id FROM %s l WHERE l.table_name = $5"
+                           "   AND l.record_id = ANY($1::int[]) AND l.state IN ('NEW', 'PENDING')),"
+                           " free AS (SELECT id FROM %s WHERE id = ANY($1::int[]) AND $6::boolean"
+                           "   FOR UPDATE SKIP LOCKED)"
+                           " UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
+                           " \"_hc_lastop\" = CASE WHEN t.id IN (SELECT record_id FROM busy) THEN t.\"_hc_lastop\" ELSE u.lastop END,"
+                           " \"_hc_err\" = u.err"
+                           " FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(rid, sfid, lastop, err)"
+                           " WHERE t.id = u.rid AND (NOT $6::boolean OR t.id IN (SELECT id FROM free)) RETURNING t.id",
+                  w->qlog, sb_str(&qt), sb_str(&qt));
+        sb_free(&qt);
     }
     if (rc == 0 && nr) {
-        sb r_ids = SB_INIT, r_sfid = SB_INIT, r_last = SB_INIT, r_err = SB_INIT, qt = SB_INIT;
+        sb r_ids = SB_INIT, r_sfid = SB_INIT, r_last = SB_INIT, r_err = SB_INIT;
         arr_i64(&r_ids, rids, nr);
         arr_text(&r_sfid, rsfid, nr);
         arr_text(&r_last, rlast, nr);
         arr_text(&r_err, rerr, nr);
-        pg_qname(&qt, w->cfg->schema, m->table);
-        sb_clear(&s);
-        /* A row with a newer change waiting keeps PENDING. */
-        /* Only the records of this batch are looked up in the log (by index), so
-         * the cost does not grow with the backlog. */
-        sb_printf(&s, "WITH busy AS (SELECT DISTINCT l.record_id FROM %s l WHERE l.table_name = $5"
-                      "   AND l.record_id = ANY($1::int[]) AND l.state IN ('NEW', 'PENDING'))"
-                      " UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
-                      " \"_hc_lastop\" = CASE WHEN t.id IN (SELECT record_id FROM busy) THEN t.\"_hc_lastop\" ELSE u.lastop END,"
-                      " \"_hc_err\" = u.err"
-                      " FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(rid, sfid, lastop, err)"
-                      " WHERE t.id = u.rid",
-                  w->qlog, sb_str(&qt));
-        const char *p[] = {sb_str(&r_ids), sb_str(&r_sfid), sb_str(&r_last), sb_str(&r_err), m->table};
-        rc = pg_run(w->pg, e, sb_str(&s), 5, p);
+        const char *p[] = {sb_str(&r_ids), sb_str(&r_sfid), sb_str(&r_last), sb_str(&r_err), m->table, "true"};
+        PGresult *r = pg_query(pg, e, sb_str(&rowsql), 6, p);
+        rc = r ? 0 : -1;
+        if (r && (size_t)PQntuples(r) < nr) {
+            int64_t *done = xcalloc((size_t)PQntuples(r) + 1, sizeof *done);
+            for (int i = 0; i < PQntuples(r); i++)
+                done[i] = atoll(PQgetvalue(r, i, 0));
+            for (size_t i = 0; i < nr; i++) {
+                bool hit = false;
+                for (int j = 0; j < PQntuples(r) && !hit; j++)
+                    hit = done[j] == rids[i];
+                if (!hit)
+                    sb_printf(&skipped, "%zu,", i);
+            }
+            free(done);
+        }
+        PQclear(r);
         sb_free(&r_ids);
         sb_free(&r_sfid);
         sb_free(&r_last);
         sb_free(&r_err);
-        sb_free(&qt);
     }
     if (rc == 0 && nr) {
         /* Earlier failures of records that have now gone through are superseded. */
@@ -984,11 +1138,30 @@ record(writer *w, op **ops, size_t n, err_t *e)
                           " WHERE state = 'FAILED' AND table_name = $1 AND record_id = ANY($2::int[])",
                       w->qlog);
             const char *p[] = {m->table, sb_str(&ok)};
-            rc = pg_run(w->pg, e, sb_str(&s), 2, p);
+            rc = pg_run(pg, e, sb_str(&s), 2, p);
         }
         sb_free(&ok);
     }
-    rc = rc == 0 ? pg_exec(w->pg, e, "COMMIT") : (pg_rollback_quietly(w->pg), -1);
+    rc = rc == 0 ? pg_exec(pg, e, "COMMIT") : (pg_rollback_quietly(pg), -1);
+    /* Rows an app had locked: each in a statement of its own, which may wait
+     * for the app but holds nothing the app could be waiting for. */
+    for (const char *c = sb_str(&skipped); rc == 0 && *c;) {
+        size_t i = (size_t)strtoul(c, NULL, 10);
+        c = strchr(c, ',') + 1;
+        sb r_ids = SB_INIT, r_sfid = SB_INIT, r_last = SB_INIT, r_err = SB_INIT;
+        arr_i64(&r_ids, &rids[i], 1);
+        arr_text(&r_sfid, &rsfid[i], 1);
+        arr_text(&r_last, &rlast[i], 1);
+        arr_text(&r_err, &rerr[i], 1);
+        const char *p[] = {sb_str(&r_ids), sb_str(&r_sfid), sb_str(&r_last), sb_str(&r_err), m->table, "false"};
+        rc = pg_run(pg, e, sb_str(&rowsql), 6, p);
+        sb_free(&r_ids);
+        sb_free(&r_sfid);
+        sb_free(&r_last);
+        sb_free(&r_err);
+    }
+    sb_free(&rowsql);
+    sb_free(&skipped);
     sb_free(&a_ids);
     sb_free(&a_state);
     sb_free(&a_sfid);
@@ -1012,6 +1185,65 @@ record(writer *w, op **ops, size_t n, err_t *e)
     free(rsfid);
     free(rlast);
     free(rerr);
+    return rc;
+}
+
+static int
+record(writer *w, op **ops, size_t n, err_t *e)
+{
+    return record_on(w, w->pg, ops, n, e);
+}
+
+/* One collection's outcome recorded on the second connection, on a thread of
+ * its own, while the main one sends the next collection. */
+typedef struct rec_job {
+    writer   *w;
+    PGconn   *pg;
+    op      **ops;
+    size_t    n;
+    int       rc;
+    err_t     e;
+    pthread_t th;
+    bool      running;
+} rec_job;
+
+static void *
+rec_thread(void *arg)
+{
+    rec_job *j = arg;
+    j->rc = record_on(j->w, j->pg, j->ops, j->n, &j->e);
+    return NULL;
+}
+
+static void
+rec_start(rec_job *j, writer *w, op **ops, size_t n)
+{
+    *j = (rec_job){.w = w, .pg = w_pg2(w), .ops = ops, .n = n};
+    err_clear(&j->e);
+    if (j->pg && pthread_create(&j->th, NULL, rec_thread, j) == 0) {
+        j->running = true;
+        return;
+    }
+    j->pg = w->pg; /* no second connection or thread: in line */
+    rec_thread(j);
+}
+
+/* Wait for the job; 0 or -1 with e filled. */
+static int
+rec_join(rec_job *j, err_t *e)
+{
+    if (j->running) {
+        pthread_join(j->th, NULL);
+        j->running = false;
+    }
+    if (j->rc != 0) {
+        if (e)
+            *e = j->e;
+        if (j->pg && j->pg != j->w->pg && !pg_connection_lost(j->pg))
+            pg_rollback_quietly(j->pg);
+    }
+    int rc = j->rc;
+    j->rc = 0;
     return rc;
 }
 
@@ -1294,9 +1526,16 @@ send_kind(writer *w, op *ops, size_t nops, size_t map, const char *kinds, writer
                 return rc;
         }
     }
-    op **batch = xcalloc(COLLECTION_MAX, sizeof *batch);
+    /* Collections go out one after another; each one's outcome is recorded
+     * (second connection, own thread) while the next is being sent. Inserts
+     * hold the table's lock from sending to recording, released every few
+     * collections so a poll is not kept waiting long. */
+    op **batch = xcalloc(COLLECTION_MAX, sizeof *batch), **recording = xcalloc(COLLECTION_MAX, sizeof *recording);
     mapping *m = &w->ms[map];
     bool inserts = strchr(kinds, 'I') || strchr(kinds, 'A');
+    bool locked = false;
+    int held = 0;
+    rec_job job = {0};
     int rc = 0;
     for (const char *kp = kinds; *kp && rc == 0; kp++) {
         size_t nb = 0;
@@ -1305,22 +1544,39 @@ send_kind(writer *w, op *ops, size_t nops, size_t map, const char *kinds, writer
             if (take)
                 batch[nb++] = &ops[i];
             if (nb && (nb == COLLECTION_MAX || i == nops)) {
-                if (inserts)
+                if (inserts && !locked) {
                     table_lock(w, m, true);
+                    locked = true;
+                }
                 if ((*kp == 'I' || *kp == 'A') && remember_payloads(w, batch, nb, e) != 0) {
-                    table_lock(w, m, false);
                     rc = -1;
                     break;
                 }
                 send_chunk(w, batch, nb, st);
-                rc = record(w, batch, nb, e);
-                if (inserts)
-                    table_lock(w, m, false);
+                if (rec_join(&job, e) != 0) {
+                    rc = -1; /* this collection was sent: the caller's recovery sees it PENDING */
+                    break;
+                }
+                op **t = recording;
+                recording = batch;
+                batch = t;
+                rec_start(&job, w, recording, nb);
                 nb = 0;
+                if (locked && ++held >= 10) {
+                    rc = rec_join(&job, e);
+                    table_lock(w, m, false);
+                    locked = false;
+                    held = 0;
+                }
             }
         }
     }
+    if (rec_join(&job, rc == 0 ? e : NULL) != 0)
+        rc = -1;
+    if (locked)
+        table_lock(w, m, false);
     free(batch);
+    free(recording);
     return rc;
 }
 

@@ -131,6 +131,26 @@ def test_update_logs_only_changed_columns(rw, sfbridge, database, sf):
     assert_pg_equals_sf(sf, database, "Teacher__c")
 
 
+def test_typed_values_whatever_the_apps_session_settings(rw, sfbridge, database, sf):
+    """An app whose session prints dates day-first and floats rounded still
+    gets exactly its values into Salesforce, on insert and on update."""
+    rw.execute("SET DateStyle = 'SQL, DMY'; SET extra_float_digits = -3")
+    rid = rw.insert(T, name="Settings", employee_number__c="W-DS1", hire_date__c=dt.date(2017, 9, 1),
+                    last_login__c=dt.datetime(2024, 5, 6, 7, 8, 9, 123000), start_time__c=dt.time(8, 45),
+                    rating__c=1234567.123456, years__c=-3, active__c=False)
+    push_until_done(sfbridge, database)
+    sfid = row(database, T, rid)["sfid"]
+    assert_sf_fields(sf, "Teacher__c", sfid, {"Hire_Date__c": "2017-09-01", "Rating__c": 1234567.123456,
+                                              "Years__c": -3, "Active__c": False,
+                                              "Last_Login__c": dt.datetime(2024, 5, 6, 7, 8, 9, 123000)})
+    rw.update(T, rid, hire_date__c=dt.date(2020, 1, 2), last_login__c=dt.datetime(2025, 12, 31, 23, 59, 58),
+              rating__c=7654321.654321, active__c=True)
+    push_until_done(sfbridge, database)
+    assert_sf_fields(sf, "Teacher__c", sfid, {"Hire_Date__c": "2020-01-02", "Rating__c": 7654321.654321,
+                                              "Active__c": True, "Last_Login__c": dt.datetime(2025, 12, 31, 23, 59, 58)})
+    assert not log_entries(database, "state = 'FAILED'")
+
+
 def test_delete_reaches_salesforce(rw, sfbridge, database, sf):
     kwame = _by_name(sf)["Kwame Mensah"]
     rid = _pg_id(database, kwame)
@@ -643,6 +663,88 @@ def test_daemon_writes_back_on_its_own(sfbridge, database, sf):
     assert all(e["archived"] and e["state"] in ("SUCCESS", "MERGED", *IGNORED_STATES)
                for e in log_entries(database)), describe_entries(log_entries(database))
     sfbridge.stop()
+
+
+def _daemon_rw(sfbridge, database):
+    sfbridge.init()
+    map_rw(sfbridge, "Teacher__c", "--poll", "1")
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: database.count(T) == 5, timeout=60, what="the initial load")
+
+
+def _entry_state(database, entry_id):
+    return database.scalar("SELECT state FROM salesforce._trigger_log WHERE id = %s", (entry_id,))
+
+
+def test_changes_made_while_the_insert_is_in_flight_follow_it(sfbridge, database, sf):
+    """An insert folded with an update goes out; while it is in flight the app
+    updates and then deletes the row. The delete must find the record the
+    insert created (its entry is MERGED, the update's SUCCESS) and remove it."""
+    _daemon_rw(sfbridge, database)
+    sf.set_faults([{"path": "/services/data/v60.0/composite/*", "latency_ms": 1500}])
+    with App(database) as app:
+        with app.transaction():
+            rid = app.insert(T, name="In Flight", employee_number__c="W-IF1", years__c=1)
+            app.update(T, rid, years__c=2)
+        first = max(e["id"] for e in record_entries(database, T, rid))
+        wait_daemon(sfbridge, lambda: _entry_state(database, first) == "PENDING", timeout=15,
+                    what="the insert to be in flight")
+        app.update(T, rid, years__c=3)
+        app.delete(T, rid)
+    wait_daemon(sfbridge, lambda: open_entries(database) == 0, timeout=30, what="the writer to finish")
+    sf.clear_faults()
+    assert sf.query_all("SELECT Id, IsDeleted FROM Teacher__c WHERE Employee_Number__c = 'W-IF1'") != [], \
+        "the insert reached Salesforce"
+    assert sf.count("Teacher__c", "Employee_Number__c = 'W-IF1'") == 0, \
+        "the record the app deleted is still in Salesforce:\n" + describe_entries(record_entries(database, T, rid))
+    wait_daemon(sfbridge, lambda: database.count(T, where="employee_number__c = 'W-IF1'") == 0, timeout=15,
+                what="no row pulled back")
+    sfbridge.stop()
+
+
+def test_a_row_an_app_holds_locked_gets_its_sfid_without_a_deadlock(sfbridge, database, sf):
+    """The writer records outcomes without waiting on an app's row lock while
+    holding locks of its own: an app transaction that locks the rows in the
+    opposite order never gets a deadlock error, and every row gets its sfid."""
+    _daemon_rw(sfbridge, database)
+    sf.set_faults([{"path": "/services/data/v60.0/composite/*", "latency_ms": 800}])
+    with App(database) as app:
+        with app.transaction():
+            ids = [app.insert(T, name=f"Locked {i}", employee_number__c=f"W-L{i}") for i in range(20)]
+        wait_daemon(sfbridge, lambda: open_entries(database) and database.scalar(
+            "SELECT count(*) FROM salesforce._trigger_log WHERE state = 'PENDING'") == 20, timeout=15,
+            what="the 20 inserts to be in flight")
+        # the app locks the rows last to first and holds them past the writer's answer
+        with app.transaction():
+            for rid in reversed(ids):
+                app.update(T, rid, years__c=9)
+            wait_daemon(sfbridge, lambda: database.scalar(
+                "SELECT count(*) FROM (SELECT state FROM salesforce._trigger_log UNION ALL"
+                " SELECT state FROM salesforce._trigger_log_archive) x WHERE state = 'SUCCESS'") >= 20, timeout=15,
+                what="the inserts to be recorded while the app holds the rows")
+    sf.clear_faults()
+    wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'Locked %%' AND sfid IS NOT NULL") == 20,
+                timeout=30, what="every row to get its sfid")
+    wait_writer_idle(sfbridge, database)
+    assert sf.count("Teacher__c", "Name LIKE 'Locked %' AND Years__c = 9") == 20
+    assert sf.count("Teacher__c", "Name LIKE 'Locked %'") == 20
+    sfbridge.stop()
+
+
+def test_a_large_delete_is_one_collection(rw, sfbridge, database, sf):
+    """200 ids in one DELETE collection (a long URL) all reach Salesforce."""
+    with rw.transaction():
+        ids = [rw.insert(T, name=f"Bulk Delete {i}", employee_number__c=f"W-BD{i}") for i in range(150)]
+    push_until_done(sfbridge, database)
+    assert sf.count("Teacher__c", "Name LIKE 'Bulk Delete %'") == 150
+    with rw.transaction():
+        for rid in ids:
+            rw.delete(T, rid)
+    before = api_usage(sf)
+    push_until_done(sfbridge, database)
+    assert sf.count("Teacher__c", "Name LIKE 'Bulk Delete %'") == 0
+    assert api_usage(sf) - before <= 3, "150 deletes are one collection request"
+    assert not log_entries(database, "state = 'FAILED'")
 
 
 @pytest.mark.parametrize("days", [None, 3])

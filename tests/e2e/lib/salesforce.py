@@ -218,6 +218,10 @@ class SfClient:
         """Replace the fault rules (see docs/localforce.md, /admin/faults)."""
         return self.admin("PUT", "faults", {"rules": rules, **extra})
 
+    def fault_state(self):
+        """{"parked": n, "delayed": n, "api_budget_remaining": n or None}."""
+        return self.admin("GET", "faults")["state"]
+
     def clear_faults(self, release="run"):
         return self.admin("DELETE", "faults" + ("?release=drop" if release == "drop" else ""))
 
