@@ -1824,6 +1824,10 @@ writer_main(void *arg)
             log_msg(st.failed || st.sent >= 1000 ? LOG_INFO : LOG_DEBUG, "writer: %lld records written, %lld refused, %lld waiting to retry", (long long)st.sent,
                      (long long)st.failed, (long long)st.retrying);
         wait_notify(w, next_retry_ms(w));
+        /* A trickle of writes: let the changes that follow the first one gather
+         * (SFBRIDGE_WRITE_GATHER_MS), so that several go in one request. */
+        for (int64_t left = w->cfg->write_gather_ms; left > 0 && !*w->stop; left -= 100)
+            usleep((useconds_t)(left < 100 ? left : 100) * 1000);
     }
     return NULL;
 }

@@ -747,6 +747,25 @@ def test_a_large_delete_is_one_collection(rw, sfbridge, database, sf):
     assert not log_entries(database, "state = 'FAILED'")
 
 
+def test_a_trickle_of_writes_gathers_into_one_request(sfbridge, database, sf):
+    """SFBRIDGE_WRITE_GATHER_MS: the writer, woken by a change, waits that long
+    for more, so single-row writes from an app go in a few collections."""
+    sfbridge.set(SFBRIDGE_WRITE_GATHER_MS=1500)
+    _daemon_rw(sfbridge, database)
+    wait_writer_idle(sfbridge, database)
+    before = api_usage(sf)
+    with App(database) as app:
+        for i in range(30):
+            app.insert(T, name=f"Trickle {i}", employee_number__c=f"W-T{i}")
+    wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'Trickle %' AND sfid IS NOT NULL") == 30,
+                timeout=30, what="the 30 rows written back")
+    assert sf.count("Teacher__c", "Name LIKE 'Trickle %'") == 30
+    used = api_usage(sf) - before
+    # polls (one a second) use calls too; the writes took one or two collections, not 30
+    assert used <= 12, f"{used} API calls for 30 single-row writes gathered over 1.5 s"
+    sfbridge.stop()
+
+
 @pytest.mark.parametrize("days", [None, 3])
 def test_old_archive_entries_are_pruned(days, sfbridge, database, sf):
     if days is not None:
