@@ -245,6 +245,15 @@ single_int(lf_events *ev, const char *sql, int64_t bind, int64_t dflt)
     return v;
 }
 
+/* Purges run at most once a minute, or once per retention period when that
+ * is shorter, so a replay id past a short retention is refused promptly. */
+static bool
+purge_due(const lf_events *ev, int64_t now)
+{
+    int64_t every = ev->keep_ms < PURGE_EVERY_MS ? ev->keep_ms : PURGE_EVERY_MS;
+    return now - ev->last_purge_ms >= every;
+}
+
 /* Delete events past retention (store lock held; inside a transaction or not). */
 static void
 purge_locked(lf_events *ev, int64_t now)
@@ -858,10 +867,10 @@ on_change(void *ctx, store *st, const lf_change *c, err_t *e)
     if (ev->txkey[0] == '\0')
         new_transaction(ev, c->commit_ms);
     ev->seq++;
-    if (cdc_event(ev, c, e) || topic_events(ev, c, e))
+    if ((!c->object->no_cdc && cdc_event(ev, c, e)) || topic_events(ev, c, e))
         return -1;
     int64_t now = util_now_ms();
-    if (now - ev->last_purge_ms >= PURGE_EVERY_MS)
+    if (purge_due(ev, now))
         purge_locked(ev, now);
     if (ev->depth == 0) { /* not in a transaction: the write is already committed */
         publish(ev);
@@ -1043,7 +1052,7 @@ events_channel_key(lf_events *ev, const char *channel, char *key, size_t keysz, 
             strcat(name, "c");
         store_lock(ev->st);
         const lf_object *o = schema_object(store_schema(ev->st), name);
-        if (o && !is_pushtopic(o))
+        if (o && !is_pushtopic(o) && !o->no_cdc)
             events_cdc_channel(o->name, &k);
         else
             rc = no_channel(e, channel);
@@ -1075,7 +1084,7 @@ events_replay_start(lf_events *ev, int64_t replay, int64_t *after, err_t *e)
 {
     store_lock(ev->st);
     int64_t now = util_now_ms();
-    if (ev->depth == 0 && now - ev->last_purge_ms >= PURGE_EVERY_MS)
+    if (ev->depth == 0 && purge_due(ev, now))
         purge_locked(ev, now);
     int64_t last = atomic_load(&ev->last);
     int rc = 0;

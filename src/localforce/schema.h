@@ -72,6 +72,7 @@ typedef struct lf_object {
     char      *label, *label_plural;
     char       key_prefix[4];   /* "a01", NUL-terminated */
     bool       custom;
+    bool       no_cdc;          /* Change Data Capture not enabled for it ("change_data_capture": false) */
     lf_field **fields;          /* in describe order; system fields first */
     size_t     nfields;
     size_t     cap_fields;

@@ -82,7 +82,7 @@ static const struct {
     {"updateable", ANYTYPE},
 };
 
-static const char *const object_keys[] = {"label", "label_plural", "key_prefix", "fields"};
+static const char *const object_keys[] = {"label", "label_plural", "key_prefix", "fields", "change_data_capture"};
 
 static bool
 ends_with_ci(const char *s, const char *suffix)
@@ -577,9 +577,10 @@ schema_object_from_json(const char *name, json_t *def, err_t *e)
             bad(e, path, "unknown key '%s'", key);
             return NULL;
         }
-        if (strcmp(key, "fields") == 0 ? !json_is_object(v) : !json_is_string(v)) {
+        bool is_fields = strcmp(key, "fields") == 0, is_cdc = strcmp(key, "change_data_capture") == 0;
+        if (is_fields ? !json_is_object(v) : is_cdc ? !json_is_boolean(v) : !json_is_string(v)) {
             bad(e, path, "'%s' must be %s", key,
-                strcmp(key, "fields") == 0 ? "a JSON object" : "a string");
+                is_fields ? "a JSON object" : is_cdc ? "true or false" : "a string");
             return NULL;
         }
     }
@@ -595,6 +596,7 @@ schema_object_from_json(const char *name, json_t *def, err_t *e)
 
     lf_object *o = xcalloc(1, sizeof *o);
     o->custom = custom;
+    o->no_cdc = json_is_false(json_object_get(def, "change_data_capture"));
     o->name = xstrdup(std >= 0 ? std_objects[std].name : name);
     json_t *jl = json_object_get(def, "label"), *jp = json_object_get(def, "label_plural");
     if (jl)

@@ -36,6 +36,7 @@ typedef struct cfg {
     long  bulk_write_min;  /* upserts waiting for one mapping that go by Bulk API */
     long  write_settle_ms; /* how long after sending an insert with a lost answer sfbridge looks for it */
     long  write_gather_ms; /* how long the writer lets changes gather after being woken (0: none) */
+    long  stream_silence_ms; /* a streamed mapping with no event for this long gets a windowed poll */
 } cfg;
 
 /* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "pg.h"
 #include "sb.h"
+#include "stream.h"
 #include "util.h"
 
 #define DEFAULT_POLL_SECONDS 600
@@ -361,6 +362,41 @@ load_one(app *a, const char *object, mapping **m, err_t *e)
     return 0;
 }
 
+/* A mapping that stops streaming through a PushTopic sfbridge made: delete
+ * the topic. A failure (Salesforce unreachable) is a warning, not an error:
+ * the mapping change stands and the warning names the topic to delete. */
+static void
+drop_topic(app *a, const mapping *m, bool forget)
+{
+    err_t e;
+    err_clear(&e);
+    sb q = SB_INIT;
+    sb_puts(&q, "SELECT stream_channel FROM ");
+    pg_qname(&q, a->cfg.schema, "_sfbridge_mapping");
+    sb_puts(&q, " WHERE object_name = $1 AND stream_channel LIKE '/topic/%'");
+    const char *p[] = {m->object};
+    PGresult *r = pg_query(a->pg, &e, sb_str(&q), 1, p);
+    sb_free(&q);
+    bool topic = r && PQntuples(r) > 0;
+    PQclear(r);
+    if (!topic)
+        return;
+    sfapi *sf = app_sf(a, &e);
+    if (!sf || stream_drop_pushtopic(sf, a->cfg.api_version, m, &e) < 0) {
+        log_warn("%s: could not delete its PushTopic (%s); delete the PushTopic named sfb_%.21s in "
+                 "Salesforce", m->object, e.msg, m->table);
+        return;
+    }
+    if (forget) {
+        sb u = SB_INIT;
+        sb_puts(&u, "UPDATE ");
+        pg_qname(&u, a->cfg.schema, "_sfbridge_mapping");
+        sb_puts(&u, " SET stream_channel = NULL, replay_id = NULL, stream_state = NULL WHERE object_name = $1");
+        pg_run(a->pg, NULL, sb_str(&u), 1, p);
+        sb_free(&u);
+    }
+}
+
 int
 map_edit(app *a, const char *object, const map_opts *o, err_t *e)
 {
@@ -368,9 +404,12 @@ map_edit(app *a, const char *object, const map_opts *o, err_t *e)
     if (load_one(a, object, &m, e) != 0)
         return -1;
     edit_plan p = {.m = m, .dropped = json_array()};
+    bool streamed = m->notify;
     int rc = plan_edit(a, m, o, &p, e);
     if (rc == 0)
         rc = in_tx(a, e, tx_edit, &p);
+    if (rc == 0 && streamed && !m->notify)
+        drop_topic(a, m, true);
     if (rc == 0)
         log_info("%s: mapping updated (%zu fields added, %zu removed)", m->object,
                  p.added ? json_array_size(p.added) : 0, json_array_size(p.dropped));
@@ -418,6 +457,8 @@ map_remove(app *a, const char *object, bool drop_table, err_t *e)
     if (load_one(a, object, &m, e) != 0)
         return -1;
     remove_ctx r = {m, drop_table};
+    if (m->notify)
+        drop_topic(a, m, false);
     int rc = in_tx(a, e, tx_remove, &r);
     if (rc == 0)
         log_info("%s: mapping removed; table %s.%s %s", m->object, a->cfg.schema, m->table,

@@ -38,6 +38,7 @@ struct stream {
     bool                   started;
     char                  *client_id;
     char                  *subscribed; /* the set of channels, to notice changes */
+    json_t                *heard;      /* object -> when its stream last proved alive (ms), for silence */
     char                   path[64];   /* /cometd/60.0 */
     int                    failures;
 };
@@ -91,6 +92,7 @@ stream_free(stream *s)
         sfapi_free(s->sf);
     free(s->client_id);
     free(s->subscribed);
+    json_decref(s->heard);
     free(s);
 }
 
@@ -259,6 +261,42 @@ ensure_pushtopic(stream *s, const mapping *m, char *channel, size_t n, err_t *e)
     return 0;
 }
 
+int
+stream_drop_pushtopic(sfapi *sf, const char *api_version, const mapping *m, err_t *e)
+{
+    char name[32];
+    pushtopic_name(name, sizeof name, m);
+    sb q = SB_INIT;
+    sb_puts(&q, "SELECT Id FROM PushTopic WHERE Name = '");
+    sfapi_soql_escape(&q, name);
+    sb_putc(&q, '\'');
+    json_t *page = NULL;
+    int rc = sfapi_query(sf, sb_str(&q), false, 0, &page, e);
+    sb_free(&q);
+    if (rc != 0)
+        return -1;
+    int dropped = 0;
+    json_t *rec;
+    size_t i;
+    json_array_foreach(json_object_get(page, "records"), i, rec) {
+        const char *id = json_string_value(json_object_get(rec, "Id"));
+        if (!id || rc != 0)
+            continue;
+        char path[160];
+        snprintf(path, sizeof path, "/services/data/v%s/sobjects/PushTopic/%s", api_version, id);
+        long status = 0;
+        json_t *out = NULL;
+        rc = sfapi_rest(sf, "DELETE", path, NULL, &status, &out, e);
+        json_decref(out);
+        if (rc == 0) {
+            dropped = 1;
+            log_info("stream: deleted PushTopic %s (%s no longer streams)", name, m->object);
+        }
+    }
+    json_decref(page);
+    return rc != 0 ? -1 : dropped;
+}
+
 /* Handshake and subscribe every streamed mapping. */
 static int
 connect_client(stream *s, sub *subs, size_t n, const char *set, err_t *e)
@@ -382,6 +420,28 @@ strings(json_t *arr)
     return v;
 }
 
+/* The stream of object proved alive now (subscribed, events applied, polled). */
+static void
+heard(stream *s, const char *object)
+{
+    if (!s->heard)
+        s->heard = json_object();
+    json_object_set_new(s->heard, object, json_integer(util_mono_ms()));
+}
+
+/* Silent longer than SFBRIDGE_STREAM_SILENCE_MS: events may have been lost
+ * without a sign (a subscription the server dropped), so poll the window. */
+static bool
+silent(stream *s, const char *object)
+{
+    json_t *t = s->heard ? json_object_get(s->heard, object) : NULL;
+    if (!t) {
+        heard(s, object);
+        return false;
+    }
+    return util_mono_ms() - json_integer_value(t) >= s->cfg->stream_silence_ms;
+}
+
 static void
 fallback_poll(stream *s, sub *u)
 {
@@ -395,6 +455,7 @@ fallback_poll(stream *s, sub *u)
         return; /* u->fallback stays set */
     }
     u->fallback = false;
+    heard(s, u->m->object);
     sb q = SB_INIT;
     sb_puts(&q, "UPDATE ");
     pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
@@ -453,9 +514,15 @@ round_trip(stream *s, err_t *e)
                 sb_free(&q);
             }
         }
-        for (size_t i = 0; rc == 0 && i < ns && !*s->stop; i++)
+        for (size_t i = 0; rc == 0 && i < ns && !*s->stop; i++) {
+            if (!subs[i].fallback && silent(s, subs[i].m->object)) {
+                log_info("stream: %s: no event for %ld s; polling the window in case one was lost",
+                         subs[i].m->object, s->cfg->stream_silence_ms / 1000);
+                subs[i].fallback = true;
+            }
             if (subs[i].fallback)
                 fallback_poll(s, &subs[i]);
+        }
         json_t *reply = NULL;
         if (rc == 0 && !*s->stop) {
             json_t *msg = json_pack("{s:s,s:s,s:s}", "channel", "/meta/connect", "clientId", s->client_id,
@@ -490,6 +557,8 @@ round_trip(stream *s, err_t *e)
                 const char **ids = strings(u->ids), **del = strings(u->deleted);
                 int64_t lag = u->commit_ms ? util_now_ms() - u->commit_ms : 0;
                 rc = sync_stream_apply(&x, u->m, ids, nids, del, ndel, u->replay, lag, e);
+                if (rc == 0)
+                    heard(s, u->m->object);
                 free(ids);
                 free(del);
                 if (rc != 0) {

@@ -2,8 +2,11 @@
 
 Mappings use --poll 3600, so within a test only the stream can deliver a change;
 every wait is on a condition."""
+import pytest
+
 from lib.compare import assert_pg_equals_sf
 from lib.sfbridge import wait_daemon
+from lib.wait import wait_for
 
 
 def _by_name(sf, obj="Teacher__c"):
@@ -105,5 +108,97 @@ def test_a_gap_event_falls_back_to_a_windowed_poll(sfbridge_factory, database, l
     _wait_fallback(sfb, 1)
     wait_daemon(sfb, lambda: database.rows_by_sfid("teacher__c")[names["Maria Gonzalez"]]["years__c"] == 9,
                 timeout=30, what="the change after the GAP event")
+    assert_pg_equals_sf(sf, database, "Teacher__c")
+    sfb.stop()
+
+
+def test_an_expired_replay_id_falls_back_to_a_windowed_poll(sfbridge_factory, database, localforce_factory):
+    """Events kept for 2 s: sfbridge, down while changes are made, comes back
+    after they expired; the server refuses its replay id, it polls the window
+    and streams again."""
+    lf = localforce_factory(args=["--cdc-retention", "2"])
+    sf = lf.client()
+    sf.login()
+    sfb = sfbridge_factory(database.url, lf, name="sfbridge")
+    _start_streaming(sfb)
+    sf.create("Teacher__c", {"Name": "Before Stop", "Employee_Number__c": "ST-E0"})
+    wait_daemon(sfb, lambda: database.count("teacher__c", where="name = 'Before Stop'") == 1, timeout=30,
+                what="the first change through the stream")
+    replay = _stream(sfb).get("replay_id")
+    assert replay and replay > 0
+    sfb.stop()
+    names = _by_name(sf)
+    sf.update("Teacher__c", names["Maria Gonzalez"], {"Years__c": 77})
+    sf.delete("Teacher__c", names["Kwame Mensah"])
+    for k in range(5):
+        sf.create("Teacher__c", {"Name": f"Expired {k}", "Employee_Number__c": f"ST-E{k + 1}"})
+    channel = "/data/Teacher__ChangeEvent"
+    refusal = wait_for(lambda: sf.cometd_subscribe_error(channel, replay), timeout=30, interval=0.5,
+                       what="the events after sfbridge's replay id to expire")
+    assert "replayId" in refusal, refusal
+    sfb.start()
+    _wait_fallback(sfb, 1)
+
+    def caught_up():
+        rows = database.rows_by_sfid("teacher__c")
+        return (database.count("teacher__c", where="name LIKE 'Expired %%'") == 5
+                and rows.get(names["Maria Gonzalez"], {}).get("years__c") == 77
+                and names["Kwame Mensah"] not in rows)
+    wait_daemon(sfb, caught_up, timeout=60, what="the window's changes through the fallback poll")
+    assert_pg_equals_sf(sf, database, "Teacher__c")
+    # streaming again: a new change arrives without waiting for a poll
+    sf.create("Teacher__c", {"Name": "After Expiry", "Employee_Number__c": "ST-E9"})
+    wait_daemon(sfb, lambda: database.count("teacher__c", where="name = 'After Expiry'") == 1, timeout=30,
+                what="a change through the stream after the fallback")
+    assert _stream(sfb).get("state") == "CONNECTED"
+    sfb.stop()
+
+
+@pytest.mark.parametrize("stop", ["edit", "remove"])
+def test_an_object_without_cdc_streams_through_a_pushtopic_removed_after(stop, sfbridge, database, sf):
+    """Salesforce refuses the CDC channel of an object not selected for Change
+    Data Capture: sfbridge creates a PushTopic sfb_<table>, streams through it,
+    and deletes it when the mapping stops streaming."""
+    sf.add_object("Room__c", label="Room", change_data_capture=False,
+                  fields={"Capacity__c": {"type": "double", "precision": 5, "scale": 0}})
+    sf.create("Room__c", {"Name": "Lab 1", "Capacity__c": 24})
+    sfbridge.init()
+    sfbridge.add("Room__c", "--accelerated", "--poll", "3600")
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: (sfbridge.mapping_status("Room__c").get("stream") or {}).get("state")
+                == "CONNECTED", timeout=60, what="the stream to connect")
+    assert (sfbridge.mapping_status("Room__c").get("stream") or {}).get("channel") == "/topic/sfb_room__c"
+    topics = sf.query("SELECT Id, Name, Query FROM PushTopic WHERE Name = 'sfb_room__c'")
+    assert len(topics) == 1 and "Room__c" in topics[0]["Query"], topics
+    lab = sf.create("Room__c", {"Name": "Lab 2", "Capacity__c": 30})
+    wait_daemon(sfbridge, lambda: lab in database.rows_by_sfid("room__c"), timeout=30,
+                what="a new record through the PushTopic")
+    sf.update("Room__c", lab, {"Capacity__c": 32})
+    wait_daemon(sfbridge, lambda: database.rows_by_sfid("room__c")[lab]["capacity__c"] == 32, timeout=30,
+                what="an update through the PushTopic")
+    assert_pg_equals_sf(sf, database, "Room__c")
+    if stop == "edit":
+        sfbridge.run("mapping", "edit", "Room__c", "--no-accelerated")
+    else:
+        sfbridge.run("mapping", "remove", "Room__c")
+    assert sf.query("SELECT Id FROM PushTopic WHERE Name = 'sfb_room__c'") == [], \
+        "the PushTopic must go when the mapping stops streaming"
+    sfbridge.stop()
+
+
+def test_a_silent_stream_gets_a_windowed_poll(sfbridge_factory, database, localforce_factory):
+    """No event for SFBRIDGE_STREAM_SILENCE_MS: sfbridge polls the window in
+    case the stream lost one without a sign, and goes on streaming."""
+    lf = localforce_factory(env={"LOCALFORCE_COMETD_TIMEOUT_MS": "300"})
+    sf = lf.client()
+    sf.login()
+    sfb = sfbridge_factory(database.url, lf, name="sfbridge")
+    sfb.set(SFBRIDGE_STREAM_SILENCE_MS=1500)
+    _start_streaming(sfb)
+    _wait_fallback(sfb, 2)
+    assert _stream(sfb).get("state") == "CONNECTED"
+    sf.create("Teacher__c", {"Name": "After Silence", "Employee_Number__c": "ST-S1"})
+    wait_daemon(sfb, lambda: database.count("teacher__c", where="name = 'After Silence'") == 1, timeout=30,
+                what="a change through the stream after the silence polls")
     assert_pg_equals_sf(sf, database, "Teacher__c")
     sfb.stop()

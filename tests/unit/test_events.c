@@ -557,6 +557,23 @@ test_no_retention(void **state)
 
 /* ---- channels and PushTopics ---------------------------------------------- */
 
+/* An object not selected for Change Data Capture: no channel, no events. */
+static void
+test_object_without_cdc(void **state)
+{
+    fx *f = *state;
+    err_t e;
+    char key[256], id[19];
+    schema_object(store_schema(f->st), "Teacher__c")->no_cdc = true;
+    assert_int_equal(events_channel_key(f->ev, "/data/Teacher__ChangeEvent", key, 256, &e), -1);
+    assert_non_null(strstr(e.msg, "does not exist"));
+    int64_t before = events_last(f->ev);
+    create(f, "Teacher__c", "{\"Name\":\"No Event\",\"First_Name__c\":\"N\"}", id);
+    assert_true(events_last(f->ev) == before);
+    create(f, "Account", "{\"Name\":\"Evented\"}", id);
+    assert_true(events_last(f->ev) > before);
+}
+
 static void
 test_channel_keys(void **state)
 {
@@ -968,6 +985,7 @@ main(void)
         T(test_fetch),
         cmocka_unit_test_setup_teardown(test_no_retention, setup_noretention, teardown),
         T(test_channel_keys),
+        T(test_object_without_cdc),
         T(test_pushtopic_bad_query),
         T(test_pushtopic_matching),
         T(test_bayeux_handshake),

@@ -109,6 +109,32 @@ class SfClient:
             raise SfError(method, url, status, text)
         return json.loads(text) if text.strip() else None
 
+    # -- streaming ---------------------------------------------------------
+    def cometd_subscribe_error(self, channel, replay_id):
+        """Handshake over CometD and subscribe to channel from replay_id; the
+        server's error text when it refuses the subscription, else None. The
+        client disconnects either way."""
+        if self.token is None:
+            self.login()
+        url = f"{self.instance_url}/cometd/{self.api_version}"
+        hdrs = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+
+        def post(msg):
+            status, _, text = self._http("POST", url, [msg], hdrs)
+            if status != 200:
+                raise SfError("POST", url, status, text)
+            return json.loads(text)[0]
+        hs = post({"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]})
+        if not hs.get("successful"):
+            raise SfError("POST", url, 200, json.dumps(hs))
+        cid = hs["clientId"]
+        try:
+            sub = post({"channel": "/meta/subscribe", "clientId": cid, "subscription": channel,
+                        "ext": {"replay": {channel: replay_id}}})
+            return None if sub.get("successful") else str(sub.get("error"))
+        finally:
+            post({"channel": "/meta/disconnect", "clientId": cid})
+
     # -- records -----------------------------------------------------------
     def describe(self, obj):
         return self.request("GET", f"sobjects/{obj}/describe")
