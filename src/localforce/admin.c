@@ -129,6 +129,48 @@ admin_load_records(http_req *req, http_resp *resp)
 }
 
 void
+admin_undelete(http_req *req, http_resp *resp)
+{
+    lf_server *srv = req->ctx;
+    json_t *body = admin_body(req, resp);
+    if (body == NULL)
+        return;
+    json_t *ids = json_object_get(body, "ids");
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 200) {
+        json_decref(body);
+        http_errorf(resp, 400, "JSON_PARSER_ERROR", "the body must be {\"ids\": [1 to 200 record ids]}");
+        return;
+    }
+    lf_actor a = {.user_id = NULL, .origin = "localforce/admin"};
+    sb *out = &resp->body;
+    sb_putc(out, '[');
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        err_t e;
+        err_clear(&e);
+        int rc = store_undelete(srv->st, &a, req->seg[0], id, &e);
+        sb_puts(out, i ? ",{\"id\":" : "{\"id\":");
+        if (id)
+            sb_json_str(out, id);
+        else
+            sb_puts(out, "null");
+        if (rc == 0) {
+            sb_puts(out, ",\"success\":true,\"errors\":[]}");
+        } else {
+            sb_puts(out, ",\"success\":false,\"errors\":[{\"statusCode\":");
+            sb_json_str(out, e.code);
+            sb_puts(out, ",\"message\":");
+            sb_json_str(out, e.msg);
+            sb_puts(out, "}]}");
+        }
+    }
+    sb_putc(out, ']');
+    json_decref(body);
+}
+
+void
 admin_expire_sessions(http_req *req, http_resp *resp)
 {
     lf_server *srv = req->ctx;

@@ -18,6 +18,10 @@ void admin_health(http_req *req, http_resp *resp);
 void admin_add_object(http_req *req, http_resp *resp);
 void admin_add_field(http_req *req, http_resp *resp);
 void admin_load_records(http_req *req, http_resp *resp);
+/* POST /admin/objects/{Obj}/undelete {"ids": [...]}: restore records from the
+ * recycle bin (as a user does in Salesforce's UI); per id
+ * {"id","success","errors":[{"statusCode","message"}]}, like SOAP undelete(). */
+void admin_undelete(http_req *req, http_resp *resp);
 void admin_expire_sessions(http_req *req, http_resp *resp);
 
 #endif

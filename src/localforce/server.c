@@ -89,6 +89,7 @@ static const http_route routes[] = {
     {"POST", "/admin/objects", admin_add_object},
     {"POST", "/admin/objects/*/fields", admin_add_field},
     {"POST", "/admin/objects/*/records", admin_load_records},
+    {"POST", "/admin/objects/*/undelete", admin_undelete},
     {"POST", "/admin/sessions/expire", admin_expire_sessions},
     {"GET", "/admin/faults", faults_admin},
     {"PUT", "/admin/faults", faults_admin},

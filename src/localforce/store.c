@@ -2926,6 +2926,50 @@ store_delete(store *st, const lf_actor *a, const char *obj, const char *id, err_
     return rc;
 }
 
+int
+store_undelete(store *st, const lf_actor *a, const char *obj, const char *id, err_t *e)
+{
+    int64_t rowid = 0;
+    char id18[19];
+    store_lock(st);
+    objinfo *oi = need_object(st, obj, e);
+    int rc = -1;
+    bool opened;
+    int status = 0;
+    if (oi && (id == NULL || sfid_normalize(id, id18) || !sfid_has_prefix(id18, oi->o->key_prefix))) {
+        err_set(e, 400, "MALFORMED_ID", "%s ID: id value of incorrect type: %.100s", oi->o->label,
+                id ? id : "null");
+        oi = NULL;
+    }
+    if (oi && (status = row_status(st, oi, id18, &rowid, e)) >= 0) {
+        if (status == 0)
+            err_set(e, 404, "NOT_FOUND", not_found_msg);
+        else if (status == 1)
+            err_set(e, 400, "UNDELETE_FAILED", "Entity is not in the recycle bin");
+        else if (hooked_begin(st, oi, &opened, e) == 0) {
+            sb s = SB_INIT;
+            sb_puts(&s, "UPDATE ");
+            sb_sql_ident(&s, oi->o->name);
+            sb_puts(&s, " SET \"IsDeleted\" = 0, \"_deleted_at\" = NULL, \"SystemModstamp\" = ?2 "
+                        "WHERE \"_rowid\" = ?1");
+            sqlite3_stmt *u = prep(st, s.buf, false, e);
+            sb_free(&s);
+            if (u) {
+                int64_t stamp = next_stamp(st);
+                sqlite3_bind_int64(u, 1, rowid);
+                sqlite3_bind_int64(u, 2, stamp);
+                rc = sqlite3_step(u) == SQLITE_DONE ? 0 : db_error(st, e, "undelete");
+                sqlite3_finalize(u);
+                if (rc == 0)
+                    rc = fire_change(st, oi, LF_CHANGE_UNDELETE, id18, a, stamp, NULL, 0, e);
+            }
+            rc = hooked_end(st, opened, rc, e);
+        }
+    }
+    store_unlock(st);
+    return rc;
+}
+
 static int
 upsert_locked(store *st, const lf_actor *a, const char *obj, const char *ext_field,
               const char *ext_value, json_t *rec, const char *ver, char id_out[19],

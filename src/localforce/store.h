@@ -95,6 +95,10 @@ int  store_create(store *st, const lf_actor *a, const char *obj, json_t *rec,
 int  store_update(store *st, const lf_actor *a, const char *obj, const char *id,
                   json_t *rec, err_t *e);
 int  store_delete(store *st, const lf_actor *a, const char *obj, const char *id, err_t *e);
+/* Restore a deleted record from the recycle bin (IsDeleted false again, a new
+ * SystemModstamp, an UNDELETE change event); UNDELETE_FAILED when it is not
+ * deleted. */
+int  store_undelete(store *st, const lf_actor *a, const char *obj, const char *id, err_t *e);
 /* Upsert by external id. On several matches fails with http 300, code
  * MULTIPLE_CHOICES, and fills matches (if not NULL) with a JSON array of
  * record URLs for version ver. ext_field "Id" with NULL value creates. */

@@ -49,6 +49,24 @@ def test_changes_arrive_through_the_stream_without_a_poll(sfbridge, database, sf
     sfbridge.stop()
 
 
+def test_an_undelete_arrives_through_the_stream(sfbridge, database, sf):
+    _start_streaming(sfbridge)
+    polled = _last_poll(sfbridge)
+    kwame = _by_name(sf)["Kwame Mensah"]
+    sf.delete("Teacher__c", kwame)
+    wait_daemon(sfbridge, lambda: kwame not in database.rows_by_sfid("teacher__c"), timeout=30,
+                what="the delete through the stream")
+    assert sf.undelete("Teacher__c", kwame)[0]["success"] is True
+    wait_daemon(sfbridge, lambda: kwame in database.rows_by_sfid("teacher__c"), timeout=30,
+                what="the undelete through the stream")
+    assert database.rows_by_sfid("teacher__c")[kwame]["name"] == "Kwame Mensah"
+    assert _last_poll(sfbridge) == polled, "a poll ran: the undelete must come through the stream"
+    refused = sf.undelete("Teacher__c", kwame)[0]
+    assert refused["success"] is False and refused["errors"][0]["statusCode"] == "UNDELETE_FAILED"
+    assert_pg_equals_sf(sf, database, "Teacher__c")
+    sfbridge.stop()
+
+
 def test_restart_catches_up_from_the_replay_id(sfbridge, database, sf):
     _start_streaming(sfbridge)
     sf.create("Teacher__c", {"Name": "Before Kill", "Employee_Number__c": "ST-2"})

@@ -766,6 +766,29 @@ test_delete(void **state)
     assert_non_null(store_object_for_id(st, id));
 }
 
+static void
+test_undelete(void **state)
+{
+    err_t e;
+    char id[19];
+    (void)state;
+    assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"U\"}", id, &e), 0);
+    int64_t live = store_count(st, "Teacher__c", false);
+    assert_err(store_undelete(st, &actor, "Teacher__c", id, &e), e, 400, "UNDELETE_FAILED",
+               "Entity is not in the recycle bin");
+    assert_int_equal(store_delete(st, &actor, "Teacher__c", id, &e), 0);
+    assert_int_equal(store_undelete(st, &actor, "Teacher__c", id, &e), 0);
+    assert_int_equal(store_count(st, "Teacher__c", false), live);
+    assert_int_equal(sql_int("SELECT \"IsDeleted\" FROM \"Teacher__c\" WHERE \"Id\" = ?1", id), 0);
+    sb out = SB_INIT;
+    assert_int_equal(store_get(st, "Teacher__c", id, NULL, "59.0", &out, &e), 0);
+    sb_free(&out);
+    assert_err(store_undelete(st, &actor, "Teacher__c", "nonsense", &e), e, 400, "MALFORMED_ID", NULL);
+    char *acc = account_id("S-1");
+    assert_err(store_undelete(st, &actor, "Teacher__c", acc, &e), e, 400, "MALFORMED_ID", NULL);
+    free(acc);
+}
+
 static int
 upsert(const char *field, const char *value, const char *rec, char id[19], bool *created,
        sb *matches, err_t *e)
@@ -1427,6 +1450,7 @@ main(int argc, char **argv)
         T(test_update),
         T(test_modstamps),
         T(test_delete),
+        T(test_undelete),
         T(test_upsert),
         T(test_updated_deleted),
         T(test_transactions),

@@ -233,6 +233,10 @@ class SfClient:
     def add_object(self, name, **definition):
         return self.admin("POST", "objects", {"name": name, **definition})
 
+    def undelete(self, obj, *ids):
+        """Restore records from the recycle bin (localforce admin); the per-id results."""
+        return self.admin("POST", f"objects/{obj}/undelete", {"ids": list(ids)})
+
     def load_records(self, obj, records, batch=10000):
         """Insert many records fast (one transaction per batch); returns how many."""
         n = 0
