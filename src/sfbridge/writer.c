@@ -986,29 +986,30 @@ send_chunk(writer *w, op **ops, size_t n, writer_stats *st)
 
 /* ---- recording outcomes --------------------------------------------------------------- */
 
+/* The trigger-log side of ops[i] for every i with sel[i] (all when sel is
+ * NULL): finished entries go straight to the archive (one write each, not an
+ * update now and a move later); failures stay in the log (for a day, as Heroku
+ * Connect shows them), retries wait there. */
 static int
-record_on(writer *w, PGconn *pg, op **ops, size_t n, err_t *e)
+log_outcomes(writer *w, PGconn *pg, op **ops, size_t n, const bool *sel, err_t *e)
 {
-    if (n == 0)
-        return 0;
-    mapping *m = &w->ms[ops[0]->map];
-    /* Per entry: id, survivor, state, sfid, message, retry delay ms, unknown, payload. */
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += ops[i]->nids;
-    int64_t *ids = xcalloc(total + 1, sizeof *ids);
-    const char **state = xcalloc(total + 1, sizeof *state), **sfid = xcalloc(total + 1, sizeof *sfid),
-               **msg = xcalloc(total + 1, sizeof *msg), **delay = xcalloc(total + 1, sizeof *delay),
-               **unk = xcalloc(total + 1, sizeof *unk), **payload = xcalloc(total + 1, sizeof *payload);
-    char (*delays)[24] = xcalloc(n + 1, sizeof *delays);
-    char **payloads = xcalloc(n + 1, sizeof *payloads);
-    /* Per row: record id, sfid, lastop, err. */
-    int64_t *rids = xcalloc(n + 1, sizeof *rids);
-    const char **rsfid = xcalloc(n + 1, sizeof *rsfid), **rlast = xcalloc(n + 1, sizeof *rlast),
-               **rerr = xcalloc(n + 1, sizeof *rerr);
-    size_t k = 0, nr = 0;
+        total += !sel || sel[i] ? ops[i]->nids : 0;
+    if (total == 0)
+        return 0;
+    /* Per entry: id, state, sfid, message, retry delay ms, unknown, payload. */
+    int64_t *ids = xcalloc(total, sizeof *ids);
+    const char **state = xcalloc(total, sizeof *state), **sfid = xcalloc(total, sizeof *sfid),
+               **msg = xcalloc(total, sizeof *msg), **delay = xcalloc(total, sizeof *delay),
+               **unk = xcalloc(total, sizeof *unk), **payload = xcalloc(total, sizeof *payload);
+    char (*delays)[24] = xcalloc(n, sizeof *delays);
+    char **payloads = xcalloc(n, sizeof *payloads);
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         op *o = ops[i];
+        if (sel && !sel[i])
+            continue;
         const char *final = o->out == OUT_OK ? "SUCCESS" : o->out == OUT_FAILED ? "FAILED"
                             : o->out == OUT_DROPPED ? "IGNORED" : "NEW";
         snprintf(delays[i], sizeof delays[i], "%ld",
@@ -1026,13 +1027,6 @@ record_on(writer *w, PGconn *pg, op **ops, size_t n, err_t *e)
             payload[k] = payloads[i];
             k++;
         }
-        if ((o->out == OUT_OK || o->out == OUT_FAILED || o->out == OUT_DROPPED) && o->row_exists) {
-            rids[nr] = o->record_id;
-            rsfid[nr] = o->new_sfid;
-            rlast[nr] = o->lastop;
-            rerr[nr] = o->out == OUT_FAILED ? o->err_json : NULL;
-            nr++;
-        }
     }
     sb a_ids = SB_INIT, a_state = SB_INIT, a_sfid = SB_INIT, a_msg = SB_INIT, a_delay = SB_INIT, a_unk = SB_INIT,
        a_pay = SB_INIT, s = SB_INIT;
@@ -1043,125 +1037,28 @@ record_on(writer *w, PGconn *pg, op **ops, size_t n, err_t *e)
     arr_text(&a_delay, delay, k);
     arr_text(&a_unk, unk, k);
     arr_text(&a_pay, payload, k);
-    int rc = pg_exec(pg, e, "BEGIN");
-    if (rc == 0) {
-        /* Finished entries go straight to the archive (one write each, not an
-         * update now and a move later); failures stay in the log (for a day,
-         * as Heroku Connect shows them), retries wait there. */
-        sb_printf(&s, "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
-                      "   $6::text[], $7::text[]) AS u(id, state, sfid, msg, delay, unk, payload)),"
-                      " moved AS (DELETE FROM %1$s l USING u WHERE l.id = u.id"
-                      "   AND u.state IN ('SUCCESS', 'MERGED', 'IGNORED')"
-                      "   RETURNING l.*, u.state AS n_state, u.sfid AS n_sfid, u.msg AS n_msg, u.unk AS n_unk),"
-                      " archived AS (INSERT INTO %2$s (" LOG_COLS ") SELECT id, txid, created_at, now(), now(),"
-                      "   txid_current(), n_state, action, table_name, record_id, coalesce(n_sfid, sfid), old, values, 0,"
-                      "   n_msg, sfb_attempts, NULL, n_unk::boolean, sfb_sent_at, sfb_payload FROM moved"
-                      "   ON CONFLICT (id) DO NOTHING)"
-                      " UPDATE %1$s l SET state = u.state, sfid = coalesce(u.sfid, l.sfid), updated_at = now(),"
-                      " processed_at = CASE WHEN u.state = 'NEW' THEN NULL ELSE now() END,"
-                      " processed_tx = CASE WHEN u.state = 'NEW' THEN NULL ELSE txid_current() END,"
-                      " sf_result = CASE u.state WHEN 'FAILED' THEN 1 WHEN 'NEW' THEN NULL ELSE 0 END,"
-                      " sf_message = u.msg,"
-                      " sfb_attempts = l.sfb_attempts + CASE WHEN u.state = 'NEW' THEN 1 ELSE 0 END,"
-                      " sfb_retry_at = CASE WHEN u.state = 'NEW' THEN now() + make_interval(secs => u.delay::double precision / 1000) END,"
-                      " sfb_unknown = u.unk::boolean"
-                      " FROM u WHERE l.id = u.id AND u.state NOT IN ('SUCCESS', 'MERGED', 'IGNORED')",
-                  w->qlog, w->qarch);
-        const char *p[] = {sb_str(&a_ids), sb_str(&a_state), sb_str(&a_sfid), sb_str(&a_msg), sb_str(&a_delay),
-                           sb_str(&a_unk), sb_str(&a_pay)};
-        rc = pg_run(pg, e, sb_str(&s), 7, p);
-    }
-    /* The rows: only those no app holds a lock on, so the writer never waits
-     * for an app while holding locks of its own (no deadlock with an app's
-     * multi-row transaction); the others follow one by one after COMMIT. */
-    sb rowsql = SB_INIT, skipped = SB_INIT;
-    if (nr) {
-        sb qt = SB_INIT;
-        pg_qname(&qt, w->cfg->schema, m->table);
-        /* A row with a newer change waiting keeps PENDING. Only the records of
-         * this batch are looked up in the log (by index), so the cost does not
-         * grow with the backlog. */
-        sb_printf(&rowsql, "WITH busy AS (SELECT DISTINCT l.record_id FROM %s l WHERE l.table_name = $5"
-                           "   AND l.record_id = ANY($1::int[]) AND l.state IN ('NEW', 'PENDING')),"
-                           " free AS (SELECT id FROM %s WHERE id = ANY($1::int[]) AND $6::boolean"
-                           "   FOR UPDATE SKIP LOCKED)"
-                           " UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
-                           " \"_hc_lastop\" = CASE WHEN t.id IN (SELECT record_id FROM busy) THEN t.\"_hc_lastop\" ELSE u.lastop END,"
-                           " \"_hc_err\" = u.err"
-                           " FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(rid, sfid, lastop, err)"
-                           " WHERE t.id = u.rid AND (NOT $6::boolean OR t.id IN (SELECT id FROM free)) RETURNING t.id",
-                  w->qlog, sb_str(&qt), sb_str(&qt));
-        sb_free(&qt);
-    }
-    if (rc == 0 && nr) {
-        sb r_ids = SB_INIT, r_sfid = SB_INIT, r_last = SB_INIT, r_err = SB_INIT;
-        arr_i64(&r_ids, rids, nr);
-        arr_text(&r_sfid, rsfid, nr);
-        arr_text(&r_last, rlast, nr);
-        arr_text(&r_err, rerr, nr);
-        const char *p[] = {sb_str(&r_ids), sb_str(&r_sfid), sb_str(&r_last), sb_str(&r_err), m->table, "true"};
-        PGresult *r = pg_query(pg, e, sb_str(&rowsql), 6, p);
-        rc = r ? 0 : -1;
-        if (r && (size_t)PQntuples(r) < nr) {
-            int64_t *done = xcalloc((size_t)PQntuples(r) + 1, sizeof *done);
-            for (int i = 0; i < PQntuples(r); i++)
-                done[i] = atoll(PQgetvalue(r, i, 0));
-            for (size_t i = 0; i < nr; i++) {
-                bool hit = false;
-                for (int j = 0; j < PQntuples(r) && !hit; j++)
-                    hit = done[j] == rids[i];
-                if (!hit)
-                    sb_printf(&skipped, "%zu,", i);
-            }
-            free(done);
-        }
-        PQclear(r);
-        sb_free(&r_ids);
-        sb_free(&r_sfid);
-        sb_free(&r_last);
-        sb_free(&r_err);
-    }
-    if (rc == 0 && nr) {
-        /* Earlier failures of records that have now gone through are superseded. */
-        sb ok = SB_INIT;
-        size_t nok = 0;
-        sb_putc(&ok, '{');
-        for (size_t i = 0; i < n; i++)
-            if (ops[i]->out == OUT_OK) {
-                sb_printf(&ok, "%s%d", nok++ ? "," : "", ops[i]->record_id);
-            }
-        sb_putc(&ok, '}');
-        if (nok) {
-            sb_clear(&s);
-            sb_printf(&s, "UPDATE %s SET state = 'MERGED', processed_at = now(),"
-                          " sf_message = sf_message || ' (superseded by a later successful write)'"
-                          " WHERE state = 'FAILED' AND table_name = $1 AND record_id = ANY($2::int[])",
-                      w->qlog);
-            const char *p[] = {m->table, sb_str(&ok)};
-            rc = pg_run(pg, e, sb_str(&s), 2, p);
-        }
-        sb_free(&ok);
-    }
-    rc = rc == 0 ? pg_exec(pg, e, "COMMIT") : (pg_rollback_quietly(pg), -1);
-    /* Rows an app had locked: each in a statement of its own, which may wait
-     * for the app but holds nothing the app could be waiting for. */
-    for (const char *c = sb_str(&skipped); rc == 0 && *c;) {
-        size_t i = (size_t)strtoul(c, NULL, 10);
-        c = strchr(c, ',') + 1;
-        sb r_ids = SB_INIT, r_sfid = SB_INIT, r_last = SB_INIT, r_err = SB_INIT;
-        arr_i64(&r_ids, &rids[i], 1);
-        arr_text(&r_sfid, &rsfid[i], 1);
-        arr_text(&r_last, &rlast[i], 1);
-        arr_text(&r_err, &rerr[i], 1);
-        const char *p[] = {sb_str(&r_ids), sb_str(&r_sfid), sb_str(&r_last), sb_str(&r_err), m->table, "false"};
-        rc = pg_run(pg, e, sb_str(&rowsql), 6, p);
-        sb_free(&r_ids);
-        sb_free(&r_sfid);
-        sb_free(&r_last);
-        sb_free(&r_err);
-    }
-    sb_free(&rowsql);
-    sb_free(&skipped);
+    sb_printf(&s, "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
+                  "   $6::text[], $7::text[]) AS u(id, state, sfid, msg, delay, unk, payload)),"
+                  " moved AS (DELETE FROM %1$s l USING u WHERE l.id = u.id"
+                  "   AND u.state IN ('SUCCESS', 'MERGED', 'IGNORED')"
+                  "   RETURNING l.*, u.state AS n_state, u.sfid AS n_sfid, u.msg AS n_msg, u.unk AS n_unk),"
+                  " archived AS (INSERT INTO %2$s (" LOG_COLS ") SELECT id, txid, created_at, now(), now(),"
+                  "   txid_current(), n_state, action, table_name, record_id, coalesce(n_sfid, sfid), old, values, 0,"
+                  "   n_msg, sfb_attempts, NULL, n_unk::boolean, sfb_sent_at, sfb_payload FROM moved"
+                  "   ON CONFLICT (id) DO NOTHING)"
+                  " UPDATE %1$s l SET state = u.state, sfid = coalesce(u.sfid, l.sfid), updated_at = now(),"
+                  " processed_at = CASE WHEN u.state = 'NEW' THEN NULL ELSE now() END,"
+                  " processed_tx = CASE WHEN u.state = 'NEW' THEN NULL ELSE txid_current() END,"
+                  " sf_result = CASE u.state WHEN 'FAILED' THEN 1 WHEN 'NEW' THEN NULL ELSE 0 END,"
+                  " sf_message = u.msg,"
+                  " sfb_attempts = l.sfb_attempts + CASE WHEN u.state = 'NEW' THEN 1 ELSE 0 END,"
+                  " sfb_retry_at = CASE WHEN u.state = 'NEW' THEN now() + make_interval(secs => u.delay::double precision / 1000) END,"
+                  " sfb_unknown = u.unk::boolean"
+                  " FROM u WHERE l.id = u.id AND u.state NOT IN ('SUCCESS', 'MERGED', 'IGNORED')",
+              w->qlog, w->qarch);
+    const char *p[] = {sb_str(&a_ids), sb_str(&a_state), sb_str(&a_sfid), sb_str(&a_msg), sb_str(&a_delay),
+                       sb_str(&a_unk), sb_str(&a_pay)};
+    int rc = pg_run(pg, e, sb_str(&s), 7, p);
     sb_free(&a_ids);
     sb_free(&a_state);
     sb_free(&a_sfid);
@@ -1181,10 +1078,139 @@ record_on(writer *w, PGconn *pg, op **ops, size_t n, err_t *e)
     free(delay);
     free(unk);
     free(payload);
+    return rc;
+}
+
+/* The rows of ops[i] for every i with sel[i]: sfid, _hc_lastop, _hc_err. With
+ * skip_locked, rows an app holds a lock on are left alone and flagged in
+ * *skipped (an array of n, caller's); without, the statement waits for them. */
+static int
+row_outcomes(writer *w, PGconn *pg, op **ops, size_t n, const bool *sel, bool skip_locked, bool *skipped,
+             err_t *e)
+{
+    mapping *m = &w->ms[ops[0]->map];
+    int64_t *rids = xcalloc(n, sizeof *rids);
+    const char **rsfid = xcalloc(n, sizeof *rsfid), **rlast = xcalloc(n, sizeof *rlast),
+               **rerr = xcalloc(n, sizeof *rerr);
+    size_t *at = xcalloc(n, sizeof *at), nr = 0;
+    sb mine = SB_INIT; /* this batch's own entries, not "a newer change waiting" */
+    sb_putc(&mine, '{');
+    for (size_t i = 0; i < n; i++) {
+        op *o = ops[i];
+        for (size_t j = 0; j < o->nids; j++)
+            sb_printf(&mine, "%s%lld", mine.len > 1 ? "," : "", (long long)o->ids[j]);
+        if ((sel && !sel[i]) || !o->row_exists || !(o->out == OUT_OK || o->out == OUT_FAILED || o->out == OUT_DROPPED))
+            continue;
+        rids[nr] = o->record_id;
+        rsfid[nr] = o->new_sfid;
+        rlast[nr] = o->lastop;
+        rerr[nr] = o->out == OUT_FAILED ? o->err_json : NULL;
+        at[nr++] = i;
+    }
+    sb_putc(&mine, '}');
+    int rc = 0;
+    if (nr) {
+        sb qt = SB_INIT, s = SB_INIT, r_ids = SB_INIT, r_sfid = SB_INIT, r_last = SB_INIT, r_err = SB_INIT;
+        pg_qname(&qt, w->cfg->schema, m->table);
+        /* A row with a newer change waiting keeps PENDING. Only the records of
+         * this batch are looked up in the log (by index), so the cost does not
+         * grow with the backlog. */
+        sb_printf(&s, "WITH busy AS (SELECT DISTINCT l.record_id FROM %s l WHERE l.table_name = $5"
+                      "   AND l.record_id = ANY($1::int[]) AND l.state IN ('NEW', 'PENDING')"
+                      "   AND l.id <> ALL($7::bigint[])),"
+                      " free AS (SELECT id FROM %s WHERE id = ANY($1::int[]) AND $6::boolean"
+                      "   FOR UPDATE SKIP LOCKED)"
+                      " UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
+                      " \"_hc_lastop\" = CASE WHEN t.id IN (SELECT record_id FROM busy) THEN t.\"_hc_lastop\" ELSE u.lastop END,"
+                      " \"_hc_err\" = u.err"
+                      " FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(rid, sfid, lastop, err)"
+                      " WHERE t.id = u.rid AND (NOT $6::boolean OR t.id IN (SELECT id FROM free)) RETURNING t.id",
+                  w->qlog, sb_str(&qt), sb_str(&qt));
+        arr_i64(&r_ids, rids, nr);
+        arr_text(&r_sfid, rsfid, nr);
+        arr_text(&r_last, rlast, nr);
+        arr_text(&r_err, rerr, nr);
+        const char *p[] = {sb_str(&r_ids), sb_str(&r_sfid), sb_str(&r_last), sb_str(&r_err), m->table,
+                           skip_locked ? "true" : "false", sb_str(&mine)};
+        PGresult *r = pg_query(pg, e, sb_str(&s), 7, p);
+        rc = r ? 0 : -1;
+        if (r && skipped && (size_t)PQntuples(r) < nr) {
+            for (size_t i = 0; i < nr; i++) {
+                bool hit = false;
+                for (int j = 0; j < PQntuples(r) && !hit; j++)
+                    hit = atoll(PQgetvalue(r, j, 0)) == rids[i];
+                skipped[at[i]] = !hit;
+            }
+        }
+        PQclear(r);
+        sb_free(&qt);
+        sb_free(&s);
+        sb_free(&r_ids);
+        sb_free(&r_sfid);
+        sb_free(&r_last);
+        sb_free(&r_err);
+    }
     free(rids);
     free(rsfid);
     free(rlast);
     free(rerr);
+    free(at);
+    sb_free(&mine);
+    return rc;
+}
+
+/* Record the outcome of ops[0..n) (one mapping): the trigger log and the rows.
+ * The rows are written only where no app holds a lock, so the writer never
+ * waits for an app while holding locks of its own (no deadlock with an app's
+ * multi-row transaction). A row an app had locked is written after COMMIT, in
+ * a statement of its own that may wait for the app but holds nothing it could
+ * be waiting for, and only then are its entries marked done: until then they
+ * stay PENDING, so a crash in between is recovered like any insert in flight. */
+static int
+record_on(writer *w, PGconn *pg, op **ops, size_t n, err_t *e)
+{
+    if (n == 0)
+        return 0;
+    mapping *m = &w->ms[ops[0]->map];
+    bool *skipped = xcalloc(n, sizeof *skipped), *done = xcalloc(n, sizeof *done);
+    int rc = pg_exec(pg, e, "BEGIN");
+    if (rc == 0)
+        rc = row_outcomes(w, pg, ops, n, NULL, true, skipped, e);
+    for (size_t i = 0; i < n; i++)
+        done[i] = !skipped[i];
+    if (rc == 0)
+        rc = log_outcomes(w, pg, ops, n, done, e);
+    if (rc == 0) {
+        /* Earlier failures of records that have now gone through are superseded. */
+        sb ok = SB_INIT, s = SB_INIT;
+        size_t nok = 0;
+        sb_putc(&ok, '{');
+        for (size_t i = 0; i < n; i++)
+            if (ops[i]->out == OUT_OK)
+                sb_printf(&ok, "%s%d", nok++ ? "," : "", ops[i]->record_id);
+        sb_putc(&ok, '}');
+        if (nok) {
+            sb_printf(&s, "UPDATE %s SET state = 'MERGED', processed_at = now(),"
+                          " sf_message = sf_message || ' (superseded by a later successful write)'"
+                          " WHERE state = 'FAILED' AND table_name = $1 AND record_id = ANY($2::int[])",
+                      w->qlog);
+            const char *p[] = {m->table, sb_str(&ok)};
+            rc = pg_run(pg, e, sb_str(&s), 2, p);
+        }
+        sb_free(&ok);
+        sb_free(&s);
+    }
+    rc = rc == 0 ? pg_exec(pg, e, "COMMIT") : (pg_rollback_quietly(pg), -1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!skipped[i])
+            continue;
+        bool one[1] = {true};
+        rc = row_outcomes(w, pg, &ops[i], 1, one, false, NULL, e);
+        if (rc == 0)
+            rc = log_outcomes(w, pg, &ops[i], 1, NULL, e);
+    }
+    free(skipped);
+    free(done);
     return rc;
 }
 

@@ -718,10 +718,12 @@ def test_a_row_an_app_holds_locked_gets_its_sfid_without_a_deadlock(sfbridge, da
         with app.transaction():
             for rid in reversed(ids):
                 app.update(T, rid, years__c=9)
+            # the answer came back: the writer records it, waiting for the app's rows
+            # one at a time (and holding nothing the app waits for)
             wait_daemon(sfbridge, lambda: database.scalar(
-                "SELECT count(*) FROM (SELECT state FROM salesforce._trigger_log UNION ALL"
-                " SELECT state FROM salesforce._trigger_log_archive) x WHERE state = 'SUCCESS'") >= 20, timeout=15,
-                what="the inserts to be recorded while the app holds the rows")
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%%_hc_lastop%%'") >= 1, timeout=15,
+                what="the writer to wait for a row the app holds")
     sf.clear_faults()
     wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'Locked %%' AND sfid IS NOT NULL") == 20,
                 timeout=30, what="every row to get its sfid")
