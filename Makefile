@@ -36,7 +36,7 @@ fuzz: deps
 	@scripts/fuzz.sh
 
 format:
-	@clang-format -i src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
+	@clang-format -i $$(git ls-files "src/*.[ch]") tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
