@@ -11,6 +11,7 @@ err_setv(err_t *e, int http, const char *code, const char *fmt, va_list ap)
 {
     if (e == NULL)
         return -1;
+    e->cls = ERR_PERMANENT;
     e->http = http;
     snprintf(e->code, sizeof e->code, "%s", code ? code : "UNKNOWN_EXCEPTION");
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
@@ -41,4 +42,18 @@ err_clear(err_t *e)
 {
     if (e)
         memset(e, 0, sizeof *e);
+}
+
+int
+err_class_set(err_t *e, err_class cls)
+{
+    if (e)
+        e->cls = cls;
+    return -1;
+}
+
+err_class
+err_class_of(const err_t *e)
+{
+    return e ? e->cls : ERR_OK;
 }

@@ -17,7 +17,22 @@
 #define ERR_MSG_MAX    2048
 #define ERR_FIELDS_MAX 512
 
+/* What a caller may do about a failure: the class travels inside the error.
+ * err_set() makes a failure ERR_PERMANENT; the layer that knows better (the
+ * Salesforce client, the Postgres wrapper) marks it with err_class_set(). */
+typedef enum err_class {
+    ERR_OK = 0,    /* no failure */
+    ERR_TRANSIENT, /* try again later: network, 5xx, lock, limits, lost connection */
+    ERR_AUTH,      /* credentials refused: NEED_AUTHENTICATION */
+    ERR_PERMANENT, /* the request itself is wrong: retrying will not help */
+} err_class;
+
+/* On functions that return an error status: the caller must look at it (or
+ * cast to void with a comment saying why the failure does not matter). */
+#define ERR_MUST_CHECK __attribute__((warn_unused_result))
+
 typedef struct err_t {
+    err_class cls;               /* what the caller may do about it */
     int  http;                   /* HTTP status to answer with (400 if unsure) */
     char code[ERR_CODE_MAX];     /* Salesforce errorCode, e.g. "INVALID_FIELD" */
     char msg[ERR_MSG_MAX];       /* human-readable message */
@@ -33,5 +48,9 @@ int err_setv(err_t *e, int http, const char *code, const char *fmt, va_list ap)
 /* Record the field(s) the error concerns (comma-separated). Returns -1. */
 int err_fields(err_t *e, const char *fields);
 void err_clear(err_t *e);
+/* Mark e's class (no-op for NULL). Returns -1, like err_set. */
+int err_class_set(err_t *e, err_class cls);
+/* e's class; ERR_OK for NULL or a cleared error. */
+err_class err_class_of(const err_t *e);
 
 #endif

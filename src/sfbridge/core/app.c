@@ -60,23 +60,31 @@ app_pg_reconnect(app *a, err_t *e)
 }
 
 sfapi *
+app_sfapi_new(const cfg *c, int max_retries, long timeout_ms, volatile sig_atomic_t *abort_flag)
+{
+    sfapi_config sc = {
+        .login_url = c->login_url,
+        .client_id = c->client_id,
+        .client_secret = c->client_secret,
+        .username = c->username,
+        .password = c->password,
+        .refresh_token = c->refresh_token,
+        .api_version = c->api_version,
+        .timeout_ms = timeout_ms,
+        .max_retries = max_retries,
+        .backoff_cap_ms = c->backoff_cap_ms < 8000 ? c->backoff_cap_ms : 8000,
+        .abort_flag = abort_flag,
+    };
+    return sfapi_new(&sc);
+}
+
+sfapi *
 app_sf(app *a, err_t *e)
 {
     if (!a->sf) {
         if (cfg_require_sf(&a->cfg, e) != 0)
             return NULL;
-        sfapi_config sc = {
-            .login_url = a->cfg.login_url,
-            .client_id = a->cfg.client_id,
-            .client_secret = a->cfg.client_secret,
-            .username = a->cfg.username,
-            .password = a->cfg.password,
-            .refresh_token = a->cfg.refresh_token,
-            .api_version = a->cfg.api_version,
-            .max_retries = -1,
-            .backoff_cap_ms = a->cfg.backoff_cap_ms < 8000 ? a->cfg.backoff_cap_ms : 8000,
-        };
-        a->sf = sfapi_new(&sc);
+        a->sf = app_sfapi_new(&a->cfg, -1, 0, NULL);
     }
     if (!a->org_checked) {
         if (sfapi_login(a->sf, e) != 0)

@@ -27,6 +27,10 @@ extern volatile sig_atomic_t app_stop; /* set by SIGINT/SIGTERM */
 PGconn *app_pg(app *a, err_t *e);
 /* Reconnect after a lost connection. */
 PGconn *app_pg_reconnect(app *a, err_t *e);
+/* A new Salesforce client from the settings (the one place that maps cfg to
+ * sfapi_config). max_retries: in-call retries (-1 default, 0 none: the caller
+ * decides what may be sent again); timeout_ms 0 = default; abort_flag may be NULL. */
+sfapi  *app_sfapi_new(const cfg *c, int max_retries, long timeout_ms, volatile sig_atomic_t *abort_flag);
 /* The Salesforce client, logged in, org checked against the catalog. */
 sfapi  *app_sf(app *a, err_t *e);
 /* Take the schema's worker lock (one process syncs a schema at a time). */

@@ -23,7 +23,8 @@ pg_fail(PGconn *c, const PGresult *r, err_t *e, const char *what)
         clean[--n] = '\0';
     if (!state || !*state)
         state = PQstatus(c) == CONNECTION_OK ? "PG_ERROR" : "08006";
-    return err_set(e, 500, state, "%s: %s%s%s", what, clean, detail ? " (" : "", detail ? detail : "");
+    err_set(e, 500, state, "%s: %s%s%s", what, clean, detail ? " (" : "", detail ? detail : "");
+    return err_class_set(e, pg_transient(c, e) ? ERR_TRANSIENT : ERR_PERMANENT);
 }
 
 bool
@@ -167,4 +168,38 @@ pg_copy_end(PGconn *c, const char *abort_reason, err_t *e)
         PQclear(r);
     }
     return abort_reason ? -1 : rc;
+}
+
+void
+pg_text_array(sb *out, const char *const *v, size_t n)
+{
+    sb_putc(out, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sb_putc(out, ',');
+        if (!v[i]) {
+            sb_puts(out, "NULL");
+            continue;
+        }
+        sb_putc(out, '"');
+        for (const char *p = v[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                sb_putc(out, '\\');
+            sb_putc(out, *p);
+        }
+        sb_putc(out, '"');
+    }
+    sb_putc(out, '}');
+}
+
+void
+pg_i64_array(sb *out, const int64_t *v, size_t n)
+{
+    sb_putc(out, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sb_putc(out, ',');
+        sb_put_i64(out, v[i]);
+    }
+    sb_putc(out, '}');
 }

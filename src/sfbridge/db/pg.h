@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -33,6 +34,11 @@ bool      pg_connection_lost(PGconn *c);
 /* Whether a failure filled by pg_fail is worth retrying as it is: a lost
  * connection, a deadlock or serialization failure, a lock wait given up. */
 bool      pg_transient(PGconn *c, const err_t *e);
+
+/* Postgres array literals for one text parameter: {"a","b\\"c",NULL} and {1,2}.
+ * The one encoder: every element quoted, '"' and '\\' escaped. */
+void      pg_text_array(sb *out, const char *const *v, size_t n);
+void      pg_i64_array(sb *out, const int64_t *v, size_t n);
 
 /* "schema"."name" */
 void      pg_qname(sb *out, const char *schema, const char *name);
