@@ -46,7 +46,7 @@
 #include "auth.h"
 #include "csv.h"
 #include "log.h"
-#include "server.h"
+#include "ctx.h"
 #include "sfid.h"
 #include "soql.h"
 #include "util.h"
@@ -142,12 +142,6 @@ struct lf_bulk {
 static void park_expire(lf_bulk *b, const char *job_id);
 
 /* ----- small helpers ----------------------------------------------------- */
-
-static lf_server *
-srv_of(http_req *req)
-{
-    return req->ctx;
-}
 
 static const char *
 ver_of(http_req *req)
@@ -611,7 +605,7 @@ csv_options(json_t *body, job *j, http_resp *resp)
 static int
 req_job(http_req *req, http_resp *resp, int kind, job *j)
 {
-    store *st = srv_of(req)->st;
+    store *st = ctx_of(req)->st;
     char id[19];
     err_t e;
     if (req->nseg < 2 || sfid_normalize(req->seg[1], id) != 0 ||
@@ -648,7 +642,7 @@ new_job(lf_bulk *b, http_req *req, job *j)
 static void
 list_jobs(http_req *req, http_resp *resp, int kind)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     store *st = srv->st;
     err_t e;
     int64_t after = 0;
@@ -717,7 +711,7 @@ list_jobs(http_req *req, http_resp *resp, int kind)
 static void
 job_resource(http_req *req, http_resp *resp, int kind)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     store *st = srv->st;
     lf_bulk *b = srv->bulk;
     err_t e;
@@ -796,7 +790,7 @@ job_resource(http_req *req, http_resp *resp, int kind)
 void
 bulk_query_create(http_req *req, http_resp *resp)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     store *st = srv->st;
     json_t *body = body_json(req, resp);
     if (body == NULL)
@@ -1355,7 +1349,7 @@ qstream_free(void *ctx)
 void
 bulk_query_results(http_req *req, http_resp *resp)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     store *st = srv->st;
     job j;
     store_lock(st);
@@ -1584,7 +1578,7 @@ not_open(http_resp *resp, const job *j)
 void
 bulk_ingest_upload(http_req *req, http_resp *resp)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     store *st = srv->st;
     err_t e;
     job j;
@@ -2191,7 +2185,7 @@ worker_main(void *arg)
 void
 bulk_ingest_create(http_req *req, http_resp *resp)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     store *st = srv->st;
     json_t *body = body_json(req, resp);
     if (body == NULL)
@@ -2423,7 +2417,7 @@ rstream_free(void *ctx)
 void
 bulk_ingest_results(http_req *req, http_resp *resp)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     store *st = srv->st;
     const char *what = req->nseg >= 3 ? req->seg[2] : "";
     int kind;

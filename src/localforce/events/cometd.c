@@ -29,7 +29,7 @@
 
 #include "auth.h"
 #include "log.h"
-#include "server.h"
+#include "ctx.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS       110000
@@ -1106,7 +1106,7 @@ cometd_client_count(lf_cometd *c)
 void
 cometd_handle(http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     lf_cometd *c = srv->cometd;
     lf_session s;
     const char *user = NULL;

@@ -16,7 +16,10 @@
 
 #include "describe.h"
 #include "query.h"
-#include "server.h"
+#include "auth.h"
+#include "ctx.h"
+#include "query.h"
+#include "store.h"
 #include "sfid.h"
 #include "soql.h"
 #include "util.h"
@@ -24,12 +27,6 @@
 #define COLLECTION_MAX 200
 
 /* ----- helpers ----------------------------------------------------------- */
-
-static lf_server *
-srv_of(http_req *req)
-{
-    return req->ctx;
-}
 
 /* "v59.0" -> "59.0" */
 static const char *
@@ -98,7 +95,7 @@ answer_json(http_resp *resp, int status, sb *body)
 static bool
 object_known(http_req *req, http_resp *resp, const char *name)
 {
-    store *st = srv_of(req)->st;
+    store *st = ctx_of(req)->st;
     store_lock(st);
     bool ok = schema_object(store_schema(st), name) != NULL;
     store_unlock(st);
@@ -175,7 +172,7 @@ rest_resources(http_req *req, http_resp *resp)
         "theme", "nouns", "event", "serviceTemplates", "recent", "connect", "licensing", "limits",
         "process", "async-queries", "query", "match", "emailConnect", "compactLayouts",
         "knowledgeManagement", "sobjects", "actions", "support", "jobs"};
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     const lf_session *s = req->auth;
     sb out = SB_INIT;
     sb_putc(&out, '{');
@@ -198,7 +195,7 @@ rest_resources(http_req *req, http_resp *resp)
 void
 rest_limits(http_req *req, http_resp *resp)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     long long used = atomic_load(&srv->api_used);
     long long max = atomic_load(&srv->api_limit);
     static const struct {
@@ -226,7 +223,7 @@ rest_limits(http_req *req, http_resp *resp)
 void
 rest_describe_global(http_req *req, http_resp *resp)
 {
-    store *st = srv_of(req)->st;
+    store *st = ctx_of(req)->st;
     sb out = SB_INIT;
     store_lock(st);
     describe_global(&out, store_schema(st), req->seg[0]);
@@ -237,7 +234,7 @@ rest_describe_global(http_req *req, http_resp *resp)
 void
 rest_sobject_info(http_req *req, http_resp *resp)
 {
-    store *st = srv_of(req)->st;
+    store *st = ctx_of(req)->st;
     sb out = SB_INIT;
     store_lock(st);
     const lf_object *o = schema_object(store_schema(st), req->seg[1]);
@@ -254,7 +251,7 @@ rest_sobject_info(http_req *req, http_resp *resp)
 void
 rest_describe(http_req *req, http_resp *resp)
 {
-    store *st = srv_of(req)->st;
+    store *st = ctx_of(req)->st;
     sb out = SB_INIT;
     store_lock(st);
     const lf_object *o = schema_object(store_schema(st), req->seg[1]);
@@ -287,7 +284,7 @@ do_create(http_req *req, http_resp *resp, const char *obj)
     char origin[160], id[19];
     lf_actor a = actor_of(req, origin, sizeof origin);
     err_t e;
-    int rc = store_create(srv_of(req)->st, &a, obj, rec, id, &e);
+    int rc = store_create(ctx_of(req)->st, &a, obj, rec, id, &e);
     json_decref(rec);
     if (rc != 0) {
         http_error(resp, &e);
@@ -311,7 +308,7 @@ void
 rest_record(http_req *req, http_resp *resp)
 {
     const char *obj = req->seg[1], *id = req->seg[2];
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     if (strcmp(req->method, "POST") == 0) {
         if (strcmp(id, "Id") == 0) { /* POST /sobjects/X/Id: create */
             do_create(req, resp, obj);
@@ -376,7 +373,7 @@ static int
 find_by_external_id(http_req *req, const char *obj, const char *field, const char *value,
                     char id[19], err_t *e)
 {
-    store *st = srv_of(req)->st;
+    store *st = ctx_of(req)->st;
     sb q = SB_INIT;
     sb_printf(&q, "SELECT Id FROM %s WHERE %s = ", obj, field);
     soql_quote(&q, value);
@@ -437,7 +434,7 @@ rest_by_external_id(http_req *req, http_resp *resp)
 {
     const char *obj = req->seg[1], *field = req->seg[2];
     char *value = xstrdup(req->seg[3]);
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     err_t e;
     if (!object_known(req, resp, obj))
         goto out;
@@ -576,8 +573,8 @@ replication(http_req *req, http_resp *resp, bool deleted)
         start = end - 60000;
     sb out = SB_INIT;
     err_t e;
-    int rc = deleted ? store_deleted(srv_of(req)->st, req->seg[1], start, end, &out, &e)
-                     : store_updated(srv_of(req)->st, req->seg[1], start, end, &out, &e);
+    int rc = deleted ? store_deleted(ctx_of(req)->st, req->seg[1], start, end, &out, &e)
+                     : store_updated(ctx_of(req)->st, req->seg[1], start, end, &out, &e);
     if (rc != 0) {
         sb_free(&out);
         http_error(resp, &e);
@@ -621,7 +618,7 @@ run_query(http_req *req, http_resp *resp, bool all_rows)
     }
     sb out = SB_INIT;
     err_t e;
-    if (query_run(srv_of(req)->cursors, q, all_rows, batch_size(req), ver_of(req), &out, &e)) {
+    if (query_run(ctx_of(req)->cursors, q, all_rows, batch_size(req), ver_of(req), &out, &e)) {
         sb_free(&out);
         http_error(resp, &e);
         return;
@@ -650,7 +647,7 @@ rest_query_more(http_req *req, http_resp *resp)
 {
     sb out = SB_INIT;
     err_t e;
-    if (query_more(srv_of(req)->cursors, req->seg[1], ver_of(req), &out, &e) != 0) {
+    if (query_more(ctx_of(req)->cursors, req->seg[1], ver_of(req), &out, &e) != 0) {
         sb_free(&out);
         http_error(resp, &e);
         return;
@@ -667,7 +664,7 @@ static int
 coll_one(http_req *req, coll_op op, json_t *rec, const char *del_id, const char *ext_obj,
          const char *ext_field, char id[19], int *created, err_t *e)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     char origin[160];
     lf_actor a = actor_of(req, origin, sizeof origin);
     id[0] = '\0';
@@ -774,7 +771,7 @@ static void
 run_collection(http_req *req, http_resp *resp, coll_op op, const char *ext_obj,
                const char *ext_field)
 {
-    lf_server *srv = srv_of(req);
+    lf_server *srv = ctx_of(req);
     json_t *body = NULL, *records = NULL;
     bool all_or_none = false;
     char *ids_copy = NULL;
@@ -946,7 +943,7 @@ rest_collection_retrieve(http_req *req, http_resp *resp)
             sb_putc(&out, ',');
         sb rec = SB_INIT;
         err_t e;
-        if (store_get(srv_of(req)->st, obj, t, sb_str(&fields), ver_of(req), &rec, &e) == 0)
+        if (store_get(ctx_of(req)->st, obj, t, sb_str(&fields), ver_of(req), &rec, &e) == 0)
             sb_append(&out, rec.buf, rec.len);
         else if (strcmp(e.code, "INVALID_FIELD") == 0) {
             sb_free(&rec);

@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server.h"
+#include "auth.h"
+#include "ctx.h"
+#include "query.h"
+#include "store.h"
 #include "util.h"
 
 static json_t *
@@ -29,7 +32,7 @@ admin_body(http_req *req, http_resp *resp)
 void
 admin_health(http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     sb *out = &resp->body;
     store_lock(srv->st);
     const lf_schema *s = store_schema(srv->st);
@@ -50,7 +53,7 @@ admin_health(http_req *req, http_resp *resp)
 void
 admin_add_object(http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     json_t *def = admin_body(req, resp);
     if (def == NULL)
         return;
@@ -75,7 +78,7 @@ admin_add_object(http_req *req, http_resp *resp)
 void
 admin_add_field(http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     json_t *def = admin_body(req, resp);
     if (def == NULL)
         return;
@@ -106,7 +109,7 @@ admin_add_field(http_req *req, http_resp *resp)
 void
 admin_load_records(http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     json_t *recs = admin_body(req, resp);
     if (recs == NULL)
         return;
@@ -131,7 +134,7 @@ admin_load_records(http_req *req, http_resp *resp)
 void
 admin_undelete(http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     json_t *body = admin_body(req, resp);
     if (body == NULL)
         return;
@@ -173,7 +176,7 @@ admin_undelete(http_req *req, http_resp *resp)
 void
 admin_expire_sessions(http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     auth_expire_all(srv->auth);
     resp->status = 204;
 }

@@ -8,7 +8,7 @@
  *   - offline: the request is deferred (http_defer) and parked until offline
  *     is turned off, when it runs as usual, or until shutdown (503);
  *   - latency: the request is deferred and queued; a worker thread runs it
- *     when it is due, through server_dispatch(), and answers with
+ *     when it is due, through gate_dispatch(), and answers with
  *     http_complete(), so no HTTP polling thread ever sleeps;
  *   - an injected 5xx, UNABLE_TO_LOCK_ROW, or a reset (the real handler's
  *     answer streamed half way, then the connection cut) are answered at once
@@ -33,7 +33,10 @@
 #include <time.h>
 
 #include "log.h"
-#include "server.h"
+#include "auth.h"
+#include "ctx.h"
+#include "gate.h"
+#include "store.h"
 #include "sfid.h"
 #include "util.h"
 
@@ -735,18 +738,6 @@ cut_response(http_resp *resp)
     resp->stream_free = cut_free;
 }
 
-static void
-api_limit_header(const http_route *route, http_req *req, http_resp *resp)
-{
-    lf_server *srv = req->ctx;
-    if (srv == NULL || strncmp(route->pattern, "/services/data/*", 16) != 0)
-        return;
-    char v[64];
-    snprintf(v, sizeof v, "api-usage=%lld/%lld", (long long)atomic_load(&srv->api_used),
-             (long long)atomic_load(&srv->api_limit));
-    http_set_header(resp, "Sforce-Limit-Info", v);
-}
-
 /* Carry out an action. deferred: the request is parked (req->pending set), so
  * ACT_NONE runs the handler and after() must be stood in for. Returns what
  * faults_before() should tell the server. */
@@ -760,11 +751,11 @@ run_action(fault_action act, int status, const http_route *route, http_req *req,
         return FAULT_ANSWERED;
     case ACT_LOCK: {
         http_route lock_route = {route->method, route->pattern, lock_handler};
-        server_dispatch(&lock_route, req, resp);
+        gate_dispatch(&lock_route, req, resp);
         break;
     }
     case ACT_RESET:
-        server_dispatch(route, req, resp);
+        gate_dispatch(route, req, resp);
         if (!deferred && req->pending)
             return FAULT_TAKEN; /* the handler parked it (a long poll): leave it be */
         cut_response(resp);
@@ -772,11 +763,11 @@ run_action(fault_action act, int status, const http_route *route, http_req *req,
     case ACT_NONE:
         if (!deferred)
             return FAULT_PASS;
-        server_dispatch(route, req, resp);
+        gate_dispatch(route, req, resp);
         break;
     }
     if (deferred)
-        api_limit_header(route, req, resp); /* server_dispatch skips after() for parked requests */
+        gate_after(route, req, resp); /* gate_dispatch skips it for parked requests */
     return FAULT_ANSWERED;
 }
 
@@ -1073,7 +1064,7 @@ faults_before(lf_faults *f, const http_route *route, http_req *req, http_resp *r
         return FAULT_PASS;
     fault_plan pl;
     pthread_mutex_lock(&f->lock);
-    sync_budget_locked(f, req->ctx);
+    sync_budget_locked(f, ctx_of(req));
     if (f->stopping || f->rules.n == 0) {
         pthread_mutex_unlock(&f->lock);
         return FAULT_PASS;
@@ -1130,7 +1121,7 @@ admin_state(lf_faults *f, lf_server *srv, sb *out)
 void
 faults_admin(http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     lf_faults *f = srv->faults;
     fault_item *dropped = NULL;
     if (strcmp(req->method, "DELETE") == 0) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "gate.h"
 #include "log.h"
 #include "rest.h"
 #include "util.h"
@@ -98,61 +99,10 @@ static const http_route routes[] = {
     {NULL, NULL, NULL},
 };
 
-/* The caller's session, for the handler that runs next on this thread. */
-static _Thread_local lf_session cur_session;
-
-static bool
-is_api_route(const http_route *route)
-{
-    return strncmp(route->pattern, "/services/data/*", 16) == 0;
-}
-
-/* "v59.0" -> true. Any vNN.N is served, as jsforce defaults to 50.0. */
-static bool
-valid_version(const char *v)
-{
-    if (v[0] != 'v')
-        return false;
-    const char *dot = strchr(v, '.');
-    if (dot == NULL || dot == v + 1 || dot[1] == '\0')
-        return false;
-    for (const char *p = v + 1; *p; p++)
-        if ((*p < '0' || *p > '9') && p != dot)
-            return false;
-    return strlen(v) <= 8;
-}
-
-/* The API checks: version, session, daily limit. false: resp holds the refusal. */
-static bool
-api_checks(const http_route *route, http_req *req, http_resp *resp)
-{
-    lf_server *srv = req->ctx;
-    if (!is_api_route(route))
-        return true;
-    if (!valid_version(req->seg[0])) {
-        http_errorf(resp, 404, "NOT_FOUND", "The requested resource does not exist");
-        return false;
-    }
-    if (auth_check(srv->auth, req, resp, &cur_session) != 0)
-        return false;
-    req->auth = &cur_session;
-    /* A new UTC day starts a new count (Salesforce's is a rolling 24 hours). */
-    long long today = util_now_ms() / 86400000, day = atomic_load(&srv->api_day);
-    if (day != today && atomic_compare_exchange_strong(&srv->api_day, &day, today))
-        atomic_store(&srv->api_used, 0);
-    long long used = atomic_fetch_add(&srv->api_used, 1) + 1;
-    if (used > atomic_load(&srv->api_limit)) {
-        atomic_fetch_sub(&srv->api_used, 1);
-        http_errorf(resp, 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.");
-        return false;
-    }
-    return true;
-}
-
 static bool
 before(const http_route *route, http_req *req, http_resp *resp)
 {
-    lf_server *srv = req->ctx;
+    lf_server *srv = ctx_of(req);
     /* Injected faults come first, as a bad network would; admin is never faulted. */
     if (strncmp(route->pattern, "/admin/", 7) != 0 && srv->faults) {
         switch (faults_before(srv->faults, route, req, resp)) {
@@ -161,29 +111,7 @@ before(const http_route *route, http_req *req, http_resp *resp)
         case FAULT_TAKEN: return false;
         }
     }
-    return api_checks(route, req, resp);
-}
-
-static void
-after(const http_route *route, http_req *req, http_resp *resp)
-{
-    lf_server *srv = req->ctx;
-    if (!is_api_route(route))
-        return;
-    char v[64];
-    snprintf(v, sizeof v, "api-usage=%lld/%lld", (long long)atomic_load(&srv->api_used),
-             (long long)atomic_load(&srv->api_limit));
-    http_set_header(resp, "Sforce-Limit-Info", v);
-}
-
-void
-server_dispatch(const http_route *route, http_req *req, http_resp *resp)
-{
-    if (!api_checks(route, req, resp))
-        return;
-    route->handler(req, resp);
-    if (req->pending == NULL)
-        after(route, req, resp);
+    return gate_check(route, req, resp);
 }
 
 int
@@ -226,7 +154,7 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
         .max_body = 64u << 20,
         .threads = cfg->threads ? cfg->threads : 4,
         .before = before,
-        .after = after,
+        .after = gate_after,
     };
     if (http_start(&hc, &srv->http, e) != 0) {
         close(fd);
