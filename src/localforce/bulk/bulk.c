@@ -855,23 +855,6 @@ bulk_query_job(http_req *req, http_resp *resp)
     job_resource(req, resp, K_QUERY);
 }
 
-/* Bind a compiled query's parameters (?1, ?2, ...) to s. */
-static void
-bind_plan(sqlite3_stmt *s, const soql_plan *plan)
-{
-    for (int i = 0; i < plan->nparams; i++) {
-        const soql_param *p = &plan->params[i];
-        if (p->type == SP_INT)
-            sqlite3_bind_int64(s, i + 1, p->i);
-        else if (p->type == SP_REAL)
-            sqlite3_bind_double(s, i + 1, p->r);
-        else if (p->type == SP_TEXT)
-            sqlite3_bind_text(s, i + 1, p->s, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(s, i + 1);
-    }
-}
-
 /* Run a query job (worker). */
 static void
 run_query_job(lf_bulk *b, const char *id)
@@ -913,7 +896,7 @@ run_query_job(lf_bulk *b, const char *id)
         } else {
             sqlite3_stmt *s = prep(st, plan->count_sql, &e);
             if (s) {
-                bind_plan(s, plan);
+                (void)soql_bind(s, plan);
                 if (sqlite3_step(s) == SQLITE_ROW)
                     n = sqlite3_column_int64(s, 0);
                 else
@@ -1031,7 +1014,7 @@ qcursor_open(store *st, const job *j, int64_t pos)
         qcursor_free(c);
         return NULL;
     }
-    bind_plan(c->stmt, c->plan);
+    (void)soql_bind(c->stmt, c->plan);
     while (c->pos < pos) {
         int rc = sqlite3_step(c->stmt);
         if (rc != SQLITE_ROW) {

@@ -674,15 +674,7 @@ topic_compile(lf_events *ev, const char *query, topic *t, err_t *e)
     sb_free(&q);
     if (t->match == NULL)
         return -1;
-    for (int i = 0; i < p->nparams; i++) {
-        const soql_param *sp = &p->params[i];
-        switch (sp->type) {
-        case SP_INT: sqlite3_bind_int64(t->match, i + 1, sp->i); break;
-        case SP_REAL: sqlite3_bind_double(t->match, i + 1, sp->r); break;
-        case SP_TEXT: sqlite3_bind_text(t->match, i + 1, sp->s, -1, SQLITE_STATIC); break;
-        default: sqlite3_bind_null(t->match, i + 1); break;
-        }
-    }
+    (void)soql_bind(t->match, p);
     return 0;
 }
 

@@ -137,24 +137,6 @@ expire_cursors(lf_cursors *c)
     }
 }
 
-static int
-bind_params(sqlite3_stmt *stmt, const soql_plan *p)
-{
-    for (int i = 0; i < p->nparams; i++) {
-        const soql_param *sp = &p->params[i];
-        int rc;
-        switch (sp->type) {
-        case SP_INT: rc = sqlite3_bind_int64(stmt, i + 1, sp->i); break;
-        case SP_REAL: rc = sqlite3_bind_double(stmt, i + 1, sp->r); break;
-        case SP_TEXT: rc = sqlite3_bind_text(stmt, i + 1, sp->s, -1, SQLITE_STATIC); break;
-        default: rc = sqlite3_bind_null(stmt, i + 1);
-        }
-        if (rc != SQLITE_OK)
-            return -1;
-    }
-    return 0;
-}
-
 /* Write the fields of one object level (rel r, -1 for the root) of the current row. */
 static void
 write_level(sb *out, const soql_plan *p, sqlite3_stmt *stmt, int r, const char *ver)
@@ -263,7 +245,7 @@ run_count(store *st, const soql_plan *p, err_t *e)
     if (sqlite3_prepare_v2(store_db(st), p->count_sql, -1, &stmt, NULL) != SQLITE_OK)
         return sqlite_fail(st, e, "prepare count");
     int64_t n = -1;
-    if (bind_params(stmt, p) == 0 && sqlite3_step(stmt) == SQLITE_ROW)
+    if (soql_bind(stmt, p) == 0 && sqlite3_step(stmt) == SQLITE_ROW)
         n = sqlite3_column_int64(stmt, 0);
     else
         sqlite_fail(st, e, "count");
@@ -304,7 +286,7 @@ query_run(lf_cursors *c, const char *q, bool all_rows, int batch, const char *ve
         sqlite_fail(c->st, e, "prepare");
         goto fail;
     }
-    if (bind_params(cur->stmt, cur->plan) != 0) {
+    if (soql_bind(cur->stmt, cur->plan) != 0) {
         sqlite_fail(c->st, e, "bind");
         goto fail;
     }

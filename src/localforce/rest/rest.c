@@ -390,15 +390,7 @@ find_by_external_id(http_req *req, const char *obj, const char *field, const cha
     sb matches = SB_INIT;
     sb_putc(&matches, '[');
     if (sqlite3_prepare_v2(store_db(st), plan->sql, -1, &stmt, NULL) == SQLITE_OK) {
-        for (int i = 0; i < plan->nparams; i++) {
-            const soql_param *p = &plan->params[i];
-            if (p->type == SP_TEXT)
-                sqlite3_bind_text(stmt, i + 1, p->s, -1, SQLITE_STATIC);
-            else if (p->type == SP_INT)
-                sqlite3_bind_int64(stmt, i + 1, p->i);
-            else if (p->type == SP_REAL)
-                sqlite3_bind_double(stmt, i + 1, p->r);
-        }
+        (void)soql_bind(stmt, plan);
         while (sqlite3_step(stmt) == SQLITE_ROW) {
             const char *rid = (const char *)sqlite3_column_text(stmt, 0);
             if (found++ == 0)

@@ -39,6 +39,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sqlite3.h>
+
 #include "err.h"
 #include "schema.h"
 
@@ -88,5 +90,10 @@ typedef struct soql_plan {
 int  soql_compile(const lf_schema *s, const char *q, bool all_rows, int64_t now_ms,
                   soql_plan **out, err_t *e);
 void soql_plan_free(soql_plan *p);
+
+/* Bind p's parameters (?1, ?2, ...) to stmt, prepared from p->sql or
+ * p->count_sql (text is bound SQLITE_STATIC: p must outlive stmt's use).
+ * 0, or -1 if SQLite refuses one. */
+int  soql_bind(sqlite3_stmt *stmt, const soql_plan *p);
 
 #endif
