@@ -40,7 +40,7 @@ void  auth_expire_all(auth *a);
  * returns 0; otherwise fills resp with Salesforce's 401 and returns -1. */
 int   auth_check(auth *a, http_req *req, http_resp *resp, lf_session *out);
 
-/* Route handlers. req->ctx is the lf_server (server.h). */
+/* Route handlers; they reach the org through ctx_of(req) (ctx.h). */
 void auth_handle_token(http_req *req, http_resp *resp);     /* POST /services/oauth2/token */
 void auth_handle_revoke(http_req *req, http_resp *resp);    /* POST /services/oauth2/revoke */
 void auth_handle_authorize(http_req *req, http_resp *resp); /* GET|POST /services/oauth2/authorize */

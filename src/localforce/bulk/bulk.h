@@ -3,7 +3,7 @@
  * queryAll) whose results stream out as CSV page by page with Sforce-Locator,
  * and ingest jobs (insert, update, upsert, delete) that take CSV uploads and
  * report successfulResults / failedResults / unprocessedrecords. Jobs are kept
- * in the org's database. Handlers for server.c's route table; req->ctx is the
+ * in the org's database. Handlers for server.c's route table; ctx_of(req) (ctx.h) is the
  * lf_server, req->auth the caller's lf_session.
  */
 #ifndef BULK_H

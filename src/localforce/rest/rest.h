@@ -1,7 +1,7 @@
 /*
  * rest: the REST API under /services/data/vNN.N/ (versions, resource map,
  * describe, records, upsert, query, updated/deleted, collections, limits).
- * Handlers for the route table in server.c; req->ctx is the lf_server and
+ * Handlers for the route table in server.c; ctx_of(req) (ctx.h) is the lf_server and
  * req->auth the caller's lf_session.
  */
 #ifndef REST_H

@@ -1,0 +1,14 @@
+/*
+ * jobres: the job resources common to query and ingest jobs: the job list
+ * (GET jobs/{query|ingest}, paged) and one job (GET, PATCH its state, DELETE
+ * it with its data and parked statements).
+ */
+#ifndef JOBRES_H
+#define JOBRES_H
+
+#include "jobs.h"
+
+void jobres_list(http_req *req, http_resp *resp, int kind);
+void jobres_job(http_req *req, http_resp *resp, int kind);
+
+#endif
