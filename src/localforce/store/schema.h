@@ -97,6 +97,11 @@ lf_field  *object_field_by_relationship(const lf_object *o, const char *rel);
 lf_object *schema_object_from_json(const char *name, json_t *def, err_t *e);
 /* A field from its JSON definition ({"type":"string","length":80,...}). */
 lf_field  *schema_field_from_json(const char *name, json_t *def, err_t *e);
+/* Relationship names must not collide with each other or with field names.
+ * The error reads "<opath>.fields.<F>: relationship name 'R' is already used
+ * by <by><field>". */
+int        schema_check_relationships(const lf_object *o, const char *opath, const char *by,
+                                      err_t *e);
 /* The JSON definition of an object or field (round-trips with *_from_json). */
 json_t    *schema_object_to_json(const lf_object *o);
 json_t    *schema_field_to_json(const lf_field *f);

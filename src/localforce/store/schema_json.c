@@ -528,9 +528,8 @@ schema_field_from_json(const char *name, json_t *def, err_t *e)
     return field_parse(name ? name : "(null)", name ? name : "", def, e);
 }
 
-/* Relationship names must not collide with each other or with field names. */
-static int
-check_relationships(const lf_object *o, const char *opath, err_t *e)
+int
+schema_check_relationships(const lf_object *o, const char *opath, const char *by, err_t *e)
 {
     for (size_t i = 0; i < o->nfields; i++) {
         const lf_field *f = o->fields[i];
@@ -540,8 +539,172 @@ check_relationships(const lf_object *o, const char *opath, err_t *e)
         const lf_field *h = object_field_by_relationship(o, f->relationship_name);
         if (g || h != f)
             return err_set(e, 400, "INVALID_FIELD",
-                           "%s.fields.%s: relationship name '%s' is already used by field %s",
-                           opath, f->name, f->relationship_name, g ? g->name : h->name);
+                           "%s.fields.%s: relationship name '%s' is already used by %s%s",
+                           opath, f->name, f->relationship_name, by, g ? g->name : h->name);
+    }
+    return 0;
+}
+
+/* The keys of an object definition and their JSON types; key_prefix's shape. */
+static int
+object_check_keys(json_t *def, const char *path, err_t *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(def, key, v) {
+        size_t k;
+        for (k = 0; k < sizeof object_keys / sizeof object_keys[0]; k++)
+            if (strcmp(object_keys[k], key) == 0)
+                break;
+        if (k == sizeof object_keys / sizeof object_keys[0])
+            return bad(e, path, "unknown key '%s'", key);
+        bool is_fields = strcmp(key, "fields") == 0, is_cdc = strcmp(key, "change_data_capture") == 0;
+        if (is_fields ? !json_is_object(v) : is_cdc ? !json_is_boolean(v) : !json_is_string(v))
+            return bad(e, path, "'%s' must be %s", key,
+                       is_fields ? "a JSON object" : is_cdc ? "true or false" : "a string");
+    }
+    json_t *jprefix = json_object_get(def, "key_prefix");
+    if (jprefix) {
+        const char *p = json_string_value(jprefix);
+        if (strlen(p) != 3 || !isalnum((unsigned char)p[0]) || !isalnum((unsigned char)p[1]) ||
+            !isalnum((unsigned char)p[2]))
+            return bad(e, path, "'key_prefix' must be 3 letters or digits");
+    }
+    return 0;
+}
+
+/* Label, plural label and key prefix: given, else the standard object's, else made up. */
+static void
+object_labels(lf_object *o, const char *name, int std, json_t *def)
+{
+    json_t *jl = json_object_get(def, "label"), *jp = json_object_get(def, "label_plural");
+    json_t *jprefix = json_object_get(def, "key_prefix");
+    if (jl)
+        o->label = xstrdup(json_string_value(jl));
+    else if (std >= 0)
+        o->label = xstrdup(std_objects[std].label);
+    else
+        o->label = default_label(name, false);
+    if (jp)
+        o->label_plural = xstrdup(json_string_value(jp));
+    else if (std >= 0 && !jl)
+        o->label_plural = xstrdup(std_objects[std].plural);
+    else {
+        sb s = SB_INIT;
+        sb_printf(&s, "%ss", o->label);
+        o->label_plural = sb_steal(&s);
+    }
+    if (jprefix)
+        memcpy(o->key_prefix, json_string_value(jprefix), 4);
+    else if (std >= 0)
+        memcpy(o->key_prefix, std_objects[std].prefix, 4);
+}
+
+/* What the declared fields say about the Name field. */
+typedef struct name_decl {
+    json_t     *jname;     /* a declared Name field, or NULL */
+    const char *name_key;  /* its key as written */
+    bool        has_first, has_last;
+} name_decl;
+
+/* Check the declared field names (no system fields, __c on custom objects). */
+static int
+scan_fields(json_t *fields, const char *path, bool custom, name_decl *nd, err_t *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(fields, key, v) {
+        char fpath[512];
+        snprintf(fpath, sizeof fpath, "%s.fields.%.200s", path, key);
+        if (strcasecmp(key, "Name") == 0) {
+            nd->jname = v;
+            nd->name_key = key;
+        } else if (is_auto_field(key)) {
+            return bad(e, fpath, "'%s' is a system field every object has; do not declare it", key);
+        } else if (custom && !ends_with_ci(key, "__c")) {
+            return bad(e, fpath, "custom field names must end in __c");
+        }
+        nd->has_first |= strcmp(key, "FirstName") == 0;
+        nd->has_last |= strcmp(key, "LastName") == 0;
+    }
+    return 0;
+}
+
+/* The Name field: declared, a full name from FirstName and LastName, or "<label> Name". */
+static lf_field *
+name_field(const lf_object *o, const char *path, const name_decl *nd, err_t *e)
+{
+    lf_field *f;
+    if (nd->jname) {
+        char fpath[512];
+        snprintf(fpath, sizeof fpath, "%s.fields.%.200s", path, nd->name_key);
+        f = field_parse(fpath, "Name", nd->jname, e);
+        if (f && f->type != FT_STRING) {
+            bad(e, fpath, "the Name field must be of type string");
+            field_free(f);
+            f = NULL;
+        }
+    } else if (nd->has_first && nd->has_last) {
+        f = field_new("Name", "Full Name", FT_STRING);
+        f->length = 121;
+        f->createable = f->updateable = false;
+    } else {
+        sb s = SB_INIT;
+        sb_printf(&s, "%s Name", o->label);
+        f = field_new("Name", s.buf, FT_STRING);
+        sb_free(&s);
+        f->length = 80;
+    }
+    return f;
+}
+
+/* System fields first, in describe order. */
+static int
+add_system_fields(lf_object *o, const char *path, const name_decl *nd, err_t *e)
+{
+    lf_field *sys[9];
+    sys[0] = system_field("Id", "Record ID", FT_ID, NULL, NULL);
+    sys[1] = system_field("IsDeleted", "Deleted", FT_BOOLEAN, NULL, NULL);
+    sys[2] = name_field(o, path, nd, e);
+    if (sys[2] == NULL) {
+        field_free(sys[0]);
+        field_free(sys[1]);
+        return -1;
+    }
+    sys[3] = system_field("CreatedDate", "Created Date", FT_DATETIME, NULL, NULL);
+    sys[4] = system_field("CreatedById", "Created By ID", FT_REFERENCE, "User", "CreatedBy");
+    sys[5] = system_field("LastModifiedDate", "Last Modified Date", FT_DATETIME, NULL, NULL);
+    sys[6] = system_field("LastModifiedById", "Last Modified By ID", FT_REFERENCE, "User",
+                          "LastModifiedBy");
+    sys[7] = system_field("SystemModstamp", "System Modstamp", FT_DATETIME, NULL, NULL);
+    sys[8] = system_field("OwnerId", "Owner ID", FT_REFERENCE, "User", "Owner");
+    sys[8]->system = false;
+    sys[8]->createable = sys[8]->updateable = true;
+    for (int i = 0; i < 9; i++)
+        object_add_field(o, sys[i], NULL);
+    return 0;
+}
+
+/* The declared fields other than Name, in the order written. */
+static int
+add_declared_fields(lf_object *o, json_t *fields, const char *path, const name_decl *nd, err_t *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(fields, key, v) {
+        if (v == nd->jname)
+            continue;
+        char fpath[512];
+        snprintf(fpath, sizeof fpath, "%s.fields.%.200s", path, key);
+        lf_field *f = field_parse(fpath, key, v, e);
+        if (f == NULL)
+            return -1;
+        if (object_field(o, key)) {
+            bad(e, fpath, "field '%s' is declared twice", key);
+            field_free(f);
+            return -1;
+        }
+        object_add_field(o, f, NULL);
     }
     return 0;
 }
@@ -566,142 +729,23 @@ schema_object_from_json(const char *name, json_t *def, err_t *e)
         bad(e, path, "an object definition must be a JSON object");
         return NULL;
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach(def, key, v) {
-        size_t k;
-        for (k = 0; k < sizeof object_keys / sizeof object_keys[0]; k++)
-            if (strcmp(object_keys[k], key) == 0)
-                break;
-        if (k == sizeof object_keys / sizeof object_keys[0]) {
-            bad(e, path, "unknown key '%s'", key);
-            return NULL;
-        }
-        bool is_fields = strcmp(key, "fields") == 0, is_cdc = strcmp(key, "change_data_capture") == 0;
-        if (is_fields ? !json_is_object(v) : is_cdc ? !json_is_boolean(v) : !json_is_string(v)) {
-            bad(e, path, "'%s' must be %s", key,
-                is_fields ? "a JSON object" : is_cdc ? "true or false" : "a string");
-            return NULL;
-        }
-    }
-    json_t *jprefix = json_object_get(def, "key_prefix");
-    if (jprefix) {
-        const char *p = json_string_value(jprefix);
-        if (strlen(p) != 3 || !isalnum((unsigned char)p[0]) || !isalnum((unsigned char)p[1]) ||
-            !isalnum((unsigned char)p[2])) {
-            bad(e, path, "'key_prefix' must be 3 letters or digits");
-            return NULL;
-        }
-    }
+    if (object_check_keys(def, path, e))
+        return NULL;
 
     lf_object *o = xcalloc(1, sizeof *o);
     o->custom = custom;
     o->no_cdc = json_is_false(json_object_get(def, "change_data_capture"));
     o->name = xstrdup(std >= 0 ? std_objects[std].name : name);
-    json_t *jl = json_object_get(def, "label"), *jp = json_object_get(def, "label_plural");
-    if (jl)
-        o->label = xstrdup(json_string_value(jl));
-    else if (std >= 0)
-        o->label = xstrdup(std_objects[std].label);
-    else
-        o->label = default_label(name, false);
-    if (jp)
-        o->label_plural = xstrdup(json_string_value(jp));
-    else if (std >= 0 && !jl)
-        o->label_plural = xstrdup(std_objects[std].plural);
-    else {
-        sb s = SB_INIT;
-        sb_printf(&s, "%ss", o->label);
-        o->label_plural = sb_steal(&s);
-    }
-    if (jprefix)
-        memcpy(o->key_prefix, json_string_value(jprefix), 4);
-    else if (std >= 0)
-        memcpy(o->key_prefix, std_objects[std].prefix, 4);
+    object_labels(o, name, std, def);
 
     json_t *fields = json_object_get(def, "fields");
-    json_t *jname = NULL;
-    const char *name_key = NULL;
-    bool has_first = false, has_last = false;
-    json_object_foreach(fields, key, v) {
-        char fpath[512];
-        snprintf(fpath, sizeof fpath, "%s.fields.%.200s", path, key);
-        if (strcasecmp(key, "Name") == 0) {
-            jname = v;
-            name_key = key;
-        } else if (is_auto_field(key)) {
-            bad(e, fpath, "'%s' is a system field every object has; do not declare it", key);
-            goto fail;
-        } else if (custom && !ends_with_ci(key, "__c")) {
-            bad(e, fpath, "custom field names must end in __c");
-            goto fail;
-        }
-        has_first |= strcmp(key, "FirstName") == 0;
-        has_last |= strcmp(key, "LastName") == 0;
+    name_decl nd = {0};
+    if (scan_fields(fields, path, custom, &nd, e) || add_system_fields(o, path, &nd, e) ||
+        add_declared_fields(o, fields, path, &nd, e) || schema_check_relationships(o, path, "field ", e)) {
+        object_free(o);
+        return NULL;
     }
-
-    /* System fields first, in describe order. */
-    lf_field *sys[9];
-    sys[0] = system_field("Id", "Record ID", FT_ID, NULL, NULL);
-    sys[1] = system_field("IsDeleted", "Deleted", FT_BOOLEAN, NULL, NULL);
-    if (jname) {
-        char fpath[512];
-        snprintf(fpath, sizeof fpath, "%s.fields.%.200s", path, name_key);
-        sys[2] = field_parse(fpath, "Name", jname, e);
-        if (sys[2] && sys[2]->type != FT_STRING) {
-            bad(e, fpath, "the Name field must be of type string");
-            field_free(sys[2]);
-            sys[2] = NULL;
-        }
-        if (sys[2] == NULL) {
-            field_free(sys[0]);
-            field_free(sys[1]);
-            goto fail;
-        }
-    } else if (has_first && has_last) {
-        sys[2] = field_new("Name", "Full Name", FT_STRING);
-        sys[2]->length = 121;
-        sys[2]->createable = sys[2]->updateable = false;
-    } else {
-        sb s = SB_INIT;
-        sb_printf(&s, "%s Name", o->label);
-        sys[2] = field_new("Name", s.buf, FT_STRING);
-        sb_free(&s);
-        sys[2]->length = 80;
-    }
-    sys[3] = system_field("CreatedDate", "Created Date", FT_DATETIME, NULL, NULL);
-    sys[4] = system_field("CreatedById", "Created By ID", FT_REFERENCE, "User", "CreatedBy");
-    sys[5] = system_field("LastModifiedDate", "Last Modified Date", FT_DATETIME, NULL, NULL);
-    sys[6] = system_field("LastModifiedById", "Last Modified By ID", FT_REFERENCE, "User",
-                          "LastModifiedBy");
-    sys[7] = system_field("SystemModstamp", "System Modstamp", FT_DATETIME, NULL, NULL);
-    sys[8] = system_field("OwnerId", "Owner ID", FT_REFERENCE, "User", "Owner");
-    sys[8]->system = false;
-    sys[8]->createable = sys[8]->updateable = true;
-    for (int i = 0; i < 9; i++)
-        object_add_field(o, sys[i], NULL);
-
-    json_object_foreach(fields, key, v) {
-        if (v == jname)
-            continue;
-        char fpath[512];
-        snprintf(fpath, sizeof fpath, "%s.fields.%.200s", path, key);
-        lf_field *f = field_parse(fpath, key, v, e);
-        if (f == NULL)
-            goto fail;
-        if (object_field(o, key)) {
-            bad(e, fpath, "field '%s' is declared twice", key);
-            field_free(f);
-            goto fail;
-        }
-        object_add_field(o, f, NULL);
-    }
-    if (check_relationships(o, path, e))
-        goto fail;
     return o;
-fail:
-    object_free(o);
-    return NULL;
 }
 
 static json_t *

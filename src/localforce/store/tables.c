@@ -231,18 +231,9 @@ tbl_assign_prefix(store *st, lf_object *o, char (*reserved)[4], size_t nreserved
 int
 tbl_check_relationships(const lf_object *o, err_t *e)
 {
-    for (size_t i = 0; i < o->nfields; i++) {
-        const lf_field *f = o->fields[i];
-        if (f->type != FT_REFERENCE || f->relationship_name == NULL)
-            continue;
-        const lf_field *g = object_field(o, f->relationship_name);
-        const lf_field *h = object_field_by_relationship(o, f->relationship_name);
-        if (g || h != f)
-            return err_set(e, 400, "INVALID_FIELD",
-                           "objects.%s.fields.%s: relationship name '%s' is already used by %s",
-                           o->name, f->name, f->relationship_name, g ? g->name : h->name);
-    }
-    return 0;
+    char opath[256];
+    snprintf(opath, sizeof opath, "objects.%s", o->name);
+    return schema_check_relationships(o, opath, "", e);
 }
 
 /* Create o's table and metadata row and add it to the schema. */

@@ -24,7 +24,7 @@ void tbl_snap_take(store *st, snap *s);
 void tbl_snap_restore(store *st, snap *s);
 void tbl_snap_free(snap *s);
 void tbl_assign_prefix(store *st, lf_object *o, char (*reserved)[4], size_t nreserved);
-int tbl_check_relationships(const lf_object *o, err_t *e);
 int tbl_install_object(store *st, lf_object *o, err_t *e);
+int tbl_check_relationships(const lf_object *o, err_t *e);
 
 #endif
