@@ -399,22 +399,9 @@ jobs_answer(http_resp *resp, int status, const job *j, int mode)
 json_t *
 jobs_body_json(http_req *req, http_resp *resp)
 {
-    if (req->body_len == 0) {
-        http_errorf(resp, 400, "JSON_PARSER_ERROR", "The request body is empty.");
+    json_t *j = http_json_body(req, resp);
+    if (j == NULL)
         return NULL;
-    }
-    if (!util_valid_utf8(req->body, req->body_len)) {
-        http_errorf(resp, 400, "JSON_PARSER_ERROR",
-                    "Invalid UTF-8 in the request body: the body must be UTF-8 encoded JSON.");
-        return NULL;
-    }
-    json_error_t je;
-    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL) {
-        http_errorf(resp, 400, "JSON_PARSER_ERROR", "%s at [line:%d, column:%d]", je.text,
-                    je.line, je.column);
-        return NULL;
-    }
     if (!json_is_object(j)) {
         json_decref(j);
         http_errorf(resp, 400, "JSON_PARSER_ERROR",

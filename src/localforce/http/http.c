@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -566,4 +567,24 @@ http_stop(http_server *srv)
         return;
     MHD_stop_daemon(srv->mhd);
     free(srv);
+}
+
+json_t *
+http_json_body(http_req *req, http_resp *resp)
+{
+    if (req->body_len == 0) {
+        http_errorf(resp, 400, "JSON_PARSER_ERROR", "The request body is empty.");
+        return NULL;
+    }
+    if (!util_valid_utf8(req->body, req->body_len)) {
+        http_errorf(resp, 400, "JSON_PARSER_ERROR",
+                    "Invalid UTF-8 in the request body: the body must be UTF-8 encoded JSON.");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL)
+        http_errorf(resp, 400, "JSON_PARSER_ERROR", "%s at [line:%d, column:%d]", je.text,
+                    je.line, je.column);
+    return j;
 }

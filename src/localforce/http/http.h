@@ -87,6 +87,12 @@ void http_error(http_resp *resp, const err_t *e);
 void http_errorf(http_resp *resp, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The body parsed as JSON (duplicate keys refused), or NULL when it is empty,
+ * not UTF-8 or not JSON; then resp holds Salesforce's 400 JSON_PARSER_ERROR.
+ * The caller owns the result. */
+struct json_t;
+struct json_t *http_json_body(http_req *req, http_resp *resp);
+
 /* Deferred answers (long polling, delays). Inside a handler, http_defer()
  * parks the request: nothing is sent when the handler returns, and the
  * connection waits without holding a thread. Later, from any thread,

@@ -60,27 +60,6 @@ actor_of(http_req *req, char *origin, size_t origin_sz)
     return a;
 }
 
-/* Parse the body as JSON. On failure answers 400 JSON_PARSER_ERROR. */
-static json_t *
-body_json(http_req *req, http_resp *resp)
-{
-    if (req->body_len == 0) {
-        http_errorf(resp, 400, "JSON_PARSER_ERROR", "The request body is empty.");
-        return NULL;
-    }
-    if (!util_valid_utf8(req->body, req->body_len)) {
-        http_errorf(resp, 400, "JSON_PARSER_ERROR",
-                    "Invalid UTF-8 in the request body: the body must be UTF-8 encoded JSON.");
-        return NULL;
-    }
-    json_error_t je;
-    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL)
-        http_errorf(resp, 400, "JSON_PARSER_ERROR", "%s at [line:%d, column:%d]", je.text,
-                    je.line, je.column);
-    return j;
-}
-
 static void
 answer_json(http_resp *resp, int status, sb *body)
 {
@@ -272,7 +251,7 @@ do_create(http_req *req, http_resp *resp, const char *obj)
 {
     if (!object_known(req, resp, obj))
         return;
-    json_t *rec = body_json(req, resp);
+    json_t *rec = http_json_body(req, resp);
     if (rec == NULL)
         return;
     if (!json_is_object(rec)) {
@@ -335,7 +314,7 @@ rest_record(http_req *req, http_resp *resp)
     lf_actor a = actor_of(req, origin, sizeof origin);
     int rc;
     if (strcmp(req->method, "PATCH") == 0) {
-        json_t *rec = body_json(req, resp);
+        json_t *rec = http_json_body(req, resp);
         if (rec == NULL)
             return;
         if (!json_is_object(rec)) {
@@ -475,7 +454,7 @@ rest_by_external_id(http_req *req, http_resp *resp)
             goto out;
         }
     }
-    json_t *rec = body_json(req, resp);
+    json_t *rec = http_json_body(req, resp);
     if (rec == NULL)
         goto out;
     if (!json_is_object(rec)) {
@@ -790,7 +769,7 @@ run_collection(http_req *req, http_resp *resp, coll_op op, const char *ext_obj,
             ids[n++] = t;
         }
     } else {
-        if ((body = body_json(req, resp)) == NULL)
+        if ((body = http_json_body(req, resp)) == NULL)
             return;
         records = json_object_get(body, "records");
         if (!json_is_object(body) || !json_is_array(records)) {
@@ -894,7 +873,7 @@ rest_collection_retrieve(http_req *req, http_resp *resp)
     json_t *body = NULL;
     sb ids = SB_INIT, fields = SB_INIT;
     if (strcmp(req->method, "POST") == 0) {
-        if ((body = body_json(req, resp)) == NULL)
+        if ((body = http_json_body(req, resp)) == NULL)
             return;
         json_t *jids = json_object_get(body, "ids"), *jf = json_object_get(body, "fields");
         if (!json_is_array(jids) || !json_is_array(jf)) {

@@ -50,21 +50,33 @@ admin_health(http_req *req, http_resp *resp)
     store_unlock(srv->st);
 }
 
+/* A definition body with its "name" taken out into *name (to free). NULL:
+ * resp holds the refusal. what: "object" or "field", for the message. */
+static json_t *
+named_definition(http_req *req, http_resp *resp, const char *what, char **name)
+{
+    json_t *def = admin_body(req, resp);
+    if (def == NULL)
+        return NULL;
+    const char *nm = json_string_value(json_object_get(def, "name"));
+    if (nm == NULL) {
+        json_decref(def);
+        http_errorf(resp, 400, "MISSING_ARGUMENT", "the %s definition needs a \"name\"", what);
+        return NULL;
+    }
+    *name = xstrdup(nm);
+    json_object_del(def, "name");
+    return def;
+}
+
 void
 admin_add_object(http_req *req, http_resp *resp)
 {
     lf_server *srv = ctx_of(req);
-    json_t *def = admin_body(req, resp);
+    char *nm;
+    json_t *def = named_definition(req, resp, "object", &nm);
     if (def == NULL)
         return;
-    const char *name = json_string_value(json_object_get(def, "name"));
-    if (name == NULL) {
-        json_decref(def);
-        http_errorf(resp, 400, "MISSING_ARGUMENT", "the object definition needs a \"name\"");
-        return;
-    }
-    char *nm = xstrdup(name);
-    json_object_del(def, "name");
     err_t e;
     cursors_close_all(srv->cursors);
     if (store_add_object(srv->st, nm, def, &e) != 0)
@@ -79,17 +91,10 @@ void
 admin_add_field(http_req *req, http_resp *resp)
 {
     lf_server *srv = ctx_of(req);
-    json_t *def = admin_body(req, resp);
+    char *nm;
+    json_t *def = named_definition(req, resp, "field", &nm);
     if (def == NULL)
         return;
-    const char *name = json_string_value(json_object_get(def, "name"));
-    if (name == NULL) {
-        json_decref(def);
-        http_errorf(resp, 400, "MISSING_ARGUMENT", "the field definition needs a \"name\"");
-        return;
-    }
-    char *nm = xstrdup(name);
-    json_object_del(def, "name");
     err_t e;
     cursors_close_all(srv->cursors);
     if (store_add_field(srv->st, req->seg[0], nm, def, &e) != 0)

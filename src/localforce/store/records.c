@@ -58,6 +58,25 @@ store_update(store *st, const lf_actor *a, const char *obj, const char *id, json
     return rc;
 }
 
+/* Run s, which moves the record at rowid into (DELETE) or out of (UNDELETE)
+ * the recycle bin with ?1 = rowid and ?2 = its new SystemModstamp, and report
+ * the change. */
+static int
+bin_move(store *st, objinfo *oi, sqlite3_stmt *s, int64_t rowid, lf_change_type type,
+         const char *id18, const lf_actor *a, err_t *e)
+{
+    int64_t stamp = stdb_next_stamp(st);
+    sqlite3_bind_int64(s, 1, rowid);
+    sqlite3_bind_int64(s, 2, stamp);
+    int rc = sqlite3_step(s) == SQLITE_DONE
+                 ? 0
+                 : stdb_fail(st, e, type == LF_CHANGE_DELETE ? "delete" : "undelete");
+    sqlite3_reset(s);
+    if (rc == 0)
+        rc = wr_fire_change(st, oi, type, id18, a, stamp, NULL, 0, e);
+    return rc;
+}
+
 int
 store_delete(store *st, const lf_actor *a, const char *obj, const char *id, err_t *e)
 {
@@ -70,15 +89,8 @@ store_delete(store *st, const lf_actor *a, const char *obj, const char *id, err_
     if (oi && wr_find_row(st, oi, id, FIND_WRITE, &rowid, id18, e) == 0 &&
         wr_hooked_begin(st, oi, &opened, e) == 0) {
         sqlite3_stmt *d = oi_del(st, oi, e);
-        if (d) {
-            int64_t stamp = stdb_next_stamp(st);
-            sqlite3_bind_int64(d, 1, rowid);
-            sqlite3_bind_int64(d, 2, stamp);
-            rc = sqlite3_step(d) == SQLITE_DONE ? 0 : stdb_fail(st, e, "delete");
-            sqlite3_reset(d);
-            if (rc == 0)
-                rc = wr_fire_change(st, oi, LF_CHANGE_DELETE, id18, a, stamp, NULL, 0, e);
-        }
+        if (d)
+            rc = bin_move(st, oi, d, rowid, LF_CHANGE_DELETE, id18, a, e);
         rc = wr_hooked_end(st, opened, rc, e);
     }
     store_unlock(st);
@@ -114,13 +126,8 @@ store_undelete(store *st, const lf_actor *a, const char *obj, const char *id, er
             sqlite3_stmt *u = stdb_prep(st, s.buf, false, e);
             sb_free(&s);
             if (u) {
-                int64_t stamp = stdb_next_stamp(st);
-                sqlite3_bind_int64(u, 1, rowid);
-                sqlite3_bind_int64(u, 2, stamp);
-                rc = sqlite3_step(u) == SQLITE_DONE ? 0 : stdb_fail(st, e, "undelete");
+                rc = bin_move(st, oi, u, rowid, LF_CHANGE_UNDELETE, id18, a, e);
                 sqlite3_finalize(u);
-                if (rc == 0)
-                    rc = wr_fire_change(st, oi, LF_CHANGE_UNDELETE, id18, a, stamp, NULL, 0, e);
             }
             rc = wr_hooked_end(st, opened, rc, e);
         }
