@@ -151,12 +151,14 @@ login_user(store *st, const char *username, const char *password, user_info *out
     return rc;
 }
 
-int
-login_user_by_id(store *st, const char *id, user_info *out)
+/* Copy the user that find() finds by key. 0 or -1 (no such user). */
+static int
+user_copy_found(store *st, const lf_user *(*find)(store *, const char *), const char *key,
+                user_info *out)
 {
     int rc = -1;
     store_lock(st);
-    const lf_user *u = store_user_by_id(st, id);
+    const lf_user *u = find(st, key);
     if (u) {
         user_copy(u, out);
         rc = 0;
@@ -166,17 +168,15 @@ login_user_by_id(store *st, const char *id, user_info *out)
 }
 
 int
+login_user_by_id(store *st, const char *id, user_info *out)
+{
+    return user_copy_found(st, store_user_by_id, id, out);
+}
+
+int
 login_user_by_name(store *st, const char *name, user_info *out)
 {
-    int rc = -1;
-    store_lock(st);
-    const lf_user *u = store_user_by_name(st, name);
-    if (u) {
-        user_copy(u, out);
-        rc = 0;
-    }
-    store_unlock(st);
-    return rc;
+    return user_copy_found(st, store_user_by_name, name, out);
 }
 
 int

@@ -393,13 +393,14 @@ auth_redeem_code(auth *a, const char *code, const char *client_id, const char *r
     return rc;
 }
 
-int
-auth_lookup(auth *a, const char *token, lf_session *out)
+/* The session of a live token of that kind. 0 or -1. */
+static int
+lookup_kind(auth *a, const char *token, tok_kind kind, lf_session *out)
 {
     if (token == NULL || *token == '\0' || strlen(token) >= AUTH_TOKEN_MAX)
         return -1;
     pthread_mutex_lock(&a->mu);
-    tok *t = tbl_get(a, token, TOK_ACCESS);
+    tok *t = tbl_get(a, token, kind);
     if (t && out)
         *out = t->s;
     pthread_mutex_unlock(&a->mu);
@@ -407,16 +408,15 @@ auth_lookup(auth *a, const char *token, lf_session *out)
 }
 
 int
+auth_lookup(auth *a, const char *token, lf_session *out)
+{
+    return lookup_kind(a, token, TOK_ACCESS, out);
+}
+
+int
 auth_lookup_refresh(auth *a, const char *token, lf_session *out)
 {
-    if (token == NULL || *token == '\0' || strlen(token) >= AUTH_TOKEN_MAX)
-        return -1;
-    pthread_mutex_lock(&a->mu);
-    tok *t = tbl_get(a, token, TOK_REFRESH);
-    if (t && out)
-        *out = t->s;
-    pthread_mutex_unlock(&a->mu);
-    return t ? 0 : -1;
+    return lookup_kind(a, token, TOK_REFRESH, out);
 }
 
 int

@@ -308,6 +308,22 @@ deliver_events(lf_cometd *c, const char *client_id, cometd_reply *r)
     return r->n - before;
 }
 
+/* Answer a parked connect with the messages in r (as a JSON array), and free
+ * what the parked entry held. */
+static void
+send_parked(parked *pk, cometd_reply *r)
+{
+    http_resp resp = {.status = 200, .content_type = CT_JSON};
+    sb_putc(&resp.body, '[');
+    sb_append(&resp.body, sb_str(&r->body), r->body.len);
+    sb_putc(&resp.body, ']');
+    cometd_reply_free(r);
+    http_complete(pk->p, &resp);
+    free(pk->prefix);
+    free(pk->id);
+    pk->prefix = pk->id = NULL;
+}
+
 /* Events for the client, then the connect reply (with advice on the first). */
 static void
 answer_connect(lf_cometd *c, const char *client_id, json_t *id, cometd_reply *r)
@@ -354,15 +370,7 @@ complete_parked(lf_cometd *c, parked *pk, bool with_events)
         emit(&r, m);
     }
     json_decref(id);
-    http_resp resp = {.status = 200, .content_type = CT_JSON};
-    sb_putc(&resp.body, '[');
-    sb_append(&resp.body, sb_str(&r.body), r.body.len);
-    sb_putc(&resp.body, ']');
-    cometd_reply_free(&r);
-    http_complete(pk->p, &resp);
-    free(pk->prefix);
-    free(pk->id);
-    pk->prefix = pk->id = NULL;
+    send_parked(pk, &r);
 }
 
 /* ----- the delivery thread ---------------------------------------------------- */
@@ -486,14 +494,7 @@ serve(lf_cometd *c, parked *pk)
         json_object_set_new(m, "successful", json_true());
         emit(&r, m);
         json_decref(id);
-        http_resp resp = {.status = 200, .content_type = CT_JSON};
-        sb_putc(&resp.body, '[');
-        sb_append(&resp.body, sb_str(&r.body), r.body.len);
-        sb_putc(&resp.body, ']');
-        cometd_reply_free(&r);
-        http_complete(pk->p, &resp);
-        free(pk->prefix);
-        free(pk->id);
+        send_parked(pk, &r);
         return;
     }
     complete_parked(c, pk, true);

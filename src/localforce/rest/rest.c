@@ -210,14 +210,17 @@ rest_describe_global(http_req *req, http_resp *resp)
     answer_json(resp, 200, &out);
 }
 
-void
-rest_sobject_info(http_req *req, http_resp *resp)
+/* One object's basic information (sobjects/X) or full describe (sobjects/X/describe). */
+static void
+describe_one(http_req *req, http_resp *resp, bool full)
 {
     store *st = ctx_of(req)->st;
     sb out = SB_INIT;
     store_lock(st);
     const lf_object *o = schema_object(store_schema(st), req->seg[1]);
-    if (o)
+    if (o && full)
+        describe_object(&out, store_schema(st), o, req->seg[0]);
+    else if (o)
         describe_object_basic(&out, o, req->seg[0]);
     store_unlock(st);
     if (o == NULL) {
@@ -228,20 +231,15 @@ rest_sobject_info(http_req *req, http_resp *resp)
 }
 
 void
+rest_sobject_info(http_req *req, http_resp *resp)
+{
+    describe_one(req, resp, false);
+}
+
+void
 rest_describe(http_req *req, http_resp *resp)
 {
-    store *st = ctx_of(req)->st;
-    sb out = SB_INIT;
-    store_lock(st);
-    const lf_object *o = schema_object(store_schema(st), req->seg[1]);
-    if (o)
-        describe_object(&out, store_schema(st), o, req->seg[0]);
-    store_unlock(st);
-    if (o == NULL) {
-        http_errorf(resp, 404, "NOT_FOUND", "The requested resource does not exist");
-        return;
-    }
-    answer_json(resp, 200, &out);
+    describe_one(req, resp, true);
 }
 
 /* ----- records ----------------------------------------------------------- */
