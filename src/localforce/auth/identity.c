@@ -17,12 +17,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
 #include "sfid.h"
 #include "util.h"
-#include "auth.h"
-#include "sessions.h"
-#include "login.h"
+
 #include "ctx.h"
 /* ----- identity and userinfo ------------------------------------------------ */
 

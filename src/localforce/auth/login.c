@@ -19,11 +19,6 @@
 #include <strings.h>
 
 #include "log.h"
-#include "sfid.h"
-#include "util.h"
-#include "auth.h"
-#include "sessions.h"
-#include "ctx.h"
 
 /* ----- small helpers -------------------------------------------------------- */
 

@@ -26,11 +26,11 @@
 #include <strings.h>
 
 #include "log.h"
-#include "sfid.h"
+
 #include "util.h"
-#include "auth.h"
+
 #include "login.h"
-#include "ctx.h"
+
 typedef enum { TOK_ACCESS, TOK_REFRESH, TOK_CODE } tok_kind;
 
 typedef struct tok {

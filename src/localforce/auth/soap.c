@@ -18,11 +18,7 @@
 #include <strings.h>
 
 #include "log.h"
-#include "sfid.h"
-#include "util.h"
-#include "auth.h"
-#include "sessions.h"
-#include "login.h"
+
 #include "ctx.h"
 /* ----- SOAP login / logout --------------------------------------------------- */
 

@@ -14,17 +14,13 @@
 #include <strings.h>
 #include <time.h>
 
-#include "auth.h"
 #include "bstream.h"
-#include "csv.h"
+
 #include "log.h"
 #include "ctx.h"
-#include "sfid.h"
-#include "soql.h"
+
 #include "util.h"
-#include "bulk.h"
-#include "jobs.h"
-#include "jobres.h"
+
 /* ----- query jobs -------------------------------------------------------- */
 
 void
@@ -81,18 +77,6 @@ bulk_query_create(http_req *req, http_resp *resp)
 out:
     jobs_clear(&j);
     json_decref(body);
-}
-
-void
-bulk_query_list(http_req *req, http_resp *resp)
-{
-    jobres_list(req, resp, K_QUERY);
-}
-
-void
-bulk_query_job(http_req *req, http_resp *resp)
-{
-    jobres_job(req, resp, K_QUERY);
 }
 
 /* Run a query job (worker). */

@@ -44,15 +44,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "auth.h"
-#include "bstream.h"
-#include "csv.h"
-#include "log.h"
-#include "ctx.h"
-#include "sfid.h"
-#include "soql.h"
 #include "util.h"
-#include "jobs.h"
+
 #include "bquery.h"
 #include "ingest.h"
 /* ----- the worker -------------------------------------------------------- */

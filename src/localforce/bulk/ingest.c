@@ -14,18 +14,14 @@
 #include <strings.h>
 #include <time.h>
 
-#include "auth.h"
 #include "bstream.h"
-#include "csv.h"
+
 #include "log.h"
 #include "ctx.h"
 #include "sfid.h"
-#include "soql.h"
+
 #include "util.h"
-#include "bulk.h"
-#include "jobs.h"
-#include "jobres.h"
-#include "upload.h"
+
 /* ----- ingest: processing (worker) --------------------------------------- */
 
 void
@@ -415,18 +411,6 @@ bulk_ingest_create(http_req *req, http_resp *resp)
 out:
     jobs_clear(&j);
     json_decref(body);
-}
-
-void
-bulk_ingest_list(http_req *req, http_resp *resp)
-{
-    jobres_list(req, resp, K_INGEST);
-}
-
-void
-bulk_ingest_job(http_req *req, http_resp *resp)
-{
-    jobres_job(req, resp, K_INGEST);
 }
 
 /* ----- ingest results: the stream ---------------------------------------- */

@@ -14,18 +14,12 @@
 #include <strings.h>
 #include <time.h>
 
-#include "auth.h"
-#include "bstream.h"
-#include "csv.h"
-#include "log.h"
 #include "ctx.h"
-#include "sfid.h"
-#include "soql.h"
+
 #include "util.h"
-#include "bulk.h"
-#include "jobs.h"
+
 #include "bquery.h"
-void
+static void
 jobres_list(http_req *req, http_resp *resp, int kind)
 {
     lf_server *srv = ctx_of(req);
@@ -94,7 +88,7 @@ jobres_list(http_req *req, http_resp *resp, int kind)
 }
 
 /* GET, PATCH {"state": ...} and DELETE on a job of kind kind. */
-void
+static void
 jobres_job(http_req *req, http_resp *resp, int kind)
 {
     lf_server *srv = ctx_of(req);
@@ -169,4 +163,28 @@ jobres_job(http_req *req, http_resp *resp, int kind)
     jobs_clear(&j);
     store_unlock(st);
     json_decref(body);
+}
+
+void
+bulk_query_list(http_req *req, http_resp *resp)
+{
+    jobres_list(req, resp, K_QUERY);
+}
+
+void
+bulk_query_job(http_req *req, http_resp *resp)
+{
+    jobres_job(req, resp, K_QUERY);
+}
+
+void
+bulk_ingest_list(http_req *req, http_resp *resp)
+{
+    jobres_list(req, resp, K_INGEST);
+}
+
+void
+bulk_ingest_job(http_req *req, http_resp *resp)
+{
+    jobres_job(req, resp, K_INGEST);
 }

@@ -8,7 +8,6 @@
 
 #include "jobs.h"
 
-void jobres_list(http_req *req, http_resp *resp, int kind);
-void jobres_job(http_req *req, http_resp *resp, int kind);
+/* Its handlers (bulk_{query,ingest}_{list,job}) are declared in bulk.h. */
 
 #endif

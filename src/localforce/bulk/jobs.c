@@ -16,14 +16,12 @@
 #include <time.h>
 
 #include "auth.h"
-#include "bstream.h"
-#include "csv.h"
+
 #include "log.h"
 #include "ctx.h"
 #include "sfid.h"
-#include "soql.h"
+
 #include "util.h"
-#include "bulk.h"
 
 const char *const jobs_state_name[JS__COUNT] = {
     "Open", "UploadComplete", "InProgress", "JobComplete", "Aborted", "Failed",
@@ -183,7 +181,6 @@ jobs_locator_parse(const char *s, int64_t *offset)
 
 /* ----- jobs in the database ---------------------------------------------- */
 
-
 void
 jobs_clear(job *j)
 {
@@ -331,7 +328,6 @@ jobs_delete_rows(store *st, const char *id, err_t *e)
 }
 
 /* ----- job info JSON ----------------------------------------------------- */
-
 
 static void
 put_kv_str(sb *out, const char *key, const char *v)

@@ -14,16 +14,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include "auth.h"
-#include "bstream.h"
-#include "csv.h"
-#include "log.h"
 #include "ctx.h"
-#include "sfid.h"
-#include "soql.h"
+
 #include "util.h"
-#include "bulk.h"
-#include "jobs.h"
+
 /* ----- ingest: columns of an upload --------------------------------------- */
 
 /* Resolve the header row against object o. On failure sets *problem (the job's

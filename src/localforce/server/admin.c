@@ -14,7 +14,7 @@
 #include "auth.h"
 #include "ctx.h"
 #include "query.h"
-#include "store.h"
+
 #include "util.h"
 
 static json_t *

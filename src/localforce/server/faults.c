@@ -36,7 +36,7 @@
 #include "auth.h"
 #include "ctx.h"
 #include "gate.h"
-#include "store.h"
+
 #include "sfid.h"
 #include "util.h"
 

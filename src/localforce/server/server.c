@@ -14,7 +14,7 @@
 
 #include "admin.h"
 #include "gate.h"
-#include "log.h"
+
 #include "rest.h"
 #include "util.h"
 

@@ -11,10 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sb.h"
-#include "sfid.h"
 #include "util.h"
-#include "soql.h"
+
 void *
 ast_alloc(compiler *c, size_t n)
 {

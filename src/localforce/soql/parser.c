@@ -11,11 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sb.h"
-#include "sfid.h"
-#include "util.h"
-#include "soql.h"
-#include "ast.h"
 #include "lexer.h"
 /* Parser: statement text -> AST                                             */
 

@@ -22,10 +22,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sb.h"
-#include "sfid.h"
-#include "util.h"
-#include "ast.h"
 #include "parser.h"
 #include "sqlgen.h"
 int

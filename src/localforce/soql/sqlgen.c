@@ -10,12 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sb.h"
-#include "sfid.h"
 #include "util.h"
-#include "soql.h"
-#include "ast.h"
-#include "lexer.h"
+
 #include "parser.h"
 #include "resolve.h"
 /* ------------------------------------------------------------------------ */

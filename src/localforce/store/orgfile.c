@@ -14,15 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fmt.h"
-#include "log.h"
 #include "sfid.h"
 #include "util.h"
 
-#include "store.h"
-#include "stdb.h"
-#include "value.h"
-#include "objcache.h"
 #include "write.h"
 #include "tables.h"
 #include "users.h"

@@ -15,14 +15,10 @@
 #include <strings.h>
 
 #include "fmt.h"
-#include "log.h"
+
 #include "sfid.h"
 #include "util.h"
 
-#include "store.h"
-#include "stdb.h"
-#include "value.h"
-#include "objcache.h"
 #include "convert.h"
 #include "write.h"
 /* Records: public API                                                      */

@@ -3,7 +3,8 @@
  * connection and its recursive lock, the schema and per-object caches, the org's
  * settings, the change hook), SQLite helpers that report failures as err_t, the
  * org's modstamp clock, transaction nesting (savepoints) with the hook's tx
- * events, and the _lf_meta key/value table. Internal to src/localforce/store/.
+ * events, the _lf_meta key/value table, and store_lock/store_unlock. Internal
+ * to src/localforce/store/.
  */
 #include "stdb.h"
 
@@ -16,14 +17,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fmt.h"
 #include "log.h"
-#include "sfid.h"
-#include "util.h"
 
-#include "store.h"
-#include "value.h"
-#include "objcache.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -221,4 +217,16 @@ stdb_save_org_meta(store *st, err_t *e)
         stdb_meta_put(st, "created_ms", NULL, st->created_ms, e))
         return -1;
     return 0;
+}
+
+void
+store_lock(store *st)
+{
+    pthread_mutex_lock(&st->mu);
+}
+
+void
+store_unlock(store *st)
+{
+    pthread_mutex_unlock(&st->mu);
 }

@@ -3,7 +3,8 @@
  * connection and its recursive lock, the schema and per-object caches, the org's
  * settings, the change hook), SQLite helpers that report failures as err_t, the
  * org's modstamp clock, transaction nesting (savepoints) with the hook's tx
- * events, and the _lf_meta key/value table. Internal to src/localforce/store/.
+ * events, the _lf_meta key/value table, and store_lock/store_unlock. Internal
+ * to src/localforce/store/.
  */
 #ifndef STDB_H
 #define STDB_H

@@ -14,14 +14,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fmt.h"
 #include "log.h"
 #include "sfid.h"
 #include "util.h"
 
-#include "stdb.h"
-#include "value.h"
-#include "objcache.h"
 #include "tables.h"
 #include "users.h"
 /* ------------------------------------------------------------------------ */
@@ -200,18 +196,6 @@ store_close(store *st)
     free(st->org_name);
     pthread_mutex_destroy(&st->mu);
     free(st);
-}
-
-void
-store_lock(store *st)
-{
-    pthread_mutex_lock(&st->mu);
-}
-
-void
-store_unlock(store *st)
-{
-    pthread_mutex_unlock(&st->mu);
 }
 
 sqlite3 *

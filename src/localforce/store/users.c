@@ -13,15 +13,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fmt.h"
-#include "log.h"
 #include "sfid.h"
 #include "util.h"
 
-#include "store.h"
-#include "stdb.h"
-#include "value.h"
-#include "objcache.h"
 /* ------------------------------------------------------------------------ */
 /* Users and apps                                                           */
 
