@@ -17,10 +17,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ctx.h"
 #include "sfid.h"
 #include "util.h"
-
-#include "ctx.h"
 /* ----- identity and userinfo ------------------------------------------------ */
 
 static void

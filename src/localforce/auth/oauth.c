@@ -18,9 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
-
 #include "ctx.h"
+#include "log.h"
 /* ----- the token endpoint --------------------------------------------------- */
 
 typedef struct grant {

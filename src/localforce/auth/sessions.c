@@ -26,10 +26,8 @@
 #include <strings.h>
 
 #include "log.h"
-
-#include "util.h"
-
 #include "login.h"
+#include "util.h"
 
 typedef enum { TOK_ACCESS, TOK_REFRESH, TOK_CODE } tok_kind;
 

@@ -17,9 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
-
 #include "ctx.h"
+#include "log.h"
 /* ----- SOAP login / logout --------------------------------------------------- */
 
 #define SOAP_ENV_NS  "http://schemas.xmlsoap.org/soap/envelope/"

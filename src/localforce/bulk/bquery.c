@@ -15,10 +15,8 @@
 #include <time.h>
 
 #include "bstream.h"
-
-#include "log.h"
 #include "ctx.h"
-
+#include "log.h"
 #include "util.h"
 
 /* ----- query jobs -------------------------------------------------------- */

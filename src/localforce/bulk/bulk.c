@@ -44,10 +44,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "util.h"
-
 #include "bquery.h"
 #include "ingest.h"
+#include "util.h"
 /* ----- the worker -------------------------------------------------------- */
 
 /* The next job to work on: query jobs first, then the oldest ingest job.

@@ -15,11 +15,9 @@
 #include <time.h>
 
 #include "bstream.h"
-
-#include "log.h"
 #include "ctx.h"
+#include "log.h"
 #include "sfid.h"
-
 #include "util.h"
 
 /* ----- ingest: processing (worker) --------------------------------------- */

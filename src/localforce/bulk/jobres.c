@@ -14,11 +14,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "ctx.h"
-
-#include "util.h"
-
 #include "bquery.h"
+#include "ctx.h"
+#include "util.h"
 static void
 jobres_list(http_req *req, http_resp *resp, int kind)
 {

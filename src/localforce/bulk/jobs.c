@@ -16,11 +16,9 @@
 #include <time.h>
 
 #include "auth.h"
-
-#include "log.h"
 #include "ctx.h"
+#include "log.h"
 #include "sfid.h"
-
 #include "util.h"
 
 const char *const jobs_state_name[JS__COUNT] = {

@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "ctx.h"
-
 #include "util.h"
 
 /* ----- ingest: columns of an upload --------------------------------------- */

@@ -28,8 +28,8 @@
 #include <time.h>
 
 #include "auth.h"
-#include "log.h"
 #include "ctx.h"
+#include "log.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS       110000

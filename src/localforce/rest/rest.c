@@ -14,14 +14,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include "describe.h"
-#include "query.h"
 #include "auth.h"
 #include "ctx.h"
+#include "describe.h"
 #include "query.h"
-#include "store.h"
 #include "sfid.h"
 #include "soql.h"
+#include "store.h"
 #include "util.h"
 
 #define COLLECTION_MAX 200

@@ -14,7 +14,6 @@
 #include "auth.h"
 #include "ctx.h"
 #include "query.h"
-
 #include "util.h"
 
 static json_t *

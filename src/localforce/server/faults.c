@@ -32,11 +32,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include "log.h"
 #include "auth.h"
 #include "ctx.h"
 #include "gate.h"
-
+#include "log.h"
 #include "sfid.h"
 #include "util.h"
 

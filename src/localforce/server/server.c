@@ -14,7 +14,6 @@
 
 #include "admin.h"
 #include "gate.h"
-
 #include "rest.h"
 #include "util.h"
 

@@ -11,10 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parser.h"
 #include "sfid.h"
 #include "util.h"
-
-#include "parser.h"
 /* ------------------------------------------------------------------------ */
 /* Names                                                                     */
 

@@ -10,10 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "util.h"
-
 #include "parser.h"
 #include "resolve.h"
+#include "util.h"
 /* ------------------------------------------------------------------------ */
 /* Conditions -> SQL                                                         */
 

@@ -14,13 +14,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "records.h"
 #include "sfid.h"
-#include "util.h"
-
-#include "write.h"
 #include "tables.h"
 #include "users.h"
-#include "records.h"
+#include "util.h"
+#include "write.h"
 /* ------------------------------------------------------------------------ */
 /* Org definition file                                                      */
 

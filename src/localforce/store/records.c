@@ -14,12 +14,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "convert.h"
 #include "fmt.h"
-
 #include "sfid.h"
 #include "util.h"
-
-#include "convert.h"
 #include "write.h"
 /* Records: public API                                                      */
 

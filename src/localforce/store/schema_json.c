@@ -7,8 +7,6 @@
  * strict: an unknown key, a wrong JSON type or an option that does not apply
  * to the field's type is an error naming the object, field and key.
  */
-#include "schema.h"
-
 #include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,6 +15,7 @@
 #include <strings.h>
 
 #include "sb.h"
+#include "schema.h"
 #include "util.h"
 
 #define API_NAME_MAX 80

@@ -16,10 +16,9 @@
 
 #include "log.h"
 #include "sfid.h"
-#include "util.h"
-
 #include "tables.h"
 #include "users.h"
+#include "util.h"
 /* ------------------------------------------------------------------------ */
 /* Open and close                                                           */
 

@@ -16,7 +16,6 @@
 #include <strings.h>
 
 #include "util.h"
-
 #include "write.h"
 /* ------------------------------------------------------------------------ */
 /* Tables and metadata                                                      */

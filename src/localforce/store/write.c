@@ -14,10 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "convert.h"
 #include "sfid.h"
 #include "util.h"
-
-#include "convert.h"
 /* ------------------------------------------------------------------------ */
 /* Writing records                                                          */
 
