@@ -69,6 +69,13 @@ def test_1_a_stream_batch_naming_one_record_twice_is_applied(sfbridge, database,
 
 
 # -- 2 and 3. an adopted insert (no External ID) --------------------------------------------------
+# The insert's answer is cut (reset after commit), the app changes the row meanwhile, sfbridge
+# looks the record up after the settle time, adopts it and sends the newer values. Test 2 kills
+# sfbridge once that update reached Salesforce (its answer cut too, so the outcome is not
+# recorded); test 3 makes that update meet 503s instead. Either way there must be one record,
+# linked to the row, and the row's later delete must reach Salesforce. (Today test 2 ends with
+# the row unlinked, as in #3, rather than with the campaign's duplicate; the chaos campaign
+# catches the duplicate.)
 def _contact_rw(sfbridge, sf, database, lf):
     sfbridge.init()
     map_rw(sfbridge, "Contact", "--fields", "FirstName,LastName,Email", "--poll", "1")
@@ -80,8 +87,9 @@ def _sf_contacts(sf, last):
     return sf.query(f"SELECT Id, FirstName, LastName FROM Contact WHERE LastName = '{last}'")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #2: killed after the adopted record's update reached Salesforce, "
-                   "the restarted writer looks for the original values and inserts the record again")
+@pytest.mark.xfail(strict=True, reason="issue 12 #2/#3: killed after an adopted record's update reached Salesforce "
+                   "and before its outcome was recorded, the restarted writer marks the entries SUCCESS with the sfid "
+                   "but leaves the row's sfid NULL (and a poll then adds a second row)")
 def test_2_kill_after_an_adopted_inserts_update_does_not_duplicate(sfbridge_factory, database, localforce_factory):
     lf, sf = _chaos_org(localforce_factory)
     sfb = sfbridge_factory(database.url, lf, name="sfbridge")
@@ -102,9 +110,10 @@ def test_2_kill_after_an_adopted_inserts_update_does_not_duplicate(sfbridge_fact
     wait_writer_idle(sfb, database, timeout=60)
     time.sleep(3)   # a few more polls and writer passes
     recs = _sf_contacts(sf, "Adopt Kill")
-    assert len(recs) == 1, f"duplicated in Salesforce: {recs}\n" + "\n".join(map(str, log_entries(database)))
+    history = "\n".join(map(str, log_entries(database, "table_name = 'contact'")))
+    assert len(recs) == 1, f"duplicated in Salesforce: {recs}\n{history}"
     row = database.query_dicts("SELECT sfid, firstname FROM salesforce.contact WHERE id = %s", (rid,))[0]
-    assert row == {"sfid": recs[0]["Id"], "firstname": "v2"}
+    assert row == {"sfid": recs[0]["Id"], "firstname": "v2"}, f"{row}\n{history}"
     assert database.count("contact", where="lastname = 'Adopt Kill'") == 1
     sfb.stop()
 
@@ -142,8 +151,9 @@ def test_3_an_adopted_insert_whose_update_is_retried_gets_its_sfid(sfbridge_fact
 
 
 # -- 4. a poll that waited on the writer's lock undoes the app's write -------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 12 #4: a poll page fetched before the writer's send is applied "
-                   "after it, over the row the writer just finished")
+@pytest.mark.xfail(strict=False, reason="issue 12 #4: a poll page fetched before the writer's send is applied "
+                   "after it, over the row the writer just finished; this timing does not reproduce it reliably yet "
+                   "(it passed on today's code), so it does not decide the outcome")
 def test_4_a_poll_waiting_on_the_writer_does_not_undo_the_apps_write(sfbridge, database, sf):
     sfbridge.init()
     map_rw(sfbridge, "Teacher__c", "--poll", "1")
