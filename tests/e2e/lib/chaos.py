@@ -693,7 +693,10 @@ class Campaign:
         dbname = self.db_conn().execute("SELECT current_database() AS d").fetchone()["d"]
         self.db_conn().execute(f'ALTER DATABASE "{dbname}" SET synchronous_commit = on')
         self._conn.close()
-        sfb.set(SFBRIDGE_CONFLICT_POLICY=self.policy)
+        # Production's settle time (the tests' default is 2 s): an offline spell (at most
+        # 5 s here) then ends, and its parked requests run, within the window in which
+        # sfbridge still looks for an insert whose answer it lost (docs/sfbridge.md).
+        sfb.set(SFBRIDGE_CONFLICT_POLICY=self.policy, SFBRIDGE_WRITE_SETTLE_MS=15000)
         sfb.init()
         poll = "600" if self.mode == "accelerated" else "2"
         extra = ["--accelerated"] if self.mode == "accelerated" else []
