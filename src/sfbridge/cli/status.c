@@ -103,8 +103,8 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
     if (!j)
         return err_set(e, 500, "BAD_CATALOG", "status could not be read");
     json_t *c = json_object_get(j, "connection");
-    fprintf(out, "connection: %s  org %s  API v%s  schema %s\n", jstr(c, "state", "?"), jstr(c, "org_id", "(not connected)"),
-            jstr(c, "api_version", "?"), a->cfg.schema);
+    fprintf(out, "connection: %s  org %s  API v%s  schema %s\n", jstr(c, "state", "?"),
+            jstr(c, "org_id", "(not connected)"), jstr(c, "api_version", "?"), a->cfg.schema);
     if (json_is_true(json_object_get(c, "daemon_alive")))
         fprintf(out, "daemon:     running (pid %lld on %s)\n",
                 (long long)json_integer_value(json_object_get(c, "daemon_pid")), jstr(c, "daemon_host", "?"));

@@ -125,28 +125,34 @@ const fsm_transition fsm_table[] = {
 };
 const size_t fsm_table_len = sizeof fsm_table / sizeof fsm_table[0];
 
+static const char *
+name_of(const char *const *names, unsigned count, unsigned i)
+{
+    return i < count ? names[i] : "?";
+}
+
 const char *
 fsm_state_name(map_state s)
 {
-    return (unsigned)s < MS_COUNT ? state_names[s] : "?";
+    return name_of(state_names, MS_COUNT, (unsigned)s);
 }
 
 const char *
 fsm_event_name(map_event ev)
 {
-    return (unsigned)ev < EV_COUNT ? event_names[ev] : "?";
+    return name_of(event_names, EV_COUNT, (unsigned)ev);
 }
 
 const char *
 fsm_conn_name(conn_state s)
 {
-    return (unsigned)s < CS_COUNT ? conn_names[s] : "?";
+    return name_of(conn_names, CS_COUNT, (unsigned)s);
 }
 
 const char *
 fsm_stream_name(stream_state s)
 {
-    return (unsigned)s < SS_COUNT ? stream_names[s] : "?";
+    return name_of(stream_names, SS_COUNT, (unsigned)s);
 }
 
 int
@@ -196,7 +202,7 @@ static const char *const action_names[] = {"none", "initial load", "reload", "ba
 const char *
 fsm_action_name(fsm_action act)
 {
-    return (unsigned)act <= ACT_DRIFT ? action_names[act] : "?";
+    return name_of(action_names, ACT_DRIFT + 1, (unsigned)act);
 }
 
 map_event

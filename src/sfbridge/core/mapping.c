@@ -513,7 +513,8 @@ map_show(app *a, const char *object, bool as_json, FILE *out, err_t *e)
                      "unique id:     %s\ntombstones:    %s\nstate:         %s%s\nwatermark:     %s\n",
                 m->object, a->cfg.schema, m->table, m->read_write ? "read_write" : "read_only", m->poll_seconds,
                 m->notify ? " (accelerated)" : "", m->upsert_field ? m->upsert_field : "(none)",
-                m->tombstones ? "kept (isdeleted = true)" : "removed", fsm_state_name(m->state), m->paused ? " (paused)" : "",
+                m->tombstones ? "kept (isdeleted = true)" : "removed", fsm_state_name(m->state),
+                m->paused ? " (paused)" : "",
                 m->watermark ? m->watermark : "(none yet)");
         if (m->last_error)
             fprintf(out, "last error:    %s\n", m->last_error);

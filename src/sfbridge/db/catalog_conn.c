@@ -91,7 +91,8 @@ cat_heartbeat(PGconn *c, const char *schema, conn_state state, err_t *e)
                        fsm_conn_name(CS_OFFLINE)};
     return cat_run(c, schema, "UPDATE %1$s._sfbridge_connection SET daemon_pid = $1::int, daemon_host = $2,"
                               " heartbeat_at = now(),"
-                              " state = CASE WHEN state IN ($5::text, $6::text) AND $3::text = $4::text THEN state ELSE $3::text END",
+                              " state = CASE WHEN state IN ($5::text, $6::text) AND $3::text = $4::text"
+                              " THEN state ELSE $3::text END",
                    6, p, e);
 }
 

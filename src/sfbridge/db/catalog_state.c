@@ -69,14 +69,21 @@ cat_cols_load_restart(cat_cols *c)
     col(c, "load_total = NULL, load_locator = NULL, load_job = NULL", 0);
 }
 
-void
-cat_cols_load_finished(cat_cols *c, int poll_seconds)
+/* A pull that finished: polled now, next poll after the mapping's interval, no failure. */
+static void
+col_polled(cat_cols *c, int poll_seconds)
 {
     char poll[16];
     snprintf(poll, sizeof poll, "%d", poll_seconds);
-    col(c, "loaded = true, watermark = load_wm, load_job = NULL, load_locator = NULL, last_error = NULL, errors = 0,"
-           " last_poll_at = now(), last_drift_at = now(), next_poll_at = now() + make_interval(secs => $N::int)",
-        1, poll);
+    col(c, "last_poll_at = now(), next_poll_at = now() + make_interval(secs => $N::int), errors = 0,"
+           " last_error = NULL", 1, poll);
+}
+
+void
+cat_cols_load_finished(cat_cols *c, int poll_seconds)
+{
+    col(c, "loaded = true, watermark = load_wm, load_job = NULL, load_locator = NULL, last_drift_at = now()", 0);
+    col_polled(c, poll_seconds);
 }
 
 void
@@ -101,10 +108,7 @@ cat_cols_backfill_finished(cat_cols *c)
 void
 cat_cols_poll_finished(cat_cols *c, int poll_seconds)
 {
-    char poll[16];
-    snprintf(poll, sizeof poll, "%d", poll_seconds);
-    col(c, "last_poll_at = now(), next_poll_at = now() + make_interval(secs => $N::int), errors = 0,"
-           " last_error = NULL", 1, poll);
+    col_polled(c, poll_seconds);
 }
 
 void
