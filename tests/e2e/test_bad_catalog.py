@@ -37,3 +37,28 @@ def test_bad_fields_row_stops_only_its_mapping(sfbridge, database, sf):
     sfbridge.stop()
     assert "sfbridge stopped" in sfbridge.log(), sfbridge.log()
     assert "daemon:     not running" in sfbridge.run("status").stdout
+
+
+def test_fatal_error_stops_cleanly(sfbridge, database, sf):
+    """A failure the daemon cannot go on after (its catalog table gone) stops
+    `run` through its one exit: threads joined, heartbeat cleared, reason logged."""
+    sfbridge.init()
+    sfbridge.add("Account", "--all-fields", "--poll", "1")
+    sfbridge.start()
+    wait_pg_equals_sf(sf, database, "Account", timeout=60, context=sfbridge.log)
+    wait_daemon(sfbridge, lambda: "daemon:     running" in sfbridge.run("status").stdout, timeout=30,
+                what="status to say running")
+
+    database.execute("ALTER TABLE salesforce._sfbridge_mapping RENAME TO _sfbridge_mapping_aside")
+    database.execute("NOTIFY sfbridge_control, 'salesforce'")
+    proc = sfbridge.proc
+    rc = proc.wait(60)
+    assert rc is not None and 0 < rc < 128, \
+        f"run must fail (not crash) on a fatal error, exited {rc}\n" + sfbridge.log()
+    log = sfbridge.log(400)
+    assert "Sanitizer" not in log, log
+    assert "sfbridge stopped: " in log and "_sfbridge_mapping" in log.split("sfbridge stopped: ")[-1], log
+    database.execute("ALTER TABLE salesforce._sfbridge_mapping_aside RENAME TO _sfbridge_mapping")
+    text = sfbridge.run("status").stdout
+    assert "daemon:     not running" in text, text
+    sfbridge.proc = None

@@ -4,6 +4,7 @@
  */
 #include "catalog.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ col(cat_cols *c, const char *assign, int nparams, ...)
             sb_putc(&c->set, *p);
         }
     }
+    assert(c->n <= (int)(sizeof c->params / sizeof c->params[0]));
     for (int i = 0; i < nparams; i++) {
         const char *v = va_arg(ap, const char *);
         c->params[c->n - nparams + i] = v ? xstrdup(v) : NULL;
@@ -149,7 +151,7 @@ cat_transition(PGconn *c, const char *schema, const char *object, const char *st
                      " FOR UPDATE) UPDATE %%1$s._sfbridge_mapping m SET state = %s%s FROM o"
                      " WHERE m.object_name = $1 RETURNING o.old_state, m.state",
               state_expr, cols ? sb_str(&cols->set) : "");
-    const char *p[1 + 8] = {object};
+    const char *p[1 + sizeof cols->params / sizeof cols->params[0]] = {object};
     int n = 1;
     for (int i = 0; cols && i < cols->n; i++)
         p[n++] = cols->params[i];
