@@ -423,14 +423,14 @@ tx_remove(app *a, void *ctx, err_t *e)
     if (!r->drop)
         return 0;
     sb s = SB_INIT;
-    char fname[80];
-    snprintf(fname, sizeof fname, "hc_%s_status", r->m->table);
+    char fname[64];
+    DDL_STATUS_FN(fname, r->m->table);
     sb_puts(&s, "DROP TABLE IF EXISTS ");
     pg_qname(&s, a->cfg.schema, r->m->table);
     sb_puts(&s, "; DROP FUNCTION IF EXISTS ");
     pg_qname(&s, a->cfg.schema, fname);
     sb_puts(&s, "(); DROP FUNCTION IF EXISTS ");
-    snprintf(fname, sizeof fname, "hc_%s_logger", r->m->table);
+    DDL_LOGGER_FN(fname, r->m->table);
     pg_qname(&s, a->cfg.schema, fname);
     sb_puts(&s, "()");
     int rc = pg_exec(a->pg, e, sb_str(&s));
