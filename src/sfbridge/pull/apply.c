@@ -167,13 +167,8 @@ apply_value_expr(sb *out, const map_field *f)
         sb_puts(out, "(x.");
         sb_sql_ident(out, rel);
         sb_puts(out, " ->> ");
-        sb_putc(out, '\'');
-        for (const char *p = f->name + rl + 1; *p; p++) {
-            if (*p == '\'')
-                sb_putc(out, '\'');
-            sb_putc(out, *p);
-        }
-        sb_printf(out, "')::%s", f->pgtype);
+        apply_sql_literal(out, f->name + rl + 1);
+        sb_printf(out, ")::%s", f->pgtype);
         return;
     }
     if (is_datetime(f)) {
@@ -324,7 +319,8 @@ apply_gone_sql(sb *out, const char *schema, const mapping *m, bool tombstone)
 {
     sb_puts(out, tombstone ? "UPDATE " : "DELETE FROM ");
     pg_qname(out, schema, m->table);
-    sb_puts(out, tombstone ? " t SET isdeleted = true, \"_hc_lastop\" = 'SYNCED' WHERE NOT t.isdeleted AND" : " t WHERE");
+    sb_puts(out, tombstone ? " t SET isdeleted = true, \"_hc_lastop\" = 'SYNCED' WHERE NOT t.isdeleted AND"
+                           : " t WHERE");
     sb_puts(out, " t.sfid IS NOT NULL AND ($1::timestamp IS NULL OR t.systemmodstamp <= $1::timestamp)"
                  " AND NOT EXISTS (SELECT 1 FROM " APPLY_STAGE " s WHERE s.sfid = t.sfid)");
 }
