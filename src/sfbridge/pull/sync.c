@@ -34,6 +34,8 @@ static int
 pg_failed(sync_ctx *x, err_t *e)
 {
     pg_rollback_quietly(x->pg);
+    if (!e) /* the caller does not want to know (pg_transient needs the error) */
+        return -1;
     /* A lost connection or a lock given up (to an app's transaction) is worth
      * retrying; a refused statement is not. */
     return err_class_set(e, pg_transient(x->pg, e) ? ERR_TRANSIENT : ERR_PERMANENT);
