@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ddl.h"
+#include "locks.h"
 #include "pg.h"
 #include "util.h"
 
@@ -123,7 +124,7 @@ cap_ensure(PGconn *c, const char *schema, err_t *e)
     literal(&lit, sb_str(&chan));
     int rc = pg_exec(c, e, "BEGIN");
     if (rc == 0)
-        rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(4242001)");
+        rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(" LOCK_DDL ")");
     for (size_t i = 0; rc == 0 && i < sizeof log_ddl / sizeof log_ddl[0]; i++) {
         sb_clear(&sql);
         fill(&sql, log_ddl[i], sb_str(&q), sb_str(&lit));
@@ -143,18 +144,22 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     sb qs = SB_INIT, qt = SB_INIT, fn = SB_INIT;
     sb_sql_ident(&qs, schema);
     pg_qname(&qt, schema, m->table);
-    char name[96];
-    snprintf(name, sizeof name, "hc_%s_logger", m->table);
+    char name[64];
+    DDL_LOGGER_FN(name, m->table);
     pg_qname(&fn, schema, name);
     const char *state = m->read_write ? "NEW" : "READONLY";
     ddl_status_trigger(out, schema, m);
     /* Heroku Connect's logger ("VERSION 4"): the whole row for INSERT, the
      * changed columns for UPDATE, the old row for UPDATE and DELETE. Values
      * are printed with DateStyle ISO and exact floats whatever the app's
-     * session settings, so the writer reads them back unambiguously. */
+     * session settings, so the writer reads them back unambiguously.
+     * SECURITY DEFINER with a pinned search_path: it runs with sfbridge's
+     * rights, so an app role needs no rights on the trigger log (and cannot
+     * write it), and it works whatever the app session's search_path is. */
+    ddl_pin_path_begin(out);
     sb_printf(out,
-              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql\n"
-              "  SET datestyle = 'ISO, YMD' SET extra_float_digits = 1 AS $hc$\n"
+              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER\n"
+              "  SET search_path FROM CURRENT SET datestyle = 'ISO, YMD' SET extra_float_digits = 1 AS $hc$\n"
               "DECLARE\n"
               "  trigger_row %s._trigger_log;\n"
               "  excluded_cols text[] = ARRAY['_hc_lastop', '_hc_err'];\n"
@@ -194,8 +199,10 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "  RETURN NULL;\n"
               "END $hc$;\n",
               sb_str(&fn), sb_str(&qs), sb_str(&qs), state, sb_str(&qs), sb_str(&qs));
-    char trig[96];
-    snprintf(trig, sizeof trig, "hc_%s_logtrigger", m->table);
+    ddl_pin_path_end(out);
+    sb_printf(out, "REVOKE ALL ON FUNCTION %s() FROM PUBLIC;\n", sb_str(&fn));
+    char trig[64];
+    DDL_LOG_TRIGGER(trig, m->table);
     sb_puts(out, "DROP TRIGGER IF EXISTS ");
     sb_sql_ident(out, trig);
     sb_printf(out, " ON %s;\nCREATE TRIGGER ", sb_str(&qt));
@@ -203,7 +210,7 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     sb_printf(out, " AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW WHEN (%s.get_xmlbinary() = 'base64')"
                    " EXECUTE FUNCTION %s();\n",
               sb_str(&qt), sb_str(&qs), sb_str(&fn));
-    snprintf(trig, sizeof trig, "hc_%s_truncate", m->table);
+    DDL_TRUNCATE_TRIGGER(trig, m->table);
     sb_puts(out, "DROP TRIGGER IF EXISTS ");
     sb_sql_ident(out, trig);
     sb_printf(out, " ON %s;\n", sb_str(&qt));

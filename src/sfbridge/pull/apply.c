@@ -220,22 +220,15 @@ apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *sel
     free(f);
 }
 
-/* The bookkeeping CTE `wm` of a poll or load page. */
+/* The bookkeeping CTE `wm` of a poll or load page (the catalog's text). */
 static void
 tail_cte(sb *s, const char *schema, apply_tail tail, bool del)
 {
-    sb q = SB_INIT;
-    pg_qname(&q, schema, "_sfbridge_mapping");
     if (tail == APPLY_TAIL_POLL)
-        sb_printf(s, ", wm AS (UPDATE %s SET watermark = greatest(watermark, (SELECT v FROM mx)),"
-                     " rows_synced = rows_synced + (SELECT count(*) FROM up)%s, last_poll_at = now()"
-                     " WHERE object_name = $2 RETURNING 1)", sb_str(&q),
-                  del ? " + (SELECT count(*) FROM del)" : "");
+        cat_sql_poll_page(s, schema, "(SELECT v FROM mx)",
+                          del ? "(SELECT count(*) FROM up) + (SELECT count(*) FROM del)" : "(SELECT count(*) FROM up)");
     else if (tail == APPLY_TAIL_LOAD)
-        sb_printf(s, ", wm AS (UPDATE %s SET load_locator = $3, load_done = load_done + (SELECT count(*) FROM src),"
-                     " rows_synced = rows_synced + (SELECT count(*) FROM src)"
-                     " WHERE object_name = $2 RETURNING 1)", sb_str(&q));
-    sb_free(&q);
+        cat_sql_load_page(s, schema, "(SELECT count(*) FROM src)");
 }
 
 char *
