@@ -119,7 +119,6 @@ lf_config(void)
         .password = PASSWORD,
         .api_version = "60.0",
         .max_retries = 3,
-        .backoff_base_ms = 1,
         .backoff_cap_ms = 4,
     };
     return cfg;
@@ -133,17 +132,18 @@ lf_client(void)
 }
 
 static void
-expect_fail(sfapi *c, int rc, const err_t *e, sfapi_class cls, const char *code)
+expect_fail(sfapi *c, int rc, const err_t *e, err_class cls, const char *code)
 {
-    if (rc != -1 || sfapi_last_class(c) != cls || strcmp(e->code, code) != 0)
-        fail_msg("expected -1 class %d %s, got %d class %d %s: %s", (int)cls, code, rc,
-                 (int)sfapi_last_class(c), e->code, e->msg);
+    /* The class travels in the error; the deprecated sfapi_last_class agrees. */
+    if (rc != -1 || err_class_of(e) != cls || sfapi_last_class(c) != cls || strcmp(e->code, code) != 0)
+        fail_msg("expected -1 class %d %s, got %d class %d (last %d) %s: %s", (int)cls, code, rc,
+                 (int)err_class_of(e), (int)sfapi_last_class(c), e->code, e->msg);
 }
 
 static void
 expect_ok(sfapi *c, int rc, const err_t *e)
 {
-    if (rc != 0 || sfapi_last_class(c) != SFAPI_OK)
+    if (rc != 0 || sfapi_last_class(c) != ERR_OK)
         fail_msg("expected success, got %d class %d: %s: %s", rc, (int)sfapi_last_class(c),
                  e->code, e->msg);
 }
@@ -321,7 +321,7 @@ test_refresh_login(void **state)
     sb_free(&ignored);
     uint64_t before = sfapi_calls(r);
     int rc = sfapi_query(r, "SELECT Id FROM Widget__c LIMIT 1", false, 0, &page, &e);
-    expect_fail(r, rc, &e, SFAPI_AUTH, "invalid_grant");
+    expect_fail(r, rc, &e, ERR_AUTH, "invalid_grant");
     assert_string_equal(e.msg, "expired access/refresh token");
     assert_null(page);
     assert_int_equal(sfapi_calls(r), before + 1);
@@ -330,7 +330,7 @@ test_refresh_login(void **state)
     /* An unknown refresh token. */
     cfg.refresh_token = "5Aep861nope";
     r = sfapi_new(&cfg);
-    expect_fail(r, sfapi_login(r, &e), &e, SFAPI_AUTH, "invalid_grant");
+    expect_fail(r, sfapi_login(r, &e), &e, ERR_AUTH, "invalid_grant");
     sfapi_free(r);
     sfapi_free(c);
 }
@@ -344,13 +344,13 @@ test_bad_password(void **state)
     sfapi *c = sfapi_new(&cfg);
     err_t e;
     memset(&e, 0, sizeof e);
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_AUTH, "invalid_grant");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_AUTH, "invalid_grant");
     assert_string_equal(e.msg, "authentication failure");
     assert_int_equal(e.http, 400);
     /* A call logs in lazily and fails the same way, without reaching the instance. */
     json_t *page;
     expect_fail(c, sfapi_query(c, "SELECT Id FROM Widget__c", false, 0, &page, &e), &e,
-                SFAPI_AUTH, "invalid_grant");
+                ERR_AUTH, "invalid_grant");
     assert_null(page);
     assert_int_equal(sfapi_calls(c), 0);
     sfapi_free(c);
@@ -358,13 +358,13 @@ test_bad_password(void **state)
     cfg = lf_config();
     cfg.client_secret = "bad";
     c = sfapi_new(&cfg);
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_AUTH, "invalid_client");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_AUTH, "invalid_client");
     sfapi_free(c);
 
     cfg = lf_config();
     cfg.password = NULL;
     c = sfapi_new(&cfg);
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_AUTH, "NO_CREDENTIALS");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_AUTH, "NO_CREDENTIALS");
     sfapi_free(c);
 }
 
@@ -388,7 +388,7 @@ test_connection_refused(void **state)
     sfapi *c = sfapi_new(&cfg);
     err_t e;
     memset(&e, 0, sizeof e);
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_TRANSIENT, "NETWORK_ERROR");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_TRANSIENT, "NETWORK_ERROR");
     assert_int_equal(e.http, 0);
     sfapi_free(c);
 }
@@ -418,7 +418,7 @@ test_describe(void **state)
     assert_true(used >= 1);
     assert_int_equal(max, 100000);
 
-    expect_fail(c, sfapi_describe(c, "Nope__c", &d, &e), &e, SFAPI_PERMANENT, "NOT_FOUND");
+    expect_fail(c, sfapi_describe(c, "Nope__c", &d, &e), &e, ERR_PERMANENT, "NOT_FOUND");
     assert_int_equal(e.http, 404);
     assert_null(d);
     assert_int_equal(sfapi_calls(c), 2); /* permanent: not retried */
@@ -467,11 +467,79 @@ test_query_paging(void **state)
 
     /* A nextRecordsUrl must stay on the instance. */
     expect_fail(c, sfapi_query_more(c, "https://evil.example/services/data/v60.0/query/x", &page,
-                                    &e), &e, SFAPI_PERMANENT, "INVALID_PATH");
+                                    &e), &e, ERR_PERMANENT, "INVALID_PATH");
     expect_fail(c, sfapi_query_more(c, "/services/data/../../x", &page, &e), &e,
-                SFAPI_PERMANENT, "INVALID_PATH");
+                ERR_PERMANENT, "INVALID_PATH");
     expect_fail(c, sfapi_query_more(c, "/services/data/v60.0/query/01gXXXXXXXXXXXXXXX-200",
-                                    &page, &e), &e, SFAPI_PERMANENT, "INVALID_QUERY_LOCATOR");
+                                    &page, &e), &e, ERR_PERMANENT, "INVALID_QUERY_LOCATOR");
+    sfapi_free(c);
+}
+
+typedef struct each_state {
+    int   seen, pages, stop_after;
+    char *second_url; /* the nextRecordsUrl handed with page 1 */
+} each_state;
+
+static int
+each_page(void *ctx, json_t *records, const char *next, err_t *e)
+{
+    each_state *st = ctx;
+    size_t i;
+    json_t *r;
+    json_array_foreach(records, i, r) {
+        char want[16];
+        snprintf(want, sizeof want, "W-%04d", st->seen++);
+        assert_string_equal(json_string_value(json_object_get(r, "Code__c")), want);
+    }
+    if (++st->pages == 1 && next)
+        st->second_url = xstrdup(next);
+    if (st->stop_after == -st->pages)
+        return err_set(e, 400, "STOP_HERE", "the callback failed");
+    return st->pages == st->stop_after ? 1 : 0;
+}
+
+static void
+test_query_each(void **state)
+{
+    (void)state;
+    sfapi *c = lf_client();
+    err_t e;
+    memset(&e, 0, sizeof e);
+    sfapi_query_spec q = {.soql = "SELECT Id, Code__c FROM Widget__c WHERE Code__c LIKE 'W-%' ORDER BY Code__c",
+                          .batch_size = 200};
+    each_state st = {0};
+    expect_ok(c, sfapi_query_each(c, &q, each_page, &st, &e), &e);
+    assert_int_equal(st.seen, NWIDGETS);
+    assert_int_equal(st.pages, 3);
+    assert_non_null(st.second_url);
+
+    /* The callback stops early (success); the query resumes from the
+     * nextRecordsUrl it was handed: pages 2 and 3. */
+    each_state st3 = {.stop_after = 1};
+    expect_ok(c, sfapi_query_each(c, &q, each_page, &st3, &e), &e);
+    assert_int_equal(st3.pages, 1);
+    assert_non_null(st3.second_url);
+    each_state st2 = {.seen = 200};
+    sfapi_query_spec q2 = {.resume_url = st3.second_url};
+    expect_ok(c, sfapi_query_each(c, &q2, each_page, &st2, &e), &e);
+    assert_int_equal(st2.seen, NWIDGETS);
+    assert_int_equal(st2.pages, 2);
+    free(st2.second_url);
+    free(st3.second_url);
+    /* The callback fails: its error, its class. */
+    each_state st4 = {.stop_after = -2};
+    assert_int_equal(sfapi_query_each(c, &q, each_page, &st4, &e), -1);
+    assert_string_equal(e.code, "STOP_HERE");
+    assert_int_equal(err_class_of(&e), ERR_PERMANENT);
+    assert_int_equal(st4.pages, 2);
+    free(st4.second_url);
+
+    /* A query Salesforce refuses: its class. */
+    q.soql = "SELECT Nope FROM Widget__c";
+    each_state st5 = {0};
+    expect_fail(c, sfapi_query_each(c, &q, each_page, &st5, &e), &e, ERR_PERMANENT, "INVALID_FIELD");
+    assert_int_equal(st5.pages, 0);
+    free(st.second_url);
     sfapi_free(c);
 }
 
@@ -509,7 +577,7 @@ test_query_all_deleted(void **state)
     json_decref(page);
 
     /* Reading it now: ENTITY_IS_DELETED, permanent. */
-    expect_fail(c, sfapi_rest(c, "GET", path, NULL, &status, &out, &e), &e, SFAPI_PERMANENT,
+    expect_fail(c, sfapi_rest(c, "GET", path, NULL, &status, &out, &e), &e, ERR_PERMANENT,
                 "ENTITY_IS_DELETED");
     assert_int_equal(status, 404);
     free(id);
@@ -525,22 +593,22 @@ test_malformed_query(void **state)
     memset(&e, 0, sizeof e);
     json_t *page;
     expect_fail(c, sfapi_query(c, "SELEKT Id FROM Widget__c", false, 0, &page, &e), &e,
-                SFAPI_PERMANENT, "MALFORMED_QUERY");
+                ERR_PERMANENT, "MALFORMED_QUERY");
     assert_int_equal(e.http, 400);
     assert_null(page);
     expect_fail(c, sfapi_query(c, "SELECT Nope__c FROM Widget__c", false, 0, &page, &e), &e,
-                SFAPI_PERMANENT, "INVALID_FIELD");
+                ERR_PERMANENT, "INVALID_FIELD");
     assert_int_equal(sfapi_calls(c), 2);
     /* A write with a field error carries the field names. */
     long status;
     json_t *out;
     expect_fail(c, sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
                               "{\"Code__c\":\"this value is far longer than twenty\"}", &status,
-                              &out, &e), &e, SFAPI_PERMANENT, "STRING_TOO_LONG");
+                              &out, &e), &e, ERR_PERMANENT, "STRING_TOO_LONG");
     assert_string_equal(e.fields, "Code__c");
     /* A method sfapi_rest does not speak. */
     expect_fail(c, sfapi_rest(c, "BREW", "/services/data/v60.0/limits", NULL, &status, &out, &e),
-                &e, SFAPI_PERMANENT, "METHOD_NOT_ALLOWED");
+                &e, ERR_PERMANENT, "METHOD_NOT_ALLOWED");
     sfapi_free(c);
 }
 
@@ -655,14 +723,14 @@ test_transient_exhausted(void **state)
     json_t *page;
     set_faults("{\"rules\":[{\"error_rate\":1,\"status\":503,\"path\":\"/services/data/*\"}]}");
     expect_fail(c, sfapi_query(c, "SELECT Id FROM Widget__c", false, 0, &page, &e), &e,
-                SFAPI_TRANSIENT, "SERVER_UNAVAILABLE");
+                ERR_TRANSIENT, "SERVER_UNAVAILABLE");
     assert_int_equal(e.http, 503);
     assert_null(page);
     assert_int_equal(sfapi_calls(c), 4);
 
     set_faults("{\"rules\":[{\"error_rate\":1,\"status\":500,\"path\":\"/services/data/*\"}]}");
     json_t *d;
-    expect_fail(c, sfapi_describe(c, "Widget__c", &d, &e), &e, SFAPI_TRANSIENT,
+    expect_fail(c, sfapi_describe(c, "Widget__c", &d, &e), &e, ERR_TRANSIENT,
                 "UNKNOWN_EXCEPTION");
     assert_int_equal(sfapi_calls(c), 8);
 
@@ -671,7 +739,7 @@ test_transient_exhausted(void **state)
     long status;
     json_t *out;
     expect_fail(c, sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
-                              "{\"Name\":\"locked\"}", &status, &out, &e), &e, SFAPI_TRANSIENT,
+                              "{\"Name\":\"locked\"}", &status, &out, &e), &e, ERR_TRANSIENT,
                 "UNABLE_TO_LOCK_ROW");
     assert_int_equal(status, 400);
     assert_int_equal(sfapi_calls(c), 12);
@@ -679,7 +747,7 @@ test_transient_exhausted(void **state)
     /* A spent API budget: REQUEST_LIMIT_EXCEEDED (403), transient. */
     set_faults("{\"rules\":[{\"api_budget\":0}]}");
     expect_fail(c, sfapi_query(c, "SELECT Id FROM Widget__c", false, 0, &page, &e), &e,
-                SFAPI_TRANSIENT, "REQUEST_LIMIT_EXCEEDED");
+                ERR_TRANSIENT, "REQUEST_LIMIT_EXCEEDED");
     assert_int_equal(e.http, 403);
     sfapi_free(c);
 }
@@ -699,13 +767,13 @@ test_network_faults(void **state)
     /* Connections cut mid-answer. */
     set_faults("{\"rules\":[{\"reset_rate\":1,\"path\":\"/services/data/*\"}]}");
     expect_fail(c, sfapi_query(c, "SELECT Id, Name FROM Widget__c", false, 0, &page, &e), &e,
-                SFAPI_TRANSIENT, "NETWORK_ERROR");
+                ERR_TRANSIENT, "NETWORK_ERROR");
     assert_int_equal(sfapi_calls(c), 2);
     /* An offline link: the request times out. */
     set_faults("{\"rules\":[{\"offline\":true,\"path\":\"/services/data/*\"}]}");
     int64_t t0 = util_mono_ms();
     expect_fail(c, sfapi_query(c, "SELECT Id FROM Widget__c", false, 0, &page, &e), &e,
-                SFAPI_TRANSIENT, "NETWORK_ERROR");
+                ERR_TRANSIENT, "NETWORK_ERROR");
     assert_true(util_mono_ms() - t0 >= 600);
     assert_int_equal(sfapi_calls(c), 4);
     assert_int_equal(clear_faults(NULL), 0);
@@ -807,11 +875,11 @@ test_bulk_query(void **state)
     /* A bad locator is the server's permanent error, and nothing reached the sink. */
     csv_sink bad = {SB_INIT, 0, 0, false};
     expect_fail(c, sfapi_bulk_query_results(c, job, "bm9wZQ", 10, sink_fn, &bad, &next, &nrec, &e),
-                &e, SFAPI_PERMANENT, "INVALID_QUERY_LOCATOR");
+                &e, ERR_PERMANENT, "INVALID_QUERY_LOCATOR");
     assert_int_equal(bad.calls, 0);
 
     expect_ok(c, sfapi_bulk_query_delete(c, job, &e), &e);
-    expect_fail(c, sfapi_bulk_query_wait(c, job, 1000, &records, &e), &e, SFAPI_PERMANENT,
+    expect_fail(c, sfapi_bulk_query_wait(c, job, 1000, &records, &e), &e, ERR_PERMANENT,
                 "NOT_FOUND");
     free(job);
     sfapi_free(c);
@@ -867,14 +935,14 @@ test_bulk_sink_abort(void **state)
     csv_sink s = {SB_INIT, 0, 1, true};
     uint64_t before = sfapi_calls(c);
     expect_fail(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e,
-                SFAPI_PERMANENT, "COPY_FAILED");
+                ERR_PERMANENT, "COPY_FAILED");
     assert_string_equal(e.msg, "the database refused row 1");
     assert_null(next);
     assert_int_equal(sfapi_calls(c), before + 1);
     /* ... or leaves e empty. */
     csv_sink s2 = {SB_INIT, 0, 1, false};
     expect_fail(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s2, &next, &nrec, &e), &e,
-                SFAPI_PERMANENT, "ABORTED_BY_SINK");
+                ERR_PERMANENT, "ABORTED_BY_SINK");
     sb_free(&s.data);
     sb_free(&s2.data);
     /* the connection survives an aborted transfer */
@@ -903,7 +971,7 @@ test_bulk_reset_after_data(void **state)
     long nrec;
     uint64_t before = sfapi_calls(c);
     expect_fail(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e,
-                SFAPI_TRANSIENT, "NETWORK_ERROR");
+                ERR_TRANSIENT, "NETWORK_ERROR");
     assert_true(s.data.len > 0);
     assert_int_equal(sfapi_calls(c), before + 1);
     assert_int_equal(clear_faults(NULL), 0);
@@ -919,7 +987,7 @@ test_bulk_reset_after_data(void **state)
     before = sfapi_calls(c);
     csv_sink s2 = {SB_INIT, 0, 0, false};
     expect_fail(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s2, &next, &nrec, &e), &e,
-                SFAPI_TRANSIENT, "SERVER_UNAVAILABLE");
+                ERR_TRANSIENT, "SERVER_UNAVAILABLE");
     assert_int_equal(sfapi_calls(c), before + 4);
     assert_int_equal(s2.calls, 0);
     free(job);
@@ -935,17 +1003,17 @@ test_bulk_errors(void **state)
     memset(&e, 0, sizeof e);
     char *job;
     expect_fail(c, sfapi_bulk_query_create(c, "SELECT Nope__c FROM Widget__c", false, &job, &e),
-                &e, SFAPI_PERMANENT, "INVALID_FIELD");
+                &e, ERR_PERMANENT, "INVALID_FIELD");
     assert_null(job);
     expect_fail(c, sfapi_bulk_query_create(c, "SELECT COUNT() FROM Widget__c", false, &job, &e),
-                &e, SFAPI_PERMANENT, e.code); /* whatever the server's code, permanent */
+                &e, ERR_PERMANENT, e.code); /* whatever the server's code, permanent */
     assert_null(job);
     long records;
     expect_fail(c, sfapi_bulk_query_wait(c, "750000000000000AAA", 1000, &records, &e), &e,
-                SFAPI_PERMANENT, "NOT_FOUND");
+                ERR_PERMANENT, "NOT_FOUND");
     /* An id with path characters is escaped, not followed. */
     expect_fail(c, sfapi_bulk_query_wait(c, "../../sobjects", 1000, &records, &e), &e,
-                SFAPI_PERMANENT, "NOT_FOUND");
+                ERR_PERMANENT, "NOT_FOUND");
 
     /* Abort right after creation: wait reports JOB_ABORTED unless the job won the race. */
     expect_ok(c, sfapi_bulk_query_create(c, "SELECT Id FROM Widget__c", false, &job, &e), &e);
@@ -957,7 +1025,7 @@ test_bulk_errors(void **state)
     if (rc == 0)
         fail_msg("an aborted job completed");
     if (rc == -1)
-        expect_fail(c, rc, &e, SFAPI_PERMANENT, "JOB_ABORTED");
+        expect_fail(c, rc, &e, ERR_PERMANENT, "JOB_ABORTED");
     else
         assert_string_equal(e.code, "INVALIDJOBSTATE");
     free(job);
@@ -1102,14 +1170,14 @@ test_bad_token_replies(void **state)
     sfapi *c = canned_client(&cs);
     err_t e;
     memset(&e, 0, sizeof e);
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_PERMANENT, "BAD_RESPONSE");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_PERMANENT, "BAD_RESPONSE");
     assert_non_null(strstr(e.msg, "not valid JSON"));
     /* a broken token reply is not quoted: it may hold the token */
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_PERMANENT, "BAD_RESPONSE");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_PERMANENT, "BAD_RESPONSE");
     assert_null(strstr(e.msg, "SECRET"));
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_PERMANENT, "BAD_RESPONSE");
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_PERMANENT, "BAD_RESPONSE");
-    expect_fail(c, sfapi_login(c, &e), &e, SFAPI_AUTH, "ERROR_HTTP_404");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_PERMANENT, "BAD_RESPONSE");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_PERMANENT, "BAD_RESPONSE");
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_AUTH, "ERROR_HTTP_404");
     /* 503 then a good reply: the login retries */
     expect_ok(c, sfapi_login(c, &e), &e);
     assert_string_equal(sfapi_instance_url(c), cs.url); /* trailing '/' dropped */
@@ -1152,16 +1220,16 @@ test_bad_api_replies(void **state)
     err_t e;
     memset(&e, 0, sizeof e);
     json_t *page;
-    expect_fail(c, sfapi_query(c, "SELECT Id FROM X", false, 0, &page, &e), &e, SFAPI_PERMANENT,
+    expect_fail(c, sfapi_query(c, "SELECT Id FROM X", false, 0, &page, &e), &e, ERR_PERMANENT,
                 "BAD_RESPONSE");
     assert_null(page);
     long used, max;
     sfapi_limit_info(c, &used, &max);
     assert_int_equal(used, 12);
     assert_int_equal(max, 15000);
-    expect_fail(c, sfapi_query(c, "SELECT Id FROM X", false, 0, &page, &e), &e, SFAPI_PERMANENT,
+    expect_fail(c, sfapi_query(c, "SELECT Id FROM X", false, 0, &page, &e), &e, ERR_PERMANENT,
                 "BAD_RESPONSE");
-    expect_fail(c, sfapi_query(c, "SELECT Id FROM X", false, 0, &page, &e), &e, SFAPI_PERMANENT,
+    expect_fail(c, sfapi_query(c, "SELECT Id FROM X", false, 0, &page, &e), &e, ERR_PERMANENT,
                 "BAD_RESPONSE");
     assert_int_equal(e.http, 400);
     assert_non_null(strstr(e.msg, "HTTP 400"));
@@ -1171,9 +1239,9 @@ test_bad_api_replies(void **state)
     json_decref(page);
     /* an error object rather than an array */
     json_t *d;
-    expect_fail(c, sfapi_describe(c, "X", &d, &e), &e, SFAPI_PERMANENT, "INVALID_TYPE");
+    expect_fail(c, sfapi_describe(c, "X", &d, &e), &e, ERR_PERMANENT, "INVALID_TYPE");
     /* 401, a new login, and a 401 again: AUTH */
-    expect_fail(c, sfapi_describe(c, "X", &d, &e), &e, SFAPI_AUTH, "INVALID_SESSION_ID");
+    expect_fail(c, sfapi_describe(c, "X", &d, &e), &e, ERR_AUTH, "INVALID_SESSION_ID");
     assert_int_equal(sfapi_calls(c), 8);
     const char *req = sb_str(&cs.requests);
     assert_non_null(
@@ -1221,12 +1289,12 @@ test_bad_bulk_replies(void **state)
     memset(&e, 0, sizeof e);
     char *job;
     expect_fail(c, sfapi_bulk_query_create(c, "SELECT Id FROM X", false, &job, &e), &e,
-                SFAPI_PERMANENT, "BAD_RESPONSE");
+                ERR_PERMANENT, "BAD_RESPONSE");
     assert_null(job);
     expect_ok(c, sfapi_bulk_query_create(c, "SELECT Id FROM X", true, &job, &e), &e);
     assert_string_equal(job, "750000000000001AAA");
     long records = 7;
-    expect_fail(c, sfapi_bulk_query_wait(c, job, 10000, &records, &e), &e, SFAPI_PERMANENT,
+    expect_fail(c, sfapi_bulk_query_wait(c, job, 10000, &records, &e), &e, ERR_PERMANENT,
                 "JOB_FAILED");
     assert_non_null(strstr(e.msg, "boom"));
     free(job);
@@ -1245,7 +1313,7 @@ test_bad_bulk_replies(void **state)
     assert_string_equal(sb_str(&s.data), "\"Id\"\n\"a\"\n\"b\"\n"); /* not the 500's body */
     free(next);
     expect_fail(c, sfapi_bulk_query_results(c, "750000000000001AAA", "MjAw", 100, sink_fn, &s,
-                                            &next, &nrec, &e), &e, SFAPI_PERMANENT,
+                                            &next, &nrec, &e), &e, ERR_PERMANENT,
                 "BAD_RESPONSE");
     assert_null(next);
     sb_free(&s.data);
@@ -1275,7 +1343,7 @@ test_bulk_wait_timeout(void **state)
     long records;
     int64_t t0 = util_mono_ms();
     expect_fail(c, sfapi_bulk_query_wait(c, "750000000000002AAA", 320, &records, &e), &e,
-                SFAPI_TRANSIENT, "JOB_TIMEOUT");
+                ERR_TRANSIENT, "JOB_TIMEOUT");
     int64_t took = util_mono_ms() - t0;
     assert_true(took >= 320);
     assert_true(took < 3000);
@@ -1298,6 +1366,7 @@ main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test_teardown(test_describe, clear_faults),
         cmocka_unit_test_teardown(test_query_paging, clear_faults),
+        cmocka_unit_test_teardown(test_query_each, clear_faults),
         cmocka_unit_test_teardown(test_query_all_deleted, clear_faults),
         cmocka_unit_test_teardown(test_malformed_query, clear_faults),
         cmocka_unit_test_teardown(test_rest_limits, clear_faults),

@@ -9,6 +9,9 @@
  *     and the bookkeeping commit together;
  *   - Bulk API 2.0 results (CSV) are streamed straight into COPY, a page per
  *     transaction with the locator of the next page.
+ * The text of those statements is built in apply.c; this file runs it. Every
+ * failure's class travels in the err_t: Salesforce's from sfapi, Postgres's
+ * from pg_failed (transient when worth retrying), STOPPED is transient.
  */
 #include "sync.h"
 
@@ -16,70 +19,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apply.h"
+#include "locks.h"
 #include "log.h"
 #include "pg.h"
 #include "sb.h"
 #include "util.h"
 
-#define STAGE "pg_temp._sfb_stage"
+#define STAGE APPLY_STAGE
 
 /* ---- failure helpers ------------------------------------------------------ */
-
-static int
-sf_fail(sync_ctx *x, err_t *e)
-{
-    (void)e;
-    x->fail = sfapi_last_class(x->sf);
-    if (x->fail == SFAPI_OK)
-        x->fail = SFAPI_PERMANENT;
-    return -1;
-}
 
 static int
 pg_failed(sync_ctx *x, err_t *e)
 {
     pg_rollback_quietly(x->pg);
+    if (!e) /* the caller does not want to know (pg_transient needs the error) */
+        return -1;
     /* A lost connection or a lock given up (to an app's transaction) is worth
      * retrying; a refused statement is not. */
-    x->fail = pg_transient(x->pg, e) ? SFAPI_TRANSIENT : SFAPI_PERMANENT;
-    return -1;
+    return err_class_set(e, pg_transient(x->pg, e) ? ERR_TRANSIENT : ERR_PERMANENT);
+}
+
+static bool
+stop_requested(const sync_ctx *x)
+{
+    return x->stop && *x->stop;
 }
 
 static int
 stopped(sync_ctx *x, err_t *e)
 {
-    x->fail = SFAPI_TRANSIENT;
-    return err_set(e, 503, "STOPPED", "stopped by a signal");
+    (void)x;
+    err_set(e, 503, "STOPPED", "stopped by a signal");
+    return err_class_set(e, ERR_TRANSIENT);
 }
 
-/* ---- SQL and SOQL text ---------------------------------------------------- */
-
-static bool
-is_datetime(const map_field *f)
+/* The end of a public sync_* call: the class is in e; x->fail gets a copy
+ * for callers that still read it (deprecated). */
+static int
+outcome(sync_ctx *x, int rc, const err_t *e)
 {
-    return strcmp(f->sftype, "datetime") == 0;
+    err_class cls = err_class_of(e);
+    x->fail = rc == 0 ? ERR_OK : cls != ERR_OK ? cls : ERR_PERMANENT;
+    return rc;
 }
 
-static bool
-is_time(const map_field *f)
-{
-    return strcmp(f->sftype, "time") == 0;
-}
-
-static const map_field *
-field_by_column(const mapping *m, const char *col)
-{
-    for (size_t i = 0; i < m->nfields; i++)
-        if (strcmp(m->fields[i].column, col) == 0)
-            return &m->fields[i];
-    return NULL;
-}
-
-static bool
-has_isdeleted(const mapping *m)
-{
-    return field_by_column(m, "isdeleted") != NULL;
-}
+/* ---- SQL: what only a running sync knows ----------------------------------- */
 
 static void
 qtable(sb *out, const sync_ctx *x, const mapping *m)
@@ -87,177 +73,19 @@ qtable(sb *out, const sync_ctx *x, const mapping *m)
     pg_qname(out, x->schema, m->table);
 }
 
-static void
-soql_select(sb *out, const mapping *m, const map_field *const *f, size_t n, const char *where)
-{
-    sb_puts(out, "SELECT ");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            sb_puts(out, ", ");
-        sb_puts(out, f[i]->name);
-    }
-    sb_printf(out, " FROM %s", m->object);
-    if (where && *where)
-        sb_printf(out, " WHERE %s", where);
-}
-
-/* "School__r" of a relationship field "School__r.External_Id__c" (len 0 for others). */
-static size_t
-rel_len(const map_field *f)
-{
-    const char *dot = strchr(f->name, '.');
-    return dot ? (size_t)(dot - f->name) : 0;
-}
-
-/* jsonb_to_recordset($1::jsonb) AS x("Id" varchar(18), ...). A relationship
- * field arrives as a nested object ("School__r": {"External_Id__c": ...}),
- * declared once as jsonb. */
-static void
-recordset(sb *out, const map_field *const *f, size_t n)
-{
-    sb_puts(out, "jsonb_to_recordset($1::jsonb) AS x(");
-    bool first = true;
-    for (size_t i = 0; i < n; i++) {
-        size_t rl = rel_len(f[i]);
-        if (rl) {
-            bool seen = false;
-            for (size_t j = 0; j < i; j++)
-                seen = seen || (rel_len(f[j]) == rl && strncmp(f[j]->name, f[i]->name, rl) == 0);
-            if (seen)
-                continue;
-            char rel[256];
-            snprintf(rel, sizeof rel, "%.*s", (int)rl, f[i]->name);
-            sb_puts(out, first ? "" : ", ");
-            sb_sql_ident(out, rel);
-            sb_puts(out, " jsonb");
-            first = false;
-            continue;
-        }
-        sb_puts(out, first ? "" : ", ");
-        first = false;
-        sb_sql_ident(out, f[i]->name);
-        sb_printf(out, " %s", is_datetime(f[i]) ? "timestamptz" : is_time(f[i]) ? "text" : f[i]->pgtype);
-    }
-    sb_putc(out, ')');
-}
-
-/* The value of one JSON field as its column type. */
-static void
-value_expr(sb *out, const map_field *f)
-{
-    size_t rl = rel_len(f);
-    if (rl) {
-        char rel[256];
-        snprintf(rel, sizeof rel, "%.*s", (int)rl, f->name);
-        sb_puts(out, "(x.");
-        sb_sql_ident(out, rel);
-        sb_puts(out, " ->> ");
-        sb_putc(out, '\'');
-        for (const char *p = f->name + rl + 1; *p; p++) {
-            if (*p == '\'')
-                sb_putc(out, '\'');
-            sb_putc(out, *p);
-        }
-        sb_printf(out, "')::%s", f->pgtype);
-        return;
-    }
-    if (is_datetime(f)) {
-        sb_puts(out, "(x.");
-        sb_sql_ident(out, f->name);
-        sb_puts(out, " AT TIME ZONE 'UTC')");
-    } else if (is_time(f)) {
-        sb_puts(out, "rtrim(x.");
-        sb_sql_ident(out, f->name);
-        sb_puts(out, ", 'Z')::time");
-    } else {
-        sb_puts(out, "x.");
-        sb_sql_ident(out, f->name);
-    }
-}
-
-static void
-column_list(sb *out, const map_field *const *f, size_t n, const char *prefix)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            sb_puts(out, ", ");
-        if (prefix)
-            sb_puts(out, prefix);
-        sb_sql_ident(out, f[i]->column);
-    }
-}
-
-static const map_field **
-all_fields(const mapping *m)
-{
-    const map_field **f = xcalloc(m->nfields ? m->nfields : 1, sizeof *f);
-    for (size_t i = 0; i < m->nfields; i++)
-        f[i] = &m->fields[i];
-    return f;
-}
-
-/* INSERT ... ON CONFLICT (sfid) DO UPDATE from a row source named `src` with
- * the mapping's columns, changing a row only when Salesforce's copy is at
- * least as new and differs. */
+/* (the name conflict_ctes' text uses) */
 static void
 sql_literal(sb *out, const char *s)
 {
-    sb_putc(out, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            sb_putc(out, '\'');
-        sb_putc(out, *s);
-    }
-    sb_putc(out, '\'');
+    apply_sql_literal(out, s);
 }
 
-static void
-upsert_from(sb *out, const sync_ctx *x, const mapping *m, const char *select_src, bool with_conf)
-{
-    const map_field **f = all_fields(m);
-    sb_puts(out, "INSERT INTO ");
-    qtable(out, x, m);
-    sb_puts(out, " AS t (");
-    column_list(out, f, m->nfields, NULL);
-    sb_puts(out, ", \"_hc_lastop\", \"_hc_err\") ");
-    sb_puts(out, select_src);
-    sb_puts(out, " ON CONFLICT (\"sfid\") DO UPDATE SET ");
-    for (size_t i = 0; i < m->nfields; i++) {
-        sb_sql_ident(out, f[i]->column);
-        sb_puts(out, " = excluded.");
-        sb_sql_ident(out, f[i]->column);
-        sb_puts(out, ", ");
-    }
-    /* A row whose own change has not reached Salesforce yet is left alone:
-     * the change comes back with the next poll once it is written. */
-    sb_puts(out, "\"_hc_lastop\" = 'SYNCED', \"_hc_err\" = NULL WHERE ");
-    if (m->read_write)
-        sb_printf(out, "(t.\"_hc_lastop\" IS DISTINCT FROM 'PENDING'%s) AND ",
-                  with_conf ? " OR EXISTS (SELECT 1 FROM conf WHERE conf.sfid = t.sfid AND conf.winner = 'salesforce')" : "");
-    sb_puts(out, "(t.\"systemmodstamp\" IS NULL OR "
-                 "excluded.\"systemmodstamp\" IS NULL OR t.\"systemmodstamp\" <= excluded.\"systemmodstamp\") AND (");
-    column_list(out, f, m->nfields, "t.");
-    sb_puts(out, ") IS DISTINCT FROM (");
-    column_list(out, f, m->nfields, "excluded.");
-    sb_puts(out, ")");
-    free(f);
-}
-
-typedef enum { TAIL_NONE, TAIL_POLL, TAIL_LOAD } apply_tail;
-
-/* One statement applying a page of JSON records ($1) to the table:
- * deletions, upserts, and the bookkeeping (TAIL_POLL: watermark from the
- * page; TAIL_LOAD: load position $3 and count). $2 is the object name.
- * Returns (deleted, upserted, page max SystemModstamp). */
+/* The CTEs of a read-write mapping's apply statement that find the rows
+ * changed on both sides (see apply_sql); "" for a read-only mapping. */
 static char *
-apply_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
+conflict_ctes(const sync_ctx *x, const mapping *m)
 {
-    const map_field **f = all_fields(m);
-    bool isdel = has_isdeleted(m);
-    sb s = SB_INIT, src = SB_INIT;
-    sb_puts(&s, "WITH src AS (SELECT * FROM ");
-    recordset(&s, f, m->nfields);
-    sb_puts(&s, ")");
+    sb s = SB_INIT;
     if (m->read_write) {
         /* Changed on both sides since the last sync: the row's own change is
          * still waiting to be written. The policy picks the winner; every
@@ -298,36 +126,19 @@ apply_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
         sb_free(&qc);
         sb_free(&qa);
     }
-    if (isdel && !m->tombstones) {
-        sb_puts(&s, ", del AS (DELETE FROM ");
-        qtable(&s, x, m);
-        sb_puts(&s, " t USING src WHERE src.\"IsDeleted\" AND t.\"sfid\" = src.\"Id\" RETURNING 1)");
-    }
-    sb_puts(&src, "SELECT ");
-    for (size_t i = 0; i < m->nfields; i++) {
-        value_expr(&src, f[i]);
-        sb_puts(&src, ", ");
-    }
-    sb_puts(&src, "'SYNCED', NULL FROM src x");
-    if (isdel && !m->tombstones)
-        sb_puts(&src, " WHERE NOT coalesce(x.\"IsDeleted\", false)");
-    sb_puts(&s, ", up AS (");
-    upsert_from(&s, x, m, sb_str(&src), m->read_write);
-    sb_puts(&s, " RETURNING 1)");
-    sb_puts(&s, ", mx AS (SELECT max(\"SystemModstamp\" AT TIME ZONE 'UTC') AS v FROM src)");
-    if (tail == TAIL_POLL)
-        cat_sql_poll_page(&s, x->schema, "(SELECT v FROM mx)",
-                          isdel && !m->tombstones ? "(SELECT count(*) FROM up) + (SELECT count(*) FROM del)"
-                                                  : "(SELECT count(*) FROM up)");
-    else if (tail == TAIL_LOAD)
-        cat_sql_load_page(&s, x->schema, "(SELECT count(*) FROM src)");
-    sb_printf(&s, " SELECT (SELECT %s), (SELECT count(*) FROM up), "
-                  "(SELECT to_char(v, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') FROM mx)%s",
-              isdel && !m->tombstones ? "count(*) FROM del" : "0", tail != TAIL_NONE ? ", (SELECT count(*) FROM wm)" : "");
-    sb_free(&src);
-    free(f);
     return sb_steal(&s);
 }
+
+static char *
+page_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
+{
+    char *conf = conflict_ctes(x, m);
+    char *sql = apply_sql(x->schema, m, tail, conf);
+    free(conf);
+    return sql;
+}
+
+/* ---- applying pages ---------------------------------------------------------- */
 
 /* Run an apply statement on a page's records. */
 static int
@@ -354,57 +165,53 @@ apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, co
  * written back into the row (which would make a duplicate row). */
 static int unsettled_inserts(sync_ctx *x, const mapping *m, bool *yes, err_t *e);
 
+/* Open the transaction a page is applied in. For a read-write mapping, take
+ * the table's lock (LOCK_TABLE, held by the writer while an insert's sfid is
+ * on its way) and then look for inserts whose outcome the writer lost: *wait
+ * set means the page must wait (the transaction is rolled back). */
+static int
+begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
+{
+    *wait = false;
+    if (pg_exec(x->pg, e, "BEGIN") != 0)
+        return pg_failed(x, e);
+    if (m->read_write) {
+        sb k = SB_INIT;
+        sb_printf(&k, "%s.%s", x->schema, m->table);
+        const char *p[] = {sb_str(&k)};
+        int rc = pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(" LOCK_TABLE ", hashtext($1))", 1, p);
+        sb_free(&k);
+        if (rc != 0)
+            return pg_failed(x, e);
+    }
+    /* Apps write these rows in transactions of their own: rather than wait for
+     * a row lock (and maybe deadlock with an app, which Postgres might resolve
+     * by failing the app's transaction), give up quickly; the page is applied
+     * again by the next attempt. */
+    if (pg_exec(x->pg, e, "SET LOCAL lock_timeout = '200ms'") != 0)
+        return pg_failed(x, e);
+    /* Checked under the lock: the writer may have lost an insert's answer while we waited. */
+    if (unsettled_inserts(x, m, wait, e) != 0)
+        return -1;
+    if (*wait)
+        pg_rollback_quietly(x->pg);
+    return 0;
+}
+
 /* 1 when the page must wait (see unsettled_inserts): nothing applied. */
 static int
 apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64_t *changed, err_t *e)
 {
     if (!m->read_write)
         return apply_page(x, sql, recs, m->object, NULL, changed, e);
-    sb k = SB_INIT;
-    sb_printf(&k, "%s.%s", x->schema, m->table);
-    const char *p[] = {sb_str(&k)};
-    int rc = pg_exec(x->pg, e, "BEGIN");
-    /* Apps write these rows in transactions of their own: rather than wait for
-     * a row lock (and maybe deadlock with an app, which Postgres might resolve
-     * by failing the app's transaction), give up quickly; the page is applied
-     * again by the next attempt. */
-    if (rc == 0)
-        rc = pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(4242003, hashtext($1))", 1, p);
-    if (rc == 0)
-        rc = pg_exec(x->pg, e, "SET LOCAL lock_timeout = '200ms'");
-    sb_free(&k);
-    if (rc != 0)
-        return pg_failed(x, e);
-    /* Checked under the lock: the writer may have lost an insert's answer while we waited. */
     bool wait = false;
-    if (unsettled_inserts(x, m, &wait, e) != 0)
+    if (begin_page(x, m, &wait, e) != 0)
         return -1;
-    if (wait) {
-        pg_rollback_quietly(x->pg);
+    if (wait)
         return 1;
-    }
     if (apply_page(x, sql, recs, m->object, NULL, changed, e) != 0)
         return -1;
     return pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
-}
-
-static json_t *
-page_records(json_t *page, err_t *e)
-{
-    json_t *recs = json_object_get(page, "records");
-    if (!json_is_array(recs)) {
-        err_set(e, 502, "BAD_RESPONSE", "query reply has no records array");
-        return NULL;
-    }
-    return recs;
-}
-
-static const char *
-page_next(json_t *page)
-{
-    if (json_is_true(json_object_get(page, "done")))
-        return NULL;
-    return json_string_value(json_object_get(page, "nextRecordsUrl"));
 }
 
 static void
@@ -413,6 +220,15 @@ progress(sync_ctx *x, const mapping *m, int64_t done, int64_t total)
     if (x->progress)
         x->progress(x->progress_ctx, m, done, total);
 }
+
+/* A page callback (sfapi_query_each) and what it works with. */
+typedef struct page_ctx {
+    sync_ctx   *x;
+    mapping    *m;
+    const char *sql;
+    int64_t    *changed;
+    bool        deferred; /* a poll page waits for the writer */
+} page_ctx;
 
 /* ---- Bulk CSV into COPY --------------------------------------------------- */
 
@@ -461,8 +277,8 @@ static int
 copy_sink_fn(void *ctx, const char *data, size_t len, err_t *e)
 {
     copy_sink *k = ctx;
-    if (k->x->stop && *k->x->stop)
-        return err_set(e, 503, "STOPPED", "stopped by a signal");
+    if (stop_requested(k->x))
+        return stopped(k->x, e);
     if (!k->header_done) {
         const char *nl = memchr(data, '\n', len);
         size_t take = nl ? (size_t)(nl - data) + 1 : len;
@@ -490,16 +306,6 @@ copy_sink_fn(void *ctx, const char *data, size_t len, err_t *e)
     return 0;
 }
 
-static void
-copy_sql(sb *out, const char *target, const map_field *const *f, size_t n)
-{
-    sb_printf(out, "COPY %s (", target);
-    column_list(out, f, n, NULL);
-    sb_puts(out, ") FROM STDIN WITH (FORMAT csv, FORCE_NULL (");
-    column_list(out, f, n, NULL);
-    sb_puts(out, "))");
-}
-
 /* Fetch one Bulk results page into COPY target. The caller owns the
  * transaction. *next gets the next locator (NULL at the end). */
 static int
@@ -508,7 +314,7 @@ bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *lo
                   err_t *e)
 {
     sb sql = SB_INIT;
-    copy_sql(&sql, target, f, nf);
+    apply_copy_sql(&sql, target, f, nf);
     int rc = pg_copy_begin(x->pg, sb_str(&sql), e);
     sb_free(&sql);
     if (rc != 0)
@@ -518,11 +324,12 @@ bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *lo
     rc = sfapi_bulk_query_results(x->sf, job, locator, x->cfg->bulk_page, copy_sink_fn, &k, next, &nrec, e);
     sb_free(&k.header);
     if (rc != 0) {
-        pg_copy_end(x->pg, "Bulk results page failed", NULL);
+        /* Abandoned: the rollback discards whatever the page had copied. */
+        (void)pg_copy_end(x->pg, "Bulk results page failed", NULL);
         pg_rollback_quietly(x->pg);
-        if (x->stop && *x->stop)
+        if (stop_requested(x))
             return stopped(x, e);
-        return sf_fail(x, e);
+        return -1;
     }
     if (pg_copy_end(x->pg, NULL, e) != 0) {
         free(*next);
@@ -547,7 +354,7 @@ count_and_max(sync_ctx *x, const mapping *m, const char *where, int64_t *count, 
     int rc = sfapi_query(x->sf, sb_str(&q), false, 0, &page, e);
     sb_free(&q);
     if (rc != 0)
-        return sf_fail(x, e);
+        return -1;
     *count = json_integer_value(json_object_get(page, "totalSize"));
     json_decref(page);
     if (!maxstamp)
@@ -557,7 +364,7 @@ count_and_max(sync_ctx *x, const mapping *m, const char *where, int64_t *count, 
     rc = sfapi_query(x->sf, sb_str(&q2), false, 0, &page, e);
     sb_free(&q2);
     if (rc != 0)
-        return sf_fail(x, e);
+        return -1;
     json_t *rec = json_array_get(json_object_get(page, "records"), 0);
     const char *v = json_string_value(json_object_get(rec, "SystemModstamp"));
     int64_t ms;
@@ -580,6 +387,17 @@ replace(char **slot, const char *v)
     *slot = v ? xstrdup(v) : NULL;
 }
 
+/* Best-effort cleanup of a finished Bulk query job: Salesforce deletes it
+ * after seven days anyway, so a failure is only logged. */
+static void
+drop_job(sync_ctx *x, const char *job)
+{
+    err_t e;
+    err_clear(&e);
+    if (sfapi_bulk_query_delete(x->sf, job, &e) != 0)
+        log_debug("deleting Bulk job %s failed (%s: %s); Salesforce drops it in time", job, e.code, e.msg);
+}
+
 /* ---- initial load ----------------------------------------------------------- */
 
 static int
@@ -591,15 +409,13 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
         return -1;
     char *job = NULL;
     if (count > x->cfg->bulk_threshold) {
-        const map_field **f = all_fields(m);
         sb q = SB_INIT;
-        soql_select(&q, m, f, m->nfields, NULL);
-        free(f);
+        apply_soql_select_all(&q, m, NULL);
         int rc = sfapi_bulk_query_create(x->sf, sb_str(&q), false, &job, e);
         sb_free(&q);
         if (rc != 0) {
             free(maxstamp);
-            return sf_fail(x, e);
+            return -1;
         }
     }
     sb s = SB_INIT;
@@ -633,55 +449,32 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
 }
 
 static int
+load_page(void *ctx, json_t *recs, const char *next, err_t *e)
+{
+    page_ctx *p = ctx;
+    /* An empty locator means "done" in the load position. */
+    if (apply_page(p->x, p->sql, recs, p->m->object, next ? next : "", NULL, e) != 0)
+        return -1;
+    p->m->load_done += (int64_t)json_array_size(recs);
+    replace(&p->m->load_locator, next ? next : "");
+    progress(p->x, p->m, p->m->load_done, p->m->load_total);
+    return next && stop_requested(p->x) ? stopped(p->x, e) : 0;
+}
+
+static int
 load_rest(sync_ctx *x, mapping *m, err_t *e)
 {
-    char *sql = apply_sql(x, m, TAIL_LOAD);
-    json_t *page = NULL;
-    int rc;
-    if (!m->load_locator) {
-        const map_field **f = all_fields(m);
-        sb q = SB_INIT;
-        soql_select(&q, m, f, m->nfields, NULL);
-        free(f);
-        rc = sfapi_query(x->sf, sb_str(&q), false, (int)x->cfg->rest_batch, &page, e);
-        sb_free(&q);
-    } else {
-        rc = sfapi_query_more(x->sf, m->load_locator, &page, e);
-    }
-    while (rc == 0) {
-        json_t *recs = page_records(page, e);
-        if (!recs) {
-            x->fail = SFAPI_PERMANENT;
-            rc = -1;
-            break;
-        }
-        const char *next = page_next(page);
-        /* An empty locator means "done" in the load position. */
-        if (apply_page(x, sql, recs, m->object, next ? next : "", NULL, e) != 0) {
-            rc = -1;
-            break;
-        }
-        m->load_done += (int64_t)json_array_size(recs);
-        replace(&m->load_locator, next ? next : "");
-        progress(x, m, m->load_done, m->load_total);
-        if (!next)
-            break;
-        if (x->stop && *x->stop) {
-            rc = stopped(x, e);
-            break;
-        }
-        char *nexturl = xstrdup(next);
-        json_decref(page);
-        page = NULL;
-        rc = sfapi_query_more(x->sf, nexturl, &page, e);
-        free(nexturl);
-        if (rc != 0)
-            sf_fail(x, e);
-    }
-    if (rc != 0 && x->fail == SFAPI_OK)
-        sf_fail(x, e);
-    json_decref(page);
+    sb q = SB_INIT;
+    if (!m->load_locator)
+        apply_soql_select_all(&q, m, NULL);
+    char *resume = m->load_locator ? xstrdup(m->load_locator) : NULL;
+    sfapi_query_spec qs = {.soql = sb_str(&q), .batch_size = (int)x->cfg->rest_batch, .resume_url = resume};
+    char *sql = page_sql(x, m, APPLY_TAIL_LOAD);
+    page_ctx p = {.x = x, .m = m, .sql = sql};
+    int rc = sfapi_query_each(x->sf, &qs, load_page, &p, e);
     free(sql);
+    free(resume);
+    sb_free(&q);
     return rc;
 }
 
@@ -690,13 +483,13 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
 {
     long records = 0;
     if (!m->load_locator && sfapi_bulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
-        return sf_fail(x, e);
-    const map_field **f = all_fields(m);
+        return -1;
+    const map_field **f = apply_all_fields(m);
     sb target = SB_INIT;
     qtable(&target, x, m);
     int rc = 0;
     for (;;) {
-        if (x->stop && *x->stop) {
+        if (stop_requested(x)) {
             rc = stopped(x, e);
             break;
         }
@@ -730,10 +523,9 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
     return rc;
 }
 
-int
-sync_load(sync_ctx *x, mapping *m, err_t *e)
+static int
+pull_load(sync_ctx *x, mapping *m, err_t *e)
 {
-    x->fail = SFAPI_OK;
     bool started = m->load_total >= 0 && m->state != MS_INITIAL;
     if (!started && load_start(x, m, e) != 0)
         return -1;
@@ -742,7 +534,7 @@ sync_load(sync_ctx *x, mapping *m, err_t *e)
         int rc = m->load_job ? load_bulk(x, m, e) : load_rest(x, m, e);
         if (rc != 0) {
             /* A resume position Salesforce no longer knows: start over. */
-            if (x->fail == SFAPI_PERMANENT && m->load_locator && *m->load_locator &&
+            if (err_class_of(e) == ERR_PERMANENT && m->load_locator && *m->load_locator &&
                 (strcmp(e->code, "INVALID_QUERY_LOCATOR") == 0 || strcmp(e->code, "NOT_FOUND") == 0 ||
                  strcmp(e->code, "INVALIDJOB") == 0)) {
                 log_warn("%s: load position lost (%s); restarting the load", m->object, e->code);
@@ -753,7 +545,7 @@ sync_load(sync_ctx *x, mapping *m, err_t *e)
                 if (fsm_fire(x->pg, x->schema, m, EV_LOAD_RESTART, &cols, &re) != 0)
                     log_warn("%s: load restart not recorded: %s", m->object, re.msg);
                 m->load_total = -1;
-                x->fail = SFAPI_TRANSIENT;
+                err_class_set(e, ERR_TRANSIENT);
             }
             return -1;
         }
@@ -762,10 +554,8 @@ sync_load(sync_ctx *x, mapping *m, err_t *e)
     cat_cols_load_finished(&cols, m->poll_seconds);
     if (fsm_fire(x->pg, x->schema, m, EV_LOAD_DONE, &cols, e) != 0)
         return pg_failed(x, e);
-    if (m->load_job) {
-        err_t ignore;
-        sfapi_bulk_query_delete(x->sf, m->load_job, &ignore);
-    }
+    if (m->load_job)
+        drop_job(x, m->load_job);
     log_info("%s: initial load complete, %lld rows", m->object, (long long)m->load_done);
     m->loaded = true;
     replace(&m->watermark, m->load_wm);
@@ -775,24 +565,6 @@ sync_load(sync_ctx *x, mapping *m, err_t *e)
 }
 
 /* ---- incremental poll ------------------------------------------------------- */
-
-/* watermark - overlap as a SOQL datetime literal. */
-static int
-since_literal(const sync_ctx *x, const char *watermark, char out[40])
-{
-    sb s = SB_INIT;
-    sb_printf(&s, "%sZ", watermark);
-    int64_t ms;
-    int rc = util_parse_datetime(sb_str(&s), &ms);
-    sb_free(&s);
-    if (rc != 0)
-        return -1;
-    ms -= x->cfg->poll_overlap_ms;
-    char buf[32];
-    util_fmt_datetime_z(ms, buf);
-    snprintf(out, 40, "%s", buf);
-    return 0;
-}
 
 /* A read-write table with inserts whose outcome is not settled yet (sent, but
  * no answer): a pull now could take such a record for a new one and make a
@@ -819,10 +591,25 @@ unsettled_inserts(sync_ctx *x, const mapping *m, bool *yes, err_t *e)
     return 0;
 }
 
-int
-sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
+static int
+poll_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
-    x->fail = SFAPI_OK;
+    page_ctx *p = ctx;
+    log_debug("%s: poll page of %zu records", p->m->object, json_array_size(recs));
+    int ar = json_array_size(recs) ? apply_locked(p->x, p->m, p->sql, recs, p->changed, e) : 0;
+    if (ar < 0)
+        return -1;
+    if (ar > 0) {
+        /* The rest of this poll waits for the writer; the watermark stays. */
+        p->deferred = true;
+        return 1;
+    }
+    return next && stop_requested(p->x) ? stopped(p->x, e) : 0;
+}
+
+static int
+pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
+{
     *applied = 0;
     bool wait = false;
     if (unsettled_inserts(x, m, &wait, e) != 0)
@@ -834,61 +621,23 @@ sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
     char where[80] = "";
     if (m->watermark) {
         char since[40];
-        if (since_literal(x, m->watermark, since) != 0) {
-            x->fail = SFAPI_PERMANENT;
+        if (apply_since_literal(m->watermark, x->cfg->poll_overlap_ms, since) != 0)
             return err_set(e, 500, "BAD_CATALOG", "%s: bad watermark '%s'", m->object, m->watermark);
-        }
         snprintf(where, sizeof where, "SystemModstamp >= %s", since);
     }
-    const map_field **f = all_fields(m);
     sb q = SB_INIT;
-    soql_select(&q, m, f, m->nfields, where);
+    apply_soql_select_all(&q, m, where);
     sb_puts(&q, " ORDER BY SystemModstamp ASC");
-    free(f);
-    char *sql = apply_sql(x, m, TAIL_POLL);
-    json_t *page = NULL;
-    int rc = sfapi_query(x->sf, sb_str(&q), has_isdeleted(m), (int)x->cfg->rest_batch, &page, e);
+    char *sql = page_sql(x, m, APPLY_TAIL_POLL);
+    sfapi_query_spec qs = {.soql = sb_str(&q), .all = apply_has_isdeleted(m), .batch_size = (int)x->cfg->rest_batch};
+    page_ctx pc = {.x = x, .m = m, .sql = sql, .changed = applied};
+    int rc = sfapi_query_each(x->sf, &qs, poll_page, &pc, e);
     sb_free(&q);
-    if (rc != 0)
-        sf_fail(x, e);
-    while (rc == 0) {
-        json_t *recs = page_records(page, e);
-        if (!recs) {
-            x->fail = SFAPI_PERMANENT;
-            rc = -1;
-            break;
-        }
-        log_debug("%s: poll page of %zu records", m->object, json_array_size(recs));
-        int ar = json_array_size(recs) ? apply_locked(x, m, sql, recs, applied, e) : 0;
-        if (ar < 0) {
-            rc = -1;
-            break;
-        }
-        if (ar > 0) {
-            /* The rest of this poll waits for the writer; the watermark stays. */
-            json_decref(page);
-            free(sql);
-            return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
-        }
-        const char *next = page_next(page);
-        if (!next)
-            break;
-        if (x->stop && *x->stop) {
-            rc = stopped(x, e);
-            break;
-        }
-        char *nexturl = xstrdup(next);
-        json_decref(page);
-        page = NULL;
-        rc = sfapi_query_more(x->sf, nexturl, &page, e);
-        free(nexturl);
-        if (rc != 0)
-            sf_fail(x, e);
-    }
-    json_decref(page);
     free(sql);
     if (rc != 0)
         return -1;
+    if (pc.deferred) /* the rest of this poll waits for the writer; the watermark stays */
+        return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
     cat_cols cols = {0};
     cat_cols_poll_finished(&cols, m->poll_seconds);
     char *wm = NULL;
@@ -907,17 +656,63 @@ static int
 stage_create(sync_ctx *x, const map_field *const *f, size_t n, err_t *e)
 {
     sb s = SB_INIT;
-    sb_puts(&s, "DROP TABLE IF EXISTS " STAGE "; CREATE TEMP TABLE _sfb_stage (");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            sb_puts(&s, ", ");
-        sb_sql_ident(&s, f[i]->column);
-        sb_printf(&s, " %s", f[i]->pgtype);
-    }
-    sb_puts(&s, ")");
+    apply_stage_create_sql(&s, f, n);
     int rc = pg_exec(x->pg, e, sb_str(&s));
     sb_free(&s);
     return rc == 0 ? 0 : pg_failed(x, e);
+}
+
+static void
+stage_drop(sync_ctx *x)
+{
+    /* A temporary table: it goes with the session, and the next stage_create
+     * drops it first, so a failure here costs nothing. */
+    (void)pg_exec(x->pg, NULL, "DROP TABLE IF EXISTS " STAGE);
+}
+
+static int
+stage_page(void *ctx, json_t *recs, const char *next, err_t *e)
+{
+    (void)next;
+    page_ctx *p = ctx;
+    return json_array_size(recs) ? apply_page(p->x, p->sql, recs, NULL, NULL, NULL, e) : 0;
+}
+
+/* The stage through a Bulk query job. */
+static int
+stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const char *soql, err_t *e)
+{
+    char *job = NULL;
+    long recs = 0;
+    if (sfapi_bulk_query_create(x->sf, soql, false, &job, e) != 0 ||
+        sfapi_bulk_query_wait(x->sf, job, 0, &recs, e) != 0) {
+        free(job);
+        return -1;
+    }
+    int rc = 0;
+    char *loc = NULL;
+    int64_t done = 0;
+    for (;;) {
+        if (stop_requested(x)) {
+            rc = stopped(x, e);
+            break;
+        }
+        char *next = NULL;
+        int64_t rows = 0;
+        if (bulk_page_to_copy(x, m, job, loc, STAGE, f, n, done, &next, &rows, e) != 0) {
+            rc = -1;
+            break;
+        }
+        done += rows;
+        free(loc);
+        loc = next;
+        if (!loc)
+            break;
+    }
+    free(loc);
+    drop_job(x, job);
+    free(job);
+    return rc;
 }
 
 /* Fill the stage with SELECT f FROM object [WHERE where], through Bulk when
@@ -930,137 +725,79 @@ stage_fill(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
     if (stage_create(x, f, n, e) != 0)
         return -1;
     sb q = SB_INIT;
-    soql_select(&q, m, f, n, where);
-    int rc = 0;
+    apply_soql_select(&q, m, f, n, where);
+    int rc;
     if (expect > x->cfg->bulk_threshold) {
-        char *job = NULL;
-        long recs = 0;
-        if (sfapi_bulk_query_create(x->sf, sb_str(&q), false, &job, e) != 0 ||
-            sfapi_bulk_query_wait(x->sf, job, 0, &recs, e) != 0) {
-            sb_free(&q);
-            free(job);
-            return sf_fail(x, e);
-        }
-        char *loc = NULL;
-        int64_t done = 0;
-        for (;;) {
-            if (x->stop && *x->stop) {
-                rc = stopped(x, e);
-                break;
-            }
-            char *next = NULL;
-            int64_t rows = 0;
-            if (bulk_page_to_copy(x, m, job, loc, STAGE, f, n, done, &next, &rows, e) != 0) {
-                rc = -1;
-                break;
-            }
-            done += rows;
-            free(loc);
-            loc = next;
-            if (!loc)
-                break;
-        }
-        free(loc);
-        err_t ignore;
-        sfapi_bulk_query_delete(x->sf, job, &ignore);
-        free(job);
+        rc = stage_bulk(x, m, f, n, sb_str(&q), e);
     } else {
         sb ins = SB_INIT;
-        sb_puts(&ins, "INSERT INTO " STAGE " (");
-        column_list(&ins, f, n, NULL);
-        sb_puts(&ins, ") SELECT ");
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                sb_puts(&ins, ", ");
-            value_expr(&ins, f[i]);
-        }
-        sb_puts(&ins, " FROM ");
-        recordset(&ins, f, n);
-        json_t *page = NULL;
-        rc = sfapi_query(x->sf, sb_str(&q), false, (int)x->cfg->rest_batch, &page, e);
-        if (rc != 0)
-            sf_fail(x, e);
-        while (rc == 0) {
-            json_t *recs = page_records(page, e);
-            if (!recs) {
-                x->fail = SFAPI_PERMANENT;
-                rc = -1;
-                break;
-            }
-            if (json_array_size(recs) && apply_page(x, sb_str(&ins), recs, NULL, NULL, NULL, e) != 0) {
-                rc = -1;
-                break;
-            }
-            const char *next = page_next(page);
-            if (!next)
-                break;
-            char *nexturl = xstrdup(next);
-            json_decref(page);
-            page = NULL;
-            rc = sfapi_query_more(x->sf, nexturl, &page, e);
-            free(nexturl);
-            if (rc != 0)
-                sf_fail(x, e);
-        }
-        json_decref(page);
+        apply_stage_insert_sql(&ins, f, n);
+        sfapi_query_spec qs = {.soql = sb_str(&q), .batch_size = (int)x->cfg->rest_batch};
+        page_ctx p = {.x = x, .m = m, .sql = sb_str(&ins)};
+        rc = sfapi_query_each(x->sf, &qs, stage_page, &p, e);
         sb_free(&ins);
     }
     sb_free(&q);
     return rc;
 }
 
-/* ---- drift detection --------------------------------------------------------- */
+/* ---- fetching records by id ---------------------------------------------------- */
 
-/* Fetch the given records by Id (chunks of 100) and upsert them. */
+/* Query the records with the given ids (100 per query; deleted ones too when
+ * the mapping has IsDeleted), every page to fn. */
 static int
-refetch(sync_ctx *x, mapping *m, PGresult *ids, int64_t *repaired, err_t *e)
+fetch_ids(sync_ctx *x, const mapping *m, const char *const *ids, size_t n, sfapi_page_fn fn, void *ctx, err_t *e)
 {
-    const map_field **f = all_fields(m);
-    char *sql = apply_sql(x, m, TAIL_NONE);
     int rc = 0;
-    int n = PQntuples(ids);
-    for (int i = 0; rc == 0 && i < n; i += 100) {
+    for (size_t i = 0; rc == 0 && i < n; i += 100) {
         sb where = SB_INIT, q = SB_INIT;
-        sb_puts(&where, "Id IN (");
-        for (int j = i; j < n && j < i + 100; j++) {
-            if (j > i)
-                sb_putc(&where, ',');
-            sb_putc(&where, '\'');
-            sfapi_soql_escape(&where, PQgetvalue(ids, j, 0));
-            sb_putc(&where, '\'');
-        }
-        sb_putc(&where, ')');
-        soql_select(&q, m, f, m->nfields, sb_str(&where));
-        json_t *page = NULL;
-        rc = sfapi_query(x->sf, sb_str(&q), has_isdeleted(m), 0, &page, e);
-        if (rc != 0) {
-            sf_fail(x, e);
-        } else {
-            json_t *recs = page_records(page, e);
-            if (!recs) {
-                x->fail = SFAPI_PERMANENT;
-                rc = -1;
-            } else if (json_array_size(recs)) {
-                rc = apply_page(x, sql, recs, m->object, NULL, repaired, e);
-            }
-        }
-        json_decref(page);
+        apply_soql_ids(&where, ids + i, n - i < 100 ? n - i : 100);
+        apply_soql_select_all(&q, m, sb_str(&where));
+        sfapi_query_spec qs = {.soql = sb_str(&q), .all = apply_has_isdeleted(m)};
+        rc = sfapi_query_each(x->sf, &qs, fn, ctx, e);
         sb_free(&where);
         sb_free(&q);
     }
-    free(sql);
-    free(f);
     return rc;
 }
 
-int
-sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
+/* ---- drift detection --------------------------------------------------------- */
+
+static int
+refetch_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
-    x->fail = SFAPI_OK;
+    (void)next;
+    page_ctx *p = ctx;
+    return json_array_size(recs) ? apply_page(p->x, p->sql, recs, p->m->object, NULL, p->changed, e) : 0;
+}
+
+/* Fetch the given records by Id and upsert them. */
+static int
+refetch(sync_ctx *x, mapping *m, PGresult *ids, int64_t *repaired, err_t *e)
+{
+    size_t n = (size_t)PQntuples(ids);
+    const char **v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = PQgetvalue(ids, (int)i, 0);
+    char *sql = page_sql(x, m, APPLY_TAIL_NONE);
+    page_ctx p = {.x = x, .m = m, .sql = sql, .changed = repaired};
+    int rc = fetch_ids(x, m, v, n, refetch_page, &p, e);
+    free(sql);
+    free(v);
+    return rc;
+}
+
+static int
+pull_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
+{
     *repairs = 0;
+    if (!m->loaded)
+        return 0;
     bool wait = false;
-    if (!m->loaded || unsettled_inserts(x, m, &wait, e) != 0 || wait)
-        return x->fail == SFAPI_OK ? 0 : -1;
+    if (unsettled_inserts(x, m, &wait, e) != 0)
+        return -1;
+    if (wait)
+        return 0;
     const map_field *idf = cat_field(m, "Id"), *msf = cat_field(m, "SystemModstamp");
     const map_field *f[] = {idf, msf};
     int64_t count = 0;
@@ -1073,7 +810,7 @@ sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
     sb_puts(&s, "SELECT s.sfid FROM " STAGE " s LEFT JOIN ");
     qtable(&s, x, m);
     sb_puts(&s, " t ON t.sfid = s.sfid WHERE (t.sfid IS NULL OR t.systemmodstamp IS DISTINCT FROM s.systemmodstamp");
-    if (has_isdeleted(m))
+    if (apply_has_isdeleted(m))
         sb_puts(&s, " OR t.isdeleted");
     sb_puts(&s, ") AND ($1::timestamp IS NULL OR s.systemmodstamp <= $1::timestamp)");
     const char *p[] = {m->watermark};
@@ -1086,19 +823,14 @@ sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
     if (rc != 0)
         return -1;
     /* Rows Salesforce no longer has (hard-deleted, or deletes the polls missed). */
-    sb_puts(&s, m->tombstones && has_isdeleted(m) ? "UPDATE " : "DELETE FROM ");
-    qtable(&s, x, m);
-    sb_puts(&s, m->tombstones && has_isdeleted(m) ? " t SET isdeleted = true, \"_hc_lastop\" = 'SYNCED' WHERE NOT t.isdeleted AND"
-                                                  : " t WHERE");
-    sb_puts(&s, " t.sfid IS NOT NULL AND ($1::timestamp IS NULL OR t.systemmodstamp <= $1::timestamp)"
-                " AND NOT EXISTS (SELECT 1 FROM " STAGE " s WHERE s.sfid = t.sfid)");
+    apply_gone_sql(&s, x->schema, m, m->tombstones && apply_has_isdeleted(m));
     PGresult *r = pg_query(x->pg, e, sb_str(&s), 1, p);
     sb_free(&s);
     if (!r)
         return pg_failed(x, e);
     *repairs += atoll(PQcmdTuples(r));
     PQclear(r);
-    pg_exec(x->pg, NULL, "DROP TABLE IF EXISTS " STAGE);
+    stage_drop(x);
     if (*repairs)
         log_warn("%s: drift check repaired %lld rows", m->object, (long long)*repairs);
     return cat_drift_done(x->pg, x->schema, m->object, *repairs, e) == 0 ? 0 : pg_failed(x, e);
@@ -1106,37 +838,33 @@ sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
 
 /* ---- reload ------------------------------------------------------------------- */
 
-int
-sync_reload(sync_ctx *x, mapping *m, err_t *e)
+static int
+pull_reload(sync_ctx *x, mapping *m, err_t *e)
 {
-    x->fail = SFAPI_OK;
     int64_t count = 0;
     char *maxstamp = NULL;
     if (count_and_max(x, m, NULL, &count, &maxstamp, e) != 0)
         return -1;
-    const map_field **f = all_fields(m);
+    const map_field **f = apply_all_fields(m);
     m->load_total = count;
     int rc = stage_fill(x, m, f, m->nfields, NULL, count, e);
     sb s = SB_INIT;
     if (rc == 0)
-        rc = pg_exec(x->pg, e, "BEGIN");
+        rc = pg_exec(x->pg, e, "BEGIN") == 0 ? 0 : pg_failed(x, e);
     if (rc == 0) {
         sb src = SB_INIT;
         sb_puts(&src, "SELECT ");
-        column_list(&src, f, m->nfields, NULL);
+        apply_column_list(&src, f, m->nfields, NULL);
         sb_puts(&src, ", 'SYNCED', NULL FROM " STAGE);
-        upsert_from(&s, x, m, sb_str(&src), false);
+        apply_upsert_from(&s, x->schema, m, sb_str(&src), false);
         sb_free(&src);
-        rc = pg_exec(x->pg, e, sb_str(&s));
+        rc = pg_exec(x->pg, e, sb_str(&s)) == 0 ? 0 : pg_failed(x, e);
     }
     if (rc == 0) {
         sb_clear(&s);
-        sb_puts(&s, "DELETE FROM ");
-        qtable(&s, x, m);
-        sb_puts(&s, " t WHERE t.sfid IS NOT NULL AND ($1::timestamp IS NULL OR t.systemmodstamp <= $1::timestamp)"
-                    " AND NOT EXISTS (SELECT 1 FROM " STAGE " s WHERE s.sfid = t.sfid)");
+        apply_gone_sql(&s, x->schema, m, false);
         const char *p[] = {maxstamp};
-        rc = pg_run(x->pg, e, sb_str(&s), 1, p);
+        rc = pg_run(x->pg, e, sb_str(&s), 1, p) == 0 ? 0 : pg_failed(x, e);
     }
     if (rc == 0) {
         cat_cols cols = {0};
@@ -1144,10 +872,8 @@ sync_reload(sync_ctx *x, mapping *m, err_t *e)
         rc = fsm_fire(x->pg, x->schema, m, EV_RELOAD_DONE, &cols, e);
     }
     if (rc == 0)
-        rc = pg_exec(x->pg, e, "COMMIT");
-    if (rc != 0 && x->fail == SFAPI_OK)
-        pg_failed(x, e);
-    pg_exec(x->pg, NULL, "DROP TABLE IF EXISTS " STAGE);
+        rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
+    stage_drop(x);
     sb_free(&s);
     free(f);
     if (rc == 0) {
@@ -1160,10 +886,37 @@ sync_reload(sync_ctx *x, mapping *m, err_t *e)
 
 /* ---- backfill of new columns --------------------------------------------------- */
 
-int
-sync_backfill(sync_ctx *x, mapping *m, err_t *e)
+/* Move the stage into the table, a batch at a time. */
+static int
+backfill_stage(sync_ctx *x, mapping *m, const map_field *const *f, size_t nf, err_t *e)
 {
-    x->fail = SFAPI_OK;
+    sb s = SB_INIT;
+    apply_backfill_sql(&s, x->schema, m, f, nf);
+    int rc = 0;
+    for (;;) {
+        PGresult *r = pg_query(x->pg, e, sb_str(&s), 0, NULL);
+        if (!r) {
+            rc = pg_failed(x, e);
+            break;
+        }
+        PQclear(r);
+        PGresult *left = pg_query(x->pg, e, "SELECT EXISTS (SELECT 1 FROM " STAGE ")", 0, NULL);
+        if (!left) {
+            rc = pg_failed(x, e);
+            break;
+        }
+        bool more = PQgetvalue(left, 0, 0)[0] == 't';
+        PQclear(left);
+        if (!more)
+            break;
+    }
+    sb_free(&s);
+    return rc;
+}
+
+static int
+pull_backfill(sync_ctx *x, mapping *m, err_t *e)
+{
     size_t n = m->resync ? json_array_size(m->resync) : 0;
     const map_field **f = xcalloc(n + 1, sizeof *f);
     size_t nf = 0;
@@ -1179,39 +932,9 @@ sync_backfill(sync_ctx *x, mapping *m, err_t *e)
         rc = count_and_max(x, m, NULL, &count, NULL, e);
         if (rc == 0)
             rc = stage_fill(x, m, f, nf, NULL, count, e);
-        /* Update in batches so no transaction holds many row locks for long. */
-        sb s = SB_INIT;
-        sb_puts(&s, "WITH b AS (DELETE FROM " STAGE " WHERE ctid IN (SELECT ctid FROM " STAGE
-                    " LIMIT 5000) RETURNING *) UPDATE ");
-        qtable(&s, x, m);
-        sb_puts(&s, " t SET ");
-        for (size_t i = 1; i < nf; i++) {
-            if (i > 1)
-                sb_puts(&s, ", ");
-            sb_sql_ident(&s, f[i]->column);
-            sb_puts(&s, " = b.");
-            sb_sql_ident(&s, f[i]->column);
-        }
-        sb_puts(&s, " FROM b WHERE t.sfid = b.sfid");
-        while (rc == 0) {
-            PGresult *r = pg_query(x->pg, e, sb_str(&s), 0, NULL);
-            if (!r) {
-                rc = pg_failed(x, e);
-                break;
-            }
-            PQclear(r);
-            PGresult *left = pg_query(x->pg, e, "SELECT EXISTS (SELECT 1 FROM " STAGE ")", 0, NULL);
-            if (!left) {
-                rc = pg_failed(x, e);
-                break;
-            }
-            bool more = PQgetvalue(left, 0, 0)[0] == 't';
-            PQclear(left);
-            if (!more)
-                break;
-        }
-        sb_free(&s);
-        pg_exec(x->pg, NULL, "DROP TABLE IF EXISTS " STAGE);
+        if (rc == 0)
+            rc = backfill_stage(x, m, f, nf, e);
+        stage_drop(x);
     }
     free(f);
     if (rc != 0)
@@ -1228,99 +951,58 @@ sync_backfill(sync_ctx *x, mapping *m, err_t *e)
 
 /* ---- streaming ------------------------------------------------------------------- */
 
-int
-sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
+static int
+collect_page(void *ctx, json_t *recs, const char *next, err_t *e)
+{
+    (void)next, (void)e;
+    json_array_extend(ctx, recs);
+    return 0;
+}
+
+static int
+deferred(const mapping *m, err_t *e)
+{
+    err_set(e, 503, "DEFERRED", "%s: waiting for the writer to settle inserts", m->object);
+    return err_class_set(e, ERR_TRANSIENT);
+}
+
+/* Delete (or mark deleted) the records of DELETE events. */
+static int
+delete_ids(sync_ctx *x, const mapping *m, const char *const *deleted, size_t ndel, err_t *e)
+{
+    sb s = SB_INIT, d = SB_INIT;
+    pg_text_array(&d, deleted, ndel);
+    apply_delete_ids_sql(&s, x->schema, m);
+    const char *p[] = {sb_str(&d)};
+    int rc = pg_run(x->pg, e, sb_str(&s), 1, p) == 0 ? 0 : pg_failed(x, e);
+    sb_free(&s);
+    sb_free(&d);
+    return rc;
+}
+
+static int
+pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
                   size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e)
 {
-    x->fail = SFAPI_OK;
     bool wait = false;
     if (unsettled_inserts(x, m, &wait, e) != 0)
         return -1;
-    if (wait) {
-        x->fail = SFAPI_TRANSIENT;
-        return err_set(e, 503, "DEFERRED", "%s: waiting for the writer to settle inserts", m->object);
-    }
+    if (wait)
+        return deferred(m, e);
     /* Fetch first (no transaction open while waiting on the network). */
     json_t *all = json_array();
-    const map_field **f = all_fields(m);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < nids; i += 100) {
-        sb where = SB_INIT, q = SB_INIT;
-        sb_puts(&where, "Id IN (");
-        for (size_t j = i; j < nids && j < i + 100; j++) {
-            sb_puts(&where, j > i ? ",'" : "'");
-            sfapi_soql_escape(&where, ids[j]);
-            sb_putc(&where, '\'');
-        }
-        sb_putc(&where, ')');
-        soql_select(&q, m, f, m->nfields, sb_str(&where));
-        json_t *page = NULL;
-        rc = sfapi_query(x->sf, sb_str(&q), has_isdeleted(m), 0, &page, e);
-        if (rc != 0) {
-            sf_fail(x, e);
-        } else {
-            json_t *recs = page_records(page, e);
-            if (!recs) {
-                x->fail = SFAPI_PERMANENT;
-                rc = -1;
-            } else {
-                json_array_extend(all, recs);
-            }
-        }
-        json_decref(page);
-        sb_free(&where);
-        sb_free(&q);
-    }
-    free(f);
-    sb k = SB_INIT, s = SB_INIT, d = SB_INIT;
-    if (rc == 0)
-        rc = pg_exec(x->pg, e, "BEGIN") == 0 ? 0 : pg_failed(x, e);
-    if (rc == 0 && m->read_write) {
-        sb_printf(&k, "%s.%s", x->schema, m->table);
-        const char *p[] = {sb_str(&k)};
-        if (pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(4242003, hashtext($1))", 1, p) != 0)
-            rc = pg_failed(x, e);
-    }
-    /* As in apply_locked: never wait long for an app's row lock. */
-    if (rc == 0 && pg_exec(x->pg, e, "SET LOCAL lock_timeout = '200ms'") != 0)
-        rc = pg_failed(x, e);
-    if (rc == 0 && m->read_write) {
-        bool again = false;
-        if (unsettled_inserts(x, m, &again, e) != 0) {
-            rc = -1;
-        } else if (again) {
-            x->fail = SFAPI_TRANSIENT;
-            rc = err_set(e, 503, "DEFERRED", "%s: waiting for the writer to settle inserts", m->object);
-        }
-    }
+    int rc = fetch_ids(x, m, ids, nids, collect_page, all, e);
+    if (rc == 0 && begin_page(x, m, &wait, e) != 0)
+        rc = -1;
+    if (rc == 0 && wait)
+        rc = deferred(m, e);
     if (rc == 0 && json_array_size(all)) {
-        char *sql = apply_sql(x, m, TAIL_NONE);
+        char *sql = page_sql(x, m, APPLY_TAIL_NONE);
         rc = apply_page(x, sql, all, m->object, NULL, NULL, e);
         free(sql);
     }
-    if (rc == 0 && ndel) {
-        const char **dd = xcalloc(ndel, sizeof *dd);
-        for (size_t i = 0; i < ndel; i++)
-            dd[i] = deleted[i];
-        sb_putc(&d, '{');
-        for (size_t i = 0; i < ndel; i++) {
-            sb_puts(&d, i ? ",\"" : "\"");
-            for (const char *c = dd[i]; *c; c++)
-                if (*c != '"' && *c != '\\')
-                    sb_putc(&d, *c);
-            sb_putc(&d, '"');
-        }
-        sb_putc(&d, '}');
-        free(dd);
-        bool tomb = m->tombstones && has_isdeleted(m);
-        sb_puts(&s, tomb ? "UPDATE " : "DELETE FROM ");
-        qtable(&s, x, m);
-        sb_puts(&s, tomb ? " SET isdeleted = true WHERE NOT isdeleted AND sfid = ANY($1::text[])"
-                         : " WHERE sfid = ANY($1::text[])");
-        const char *p[] = {sb_str(&d)};
-        if (pg_run(x->pg, e, sb_str(&s), 1, p) != 0)
-            rc = pg_failed(x, e);
-    }
+    if (rc == 0 && ndel)
+        rc = delete_ids(x, m, deleted, ndel, e);
     if (rc == 0) {
         if (cat_stream_applied(x->pg, x->schema, m->object, replay_id, lag_ms, (int64_t)(nids + ndel), e) != 0)
             rc = pg_failed(x, e);
@@ -1329,11 +1011,45 @@ sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, 
         rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
     else
         pg_rollback_quietly(x->pg);
-    if (rc != 0 && x->fail == SFAPI_OK)
-        x->fail = SFAPI_TRANSIENT;
-    sb_free(&k);
-    sb_free(&s);
-    sb_free(&d);
     json_decref(all);
     return rc;
+}
+
+/* ---- the public calls: the class of a failure in e, and in x->fail ---------- */
+
+int
+sync_load(sync_ctx *x, mapping *m, err_t *e)
+{
+    return outcome(x, pull_load(x, m, e), e);
+}
+
+int
+sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
+{
+    return outcome(x, pull_poll(x, m, applied, e), e);
+}
+
+int
+sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
+{
+    return outcome(x, pull_drift(x, m, repairs, e), e);
+}
+
+int
+sync_reload(sync_ctx *x, mapping *m, err_t *e)
+{
+    return outcome(x, pull_reload(x, m, e), e);
+}
+
+int
+sync_backfill(sync_ctx *x, mapping *m, err_t *e)
+{
+    return outcome(x, pull_backfill(x, m, e), e);
+}
+
+int
+sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
+                  size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e)
+{
+    return outcome(x, pull_stream_apply(x, m, ids, nids, deleted, ndel, replay_id, lag_ms, e), e);
 }

@@ -14,7 +14,9 @@
  *                 old rows until one transaction swaps the contents.
  *   sync_backfill fills columns just added to a mapping.
  *
- * Each returns 0 or -1 with e filled and x->fail set to the failure's class.
+ * Each returns 0 or -1 with e filled; the failure's class is inside it
+ * (err_class_of(e): ERR_TRANSIENT, ERR_AUTH or ERR_PERMANENT). The SQL they
+ * run is built by apply.c.
  */
 #ifndef SYNC_H
 #define SYNC_H
@@ -39,18 +41,19 @@ typedef struct sync_ctx {
     volatile sig_atomic_t       *stop;     /* set by a signal: abandon the current page */
     sync_progress_fn             progress; /* optional */
     void                        *progress_ctx;
-    sfapi_class                  fail;     /* class of the last failure */
+    err_class                    fail;     /* deprecated copy of err_class_of(e) after each call
+                                              (ERR_OK on success); read e's class instead */
 } sync_ctx;
 
-int sync_load(sync_ctx *x, mapping *m, err_t *e);
-int sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e);
-int sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e);
-int sync_reload(sync_ctx *x, mapping *m, err_t *e);
-int sync_backfill(sync_ctx *x, mapping *m, err_t *e);
+int sync_load(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;
+int sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e) ERR_MUST_CHECK;
+int sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e) ERR_MUST_CHECK;
+int sync_reload(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;
+int sync_backfill(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;
 /* Streaming: fetch the records named by a batch of change events (ids), apply
  * them, delete the ones in deleted (gone for good), and commit the batch's
  * last replay id and lag in the same transaction. */
 int sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
-                      size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e);
+                      size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e) ERR_MUST_CHECK;
 
 #endif

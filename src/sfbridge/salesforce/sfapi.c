@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "retry.h"
 #include "util.h"
 
 #define BODY_MAX          ((size_t)256 << 20) /* a buffered 2xx body */
@@ -52,7 +53,6 @@ struct sfapi {
     long  timeout_ms;
     long  connect_timeout_ms;
     int   max_retries;
-    long  backoff_base_ms;
     long  backoff_cap_ms;
     volatile sig_atomic_t *abort_flag;
 
@@ -65,9 +65,9 @@ struct sfapi {
     char  org_id[19];
     char  user_id[19];
 
-    sfapi_class last;
-    uint64_t    calls;
-    long        lim_used, lim_max;
+    err_class last; /* class of the last call's failure (ERR_OK after a success) */
+    uint64_t  calls;
+    long      lim_used, lim_max;
 };
 
 /* ----- small helpers --------------------------------------------------------- */
@@ -106,18 +106,20 @@ sleep_ms(long ms)
         ;
 }
 
-/* Full jitter: random(0, min(cap, base * 2^attempt)). */
+/* The pause before retry attempt+1: the RETRY_HTTP policy (full jitter). */
 static long
 backoff_ms(const sfapi *c, int attempt)
 {
-    long ceiling = c->backoff_base_ms;
-    for (int i = 0; i < attempt && ceiling < c->backoff_cap_ms; i++)
-        ceiling *= 2;
-    if (ceiling > c->backoff_cap_ms)
-        ceiling = c->backoff_cap_ms;
-    uint64_t r;
-    util_random(&r, sizeof r);
-    return (long)(r % (uint64_t)(ceiling + 1));
+    return retry_delay_ms(&retry_presets[RETRY_HTTP], attempt + 1, c->backoff_cap_ms);
+}
+
+/* Record a failure's class: in e (already filled) and as the client's last.
+ * Returns -1. */
+static int
+classed(sfapi *c, err_t *e, err_class cls)
+{
+    c->last = cls;
+    return err_class_set(e, cls);
 }
 
 /* Appends curl_easy_escape(s) to out. */
@@ -390,24 +392,24 @@ static const CURLcode permanent_curl[] = {
     CURLE_SSL_ISSUER_ERROR,     CURLE_SSL_PINNEDPUBKEYNOTMATCH,
 };
 
-static sfapi_class
+static err_class
 classify_http(long status, const char *code)
 {
     if (status >= 500 || status == 429)
-        return SFAPI_TRANSIENT;
+        return ERR_TRANSIENT;
     for (size_t i = 0; i < sizeof transient_codes / sizeof transient_codes[0]; i++)
         if (strcmp(code, transient_codes[i]) == 0)
-            return SFAPI_TRANSIENT;
-    return SFAPI_PERMANENT;
+            return ERR_TRANSIENT;
+    return ERR_PERMANENT;
 }
 
-static sfapi_class
+static err_class
 classify_curl(CURLcode cc)
 {
     for (size_t i = 0; i < sizeof permanent_curl / sizeof permanent_curl[0]; i++)
         if (cc == permanent_curl[i])
-            return SFAPI_PERMANENT;
-    return SFAPI_TRANSIENT;
+            return ERR_PERMANENT;
+    return ERR_TRANSIENT;
 }
 
 static void
@@ -577,7 +579,7 @@ take_token_reply(sfapi *c, const response *r, err_t *e)
 
 /* One POST to the token endpoint. 0, or -1 with e filled and *cls set. */
 static int
-login_once(sfapi *c, response *r, sfapi_class *cls, err_t *e)
+login_once(sfapi *c, response *r, err_class *cls, err_t *e)
 {
     sb form = SB_INIT;
     const char *grant;
@@ -609,20 +611,20 @@ login_once(sfapi *c, response *r, sfapi_class *cls, err_t *e)
     int rc = -1;
     if (cc != CURLE_OK) {
         curl_failure(c, cc, e);
-        *cls = r->too_big ? SFAPI_PERMANENT : classify_curl(cc);
+        *cls = r->too_big ? ERR_PERMANENT : classify_curl(cc);
         if (r->too_big)
             err_set(e, 0, "BAD_RESPONSE", "the token reply exceeds %zu MB", BODY_MAX >> 20);
     } else if (r->status == 200) {
         rc = take_token_reply(c, r, e);
-        *cls = SFAPI_PERMANENT;
+        *cls = ERR_PERMANENT;
         if (rc == 0)
             log_info("sfapi: logged in to %s (org %s, user %s, %s grant)", c->instance_url,
                      c->org_id, c->user_id, grant);
     } else {
         parse_error_body(r, e);
         /* Refused credentials and a misconfigured app are for a human to fix. */
-        *cls = r->status >= 500 || r->status == 429 ? SFAPI_TRANSIENT : SFAPI_AUTH;
-        if (*cls == SFAPI_AUTH && strcmp(e->code, "BAD_RESPONSE") == 0)
+        *cls = r->status >= 500 || r->status == 429 ? ERR_TRANSIENT : ERR_AUTH;
+        if (*cls == ERR_AUTH && strcmp(e->code, "BAD_RESPONSE") == 0)
             snprintf(e->code, sizeof e->code, "ERROR_HTTP_%ld", r->status);
     }
     if (r->body.buf) /* the reply holds the access token */
@@ -641,18 +643,18 @@ login(sfapi *c, err_t *e)
         err_set(&le, 0, "NO_CREDENTIALS",
                 "no refresh token and no username/password are configured");
         copy_err(e, &le);
-        c->last = SFAPI_AUTH;
-        return -1;
+        return classed(c, e, ERR_AUTH);
     }
     response r = {.c = c};
     int rc = -1;
     for (int attempt = 0;; attempt++) {
-        sfapi_class cls = SFAPI_PERMANENT;
+        err_class cls = ERR_PERMANENT;
         if (login_once(c, &r, &cls, &le) == 0) {
             rc = 0;
             break;
         }
-        if (cls != SFAPI_TRANSIENT || attempt >= c->max_retries) {
+        if (cls != ERR_TRANSIENT || attempt >= c->max_retries) {
+            le.cls = cls;
             c->last = cls;
             log_warn("sfapi: login to %s failed: %s: %s", c->login_url, le.code, le.msg);
             break;
@@ -673,7 +675,7 @@ sfapi_login(sfapi *c, err_t *e)
 {
     if (login(c, e) != 0)
         return -1;
-    c->last = SFAPI_OK;
+    c->last = ERR_OK;
     return 0;
 }
 
@@ -730,24 +732,24 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
         sb_free(&acc);
         sb_free(&url);
 
-        sfapi_class cls;
+        err_class cls;
         if (cc != CURLE_OK) {
             if (r->sink_failed) {
                 if (r->sink_err.code[0])
                     le = r->sink_err;
                 else
                     err_set(&le, 0, "ABORTED_BY_SINK", "the results consumer stopped the transfer");
-                cls = SFAPI_PERMANENT;
+                cls = ERR_PERMANENT;
             } else if (r->too_big) {
                 err_set(&le, (int)r->status, "BAD_RESPONSE", "the reply exceeds %zu MB",
                         BODY_MAX >> 20);
-                cls = SFAPI_PERMANENT;
+                cls = ERR_PERMANENT;
             } else {
                 curl_failure(c, cc, &le);
                 cls = classify_curl(cc);
             }
         } else if (is_2xx(r->status)) {
-            c->last = SFAPI_OK;
+            c->last = ERR_OK;
             return 0;
         } else if (r->status == 401 && !relogged) {
             /* Expired or revoked session: log in again once and repeat. */
@@ -760,9 +762,9 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
             continue;
         } else {
             parse_error_body(r, &le);
-            cls = r->status == 401 ? SFAPI_AUTH : classify_http(r->status, le.code);
+            cls = r->status == 401 ? ERR_AUTH : classify_http(r->status, le.code);
         }
-        if (cls == SFAPI_TRANSIENT && attempt < c->max_retries && r->delivered == 0) {
+        if (cls == ERR_TRANSIENT && attempt < c->max_retries && r->delivered == 0) {
             long ms = backoff_ms(c, attempt);
             log_warn("sfapi: %s %.120s: %s: %s; retry %d/%d in %ld ms", q->method, q->path,
                      le.code, le.msg, attempt + 1, c->max_retries, ms);
@@ -770,11 +772,10 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
             attempt++;
             continue;
         }
-        if (cls != SFAPI_PERMANENT || r->delivered)
+        if (cls != ERR_PERMANENT || r->delivered)
             log_warn("sfapi: %s %.120s failed: %s: %s", q->method, q->path, le.code, le.msg);
-        c->last = cls;
         copy_err(e, &le);
-        return -1;
+        return classed(c, e, cls);
     }
 }
 
@@ -787,10 +788,8 @@ api_json(sfapi *c, const api_req *q, bool want_object, bool allow_empty, long *s
     int rc = api_call(c, q, &r, e);
     if (status)
         *status = r.status;
-    if (rc == 0 && parse_body(&r, want_object, allow_empty, false, out, e) != 0) {
-        c->last = SFAPI_PERMANENT;
-        rc = -1;
-    }
+    if (rc == 0 && parse_body(&r, want_object, allow_empty, false, out, e) != 0)
+        rc = classed(c, e, ERR_PERMANENT);
     sb_free(&r.body);
     return rc;
 }
@@ -820,10 +819,7 @@ sfapi_new(const sfapi_config *cfg)
     c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 120000;
     c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
     c->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 4;
-    c->backoff_base_ms = cfg->backoff_base_ms > 0 ? cfg->backoff_base_ms : 250;
-    c->backoff_cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms : 8000;
-    if (c->backoff_cap_ms < c->backoff_base_ms)
-        c->backoff_cap_ms = c->backoff_base_ms;
+    c->backoff_cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms : retry_presets[RETRY_HTTP].cap_ms;
     c->abort_flag = cfg->abort_flag;
     c->lim_used = c->lim_max = -1;
     c->curl = curl_easy_init();
@@ -870,7 +866,7 @@ sfapi_user_id(const sfapi *c)
     return c->user_id;
 }
 
-sfapi_class
+err_class
 sfapi_last_class(const sfapi *c)
 {
     return c->last;
@@ -932,9 +928,8 @@ check_rel_path(sfapi *c, const char *path, const char *prefix, err_t *e)
             ok = false;
     if (ok)
         return 0;
-    c->last = SFAPI_PERMANENT;
-    return err_set(e, 400, "INVALID_PATH", "not a path under %s: %.200s", prefix,
-                   path ? path : "(null)");
+    err_set(e, 400, "INVALID_PATH", "not a path under %s: %.200s", prefix, path ? path : "(null)");
+    return classed(c, e, ERR_PERMANENT);
 }
 
 int
@@ -945,6 +940,42 @@ sfapi_query_more(sfapi *c, const char *next_url, json_t **page, err_t *e)
         return -1;
     api_req q = {.method = "GET", .path = next_url};
     return api_json(c, &q, true, false, NULL, page, e);
+}
+
+int
+sfapi_query_each(sfapi *c, const sfapi_query_spec *q, sfapi_page_fn fn, void *ctx, err_t *e)
+{
+    json_t *page = NULL;
+    int rc;
+    if (q->resume_url)
+        rc = sfapi_query_more(c, q->resume_url, &page, e);
+    else
+        rc = sfapi_query(c, q->soql, q->all, q->batch_size, &page, e);
+    while (rc == 0) {
+        json_t *recs = json_object_get(page, "records");
+        if (!json_is_array(recs)) {
+            err_set(e, 502, "BAD_RESPONSE", "query reply has no records array");
+            rc = classed(c, e, ERR_PERMANENT);
+            break;
+        }
+        const char *next = NULL;
+        if (!json_is_true(json_object_get(page, "done")))
+            next = json_string_value(json_object_get(page, "nextRecordsUrl"));
+        int fr = fn(ctx, recs, next, e);
+        if (fr != 0) {
+            rc = fr < 0 ? -1 : 0;
+            break;
+        }
+        if (!next)
+            break;
+        char *url = xstrdup(next);
+        json_decref(page);
+        page = NULL;
+        rc = sfapi_query_more(c, url, &page, e);
+        free(url);
+    }
+    json_decref(page);
+    return rc;
 }
 
 int
@@ -960,9 +991,8 @@ sfapi_rest(sfapi *c, const char *method, const char *path, const char *body, lon
     for (size_t i = 0; method && i < sizeof methods / sizeof methods[0]; i++)
         known = known || strcmp(method, methods[i]) == 0;
     if (!known) {
-        c->last = SFAPI_PERMANENT;
-        return err_set(e, 400, "METHOD_NOT_ALLOWED", "unsupported HTTP method %.20s",
-                       method ? method : "(null)");
+        err_set(e, 400, "METHOD_NOT_ALLOWED", "unsupported HTTP method %.20s", method ? method : "(null)");
+        return classed(c, e, ERR_PERMANENT);
     }
     if (check_rel_path(c, path, "/", e) != 0)
         return -1;
@@ -1002,8 +1032,8 @@ sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id, err
     if (rc == 0) {
         const char *id = json_string_value(json_object_get(j, "id"));
         if (id == NULL || *id == '\0') {
-            c->last = SFAPI_PERMANENT;
-            rc = err_set(e, 200, "BAD_RESPONSE", "the job creation reply has no id");
+            err_set(e, 200, "BAD_RESPONSE", "the job creation reply has no id");
+            rc = classed(c, e, ERR_PERMANENT);
         } else {
             *job_id = xstrdup(id);
             log_debug("sfapi: bulk query job %s created", id);
@@ -1034,8 +1064,8 @@ sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *recor
             break;
         const char *state = json_string_value(json_object_get(j, "state"));
         if (state == NULL) {
-            c->last = SFAPI_PERMANENT;
             err_set(e, 200, "BAD_RESPONSE", "the job info of %s has no state", job_id);
+            classed(c, e, ERR_PERMANENT);
             json_decref(j);
             break;
         }
@@ -1044,24 +1074,24 @@ sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *recor
             if (records)
                 *records = json_is_integer(n) ? (long)json_integer_value(n) : 0;
             json_decref(j);
-            c->last = SFAPI_OK;
+            c->last = ERR_OK;
             rc = 0;
             break;
         }
         if (strcmp(state, "Failed") == 0 || strcmp(state, "Aborted") == 0) {
             const char *why = json_string_value(json_object_get(j, "errorMessage"));
-            c->last = SFAPI_PERMANENT;
             err_set(e, 200, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED",
                     "bulk query job %s %s%s%s", job_id, state, why && *why ? ": " : "",
                     why ? why : "");
+            classed(c, e, ERR_PERMANENT);
             json_decref(j);
             break;
         }
         int64_t left = deadline - util_mono_ms();
         if (left <= 0) {
-            c->last = SFAPI_TRANSIENT;
             err_set(e, 0, "JOB_TIMEOUT", "bulk query job %s is still %.40s after %ld ms", job_id,
                     state, timeout_ms);
+            classed(c, e, ERR_TRANSIENT);
             json_decref(j);
             break;
         }
@@ -1097,10 +1127,9 @@ sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long
     response r = {.c = c};
     int rc = api_call(c, &q, &r, e);
     if (rc == 0 && r.locator_bad) {
-        c->last = SFAPI_PERMANENT;
-        rc = err_set(e, (int)r.status, "BAD_RESPONSE",
-                     "the Sforce-Locator header of job %s is over %d bytes", job_id,
-                     LOCATOR_MAX - 1);
+        err_set(e, (int)r.status, "BAD_RESPONSE", "the Sforce-Locator header of job %s is over %d bytes",
+                job_id, LOCATOR_MAX - 1);
+        rc = classed(c, e, ERR_PERMANENT);
     } else if (rc == 0) {
         if (!r.has_locator)
             log_warn("sfapi: results of job %s came without Sforce-Locator; taking it as the "
@@ -1152,8 +1181,8 @@ sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const cha
     int rc = api_json(c, &q, true, false, NULL, &j, e);
     const char *id = rc == 0 ? json_string_value(json_object_get(j, "id")) : NULL;
     if (rc == 0 && (!id || !*id)) {
-        c->last = SFAPI_PERMANENT;
-        rc = err_set(e, 200, "BAD_RESPONSE", "the ingest job creation reply has no id");
+        err_set(e, 200, "BAD_RESPONSE", "the ingest job creation reply has no id");
+        rc = classed(c, e, ERR_PERMANENT);
     }
     if (rc == 0)
         *job_id = xstrdup(id);
@@ -1195,18 +1224,18 @@ sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const cha
             break;
         }
         if (state && (strcmp(state, "Failed") == 0 || strcmp(state, "Aborted") == 0)) {
-            c->last = SFAPI_PERMANENT;
             const char *msg = json_string_value(json_object_get(j, "errorMessage"));
-            rc = err_set(e, 400, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED", "ingest job %s %s: %s",
-                         *job_id, state, msg ? msg : "(no message)");
+            err_set(e, 400, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED", "ingest job %s %s: %s",
+                    *job_id, state, msg ? msg : "(no message)");
+            rc = classed(c, e, ERR_PERMANENT);
             json_decref(j);
             break;
         }
         json_decref(j);
         j = NULL;
         if (util_mono_ms() > deadline) {
-            c->last = SFAPI_TRANSIENT;
-            rc = err_set(e, 504, "JOB_TIMEOUT", "ingest job %s did not finish in time", *job_id);
+            err_set(e, 504, "JOB_TIMEOUT", "ingest job %s did not finish in time", *job_id);
+            rc = classed(c, e, ERR_TRANSIENT);
             break;
         }
         sleep_ms(pause);

@@ -7,16 +7,16 @@
  * It speaks only the real Salesforce wire formats, so it works unchanged
  * against a real org and against localforce.
  *
- * Failures are classified (sfapi_class) so callers decide by kind:
+ * Every failure carries its class inside the err_t (e->cls, err_class_of):
  *   - an expired or revoked session (401 INVALID_SESSION_ID) is handled here: the
  *     client logs in again once and repeats the call; if that fails the class
- *     is SFAPI_AUTH (the connection needs new credentials);
+ *     is ERR_AUTH (the connection needs new credentials);
  *   - 5xx, connection failures, timeouts, UNABLE_TO_LOCK_ROW, REQUEST_LIMIT_EXCEEDED
- *     and SERVER_UNAVAILABLE are SFAPI_TRANSIENT: retried here up to
- *     cfg.max_retries times with capped exponential backoff and full jitter,
- *     then returned to the caller, which schedules its own later retry;
+ *     and SERVER_UNAVAILABLE are ERR_TRANSIENT: retried here up to
+ *     cfg.max_retries times (the RETRY_HTTP policy: capped exponential backoff,
+ *     full jitter), then returned to the caller, which schedules its own later retry;
  *   - everything else (MALFORMED_QUERY, INVALID_FIELD, NOT_FOUND, ...) is
- *     SFAPI_PERMANENT and returned at once.
+ *     ERR_PERMANENT and returned at once.
  * The err_t holds Salesforce's errorCode and message (never a token).
  *
  * One sfapi_t is used by one thread at a time.
@@ -34,12 +34,13 @@
 #include "err.h"
 #include "sb.h"
 
-typedef enum {
-    SFAPI_OK = 0,
-    SFAPI_TRANSIENT, /* try again later: network, 5xx, lock, limits */
-    SFAPI_AUTH,      /* credentials refused: NEED_AUTHENTICATION */
-    SFAPI_PERMANENT, /* the request itself is wrong */
-} sfapi_class;
+/* Deprecated: the failure class is e->cls (err_class). These names remain
+ * until every caller reads the class from its err_t. */
+typedef err_class sfapi_class;
+#define SFAPI_OK        ERR_OK
+#define SFAPI_TRANSIENT ERR_TRANSIENT
+#define SFAPI_AUTH      ERR_AUTH
+#define SFAPI_PERMANENT ERR_PERMANENT
 
 typedef struct sfapi_config {
     const char *login_url;     /* e.g. https://login.salesforce.com (no trailing /) */
@@ -53,8 +54,7 @@ typedef struct sfapi_config {
                                   the longest stall, as a slow sink may take longer); 0 = 120000 */
     long        connect_timeout_ms; /* 0 = 10000 */
     int         max_retries;   /* transient retries inside one call; -1 = default 4 */
-    long        backoff_base_ms; /* 0 = 250 */
-    long        backoff_cap_ms;  /* 0 = 8000 */
+    long        backoff_cap_ms; /* cap of RETRY_HTTP's delay; 0 = the policy's (8000) */
     volatile sig_atomic_t *abort_flag; /* when set, a transfer in progress stops (a held CometD connect) */
 } sfapi_config;
 
@@ -67,7 +67,7 @@ void   sfapi_free(sfapi *c);
 /* Log in (refresh-token grant if configured, else password grant). Called
  * lazily by every request when not logged in yet; call it directly to check
  * credentials. */
-int sfapi_login(sfapi *c, err_t *e);
+int sfapi_login(sfapi *c, err_t *e) ERR_MUST_CHECK;
 
 /* After login: the instance URL ("https://xx.my.salesforce.com"), the org id
  * (18 chars, from the identity URL in the token response) and the user id. */
@@ -75,8 +75,9 @@ const char *sfapi_instance_url(const sfapi *c);
 const char *sfapi_org_id(const sfapi *c);
 const char *sfapi_user_id(const sfapi *c);
 
-/* Classification of the last failure (SFAPI_OK after a success). */
-sfapi_class sfapi_last_class(const sfapi *c);
+/* Deprecated (read e->cls instead): the class of the last call's failure,
+ * ERR_OK after a success. */
+err_class sfapi_last_class(const sfapi *c);
 
 /* Requests made since sfapi_new (every HTTP request to the instance counts,
  * retries included; the login does not) and the org's figures from the last
@@ -86,32 +87,50 @@ void     sfapi_limit_info(const sfapi *c, long *used, long *max);
 
 /* GET /services/data/vNN.N/sobjects/OBJECT/describe. *out is the parsed body
  * (caller json_decref's it). NOT_FOUND for an unknown object. */
-int sfapi_describe(sfapi *c, const char *object, json_t **out, err_t *e);
+int sfapi_describe(sfapi *c, const char *object, json_t **out, err_t *e) ERR_MUST_CHECK;
 
 /* GET .../query?q=SOQL (or queryAll when all is true). *page is the parsed
  * body: {"totalSize","done","records":[...],"nextRecordsUrl"?}. batch_size > 0
  * sends "Sforce-Query-Options: batchSize=N". */
-int sfapi_query(sfapi *c, const char *soql, bool all, int batch_size, json_t **page, err_t *e);
+int sfapi_query(sfapi *c, const char *soql, bool all, int batch_size, json_t **page, err_t *e) ERR_MUST_CHECK;
 /* GET the page at a nextRecordsUrl ("/services/data/vNN.N/query/01g...-2000"). */
-int sfapi_query_more(sfapi *c, const char *next_url, json_t **page, err_t *e);
+int sfapi_query_more(sfapi *c, const char *next_url, json_t **page, err_t *e) ERR_MUST_CHECK;
+
+/* A whole SOQL query, page by page. */
+typedef struct sfapi_query_spec {
+    const char *soql;
+    bool        all;        /* queryAll: deleted and archived records too */
+    int         batch_size; /* > 0: Sforce-Query-Options: batchSize=N */
+    const char *resume_url; /* when set: start at this nextRecordsUrl instead of running soql */
+} sfapi_query_spec;
+
+/* Receives each page's records array and the nextRecordsUrl of the page after
+ * it (NULL on the last page). Return 0 to go on, 1 to stop early (the query
+ * then succeeds), -1 to fail with e filled (class included). */
+typedef int (*sfapi_page_fn)(void *ctx, json_t *records, const char *next, err_t *e);
+
+/* sfapi_query (or sfapi_query_more from resume_url), then sfapi_query_more
+ * until the last page, each page handed to fn. A reply without a records
+ * array fails BAD_RESPONSE (ERR_PERMANENT). */
+int sfapi_query_each(sfapi *c, const sfapi_query_spec *q, sfapi_page_fn fn, void *ctx, err_t *e) ERR_MUST_CHECK;
 
 /* Any REST call: method "GET"/"POST"/"PATCH"/"DELETE", path relative to the
  * instance ("/services/data/v60.0/limits"), body JSON or NULL. *out gets the
  * parsed reply (NULL for an empty body); *status the HTTP status. */
 int sfapi_rest(sfapi *c, const char *method, const char *path, const char *body,
-               long *status, json_t **out, err_t *e);
+               long *status, json_t **out, err_t *e) ERR_MUST_CHECK;
 
 /* Bulk API 2.0 query job. Creates the job (operation "query" or "queryAll"),
  * and returns its id (caller frees). */
-int sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id, err_t *e);
+int sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id, err_t *e) ERR_MUST_CHECK;
 /* Polls the job (with growing intervals, 50 ms up to 2 s, until timeout_ms;
- * 0 = 30 min) until JobComplete. Failed/Aborted → SFAPI_PERMANENT with the
+ * 0 = 30 min) until JobComplete. Failed/Aborted → ERR_PERMANENT with the
  * job's errorMessage. *records = numberRecordsProcessed. */
-int sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records, err_t *e);
+int sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records, err_t *e) ERR_MUST_CHECK;
 
 /* Receives the CSV body piece by piece. Return 0 to go on, -1 to abort the
  * transfer; the call then fails with the error the sink put in e (or
- * "ABORTED_BY_SINK" if it left e empty), classed SFAPI_PERMANENT. */
+ * "ABORTED_BY_SINK" if it left e empty), classed ERR_PERMANENT. */
 typedef int (*sfapi_sink)(void *ctx, const char *data, size_t len, err_t *e);
 
 /* GET .../jobs/query/ID/results?maxRecords=N[&locator=L]. locator NULL or ""
@@ -120,13 +139,13 @@ typedef int (*sfapi_sink)(void *ctx, const char *data, size_t len, err_t *e);
  * is "null", i.e. this was the last page; caller frees) and *nrecords the
  * Sforce-NumberOfRecords header. Transient failures are retried here only
  * while nothing has reached the sink; once data was delivered a failure is
- * returned (SFAPI_TRANSIENT) and the caller must discard what it got and ask
+ * returned (ERR_TRANSIENT) and the caller must discard what it got and ask
  * for the same page again. */
 int sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long max_records,
                              sfapi_sink sink, void *ctx, char **next_locator, long *nrecords,
-                             err_t *e);
+                             err_t *e) ERR_MUST_CHECK;
 /* DELETE the job (best effort cleanup). */
-int sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e);
+int sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e) ERR_MUST_CHECK;
 
 /* Bulk API 2.0 ingest job in one call: create (operation "insert", "upsert"
  * with ext_field, "update" or "delete"), upload csv (header line first, LF line
@@ -134,9 +153,9 @@ int sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e);
  * counts. Not retried inside: an upload whose outcome is unknown is the
  * caller's to resolve. */
 int sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field, const char *csv,
-                      long timeout_ms, char **job_id, long *processed, long *failed, err_t *e);
+                      long timeout_ms, char **job_id, long *processed, long *failed, err_t *e) ERR_MUST_CHECK;
 /* The job's successfulResults (failed false) or failedResults CSV, appended to csv. */
-int sfapi_bulk_ingest_results(sfapi *c, const char *job_id, bool failed, sb *csv, err_t *e);
+int sfapi_bulk_ingest_results(sfapi *c, const char *job_id, bool failed, sb *csv, err_t *e) ERR_MUST_CHECK;
 
 /* Appends s to out as a SOQL string literal body (without the quotes):
  * backslash-escapes \ ' " and control characters as Salesforce requires. */

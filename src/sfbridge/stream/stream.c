@@ -10,7 +10,6 @@
  */
 #include "stream.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +17,16 @@
 
 #include <jansson.h>
 
+#include "app.h"
 #include "catalog.h"
 #include "log.h"
 #include "pg.h"
+#include "retry.h"
 #include "sb.h"
 #include "sfapi.h"
 #include "sync.h"
 #include "util.h"
+#include "worker.h"
 
 #define CONNECT_TIMEOUT_MS 130000 /* Salesforce holds a connect up to 110 s */
 #define IDLE_CHECK_MS      2000
@@ -34,8 +36,7 @@ struct stream {
     volatile sig_atomic_t *stop;
     PGconn                *pg;
     sfapi                 *sf;
-    pthread_t              thread;
-    bool                   started;
+    worker_thread          worker;
     char                  *client_id;
     char                  *subscribed; /* the set of channels, to notice changes */
     json_t                *heard;      /* object -> when its stream last proved alive (ms), for silence */
@@ -115,16 +116,8 @@ connections(stream *s, err_t *e)
         if (!s->pg)
             return -1;
     }
-    if (!s->sf) {
-        sfapi_config sc = {
-            .login_url = s->cfg->login_url, .client_id = s->cfg->client_id,
-            .client_secret = s->cfg->client_secret, .username = s->cfg->username,
-            .password = s->cfg->password, .refresh_token = s->cfg->refresh_token,
-            .api_version = s->cfg->api_version, .timeout_ms = CONNECT_TIMEOUT_MS, .max_retries = 2,
-            .abort_flag = s->stop,
-        };
-        s->sf = sfapi_new(&sc);
-    }
+    if (!s->sf)
+        s->sf = app_sfapi_new(s->cfg, 2, CONNECT_TIMEOUT_MS, s->stop);
     if (!*sfapi_instance_url(s->sf))
         return sfapi_login(s->sf, e);
     return 0;
@@ -457,6 +450,131 @@ fallback_poll(stream *s, sub *u)
     log_info("stream: %s: fallback poll applied %lld changes; streaming again", u->m->object, (long long)n);
 }
 
+/* The mappings of ms that stream now, as subs (caller frees); set gets their
+ * names ("A,B,"), to notice a change. */
+static sub *
+streamed(mapping *ms, size_t n, size_t *ns, sb *set)
+{
+    sub *subs = xcalloc(n + 1, sizeof *subs);
+    *ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].notify || ms[i].paused || !ms[i].loaded)
+            continue;
+        subs[*ns].m = &ms[i];
+        subs[*ns].ids = json_array();
+        subs[*ns].deleted = json_array();
+        (*ns)++;
+        sb_printf(set, "%s,", ms[i].object);
+    }
+    return subs;
+}
+
+/* The channel each sub listens on: the one chosen at subscribe time (CDC or
+ * PushTopic) as stored, else the CDC channel. */
+static void
+stored_channels(stream *s, sub *subs, size_t ns)
+{
+    for (size_t i = 0; i < ns; i++) {
+        if (!subs[i].channel[0])
+            stream_cdc_channel(subs[i].channel, sizeof subs[i].channel, subs[i].m->object);
+        sb q = SB_INIT;
+        sb_puts(&q, "SELECT stream_channel FROM ");
+        pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
+        sb_puts(&q, " WHERE object_name = $1 AND stream_channel IS NOT NULL");
+        const char *p[] = {subs[i].m->object};
+        /* Unread (a failure included), the channel stays as it is; a lost
+         * connection fails the long poll next and the client starts over. */
+        PGresult *r = pg_query(s->pg, NULL, sb_str(&q), 1, p);
+        if (r && PQntuples(r))
+            snprintf(subs[i].channel, sizeof subs[i].channel, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        sb_free(&q);
+    }
+}
+
+/* Poll the window of the mappings whose stream cannot be trusted. */
+static void
+poll_untrusted(stream *s, sub *subs, size_t ns)
+{
+    for (size_t i = 0; i < ns && !*s->stop; i++) {
+        if (!subs[i].fallback && silent(s, subs[i].m->object)) {
+            log_info("stream: %s: no event for %ld s; polling the window in case one was lost",
+                     subs[i].m->object, s->cfg->stream_silence_ms / 1000);
+            subs[i].fallback = true;
+        }
+        if (subs[i].fallback)
+            fallback_poll(s, &subs[i]);
+    }
+}
+
+/* Sort the events of a /meta/connect reply by mapping and apply each batch. */
+static int
+apply_reply(stream *s, sub *subs, size_t ns, json_t *reply, err_t *e)
+{
+    json_t *c = meta_reply(reply, "/meta/connect");
+    if (c && !json_is_true(json_object_get(c, "successful"))) {
+        /* "403::Unknown client" and the like: handshake again. */
+        const char *err = json_string_value(json_object_get(c, "error"));
+        log_info("stream: connect refused (%s); handshaking again", err ? err : "no reason");
+        drop_client(s);
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(reply, i, m) {
+        const char *ch = json_string_value(json_object_get(m, "channel"));
+        if (ch && strncmp(ch, "/meta/", 6) != 0)
+            take_event(subs, ns, m);
+    }
+    sync_ctx x = {.pg = s->pg, .sf = s->sf, .cfg = s->cfg, .schema = s->cfg->schema, .stop = s->stop};
+    int rc = 0;
+    for (size_t k = 0; k < ns && rc == 0; k++) {
+        sub *u = &subs[k];
+        size_t nids = json_array_size(u->ids), ndel = json_array_size(u->deleted);
+        if (u->fallback) {
+            fallback_poll(s, u);
+            continue;
+        }
+        if (!nids && !ndel && u->replay <= 0)
+            continue;
+        const char **ids = strings(u->ids), **del = strings(u->deleted);
+        int64_t lag = u->commit_ms ? util_now_ms() - u->commit_ms : 0;
+        rc = sync_stream_apply(&x, u->m, ids, nids, del, ndel, u->replay, lag, e);
+        if (rc == 0)
+            heard(s, u->m->object);
+        free(ids);
+        free(del);
+        if (rc != 0) {
+            /* Not applied: resubscribe from the committed replay id. */
+            drop_client(s);
+            log_warn("stream: %s: applying events failed (%s)", u->m->object, e->msg);
+        }
+    }
+    return rc;
+}
+
+/* Subscribed (again if the set changed), one long poll, its events applied. */
+static int
+listen_once(stream *s, sub *subs, size_t ns, const char *set, err_t *e)
+{
+    int rc = 0;
+    if (!s->client_id || !s->subscribed || strcmp(s->subscribed, set) != 0)
+        rc = connect_client(s, subs, ns, set, e);
+    if (rc == 0 && s->subscribed)
+        stored_channels(s, subs, ns);
+    if (rc == 0)
+        poll_untrusted(s, subs, ns);
+    json_t *reply = NULL;
+    if (rc == 0 && !*s->stop) {
+        json_t *msg = json_pack("{s:s,s:s,s:s}", "channel", "/meta/connect", "clientId", s->client_id,
+                                "connectionType", "long-polling");
+        rc = bayeux(s, msg, &reply, e);
+    }
+    if (rc == 0 && reply)
+        rc = apply_reply(s, subs, ns, reply, e);
+    json_decref(reply);
+    return rc;
+}
+
 /* One round: (re)connect if needed, one long poll, apply. */
 static int
 round_trip(stream *s, err_t *e)
@@ -467,99 +585,16 @@ round_trip(stream *s, err_t *e)
     size_t n = 0;
     if (cat_load(s->pg, s->cfg->schema, NULL, &ms, &n, e) != 0)
         return -1;
-    sub *subs = xcalloc(n + 1, sizeof *subs);
     size_t ns = 0;
     sb set = SB_INIT;
-    for (size_t i = 0; i < n; i++) {
-        if (!ms[i].notify || ms[i].paused || !ms[i].loaded)
-            continue;
-        subs[ns].m = &ms[i];
-        subs[ns].ids = json_array();
-        subs[ns].deleted = json_array();
-        ns++;
-        sb_printf(&set, "%s,", ms[i].object);
-    }
+    sub *subs = streamed(ms, n, &ns, &set);
     int rc = 0;
     if (ns == 0) {
         if (s->client_id)
             drop_client(s);
         usleep(IDLE_CHECK_MS * 1000);
     } else {
-        if (!s->client_id || !s->subscribed || strcmp(s->subscribed, sb_str(&set)) != 0)
-            rc = connect_client(s, subs, ns, sb_str(&set), e);
-        else
-            for (size_t i = 0; i < ns; i++) /* keep the channel chosen at subscribe time */
-                stream_cdc_channel(subs[i].channel, sizeof subs[i].channel, subs[i].m->object);
-        if (rc == 0 && s->subscribed) {
-            /* channels as stored (CDC or PushTopic) */
-            for (size_t i = 0; i < ns; i++) {
-                sb q = SB_INIT;
-                sb_puts(&q, "SELECT stream_channel FROM ");
-                pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
-                sb_puts(&q, " WHERE object_name = $1 AND stream_channel IS NOT NULL");
-                const char *p[] = {subs[i].m->object};
-                PGresult *r = pg_query(s->pg, NULL, sb_str(&q), 1, p);
-                if (r && PQntuples(r))
-                    snprintf(subs[i].channel, sizeof subs[i].channel, "%s", PQgetvalue(r, 0, 0));
-                PQclear(r);
-                sb_free(&q);
-            }
-        }
-        for (size_t i = 0; rc == 0 && i < ns && !*s->stop; i++) {
-            if (!subs[i].fallback && silent(s, subs[i].m->object)) {
-                log_info("stream: %s: no event for %ld s; polling the window in case one was lost",
-                         subs[i].m->object, s->cfg->stream_silence_ms / 1000);
-                subs[i].fallback = true;
-            }
-            if (subs[i].fallback)
-                fallback_poll(s, &subs[i]);
-        }
-        json_t *reply = NULL;
-        if (rc == 0 && !*s->stop) {
-            json_t *msg = json_pack("{s:s,s:s,s:s}", "channel", "/meta/connect", "clientId", s->client_id,
-                                    "connectionType", "long-polling");
-            rc = bayeux(s, msg, &reply, e);
-        }
-        if (rc == 0 && reply) {
-            json_t *c = meta_reply(reply, "/meta/connect");
-            if (c && !json_is_true(json_object_get(c, "successful"))) {
-                /* "403::Unknown client" and the like: handshake again. */
-                const char *err = json_string_value(json_object_get(c, "error"));
-                log_info("stream: connect refused (%s); handshaking again", err ? err : "no reason");
-                drop_client(s);
-            }
-            size_t i;
-            json_t *m;
-            json_array_foreach(reply, i, m) {
-                const char *ch = json_string_value(json_object_get(m, "channel"));
-                if (ch && strncmp(ch, "/meta/", 6) != 0)
-                    take_event(subs, ns, m);
-            }
-            sync_ctx x = {.pg = s->pg, .sf = s->sf, .cfg = s->cfg, .schema = s->cfg->schema, .stop = s->stop};
-            for (size_t k = 0; k < ns && rc == 0; k++) {
-                sub *u = &subs[k];
-                size_t nids = json_array_size(u->ids), ndel = json_array_size(u->deleted);
-                if (u->fallback) {
-                    fallback_poll(s, u);
-                    continue;
-                }
-                if (!nids && !ndel && u->replay <= 0)
-                    continue;
-                const char **ids = strings(u->ids), **del = strings(u->deleted);
-                int64_t lag = u->commit_ms ? util_now_ms() - u->commit_ms : 0;
-                rc = sync_stream_apply(&x, u->m, ids, nids, del, ndel, u->replay, lag, e);
-                if (rc == 0)
-                    heard(s, u->m->object);
-                free(ids);
-                free(del);
-                if (rc != 0) {
-                    /* Not applied: resubscribe from the committed replay id. */
-                    drop_client(s);
-                    log_warn("stream: %s: applying events failed (%s)", u->m->object, e->msg);
-                }
-            }
-        }
-        json_decref(reply);
+        rc = listen_once(s, subs, ns, sb_str(&set), e);
     }
     for (size_t i = 0; i < ns; i++) {
         json_decref(subs[i].ids);
@@ -584,11 +619,7 @@ stream_main(void *arg)
         }
         drop_client(s);
         s->failures++;
-        long d = 500;
-        for (int i = 1; i < s->failures && d < s->cfg->backoff_cap_ms; i++)
-            d *= 2;
-        if (d > s->cfg->backoff_cap_ms)
-            d = s->cfg->backoff_cap_ms;
+        long d = retry_delay_ms(&retry_presets[RETRY_STREAM], s->failures, s->cfg->backoff_cap_ms);
         log_warn("stream: %s: %s (reconnecting in %.1f s)", e.code, e.msg, (double)d / 1000.0);
         err_t ce;
         /* What `status` shows while reconnecting; a lost connection is the reason itself. */
@@ -603,24 +634,12 @@ stream_main(void *arg)
 int
 stream_start(stream *s)
 {
-    sigset_t all, old;
-    sigemptyset(&all);
-    sigaddset(&all, SIGINT);
-    sigaddset(&all, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&s->thread, NULL, stream_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return -1;
-    s->started = true;
-    return 0;
+    return worker_start(&s->worker, stream_main, s);
 }
 
 void
 stream_join(stream *s)
 {
-    if (s && s->started) {
-        pthread_join(s->thread, NULL);
-        s->started = false;
-    }
+    if (s)
+        worker_join(&s->worker);
 }
