@@ -43,8 +43,6 @@ def _chaos_org(localforce_factory, tmp_path=None, **kw):
 
 
 # -- 1. a stream batch naming one record twice jams accelerated sync ------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 12 #1: a record in two 100-id chunks of one stream batch makes "
-                   "ON CONFLICT DO UPDATE affect a row twice; the batch is replayed and fails forever")
 def test_1_a_stream_batch_naming_one_record_twice_is_applied(sfbridge, database, sf):
     sfbridge.init()
     sfbridge.add("Teacher__c", "--accelerated", "--poll", "3600")
@@ -215,8 +213,6 @@ def _drop_role(database, role):
         c.execute(f"DROP ROLE IF EXISTS {role}")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #5: the capture functions are not SECURITY DEFINER and do not pin "
-                   "search_path: an app role with the documented grants cannot write at all")
 def test_5_an_app_role_with_documented_grants_writes_with_search_path_salesforce(app_role, sfbridge, database, sf):
     role, url = app_role
     with psycopg.connect(url, autocommit=True) as c:
@@ -271,8 +267,6 @@ def test_5_a_forged_trigger_log_entry_for_a_read_only_mapping_is_never_sent(app_
         "sfbridge deleted a record of a read-only mapping on a forged trigger-log entry"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #5: the capture functions do not pin search_path "
-                   "('function hstore(teacher__c) does not exist')")
 def test_5_an_app_session_with_search_path_salesforce_can_write(sfbridge, database, sf):
     sfbridge.init()
     map_rw(sfbridge, "Teacher__c", "--poll", "2")
@@ -292,8 +286,6 @@ OBJ60 = "Lengthy_Object_Name_To_Test_Postgres_Identifier_Limits_Ab__c"   # 60 ch
 OBJ55 = "Lengthy_Object_Name_To_Test_Postgres_Upsert_Index_Ab__c"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #6: for a 60-character object the status, logger and truncate "
-                   "trigger names truncate to one name, so app writes are never captured")
 def test_6_a_60_character_object_is_captured(sfbridge, database, sf):
     name = OBJ60
     assert len(name) == 60, len(name)
@@ -312,8 +304,6 @@ def test_6_a_60_character_object_is_captured(sfbridge, database, sf):
     sfbridge.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #6: for a table name of 54+ characters the upsert field's "
-                   "unique index is silently skipped")
 def test_6_a_55_character_table_gets_its_upsert_index(sfbridge, database, sf):
     name = OBJ55
     assert len(name) == 55, len(name)

@@ -166,7 +166,10 @@ test_apply_sql(void **state)
     mapping m = teacher();
     /* Deleted records are deleted; the poll tail advances the watermark. */
     char *sql = apply_sql("salesforce", &m, APPLY_TAIL_POLL, NULL);
-    expect_has(sql, "WITH src AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(\"Id\" varchar(18)");
+    expect_has(sql, "WITH src AS (SELECT DISTINCT ON (x.\"Id\") * FROM jsonb_to_recordset($1::jsonb) AS x(\"Id\" "
+                    "varchar(18)");
+    /* Issue 12 #1: a record named twice in one batch is applied once, newest version. */
+    expect_has(sql, " ORDER BY x.\"Id\", x.\"SystemModstamp\" DESC NULLS LAST)");
     expect_has(sql, ", del AS (DELETE FROM \"salesforce\".\"teacher__c\" t USING src WHERE src.\"IsDeleted\" "
                     "AND t.\"sfid\" = src.\"Id\" RETURNING 1)");
     expect_has(sql, ", up AS (INSERT INTO \"salesforce\".\"teacher__c\" AS t (");
@@ -195,7 +198,8 @@ test_apply_sql(void **state)
     /* No tail: rows only; the conflict CTEs go right after src. */
     m.read_write = true;
     sql = apply_sql("salesforce", &m, APPLY_TAIL_NONE, ", conf AS (SELECT 1)");
-    expect_has(sql, "\"Start__c\" date, \"Bell__c\" text, \"School__r\" jsonb)), conf AS (SELECT 1), up AS");
+    expect_has(sql, "\"Start__c\" date, \"Bell__c\" text, \"School__r\" jsonb) ORDER BY x.\"Id\", "
+                    "x.\"SystemModstamp\" DESC NULLS LAST), conf AS (SELECT 1), up AS");
     expect_has(sql, "OR EXISTS (SELECT 1 FROM conf");
     expect_lacks(sql, "wm AS");
     expect_lacks(sql, "$2");

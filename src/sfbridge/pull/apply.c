@@ -238,9 +238,13 @@ apply_sql(const char *schema, const mapping *m, apply_tail tail, const char *con
     bool del = apply_has_isdeleted(m) && !m->tombstones;
     bool with_conf = conflict_ctes && *conflict_ctes;
     sb s = SB_INIT, src = SB_INIT;
-    sb_puts(&s, "WITH src AS (SELECT * FROM ");
+    /* One row per record, its newest version: a batch may name a record twice
+     * (a stream backlog fetched in chunks), and ON CONFLICT DO UPDATE refuses
+     * to touch a row twice in one statement. */
+    bool has_ms = cat_field(m, "SystemModstamp") != NULL;
+    sb_puts(&s, "WITH src AS (SELECT DISTINCT ON (x.\"Id\") * FROM ");
     apply_recordset(&s, f, m->nfields);
-    sb_puts(&s, ")");
+    sb_puts(&s, has_ms ? " ORDER BY x.\"Id\", x.\"SystemModstamp\" DESC NULLS LAST)" : " ORDER BY x.\"Id\")");
     if (with_conf)
         sb_puts(&s, conflict_ctes);
     if (del) {

@@ -743,11 +743,26 @@ stage_fill(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
 
 /* ---- fetching records by id ---------------------------------------------------- */
 
-/* Query the records with the given ids (100 per query; deleted ones too when
- * the mapping has IsDeleted), every page to fn. */
 static int
-fetch_ids(sync_ctx *x, const mapping *m, const char *const *ids, size_t n, sfapi_page_fn fn, void *ctx, err_t *e)
+cmp_str(const void *a, const void *b)
 {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Query the records with the given ids (100 per query, each id once: a stream
+ * backlog names a record once per change; deleted ones too when the mapping
+ * has IsDeleted), every page to fn. */
+static int
+fetch_ids(sync_ctx *x, const mapping *m, const char *const *ids_in, size_t n_in, sfapi_page_fn fn, void *ctx,
+          err_t *e)
+{
+    const char **ids = xcalloc(n_in + 1, sizeof *ids);
+    memcpy(ids, ids_in, n_in * sizeof *ids);
+    qsort(ids, n_in, sizeof *ids, cmp_str);
+    size_t n = 0;
+    for (size_t i = 0; i < n_in; i++)
+        if (n == 0 || strcmp(ids[n - 1], ids[i]) != 0)
+            ids[n++] = ids[i];
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i += 100) {
         sb where = SB_INIT, q = SB_INIT;
@@ -758,6 +773,7 @@ fetch_ids(sync_ctx *x, const mapping *m, const char *const *ids, size_t n, sfapi
         sb_free(&where);
         sb_free(&q);
     }
+    free(ids);
     return rc;
 }
 
