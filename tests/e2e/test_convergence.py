@@ -392,8 +392,6 @@ def _failed_logins(lf):
                for p in lf.workdir.glob("localforce.err*"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #8: a wrong password is retried (8 times in 30 s, then every "
-                   "30 s); Salesforce locks the user after about 10 failures")
 def test_8_a_wrong_password_is_not_retried(sfbridge, database, sf, localforce):
     sfbridge.init()
     sfbridge.add("Teacher__c", "--poll", "3600")    # no streamed mapping

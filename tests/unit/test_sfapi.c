@@ -353,6 +353,18 @@ test_bad_password(void **state)
                 ERR_AUTH, "invalid_grant");
     assert_null(page);
     assert_int_equal(sfapi_calls(c), 0);
+    /* Issue 12 #8: the refusal latches: the same credentials are not sent again,
+     * from this client or another (Salesforce locks a user after ~10 failures). */
+    assert_non_null(strstr(e.msg, "not tried again"));
+    sfapi *c2 = sfapi_new(&cfg);
+    expect_fail(c2, sfapi_login(c2, &e), &e, ERR_AUTH, "invalid_grant");
+    assert_non_null(strstr(e.msg, "not tried again"));
+    sfapi_free(c2);
+    /* New settings are tried. */
+    sfapi_config good = lf_config();
+    c2 = sfapi_new(&good);
+    assert_int_equal(sfapi_login(c2, &e), 0);
+    sfapi_free(c2);
     sfapi_free(c);
 
     cfg = lf_config();

@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "loginlatch.h"
 #include "retry.h"
 #include "util.h"
 
@@ -64,6 +65,8 @@ struct sfapi {
     char *instance_url; /* no trailing '/' */
     char  org_id[19];
     char  user_id[19];
+
+    char  fingerprint[LATCH_FP_LEN + 1]; /* of the credentials (loginlatch) */
 
     err_class last; /* class of the last call's failure (ERR_OK after a success) */
     uint64_t  calls;
@@ -645,6 +648,10 @@ login(sfapi *c, err_t *e)
         copy_err(e, &le);
         return classed(c, e, ERR_AUTH);
     }
+    if (latch_refused(c->fingerprint, &le)) {
+        copy_err(e, &le);
+        return classed(c, e, ERR_AUTH);
+    }
     response r = {.c = c};
     int rc = -1;
     for (int attempt = 0;; attempt++) {
@@ -657,6 +664,8 @@ login(sfapi *c, err_t *e)
             le.cls = cls;
             c->last = cls;
             log_warn("sfapi: login to %s failed: %s: %s", c->login_url, le.code, le.msg);
+            if (cls == ERR_AUTH && latch_is_refusal(le.code)) /* Salesforce locks a user after ~10 */
+                latch_set(c->fingerprint, &le);
             break;
         }
         long ms = backoff_ms(c, attempt);
@@ -822,6 +831,8 @@ sfapi_new(const sfapi_config *cfg)
     c->backoff_cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms : retry_presets[RETRY_HTTP].cap_ms;
     c->abort_flag = cfg->abort_flag;
     c->lim_used = c->lim_max = -1;
+    latch_fingerprint(c->fingerprint, c->login_url, c->client_id, c->client_secret, c->username, c->password,
+                      c->refresh_token);
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
         fputs("fatal: curl_easy_init failed\n", stderr);
