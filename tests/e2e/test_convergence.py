@@ -331,8 +331,6 @@ def test_6_a_schema_name_with_a_quote(sfbridge, database, sf):
 
 
 # -- 7. stream start gaps ----------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 12 #7: a new stream subscribes from replay id -1: a change between "
-                   "the load and the first event waits for the 10-minute fallback poll")
 def test_7_a_change_between_the_load_and_the_subscription_arrives(sfbridge, database, sf):
     # the stream's handshake is slow: the load finishes first, the change falls in between
     sf.set_faults([{"path": "/cometd/*", "latency_ms": 4000}])
@@ -349,8 +347,6 @@ def test_7_a_change_between_the_load_and_the_subscription_arrives(sfbridge, data
     sfbridge.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #7: an accelerated mapping added while another streams is "
-                   "subscribed only when the held long poll ends (~110 s)")
 def test_7_an_accelerated_mapping_added_while_another_streams_is_subscribed_promptly(sfbridge, database, sf):
     sfbridge.init()
     sfbridge.add("Teacher__c", "--accelerated", "--poll", "3600")
@@ -368,8 +364,6 @@ def test_7_an_accelerated_mapping_added_while_another_streams_is_subscribed_prom
     sfbridge.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #7: after a localforce restart the handshake is refused (403) and "
-                   "the stream never logs in again")
 def test_7_the_stream_logs_in_again_after_a_localforce_restart(sfbridge_factory, database, localforce_factory,
                                                                tmp_path):
     lf, sf = _chaos_org(localforce_factory, tmp_path)

@@ -168,16 +168,17 @@ run_action(app *a, sync_ctx *x, mapping *m, fsm_action act, err_t *e)
     return 0;
 }
 
-/* Wait until timeout_ms passes, a notification arrives, or a signal. */
-static void
+/* Wait until timeout_ms passes, a notification arrives, or a signal.
+ * true when a control NOTIFY arrived (a command changed the mappings). */
+static bool
 wait_for_work(PGconn *c, int64_t timeout_ms)
 {
     if (timeout_ms <= 0)
-        return;
+        return false;
     int fd = PQsocket(c);
     if (fd < 0) {
         usleep(100000);
-        return;
+        return false;
     }
     fd_set rd;
     FD_ZERO(&rd);
@@ -188,9 +189,14 @@ wait_for_work(PGconn *c, int64_t timeout_ms)
         /* A read failure shows as a lost connection, which the next pass handles. */
         (void)PQconsumeInput(c);
         PGnotify *nt;
-        while ((nt = PQnotifies(c)) != NULL)
+        bool notified = false;
+        while ((nt = PQnotifies(c)) != NULL) {
+            notified = true;
             PQfreemem(nt);
+        }
+        return notified;
     }
+    return false;
 }
 
 static void
@@ -388,8 +394,8 @@ daemon_pass(daemon_run *r, err_t *e)
     mapping_free_all(ms, n);
     if (r->mode != DAEMON_RUN)
         return 1;
-    if (!worked)
-        wait_for_work(a->pg, next - util_now_ms());
+    if (!worked && wait_for_work(a->pg, next - util_now_ms()))
+        stream_wake(r->st); /* a new or changed mapping streams without waiting for the held poll */
     return 0;
 }
 

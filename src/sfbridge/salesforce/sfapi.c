@@ -56,6 +56,7 @@ struct sfapi {
     int   max_retries;
     long  backoff_cap_ms;
     volatile sig_atomic_t *abort_flag;
+    volatile sig_atomic_t *wake_flag;
 
     CURL *curl;
     char  curl_err[CURL_ERROR_SIZE];
@@ -323,7 +324,7 @@ perform(sfapi *c, const char *method, const char *url, struct curl_slist *header
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    if (c->abort_flag) {
+    if (c->abort_flag || c->wake_flag) {
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
@@ -363,7 +364,7 @@ on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, 
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     const sfapi *c = ud;
-    return c->abort_flag && *c->abort_flag ? 1 : 0;
+    return (c->abort_flag && *c->abort_flag) || (c->wake_flag && *c->wake_flag) ? 1 : 0;
 }
 
 static struct curl_slist *
@@ -518,6 +519,18 @@ static void
 forget_session(sfapi *c)
 {
     free_secret(&c->access_token);
+}
+
+void
+sfapi_set_wake_flag(sfapi *c, volatile sig_atomic_t *flag)
+{
+    c->wake_flag = flag;
+}
+
+void
+sfapi_forget_session(sfapi *c)
+{
+    forget_session(c);
 }
 
 /* The last two segments of an identity URL ".../id/<org>/<user>". */
@@ -830,6 +843,7 @@ sfapi_new(const sfapi_config *cfg)
     c->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 4;
     c->backoff_cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms : retry_presets[RETRY_HTTP].cap_ms;
     c->abort_flag = cfg->abort_flag;
+    c->wake_flag = cfg->wake_flag;
     c->lim_used = c->lim_max = -1;
     latch_fingerprint(c->fingerprint, c->login_url, c->client_id, c->client_secret, c->username, c->password,
                       c->refresh_token);

@@ -56,6 +56,7 @@ typedef struct sfapi_config {
     int         max_retries;   /* transient retries inside one call; -1 = default 4 */
     long        backoff_cap_ms; /* cap of RETRY_HTTP's delay; 0 = the policy's (8000) */
     volatile sig_atomic_t *abort_flag; /* when set, a transfer in progress stops (a held CometD connect) */
+    volatile sig_atomic_t *wake_flag;  /* the same, set by another thread to cut a long poll short */
 } sfapi_config;
 
 typedef struct sfapi sfapi;
@@ -68,6 +69,12 @@ void   sfapi_free(sfapi *c);
  * lazily by every request when not logged in yet; call it directly to check
  * credentials. */
 int sfapi_login(sfapi *c, err_t *e) ERR_MUST_CHECK;
+
+/* Set (or clear, NULL) the config's wake_flag after sfapi_new. */
+void sfapi_set_wake_flag(sfapi *c, volatile sig_atomic_t *flag);
+/* Drop the session: the next request logs in again (a CometD handshake
+ * refused for authentication, whose reply is no HTTP 401). */
+void sfapi_forget_session(sfapi *c);
 
 /* After login: the instance URL ("https://xx.my.salesforce.com"), the org id
  * (18 chars, from the identity URL in the token response) and the user id. */

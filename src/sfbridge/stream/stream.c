@@ -42,12 +42,14 @@ struct stream {
     json_t                *heard;      /* object -> when its stream last proved alive (ms), for silence */
     char                   path[64];   /* /cometd/60.0 */
     int                    failures;
+    volatile sig_atomic_t  wake; /* stream_wake: the mappings may have changed */
 };
 
 typedef struct sub {
     mapping *m;
     char     channel[128];
     bool     fallback; /* needs a windowed poll */
+    bool     catchup;  /* ...only to catch up at a first subscription (not a fallback) */
     /* events of the current batch */
     json_t  *ids;
     json_t  *deleted;
@@ -116,8 +118,10 @@ connections(stream *s, err_t *e)
         if (!s->pg)
             return -1;
     }
-    if (!s->sf)
+    if (!s->sf) {
         s->sf = app_sfapi_new(s->cfg, 2, CONNECT_TIMEOUT_MS, s->stop);
+        sfapi_set_wake_flag(s->sf, &s->wake);
+    }
     if (!*sfapi_instance_url(s->sf))
         return sfapi_login(s->sf, e);
     return 0;
@@ -175,11 +179,18 @@ handshake(stream *s, err_t *e)
     json_t *r = meta_reply(reply, "/meta/handshake");
     const char *id = json_string_value(json_object_get(r, "clientId"));
     int rc = 0;
-    if (!json_is_true(json_object_get(r, "successful")) || !id)
-        rc = err_set(e, 403, "HANDSHAKE_DENIED", "CometD handshake refused: %s",
-                     json_string_value(json_object_get(r, "error")) ? json_string_value(json_object_get(r, "error"))
-                                                                     : "no reason given");
-    else {
+    if (!json_is_true(json_object_get(r, "successful")) || !id) {
+        const char *why = json_string_value(json_object_get(r, "error"));
+        const char *reason = json_string_value(json_object_get(json_object_get(json_object_get(r, "ext"), "sfdc"),
+                                                                "failureReason"));
+        rc = err_set(e, 403, "HANDSHAKE_DENIED", "CometD handshake refused: %s%s%s%s", why ? why : "no reason given",
+                     reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
+        /* Salesforce refuses the handshake of an expired or revoked session
+         * ("403::Handshake denied", failureReason "401::Authentication invalid")
+         * rather than answering 401: log in afresh before the next attempt. */
+        sfapi_forget_session(s->sf);
+        err_class_set(e, ERR_TRANSIENT);
+    } else {
         free(s->client_id);
         s->client_id = xstrdup(id);
     }
@@ -321,7 +332,7 @@ connect_client(stream *s, sub *subs, size_t n, const char *set, err_t *e)
         if (rc > 0 && strstr(error, "replayId")) {
             /* The events since our replay id are gone: poll the window, stream new events. */
             log_warn("stream: %s: %s; falling back to a poll of the window", u->m->object, error);
-            u->fallback = true;
+            u->fallback = true, u->catchup = false;
             free(error);
             error = NULL;
             rc = subscribe(s, u->channel, -1, &error, e);
@@ -338,7 +349,7 @@ connect_client(stream *s, sub *subs, size_t n, const char *set, err_t *e)
             rc = subscribe(s, u->channel, -1, &error, e);
             if (rc < 0)
                 return -1;
-            u->fallback = true;
+            u->fallback = true, u->catchup = false;
         }
         if (rc > 0) {
             set_stream_state(s, u->m, SS_FAILED, error);
@@ -351,6 +362,12 @@ connect_client(stream *s, sub *subs, size_t n, const char *set, err_t *e)
         if (cat_stream_subscribed(s->pg, s->cfg->schema, u->m->object, u->channel, &ce) != 0)
             log_warn("stream: %s: subscription not recorded: %s", u->m->object, ce.msg);
         log_info("stream: %s subscribed to %s from replay id %lld", u->m->object, u->channel, (long long)replay);
+        if (replay < 0 && !u->fallback) {
+            /* No replay id committed yet (a new stream, or nothing streamed
+             * since): what changed between the last pull and this subscription
+             * is not replayed, so poll that window once now. */
+            u->fallback = u->catchup = true;
+        }
     }
     s->subscribed = xstrdup(set);
     return 0;
@@ -381,7 +398,7 @@ take_event(sub *subs, size_t n, json_t *msg)
         if (!type)
             return;
         if (strncmp(type, "GAP_", 4) == 0) {
-            u->fallback = true;
+            u->fallback = true, u->catchup = false;
             return;
         }
         json_t *target = strcmp(type, "DELETE") == 0 ? u->deleted : u->ids;
@@ -433,7 +450,8 @@ static void
 fallback_poll(stream *s, sub *u)
 {
     sync_ctx x = {.pg = s->pg, .sf = s->sf, .cfg = s->cfg, .schema = s->cfg->schema, .stop = s->stop};
-    set_stream_state(s, u->m, SS_FALLBACK, NULL);
+    if (!u->catchup)
+        set_stream_state(s, u->m, SS_FALLBACK, NULL);
     err_t e;
     err_clear(&e);
     int64_t n = 0;
@@ -443,6 +461,12 @@ fallback_poll(stream *s, sub *u)
     }
     u->fallback = false;
     heard(s, u->m->object);
+    if (u->catchup) {
+        u->catchup = false;
+        log_info("stream: %s: caught up with %lld changes from before the subscription", u->m->object,
+                 (long long)n);
+        return;
+    }
     err_t fe;
     /* A counter and what `status` shows: the stream goes on either way. */
     if (cat_stream_fallback_done(s->pg, s->cfg->schema, u->m->object, &fe) != 0)
@@ -500,7 +524,7 @@ poll_untrusted(stream *s, sub *subs, size_t ns)
         if (!subs[i].fallback && silent(s, subs[i].m->object)) {
             log_info("stream: %s: no event for %ld s; polling the window in case one was lost",
                      subs[i].m->object, s->cfg->stream_silence_ms / 1000);
-            subs[i].fallback = true;
+            subs[i].fallback = true, subs[i].catchup = false;
         }
         if (subs[i].fallback)
             fallback_poll(s, &subs[i]);
@@ -564,10 +588,18 @@ listen_once(stream *s, sub *subs, size_t ns, const char *set, err_t *e)
     if (rc == 0)
         poll_untrusted(s, subs, ns);
     json_t *reply = NULL;
-    if (rc == 0 && !*s->stop) {
+    if (rc == 0 && !*s->stop && !s->wake) {
         json_t *msg = json_pack("{s:s,s:s,s:s}", "channel", "/meta/connect", "clientId", s->client_id,
                                 "connectionType", "long-polling");
         rc = bayeux(s, msg, &reply, e);
+        if (rc != 0 && s->wake) {
+            /* Cut short by stream_wake: not a failure; the next round sees the
+             * new set of mappings (the held poll's events are delivered again
+             * from the committed replay ids). */
+            log_debug("stream: long poll cut short: the mappings changed");
+            drop_client(s);
+            rc = 0;
+        }
     }
     if (rc == 0 && reply)
         rc = apply_reply(s, subs, ns, reply, e);
@@ -579,6 +611,7 @@ listen_once(stream *s, sub *subs, size_t ns, const char *set, err_t *e)
 static int
 round_trip(stream *s, err_t *e)
 {
+    s->wake = 0; /* a wake from now on cuts this round's long poll short */
     if (connections(s, e) != 0)
         return -1;
     mapping *ms = NULL;
@@ -635,6 +668,13 @@ int
 stream_start(stream *s)
 {
     return worker_start(&s->worker, stream_main, s);
+}
+
+void
+stream_wake(stream *s)
+{
+    if (s)
+        s->wake = 1;
 }
 
 void

@@ -24,6 +24,10 @@ stream *stream_new(const cfg *c, volatile sig_atomic_t *stop);
 /* Start the stream's thread (worker_start); 0 or -1. */
 int     stream_start(stream *s) ERR_MUST_CHECK;
 void    stream_join(stream *s);
+/* From another thread: the mappings changed (a control NOTIFY): cut the held
+ * long poll short, so the stream resubscribes at once rather than when the
+ * poll returns (up to two minutes). */
+void    stream_wake(stream *s);
 void    stream_free(stream *s);
 
 /* Delete the PushTopic sfbridge made for m (sfb_<table>) when there is one:
