@@ -52,12 +52,25 @@ fill(sb *out, const char *tmpl, const char *qschema)
     }
 }
 
+static void
+literal(sb *out, const char *s)
+{
+    sb_putc(out, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            sb_putc(out, '\'');
+        sb_putc(out, *s);
+    }
+    sb_putc(out, '\'');
+}
+
 int
 cap_ensure(PGconn *c, const char *schema, err_t *e)
 {
-    sb q = SB_INIT, chan = SB_INIT, sql = SB_INIT;
+    sb q = SB_INIT, chan = SB_INIT, lit = SB_INIT, sql = SB_INIT;
     sb_sql_ident(&q, schema);
     cap_channel(&chan, schema);
+    literal(&lit, sb_str(&chan));
     int rc = pg_exec(c, e, "BEGIN");
     if (rc == 0)
         rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(4242001)");
@@ -67,10 +80,11 @@ cap_ensure(PGconn *c, const char *schema, err_t *e)
         rc = pg_exec(c, e, sb_str(&sql));
     }
     if (rc == 0)
-        rc = tlog_ensure(c, schema, sb_str(&chan), e);
+        rc = tlog_ensure(c, schema, sb_str(&lit), e);
     rc = rc == 0 ? pg_exec(c, e, "COMMIT") : (pg_rollback_quietly(c), -1);
     sb_free(&q);
     sb_free(&chan);
+    sb_free(&lit);
     sb_free(&sql);
     return rc;
 }

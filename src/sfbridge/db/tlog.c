@@ -21,6 +21,16 @@ static const char *const action_names[TLOG_ACTION_COUNT] = {
     [TLOG_INSERT] = "INSERT", [TLOG_UPDATE] = "UPDATE", [TLOG_DELETE] = "DELETE",
 };
 
+/* The index of name in names[0..n), or -1. */
+static int
+name_index(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
 const char *
 tlog_state_name(tlog_state s)
 {
@@ -30,29 +40,17 @@ tlog_state_name(tlog_state s)
 int
 tlog_state_parse(const char *name, tlog_state *out)
 {
-    for (int i = 0; name && i < TLOG_STATE_COUNT; i++)
-        if (strcmp(state_names[i], name) == 0) {
-            *out = (tlog_state)i;
-            return 0;
-        }
-    return -1;
+    int i = name_index(state_names, TLOG_STATE_COUNT, name);
+    if (i < 0)
+        return -1;
+    *out = (tlog_state)i;
+    return 0;
 }
 
 const char *
 tlog_action_name(tlog_action a)
 {
     return (unsigned)a < TLOG_ACTION_COUNT ? action_names[a] : NULL;
-}
-
-int
-tlog_action_parse(const char *name, tlog_action *out)
-{
-    for (int i = 0; name && i < TLOG_ACTION_COUNT; i++)
-        if (strcmp(action_names[i], name) == 0) {
-            *out = (tlog_action)i;
-            return 0;
-        }
-    return -1;
 }
 
 /* "schema"._trigger_log and "schema"._trigger_log_archive */
@@ -102,31 +100,17 @@ run_built(PGconn *c, const char *schema, void (*build)(sb *, const char *), err_
     " ADD COLUMN IF NOT EXISTS sfb_unknown boolean NOT NULL DEFAULT false,"                            \
     " ADD COLUMN IF NOT EXISTS sfb_sent_at timestamptz, ADD COLUMN IF NOT EXISTS sfb_payload jsonb"
 
-static void
-sql_literal(sb *out, const char *s)
-{
-    sb_putc(out, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            sb_putc(out, '\'');
-        sb_putc(out, *s);
-    }
-    sb_putc(out, '\'');
-}
-
 void
-tlog_sql_ddl(sb *out, const char *schema, const char *channel)
+tlog_sql_ddl(sb *out, const char *schema, const char *channel_lit)
 {
-    sb q = SB_INIT, lit = SB_INIT;
+    sb q = SB_INIT;
     sb_sql_ident(&q, schema);
-    sql_literal(&lit, channel);
     const char *Q = sb_str(&q);
     sb_printf(out, "CREATE TABLE IF NOT EXISTS %1$s._trigger_log ("
                    " id serial PRIMARY KEY, txid bigint,"
                    " created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now()," LOG_COLUMNS_DDL ";\n"
-                   "CREATE TABLE IF NOT EXISTS %1$s._trigger_log_archive ("
-                   " id integer PRIMARY KEY, txid bigint, created_at timestamptz, updated_at timestamptz,"
-                   LOG_COLUMNS_DDL ";\n"
+                   "CREATE TABLE IF NOT EXISTS %1$s._trigger_log_archive (id integer PRIMARY KEY,"
+                   " txid bigint, created_at timestamptz, updated_at timestamptz," LOG_COLUMNS_DDL ";\n"
                    /* A trigger log Heroku Connect made gains sfbridge's bookkeeping columns. */
                    "ALTER TABLE %1$s._trigger_log" SFB_COLUMNS_ADD ";\n"
                    "ALTER TABLE %1$s._trigger_log_archive" SFB_COLUMNS_ADD ";\n",
@@ -160,16 +144,15 @@ tlog_sql_ddl(sb *out, const char *schema, const char *channel)
               "CREATE TRIGGER tlog_requeue_trigger AFTER UPDATE OF state ON %1$s._trigger_log"
               " FOR EACH ROW WHEN (NEW.state = 'NEW' AND OLD.state IS DISTINCT FROM 'NEW')"
               " EXECUTE FUNCTION %1$s.tlog_notify_trigger();\n",
-              Q, sb_str(&lit));
+              Q, channel_lit);
     sb_free(&q);
-    sb_free(&lit);
 }
 
 int
-tlog_ensure(PGconn *c, const char *schema, const char *channel, err_t *e)
+tlog_ensure(PGconn *c, const char *schema, const char *channel_lit, err_t *e)
 {
     sb s = SB_INIT;
-    tlog_sql_ddl(&s, schema, channel);
+    tlog_sql_ddl(&s, schema, channel_lit);
     int rc = pg_exec(c, e, sb_str(&s));
     sb_free(&s);
     return rc;
@@ -235,11 +218,9 @@ tlog_claim(PGconn *c, const char *schema, int limit, tlog_entry **out, size_t *n
         en->id = atoll(PQgetvalue(r, i, 0));
         en->table = xstrdup(PQgetvalue(r, i, 1));
         en->record_id = atoi(PQgetvalue(r, i, 2));
-        /* The capture triggers write TG_OP; anything else is read as Heroku
-         * Connect's writer read it, by its first letter. */
-        if (tlog_action_parse(PQgetvalue(r, i, 3), &en->action) != 0)
-            en->action = PQgetvalue(r, i, 3)[0] == 'I' ? TLOG_INSERT
-                         : PQgetvalue(r, i, 3)[0] == 'U' ? TLOG_UPDATE : TLOG_DELETE;
+        /* TG_OP, read by its first letter (I, U, D) */
+        char a = PQgetvalue(r, i, 3)[0];
+        en->action = a == 'I' ? TLOG_INSERT : a == 'U' ? TLOG_UPDATE : TLOG_DELETE;
         en->sfid = dup_or_null(r, i, 4);
         en->unknown = PQgetvalue(r, i, 5)[0] == 't';
         en->attempts = atoi(PQgetvalue(r, i, 6));
@@ -395,7 +376,8 @@ tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids,
     int rc = pg_exec(c, e, "BEGIN");
     if (rc == 0) {
         sb_printf(&s, "UPDATE %s SET state = 'NEW', sfb_retry_at = NULL, sfb_attempts = 0, sf_message = NULL,"
-                      " processed_at = NULL WHERE state = 'FAILED' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))",
+                      " processed_at = NULL"
+                      " WHERE state = 'FAILED' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))",
                   sb_str(&q.log));
         rc = run_counted(c, sb_str(&s), p, &total, e);
     }

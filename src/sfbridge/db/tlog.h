@@ -53,16 +53,17 @@ typedef enum tlog_action {
     TLOG_ACTION_COUNT
 } tlog_action;
 
+/* "INSERT", ...; NULL out of range. */
 const char *tlog_action_name(tlog_action a);
-ERR_MUST_CHECK int tlog_action_parse(const char *name, tlog_action *out);
 
 /* ---- DDL ---------------------------------------------------------------- */
 
 /* The statements creating or upgrading both tables, their indexes and the
- * NOTIFY (on `channel`) that wakes the writer; idempotent. Pure. */
-void tlog_sql_ddl(sb *out, const char *schema, const char *channel);
+ * NOTIFY that wakes the writer (on the channel given as an SQL literal,
+ * "'schema.hc_trigger_log'": capture names it); idempotent. Pure. */
+void tlog_sql_ddl(sb *out, const char *schema, const char *channel_lit);
 /* Run them. The caller holds the transaction and the DDL lock (cap_ensure). */
-ERR_MUST_CHECK int tlog_ensure(PGconn *c, const char *schema, const char *channel, err_t *e);
+ERR_MUST_CHECK int tlog_ensure(PGconn *c, const char *schema, const char *channel_lit, err_t *e);
 
 /* ---- the writer's side ---------------------------------------------------- */
 
