@@ -77,10 +77,12 @@ def database(new_database):
 def localforce_factory(tmp_path, request):
     started = []
 
-    def make(args=(), env=None, org=None):
+    def make(args=(), env=None, org=None, db=None):
         kw = {"args": args, "env": env}
         if org is not None:
             kw["org"] = org
+        if db is not None:
+            kw["db"] = db
         lf = Localforce(tmp_path / f"localforce-{len(started) + 1}", **kw)
         started.append(lf)
         return lf.start()

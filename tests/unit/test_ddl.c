@@ -156,6 +156,59 @@ test_table_sql(void **state)
     json_decref(d);
 }
 
+/* Issue 12 #6: names derived from long table names stay distinct and within
+ * 63 bytes (Postgres truncates longer ones, so two truncated to the same name
+ * and one CREATE ... IF NOT EXISTS was silently skipped). */
+static void
+test_derived_names_at_the_limit(void **state)
+{
+    (void)state;
+    char a[64], b[64], c[64], d[64], e2[64];
+    /* short names are Heroku Connect's, unchanged */
+    DDL_STATUS_TRIGGER(a, "teacher__c");
+    assert_string_equal(a, "hc_teacher__c_status_trigger");
+    DDL_LOGGER_FN(a, "teacher__c");
+    assert_string_equal(a, "hc_teacher__c_logger");
+    /* a 60-character table: every name distinct, <= 63 bytes, deterministic */
+    const char *t60 = "ns__a_very_long_object_name_with_a_namespace_prefix_xxxxx__c";
+    assert_int_equal(strlen(t60), 60);
+    DDL_STATUS_FN(a, t60);
+    DDL_STATUS_TRIGGER(b, t60);
+    DDL_LOGGER_FN(c, t60);
+    DDL_LOG_TRIGGER(d, t60);
+    DDL_TRUNCATE_TRIGGER(e2, t60);
+    const char *all[] = {a, b, c, d, e2};
+    for (size_t i = 0; i < 5; i++) {
+        assert_true(strlen(all[i]) <= 63);
+        for (size_t j = i + 1; j < 5; j++)
+            assert_string_not_equal(all[i], all[j]);
+    }
+    char again[64];
+    DDL_LOG_TRIGGER(again, t60);
+    assert_string_equal(again, d);
+    /* two long tables sharing a 50-character prefix get different names */
+    const char *t61 = "ns__a_very_long_object_name_with_a_namespace_prefix_xxxxy__c";
+    DDL_LOG_TRIGGER(again, t61);
+    assert_string_not_equal(again, d);
+    /* index names: the unique upsert index never collides with the sfid index */
+    const char *t55 = "a_table_name_of_fifty_five_characters_for_upserts_xx__c";
+    assert_int_equal(strlen(t55), 55);
+    ddl_index_name(a, t55, "sfid", true);
+    ddl_index_name(b, t55, "email__c", true);
+    ddl_index_name(c, t55, "systemmodstamp", false);
+    assert_true(strlen(a) <= 63 && strlen(b) <= 63 && strlen(c) <= 63);
+    assert_string_not_equal(a, b);
+    assert_string_not_equal(a, c);
+    /* multi-byte names are never cut inside a character */
+    char u[200] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(u, "\xC3\xA9");
+    DDL_STATUS_TRIGGER(a, u);
+    assert_true(strlen(a) <= 63);
+    for (const unsigned char *p = (const unsigned char *)a + 3; *p != '_'; p += 2)
+        assert_true(p[0] == 0xC3 && p[1] == 0xA9);
+}
+
 int
 main(void)
 {
@@ -164,6 +217,7 @@ main(void)
         cmocka_unit_test(test_refusals_name_the_field),
         cmocka_unit_test(test_all_fields_skips_unsupported),
         cmocka_unit_test(test_table_sql),
+        cmocka_unit_test(test_derived_names_at_the_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

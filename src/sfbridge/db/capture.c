@@ -95,8 +95,8 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     sb qs = SB_INIT, qt = SB_INIT, fn = SB_INIT;
     sb_sql_ident(&qs, schema);
     pg_qname(&qt, schema, m->table);
-    char name[96];
-    snprintf(name, sizeof name, "hc_%s_logger", m->table);
+    char name[64];
+    DDL_LOGGER_FN(name, m->table);
     pg_qname(&fn, schema, name);
     const char *state = tlog_state_name(m->read_write ? TLOG_NEW : TLOG_READONLY);
     const char *pending = tlog_state_name(TLOG_PENDING), *ignore = tlog_state_name(TLOG_IGNORE);
@@ -104,10 +104,14 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     /* Heroku Connect's logger ("VERSION 4"): the whole row for INSERT, the
      * changed columns for UPDATE, the old row for UPDATE and DELETE. Values
      * are printed with DateStyle ISO and exact floats whatever the app's
-     * session settings, so the writer reads them back unambiguously. */
+     * session settings, so the writer reads them back unambiguously.
+     * SECURITY DEFINER with a pinned search_path: it runs with sfbridge's
+     * rights, so an app role needs no rights on the trigger log (and cannot
+     * write it), and it works whatever the app session's search_path is. */
+    ddl_pin_path_begin(out);
     sb_printf(out,
-              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql\n"
-              "  SET datestyle = 'ISO, YMD' SET extra_float_digits = 1 AS $hc$\n"
+              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER\n"
+              "  SET search_path FROM CURRENT SET datestyle = 'ISO, YMD' SET extra_float_digits = 1 AS $hc$\n"
               "DECLARE\n"
               "  trigger_row %s._trigger_log;\n"
               "  excluded_cols text[] = ARRAY['_hc_lastop', '_hc_err'];\n"
@@ -148,8 +152,10 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "END $hc$;\n",
               sb_str(&fn), sb_str(&qs), sb_str(&qs), state, sb_str(&qs), tlog_state_name(TLOG_NEW), pending, ignore,
               ignore, sb_str(&qs));
-    char trig[96];
-    snprintf(trig, sizeof trig, "hc_%s_logtrigger", m->table);
+    ddl_pin_path_end(out);
+    sb_printf(out, "REVOKE ALL ON FUNCTION %s() FROM PUBLIC;\n", sb_str(&fn));
+    char trig[64];
+    DDL_LOG_TRIGGER(trig, m->table);
     sb_puts(out, "DROP TRIGGER IF EXISTS ");
     sb_sql_ident(out, trig);
     sb_printf(out, " ON %s;\nCREATE TRIGGER ", sb_str(&qt));
@@ -157,7 +163,7 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     sb_printf(out, " AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW WHEN (%s.get_xmlbinary() = 'base64')"
                    " EXECUTE FUNCTION %s();\n",
               sb_str(&qt), sb_str(&qs), sb_str(&fn));
-    snprintf(trig, sizeof trig, "hc_%s_truncate", m->table);
+    DDL_TRUNCATE_TRIGGER(trig, m->table);
     sb_puts(out, "DROP TRIGGER IF EXISTS ");
     sb_sql_ident(out, trig);
     sb_printf(out, " ON %s;\n", sb_str(&qt));

@@ -4,6 +4,7 @@
 #include "ddl.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,9 +272,47 @@ ddl_check_upsert_field(json_t *describe, const char *field, char **canonical, er
 }
 
 void
+ddl_name(char out[64], const char *prefix, const char *base, const char *suffix)
+{
+    size_t fixed = strlen(prefix) + strlen(suffix), blen = strlen(base);
+    if (fixed + blen <= 63) {
+        snprintf(out, 64, "%s%s%s", prefix, base, suffix);
+        return;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a over the whole base */
+    for (const unsigned char *p = (const unsigned char *)base; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    size_t keep = fixed + 9 < 63 ? 63 - fixed - 9 : 0;
+    if (keep > blen)
+        keep = blen;
+    /* never cut a UTF-8 sequence in two */
+    while (keep > 0 && ((unsigned char)base[keep] & 0xC0) == 0x80)
+        keep--;
+    snprintf(out, 64, "%s%.*s_%08x%s", prefix, (int)keep, base, h, suffix);
+}
+
+void
 ddl_index_name(char out[64], const char *table, const char *column, bool unique)
 {
-    snprintf(out, 64, "%s_idx_%s_%s", unique ? "hcu" : "hc", table, column);
+    sb base = SB_INIT;
+    sb_printf(&base, "%s_%s", table, column);
+    ddl_name(out, unique ? "hcu_idx_" : "hc_idx_", sb_str(&base), "");
+    sb_free(&base);
+}
+
+void
+ddl_pin_path_begin(sb *out)
+{
+    sb_puts(out, "SELECT set_config('sfbridge.saved_search_path', current_setting('search_path'), true),"
+                 " set_config('search_path', coalesce((SELECT format('pg_catalog, %I, pg_temp', n.nspname)"
+                 " FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
+                 " WHERE x.extname = 'hstore'), 'pg_catalog, public, pg_temp'), true);\n");
+}
+
+void
+ddl_pin_path_end(sb *out)
+{
+    sb_puts(out, "SELECT set_config('search_path', current_setting('sfbridge.saved_search_path'), true);\n");
 }
 
 static void
@@ -341,15 +380,17 @@ ddl_status_trigger(sb *out, const char *schema, const mapping *m)
      * sfbridge's own sessions (xmlbinary = hex) mark it SYNCED unless they
      * set _hc_lastop themselves. The writer's session (sfbridge.raw = on)
      * sets the status columns exactly as it means them. */
-    char fname[80], tname[80];
-    snprintf(fname, sizeof fname, "hc_%s_status", m->table);
-    snprintf(tname, sizeof tname, "hc_%s_status_trigger", m->table);
+    char fname[64], tname[64];
+    DDL_STATUS_FN(fname, m->table);
+    DDL_STATUS_TRIGGER(tname, m->table);
     sb qf = SB_INIT;
     sb_sql_ident(&qf, schema);
     sb_putc(&qf, '.');
     sb_sql_ident(&qf, fname);
+    ddl_pin_path_begin(out);
     sb_printf(out,
-              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $hc$\n"
+              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql\n"
+              "  SET search_path FROM CURRENT AS $hc$\n"
               "BEGIN\n"
               "  IF current_setting('sfbridge.raw', true) = 'on' THEN\n"
               "    RETURN NEW;\n"
@@ -370,6 +411,7 @@ ddl_status_trigger(sb *out, const char *schema, const mapping *m)
               "  RETURN NEW;\n"
               "END $hc$;\n",
               sb_str(&qf));
+    ddl_pin_path_end(out);
     sb_puts(out, "DROP TRIGGER IF EXISTS ");
     sb_sql_ident(out, tname);
     sb_printf(out, " ON %s;\n", sb_str(&qt));

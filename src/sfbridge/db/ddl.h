@@ -48,8 +48,27 @@ const char *ddl_pg_type(json_t *field, char *buf, size_t n);
 void ddl_create_table(sb *out, const char *schema, const mapping *m);
 /* (Re)create Heroku Connect's status trigger hc_<table>_status_trigger. */
 void ddl_status_trigger(sb *out, const char *schema, const mapping *m);
-/* hc_idx_<table>_<column> or hcu_idx_..., truncated to 63 bytes. */
+/* A name sfbridge derives (trigger, function, index): prefix + base + suffix,
+ * Heroku Connect's name when it fits Postgres's 63 bytes; otherwise base is
+ * shortened and followed by '_' and 8 hex digits of a hash of the whole base,
+ * so the name is unique, deterministic and never truncated by Postgres.
+ * prefix + suffix must leave room for the hash (they are short constants). */
+void ddl_name(char out[64], const char *prefix, const char *base, const char *suffix);
+/* hc_idx_<table>_<column> or hcu_idx_..., as ddl_name shortens it. */
 void ddl_index_name(char out[64], const char *table, const char *column, bool unique);
+/* The names of a mapping's capture objects (status function and trigger,
+ * logger function and trigger, truncate trigger). */
+#define DDL_STATUS_FN(out, table)      ddl_name(out, "hc_", table, "_status")
+#define DDL_STATUS_TRIGGER(out, table) ddl_name(out, "hc_", table, "_status_trigger")
+#define DDL_LOGGER_FN(out, table)      ddl_name(out, "hc_", table, "_logger")
+#define DDL_LOG_TRIGGER(out, table)    ddl_name(out, "hc_", table, "_logtrigger")
+#define DDL_TRUNCATE_TRIGGER(out, table) ddl_name(out, "hc_", table, "_truncate")
+/* Statements that pin the search_path of the functions created between them
+ * to pg_catalog and hstore's schema (CREATE FUNCTION ... SET search_path FROM
+ * CURRENT), so capture works whatever an app session's search_path is, and
+ * restore the session's path afterwards. Inside a transaction. */
+void ddl_pin_path_begin(sb *out);
+void ddl_pin_path_end(sb *out);
 /* CREATE [UNIQUE] INDEX IF NOT EXISTS for each entry of m->indexes (and the upsert field). */
 void ddl_create_indexes(sb *out, const char *schema, const mapping *m);
 /* ALTER TABLE ADD COLUMN for the fields named in added. */

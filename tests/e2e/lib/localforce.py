@@ -1,4 +1,8 @@
-"""Start and stop a localforce server (a fresh in-memory org) for one test."""
+"""Start and stop a localforce server (a fresh in-memory org) for one test.
+
+With db=PATH the org lives in a SQLite file instead, so restart() (SIGTERM,
+then the same command on the same port) keeps its records, events and jobs,
+as a restart of a real org's pod would; sessions are lost, as documented."""
 import json
 import os
 import re
@@ -14,8 +18,10 @@ READY_RE = re.compile(r"localforce listening on (http://\S+)")
 
 
 class Localforce:
-    def __init__(self, workdir, org=SCHOOL_ORG, args=(), env=None, binary=None):
+    def __init__(self, workdir, org=SCHOOL_ORG, args=(), env=None, binary=None, db=None):
         self.binary = Path(binary) if binary else localforce_bin()
+        self.db = str(db) if db else ":memory:"
+        self.port = 0
         self.org = Path(org)
         self.workdir = Path(workdir)
         self.args = list(args)
@@ -41,9 +47,14 @@ class Localforce:
 
     def start(self, timeout=30):
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--org", str(self.org),
-               "--db", ":memory:", *self.args]
+        cmd = [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}", "--org", str(self.org),
+               "--db", self.db, *self.args]
         env = {**os.environ, **self.extra_env}
+        self.starts = getattr(self, "starts", 0) + 1
+        if self.starts > 1:  # keep the earlier runs' output for failure messages
+            for p in (self.stdout_path, self.stderr_path):
+                if p.exists():
+                    p.rename(p.with_name(f"{p.name}.{self.starts - 1}"))
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + timeout
@@ -51,6 +62,7 @@ class Localforce:
             m = READY_RE.search(self.stdout_path.read_text(errors="replace"))
             if m:
                 self.url = m.group(1).rstrip("/")
+                self.port = int(self.url.rsplit(":", 1)[1])
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"localforce exited ({self.proc.returncode}) before it was ready\n"
@@ -73,6 +85,29 @@ class Localforce:
     def client(self, **kw):
         """A new SfClient for this org's integration user (not logged in yet)."""
         return SfClient(self.url, self.client_id, self.client_secret, self.username, self.password, **kw)
+
+    def restart(self, timeout=30, sig=signal.SIGTERM):
+        """Stop (SIGTERM by default; SIGKILL to crash it) and start again on the
+        same port with the same database. Needs db= (an in-memory org would come
+        back empty). Returns the exit status of the stopped server."""
+        assert self.db != ":memory:", "restart() needs a database file (db=...)"
+        assert self.proc is not None, "localforce is not running"
+        if sig == signal.SIGTERM:
+            rc = self.stop(timeout)
+        else:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout)
+            rc = self.returncode = self.proc.returncode
+            self.proc = None
+        last = None
+        for _ in range(50):  # the port may linger for a moment
+            try:
+                self.start(timeout)
+                return rc
+            except RuntimeError as exc:
+                last = exc
+                time.sleep(0.2)
+        raise RuntimeError(f"localforce did not come back on port {self.port}: {last}")
 
     def stop(self, timeout=30):
         """SIGTERM and wait; returns the exit status (0 expected)."""

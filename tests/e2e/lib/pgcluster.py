@@ -108,6 +108,13 @@ class PgCluster:
             last = f"{r.stdout}\n{r.stderr}\n{self.log_tail()}"
         raise RuntimeError(f"pg_ctl start failed:\n{last}")
 
+    def restart(self, mode="fast"):
+        """pg_ctl restart (mode fast, or immediate: a crash and recovery); same
+        port and options. Every connection is cut."""
+        r = self._run("pg_ctl", "-D", self.data, "-l", self.logfile, "-m", mode, "-w", "-t", "60", "restart")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg_ctl restart -m {mode} failed:\n{r.stdout}\n{r.stderr}\n{self.log_tail()}")
+
     def stop(self):
         if self.running:
             self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop")
