@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all build asan deps test unit demo bench fuzz clean format
+.PHONY: all build asan deps test unit demo bench fuzz clean format lint
 
 all: build
 
@@ -35,8 +35,12 @@ bench: deps build
 fuzz: deps
 	@scripts/fuzz.sh
 
+# The same files scripts/lint.sh checks.
 format:
-	@clang-format -i $$(git ls-files "src/*.[ch]") tests/unit/*.c tests/fuzz/*.c
+	@clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/unit/*.c' 'tests/fuzz/*.c' 'bench/*.c')
+
+lint:
+	@scripts/lint.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

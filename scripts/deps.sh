@@ -14,6 +14,7 @@ PKGS=(
   libcurl4-openssl-dev libpq-dev          # sfbridge: Salesforce client, Postgres
   libcmocka-dev                           # C unit tests
   python3-pytest python3-psycopg          # end-to-end tests
+  clang-format universal-ctags            # make lint: formatting, function lengths
   postgresql                              # the database sfbridge syncs into
   curl ca-certificates
 )

@@ -29,7 +29,8 @@ static map_field fields[] = {
     {"Created__c", "created__c", "string", "varchar(80)", true, false, NULL, NULL},
     {"Seen__c", "seen__c", "datetime", "timestamp without time zone", true, true, NULL, NULL},
     {"School__c", "school__c", "reference", "varchar(18)", true, true, "School__c", NULL},
-    {"School__r.Ext__c", "school__r__ext__c", "string", "varchar(20)", true, true, "School__c", "School__c"},
+    {"School__r.Ext__c", "school__r__ext__c", "string", "varchar(20)", true, true, "School__c",
+     "School__c"},
     {"Formula__c", "formula__c", "string", "varchar(80)", false, false, NULL, NULL},
     {"Uid__c", "uid__c", "string", "varchar(36)", true, true, NULL, NULL},
 };
@@ -151,8 +152,9 @@ test_update_of_never_sent_record_inserts_row(void **state)
     (void)state;
     /* Its insert was refused: the row as it is now is inserted. */
     fold_entry es[] = {ent(9, TLOG_UPDATE, NULL, "{\"age__c\":40}")};
-    fold_row row = {.record_id = 7, .row = json_loads("{\"id\":7,\"name\":\"Row\",\"age__c\":40,\"sfid\":null}", 0,
-                                                      NULL)};
+    fold_row row = {.record_id = 7,
+                    .row = json_loads("{\"id\":7,\"name\":\"Row\",\"age__c\":40,\"sfid\":null}", 0,
+                                      NULL)};
     op o;
     fold_group(&contact, es, 1, &row, &o);
     assert_int_equal(o.kind, OP_INSERT);
@@ -247,7 +249,8 @@ test_keyed_insert_is_upsert_with_nulls(void **state)
     (void)state;
     mapping m = contact;
     m.upsert_field = "Uid__c";
-    fold_entry es[] = {ent(1, TLOG_INSERT, NULL, "{\"name\":\"Ann\",\"uid__c\":\"u-1\",\"age__c\":null}")};
+    fold_entry es[] = {
+        ent(1, TLOG_INSERT, NULL, "{\"name\":\"Ann\",\"uid__c\":\"u-1\",\"age__c\":null}")};
     op o;
     fold_group(&m, es, 1, NULL, &o);
     assert_int_equal(o.kind, OP_UPSERT);
@@ -280,7 +283,7 @@ test_latest_entry_sfid_wins_and_flags_carry(void **state)
     assert_string_equal(o.sfid, "003000000000006AAA");
     assert_int_equal(o.attempts, 3);
     assert_true(o.unknown);
-    assert_null(o.sent); /* no payload remembered */
+    assert_null(o.sent);                                        /* no payload remembered */
     assert_string_equal(o.sent_at, "2024-01-02T03:04:05.000Z"); /* the first entry's */
     free_all(es, 2, &o);
     json_decref(row.row);
@@ -367,7 +370,8 @@ test_typed_values(void **state)
     t = typed("no_such_column", "1");
     assert_string_equal(json_string_value(t), "1");
     json_decref(t);
-    json_t *raw = json_loads("{\"age__c\":\"7\",\"vip__c\":\"f\",\"name\":\"n\",\"x\":null}", 0, NULL);
+    json_t *raw = json_loads("{\"age__c\":\"7\",\"vip__c\":\"f\",\"name\":\"n\",\"x\":null}", 0,
+                             NULL);
     typed_values(&contact, raw);
     assert_int_equal(json_integer_value(json_object_get(raw, "age__c")), 7);
     assert_true(json_is_false(json_object_get(raw, "vip__c")));
@@ -414,7 +418,8 @@ test_name_tables(void **state)
     op_kind kk;
     assert_int_equal(op_kind_parse("merge", &kk), -1);
     assert_null(op_kind_name(OP_KIND_COUNT));
-    assert_true(op_kind_creates(OP_INSERT) && op_kind_creates(OP_UPSERT) && !op_kind_creates(OP_UPDATE));
+    assert_true(op_kind_creates(OP_INSERT) && op_kind_creates(OP_UPSERT) &&
+                !op_kind_creates(OP_UPDATE));
     op_kinds set = OP_SET(OP_INSERT) | OP_SET(OP_UPSERT);
     assert_true(set & OP_SET(OP_UPSERT));
     assert_false(set & OP_SET(OP_DELETE));
@@ -445,7 +450,8 @@ test_tlog_sql(void **state)
     (void)state;
     sb s = SB_INIT;
     tlog_sql_claim(&s, "sales\"force", 10000);
-    assert_non_null(strstr(sb_str(&s), "UPDATE \"sales\"\"force\".\"_trigger_log\" t SET state = 'PENDING'"));
+    assert_non_null(
+        strstr(sb_str(&s), "UPDATE \"sales\"\"force\".\"_trigger_log\" t SET state = 'PENDING'"));
     assert_non_null(strstr(sb_str(&s), "LIMIT 10000 FOR UPDATE OF l SKIP LOCKED"));
     assert_null(strstr(sb_str(&s), "%"));
     sb_clear(&s);
@@ -467,8 +473,11 @@ test_tlog_sql(void **state)
     assert_non_null(strstr(sb_str(&s), "sfb_payload jsonb);"));
     sb_clear(&s);
     tlog_sql_not_own_write(&s, "salesforce", "'contact'", "t.id", "x.stamp");
-    assert_non_null(strstr(sb_str(&s), " AND NOT EXISTS (SELECT 1 FROM \"salesforce\".\"_trigger_log\" o"));
-    assert_non_null(strstr(sb_str(&s), " AND NOT EXISTS (SELECT 1 FROM \"salesforce\".\"_trigger_log_archive\" o"));
+    assert_non_null(
+        strstr(sb_str(&s), " AND NOT EXISTS (SELECT 1 FROM \"salesforce\".\"_trigger_log\" o"));
+    assert_non_null(
+        strstr(sb_str(&s),
+               " AND NOT EXISTS (SELECT 1 FROM \"salesforce\".\"_trigger_log_archive\" o"));
     sb_clear(&s);
     tlog_sql_waiting_records(&s, "salesforce", "$5", "$1::int[]", "$7::bigint[]");
     assert_non_null(strstr(sb_str(&s), "l.table_name = $5"));

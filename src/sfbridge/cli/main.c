@@ -14,6 +14,7 @@
 #include "app.h"
 #include "catalog.h"
 #include "daemon.h"
+#include "fsm.h"
 #include "log.h"
 #include "mapping.h"
 #include "pg.h"
@@ -261,41 +262,53 @@ cmd_retry(app *a, int argc, char **argv)
     return 0;
 }
 
-/* reload, pause, resume: flag changes the daemon picks up. */
+/* reload, pause, resume: changes the daemon picks up. */
+typedef enum { FLAG_RELOAD, FLAG_PAUSE, FLAG_RESUME } flag_change;
+
+/* One mapping's change: resume clears a failure state (EV_RESUME), reload
+ * asks for RELOAD_TABLE (EV_RELOAD_REQUEST); pause is a flag, not a state. */
 static int
-set_flags(app *a, const char *object, const char *assign, const char *conn_assign, err_t *e)
+set_mapping_flags(app *a, mapping *m, flag_change what, err_t *e)
+{
+    cat_cols cols = {0};
+    switch (what) {
+    case FLAG_PAUSE:
+        return cat_set_paused(a->pg, a->cfg.schema, m->object, true, e);
+    case FLAG_RESUME:
+        cat_cols_resume(&cols);
+        return fsm_fire(a->pg, a->cfg.schema, m, EV_RESUME, &cols, e);
+    case FLAG_RELOAD:
+        cat_cols_reload_request(&cols);
+        return fsm_fire(a->pg, a->cfg.schema, m, EV_RELOAD_REQUEST, &cols, e);
+    }
+    return 0;
+}
+
+static int
+set_flags(app *a, const char *object, flag_change what, err_t *e)
 {
     if (!app_pg(a, e))
         return -1;
+    int rc;
     if (object) {
         mapping *m = NULL;
         size_t n = 0;
-        if (cat_load(a->pg, a->cfg.schema, object, &m, &n, e) != 0)
+        if (cat_load_any(a->pg, a->cfg.schema, object, &m, &n, e) != 0)
             return -1;
+        rc = n ? set_mapping_flags(a, m, what, e)
+               : err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)", object);
         mapping_free_all(m, n);
-        if (!n)
-            return err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)", object);
-    }
-    sb s = SB_INIT;
-    sb_puts(&s, "UPDATE ");
-    if (object) {
-        pg_qname(&s, a->cfg.schema, "_sfbridge_mapping");
-        sb_printf(&s, " SET %s WHERE lower(object_name) = lower($1)", assign);
     } else {
-        pg_qname(&s, a->cfg.schema, "_sfbridge_connection");
-        sb_printf(&s, " SET %s", conn_assign);
+        rc = cat_set_conn_paused(a->pg, a->cfg.schema, what == FLAG_PAUSE, e);
     }
-    const char *p[] = {object};
-    int rc = pg_run(a->pg, e, sb_str(&s), object ? 1 : 0, p);
-    sb_free(&s);
     if (rc == 0)
         rc = cat_notify(a->pg, a->cfg.schema, e);
     return rc;
 }
 
 static int
-flag_command(app *a, int argc, char **argv, const char *name, bool need_object, const char *assign,
-             const char *conn_assign, const char *done_msg)
+flag_command(app *a, int argc, char **argv, const char *name, bool need_object, flag_change what,
+             const char *done_msg)
 {
     const command *c = find_command(commands, name);
     if (argc > 2 || (need_object && argc != 2))
@@ -304,7 +317,7 @@ flag_command(app *a, int argc, char **argv, const char *name, bool need_object, 
         return usage_error(c, "unknown option '%s'", argv[1]);
     err_t e;
     err_clear(&e);
-    if (set_flags(a, argc == 2 ? argv[1] : NULL, assign, conn_assign, &e) != 0)
+    if (set_flags(a, argc == 2 ? argv[1] : NULL, what, &e) != 0)
         return fail(&e);
     printf("%s: %s\n", argc == 2 ? argv[1] : "the connection", done_msg);
     return 0;
@@ -313,25 +326,20 @@ flag_command(app *a, int argc, char **argv, const char *name, bool need_object, 
 static int
 cmd_reload(app *a, int argc, char **argv)
 {
-    return flag_command(a, argc, argv, "reload", true,
-                        "state = CASE WHEN loaded THEN 'RELOAD_TABLE' ELSE state END, errors = 0, next_poll_at = NULL",
-                        NULL, "reload scheduled (the running daemon, or sfbridge load, does it)");
+    return flag_command(a, argc, argv, "reload", true, FLAG_RELOAD,
+                        "reload scheduled (the running daemon, or sfbridge load, does it)");
 }
 
 static int
 cmd_pause(app *a, int argc, char **argv)
 {
-    return flag_command(a, argc, argv, "pause", false, "paused = true", "paused = true", "paused");
+    return flag_command(a, argc, argv, "pause", false, FLAG_PAUSE, "paused");
 }
 
 static int
 cmd_resume(app *a, int argc, char **argv)
 {
-    return flag_command(a, argc, argv, "resume", false,
-                        "paused = false, errors = 0, next_poll_at = NULL,"
-                        " state = CASE WHEN state IN ('BAD_CONFIG', 'NEED_AUTHENTICATION', 'RETRYING', 'PAUSED')"
-                        " THEN CASE WHEN loaded THEN 'DATA_SYNCED' ELSE 'INITIAL' END ELSE state END",
-                        "paused = false, state = 'IDLE', last_error = NULL", "resumed");
+    return flag_command(a, argc, argv, "resume", false, FLAG_RESUME, "resumed");
 }
 
 /* ---- mapping subcommands ------------------------------------------------------------ */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fsm.h"
 #include "pg.h"
 #include "sb.h"
 #include "tlog.h"
@@ -18,24 +19,24 @@ static const char status_sql[] =
     "SELECT json_build_object("
     " 'schema', $1::text,"
     " 'connection', (SELECT json_build_object('org_id', org_id, 'instance_url', instance_url,"
-    "   'api_version', api_version, 'state', CASE WHEN paused THEN 'PAUSED' ELSE state END,"
+    "   'api_version', api_version, 'state', CASE WHEN paused THEN $2::text ELSE state END,"
     "   'last_error', last_error, 'daemon_pid', daemon_pid, 'daemon_host', daemon_host,"
     "   'daemon_alive', heartbeat_at > now() - interval '30 seconds',"
     "   'heartbeat_at', heartbeat_at) FROM %1$s._sfbridge_connection),"
     " 'writer', %2$s," /* the trigger log's counts: tlog_sql_status */
     " 'mappings', coalesce((SELECT json_agg(json_build_object("
     "   'object_name', object_name, 'table_name', table_name, 'access', access,"
-    "   'state', CASE WHEN paused THEN 'PAUSED' ELSE state END, 'paused', paused, 'loaded', loaded,"
+    "   'state', CASE WHEN paused THEN $3::text ELSE state END, 'paused', paused, 'loaded', loaded,"
     "   'sf_polling_seconds', sf_polling_seconds, 'sf_notify_enabled', sf_notify_enabled,"
     "   'watermark', watermark, 'last_poll_at', last_poll_at, 'next_poll_at', next_poll_at,"
     "   'last_drift_at', last_drift_at, 'rows_synced', rows_synced, 'repairs', repairs,"
     "   'errors', errors, 'last_error', last_error,"
     "   'api_calls_today', CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
     "   'sf_max_daily_api_calls', sf_max_daily_api_calls,"
-    "   'stream', CASE WHEN sf_notify_enabled THEN json_build_object('state', coalesce(stream_state, 'OFF'),"
+    "   'stream', CASE WHEN sf_notify_enabled THEN json_build_object('state', coalesce(stream_state, $5::text),"
     "     'channel', stream_channel, 'replay_id', replay_id, 'last_event_at', last_event_at, 'events', stream_events,"
     "     'fallbacks', stream_fallbacks, 'lag_ms', stream_lag_ms, 'error', stream_error) END,"
-    "   'load', CASE WHEN NOT loaded OR state = 'RELOAD_TABLE' THEN json_build_object("
+    "   'load', CASE WHEN NOT loaded OR state = $4::text THEN json_build_object("
     "     'done', load_done, 'total', load_total, 'via', CASE WHEN load_job IS NULL THEN 'rest' ELSE 'bulk' END,"
     "     'started_at', load_started_at,"
     "     'rows_per_second', CASE WHEN load_started_at < now() THEN"
@@ -85,8 +86,10 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
     if (!app_pg(a, e))
         return -1;
     char *sql = status_query(a->cfg.schema);
-    const char *p[] = {a->cfg.schema};
-    PGresult *r = pg_query(a->pg, e, sql, 1, p);
+    /* The names of states that are shown but not stored, and RELOAD_TABLE, from fsm. */
+    const char *p[] = {a->cfg.schema, fsm_conn_name(CS_PAUSED), fsm_state_name(MS_PAUSED),
+                       fsm_state_name(MS_RELOAD_TABLE), fsm_stream_name(SS_OFF)};
+    PGresult *r = pg_query(a->pg, e, sql, 5, p);
     free(sql);
     if (!r)
         return -1;
@@ -100,8 +103,8 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
     if (!j)
         return err_set(e, 500, "BAD_CATALOG", "status could not be read");
     json_t *c = json_object_get(j, "connection");
-    fprintf(out, "connection: %s  org %s  API v%s  schema %s\n", jstr(c, "state", "?"), jstr(c, "org_id", "(not connected)"),
-            jstr(c, "api_version", "?"), a->cfg.schema);
+    fprintf(out, "connection: %s  org %s  API v%s  schema %s\n", jstr(c, "state", "?"),
+            jstr(c, "org_id", "(not connected)"), jstr(c, "api_version", "?"), a->cfg.schema);
     if (json_is_true(json_object_get(c, "daemon_alive")))
         fprintf(out, "daemon:     running (pid %lld on %s)\n",
                 (long long)json_integer_value(json_object_get(c, "daemon_pid")), jstr(c, "daemon_host", "?"));
@@ -124,7 +127,11 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
         short_time(jstr(m, "last_poll_at", NULL), last);
         short_time(jstr(m, "next_poll_at", NULL), next);
         json_t *ld = json_object_get(m, "load");
-        if (json_is_object(ld)) {
+        bool bad = strcmp(jstr(m, "state", ""), fsm_state_name(MS_BAD_CONFIG)) == 0;
+        if (bad && json_string_value(json_object_get(m, "last_error"))) {
+            /* Why it stopped comes before anything else. */
+            snprintf(detail, sizeof detail, "%s", jstr(m, "last_error", ""));
+        } else if (json_is_object(ld)) {
             long long done = json_integer_value(json_object_get(ld, "done"));
             long long total = json_integer_value(json_object_get(ld, "total"));
             json_t *rate = json_object_get(ld, "rows_per_second"), *eta = json_object_get(ld, "eta_seconds");

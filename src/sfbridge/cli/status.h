@@ -14,7 +14,7 @@
 #include "catalog.h"
 #include "err.h"
 
-int  status_print(app *a, bool json, FILE *out, err_t *e);
+int  status_print(app *a, bool json, FILE *out, err_t *e) ERR_MUST_CHECK;
 
 typedef struct status_bar {
     FILE   *out;

@@ -7,6 +7,7 @@
 
 #include "capture.h"
 #include "catalog.h"
+#include "locks.h"
 #include "log.h"
 #include "pg.h"
 
@@ -107,7 +108,7 @@ app_lock(app *a, err_t *e)
     if (!c)
         return -1;
     const char *p[] = {a->cfg.schema};
-    PGresult *r = pg_query(c, e, "SELECT pg_try_advisory_lock(4242002, hashtext($1))", 1, p);
+    PGresult *r = pg_query(c, e, "SELECT pg_try_advisory_lock(" LOCK_WORKER ", hashtext($1))", 1, p);
     if (!r)
         return -1;
     bool got = PQgetvalue(r, 0, 0)[0] == 't';

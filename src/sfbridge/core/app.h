@@ -34,7 +34,7 @@ sfapi  *app_sfapi_new(const cfg *c, int max_retries, long timeout_ms, volatile s
 /* The Salesforce client, logged in, org checked against the catalog. */
 sfapi  *app_sf(app *a, err_t *e);
 /* Take the schema's worker lock (one process syncs a schema at a time). */
-int     app_lock(app *a, err_t *e);
+int     app_lock(app *a, err_t *e) ERR_MUST_CHECK;
 void    app_close(app *a);
 void    app_install_signals(void);
 

@@ -11,190 +11,158 @@
 
 #include "capture.h"
 #include "catalog.h"
+#include "fsm.h"
 #include "log.h"
 #include "pg.h"
+#include "retry.h"
 #include "util.h"
 #include "stream.h"
 #include "writer.h"
 
-typedef enum { ACT_NONE, ACT_LOAD, ACT_RELOAD, ACT_BACKFILL, ACT_POLL, ACT_DRIFT } action;
-
-static const char *const action_names[] = {"none", "initial load", "reload", "backfill", "poll", "drift check"};
-/* The state a mapping shows while an action runs. */
-static const char *const action_states[] = {NULL, "LOADING", "RELOAD_TABLE", "RESYNC", "POLLING_SF_CHANGES",
-                                            "DRIFT_CHECK"};
-
-static bool
-state_is(const mapping *m, const char *s)
-{
-    return m->state && strcmp(m->state, s) == 0;
-}
-
-/* What a mapping needs next. Structural work (load, reload, backfill) comes
- * before polls; after a failure nothing runs before its retry time. */
-static action
-decide(const mapping *m, daemon_mode mode, int64_t now, long drift_ms)
-{
-    if (m->paused || state_is(m, "PAUSED"))
-        return ACT_NONE;
-    bool due = m->next_poll_ms == 0 || now >= m->next_poll_ms || mode != DAEMON_RUN;
-    if (m->errors > 0 && !due)
-        return ACT_NONE;
-    if (state_is(m, "BAD_CONFIG") && mode == DAEMON_RUN && !due)
-        return ACT_NONE;
-    if (!m->loaded)
-        return ACT_LOAD;
-    if (state_is(m, "RELOAD_TABLE"))
-        return ACT_RELOAD;
-    if (m->resync)
-        return ACT_BACKFILL;
-    switch (mode) {
-    case DAEMON_LOAD:
-        return ACT_NONE;
-    case DAEMON_DRIFT:
-        return ACT_DRIFT;
-    case DAEMON_ONCE:
-    case DAEMON_POLL:
-        return ACT_POLL;
-    case DAEMON_RUN:
-        if (due)
-            return ACT_POLL;
-        if (drift_ms > 0 && now - m->last_drift_ms >= drift_ms)
-            return ACT_DRIFT;
-        return ACT_NONE;
-    }
-    return ACT_NONE;
-}
+/* One run of the loop: what its steps share. */
+typedef struct daemon_run {
+    app                *a;
+    daemon_mode         mode;
+    const char *const  *objects; /* limit to these (nobj = 0: all) */
+    size_t              nobj;
+    sync_progress_fn    progress;
+    void               *progress_ctx;
+    long                drift_ms;
+    int                 failures; /* actions that failed (foreground modes fail with the last) */
+    writer             *w;
+    stream             *st;
+} daemon_run;
 
 static bool
-selected(const mapping *m, const char *const *objects, size_t n)
+selected(const daemon_run *r, const mapping *m)
 {
-    if (n == 0)
+    if (r->nobj == 0)
         return true;
-    for (size_t i = 0; i < n; i++)
-        if (util_streq_ci(objects[i], m->object))
+    for (size_t i = 0; i < r->nobj; i++)
+        if (util_streq_ci(r->objects[i], m->object))
             return true;
     return false;
+}
+
+/* The class of a Salesforce login failure. The class travels in err_t; the
+ * Salesforce client does not fill it everywhere yet, so its last class (the
+ * same information) decides when err_t has only err_set's default. */
+static err_class
+login_class(const app *a, const err_t *e)
+{
+    if (e->cls == ERR_AUTH || e->cls == ERR_TRANSIENT)
+        return e->cls;
+    return a->sf && sfapi_last_class(a->sf) == SFAPI_AUTH ? ERR_AUTH : e->cls;
+}
+
+/* The class of a failed action: what the sync recorded (x->fail), else err_t's. */
+static err_class
+action_class(const sync_ctx *x, const err_t *e)
+{
+    switch (x->fail) {
+    case SFAPI_TRANSIENT: return ERR_TRANSIENT;
+    case SFAPI_AUTH: return ERR_AUTH;
+    case SFAPI_PERMANENT: return ERR_PERMANENT;
+    case SFAPI_OK: break;
+    }
+    return e->cls == ERR_OK ? ERR_PERMANENT : e->cls;
 }
 
 static void
 record_api_use(app *a, const mapping *m, uint64_t calls)
 {
-    if (!calls)
-        return;
-    char n[24];
-    snprintf(n, sizeof n, "%llu", (unsigned long long)calls);
-    const char *p[] = {m->object, n};
-    sb s = SB_INIT;
-    sb_puts(&s, "UPDATE ");
-    pg_qname(&s, a->cfg.schema, "_sfbridge_mapping");
-    sb_puts(&s, " SET api_calls = CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END"
-                " + $2::int, api_day = (now() AT TIME ZONE 'UTC')::date WHERE object_name = $1");
-    pg_run(a->pg, NULL, sb_str(&s), 2, p);
-    sb_free(&s);
-}
-
-/* Capped exponential backoff with jitter: half fixed, half random. */
-static long
-backoff_ms(const app *a, int errors)
-{
-    long cap = a->cfg.backoff_cap_ms;
-    long d = 1000;
-    for (int i = 1; i < errors && d < cap; i++)
-        d *= 2;
-    if (d > cap)
-        d = cap;
-    uint32_t r;
-    util_random(&r, sizeof r);
-    return d / 2 + (long)(r % (uint32_t)(d / 2 + 1));
+    err_t ue;
+    /* The count only paces the daily budget; a lost update costs a little of it. */
+    if (calls && cat_api_used(a->pg, a->cfg.schema, m->object, calls, &ue) != 0)
+        log_warn("%s: API use not recorded: %s", m->object, ue.msg);
 }
 
 static void
-on_failure(app *a, const mapping *m, action act, sfapi_class cls, const err_t *e)
+on_failure(app *a, mapping *m, fsm_action act, err_class cls, const err_t *e)
 {
-    const char *state = cls == SFAPI_AUTH ? "NEED_AUTHENTICATION" : cls == SFAPI_TRANSIENT ? "RETRYING" : "BAD_CONFIG";
-    long delay = cls == SFAPI_TRANSIENT ? backoff_ms(a, m->errors + 1) : 10 * a->cfg.backoff_cap_ms;
-    char msg[ERR_MSG_MAX + ERR_CODE_MAX + 4], dl[24];
+    map_event ev = cls == ERR_AUTH ? EV_FAIL_AUTH : cls == ERR_TRANSIENT ? EV_FAIL_TRANSIENT : EV_FAIL_PERMANENT;
+    long delay = cls == ERR_TRANSIENT ? retry_delay_ms(&retry_presets[RETRY_POLL], m->errors + 1, a->cfg.backoff_cap_ms)
+                                      : 10 * a->cfg.backoff_cap_ms;
+    char msg[ERR_MSG_MAX + ERR_CODE_MAX + 4];
     snprintf(msg, sizeof msg, "%s: %s", e->code, e->msg);
-    snprintf(dl, sizeof dl, "%ld", delay);
-    log_msg(cls == SFAPI_TRANSIENT ? LOG_WARN : LOG_ERROR, "%s: %s failed (%s), next attempt in %.1f s", m->object,
-            action_names[act], msg, (double)delay / 1000.0);
-    const char *p[] = {m->object, state, msg, dl};
-    sb s = SB_INIT;
-    sb_puts(&s, "UPDATE ");
-    pg_qname(&s, a->cfg.schema, "_sfbridge_mapping");
-    sb_puts(&s, " SET state = CASE WHEN state = 'RELOAD_TABLE' AND $2 = 'RETRYING' THEN state ELSE $2 END,"
-                " last_error = $3, errors = errors + 1,"
-                " next_poll_at = now() + make_interval(secs => $4::double precision / 1000) WHERE object_name = $1");
-    pg_run(a->pg, NULL, sb_str(&s), 4, p);
-    sb_free(&s);
-    if (cls == SFAPI_AUTH)
-        cat_set_conn_state(a->pg, a->cfg.schema, "NEED_AUTHENTICATION", msg, NULL);
-    else if (cls == SFAPI_TRANSIENT && (strcmp(e->code, "NETWORK_ERROR") == 0 || e->http >= 500))
-        cat_set_conn_state(a->pg, a->cfg.schema, "OFFLINE", msg, NULL);
+    log_msg(cls == ERR_TRANSIENT ? LOG_WARN : LOG_ERROR, "%s: %s failed (%s), next attempt in %.1f s", m->object,
+            fsm_action_name(act), msg, (double)delay / 1000.0);
+    cat_cols cols = {0};
+    cat_cols_failure(&cols, msg, delay);
+    err_t we;
+    if (fsm_fire(a->pg, a->cfg.schema, m, ev, &cols, &we) != 0)
+        log_warn("%s: failure not recorded: %s", m->object, we.msg);
+    int rc = 0;
+    if (cls == ERR_AUTH)
+        rc = cat_set_conn_state(a->pg, a->cfg.schema, CS_NEED_AUTHENTICATION, msg, &we);
+    else if (cls == ERR_TRANSIENT && (strcmp(e->code, "NETWORK_ERROR") == 0 || e->http >= 500))
+        rc = cat_set_conn_state(a->pg, a->cfg.schema, CS_OFFLINE, msg, &we);
+    if (rc != 0)
+        log_warn("connection state not recorded: %s", we.msg);
+}
+
+/* A poll when the daily API budget is spent: put off until tomorrow. */
+static int
+budget_spent(app *a, mapping *m, err_t *e)
+{
+    log_warn("%s: the daily API budget (%ld calls) is used up; polling again tomorrow", m->object, m->max_daily);
+    cat_cols cols = {0};
+    cat_cols_budget_spent(&cols);
+    return fsm_fire(a->pg, a->cfg.schema, m, EV_BUDGET_SPENT, &cols, e);
+}
+
+static int
+run_sync(sync_ctx *x, mapping *m, fsm_action act, err_t *e)
+{
+    int64_t n = 0;
+    int rc = 0;
+    switch (act) {
+    case ACT_LOAD:
+        return sync_load(x, m, e);
+    case ACT_RELOAD:
+        return sync_reload(x, m, e);
+    case ACT_BACKFILL:
+        return sync_backfill(x, m, e);
+    case ACT_POLL:
+        rc = sync_poll(x, m, &n, e);
+        if (rc == 0 && n)
+            log_info("%s: %lld changes applied", m->object, (long long)n);
+        return rc;
+    case ACT_DRIFT:
+        rc = sync_drift(x, m, &n, e);
+        if (rc == 0 && fsm_fire(x->pg, x->schema, m, EV_DRIFT_DONE, NULL, e) != 0) {
+            x->fail = pg_transient(x->pg, e) ? SFAPI_TRANSIENT : SFAPI_PERMANENT;
+            rc = -1;
+        }
+        return rc;
+    case ACT_NONE:
+        break;
+    }
+    return 0;
 }
 
 /* Run one action for one mapping. 0 ok, -1 failed (recorded). */
 static int
-run_action(app *a, sync_ctx *x, mapping *m, action act, err_t *e)
+run_action(app *a, sync_ctx *x, mapping *m, fsm_action act, err_t *e)
 {
     uint64_t before = sfapi_calls(x->sf);
-    if (act != ACT_POLL || !state_is(m, "DATA_SYNCED"))
-        log_info("%s: %s", m->object, action_names[act]);
-    if (act != ACT_LOAD && act != ACT_RELOAD)
-        cat_set_state(a->pg, a->cfg.schema, m->object, action_states[act], m->last_error, NULL);
+    if (act != ACT_POLL || m->state != MS_DATA_SYNCED)
+        log_info("%s: %s", m->object, fsm_action_name(act));
+    x->fail = SFAPI_OK;
+    map_event start = fsm_action_event(act);
     int rc = 0;
-    int64_t n = 0;
-    switch (act) {
-    case ACT_LOAD:
-        rc = sync_load(x, m, e);
-        break;
-    case ACT_RELOAD:
-        rc = sync_reload(x, m, e);
-        break;
-    case ACT_BACKFILL:
-        rc = sync_backfill(x, m, e);
-        break;
-    case ACT_POLL:
-        if (m->api_calls >= m->max_daily) {
-            log_warn("%s: the daily API budget (%ld calls) is used up; polling again tomorrow", m->object,
-                     m->max_daily);
-            const char *p[] = {m->object};
-            sb s = SB_INIT;
-            sb_puts(&s, "UPDATE ");
-            pg_qname(&s, a->cfg.schema, "_sfbridge_mapping");
-            sb_puts(&s, " SET state = 'DATA_SYNCED', last_error = 'daily API budget used up',"
-                        " next_poll_at = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '1 day'"
-                        " WHERE object_name = $1");
-            pg_run(a->pg, NULL, sb_str(&s), 1, p);
-            sb_free(&s);
-            return 0;
-        }
-        rc = sync_poll(x, m, &n, e);
-        if (rc == 0 && n)
-            log_info("%s: %lld changes applied", m->object, (long long)n);
-        break;
-    case ACT_DRIFT:
-        rc = sync_drift(x, m, &n, e);
-        if (rc == 0) {
-            const char *p[] = {m->object};
-            sb s = SB_INIT;
-            sb_puts(&s, "UPDATE ");
-            pg_qname(&s, a->cfg.schema, "_sfbridge_mapping");
-            sb_puts(&s, " SET state = 'DATA_SYNCED' WHERE object_name = $1 AND state = 'DRIFT_CHECK'");
-            pg_run(a->pg, NULL, sb_str(&s), 1, p);
-            sb_free(&s);
-        }
-        break;
-    case ACT_NONE:
-        break;
+    if (start != EV_COUNT && fsm_fire(a->pg, a->cfg.schema, m, start, NULL, e) != 0) {
+        x->fail = pg_transient(a->pg, e) ? SFAPI_TRANSIENT : SFAPI_PERMANENT;
+        rc = -1;
     }
+    if (rc == 0 && act == ACT_POLL && m->api_calls >= m->max_daily)
+        return budget_spent(a, m, e);
+    if (rc == 0)
+        rc = run_sync(x, m, act, e);
     record_api_use(a, m, sfapi_calls(x->sf) - before);
     if (rc != 0) {
-        if (x->fail == SFAPI_OK)
-            x->fail = SFAPI_PERMANENT;
         if (!(app_stop && strcmp(e->code, "STOPPED") == 0) && !pg_connection_lost(a->pg))
-            on_failure(a, m, act, x->fail, e);
+            on_failure(a, m, act, action_class(x, e), e);
         return -1;
     }
     return 0;
@@ -217,7 +185,8 @@ wait_for_work(PGconn *c, int64_t timeout_ms)
     struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
     int n = select(fd + 1, &rd, NULL, NULL, &tv);
     if (n > 0) {
-        PQconsumeInput(c);
+        /* A read failure shows as a lost connection, which the next pass handles. */
+        (void)PQconsumeInput(c);
         PGnotify *nt;
         while ((nt = PQnotifies(c)) != NULL)
             PQfreemem(nt);
@@ -225,19 +194,12 @@ wait_for_work(PGconn *c, int64_t timeout_ms)
 }
 
 static void
-heartbeat(app *a, const char *state)
+heartbeat(app *a, conn_state state)
 {
-    char pid[16], host[256] = "";
-    snprintf(pid, sizeof pid, "%d", (int)getpid());
-    gethostname(host, sizeof host - 1);
-    const char *p[] = {pid, host, state};
-    sb s = SB_INIT;
-    sb_puts(&s, "UPDATE ");
-    pg_qname(&s, a->cfg.schema, "_sfbridge_connection");
-    sb_puts(&s, " SET daemon_pid = $1::int, daemon_host = $2, heartbeat_at = now(),"
-                " state = CASE WHEN state IN ('NEED_AUTHENTICATION', 'OFFLINE') AND $3 = 'IDLE' THEN state ELSE $3 END");
-    pg_run(a->pg, NULL, sb_str(&s), 3, p);
-    sb_free(&s);
+    err_t he;
+    /* A missed heartbeat only makes `status` doubt the daemon for a moment. */
+    if (cat_heartbeat(a->pg, a->cfg.schema, state, &he) != 0)
+        log_debug("heartbeat not recorded: %s", he.msg);
 }
 
 /* Reconnect to Postgres until it answers or we are told to stop. */
@@ -253,165 +215,242 @@ pg_recover(app *a, err_t *e)
                 return -1;
             return 0;
         }
-        long d = backoff_ms(a, ++tries);
+        long d = retry_delay_ms(&retry_presets[RETRY_PG], ++tries, a->cfg.backoff_cap_ms);
         log_warn("Postgres is unreachable (%s); retrying in %.1f s", ce.msg, (double)d / 1000.0);
         usleep((useconds_t)d * 1000);
     }
     return err_set(e, 503, "STOPPED", "stopped by a signal");
 }
 
-int
-daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, sync_progress_fn progress,
-            void *progress_ctx, err_t *e)
+/* Salesforce refused or could not be reached: show it on the connection. */
+static void
+login_failed(app *a, const err_t *le)
 {
+    err_t ce;
+    conn_state cs = login_class(a, le) == ERR_AUTH ? CS_NEED_AUTHENTICATION : CS_OFFLINE;
+    if (cat_set_conn_state(a->pg, a->cfg.schema, cs, le->msg, &ce) != 0)
+        log_warn("connection state not recorded: %s", ce.msg);
+}
+
+/* Connect, lock the schema, check the objects named, start the threads. */
+static int
+daemon_start(daemon_run *r, err_t *e)
+{
+    app *a = r->a;
     if (!app_pg(a, e) || app_lock(a, e) != 0)
         return -1;
-    sfapi *sf = app_sf(a, e);
-    if (!sf) {
-        cat_set_conn_state(a->pg, a->cfg.schema, sfapi_last_class(a->sf) == SFAPI_AUTH ? "NEED_AUTHENTICATION" : "OFFLINE",
-                           e->msg, NULL);
-        if (mode != DAEMON_RUN)
+    if (!app_sf(a, e)) {
+        login_failed(a, e);
+        if (r->mode != DAEMON_RUN)
             return -1;
     }
     if (pg_exec(a->pg, e, "LISTEN sfbridge_control") != 0)
         return -1;
     /* Objects named on the command line must be mapped. */
-    for (size_t i = 0; i < nobj; i++) {
+    for (size_t i = 0; i < r->nobj; i++) {
         mapping *one = NULL;
         size_t n1 = 0;
-        if (cat_load(a->pg, a->cfg.schema, objects[i], &one, &n1, e) != 0)
+        if (cat_load_any(a->pg, a->cfg.schema, r->objects[i], &one, &n1, e) != 0)
             return -1;
         mapping_free_all(one, n1);
         if (!n1)
-            return err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)", objects[i]);
+            return err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)", r->objects[i]);
     }
-    long drift_ms = a->cfg.drift_seconds * 1000;
-    int failures = 0;
-    writer *w = NULL;
-    stream *st = NULL;
-    if (mode == DAEMON_RUN) {
-        /* Tables made by older versions get the current capture triggers; writes
-         * a dead process left in flight are marked as of unknown outcome before
-         * anything is pulled. */
-        if (cap_install_all(a->pg, a->cfg.schema, e) != 0 || writer_recover(a->pg, a->cfg.schema, e) != 0)
-            return -1;
-        w = writer_new(&a->cfg, &app_stop);
-        if (writer_start(w) != 0) {
-            writer_free(w);
-            return err_set(e, 500, "THREAD", "cannot start the writer thread");
-        }
-        st = stream_new(&a->cfg, &app_stop);
-        if (stream_start(st) != 0) {
-            stream_free(st);
-            st = NULL;
-            log_error("cannot start the streaming thread; accelerated mappings are polled only");
-        }
-        log_info("sfbridge syncing schema %s (Ctrl-C or SIGTERM stops)", a->cfg.schema);
+    if (r->mode != DAEMON_RUN)
+        return 0;
+    /* Tables made by older versions get the current capture triggers; writes
+     * a dead process left in flight are marked as of unknown outcome before
+     * anything is pulled. */
+    if (cap_install_all(a->pg, a->cfg.schema, e) != 0 || writer_recover(a->pg, a->cfg.schema, e) != 0)
+        return -1;
+    r->w = writer_new(&a->cfg, &app_stop);
+    if (writer_start(r->w) != 0) {
+        writer_free(r->w);
+        r->w = NULL;
+        return err_set(e, 500, "THREAD", "cannot start the writer thread");
     }
-    while (!app_stop) {
-        if (pg_connection_lost(a->pg) && pg_recover(a, e) != 0)
-            break;
-        if (!a->sf || !a->org_checked) {
-            err_t le;
-            if (!app_sf(a, &le)) {
-                cat_set_conn_state(a->pg, a->cfg.schema,
-                                   sfapi_last_class(a->sf) == SFAPI_AUTH ? "NEED_AUTHENTICATION" : "OFFLINE", le.msg, NULL);
-                log_warn("cannot log in to Salesforce: %s", le.msg);
-                wait_for_work(a->pg, a->cfg.backoff_cap_ms);
-                continue;
-            }
+    r->st = stream_new(&a->cfg, &app_stop);
+    if (stream_start(r->st) != 0) {
+        stream_free(r->st);
+        r->st = NULL;
+        log_error("cannot start the streaming thread; accelerated mappings are polled only");
+    }
+    log_info("sfbridge syncing schema %s (Ctrl-C or SIGTERM stops)", a->cfg.schema);
+    return 0;
+}
+
+/* A mapping whose catalog row cannot be used: BAD_CONFIG with the reason (once). */
+static void
+mark_bad(daemon_run *r, mapping *m, err_t *e)
+{
+    if (r->mode != DAEMON_RUN) {
+        r->failures++;
+        err_set(e, 500, "BAD_CATALOG", "%s: %s", m->object, m->bad);
+    }
+    if (m->state == MS_BAD_CONFIG && m->last_error && strcmp(m->last_error, m->bad) == 0)
+        return;
+    log_error("%s: %s; this mapping stops until it is fixed (sfbridge mapping remove, then add)", m->object,
+              m->bad);
+    cat_cols cols = {0};
+    cat_cols_bad_row(&cols, m->bad);
+    err_t be;
+    if (fsm_fire(r->a->pg, r->a->cfg.schema, m, EV_BAD_ROW, &cols, &be) != 0)
+        log_warn("%s: BAD_CONFIG not recorded: %s", m->object, be.msg);
+}
+
+/* Run what the mappings need, in turn. *next: when the next mapping is due.
+ * Returns whether anything ran. */
+static bool
+run_mappings(daemon_run *r, mapping **ms, size_t *n, int64_t *next, err_t *e)
+{
+    app *a = r->a;
+    sync_ctx x = {.pg = a->pg, .sf = a->sf, .cfg = &a->cfg, .schema = a->cfg.schema, .stop = &app_stop,
+                  .progress = r->progress, .progress_ctx = r->progress_ctx};
+    bool worked = false;
+    for (size_t i = 0; i < *n && !app_stop; i++) {
+        mapping *m = &(*ms)[i];
+        if (!selected(r, m))
+            continue;
+        if (m->bad) {
+            mark_bad(r, m, e);
+            continue;
         }
-        bool paused = false;
-        mapping *ms = NULL;
-        size_t n = 0;
-        err_t le;
-        if (cat_conn_paused(a->pg, a->cfg.schema, &paused, &le) != 0 ||
-            cat_load(a->pg, a->cfg.schema, NULL, &ms, &n, &le) != 0) {
-            if (pg_connection_lost(a->pg))
-                continue;
-            *e = le;
-            return -1;
-        }
-        sync_ctx x = {.pg = a->pg, .sf = a->sf, .cfg = &a->cfg, .schema = a->cfg.schema, .stop = &app_stop,
-                      .progress = progress, .progress_ctx = progress_ctx};
-        int64_t now = util_now_ms();
-        int64_t next = now + 5000;
-        bool worked = false;
-        if (paused) {
-            heartbeat(a, "PAUSED");
-        } else {
-            for (size_t i = 0; i < n && !app_stop; i++) {
-                mapping *m = &ms[i];
-                if (!selected(m, objects, nobj))
-                    continue;
-                action act = decide(m, mode, util_now_ms(), drift_ms);
-                if (act == ACT_NONE)
-                    continue;
-                if (!worked)
-                    heartbeat(a, act == ACT_LOAD || act == ACT_RELOAD ? "BUSY" : "POLLING");
-                worked = true;
-                err_t ae;
-                err_clear(&ae);
-                if (run_action(a, &x, m, act, &ae) != 0) {
-                    failures++;
-                    if (mode != DAEMON_RUN)
-                        *e = ae;
-                } else if (mode == DAEMON_ONCE && act == ACT_LOAD) {
-                    /* --once: a fresh load is followed by its one poll. */
-                    i--;
-                    mapping_free_all(ms, n);
-                    if (cat_load(a->pg, a->cfg.schema, NULL, &ms, &n, &le) != 0)
-                        break;
-                    continue;
-                }
-                if (mode != DAEMON_RUN)
-                    continue;
-                /* Go round again at once: loads and polls are done in turn. */
-                next = util_now_ms();
-                break;
-            }
-            heartbeat(a, "IDLE");
-            for (size_t i = 0; i < n; i++)
-                if (!ms[i].paused && ms[i].next_poll_ms && ms[i].next_poll_ms < next)
-                    next = ms[i].next_poll_ms;
-        }
-        mapping_free_all(ms, n);
-        if (mode != DAEMON_RUN)
-            break;
+        fsm_action act = fsm_decide(m, r->mode, util_now_ms(), r->drift_ms);
+        if (act == ACT_NONE)
+            continue;
         if (!worked)
-            wait_for_work(a->pg, next - util_now_ms());
+            heartbeat(a, act == ACT_LOAD || act == ACT_RELOAD ? CS_BUSY : CS_POLLING);
+        worked = true;
+        err_t ae;
+        err_clear(&ae);
+        if (run_action(a, &x, m, act, &ae) != 0) {
+            r->failures++;
+            if (r->mode != DAEMON_RUN)
+                *e = ae;
+        } else if (r->mode == DAEMON_ONCE && act == ACT_LOAD) {
+            /* --once: a fresh load is followed by its one poll. */
+            i--;
+            mapping_free_all(*ms, *n);
+            *ms = NULL;
+            *n = 0;
+            err_t le;
+            if (cat_load_any(a->pg, a->cfg.schema, NULL, ms, n, &le) != 0)
+                break;
+            continue;
+        }
+        if (r->mode != DAEMON_RUN)
+            continue;
+        /* Go round again at once: loads and polls are done in turn. */
+        *next = util_now_ms();
+        break;
     }
-    if (w) {
+    return worked;
+}
+
+/* One pass of the loop. 0 to go on, 1 when done (foreground modes), -1 fatal. */
+static int
+daemon_pass(daemon_run *r, err_t *e)
+{
+    app *a = r->a;
+    if (pg_connection_lost(a->pg) && pg_recover(a, e) != 0)
+        return -1;
+    if (!a->sf || !a->org_checked) {
+        err_t le;
+        if (!app_sf(a, &le)) {
+            login_failed(a, &le);
+            log_warn("cannot log in to Salesforce: %s", le.msg);
+            wait_for_work(a->pg, a->cfg.backoff_cap_ms);
+            return 0;
+        }
+    }
+    bool paused = false;
+    mapping *ms = NULL;
+    size_t n = 0;
+    err_t le;
+    if (cat_conn_paused(a->pg, a->cfg.schema, &paused, &le) != 0 ||
+        cat_load_any(a->pg, a->cfg.schema, NULL, &ms, &n, &le) != 0) {
+        if (pg_connection_lost(a->pg))
+            return 0;
+        *e = le;
+        return -1;
+    }
+    int64_t next = util_now_ms() + 5000;
+    bool worked = false;
+    if (paused) {
+        heartbeat(a, CS_PAUSED);
+    } else {
+        worked = run_mappings(r, &ms, &n, &next, e);
+        heartbeat(a, CS_IDLE);
+        for (size_t i = 0; i < n; i++)
+            if (!ms[i].paused && !ms[i].bad && ms[i].next_poll_ms && ms[i].next_poll_ms < next)
+                next = ms[i].next_poll_ms;
+    }
+    mapping_free_all(ms, n);
+    if (r->mode != DAEMON_RUN)
+        return 1;
+    if (!worked)
+        wait_for_work(a->pg, next - util_now_ms());
+    return 0;
+}
+
+/* The one way out: stop and join the threads, clear the heartbeat, say why. */
+static int
+daemon_stop(daemon_run *r, int rc, err_t *e)
+{
+    app *a = r->a;
+    bool fatal = rc != 0 && !(app_stop && strcmp(e->code, "STOPPED") == 0);
+    if (fatal && r->mode == DAEMON_RUN)
+        app_stop = 1; /* the writer and stream threads watch the same flag */
+    bool pg_ok = a->pg && !pg_connection_lost(a->pg);
+    if (r->w) {
         /* Wake the writer so it sees the stop at once. */
         sb chan = SB_INIT, sql = SB_INIT;
         cap_channel(&chan, a->cfg.schema);
         sb_puts(&sql, "NOTIFY ");
         sb_sql_ident(&sql, sb_str(&chan));
-        if (a->pg && !pg_connection_lost(a->pg))
-            pg_exec(a->pg, NULL, sb_str(&sql));
+        /* Without the wake-up the writer still stops, at its next sweep. */
+        if (pg_ok)
+            (void)pg_exec(a->pg, NULL, sb_str(&sql));
         sb_free(&chan);
         sb_free(&sql);
-        writer_join(w);
-        writer_free(w);
+        writer_join(r->w);
+        writer_free(r->w);
     }
-    if (st) {
-        stream_join(st);
-        stream_free(st);
+    if (r->st) {
+        stream_join(r->st);
+        stream_free(r->st);
     }
-    if (mode != DAEMON_RUN && failures)
+    char why[ERR_MSG_MAX + ERR_CODE_MAX + 4];
+    snprintf(why, sizeof why, "%s: %s", e->code, e->msg);
+    err_t ce;
+    if (pg_ok && r->mode == DAEMON_RUN && cat_heartbeat_clear(a->pg, a->cfg.schema, fatal ? why : NULL, &ce) != 0)
+        log_warn("heartbeat not cleared (status may say running for 30 s): %s", ce.msg);
+    if (r->mode == DAEMON_RUN) {
+        if (fatal)
+            log_error("sfbridge stopped: %s", why);
+        else
+            log_info("sfbridge stopped: %s", app_stop ? "stopped by a signal" : "done");
+    }
+    if (fatal)
         return -1;
-    if (!pg_connection_lost(a->pg)) {
-        char pid[16];
-        snprintf(pid, sizeof pid, "%d", (int)getpid());
-        const char *p[] = {pid};
-        sb s = SB_INIT;
-        sb_puts(&s, "UPDATE ");
-        pg_qname(&s, a->cfg.schema, "_sfbridge_connection");
-        sb_puts(&s, " SET heartbeat_at = NULL WHERE daemon_pid = $1::int");
-        pg_run(a->pg, NULL, sb_str(&s), 1, p);
-        sb_free(&s);
+    return r->mode != DAEMON_RUN && r->failures ? -1 : 0;
+}
+
+int
+daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, sync_progress_fn progress,
+            void *progress_ctx, err_t *e)
+{
+    daemon_run r = {.a = a, .mode = mode, .objects = objects, .nobj = nobj, .progress = progress,
+                    .progress_ctx = progress_ctx, .drift_ms = a->cfg.drift_seconds * 1000};
+    int rc = daemon_start(&r, e);
+    while (rc == 0 && !app_stop) {
+        int p = daemon_pass(&r, e);
+        if (p != 0) {
+            rc = p < 0 ? -1 : 0;
+            break;
+        }
     }
-    if (mode == DAEMON_RUN)
-        log_info("sfbridge stopped");
-    return 0;
+    if (rc == 0 && app_stop && mode == DAEMON_RUN)
+        err_set(e, 503, "STOPPED", "stopped by a signal");
+    return daemon_stop(&r, rc, e);
 }

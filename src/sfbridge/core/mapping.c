@@ -108,7 +108,7 @@ table_exists(PGconn *c, const char *schema, const char *table, err_t *e, int *er
 
 /* Create the table and record the mapping; inside the caller's transaction. */
 static int
-create_mapping(app *a, const mapping *m, err_t *e)
+create_mapping(app *a, mapping *m, err_t *e)
 {
     int err = 0;
     bool exists = table_exists(a->pg, a->cfg.schema, m->table, e, &err);
@@ -147,13 +147,10 @@ create_mapping(app *a, const mapping *m, err_t *e)
         if (rc == 0)
             rc = cat_insert(a->pg, a->cfg.schema, m, e);
         if (rc == 0) {
-            sb u = SB_INIT;
-            sb_puts(&u, "UPDATE ");
-            pg_qname(&u, a->cfg.schema, "_sfbridge_mapping");
-            sb_puts(&u, " SET loaded = true, state = 'RELOAD_TABLE', last_drift_at = now() WHERE object_name = $1");
-            const char *p2[] = {m->object};
-            rc = pg_run(a->pg, e, sb_str(&u), 1, p2);
-            sb_free(&u);
+            cat_cols cols = {0};
+            cat_cols_takeover(&cols);
+            rc = fsm_fire(a->pg, a->cfg.schema, m, EV_TAKEOVER, &cols, e);
+            m->loaded = true;
             log_info("%s: taking over the Heroku Connect table %s.%s; its rows are reconciled in place",
                      m->object, a->cfg.schema, m->table);
         }
@@ -201,7 +198,7 @@ plan_new(app *a, json_t *d, const map_opts *o, mapping *m, err_t *e)
     m->notify = o->notify == 1;
     m->tombstones = o->tombstones == 1;
     m->load_total = -1;
-    m->state = xstrdup("INITIAL");
+    m->state = MS_INITIAL;
     m->indexes = json_object();
     bool all = o->all_fields || o->nfields == 0;
     if (ddl_resolve(d, o->fields, o->nfields, all, m, &parents, e) != 0)
@@ -218,7 +215,7 @@ map_add(app *a, const char *object, const map_opts *o, err_t *e)
         return -1;
     mapping *have = NULL;
     size_t nhave = 0;
-    if (cat_load(a->pg, a->cfg.schema, object, &have, &nhave, e) != 0)
+    if (cat_load_any(a->pg, a->cfg.schema, object, &have, &nhave, e) != 0)
         return -1;
     mapping_free_all(have, nhave);
     if (nhave)
@@ -258,11 +255,6 @@ tx_edit(app *a, void *ctx, err_t *e)
         if (!m->resync)
             m->resync = json_array();
         json_array_extend(m->resync, p->added);
-        if (m->loaded && (strcmp(m->state, "DATA_SYNCED") == 0 || strcmp(m->state, "RETRYING") == 0 ||
-                          strcmp(m->state, "BAD_CONFIG") == 0)) {
-            free(m->state);
-            m->state = xstrdup("RESYNC");
-        }
     }
     size_t i;
     json_t *v;
@@ -277,10 +269,11 @@ tx_edit(app *a, void *ctx, err_t *e)
     cap_install_sql(&s, a->cfg.schema, m);
     int rc = pg_exec(a->pg, e, sb_str(&s));
     sb_free(&s);
-    if (rc == 0 && strcmp(m->state, "BAD_CONFIG") == 0) {
-        free(m->state);
-        m->state = xstrdup(m->loaded ? "DATA_SYNCED" : "INITIAL");
-    }
+    /* Added columns are backfilled (RESYNC); a new configuration clears BAD_CONFIG. */
+    if (rc == 0 && p->added && json_array_size(p->added))
+        rc = fsm_fire(a->pg, a->cfg.schema, m, EV_FIELDS_ADDED, NULL, e);
+    if (rc == 0)
+        rc = fsm_fire(a->pg, a->cfg.schema, m, EV_CONFIG_CHANGED, NULL, e);
     if (rc == 0)
         rc = cat_update_config(a->pg, a->cfg.schema, m, e);
     return rc;
@@ -352,7 +345,7 @@ static int
 load_one(app *a, const char *object, mapping **m, err_t *e)
 {
     size_t n = 0;
-    if (!app_pg(a, e) || cat_load(a->pg, a->cfg.schema, object, m, &n, e) != 0)
+    if (!app_pg(a, e) || cat_load_any(a->pg, a->cfg.schema, object, m, &n, e) != 0)
         return -1;
     if (n == 0) {
         free(*m);
@@ -370,15 +363,11 @@ drop_topic(app *a, const mapping *m, bool forget)
 {
     err_t e;
     err_clear(&e);
-    sb q = SB_INIT;
-    sb_puts(&q, "SELECT stream_channel FROM ");
-    pg_qname(&q, a->cfg.schema, "_sfbridge_mapping");
-    sb_puts(&q, " WHERE object_name = $1 AND stream_channel LIKE '/topic/%'");
-    const char *p[] = {m->object};
-    PGresult *r = pg_query(a->pg, &e, sb_str(&q), 1, p);
-    sb_free(&q);
-    bool topic = r && PQntuples(r) > 0;
-    PQclear(r);
+    char *channel = NULL;
+    if (cat_stream_channel(a->pg, a->cfg.schema, m->object, &channel, &e) != 0)
+        log_warn("%s: its stream channel could not be read (%s)", m->object, e.msg);
+    bool topic = channel && strncmp(channel, "/topic/", 7) == 0;
+    free(channel);
     if (!topic)
         return;
     sfapi *sf = app_sf(a, &e);
@@ -387,14 +376,8 @@ drop_topic(app *a, const mapping *m, bool forget)
                  "Salesforce", m->object, e.msg, m->table);
         return;
     }
-    if (forget) {
-        sb u = SB_INIT;
-        sb_puts(&u, "UPDATE ");
-        pg_qname(&u, a->cfg.schema, "_sfbridge_mapping");
-        sb_puts(&u, " SET stream_channel = NULL, replay_id = NULL, stream_state = NULL WHERE object_name = $1");
-        pg_run(a->pg, NULL, sb_str(&u), 1, p);
-        sb_free(&u);
-    }
+    if (forget && cat_stream_forget(a->pg, a->cfg.schema, m->object, &e) != 0)
+        log_warn("%s: its stream position could not be cleared (%s)", m->object, e.msg);
 }
 
 int
@@ -403,6 +386,11 @@ map_edit(app *a, const char *object, const map_opts *o, err_t *e)
     mapping *m = NULL;
     if (load_one(a, object, &m, e) != 0)
         return -1;
+    if (m->bad) {
+        err_set(e, 409, "BAD_CATALOG", "%s: %s; remove the mapping and add it again", m->object, m->bad);
+        mapping_free_all(m, 1);
+        return -1;
+    }
     edit_plan p = {.m = m, .dropped = json_array()};
     bool streamed = m->notify;
     int rc = plan_edit(a, m, o, &p, e);
@@ -435,14 +423,14 @@ tx_remove(app *a, void *ctx, err_t *e)
     if (!r->drop)
         return 0;
     sb s = SB_INIT;
-    char fname[80];
-    snprintf(fname, sizeof fname, "hc_%s_status", r->m->table);
+    char fname[64];
+    DDL_STATUS_FN(fname, r->m->table);
     sb_puts(&s, "DROP TABLE IF EXISTS ");
     pg_qname(&s, a->cfg.schema, r->m->table);
     sb_puts(&s, "; DROP FUNCTION IF EXISTS ");
     pg_qname(&s, a->cfg.schema, fname);
     sb_puts(&s, "(); DROP FUNCTION IF EXISTS ");
-    snprintf(fname, sizeof fname, "hc_%s_logger", r->m->table);
+    DDL_LOGGER_FN(fname, r->m->table);
     pg_qname(&s, a->cfg.schema, fname);
     sb_puts(&s, "()");
     int rc = pg_exec(a->pg, e, sb_str(&s));
@@ -472,12 +460,13 @@ map_list(app *a, FILE *out, err_t *e)
 {
     mapping *ms = NULL;
     size_t n = 0;
-    if (!app_pg(a, e) || cat_load(a->pg, a->cfg.schema, NULL, &ms, &n, e) != 0)
+    if (!app_pg(a, e) || cat_load_any(a->pg, a->cfg.schema, NULL, &ms, &n, e) != 0)
         return -1;
     fprintf(out, "%-28s %-28s %-10s %7s %6s  %s\n", "OBJECT", "TABLE", "ACCESS", "POLL(s)", "FIELDS", "STATE");
     for (size_t i = 0; i < n; i++)
         fprintf(out, "%-28s %-28s %-10s %7d %6zu  %s%s\n", ms[i].object, ms[i].table,
-                ms[i].read_write ? "read_write" : "read_only", ms[i].poll_seconds, ms[i].nfields, ms[i].state,
+                ms[i].read_write ? "read_write" : "read_only", ms[i].poll_seconds, ms[i].nfields,
+                fsm_state_name(ms[i].state),
                 ms[i].paused ? " (paused)" : "");
     if (n == 0)
         fprintf(out, "(no mappings: add one with sfbridge mapping add OBJECT)\n");
@@ -513,7 +502,7 @@ map_show(app *a, const char *object, bool as_json, FILE *out, err_t *e)
         json_t *j = mapping_json(m);
         json_t *cfgj = json_object_get(j, "config");
         json_object_set_new(j, "table_name", json_string(m->table));
-        json_object_set_new(j, "state", json_string(m->state));
+        json_object_set_new(j, "state", json_string(fsm_state_name(m->state)));
         json_object_set_new(cfgj, "tombstones", json_boolean(m->tombstones));
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fprintf(out, "%s\n", s);
@@ -524,7 +513,8 @@ map_show(app *a, const char *object, bool as_json, FILE *out, err_t *e)
                      "unique id:     %s\ntombstones:    %s\nstate:         %s%s\nwatermark:     %s\n",
                 m->object, a->cfg.schema, m->table, m->read_write ? "read_write" : "read_only", m->poll_seconds,
                 m->notify ? " (accelerated)" : "", m->upsert_field ? m->upsert_field : "(none)",
-                m->tombstones ? "kept (isdeleted = true)" : "removed", m->state, m->paused ? " (paused)" : "",
+                m->tombstones ? "kept (isdeleted = true)" : "removed", fsm_state_name(m->state),
+                m->paused ? " (paused)" : "",
                 m->watermark ? m->watermark : "(none yet)");
         if (m->last_error)
             fprintf(out, "last error:    %s\n", m->last_error);

@@ -36,16 +36,16 @@ typedef struct map_opts {
 
 #define MAP_OPTS_INIT {.access = -1, .tombstones = -1, .notify = -1}
 
-int map_add(app *a, const char *object, const map_opts *o, err_t *e);
-int map_edit(app *a, const char *object, const map_opts *o, err_t *e);
-int map_remove(app *a, const char *object, bool drop_table, err_t *e);
-int map_list(app *a, FILE *out, err_t *e);
-int map_show(app *a, const char *object, bool json, FILE *out, err_t *e);
+int map_add(app *a, const char *object, const map_opts *o, err_t *e) ERR_MUST_CHECK;
+int map_edit(app *a, const char *object, const map_opts *o, err_t *e) ERR_MUST_CHECK;
+int map_remove(app *a, const char *object, bool drop_table, err_t *e) ERR_MUST_CHECK;
+int map_list(app *a, FILE *out, err_t *e) ERR_MUST_CHECK;
+int map_show(app *a, const char *object, bool json, FILE *out, err_t *e) ERR_MUST_CHECK;
 /* Heroku Connect export JSON of every mapping. */
 json_t *map_export_json(app *a, err_t *e);
 /* Validate the whole file against Salesforce first, then apply it. */
-int map_import(app *a, json_t *doc, err_t *e);
+int map_import(app *a, json_t *doc, err_t *e) ERR_MUST_CHECK;
 /* Check the shape of an export document (no I/O); fills e naming the fault. */
-int map_import_check(json_t *doc, err_t *e);
+int map_import_check(json_t *doc, err_t *e) ERR_MUST_CHECK;
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ddl.h"
+#include "locks.h"
 #include "pg.h"
 #include "tlog.h"
 #include "util.h"
@@ -73,7 +74,7 @@ cap_ensure(PGconn *c, const char *schema, err_t *e)
     literal(&lit, sb_str(&chan));
     int rc = pg_exec(c, e, "BEGIN");
     if (rc == 0)
-        rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(4242001)");
+        rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(" LOCK_DDL ")");
     for (size_t i = 0; rc == 0 && i < sizeof log_ddl / sizeof log_ddl[0]; i++) {
         sb_clear(&sql);
         fill(&sql, log_ddl[i], sb_str(&q));

@@ -1,11 +1,15 @@
 /*
- * catalog: the state tables in the sync schema, and struct mapping <-> rows.
+ * catalog: the state tables in the sync schema, and struct mapping <-> rows
+ * (configuration). The connection row is in catalog_conn.c, state changes and
+ * progress in catalog_state.c.
  */
 #include "catalog.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog_int.h"
+#include "locks.h"
 #include "pg.h"
 #include "sb.h"
 #include "util.h"
@@ -71,7 +75,7 @@ cat_ensure(PGconn *c, const char *schema, err_t *e)
     int rc = pg_exec(c, e, "BEGIN");
     /* Serialise concurrent first runs. */
     if (rc == 0)
-        rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(4242001)");
+        rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(" LOCK_DDL ")");
     for (size_t i = 0; rc == 0 && i < sizeof catalog_ddl / sizeof catalog_ddl[0]; i++) {
         sb_clear(&sql);
         fmt_ddl(&sql, catalog_ddl[i], sb_str(&q));
@@ -89,8 +93,8 @@ cat_ensure(PGconn *c, const char *schema, err_t *e)
     return rc;
 }
 
-static char *
-qsql(const char *schema, const char *tmpl)
+char *
+cat_qsql(const char *schema, const char *tmpl)
 {
     sb q = SB_INIT, sql = SB_INIT;
     sb_sql_ident(&q, schema);
@@ -99,75 +103,22 @@ qsql(const char *schema, const char *tmpl)
     return sb_steal(&sql);
 }
 
-static int
-run_s(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params, err_t *e)
+int
+cat_run(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params, err_t *e)
 {
-    char *sql = qsql(schema, tmpl);
+    char *sql = cat_qsql(schema, tmpl);
     int rc = pg_run(c, e, sql, n, params);
     free(sql);
     return rc;
 }
 
-int
-cat_set_org(PGconn *c, const char *schema, const char *org_id, const char *instance_url,
-            const char *api_version, err_t *e)
+PGresult *
+cat_query(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params, err_t *e)
 {
-    char *have = NULL, *ver = NULL;
-    if (cat_get_org(c, schema, &have, &ver, e) != 0)
-        return -1;
-    /* Compare the 15-character prefix: the same org may be named by 15 or 18 chars. */
-    if (have && *have && strncmp(have, org_id, 15) != 0) {
-        err_set(e, 409, "ORG_MISMATCH",
-                "schema %s is connected to org %s, not %s; a connection cannot move to another org "
-                "(use a new schema)", schema, have, org_id);
-        free(have);
-        free(ver);
-        return -1;
-    }
-    free(have);
-    free(ver);
-    const char *p[] = {org_id, instance_url, api_version};
-    if (run_s(c, schema, "UPDATE %1$s._sfbridge_connection SET org_id = $1, instance_url = $2, "
-                         "api_version = $3, updated_at = now()", 3, p, e) != 0)
-        return -1;
-    return run_s(c, schema, "UPDATE %1$s._hcmeta SET org_id = $1", 1, p, e);
-}
-
-int
-cat_get_org(PGconn *c, const char *schema, char **org_id, char **api_version, err_t *e)
-{
-    char *sql = qsql(schema, "SELECT org_id, api_version FROM %1$s._sfbridge_connection");
-    PGresult *r = pg_query(c, e, sql, 0, NULL);
+    char *sql = cat_qsql(schema, tmpl);
+    PGresult *r = pg_query(c, e, sql, n, params);
     free(sql);
-    if (!r)
-        return -1;
-    *org_id = PQntuples(r) && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
-    if (api_version)
-        *api_version = PQntuples(r) && !PQgetisnull(r, 0, 1) ? xstrdup(PQgetvalue(r, 0, 1)) : NULL;
-    PQclear(r);
-    return 0;
-}
-
-int
-cat_set_conn_state(PGconn *c, const char *schema, const char *state, const char *error, err_t *e)
-{
-    const char *p[] = {state, error};
-    return run_s(c, schema, "UPDATE %1$s._sfbridge_connection SET state = $1, last_error = $2, "
-                            "updated_at = now() WHERE state IS DISTINCT FROM $1 OR last_error IS DISTINCT FROM $2",
-                 2, p, e);
-}
-
-int
-cat_conn_paused(PGconn *c, const char *schema, bool *paused, err_t *e)
-{
-    char *sql = qsql(schema, "SELECT paused FROM %1$s._sfbridge_connection");
-    PGresult *r = pg_query(c, e, sql, 0, NULL);
-    free(sql);
-    if (!r)
-        return -1;
-    *paused = PQntuples(r) && PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    return 0;
+    return r;
 }
 
 json_t *
@@ -234,12 +185,74 @@ dupcol(PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : xstrdup(PQgetvalue(r, row, col));
 }
 
+/* Why a mapping read from its row cannot be synced, or NULL. */
+static char *
+row_problem(const mapping *m, const char *state, const err_t *fe, int frc)
+{
+    sb why = SB_INIT;
+    if (frc != 0)
+        sb_printf(&why, "bad catalog row: %s", fe->msg);
+    else if (!cat_field(m, "Id"))
+        sb_printf(&why, "bad catalog row: mapping %s has no Id field", m->object);
+    else if (!m->table || !*m->table)
+        sb_printf(&why, "bad catalog row: mapping %s has no table", m->object);
+    else if (fsm_state_parse(state) < 0)
+        sb_printf(&why, "bad catalog row: mapping %s has an unknown state '%s'", m->object, state);
+    return sb_str(&why)[0] ? sb_steal(&why) : (sb_free(&why), NULL);
+}
+
+static void
+row_to_mapping(PGresult *r, int i, mapping *m)
+{
+    m->object = dupcol(r, i, 0);
+    m->table = dupcol(r, i, 1);
+    m->read_write = PQgetvalue(r, i, 2)[0] == 't';
+    m->notify = PQgetvalue(r, i, 3)[0] == 't';
+    m->tombstones = PQgetvalue(r, i, 4)[0] == 't';
+    m->paused = PQgetvalue(r, i, 5)[0] == 't';
+    m->loaded = PQgetvalue(r, i, 6)[0] == 't';
+    m->poll_seconds = atoi(PQgetvalue(r, i, 7));
+    m->max_daily = atol(PQgetvalue(r, i, 8));
+    json_t *fields = json_loads(PQgetvalue(r, i, 9), 0, NULL);
+    err_t fe;
+    err_clear(&fe);
+    int frc = cat_fields_parse(fields, m, &fe);
+    json_decref(fields);
+    m->indexes = json_loads(PQgetvalue(r, i, 10), 0, NULL);
+    if (!m->indexes)
+        m->indexes = json_object();
+    m->resync = PQgetisnull(r, i, 11) ? NULL : json_loads(PQgetvalue(r, i, 11), 0, NULL);
+    m->upsert_field = dupcol(r, i, 12);
+    int st = fsm_state_parse(PQgetvalue(r, i, 13));
+    m->state = st < 0 ? MS_BAD_CONFIG : (map_state)st;
+    m->watermark = dupcol(r, i, 14);
+    m->load_job = dupcol(r, i, 15);
+    m->load_locator = dupcol(r, i, 16);
+    m->load_wm = dupcol(r, i, 17);
+    m->load_done = atoll(PQgetvalue(r, i, 18));
+    m->load_total = atoll(PQgetvalue(r, i, 19));
+    m->errors = atoi(PQgetvalue(r, i, 20));
+    m->last_error = dupcol(r, i, 21);
+    m->applied_at = dupcol(r, i, 22);
+    m->api_calls = atoll(PQgetvalue(r, i, 23));
+    m->next_poll_ms = atoll(PQgetvalue(r, i, 24));
+    m->last_drift_ms = atoll(PQgetvalue(r, i, 25));
+    m->bad = row_problem(m, PQgetvalue(r, i, 13), &fe, frc);
+    if (m->bad) {
+        /* Only its name, state and flags are to be trusted. */
+        for (size_t k = 0; k < m->nfields; k++)
+            map_field_clear(&m->fields[k]);
+        m->nfields = 0;
+    }
+}
+
 int
-cat_load(PGconn *c, const char *schema, const char *object, mapping **out, size_t *n, err_t *e)
+cat_load_any(PGconn *c, const char *schema, const char *object, mapping **out, size_t *n, err_t *e)
 {
     *out = NULL;
     *n = 0;
-    char *sql = qsql(schema,
+    const char *p[] = {object};
+    PGresult *r = cat_query(c, schema,
                      "SELECT object_name, table_name, access = 'read_write', sf_notify_enabled, tombstones,"
                      " paused, loaded, sf_polling_seconds, sf_max_daily_api_calls, fields::text, indexes::text,"
                      " resync_fields::text, upsert_field, state,"
@@ -250,55 +263,32 @@ cat_load(PGconn *c, const char *schema, const char *object, mapping **out, size_
                      " coalesce((extract(epoch FROM next_poll_at) * 1000)::bigint, 0),"
                      " coalesce((extract(epoch FROM last_drift_at) * 1000)::bigint, 0)"
                      " FROM %1$s._sfbridge_mapping WHERE $1::text IS NULL OR lower(object_name) = lower($1)"
-                     " ORDER BY object_name");
-    const char *p[] = {object};
-    PGresult *r = pg_query(c, e, sql, 1, p);
-    free(sql);
+                     " ORDER BY object_name", 1, p, e);
     if (!r)
         return -1;
     int rows = PQntuples(r);
     mapping *ms = xcalloc(rows ? (size_t)rows : 1, sizeof *ms);
-    for (int i = 0; i < rows; i++) {
-        mapping *m = &ms[i];
-        m->object = dupcol(r, i, 0);
-        m->table = dupcol(r, i, 1);
-        m->read_write = PQgetvalue(r, i, 2)[0] == 't';
-        m->notify = PQgetvalue(r, i, 3)[0] == 't';
-        m->tombstones = PQgetvalue(r, i, 4)[0] == 't';
-        m->paused = PQgetvalue(r, i, 5)[0] == 't';
-        m->loaded = PQgetvalue(r, i, 6)[0] == 't';
-        m->poll_seconds = atoi(PQgetvalue(r, i, 7));
-        m->max_daily = atol(PQgetvalue(r, i, 8));
-        json_t *fields = json_loads(PQgetvalue(r, i, 9), 0, NULL);
-        int frc = cat_fields_parse(fields, m, e);
-        json_decref(fields);
-        m->indexes = json_loads(PQgetvalue(r, i, 10), 0, NULL);
-        if (!m->indexes)
-            m->indexes = json_object();
-        m->resync = PQgetisnull(r, i, 11) ? NULL : json_loads(PQgetvalue(r, i, 11), 0, NULL);
-        m->upsert_field = dupcol(r, i, 12);
-        m->state = dupcol(r, i, 13);
-        m->watermark = dupcol(r, i, 14);
-        m->load_job = dupcol(r, i, 15);
-        m->load_locator = dupcol(r, i, 16);
-        m->load_wm = dupcol(r, i, 17);
-        m->load_done = atoll(PQgetvalue(r, i, 18));
-        m->load_total = atoll(PQgetvalue(r, i, 19));
-        m->errors = atoi(PQgetvalue(r, i, 20));
-        m->last_error = dupcol(r, i, 21);
-        m->applied_at = dupcol(r, i, 22);
-        m->api_calls = atoll(PQgetvalue(r, i, 23));
-        m->next_poll_ms = atoll(PQgetvalue(r, i, 24));
-        m->last_drift_ms = atoll(PQgetvalue(r, i, 25));
-        if (frc != 0) {
-            PQclear(r);
-            mapping_free_all(ms, (size_t)rows);
-            return -1;
-        }
-    }
+    for (int i = 0; i < rows; i++)
+        row_to_mapping(r, i, &ms[i]);
     PQclear(r);
     *out = ms;
     *n = (size_t)rows;
+    return 0;
+}
+
+int
+cat_load(PGconn *c, const char *schema, const char *object, mapping **out, size_t *n, err_t *e)
+{
+    if (cat_load_any(c, schema, object, out, n, e) != 0)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if ((*out)[i].bad)
+            mapping_clear(&(*out)[i]);
+        else
+            (*out)[k++] = (*out)[i];
+    }
+    *n = k;
     return 0;
 }
 
@@ -319,7 +309,7 @@ cat_insert(PGconn *c, const char *schema, const mapping *m, err_t *e)
     snprintf(maxd, sizeof maxd, "%ld", m->max_daily);
     const char *p[] = {m->object, m->table, m->read_write ? "read_write" : "read_only", bstr(m->notify),
                        poll, maxd, fields, idx, m->upsert_field, bstr(m->tombstones)};
-    int rc = run_s(c, schema,
+    int rc = cat_run(c, schema,
                    "INSERT INTO %1$s._sfbridge_mapping (object_name, table_name, access, sf_notify_enabled,"
                    " sf_polling_seconds, sf_max_daily_api_calls, fields, indexes, upsert_field, tombstones)"
                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -341,13 +331,13 @@ cat_update_config(PGconn *c, const char *schema, const mapping *m, err_t *e)
     snprintf(poll, sizeof poll, "%d", m->poll_seconds);
     snprintf(maxd, sizeof maxd, "%ld", m->max_daily);
     const char *p[] = {m->object, m->read_write ? "read_write" : "read_only", bstr(m->notify), poll, maxd,
-                       fields, idx, m->upsert_field, bstr(m->tombstones), resync, m->state};
-    int rc = run_s(c, schema,
+                       fields, idx, m->upsert_field, bstr(m->tombstones), resync};
+    int rc = cat_run(c, schema,
                    "UPDATE %1$s._sfbridge_mapping SET access = $2, sf_notify_enabled = $3,"
                    " sf_polling_seconds = $4, sf_max_daily_api_calls = $5, fields = $6, indexes = $7,"
-                   " upsert_field = $8, tombstones = $9, resync_fields = $10, state = $11,"
+                   " upsert_field = $8, tombstones = $9, resync_fields = $10,"
                    " applied_at = now() WHERE object_name = $1",
-                   11, p, e);
+                   10, p, e);
     json_decref(f);
     free(fields);
     free(idx);
@@ -356,27 +346,18 @@ cat_update_config(PGconn *c, const char *schema, const mapping *m, err_t *e)
 }
 
 int
-cat_set_state(PGconn *c, const char *schema, const char *object, const char *state, const char *error,
-              err_t *e)
-{
-    const char *p[] = {object, state, error};
-    return run_s(c, schema,
-                 "UPDATE %1$s._sfbridge_mapping SET state = $2, last_error = $3 WHERE object_name = $1", 3, p,
-                 e);
-}
-
-int
 cat_delete(PGconn *c, const char *schema, const char *object, err_t *e)
 {
     const char *p[] = {object};
-    return run_s(c, schema, "DELETE FROM %1$s._sfbridge_mapping WHERE object_name = $1", 1, p, e);
+    return cat_run(c, schema, "DELETE FROM %1$s._sfbridge_mapping WHERE object_name = $1", 1, p, e);
 }
 
 int
-cat_notify(PGconn *c, const char *schema, err_t *e)
+cat_set_paused(PGconn *c, const char *schema, const char *object, bool paused, err_t *e)
 {
-    const char *p[] = {schema};
-    return pg_run(c, e, "SELECT pg_notify('sfbridge_control', $1)", 1, p);
+    const char *p[] = {object, bstr(paused)};
+    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET paused = $2::boolean WHERE object_name = $1", 2, p,
+                   e);
 }
 
 void
@@ -402,13 +383,13 @@ mapping_clear(mapping *m)
     json_decref(m->indexes);
     json_decref(m->resync);
     free(m->upsert_field);
-    free(m->state);
     free(m->watermark);
     free(m->load_job);
     free(m->load_locator);
     free(m->load_wm);
     free(m->last_error);
     free(m->applied_at);
+    free(m->bad);
     memset(m, 0, sizeof *m);
 }
 

@@ -11,14 +11,16 @@
 #include "util.h"
 
 static const char *const state_names[TLOG_STATE_COUNT] = {
-    [TLOG_NEW] = "NEW",         [TLOG_PENDING] = "PENDING", [TLOG_SUCCESS] = "SUCCESS",
-    [TLOG_FAILED] = "FAILED",   [TLOG_MERGED] = "MERGED",   [TLOG_IGNORE] = "IGNORE",
-    [TLOG_IGNORED] = "IGNORED", [TLOG_READONLY] = "READONLY", [TLOG_REQUEUE] = "REQUEUE",
+    [TLOG_NEW] = "NEW",           [TLOG_PENDING] = "PENDING",   [TLOG_SUCCESS] = "SUCCESS",
+    [TLOG_FAILED] = "FAILED",     [TLOG_MERGED] = "MERGED",     [TLOG_IGNORE] = "IGNORE",
+    [TLOG_IGNORED] = "IGNORED",   [TLOG_READONLY] = "READONLY", [TLOG_REQUEUE] = "REQUEUE",
     [TLOG_REQUEUED] = "REQUEUED",
 };
 
 static const char *const action_names[TLOG_ACTION_COUNT] = {
-    [TLOG_INSERT] = "INSERT", [TLOG_UPDATE] = "UPDATE", [TLOG_DELETE] = "DELETE",
+    [TLOG_INSERT] = "INSERT",
+    [TLOG_UPDATE] = "UPDATE",
+    [TLOG_DELETE] = "DELETE",
 };
 
 /* The index of name in names[0..n), or -1. */
@@ -87,18 +89,20 @@ run_built(PGconn *c, const char *schema, void (*build)(sb *, const char *), err_
 
 /* ---- DDL ---------------------------------------------------------------- */
 
-#define LOG_COLUMNS_DDL                                                                                 \
-    " processed_at timestamptz, processed_tx bigint, state varchar(8), action varchar(7),"             \
-    " table_name varchar(128), record_id integer, sfid varchar(18), old text, values text,"            \
-    " sf_result integer, sf_message text,"                                                             \
-    " sfb_attempts integer NOT NULL DEFAULT 0, sfb_retry_at timestamptz, sfb_unknown boolean NOT NULL DEFAULT false," \
+#define LOG_COLUMNS_DDL                                                                            \
+    " processed_at timestamptz, processed_tx bigint, state varchar(8), action varchar(7),"         \
+    " table_name varchar(128), record_id integer, sfid varchar(18), old text, values text,"        \
+    " sf_result integer, sf_message text,"                                                         \
+    " sfb_attempts integer NOT NULL DEFAULT 0, sfb_retry_at timestamptz, sfb_unknown boolean NOT " \
+    "NULL DEFAULT false,"                                                                          \
     " sfb_sent_at timestamptz, sfb_payload jsonb)"
 
-#define SFB_COLUMNS_ADD                                                                                 \
-    " ADD COLUMN IF NOT EXISTS sfb_attempts integer NOT NULL DEFAULT 0,"                               \
-    " ADD COLUMN IF NOT EXISTS sfb_retry_at timestamptz,"                                              \
-    " ADD COLUMN IF NOT EXISTS sfb_unknown boolean NOT NULL DEFAULT false,"                            \
-    " ADD COLUMN IF NOT EXISTS sfb_sent_at timestamptz, ADD COLUMN IF NOT EXISTS sfb_payload jsonb"
+#define SFB_COLUMNS_ADD                                                                        \
+    " ADD COLUMN IF NOT EXISTS sfb_attempts integer NOT NULL DEFAULT 0,"                       \
+    " ADD COLUMN IF NOT EXISTS sfb_retry_at timestamptz,"                                      \
+    " ADD COLUMN IF NOT EXISTS sfb_unknown boolean NOT NULL DEFAULT false,"                    \
+    " ADD COLUMN IF NOT EXISTS sfb_sent_at timestamptz, ADD COLUMN IF NOT EXISTS sfb_payload " \
+    "jsonb"
 
 void
 tlog_sql_ddl(sb *out, const char *schema, const char *channel_lit)
@@ -106,35 +110,47 @@ tlog_sql_ddl(sb *out, const char *schema, const char *channel_lit)
     sb q = SB_INIT;
     sb_sql_ident(&q, schema);
     const char *Q = sb_str(&q);
-    sb_printf(out, "CREATE TABLE IF NOT EXISTS %1$s._trigger_log ("
-                   " id serial PRIMARY KEY, txid bigint,"
-                   " created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now()," LOG_COLUMNS_DDL ";\n"
-                   "CREATE TABLE IF NOT EXISTS %1$s._trigger_log_archive (id integer PRIMARY KEY,"
-                   " txid bigint, created_at timestamptz, updated_at timestamptz," LOG_COLUMNS_DDL ";\n"
-                   /* A trigger log Heroku Connect made gains sfbridge's bookkeeping columns. */
-                   "ALTER TABLE %1$s._trigger_log" SFB_COLUMNS_ADD ";\n"
-                   "ALTER TABLE %1$s._trigger_log_archive" SFB_COLUMNS_ADD ";\n",
+    sb_printf(out,
+              "CREATE TABLE IF NOT EXISTS %1$s._trigger_log ("
+              " id serial PRIMARY KEY, txid bigint,"
+              " created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT "
+              "now()," LOG_COLUMNS_DDL ";\n"
+              "CREATE TABLE IF NOT EXISTS %1$s._trigger_log_archive (id integer PRIMARY KEY,"
+              " txid bigint, created_at timestamptz, updated_at timestamptz," LOG_COLUMNS_DDL ";\n"
+              /* A trigger log Heroku Connect made gains sfbridge's bookkeeping columns. */
+              "ALTER TABLE %1$s._trigger_log" SFB_COLUMNS_ADD ";\n"
+              "ALTER TABLE %1$s._trigger_log_archive" SFB_COLUMNS_ADD ";\n",
               Q);
     sb_printf(out,
-              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_created_at ON %1$s._trigger_log (created_at);\n"
-              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_state_id ON %1$s._trigger_log (state, id);\n"
-              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_state_table_name ON %1$s._trigger_log (state, table_name)"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_created_at ON %1$s._trigger_log "
+              "(created_at);\n"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_state_id ON %1$s._trigger_log (state, "
+              "id);\n"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_state_table_name ON %1$s._trigger_log "
+              "(state, table_name)"
               " WHERE state IN ('NEW', 'PENDING');\n"
-              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_record ON %1$s._trigger_log (table_name, record_id, id)"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_record ON %1$s._trigger_log "
+              "(table_name, record_id, id)"
               " WHERE state IN ('NEW', 'PENDING');\n"
               /* Entries waiting out a retry (few): what the writer's claim checks first. */
-              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_retry ON %1$s._trigger_log (sfb_retry_at)"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_retry ON %1$s._trigger_log "
+              "(sfb_retry_at)"
               " WHERE state = 'NEW' AND sfb_retry_at IS NOT NULL;\n"
-              "CREATE UNIQUE INDEX IF NOT EXISTS _trigger_log_archive_sfb_id ON %1$s._trigger_log_archive (id);\n"
-              "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_created_at ON %1$s._trigger_log_archive"
+              "CREATE UNIQUE INDEX IF NOT EXISTS _trigger_log_archive_sfb_id ON "
+              "%1$s._trigger_log_archive (id);\n"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_created_at ON "
+              "%1$s._trigger_log_archive"
               " (created_at);\n"
-              "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_record_id ON %1$s._trigger_log_archive"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_record_id ON "
+              "%1$s._trigger_log_archive"
               " (record_id);\n"
-              "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_state_table_name ON %1$s._trigger_log_archive"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_state_table_name ON "
+              "%1$s._trigger_log_archive"
               " (state, table_name) WHERE state = 'FAILED';\n",
               Q);
     sb_printf(out,
-              "CREATE OR REPLACE FUNCTION %1$s.tlog_notify_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
+              "CREATE OR REPLACE FUNCTION %1$s.tlog_notify_trigger() RETURNS trigger LANGUAGE "
+              "plpgsql AS $f$\n"
               "BEGIN\n  PERFORM pg_notify(%2$s, 'ping');\n  RETURN NEW;\nEND $f$;\n"
               "DROP TRIGGER IF EXISTS tlog_insert_trigger ON %1$s._trigger_log;\n"
               "CREATE TRIGGER tlog_insert_trigger AFTER INSERT ON %1$s._trigger_log"
@@ -180,7 +196,8 @@ tlog_sql_claim(sb *out, const char *schema, int limit)
      * in id order straight from the (state, id) index, stopping at the limit:
      * the cost does not grow with the backlog, whatever the statistics say. */
     sb_printf(out,
-              "WITH blocked AS MATERIALIZED (SELECT table_name, record_id FROM %1$s WHERE state = 'PENDING'"
+              "WITH blocked AS MATERIALIZED (SELECT table_name, record_id FROM %1$s WHERE state = "
+              "'PENDING'"
               "   UNION SELECT table_name, record_id FROM %1$s"
               "   WHERE state = 'NEW' AND sfb_retry_at IS NOT NULL AND sfb_retry_at > now()),"
               " c AS (SELECT l.id FROM %1$s l WHERE l.state = 'NEW'"
@@ -188,10 +205,13 @@ tlog_sql_claim(sb *out, const char *schema, int limit)
               " AND (NOT EXISTS (SELECT 1 FROM blocked) OR NOT EXISTS (SELECT 1 FROM blocked b"
               "   WHERE b.table_name = l.table_name AND b.record_id = l.record_id))"
               " ORDER BY l.id LIMIT %2$d FOR UPDATE OF l SKIP LOCKED)"
-              " UPDATE %1$s t SET state = 'PENDING', updated_at = now() WHERE t.id = ANY(ARRAY(SELECT id FROM c))"
-              " RETURNING t.id, t.table_name, t.record_id, t.action, t.sfid, t.sfb_unknown, t.sfb_attempts,"
+              " UPDATE %1$s t SET state = 'PENDING', updated_at = now() WHERE t.id = "
+              "ANY(ARRAY(SELECT id FROM c))"
+              " RETURNING t.id, t.table_name, t.record_id, t.action, t.sfid, t.sfb_unknown, "
+              "t.sfb_attempts,"
               " t.sfb_payload::text,"
-              " to_char(coalesce(t.sfb_sent_at, now()) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+              " to_char(coalesce(t.sfb_sent_at, now()) AT TIME ZONE 'UTC', "
+              "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
               sb_str(&q.log), limit);
     names_free(&q);
 }
@@ -241,8 +261,10 @@ tlog_ignore(PGconn *c, const char *schema, const int64_t *ids, size_t n, const c
     names q = names_of(schema);
     sb a = SB_INIT, s = SB_INIT;
     pg_i64_array(&a, ids, n);
-    sb_printf(&s, "UPDATE %s SET state = 'IGNORED', sf_message = $2, processed_at = now()"
-                  " WHERE id = ANY($1::bigint[])", sb_str(&q.log));
+    sb_printf(&s,
+              "UPDATE %s SET state = 'IGNORED', sf_message = $2, processed_at = now()"
+              " WHERE id = ANY($1::bigint[])",
+              sb_str(&q.log));
     const char *p[] = {sb_str(&a), why};
     int rc = pg_run(c, e, sb_str(&s), 2, p);
     sb_free(&a);
@@ -256,8 +278,10 @@ tlog_unclaim(PGconn *c, const char *schema, int delay_s, err_t *e)
 {
     names q = names_of(schema);
     sb s = SB_INIT;
-    sb_printf(&s, "UPDATE %s SET state = 'NEW', sfb_retry_at = now() + interval '%d seconds'"
-                  " WHERE state = 'PENDING'", sb_str(&q.log), delay_s);
+    sb_printf(&s,
+              "UPDATE %s SET state = 'NEW', sfb_retry_at = now() + interval '%d seconds'"
+              " WHERE state = 'PENDING'",
+              sb_str(&q.log), delay_s);
     int rc = pg_exec(c, e, sb_str(&s));
     sb_free(&s);
     names_free(&q);
@@ -281,9 +305,11 @@ tlog_sql_recover(sb *out, const char *schema)
 {
     names q = names_of(schema);
     /* Only an insert that was sent (its payload is remembered before sending) can have happened. */
-    sb_printf(out, "UPDATE %s SET state = 'NEW',"
-                   " sfb_unknown = sfb_unknown OR (action = 'INSERT' AND sfb_payload IS NOT NULL),"
-                   " sfb_retry_at = NULL WHERE state = 'PENDING'", sb_str(&q.log));
+    sb_printf(out,
+              "UPDATE %s SET state = 'NEW',"
+              " sfb_unknown = sfb_unknown OR (action = 'INSERT' AND sfb_payload IS NOT NULL),"
+              " sfb_retry_at = NULL WHERE state = 'PENDING'",
+              sb_str(&q.log));
     names_free(&q);
 }
 
@@ -295,32 +321,42 @@ tlog_recover(PGconn *c, const char *schema, err_t *e)
 
 /* ---- housekeeping ------------------------------------------------------------ */
 
-#define LOG_COLS "id, txid, created_at, updated_at, processed_at, processed_tx, state, action, table_name, " \
-                 "record_id, sfid, old, values, sf_result, sf_message, sfb_attempts, sfb_retry_at, "     \
-                 "sfb_unknown, sfb_sent_at, sfb_payload"
+#define LOG_COLS                                                                                \
+    "id, txid, created_at, updated_at, processed_at, processed_tx, state, action, table_name, " \
+    "record_id, sfid, old, values, sf_result, sf_message, sfb_attempts, sfb_retry_at, "         \
+    "sfb_unknown, sfb_sent_at, sfb_payload"
 
 /* INSERT INTO log ... SELECT ... FROM a: archived entries back as NEW ones. */
-#define REQUEUE_COPY " INSERT INTO %2$s (txid, created_at, updated_at, state, action, table_name, record_id, sfid," \
-                     " old, values) SELECT txid, created_at, now(), 'NEW', action, table_name, record_id, sfid,"   \
-                     " old, values FROM a ORDER BY id"
+#define REQUEUE_COPY                                                                               \
+    " INSERT INTO %2$s (txid, created_at, updated_at, state, action, table_name, record_id, sfid," \
+    " old, values) SELECT txid, created_at, now(), 'NEW', action, table_name, record_id, sfid,"    \
+    " old, values FROM a ORDER BY id"
 
 void
 tlog_sql_housekeeping(sb *out, const char *schema)
 {
     names q = names_of(schema);
     /* Heroku Connect's requeue states. */
-    sb_printf(out, "UPDATE %s SET state = 'NEW', sfb_retry_at = NULL, sfb_attempts = 0 WHERE state = 'REQUEUE';",
+    sb_printf(out,
+              "UPDATE %s SET state = 'NEW', sfb_retry_at = NULL, sfb_attempts = 0 WHERE state = "
+              "'REQUEUE';",
               sb_str(&q.log));
-    sb_printf(out, "WITH a AS (UPDATE %1$s SET state = 'REQUEUED' WHERE state = 'REQUEUE' RETURNING *)" REQUEUE_COPY
-                   ";", sb_str(&q.arch), sb_str(&q.log));
+    sb_printf(out,
+              "WITH a AS (UPDATE %1$s SET state = 'REQUEUED' WHERE state = 'REQUEUE' RETURNING "
+              "*)" REQUEUE_COPY ";",
+              sb_str(&q.arch), sb_str(&q.log));
     /* Finished entries move to the archive. */
-    sb_printf(out, "WITH moved AS (DELETE FROM %s WHERE state IN ('SUCCESS', 'MERGED', 'IGNORE', 'IGNORED', 'READONLY')"
-                   " OR (state = 'FAILED' AND processed_at < now() - interval '1 day') RETURNING *)"
-                   " INSERT INTO %s (" LOG_COLS ") SELECT id, txid, created_at, updated_at,"
-                   " coalesce(processed_at, now()), processed_tx,"
-                   " CASE state WHEN 'IGNORE' THEN 'IGNORED' ELSE state END, action, table_name, record_id, sfid,"
-                   " old, values, sf_result, sf_message, sfb_attempts, sfb_retry_at, sfb_unknown, sfb_sent_at,"
-                   " sfb_payload FROM moved ON CONFLICT (id) DO NOTHING",
+    sb_printf(out,
+              "WITH moved AS (DELETE FROM %s WHERE state IN ('SUCCESS', 'MERGED', 'IGNORE', "
+              "'IGNORED', 'READONLY')"
+              " OR (state = 'FAILED' AND processed_at < now() - interval '1 day') RETURNING *)"
+              " INSERT INTO %s (" LOG_COLS ") SELECT id, txid, created_at, updated_at,"
+              " coalesce(processed_at, now()), processed_tx,"
+              " CASE state WHEN 'IGNORE' THEN 'IGNORED' ELSE state END, action, table_name, "
+              "record_id, sfid,"
+              " old, values, sf_result, sf_message, sfb_attempts, sfb_retry_at, sfb_unknown, "
+              "sfb_sent_at,"
+              " sfb_payload FROM moved ON CONFLICT (id) DO NOTHING",
               sb_str(&q.log), sb_str(&q.arch));
     names_free(&q);
 }
@@ -336,7 +372,8 @@ tlog_prune_archive(PGconn *c, const char *schema, long days, err_t *e)
 {
     names q = names_of(schema);
     sb s = SB_INIT;
-    sb_printf(&s, "DELETE FROM %s WHERE created_at < now() - make_interval(days => %ld)", sb_str(&q.arch), days);
+    sb_printf(&s, "DELETE FROM %s WHERE created_at < now() - make_interval(days => %ld)",
+              sb_str(&q.arch), days);
     int rc = pg_exec(c, e, sb_str(&s));
     sb_free(&s);
     names_free(&q);
@@ -357,7 +394,8 @@ run_counted(PGconn *c, const char *s, const char *p, int64_t *total, err_t *e)
 }
 
 int
-tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids, bool all, int64_t *n, err_t *e)
+tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids, bool all,
+             int64_t *n, err_t *e)
 {
     sb a = SB_INIT, s = SB_INIT;
     sb_putc(&a, '{');
@@ -375,16 +413,19 @@ tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids,
     int64_t total = 0;
     int rc = pg_exec(c, e, "BEGIN");
     if (rc == 0) {
-        sb_printf(&s, "UPDATE %s SET state = 'NEW', sfb_retry_at = NULL, sfb_attempts = 0, sf_message = NULL,"
-                      " processed_at = NULL"
-                      " WHERE state = 'FAILED' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))",
+        sb_printf(&s,
+                  "UPDATE %s SET state = 'NEW', sfb_retry_at = NULL, sfb_attempts = 0, sf_message "
+                  "= NULL,"
+                  " processed_at = NULL"
+                  " WHERE state = 'FAILED' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))",
                   sb_str(&q.log));
         rc = run_counted(c, sb_str(&s), p, &total, e);
     }
     if (rc == 0) {
         sb_clear(&s);
-        sb_printf(&s, "WITH a AS (UPDATE %1$s SET state = 'REQUEUED' WHERE state = 'FAILED'"
-                      " AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[])) RETURNING *)" REQUEUE_COPY,
+        sb_printf(&s,
+                  "WITH a AS (UPDATE %1$s SET state = 'REQUEUED' WHERE state = 'FAILED'"
+                  " AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[])) RETURNING *)" REQUEUE_COPY,
                   sb_str(&q.arch), sb_str(&q.log));
         rc = run_counted(c, sb_str(&s), p, &total, e);
     }
@@ -406,7 +447,9 @@ tlog_values(PGconn *c, const char *schema, const int64_t *ids, size_t n, err_t *
     pg_i64_array(&a, ids, n);
     /* The columns as text (hstore_to_json: a fraction of the cost of
      * populate_record and to_jsonb per entry); the writer types them by column. */
-    sb_printf(&s, "SELECT l.id, hstore_to_json(l.values::hstore)::text FROM %s l WHERE l.id = ANY($1::bigint[])",
+    sb_printf(&s,
+              "SELECT l.id, hstore_to_json(l.values::hstore)::text FROM %s l WHERE l.id = "
+              "ANY($1::bigint[])",
               sb_str(&q.log));
     const char *p[] = {sb_str(&a)};
     PGresult *r = pg_query(c, e, sb_str(&s), 1, p);
@@ -426,18 +469,23 @@ int_array(sb *out, const int *v, size_t n)
 }
 
 PGresult *
-tlog_written_sfids(PGconn *c, const char *schema, const char *table, const int *rids, size_t n, err_t *e)
+tlog_written_sfids(PGconn *c, const char *schema, const char *table, const int *rids, size_t n,
+                   err_t *e)
 {
     names q = names_of(schema);
     sb a = SB_INIT, s = SB_INIT;
     int_array(&a, rids, n);
     /* Any entry of the record counts: an insert folded with later updates is
      * MERGED, the update that carried it SUCCESS. */
-    sb_printf(&s, "SELECT DISTINCT ON (record_id) record_id, sfid FROM (SELECT id, record_id, sfid FROM %s"
-                  " WHERE table_name = $2 AND record_id = ANY($1::int[])"
-                  " AND state IN ('SUCCESS', 'MERGED') AND sfid IS NOT NULL UNION ALL SELECT id, record_id, sfid"
-                  " FROM %s WHERE record_id = ANY($1::int[]) AND table_name = $2"
-                  " AND state IN ('SUCCESS', 'MERGED') AND sfid IS NOT NULL) x ORDER BY record_id, id DESC",
+    sb_printf(&s,
+              "SELECT DISTINCT ON (record_id) record_id, sfid FROM (SELECT id, record_id, sfid "
+              "FROM %s"
+              " WHERE table_name = $2 AND record_id = ANY($1::int[])"
+              " AND state IN ('SUCCESS', 'MERGED') AND sfid IS NOT NULL UNION ALL SELECT id, "
+              "record_id, sfid"
+              " FROM %s WHERE record_id = ANY($1::int[]) AND table_name = $2"
+              " AND state IN ('SUCCESS', 'MERGED') AND sfid IS NOT NULL) x ORDER BY record_id, id "
+              "DESC",
               sb_str(&q.log), sb_str(&q.arch));
     const char *p[] = {sb_str(&a), table};
     PGresult *r = pg_query(c, e, sb_str(&s), 2, p);
@@ -448,15 +496,17 @@ tlog_written_sfids(PGconn *c, const char *schema, const char *table, const int *
 }
 
 int
-tlog_remember_payloads(PGconn *c, const char *schema, const int64_t *ids, const char *const *payloads, size_t n,
-                       err_t *e)
+tlog_remember_payloads(PGconn *c, const char *schema, const int64_t *ids,
+                       const char *const *payloads, size_t n, err_t *e)
 {
     names q = names_of(schema);
     sb a = SB_INIT, b = SB_INIT, s = SB_INIT;
     pg_i64_array(&a, ids, n);
     pg_text_array(&b, payloads, n);
-    sb_printf(&s, "UPDATE %s l SET sfb_payload = u.p::jsonb, sfb_sent_at = now()"
-                  " FROM unnest($1::bigint[], $2::text[]) AS u(id, p) WHERE l.id = u.id", sb_str(&q.log));
+    sb_printf(&s,
+              "UPDATE %s l SET sfb_payload = u.p::jsonb, sfb_sent_at = now()"
+              " FROM unnest($1::bigint[], $2::text[]) AS u(id, p) WHERE l.id = u.id",
+              sb_str(&q.log));
     const char *p[] = {sb_str(&a), sb_str(&b)};
     int rc = pg_run(c, e, sb_str(&s), 2, p);
     sb_free(&a);
@@ -470,25 +520,31 @@ void
 tlog_sql_outcomes(sb *out, const char *schema)
 {
     names q = names_of(schema);
-    sb_printf(out, "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
-                   "   $6::text[]) AS u(id, state, sfid, msg, delay, unk)),"
-                   " moved AS (DELETE FROM %1$s l USING u WHERE l.id = u.id"
-                   "   AND u.state IN ('SUCCESS', 'MERGED', 'IGNORED')"
-                   "   RETURNING l.*, u.state AS n_state, u.sfid AS n_sfid, u.msg AS n_msg, u.unk AS n_unk),"
-                   " archived AS (INSERT INTO %2$s (" LOG_COLS ") SELECT id, txid, created_at, now(), now(),"
-                   "   txid_current(), n_state, action, table_name, record_id, coalesce(n_sfid, sfid), old, values, 0,"
-                   "   n_msg, sfb_attempts, NULL, n_unk::boolean, sfb_sent_at, sfb_payload FROM moved"
-                   "   ON CONFLICT (id) DO NOTHING)"
-                   " UPDATE %1$s l SET state = u.state, sfid = coalesce(u.sfid, l.sfid), updated_at = now(),"
-                   " processed_at = CASE WHEN u.state = 'NEW' THEN NULL ELSE now() END,"
-                   " processed_tx = CASE WHEN u.state = 'NEW' THEN NULL ELSE txid_current() END,"
-                   " sf_result = CASE u.state WHEN 'FAILED' THEN 1 WHEN 'NEW' THEN NULL ELSE 0 END,"
-                   " sf_message = u.msg,"
-                   " sfb_attempts = l.sfb_attempts + CASE WHEN u.state = 'NEW' THEN 1 ELSE 0 END,"
-                   " sfb_retry_at = CASE WHEN u.state = 'NEW'"
-                   "   THEN now() + make_interval(secs => u.delay::double precision / 1000) END,"
-                   " sfb_unknown = u.unk::boolean"
-                   " FROM u WHERE l.id = u.id AND u.state NOT IN ('SUCCESS', 'MERGED', 'IGNORED')",
+    sb_printf(out,
+              "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], "
+              "$5::text[],"
+              "   $6::text[]) AS u(id, state, sfid, msg, delay, unk)),"
+              " moved AS (DELETE FROM %1$s l USING u WHERE l.id = u.id"
+              "   AND u.state IN ('SUCCESS', 'MERGED', 'IGNORED')"
+              "   RETURNING l.*, u.state AS n_state, u.sfid AS n_sfid, u.msg AS n_msg, u.unk AS "
+              "n_unk),"
+              " archived AS (INSERT INTO %2$s (" LOG_COLS
+              ") SELECT id, txid, created_at, now(), now(),"
+              "   txid_current(), n_state, action, table_name, record_id, coalesce(n_sfid, sfid), "
+              "old, values, 0,"
+              "   n_msg, sfb_attempts, NULL, n_unk::boolean, sfb_sent_at, sfb_payload FROM moved"
+              "   ON CONFLICT (id) DO NOTHING)"
+              " UPDATE %1$s l SET state = u.state, sfid = coalesce(u.sfid, l.sfid), updated_at = "
+              "now(),"
+              " processed_at = CASE WHEN u.state = 'NEW' THEN NULL ELSE now() END,"
+              " processed_tx = CASE WHEN u.state = 'NEW' THEN NULL ELSE txid_current() END,"
+              " sf_result = CASE u.state WHEN 'FAILED' THEN 1 WHEN 'NEW' THEN NULL ELSE 0 END,"
+              " sf_message = u.msg,"
+              " sfb_attempts = l.sfb_attempts + CASE WHEN u.state = 'NEW' THEN 1 ELSE 0 END,"
+              " sfb_retry_at = CASE WHEN u.state = 'NEW'"
+              "   THEN now() + make_interval(secs => u.delay::double precision / 1000) END,"
+              " sfb_unknown = u.unk::boolean"
+              " FROM u WHERE l.id = u.id AND u.state NOT IN ('SUCCESS', 'MERGED', 'IGNORED')",
               sb_str(&q.log), sb_str(&q.arch));
     names_free(&q);
 }
@@ -500,8 +556,9 @@ tlog_record_outcomes(PGconn *c, const char *schema, const tlog_outcome *o, size_
         return 0;
     int64_t *ids = xcalloc(n, sizeof *ids);
     const char **state = xcalloc(n, sizeof *state), **sfid = xcalloc(n, sizeof *sfid),
-               **msg = xcalloc(n, sizeof *msg), **delay = xcalloc(n, sizeof *delay), **unk = xcalloc(n, sizeof *unk);
-    char (*delays)[24] = xcalloc(n, sizeof *delays);
+               **msg = xcalloc(n, sizeof *msg), **delay = xcalloc(n, sizeof *delay),
+               **unk = xcalloc(n, sizeof *unk);
+    char(*delays)[24] = xcalloc(n, sizeof *delays);
     for (size_t i = 0; i < n; i++) {
         ids[i] = o[i].id;
         state[i] = tlog_state_name(o[i].state);
@@ -537,16 +594,18 @@ tlog_record_outcomes(PGconn *c, const char *schema, const tlog_outcome *o, size_
 }
 
 int
-tlog_supersede_failures(PGconn *c, const char *schema, const char *table, const int *rids, size_t n, err_t *e)
+tlog_supersede_failures(PGconn *c, const char *schema, const char *table, const int *rids, size_t n,
+                        err_t *e)
 {
     if (n == 0)
         return 0;
     names q = names_of(schema);
     sb a = SB_INIT, s = SB_INIT;
     int_array(&a, rids, n);
-    sb_printf(&s, "UPDATE %s SET state = 'MERGED', processed_at = now(),"
-                  " sf_message = sf_message || ' (superseded by a later successful write)'"
-                  " WHERE state = 'FAILED' AND table_name = $1 AND record_id = ANY($2::int[])",
+    sb_printf(&s,
+              "UPDATE %s SET state = 'MERGED', processed_at = now(),"
+              " sf_message = sf_message || ' (superseded by a later successful write)'"
+              " WHERE state = 'FAILED' AND table_name = $1 AND record_id = ANY($2::int[])",
               sb_str(&q.log));
     const char *p[] = {table, sb_str(&a)};
     int rc = pg_run(c, e, sb_str(&s), 2, p);
@@ -558,8 +617,8 @@ tlog_supersede_failures(PGconn *c, const char *schema, const char *table, const 
 
 /* One bigint (NULL -> *isnull) from a statement about the log. */
 static int
-scalar(PGconn *c, const char *schema, const char *fmt_select, const char *where, int64_t *v, bool *isnull,
-       err_t *e)
+scalar(PGconn *c, const char *schema, const char *fmt_select, const char *where, int64_t *v,
+       bool *isnull, err_t *e)
 {
     names q = names_of(schema);
     sb s = SB_INIT;
@@ -599,47 +658,55 @@ tlog_next_retry_ms(PGconn *c, const char *schema, int64_t *ms, err_t *e)
 /* ---- what other modules ask ---------------------------------------------------- */
 
 void
-tlog_sql_waiting_records(sb *out, const char *schema, const char *table_param, const char *rids_param,
-                         const char *own_param)
+tlog_sql_waiting_records(sb *out, const char *schema, const char *table_param,
+                         const char *rids_param, const char *own_param)
 {
     names q = names_of(schema);
-    sb_printf(out, "SELECT DISTINCT l.record_id FROM %s l WHERE l.table_name = %s"
-                   "   AND l.record_id = ANY(%s) AND l.state IN ('NEW', 'PENDING')"
-                   "   AND l.id <> ALL(%s)",
+    sb_printf(out,
+              "SELECT DISTINCT l.record_id FROM %s l WHERE l.table_name = %s"
+              "   AND l.record_id = ANY(%s) AND l.state IN ('NEW', 'PENDING')"
+              "   AND l.id <> ALL(%s)",
               sb_str(&q.log), table_param, rids_param, own_param);
     names_free(&q);
 }
 
 void
-tlog_sql_pending_change(sb *out, const char *schema, const char *table_lit, const char *row_id, const char *alias)
+tlog_sql_pending_change(sb *out, const char *schema, const char *table_lit, const char *row_id,
+                        const char *alias)
 {
     names q = names_of(schema);
-    sb_printf(out, "(SELECT max(l.created_at) AS changed_at FROM %s l"
-                   " WHERE l.table_name = %s AND l.record_id = %s AND l.state = 'NEW') %s",
+    sb_printf(out,
+              "(SELECT max(l.created_at) AS changed_at FROM %s l"
+              " WHERE l.table_name = %s AND l.record_id = %s AND l.state = 'NEW') %s",
               sb_str(&q.log), table_lit, row_id, alias);
     names_free(&q);
 }
 
 void
-tlog_sql_not_own_write(sb *out, const char *schema, const char *table_lit, const char *row_id, const char *stamp)
+tlog_sql_not_own_write(sb *out, const char *schema, const char *table_lit, const char *row_id,
+                       const char *stamp)
 {
     names q = names_of(schema);
     const char *tabs[] = {sb_str(&q.log), sb_str(&q.arch)};
     for (int i = 0; i < 2; i++)
-        sb_printf(out, " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = %s"
-                       "   AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at >= %s)",
+        sb_printf(out,
+                  " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = %s"
+                  "   AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at >= %s)",
                   tabs[i], table_lit, row_id, stamp);
     names_free(&q);
 }
 
 void
-tlog_sql_ignore_conflicts(sb *out, const char *schema, const char *table_lit, const char *policy_lit)
+tlog_sql_ignore_conflicts(sb *out, const char *schema, const char *table_lit,
+                          const char *policy_lit)
 {
     names q = names_of(schema);
-    sb_printf(out, "UPDATE %s l SET state = 'IGNORED', processed_at = now(),"
-                   " sf_message = 'conflict: the change in Salesforce won (' || %s || ')'"
-                   " FROM conf WHERE conf.winner = 'salesforce' AND l.table_name = %s AND l.record_id = conf.rid"
-                   " AND l.state = 'NEW' RETURNING 1",
+    sb_printf(out,
+              "UPDATE %s l SET state = 'IGNORED', processed_at = now(),"
+              " sf_message = 'conflict: the change in Salesforce won (' || %s || ')'"
+              " FROM conf WHERE conf.winner = 'salesforce' AND l.table_name = %s AND l.record_id = "
+              "conf.rid"
+              " AND l.state = 'NEW' RETURNING 1",
               sb_str(&q.log), policy_lit, table_lit);
     names_free(&q);
 }
@@ -650,8 +717,10 @@ tlog_unsettled_inserts(PGconn *c, const char *schema, const char *table, bool *y
     *yes = false;
     names q = names_of(schema);
     sb s = SB_INIT;
-    sb_printf(&s, "SELECT EXISTS (SELECT 1 FROM %s WHERE table_name = $1 AND action = 'INSERT'"
-                  " AND state IN ('NEW', 'PENDING') AND sfb_unknown)", sb_str(&q.log));
+    sb_printf(&s,
+              "SELECT EXISTS (SELECT 1 FROM %s WHERE table_name = $1 AND action = 'INSERT'"
+              " AND state IN ('NEW', 'PENDING') AND sfb_unknown)",
+              sb_str(&q.log));
     const char *p[] = {table};
     PGresult *r = pg_query(c, e, sb_str(&s), 1, p);
     sb_free(&s);
@@ -666,10 +735,13 @@ tlog_unsettled_inserts(PGconn *c, const char *schema, const char *table, bool *y
 void
 tlog_sql_status(sb *out, const char *qschema)
 {
-    sb_printf(out, "(SELECT json_build_object('pending', count(*) FILTER (WHERE state IN ('NEW', 'PENDING')),"
-                   "   'retrying', count(*) FILTER (WHERE state = 'NEW' AND sfb_retry_at > now()),"
-                   "   'failed', count(*) FILTER (WHERE state = 'FAILED'),"
-                   "   'last_error', (SELECT sf_message FROM %1$s._trigger_log WHERE sf_message IS NOT NULL"
-                   "     ORDER BY updated_at DESC LIMIT 1)) FROM %1$s._trigger_log)",
+    sb_printf(out,
+              "(SELECT json_build_object('pending', count(*) FILTER (WHERE state IN ('NEW', "
+              "'PENDING')),"
+              "   'retrying', count(*) FILTER (WHERE state = 'NEW' AND sfb_retry_at > now()),"
+              "   'failed', count(*) FILTER (WHERE state = 'FAILED'),"
+              "   'last_error', (SELECT sf_message FROM %1$s._trigger_log WHERE sf_message IS NOT "
+              "NULL"
+              "     ORDER BY updated_at DESC LIMIT 1)) FROM %1$s._trigger_log)",
               qschema);
 }

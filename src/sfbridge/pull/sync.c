@@ -308,21 +308,15 @@ apply_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
     upsert_from(&s, x, m, sb_str(&src), m->read_write);
     sb_puts(&s, " RETURNING 1)");
     sb_puts(&s, ", mx AS (SELECT max(\"SystemModstamp\" AT TIME ZONE 'UTC') AS v FROM src)");
-    sb q = SB_INIT;
-    pg_qname(&q, x->schema, "_sfbridge_mapping");
     if (tail == TAIL_POLL)
-        sb_printf(&s, ", wm AS (UPDATE %s SET watermark = greatest(watermark, (SELECT v FROM mx)),"
-                      " rows_synced = rows_synced + (SELECT count(*) FROM up)%s, last_poll_at = now()"
-                      " WHERE object_name = $2 RETURNING 1)", sb_str(&q),
-                  isdel && !m->tombstones ? " + (SELECT count(*) FROM del)" : "");
+        cat_sql_poll_page(&s, x->schema, "(SELECT v FROM mx)",
+                          isdel && !m->tombstones ? "(SELECT count(*) FROM up) + (SELECT count(*) FROM del)"
+                                                  : "(SELECT count(*) FROM up)");
     else if (tail == TAIL_LOAD)
-        sb_printf(&s, ", wm AS (UPDATE %s SET load_locator = $3, load_done = load_done + (SELECT count(*) FROM src),"
-                      " rows_synced = rows_synced + (SELECT count(*) FROM src)"
-                      " WHERE object_name = $2 RETURNING 1)", sb_str(&q));
+        cat_sql_load_page(&s, x->schema, "(SELECT count(*) FROM src)");
     sb_printf(&s, " SELECT (SELECT %s), (SELECT count(*) FROM up), "
                   "(SELECT to_char(v, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') FROM mx)%s",
               isdel && !m->tombstones ? "count(*) FROM del" : "0", tail != TAIL_NONE ? ", (SELECT count(*) FROM wm)" : "");
-    sb_free(&q);
     sb_free(&src);
     free(f);
     return sb_steal(&s);
@@ -572,19 +566,6 @@ count_and_max(sync_ctx *x, const mapping *m, const char *where, int64_t *count, 
     return 0;
 }
 
-static int
-set_mapping(sync_ctx *x, const mapping *m, const char *assignments, int n, const char *const *params,
-            err_t *e)
-{
-    sb s = SB_INIT;
-    sb_puts(&s, "UPDATE ");
-    pg_qname(&s, x->schema, "_sfbridge_mapping");
-    sb_printf(&s, " SET %s WHERE object_name = $1", assignments);
-    int rc = pg_run(x->pg, e, sb_str(&s), n, params);
-    sb_free(&s);
-    return rc == 0 ? 0 : pg_failed(x, e);
-}
-
 static void
 replace(char **slot, const char *v)
 {
@@ -614,20 +595,17 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
             return sf_fail(x, e);
         }
     }
-    char total[24];
-    snprintf(total, sizeof total, "%lld", (long long)count);
     sb s = SB_INIT;
     sb_puts(&s, "BEGIN; TRUNCATE ");
     qtable(&s, x, m);
     sb_puts(&s, " RESTART IDENTITY");
     int rc = pg_exec(x->pg, e, sb_str(&s));
     sb_free(&s);
-    const char *p[] = {m->object, total, maxstamp, job};
-    if (rc == 0)
-        rc = set_mapping(x, m,
-                         "state = 'LOADING', load_total = $2, load_wm = $3, load_job = $4, load_locator = NULL,"
-                         " load_done = 0, load_started_at = now(), last_error = NULL",
-                         4, p, e);
+    if (rc == 0) {
+        cat_cols cols = {0};
+        cat_cols_load_started(&cols, count, maxstamp, job);
+        rc = fsm_fire(x->pg, x->schema, m, EV_LOAD_START, &cols, e);
+    }
     if (rc == 0)
         rc = pg_exec(x->pg, e, "COMMIT");
     if (rc != 0) {
@@ -642,7 +620,6 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
     replace(&m->load_wm, maxstamp);
     replace(&m->load_job, job);
     replace(&m->load_locator, NULL);
-    replace(&m->state, "LOADING");
     free(maxstamp);
     free(job);
     return 0;
@@ -728,11 +705,7 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
             rc = -1;
             break;
         }
-        char done[24];
-        snprintf(done, sizeof done, "%lld", (long long)rows);
-        const char *p[] = {m->object, next ? next : "", done};
-        if (set_mapping(x, m, "load_locator = $2, load_done = load_done + $3::bigint,"
-                              " rows_synced = rows_synced + $3::bigint", 3, p, e) != 0 ||
+        if (cat_load_progress(x->pg, x->schema, m->object, next ? next : "", rows, e) != 0 ||
             pg_exec(x->pg, e, "COMMIT") != 0) {
             free(next);
             rc = pg_failed(x, e);
@@ -754,7 +727,7 @@ int
 sync_load(sync_ctx *x, mapping *m, err_t *e)
 {
     x->fail = SFAPI_OK;
-    bool started = m->load_total >= 0 && strcmp(m->state, "INITIAL") != 0;
+    bool started = m->load_total >= 0 && m->state != MS_INITIAL;
     if (!started && load_start(x, m, e) != 0)
         return -1;
     bool finished = m->load_locator && !*m->load_locator;
@@ -766,25 +739,22 @@ sync_load(sync_ctx *x, mapping *m, err_t *e)
                 (strcmp(e->code, "INVALID_QUERY_LOCATOR") == 0 || strcmp(e->code, "NOT_FOUND") == 0 ||
                  strcmp(e->code, "INVALIDJOB") == 0)) {
                 log_warn("%s: load position lost (%s); restarting the load", m->object, e->code);
-                const char *p[] = {m->object};
-                set_mapping(x, m, "state = 'INITIAL', load_total = NULL, load_locator = NULL, load_job = NULL", 1,
-                            p, NULL);
-                replace(&m->state, "INITIAL");
+                cat_cols cols = {0};
+                cat_cols_load_restart(&cols);
+                err_t re;
+                /* Not recorded: the next attempt resumes, fails the same way and tries again. */
+                if (fsm_fire(x->pg, x->schema, m, EV_LOAD_RESTART, &cols, &re) != 0)
+                    log_warn("%s: load restart not recorded: %s", m->object, re.msg);
                 m->load_total = -1;
                 x->fail = SFAPI_TRANSIENT;
             }
             return -1;
         }
     }
-    char poll[16];
-    snprintf(poll, sizeof poll, "%d", m->poll_seconds);
-    const char *p[] = {m->object, poll};
-    if (set_mapping(x, m,
-                    "loaded = true, state = 'DATA_SYNCED', watermark = load_wm, load_job = NULL,"
-                    " load_locator = NULL, last_error = NULL, errors = 0, last_poll_at = now(), last_drift_at = now(),"
-                    " next_poll_at = now() + make_interval(secs => $2::int)",
-                    2, p, e) != 0)
-        return -1;
+    cat_cols cols = {0};
+    cat_cols_load_finished(&cols, m->poll_seconds);
+    if (fsm_fire(x->pg, x->schema, m, EV_LOAD_DONE, &cols, e) != 0)
+        return pg_failed(x, e);
     if (m->load_job) {
         err_t ignore;
         sfapi_bulk_query_delete(x->sf, m->load_job, &ignore);
@@ -794,7 +764,6 @@ sync_load(sync_ctx *x, mapping *m, err_t *e)
     replace(&m->watermark, m->load_wm);
     replace(&m->load_job, NULL);
     replace(&m->load_locator, NULL);
-    replace(&m->state, "DATA_SYNCED");
     return 0;
 }
 
@@ -844,8 +813,7 @@ sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
         return -1;
     if (wait) {
         log_debug("%s: poll deferred until the writer settles inserts with an unknown outcome", m->object);
-        const char *p[] = {m->object};
-        return set_mapping(x, m, "next_poll_at = now() + interval '1 second'", 1, p, e);
+        return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
     }
     char where[80] = "";
     if (m->watermark) {
@@ -884,8 +852,7 @@ sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
             /* The rest of this poll waits for the writer; the watermark stays. */
             json_decref(page);
             free(sql);
-            const char *p[] = {m->object};
-            return set_mapping(x, m, "next_poll_at = now() + interval '1 second'", 1, p, e);
+            return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
         }
         const char *next = page_next(page);
         if (!next)
@@ -906,24 +873,15 @@ sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
     free(sql);
     if (rc != 0)
         return -1;
-    char poll[16];
-    snprintf(poll, sizeof poll, "%d", m->poll_seconds);
-    const char *p[] = {m->object, poll};
-    /* Re-read the watermark the page statements advanced. */
-    sb s = SB_INIT;
-    sb_puts(&s, "UPDATE ");
-    pg_qname(&s, x->schema, "_sfbridge_mapping");
-    sb_puts(&s, " SET last_poll_at = now(), next_poll_at = now() + make_interval(secs => $2::int),"
-                " errors = 0, last_error = NULL,"
-                " state = CASE WHEN state IN ('POLLING_SF_CHANGES', 'RETRYING') THEN 'DATA_SYNCED' ELSE state END"
-                " WHERE object_name = $1 RETURNING to_char(watermark, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')");
-    PGresult *r = pg_query(x->pg, e, sb_str(&s), 2, p);
-    sb_free(&s);
-    if (!r)
+    cat_cols cols = {0};
+    cat_cols_poll_finished(&cols, m->poll_seconds);
+    char *wm = NULL;
+    if (fsm_fire(x->pg, x->schema, m, EV_POLL_DONE, &cols, e) != 0 ||
+        cat_watermark(x->pg, x->schema, m->object, &wm, e) != 0) /* the page statements advanced it */
         return pg_failed(x, e);
-    if (PQntuples(r) && !PQgetisnull(r, 0, 0))
-        replace(&m->watermark, PQgetvalue(r, 0, 0));
-    PQclear(r);
+    if (wm)
+        replace(&m->watermark, wm);
+    free(wm);
     return 0;
 }
 
@@ -1124,13 +1082,10 @@ sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
         return pg_failed(x, e);
     *repairs += atoll(PQcmdTuples(r));
     PQclear(r);
-    char n[24];
-    snprintf(n, sizeof n, "%lld", (long long)*repairs);
-    const char *p2[] = {m->object, n};
     pg_exec(x->pg, NULL, "DROP TABLE IF EXISTS " STAGE);
     if (*repairs)
         log_warn("%s: drift check repaired %lld rows", m->object, (long long)*repairs);
-    return set_mapping(x, m, "repairs = repairs + $2::bigint, last_drift_at = now()", 2, p2, e);
+    return cat_drift_done(x->pg, x->schema, m->object, *repairs, e) == 0 ? 0 : pg_failed(x, e);
 }
 
 /* ---- reload ------------------------------------------------------------------- */
@@ -1168,12 +1123,9 @@ sync_reload(sync_ctx *x, mapping *m, err_t *e)
         rc = pg_run(x->pg, e, sb_str(&s), 1, p);
     }
     if (rc == 0) {
-        const char *p[] = {m->object, maxstamp};
-        rc = set_mapping(x, m,
-                         "state = 'DATA_SYNCED', loaded = true, last_error = NULL, errors = 0,"
-                         " watermark = CASE WHEN watermark IS NULL OR watermark < $2::timestamp THEN $2::timestamp"
-                         " ELSE watermark END",
-                         2, p, e);
+        cat_cols cols = {0};
+        cat_cols_reload_finished(&cols, maxstamp);
+        rc = fsm_fire(x->pg, x->schema, m, EV_RELOAD_DONE, &cols, e);
     }
     if (rc == 0)
         rc = pg_exec(x->pg, e, "COMMIT");
@@ -1183,7 +1135,6 @@ sync_reload(sync_ctx *x, mapping *m, err_t *e)
     sb_free(&s);
     free(f);
     if (rc == 0) {
-        replace(&m->state, "DATA_SYNCED");
         m->loaded = true;
         log_info("%s: reload complete, %lld records", m->object, (long long)count);
     }
@@ -1249,13 +1200,12 @@ sync_backfill(sync_ctx *x, mapping *m, err_t *e)
     free(f);
     if (rc != 0)
         return -1;
-    const char *p[] = {m->object};
-    if (set_mapping(x, m, "resync_fields = NULL, state = 'DATA_SYNCED', last_error = NULL, errors = 0", 1, p,
-                    e) != 0)
-        return -1;
+    cat_cols cols = {0};
+    cat_cols_backfill_finished(&cols);
+    if (fsm_fire(x->pg, x->schema, m, EV_BACKFILL_DONE, &cols, e) != 0)
+        return pg_failed(x, e);
     json_decref(m->resync);
     m->resync = NULL;
-    replace(&m->state, "DATA_SYNCED");
     log_info("%s: new columns backfilled", m->object);
     return 0;
 }
@@ -1356,15 +1306,8 @@ sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, 
             rc = pg_failed(x, e);
     }
     if (rc == 0) {
-        char rid[24], lag[24], n[24];
-        snprintf(rid, sizeof rid, "%lld", (long long)replay_id);
-        snprintf(lag, sizeof lag, "%lld", (long long)lag_ms);
-        snprintf(n, sizeof n, "%zu", nids + ndel);
-        const char *p[] = {m->object, rid, lag, n};
-        rc = set_mapping(x, m,
-                         "replay_id = CASE WHEN $2::bigint > 0 THEN $2::bigint ELSE replay_id END,"
-                         " stream_lag_ms = $3::int, stream_events = stream_events + $4::bigint, last_event_at = now()",
-                         4, p, e);
+        if (cat_stream_applied(x->pg, x->schema, m->object, replay_id, lag_ms, (int64_t)(nids + ndel), e) != 0)
+            rc = pg_failed(x, e);
     }
     if (rc == 0)
         rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);

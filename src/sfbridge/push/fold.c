@@ -66,9 +66,12 @@ op_set_failed(op *o, const char *code, const char *message, json_t *fields)
 {
     o->out = OUT_FAILED;
     snprintf(o->lastop, sizeof o->lastop, "FAILED");
-    json_t *err = json_pack("{s:s,s:s,s:O?}", "statusCode", code, "message", message, "fields", fields);
-    const char *what = o->kind == OP_DELETE ? "DELETE" : o->kind == OP_UPDATE ? "UPDATE"
-                       : o->kind == OP_UPSERT ? "UPSERT" : "INSERT";
+    json_t *err = json_pack("{s:s,s:s,s:O?}", "statusCode", code, "message", message, "fields",
+                            fields);
+    const char *what = o->kind == OP_DELETE   ? "DELETE"
+                       : o->kind == OP_UPDATE ? "UPDATE"
+                       : o->kind == OP_UPSERT ? "UPSERT"
+                                              : "INSERT";
     json_t *j = json_pack("{s:s,s:[o]}", "op", what, "errors", err);
     free(o->err_json);
     o->err_json = json_dumps(j, JSON_COMPACT);
@@ -233,16 +236,18 @@ fold_group(const mapping *m, const fold_entry *es, size_t n, const fold_row *ri,
             json_object_update(vals, ri->row);
     }
     if (kind == OP_INSERT && sfid)
-        kind = OP_UPDATE; /* the row already names its Salesforce record */
+        kind = OP_UPDATE;           /* the row already names its Salesforce record */
     if (kind == OP_DELETE && !sfid) /* created and deleted before anything was sent... */
-        kind = o->unknown && o->sent ? OP_LOOKUP_DELETE : OP_NOTHING; /* ...unless an insert may have reached SF */
+        kind = o->unknown && o->sent ? OP_LOOKUP_DELETE
+                                     : OP_NOTHING; /* ...unless an insert may have reached SF */
     if (kind == OP_INSERT || kind == OP_UPDATE) {
         o->rec = fold_record(m, vals, kind == OP_INSERT, false);
         if (!o->rec)
             kind = OP_NOTHING;
         else if (kind == OP_UPDATE)
             json_object_set_new(o->rec, "id", json_string(sfid));
-        if (kind == OP_INSERT && m->upsert_field && json_is_string(json_object_get(o->rec, m->upsert_field))) {
+        if (kind == OP_INSERT && m->upsert_field &&
+            json_is_string(json_object_get(o->rec, m->upsert_field))) {
             /* An upsert may update an existing record: fields the app emptied are sent as null. */
             kind = OP_UPSERT;
             json_decref(o->rec);
@@ -250,9 +255,9 @@ fold_group(const mapping *m, const fold_entry *es, size_t n, const fold_row *ri,
         }
     }
     if (kind == OP_NOTHING) {
-        log_debug("writer: %s row %d: nothing to send (entries %lld..%lld, row %s, sfid %s)", m->table, o->record_id,
-                  (long long)es[0].id, (long long)es[n - 1].id, o->row_exists ? "present" : "gone",
-                  sfid ? sfid : "none");
+        log_debug("writer: %s row %d: nothing to send (entries %lld..%lld, row %s, sfid %s)",
+                  m->table, o->record_id, (long long)es[0].id, (long long)es[n - 1].id,
+                  o->row_exists ? "present" : "gone", sfid ? sfid : "none");
         o->out = OUT_DROPPED;
         snprintf(o->lastop, sizeof o->lastop, "SYNCED");
     }

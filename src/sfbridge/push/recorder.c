@@ -18,26 +18,26 @@
 #include "worker.h"
 
 typedef struct rec_job {
-    const mapping  *m;
-    op            **ops;
-    size_t          n;
+    const mapping *m;
+    op **ops;
+    size_t n;
     struct rec_job *next;
 } rec_job;
 
 struct recorder {
-    char           *url;
-    char           *schema;
-    long            backoff_cap_ms;
-    PGconn         *pg2;     /* the thread's; touched by the writer only while the queue is empty */
-    worker_thread   thread;
+    char *url;
+    char *schema;
+    long backoff_cap_ms;
+    PGconn *pg2; /* the thread's; touched by the writer only while the queue is empty */
+    worker_thread thread;
     pthread_mutex_t mu;
-    pthread_cond_t  work;    /* a job was queued, or stop */
-    pthread_cond_t  idle;    /* the queue emptied */
-    rec_job        *head, *tail;
-    size_t          busy;    /* jobs queued or running */
-    bool            stop;
-    int             rc;      /* the first failure since the last wait */
-    err_t           e;
+    pthread_cond_t work; /* a job was queued, or stop */
+    pthread_cond_t idle; /* the queue emptied */
+    rec_job *head, *tail;
+    size_t busy; /* jobs queued or running */
+    bool stop;
+    int rc; /* the first failure since the last wait */
+    err_t e;
 };
 
 /* ---- the trigger log's side --------------------------------------------------- */
@@ -58,16 +58,12 @@ static tlog_state
 entry_state(const op *o, bool survivor)
 {
     switch (o->out) {
-    case OUT_OK:
-        return survivor ? TLOG_SUCCESS : TLOG_MERGED;
-    case OUT_FAILED:
-        return TLOG_FAILED;
-    case OUT_DROPPED:
-        return TLOG_IGNORED;
+    case OUT_OK: return survivor ? TLOG_SUCCESS : TLOG_MERGED;
+    case OUT_FAILED: return TLOG_FAILED;
+    case OUT_DROPPED: return TLOG_IGNORED;
     case OUT_RETRY:
     case OUT_NONE:
-    default:
-        return TLOG_NEW;
+    default: return TLOG_NEW;
     }
 }
 
@@ -105,11 +101,11 @@ log_outcomes(const recorder *r, PGconn *pg, op **ops, size_t n, const bool *sel,
 /* ---- the rows' side --------------------------------------------------------------- */
 
 typedef struct row_batch {
-    int64_t     *rids;
+    int64_t *rids;
     const char **sfid, **lastop, **err;
-    size_t      *at; /* index in ops */
-    size_t       n;
-    sb           own; /* this batch's own entries, not "a newer change waiting" */
+    size_t *at; /* index in ops */
+    size_t n;
+    sb own; /* this batch's own entries, not "a newer change waiting" */
 } row_batch;
 
 static void
@@ -160,12 +156,17 @@ row_sql(sb *s, const char *schema, const mapping *m)
     pg_qname(&qt, schema, m->table);
     sb_puts(s, "WITH busy AS (");
     tlog_sql_waiting_records(s, schema, "$5", "$1::int[]", "$7::bigint[]");
-    sb_printf(s, "), free AS (SELECT id FROM %s WHERE id = ANY($1::int[]) AND $6::boolean FOR UPDATE SKIP LOCKED)"
-                 " UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
-                 " \"_hc_lastop\" = CASE WHEN t.id IN (SELECT record_id FROM busy) THEN t.\"_hc_lastop\""
-                 " ELSE u.lastop END, \"_hc_err\" = u.err"
-                 " FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(rid, sfid, lastop, err)"
-                 " WHERE t.id = u.rid AND (NOT $6::boolean OR t.id IN (SELECT id FROM free)) RETURNING t.id",
+    sb_printf(s,
+              "), free AS (SELECT id FROM %s WHERE id = ANY($1::int[]) AND $6::boolean FOR UPDATE "
+              "SKIP LOCKED)"
+              " UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
+              " \"_hc_lastop\" = CASE WHEN t.id IN (SELECT record_id FROM busy) THEN "
+              "t.\"_hc_lastop\""
+              " ELSE u.lastop END, \"_hc_err\" = u.err"
+              " FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(rid, sfid, lastop, "
+              "err)"
+              " WHERE t.id = u.rid AND (NOT $6::boolean OR t.id IN (SELECT id FROM free)) "
+              "RETURNING t.id",
               sb_str(&qt), sb_str(&qt));
     sb_free(&qt);
 }
@@ -187,8 +188,9 @@ row_outcomes(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n
         pg_text_array(&a[1], b.sfid, b.n);
         pg_text_array(&a[2], b.lastop, b.n);
         pg_text_array(&a[3], b.err, b.n);
-        const char *p[] = {sb_str(&a[0]), sb_str(&a[1]), sb_str(&a[2]), sb_str(&a[3]), m->table,
-                           skip_locked ? "true" : "false", sb_str(&b.own)};
+        const char *p[] = {sb_str(&a[0]), sb_str(&a[1]), sb_str(&a[2]),
+                           sb_str(&a[3]), m->table,      skip_locked ? "true" : "false",
+                           sb_str(&b.own)};
         PGresult *res = pg_query(pg, e, sb_str(&s), 7, p);
         rc = res ? 0 : -1;
         if (res && skipped && (size_t)PQntuples(res) < b.n) {
@@ -303,7 +305,8 @@ recorder_main(void *arg)
         err_clear(&e);
         int rc = recorder_record(r, r->pg2, j->m, j->ops, j->n, &e);
         if (rc != 0 && !pg_connection_lost(r->pg2))
-            pg_rollback_quietly(r->pg2); /* a failure after COMMIT leaves nothing open; harmless then */
+            pg_rollback_quietly(
+                r->pg2); /* a failure after COMMIT leaves nothing open; harmless then */
         free(j);
         pthread_mutex_lock(&r->mu);
         finished(r, rc, &e);

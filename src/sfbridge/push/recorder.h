@@ -28,15 +28,16 @@ typedef struct recorder recorder;
 /* Nothing is connected or started until the first recorder_submit. */
 recorder *recorder_new(const char *database_url, const char *schema, long backoff_cap_ms);
 /* Waits for the queue, stops the thread, closes the second connection. */
-void      recorder_free(recorder *r);
+void recorder_free(recorder *r);
 
 /* Record ops[0..n) (all of mapping m) now, on pg. 0, or -1 with e filled. */
-ERR_MUST_CHECK int recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e);
+ERR_MUST_CHECK int recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops,
+                                   size_t n, err_t *e);
 /* Queue ops[0..n) for the thread; they (and m) must stay alive until
  * recorder_wait returns. Waits first for what is queued already. Without a
  * second connection (none can be opened), records in line on pg. A failure
  * is reported by the next recorder_wait. */
-void      recorder_submit(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n);
+void recorder_submit(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n);
 /* Wait until everything submitted is recorded. 0, or -1 with the first
  * failure since the last wait in e (when not NULL). */
 ERR_MUST_CHECK int recorder_wait(recorder *r, err_t *e);

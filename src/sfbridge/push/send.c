@@ -17,15 +17,17 @@
 bool
 send_transient_code(const char *code)
 {
-    return code && (strcmp(code, "UNABLE_TO_LOCK_ROW") == 0 || strcmp(code, "REQUEST_LIMIT_EXCEEDED") == 0 ||
-                    strcmp(code, "SERVER_UNAVAILABLE") == 0);
+    return code &&
+           (strcmp(code, "UNABLE_TO_LOCK_ROW") == 0 ||
+            strcmp(code, "REQUEST_LIMIT_EXCEEDED") == 0 || strcmp(code, "SERVER_UNAVAILABLE") == 0);
 }
 
 /* ---- sObject Collections ----------------------------------------------------- */
 
 /* The request for one collection: method, path and body. */
 static const char *
-collection_request(const char *api_version, const mapping *m, op **ops, size_t n, sb *path, sb *body)
+collection_request(const char *api_version, const mapping *m, op **ops, size_t n, sb *path,
+                   sb *body)
 {
     op_kind kind = ops[0]->kind;
     if (kind == OP_DELETE) {
@@ -44,7 +46,8 @@ collection_request(const char *api_version, const mapping *m, op **ops, size_t n
     free(txt);
     json_decref(b);
     if (kind == OP_UPSERT) {
-        sb_printf(path, "/services/data/v%s/composite/sobjects/%s/%s", api_version, m->object, m->upsert_field);
+        sb_printf(path, "/services/data/v%s/composite/sobjects/%s/%s", api_version, m->object,
+                  m->upsert_field);
         return "PATCH";
     }
     sb_printf(path, "/services/data/v%s/composite/sobjects", api_version);
@@ -65,8 +68,8 @@ collection_failed(const mapping *m, op **ops, size_t n, const char *method, int 
         else
             op_set_retry(ops[i], why, op_kind_creates(kind)); /* an insert may have happened */
     }
-    log_warn("writer: %s %s of %zu %s records failed: %s", method, kind == OP_DELETE ? "delete" : "write", n,
-             m->object, why);
+    log_warn("writer: %s %s of %zu %s records failed: %s", method,
+             kind == OP_DELETE ? "delete" : "write", n, m->object, why);
 }
 
 /* One record's answer in a collection reply. */
@@ -80,8 +83,10 @@ collection_result(op *o, op_kind kind, json_t *r, writer_stats *st)
             o->new_sfid = xstrdup(id);
         }
         op_set_ok(o, kind == OP_INSERT ? "INSERTED"
-                     : kind == OP_UPSERT ? (json_is_false(json_object_get(r, "created")) ? "UPDATED" : "INSERTED")
-                     : kind == OP_UPDATE ? "UPDATED" : "DELETED");
+                     : kind == OP_UPSERT
+                         ? (json_is_false(json_object_get(r, "created")) ? "UPDATED" : "INSERTED")
+                     : kind == OP_UPDATE ? "UPDATED"
+                                         : "DELETED");
         st->sent++;
         return;
     }
@@ -89,7 +94,8 @@ collection_result(op *o, op_kind kind, json_t *r, writer_stats *st)
     const char *code = json_string_value(json_object_get(err, "statusCode"));
     const char *msg = json_string_value(json_object_get(err, "message"));
     if (kind == OP_DELETE && code &&
-        (strcmp(code, "ENTITY_IS_DELETED") == 0 || strcmp(code, "INVALID_CROSS_REFERENCE_KEY") == 0)) {
+        (strcmp(code, "ENTITY_IS_DELETED") == 0 ||
+         strcmp(code, "INVALID_CROSS_REFERENCE_KEY") == 0)) {
         op_set_ok(o, "DELETED"); /* already gone: the delete is done */
         return;
     }
@@ -109,23 +115,17 @@ static void
 class_from_sfapi(sfapi *sf, err_t *e)
 {
     switch (sfapi_last_class(sf)) {
-    case SFAPI_TRANSIENT:
-        err_class_set(e, ERR_TRANSIENT);
-        break;
-    case SFAPI_AUTH:
-        err_class_set(e, ERR_AUTH);
-        break;
-    case SFAPI_PERMANENT:
-        err_class_set(e, ERR_PERMANENT);
-        break;
+    case SFAPI_TRANSIENT: err_class_set(e, ERR_TRANSIENT); break;
+    case SFAPI_AUTH: err_class_set(e, ERR_AUTH); break;
+    case SFAPI_PERMANENT: err_class_set(e, ERR_PERMANENT); break;
     case SFAPI_OK:
-    default:
-        break;
+    default: break;
     }
 }
 
 void
-send_collection(sfapi *sf, const char *api_version, const mapping *m, op **ops, size_t n, writer_stats *st)
+send_collection(sfapi *sf, const char *api_version, const mapping *m, op **ops, size_t n,
+                writer_stats *st)
 {
     op_kind kind = ops[0]->kind;
     sb path = SB_INIT; /* 200 ids do not fit a fixed buffer */
@@ -136,7 +136,8 @@ send_collection(sfapi *sf, const char *api_version, const mapping *m, op **ops, 
     err_t e;
     err_clear(&e);
     uint64_t before = sfapi_calls(sf);
-    int rc = sfapi_rest(sf, method, sb_str(&path), kind == OP_DELETE ? NULL : sb_str(&body), &status, &res, &e);
+    int rc = sfapi_rest(sf, method, sb_str(&path), kind == OP_DELETE ? NULL : sb_str(&body),
+                        &status, &res, &e);
     if (rc != 0)
         class_from_sfapi(sf, &e);
     st->api_calls += (int64_t)(sfapi_calls(sf) - before);
@@ -217,7 +218,8 @@ bulk_csv(const mapping *m, op **ops, size_t n, sb *csv)
     const char **names = xcalloc(nc + 1, sizeof *names);
     const char *k;
     json_t *v;
-    json_object_foreach(cols, k, v) names[json_integer_value(v)] = k;
+    json_object_foreach(cols, k, v)
+        names[json_integer_value(v)] = k;
     for (size_t c = 0; c < nc; c++) {
         if (c)
             sb_putc(csv, ',');
@@ -303,22 +305,23 @@ send_bulk_upsert(sfapi *sf, const mapping *m, op **ops, size_t n, writer_stats *
     err_t e;
     err_clear(&e);
     uint64_t before = sfapi_calls(sf);
-    int rc = sfapi_bulk_ingest(sf, m->object, "upsert", m->upsert_field, sb_str(&csv), 0, &job, &processed,
-                               &failed, &e);
+    int rc = sfapi_bulk_ingest(sf, m->object, "upsert", m->upsert_field, sb_str(&csv), 0, &job,
+                               &processed, &failed, &e);
     if (rc == 0)
         rc = sfapi_bulk_ingest_results(sf, job, false, &ok, &e);
     if (rc == 0 && failed)
         rc = sfapi_bulk_ingest_results(sf, job, true, &bad, &e);
     st->api_calls += (int64_t)(sfapi_calls(sf) - before);
     if (rc != 0) {
-        log_warn("writer: Bulk API upsert of %zu %s records failed (%s: %s); falling back to collections", n,
-                 m->object, e.code, e.msg);
+        log_warn("writer: Bulk API upsert of %zu %s records failed (%s: %s); falling back to "
+                 "collections",
+                 n, m->object, e.code, e.msg);
     } else {
         qsort(ops, n, sizeof *ops, cmp_op_key);
         bulk_results(m, ops, n, 0, &ok, st);
         bulk_results(m, ops, n, 1, &bad, st);
-        log_info("writer: Bulk API job %s upserted %ld %s records (%ld failed)", job, processed - failed, m->object,
-                 failed);
+        log_info("writer: Bulk API job %s upserted %ld %s records (%ld failed)", job,
+                 processed - failed, m->object, failed);
     }
     for (size_t i = 0; i < n; i++)
         json_object_del(ops[i]->rec, "_k");
@@ -333,8 +336,9 @@ send_bulk_upsert(sfapi *sf, const mapping *m, op **ops, size_t n, writer_stats *
 static bool
 filterable(const map_field *f)
 {
-    static const char *const ok[] = {"string", "email", "phone", "url", "picklist", "boolean", "int", "double",
-                                     "currency", "percent", "date", "datetime", "reference", "id", "combobox"};
+    static const char *const ok[] = {"string",  "email",    "phone",     "url",      "picklist",
+                                     "boolean", "int",      "double",    "currency", "percent",
+                                     "date",    "datetime", "reference", "id",       "combobox"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(f->sftype, ok[i]) == 0)
             return true;
@@ -383,7 +387,8 @@ send_lookup_insert(sfapi *sf, const mapping *m, const op *o, json_t **ids, err_t
     char since[32];
     util_fmt_datetime_z(sent - LOOKUP_SKEW_S * 1000, since);
     sb q = SB_INIT;
-    const char *ext = m->upsert_field ? json_string_value(json_object_get(rec, m->upsert_field)) : NULL;
+    const char *ext = m->upsert_field ? json_string_value(json_object_get(rec, m->upsert_field))
+                                      : NULL;
     if (ext) {
         /* Keyed by the unique identifier: the record, if it exists, is the one. */
         sb_printf(&q, "SELECT Id FROM %s WHERE %s = '", m->object, m->upsert_field);

@@ -26,7 +26,8 @@ bool send_transient_code(const char *code);
  * Every op gets an outcome: a failed request retries them all (unknown for
  * inserts and upserts: they may have happened), or fails them all when
  * Salesforce refused the request itself. Counts go to st. */
-void send_collection(sfapi *sf, const char *api_version, const mapping *m, op **ops, size_t n, writer_stats *st);
+void send_collection(sfapi *sf, const char *api_version, const mapping *m, op **ops, size_t n,
+                     writer_stats *st);
 
 /* One Bulk API 2.0 upsert job for ops[0..n) (all OP_UPSERT of m). Operations
  * the job did not answer for are left OUT_NONE, for the collections to send;
@@ -38,6 +39,7 @@ void send_bulk_upsert(sfapi *sf, const mapping *m, op **ops, size_t n, writer_st
  * identifier when set, else created by this user since shortly before the
  * attempt with the same filterable field values). *ids is a JSON array of
  * strings (caller json_decref's it). 0, or -1 with e filled. */
-ERR_MUST_CHECK int send_lookup_insert(sfapi *sf, const mapping *m, const op *o, json_t **ids, err_t *e);
+ERR_MUST_CHECK int send_lookup_insert(sfapi *sf, const mapping *m, const op *o, json_t **ids,
+                                      err_t *e);
 
 #endif

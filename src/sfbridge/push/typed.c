@@ -23,7 +23,8 @@ static bool
 numeric_type(const char *t)
 {
     return strcmp(t, "integer") == 0 || strcmp(t, "bigint") == 0 || strcmp(t, "smallint") == 0 ||
-           strcmp(t, "double precision") == 0 || strcmp(t, "real") == 0 || strncmp(t, "numeric", 7) == 0;
+           strcmp(t, "double precision") == 0 || strcmp(t, "real") == 0 ||
+           strncmp(t, "numeric", 7) == 0;
 }
 
 static json_t *
@@ -51,8 +52,8 @@ typed_timestamp(const char *s, json_t *v)
     memcpy(buf, s, n + 1);
     buf[10] = 'T';
     /* "+05" (an offset without minutes) -> "+05:00" */
-    if (n > 3 && (buf[n - 3] == '+' || buf[n - 3] == '-') && buf[n - 2] >= '0' && buf[n - 1] >= '0' &&
-        buf[n - 2] <= '9' && buf[n - 1] <= '9')
+    if (n > 3 && (buf[n - 3] == '+' || buf[n - 3] == '-') && buf[n - 2] >= '0' &&
+        buf[n - 1] >= '0' && buf[n - 2] <= '9' && buf[n - 1] <= '9')
         memcpy(buf + n, ":00", 4);
     return json_string(buf);
 }
@@ -95,7 +96,8 @@ typed_values(const mapping *m, json_t *raw)
 json_t *
 typed_sf_value(const map_field *f, json_t *v)
 {
-    if (json_is_string(v) && (strcmp(f->sftype, "datetime") == 0 || strcmp(f->sftype, "time") == 0)) {
+    if (json_is_string(v) &&
+        (strcmp(f->sftype, "datetime") == 0 || strcmp(f->sftype, "time") == 0)) {
         const char *s = json_string_value(v);
         size_t n = strlen(s);
         bool zoned = n && (s[n - 1] == 'Z' || strchr(s + (n > 10 ? n - 6 : 0), '+'));

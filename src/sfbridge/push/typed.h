@@ -20,11 +20,11 @@ const map_field *typed_field(const mapping *m, const char *col);
  * timestamps ISO 8601 ("2024-01-02 03:04:05+05" -> "2024-01-02T03:04:05+05:00").
  * Anything else, text that does not parse included, stays as it is
  * (Salesforce then refuses it for that record alone). */
-json_t          *typed_value(const map_field *f, json_t *v);
+json_t *typed_value(const map_field *f, json_t *v);
 /* Every string value of the object raw typed in place by m's columns; returns raw. */
-json_t          *typed_values(const mapping *m, json_t *raw);
+json_t *typed_values(const mapping *m, json_t *raw);
 /* A value as Salesforce wants it for field f (a new reference): datetimes and
  * times without a zone are UTC ("Z" added), "HH:MM:SS" times get ".000Z". */
-json_t          *typed_sf_value(const map_field *f, json_t *v);
+json_t *typed_sf_value(const map_field *f, json_t *v);
 
 #endif

@@ -48,24 +48,24 @@
 #define ANALYZE_MIN    5000 /* a claim this large refreshes the log's statistics (once a pass) */
 
 struct writer {
-    const cfg             *cfg;
+    const cfg *cfg;
     volatile sig_atomic_t *stop;
-    PGconn                *pg;
-    bool                   connected; /* pg was open once: a new one recovers what the last had in flight */
-    recorder              *rec;
-    sfapi                 *sf;
-    mapping               *ms;
-    size_t                 nms;
-    worker_thread          thread;
-    int64_t                last_prune_ms;
+    PGconn *pg;
+    bool connected; /* pg was open once: a new one recovers what the last had in flight */
+    recorder *rec;
+    sfapi *sf;
+    mapping *ms;
+    size_t nms;
+    worker_thread thread;
+    int64_t last_prune_ms;
 };
 
 /* One claim: its entries (sorted by mapping, record, id) and their operations. */
 typedef struct batch {
     fold_entry *es;
-    size_t      n;
-    op         *ops;
-    size_t      nops;
+    size_t n;
+    op *ops;
+    size_t nops;
 } batch;
 
 static void
@@ -123,7 +123,8 @@ static int
 w_sf(writer *w, err_t *e)
 {
     if (!w->sf)
-        w->sf = app_sfapi_new(w->cfg, 0, 0, NULL); /* no retries: the writer decides what may be sent again */
+        w->sf = app_sfapi_new(w->cfg, 0, 0,
+                              NULL); /* no retries: the writer decides what may be sent again */
     if (*sfapi_instance_url(w->sf))
         return 0;
     return sfapi_login(w->sf, e);
@@ -136,8 +137,8 @@ writer_recover(void *pgconn, const char *schema, err_t *e)
 }
 
 int
-writer_requeue(void *pgconn, const char *schema, const char *const *ids, size_t nids, bool all, int64_t *n,
-               err_t *e)
+writer_requeue(void *pgconn, const char *schema, const char *const *ids, size_t nids, bool all,
+               int64_t *n, err_t *e)
 {
     return tlog_requeue(pgconn, schema, ids, nids, all, n, e);
 }
@@ -289,8 +290,8 @@ record_keys(sb *out, const fold_entry *es, size_t n)
 /* Rows without an sfid (gone, or never written back) whose updates and deletes
  * do not know it either: the sfid an earlier successful write got. */
 static int
-load_written_sfids(writer *w, const fold_entry *es, size_t n, const mapping *m, fold_row *rows, size_t nrows,
-                   err_t *e)
+load_written_sfids(writer *w, const fold_entry *es, size_t n, const mapping *m, fold_row *rows,
+                   size_t nrows, err_t *e)
 {
     int *need = xcalloc(nrows + 1, sizeof *need);
     size_t nneed = 0, walk = 0;
@@ -323,15 +324,18 @@ load_written_sfids(writer *w, const fold_entry *es, size_t n, const mapping *m, 
  * for a record that may have to be inserted as it is now (no INSERT entry
  * claimed for it, no sfid): see fold_group. Sorted by record id. */
 static int
-load_rows(writer *w, const fold_entry *es, size_t n, const mapping *m, fold_row **rows, size_t *nrows, err_t *e)
+load_rows(writer *w, const fold_entry *es, size_t n, const mapping *m, fold_row **rows,
+          size_t *nrows, err_t *e)
 {
     sb keys = SB_INIT, qt = SB_INIT, s = SB_INIT;
     record_keys(&keys, es, n);
     pg_qname(&qt, w->cfg->schema, m->table);
-    sb_printf(&s, "SELECT r.rid, t.sfid, CASE WHEN t.id IS NULL THEN NULL WHEN t.sfid IS NULL AND r.k > 0"
-                  " THEN to_jsonb(t.*)::text ELSE '{}' END"
-                  " FROM (SELECT DISTINCT abs(k) AS rid, max(k) OVER (PARTITION BY abs(k)) AS k"
-                  " FROM unnest($1::int[]) AS k) r LEFT JOIN %s t ON t.id = r.rid ORDER BY r.rid",
+    sb_printf(&s,
+              "SELECT r.rid, t.sfid, CASE WHEN t.id IS NULL THEN NULL WHEN t.sfid IS NULL AND r.k "
+              "> 0"
+              " THEN to_jsonb(t.*)::text ELSE '{}' END"
+              " FROM (SELECT DISTINCT abs(k) AS rid, max(k) OVER (PARTITION BY abs(k)) AS k"
+              " FROM unnest($1::int[]) AS k) r LEFT JOIN %s t ON t.id = r.rid ORDER BY r.rid",
               sb_str(&qt));
     const char *p[] = {sb_str(&keys)};
     PGresult *r = pg_query(w->pg, e, sb_str(&s), 1, p);
@@ -386,7 +390,8 @@ fold_batch(writer *w, batch *b, err_t *e)
                 h++;
             while (rw < nrows && rows[rw].record_id < es[g].record_id)
                 rw++;
-            const fold_row *ri = rw < nrows && rows[rw].record_id == es[g].record_id ? &rows[rw] : NULL;
+            const fold_row *ri = rw < nrows && rows[rw].record_id == es[g].record_id ? &rows[rw]
+                                                                                     : NULL;
             fold_group(m, es + g, h - g, ri, &b->ops[b->nops++]);
             g = h;
         }
@@ -437,8 +442,10 @@ find_created(writer *w, op *o, err_t *e)
         return -1;
     if (matches > 1)
         return err_set(e, 409, "AMBIGUOUS_INSERT",
-                       "the insert's outcome was unknown and %d records created since then match it; check them in "
-                       "Salesforce, then requeue with sfbridge retry", matches);
+                       "the insert's outcome was unknown and %d records created since then match "
+                       "it; check them in "
+                       "Salesforce, then requeue with sfbridge retry",
+                       matches);
     return matches == 1;
 }
 
@@ -447,7 +454,8 @@ find_created(writer *w, op *o, err_t *e)
 static void
 adopt_created(writer *w, op *o)
 {
-    log_info("writer: %s record %s was created by an earlier attempt; adopted", w->ms[o->map].object, o->new_sfid);
+    log_info("writer: %s record %s was created by an earlier attempt; adopted",
+             w->ms[o->map].object, o->new_sfid);
     if (!o->sent || json_equal(o->sent, o->rec)) {
         op_set_ok(o, "INSERTED");
         return;
@@ -469,7 +477,8 @@ settle_unknown(writer *w, batch *b)
 {
     for (size_t i = 0; i < b->nops; i++) {
         op *o = &b->ops[i];
-        if (!((o->kind == OP_INSERT && o->unknown) || o->kind == OP_LOOKUP_DELETE) || o->out != OUT_NONE)
+        if (!((o->kind == OP_INSERT && o->unknown) || o->kind == OP_LOOKUP_DELETE) ||
+            o->out != OUT_NONE)
             continue;
         /* A request Salesforce may still be running must be over before
          * looking for its record, or a miss would send it twice. */
@@ -478,7 +487,9 @@ settle_unknown(writer *w, batch *b)
             sent_ms = 0;
         int64_t settle_at = sent_ms + w->cfg->write_settle_ms;
         if (util_now_ms() < settle_at) {
-            op_set_retry(o, "waiting for an earlier attempt to settle before looking for its record", true);
+            op_set_retry(o,
+                         "waiting for an earlier attempt to settle before looking for its record",
+                         true);
             o->retry_ms = (long)(settle_at - util_now_ms()) + 1;
             continue;
         }
@@ -890,7 +901,8 @@ writer_main(void *arg)
         if (writer_pass(w, &st, &e) != 0) {
             failures++;
             /* Equal jitter from 1 s, doubling (the write preset counts from 500 ms). */
-            long d = retry_delay_ms(&retry_presets[RETRY_WRITE], failures + 1, w->cfg->backoff_cap_ms);
+            long d = retry_delay_ms(&retry_presets[RETRY_WRITE], failures + 1,
+                                    w->cfg->backoff_cap_ms);
             log_warn("writer: %s (retrying in %.1f s)", e.msg, (double)d / 1000.0);
             if (w->pg && !pg_connection_lost(w->pg))
                 wait_notify(w, d);
@@ -901,8 +913,8 @@ writer_main(void *arg)
         failures = 0;
         if (st.sent || st.failed)
             log_msg(st.failed || st.sent >= 1000 ? LOG_INFO : LOG_DEBUG,
-                    "writer: %lld records written, %lld refused, %lld waiting to retry", (long long)st.sent,
-                    (long long)st.failed, (long long)st.retrying);
+                    "writer: %lld records written, %lld refused, %lld waiting to retry",
+                    (long long)st.sent, (long long)st.failed, (long long)st.retrying);
         wait_notify(w, next_retry_ms(w));
         /* A trickle of writes: let the changes that follow the first one gather
          * (SFBRIDGE_WRITE_GATHER_MS), so that several go in one request. */

@@ -131,15 +131,12 @@ connections(stream *s, err_t *e)
 }
 
 static void
-set_stream_state(stream *s, const mapping *m, const char *state, const char *error)
+set_stream_state(stream *s, const mapping *m, stream_state state, const char *error)
 {
-    sb q = SB_INIT;
-    sb_puts(&q, "UPDATE ");
-    pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
-    sb_puts(&q, " SET stream_state = $2, stream_error = $3 WHERE object_name = $1");
-    const char *p[] = {m->object, state, error};
-    pg_run(s->pg, NULL, sb_str(&q), 3, p);
-    sb_free(&q);
+    err_t e;
+    /* Only what `status` shows: the stream goes on either way. */
+    if (cat_stream_state(s->pg, s->cfg->schema, m->object, state, error, &e) != 0)
+        log_warn("stream: %s: stream state not recorded: %s", m->object, e.msg);
 }
 
 /* POST one Bayeux message; *reply is the array Salesforce answers. */
@@ -351,18 +348,15 @@ connect_client(stream *s, sub *subs, size_t n, const char *set, err_t *e)
             u->fallback = true;
         }
         if (rc > 0) {
-            set_stream_state(s, u->m, "FAILED", error);
+            set_stream_state(s, u->m, SS_FAILED, error);
             log_error("stream: %s: cannot subscribe to %s: %s", u->m->object, u->channel, error);
             free(error);
             continue;
         }
-        sb q2 = SB_INIT;
-        sb_puts(&q2, "UPDATE ");
-        pg_qname(&q2, s->cfg->schema, "_sfbridge_mapping");
-        sb_puts(&q2, " SET stream_state = 'CONNECTED', stream_error = NULL, stream_channel = $2 WHERE object_name = $1");
-        const char *p2[] = {u->m->object, u->channel};
-        pg_run(s->pg, NULL, sb_str(&q2), 2, p2);
-        sb_free(&q2);
+        err_t ce;
+        /* The channel is found again at the next subscribe; only `status` misses it. */
+        if (cat_stream_subscribed(s->pg, s->cfg->schema, u->m->object, u->channel, &ce) != 0)
+            log_warn("stream: %s: subscription not recorded: %s", u->m->object, ce.msg);
         log_info("stream: %s subscribed to %s from replay id %lld", u->m->object, u->channel, (long long)replay);
     }
     s->subscribed = xstrdup(set);
@@ -446,7 +440,7 @@ static void
 fallback_poll(stream *s, sub *u)
 {
     sync_ctx x = {.pg = s->pg, .sf = s->sf, .cfg = s->cfg, .schema = s->cfg->schema, .stop = s->stop};
-    set_stream_state(s, u->m, "FALLBACK", NULL);
+    set_stream_state(s, u->m, SS_FALLBACK, NULL);
     err_t e;
     err_clear(&e);
     int64_t n = 0;
@@ -456,13 +450,10 @@ fallback_poll(stream *s, sub *u)
     }
     u->fallback = false;
     heard(s, u->m->object);
-    sb q = SB_INIT;
-    sb_puts(&q, "UPDATE ");
-    pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
-    sb_puts(&q, " SET stream_fallbacks = stream_fallbacks + 1, stream_state = 'CONNECTED' WHERE object_name = $1");
-    const char *p[] = {u->m->object};
-    pg_run(s->pg, NULL, sb_str(&q), 1, p);
-    sb_free(&q);
+    err_t fe;
+    /* A counter and what `status` shows: the stream goes on either way. */
+    if (cat_stream_fallback_done(s->pg, s->cfg->schema, u->m->object, &fe) != 0)
+        log_warn("stream: %s: fallback not recorded: %s", u->m->object, fe.msg);
     log_info("stream: %s: fallback poll applied %lld changes; streaming again", u->m->object, (long long)n);
 }
 
@@ -599,15 +590,10 @@ stream_main(void *arg)
         if (d > s->cfg->backoff_cap_ms)
             d = s->cfg->backoff_cap_ms;
         log_warn("stream: %s: %s (reconnecting in %.1f s)", e.code, e.msg, (double)d / 1000.0);
-        if (s->pg && !pg_connection_lost(s->pg)) {
-            sb q = SB_INIT;
-            sb_puts(&q, "UPDATE ");
-            pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
-            sb_puts(&q, " SET stream_state = 'CONNECTING', stream_error = $1 WHERE sf_notify_enabled");
-            const char *p[] = {e.msg};
-            pg_run(s->pg, NULL, sb_str(&q), 1, p);
-            sb_free(&q);
-        }
+        err_t ce;
+        /* What `status` shows while reconnecting; a lost connection is the reason itself. */
+        if (s->pg && !pg_connection_lost(s->pg) && cat_streams_connecting(s->pg, s->cfg->schema, e.msg, &ce) != 0)
+            log_warn("stream: state not recorded: %s", ce.msg);
         for (long t = 0; t < d && !*s->stop; t += 100)
             usleep(100000);
     }
