@@ -9,7 +9,7 @@
 
 const retry_policy retry_presets[RETRY_KIND_COUNT] = {
     [RETRY_POLL] = {"poll", 1000, 300000, RETRY_JITTER_EQUAL},
-    [RETRY_WRITE] = {"write", 1000, 300000, RETRY_JITTER_EQUAL},
+    [RETRY_WRITE] = {"write", 500, 300000, RETRY_JITTER_EQUAL},
     [RETRY_STREAM] = {"stream", 500, 300000, RETRY_JITTER_NONE},
     [RETRY_PG] = {"postgres", 1000, 300000, RETRY_JITTER_EQUAL},
     [RETRY_HTTP] = {"http", 250, 8000, RETRY_JITTER_FULL},

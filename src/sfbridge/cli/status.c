@@ -10,6 +10,7 @@
 #include "fsm.h"
 #include "pg.h"
 #include "sb.h"
+#include "tlog.h"
 #include "util.h"
 
 /* One query gives everything `status` shows; the JSON form is built by
@@ -22,11 +23,7 @@ static const char status_sql[] =
     "   'last_error', last_error, 'daemon_pid', daemon_pid, 'daemon_host', daemon_host,"
     "   'daemon_alive', heartbeat_at > now() - interval '30 seconds',"
     "   'heartbeat_at', heartbeat_at) FROM %1$s._sfbridge_connection),"
-    " 'writer', (SELECT json_build_object('pending', count(*) FILTER (WHERE state IN ('NEW', 'PENDING')),"
-    "   'retrying', count(*) FILTER (WHERE state = 'NEW' AND sfb_retry_at > now()),"
-    "   'failed', count(*) FILTER (WHERE state = 'FAILED'),"
-    "   'last_error', (SELECT sf_message FROM %1$s._trigger_log WHERE sf_message IS NOT NULL"
-    "     ORDER BY updated_at DESC LIMIT 1)) FROM %1$s._trigger_log),"
+    " 'writer', %2$s," /* the trigger log's counts: tlog_sql_status */
     " 'mappings', coalesce((SELECT json_agg(json_build_object("
     "   'object_name', object_name, 'table_name', table_name, 'access', access,"
     "   'state', CASE WHEN paused THEN $3::text ELSE state END, 'paused', paused, 'loaded', loaded,"
@@ -56,6 +53,9 @@ status_query(const char *schema)
     for (const char *p = status_sql; *p; p++) {
         if (strncmp(p, "%1$s", 4) == 0) {
             sb_puts(&s, sb_str(&q));
+            p += 3;
+        } else if (strncmp(p, "%2$s", 4) == 0) {
+            tlog_sql_status(&s, sb_str(&q));
             p += 3;
         } else {
             sb_putc(&s, *p);

@@ -10,67 +10,20 @@
 #include "ddl.h"
 #include "locks.h"
 #include "pg.h"
+#include "tlog.h"
 #include "util.h"
 
-/* %1$s = quoted schema, %2$s = the NOTIFY channel as a SQL literal. Every
- * statement is idempotent. */
+/* %1$s = quoted schema. Every statement is idempotent. The trigger log's own
+ * tables, indexes and NOTIFY are tlog's (tlog_ensure). */
 static const char *const log_ddl[] = {
     "CREATE EXTENSION IF NOT EXISTS hstore",
     "CREATE OR REPLACE FUNCTION %1$s.get_xmlbinary() RETURNS varchar LANGUAGE sql STABLE AS "
     "$f$ SELECT current_setting('xmlbinary')::varchar $f$",
-    "CREATE TABLE IF NOT EXISTS %1$s._trigger_log ("
-    " id serial PRIMARY KEY, txid bigint,"
-    " created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now(),"
-    " processed_at timestamptz, processed_tx bigint, state varchar(8), action varchar(7),"
-    " table_name varchar(128), record_id integer, sfid varchar(18), old text, values text,"
-    " sf_result integer, sf_message text,"
-    " sfb_attempts integer NOT NULL DEFAULT 0, sfb_retry_at timestamptz, sfb_unknown boolean NOT NULL DEFAULT false,"
-    " sfb_sent_at timestamptz, sfb_payload jsonb)",
-    "CREATE TABLE IF NOT EXISTS %1$s._trigger_log_archive ("
-    " id integer PRIMARY KEY, txid bigint, created_at timestamptz, updated_at timestamptz,"
-    " processed_at timestamptz, processed_tx bigint, state varchar(8), action varchar(7),"
-    " table_name varchar(128), record_id integer, sfid varchar(18), old text, values text,"
-    " sf_result integer, sf_message text,"
-    " sfb_attempts integer NOT NULL DEFAULT 0, sfb_retry_at timestamptz, sfb_unknown boolean NOT NULL DEFAULT false,"
-    " sfb_sent_at timestamptz, sfb_payload jsonb)",
-    /* A trigger log Heroku Connect made gains sfbridge's bookkeeping columns. */
-    "ALTER TABLE %1$s._trigger_log ADD COLUMN IF NOT EXISTS sfb_attempts integer NOT NULL DEFAULT 0,"
-    " ADD COLUMN IF NOT EXISTS sfb_retry_at timestamptz,"
-    " ADD COLUMN IF NOT EXISTS sfb_unknown boolean NOT NULL DEFAULT false,"
-    " ADD COLUMN IF NOT EXISTS sfb_sent_at timestamptz, ADD COLUMN IF NOT EXISTS sfb_payload jsonb",
-    "ALTER TABLE %1$s._trigger_log_archive ADD COLUMN IF NOT EXISTS sfb_attempts integer NOT NULL DEFAULT 0,"
-    " ADD COLUMN IF NOT EXISTS sfb_retry_at timestamptz,"
-    " ADD COLUMN IF NOT EXISTS sfb_unknown boolean NOT NULL DEFAULT false,"
-    " ADD COLUMN IF NOT EXISTS sfb_sent_at timestamptz, ADD COLUMN IF NOT EXISTS sfb_payload jsonb",
     "CREATE TABLE IF NOT EXISTS %1$s._sfbridge_conflicts ("
     " id bigserial PRIMARY KEY, table_name varchar(128) NOT NULL, sfid varchar(18) NOT NULL,"
     " detected_at timestamptz NOT NULL DEFAULT now(), sf_systemmodstamp timestamp, pg_changed_at timestamptz,"
     " winner varchar(16) NOT NULL, policy varchar(32) NOT NULL, sf_values jsonb, pg_values jsonb,"
     " UNIQUE (table_name, sfid, sf_systemmodstamp))",
-    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_created_at ON %1$s._trigger_log (created_at)",
-    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_state_id ON %1$s._trigger_log (state, id)",
-    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_state_table_name ON %1$s._trigger_log (state, table_name)"
-    " WHERE state IN ('NEW', 'PENDING')",
-    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_record ON %1$s._trigger_log (table_name, record_id, id)"
-    " WHERE state IN ('NEW', 'PENDING')",
-    /* Entries waiting out a retry (few): what the writer's claim checks first. */
-    "CREATE INDEX IF NOT EXISTS _trigger_log_idx_sfb_retry ON %1$s._trigger_log (sfb_retry_at)"
-    " WHERE state = 'NEW' AND sfb_retry_at IS NOT NULL",
-    "CREATE UNIQUE INDEX IF NOT EXISTS _trigger_log_archive_sfb_id ON %1$s._trigger_log_archive (id)",
-    "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_created_at ON %1$s._trigger_log_archive (created_at)",
-    "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_record_id ON %1$s._trigger_log_archive (record_id)",
-    "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_state_table_name ON %1$s._trigger_log_archive"
-    " (state, table_name) WHERE state = 'FAILED'",
-    "CREATE OR REPLACE FUNCTION %1$s.tlog_notify_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
-    "BEGIN\n  PERFORM pg_notify(%2$s, 'ping');\n  RETURN NEW;\nEND $f$",
-    "DROP TRIGGER IF EXISTS tlog_insert_trigger ON %1$s._trigger_log",
-    "CREATE TRIGGER tlog_insert_trigger AFTER INSERT ON %1$s._trigger_log"
-    " FOR EACH ROW EXECUTE FUNCTION %1$s.tlog_notify_trigger()",
-    /* A requeue by hand (state set back to NEW) also wakes the writer. */
-    "DROP TRIGGER IF EXISTS tlog_requeue_trigger ON %1$s._trigger_log",
-    "CREATE TRIGGER tlog_requeue_trigger AFTER UPDATE OF state ON %1$s._trigger_log"
-    " FOR EACH ROW WHEN (NEW.state = 'NEW' AND OLD.state IS DISTINCT FROM 'NEW')"
-    " EXECUTE FUNCTION %1$s.tlog_notify_trigger()",
     "CREATE OR REPLACE FUNCTION %1$s.hc_truncate_refused() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
     "BEGIN\n"
     "  RAISE EXCEPTION 'TRUNCATE of %% is not sent to Salesforce', TG_TABLE_NAME\n"
@@ -85,14 +38,11 @@ cap_channel(sb *out, const char *schema)
 }
 
 static void
-fill(sb *out, const char *tmpl, const char *qschema, const char *chan_lit)
+fill(sb *out, const char *tmpl, const char *qschema)
 {
     for (const char *p = tmpl; *p; p++) {
         if (strncmp(p, "%1$s", 4) == 0) {
             sb_puts(out, qschema);
-            p += 3;
-        } else if (strncmp(p, "%2$s", 4) == 0) {
-            sb_puts(out, chan_lit);
             p += 3;
         } else if (strncmp(p, "%%", 2) == 0) {
             sb_putc(out, '%');
@@ -127,9 +77,11 @@ cap_ensure(PGconn *c, const char *schema, err_t *e)
         rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(" LOCK_DDL ")");
     for (size_t i = 0; rc == 0 && i < sizeof log_ddl / sizeof log_ddl[0]; i++) {
         sb_clear(&sql);
-        fill(&sql, log_ddl[i], sb_str(&q), sb_str(&lit));
+        fill(&sql, log_ddl[i], sb_str(&q));
         rc = pg_exec(c, e, sb_str(&sql));
     }
+    if (rc == 0)
+        rc = tlog_ensure(c, schema, sb_str(&lit), e);
     rc = rc == 0 ? pg_exec(c, e, "COMMIT") : (pg_rollback_quietly(c), -1);
     sb_free(&q);
     sb_free(&chan);
@@ -147,7 +99,8 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     char name[64];
     DDL_LOGGER_FN(name, m->table);
     pg_qname(&fn, schema, name);
-    const char *state = m->read_write ? "NEW" : "READONLY";
+    const char *state = tlog_state_name(m->read_write ? TLOG_NEW : TLOG_READONLY);
+    const char *pending = tlog_state_name(TLOG_PENDING), *ignore = tlog_state_name(TLOG_IGNORE);
     ddl_status_trigger(out, schema, m);
     /* Heroku Connect's logger ("VERSION 4"): the whole row for INSERT, the
      * changed columns for UPDATE, the old row for UPDATE and DELETE. Values
@@ -180,8 +133,8 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "    IF (OLD.sfid IS NOT NULL) THEN\n"
               "      trigger_row.sfid = OLD.sfid;\n"
               "    ELSIF NOT EXISTS (SELECT 1 FROM %s._trigger_log l WHERE l.table_name = TG_TABLE_NAME::text\n"
-              "                      AND l.record_id = OLD.id AND l.state IN ('NEW', 'PENDING')) THEN\n"
-              "      trigger_row.state = 'IGNORE';\n"
+              "                      AND l.record_id = OLD.id AND l.state IN ('%s', '%s')) THEN\n"
+              "      trigger_row.state = '%s';\n"
               "    END IF;\n"
               "  ELSIF (TG_OP = 'INSERT') THEN\n"
               "    trigger_row.record_id = NEW.id;\n"
@@ -192,13 +145,14 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "    trigger_row.values = (hstore(NEW.*) - hstore(trigger_row.old)) - excluded_cols;\n"
               "    trigger_row.sfid = OLD.sfid;\n"
               "    IF (trigger_row.values = '') THEN\n"
-              "      trigger_row.state = 'IGNORE';\n"
+              "      trigger_row.state = '%s';\n"
               "    END IF;\n"
               "  END IF;\n"
               "  INSERT INTO %s._trigger_log VALUES (trigger_row.*);\n"
               "  RETURN NULL;\n"
               "END $hc$;\n",
-              sb_str(&fn), sb_str(&qs), sb_str(&qs), state, sb_str(&qs), sb_str(&qs));
+              sb_str(&fn), sb_str(&qs), sb_str(&qs), state, sb_str(&qs), tlog_state_name(TLOG_NEW), pending, ignore,
+              ignore, sb_str(&qs));
     ddl_pin_path_end(out);
     sb_printf(out, "REVOKE ALL ON FUNCTION %s() FROM PUBLIC;\n", sb_str(&fn));
     char trig[64];

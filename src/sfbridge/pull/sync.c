@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pg.h"
 #include "sb.h"
+#include "tlog.h"
 #include "util.h"
 
 #define STAGE APPLY_STAGE
@@ -90,41 +91,33 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
         /* Changed on both sides since the last sync: the row's own change is
          * still waiting to be written. The policy picks the winner; every
          * conflict is recorded in _sfbridge_conflicts. */
-        sb lt = SB_INIT, lp = SB_INIT, ql = SB_INIT, qc = SB_INIT, qa = SB_INIT;
+        sb lt = SB_INIT, lp = SB_INIT, qc = SB_INIT;
         sql_literal(&lt, m->table);
         sql_literal(&lp, x->cfg->conflict_policy);
-        pg_qname(&ql, x->schema, "_trigger_log");
-        pg_qname(&qa, x->schema, "_trigger_log_archive");
         pg_qname(&qc, x->schema, "_sfbridge_conflicts");
-        const char *T = sb_str(&lt), *P = sb_str(&lp), *L = sb_str(&ql), *C = sb_str(&qc), *A = sb_str(&qa);
+        const char *T = sb_str(&lt), *P = sb_str(&lp), *C = sb_str(&qc);
         sb_printf(&s, ", conf AS (SELECT x.\"Id\" AS sfid, t.id AS rid, (x.\"SystemModstamp\" AT TIME ZONE 'UTC') AS sfstamp,"
                       " to_jsonb(x) AS sfv, to_jsonb(t) AS pgv, p.changed_at,"
                       " CASE %s WHEN 'salesforce_wins' THEN 'salesforce' WHEN 'postgres_wins' THEN 'postgres'"
                       "  ELSE CASE WHEN x.\"SystemModstamp\" > p.changed_at THEN 'salesforce' ELSE 'postgres' END END AS winner"
                       " FROM src x JOIN ", P);
         qtable(&s, x, m);
-        sb_printf(&s, " t ON t.sfid = x.\"Id\" CROSS JOIN LATERAL (SELECT max(l.created_at) AS changed_at FROM %s l"
-                      " WHERE l.table_name = %s AND l.record_id = t.id AND l.state = 'NEW') p"
-                      " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = 'PENDING'"
-                      " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')"
-                      /* Salesforce's version is sfbridge's own earlier write: not a conflict. */
-                      " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = t.id"
-                      "   AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at >= x.\"SystemModstamp\")"
-                      " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = t.id"
-                      "   AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at >= x.\"SystemModstamp\")),",
-                  L, T, L, T, A, T);
+        sb_puts(&s, " t ON t.sfid = x.\"Id\" CROSS JOIN LATERAL ");
+        tlog_sql_pending_change(&s, x->schema, T, "t.id", "p");
+        sb_puts(&s, " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = 'PENDING'"
+                    " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')");
+        /* Salesforce's version is sfbridge's own earlier write: not a conflict. */
+        tlog_sql_not_own_write(&s, x->schema, T, "t.id", "x.\"SystemModstamp\"");
+        sb_puts(&s, "),");
         sb_printf(&s, " rec AS (INSERT INTO %s (table_name, sfid, sf_systemmodstamp, pg_changed_at, winner, policy,"
                       " sf_values, pg_values) SELECT %s, sfid, sfstamp, changed_at, winner, %s, sfv, pgv FROM conf"
                       " ON CONFLICT DO NOTHING RETURNING 1),", C, T, P);
-        sb_printf(&s, " ign AS (UPDATE %s l SET state = 'IGNORED', processed_at = now(),"
-                      " sf_message = 'conflict: the change in Salesforce won (' || %s || ')'"
-                      " FROM conf WHERE conf.winner = 'salesforce' AND l.table_name = %s AND l.record_id = conf.rid"
-                      " AND l.state = 'NEW' RETURNING 1)", L, P, T);
+        sb_puts(&s, " ign AS (");
+        tlog_sql_ignore_conflicts(&s, x->schema, T, P);
+        sb_puts(&s, ")");
         sb_free(&lt);
         sb_free(&lp);
-        sb_free(&ql);
         sb_free(&qc);
-        sb_free(&qa);
     }
     return sb_steal(&s);
 }
@@ -577,17 +570,8 @@ unsettled_inserts(sync_ctx *x, const mapping *m, bool *yes, err_t *e)
     *yes = false;
     if (!m->read_write)
         return 0;
-    sb q = SB_INIT;
-    sb_puts(&q, "SELECT EXISTS (SELECT 1 FROM ");
-    pg_qname(&q, x->schema, "_trigger_log");
-    sb_puts(&q, " WHERE table_name = $1 AND action = 'INSERT' AND state IN ('NEW', 'PENDING') AND sfb_unknown)");
-    const char *p[] = {m->table};
-    PGresult *r = pg_query(x->pg, e, sb_str(&q), 1, p);
-    sb_free(&q);
-    if (!r)
+    if (tlog_unsettled_inserts(x->pg, x->schema, m->table, yes, e) != 0)
         return pg_failed(x, e);
-    *yes = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
     return 0;
 }
 

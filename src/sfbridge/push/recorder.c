@@ -1,0 +1,407 @@
+/*
+ * recorder: outcomes to Postgres, on a thread of their own (see recorder.h).
+ */
+#include "recorder.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg.h"
+#include "retry.h"
+#include "sb.h"
+#include "tlog.h"
+#include "util.h"
+#include "worker.h"
+
+typedef struct rec_job {
+    const mapping *m;
+    op **ops;
+    size_t n;
+    struct rec_job *next;
+} rec_job;
+
+struct recorder {
+    char *url;
+    char *schema;
+    long backoff_cap_ms;
+    PGconn *pg2; /* the thread's; touched by the writer only while the queue is empty */
+    worker_thread thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* a job was queued, or stop */
+    pthread_cond_t idle; /* the queue emptied */
+    rec_job *head, *tail;
+    size_t busy; /* jobs queued or running */
+    bool stop;
+    int rc; /* the first failure since the last wait */
+    err_t e;
+};
+
+/* ---- the trigger log's side --------------------------------------------------- */
+
+/* The delay before an op's retry: its own (settling) or the write backoff,
+ * from 500 ms doubling per attempt already made. */
+static long
+retry_delay(const recorder *r, const op *o)
+{
+    if (o->out != OUT_RETRY)
+        return 0;
+    if (o->retry_ms > 0)
+        return o->retry_ms;
+    return retry_delay_ms(&retry_presets[RETRY_WRITE], o->attempts + 1, r->backoff_cap_ms);
+}
+
+static tlog_state
+entry_state(const op *o, bool survivor)
+{
+    switch (o->out) {
+    case OUT_OK: return survivor ? TLOG_SUCCESS : TLOG_MERGED;
+    case OUT_FAILED: return TLOG_FAILED;
+    case OUT_DROPPED: return TLOG_IGNORED;
+    case OUT_RETRY:
+    case OUT_NONE:
+    default: return TLOG_NEW;
+    }
+}
+
+/* The entries of ops[i] for every i with sel[i] (all when sel is NULL). */
+static int
+log_outcomes(const recorder *r, PGconn *pg, op **ops, size_t n, const bool *sel, err_t *e)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += !sel || sel[i] ? ops[i]->nids : 0;
+    if (total == 0)
+        return 0;
+    tlog_outcome *out = xcalloc(total, sizeof *out);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const op *o = ops[i];
+        if (sel && !sel[i])
+            continue;
+        long delay = retry_delay(r, o);
+        for (size_t j = 0; j < o->nids; j++)
+            out[k++] = (tlog_outcome){
+                .id = o->ids[j],
+                .state = entry_state(o, j == o->nids - 1),
+                .sfid = o->new_sfid ? o->new_sfid : o->sfid,
+                .message = o->msg,
+                .delay_ms = delay,
+                .unknown = o->unknown,
+            };
+    }
+    int rc = tlog_record_outcomes(pg, r->schema, out, k, e);
+    free(out);
+    return rc;
+}
+
+/* ---- the rows' side --------------------------------------------------------------- */
+
+typedef struct row_batch {
+    int64_t *rids;
+    const char **sfid, **lastop, **err;
+    size_t *at; /* index in ops */
+    size_t n;
+    sb own; /* this batch's own entries, not "a newer change waiting" */
+} row_batch;
+
+static void
+row_batch_collect(row_batch *b, op **ops, size_t n, const bool *sel)
+{
+    b->rids = xcalloc(n, sizeof *b->rids);
+    b->sfid = xcalloc(n, sizeof *b->sfid);
+    b->lastop = xcalloc(n, sizeof *b->lastop);
+    b->err = xcalloc(n, sizeof *b->err);
+    b->at = xcalloc(n, sizeof *b->at);
+    b->n = 0;
+    b->own = (sb)SB_INIT;
+    sb_putc(&b->own, '{');
+    for (size_t i = 0; i < n; i++) {
+        const op *o = ops[i];
+        for (size_t j = 0; j < o->nids; j++)
+            sb_printf(&b->own, "%s%lld", b->own.len > 1 ? "," : "", (long long)o->ids[j]);
+        if ((sel && !sel[i]) || !o->row_exists ||
+            !(o->out == OUT_OK || o->out == OUT_FAILED || o->out == OUT_DROPPED))
+            continue;
+        b->rids[b->n] = o->record_id;
+        b->sfid[b->n] = o->new_sfid;
+        b->lastop[b->n] = o->lastop;
+        b->err[b->n] = o->out == OUT_FAILED ? o->err_json : NULL;
+        b->at[b->n++] = i;
+    }
+    sb_putc(&b->own, '}');
+}
+
+static void
+row_batch_free(row_batch *b)
+{
+    free(b->rids);
+    free(b->sfid);
+    free(b->lastop);
+    free(b->err);
+    free(b->at);
+    sb_free(&b->own);
+}
+
+/* The row statement. A row with a newer change waiting keeps PENDING. Only the
+ * records of this batch are looked up in the log (by index), so the cost does
+ * not grow with the backlog. */
+static void
+row_sql(sb *s, const char *schema, const mapping *m)
+{
+    sb qt = SB_INIT;
+    pg_qname(&qt, schema, m->table);
+    sb_puts(s, "WITH busy AS (");
+    tlog_sql_waiting_records(s, schema, "$5", "$1::int[]", "$7::bigint[]");
+    sb_printf(s,
+              "), free AS (SELECT id FROM %s WHERE id = ANY($1::int[]) AND $6::boolean FOR UPDATE "
+              "SKIP LOCKED)"
+              " UPDATE %s t SET sfid = coalesce(t.sfid, u.sfid),"
+              " \"_hc_lastop\" = CASE WHEN t.id IN (SELECT record_id FROM busy) THEN "
+              "t.\"_hc_lastop\""
+              " ELSE u.lastop END, \"_hc_err\" = u.err"
+              " FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS u(rid, sfid, lastop, "
+              "err)"
+              " WHERE t.id = u.rid AND (NOT $6::boolean OR t.id IN (SELECT id FROM free)) "
+              "RETURNING t.id",
+              sb_str(&qt), sb_str(&qt));
+    sb_free(&qt);
+}
+
+/* The rows of ops[i] for every i with sel[i]: sfid, _hc_lastop, _hc_err. With
+ * skip_locked, rows an app holds a lock on are left alone and flagged in
+ * *skipped (an array of n, caller's); without, the statement waits for them. */
+static int
+row_outcomes(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, const bool *sel,
+             bool skip_locked, bool *skipped, err_t *e)
+{
+    row_batch b;
+    row_batch_collect(&b, ops, n, sel);
+    int rc = 0;
+    if (b.n) {
+        sb s = SB_INIT, a[4] = {SB_INIT, SB_INIT, SB_INIT, SB_INIT};
+        row_sql(&s, r->schema, m);
+        pg_i64_array(&a[0], b.rids, b.n);
+        pg_text_array(&a[1], b.sfid, b.n);
+        pg_text_array(&a[2], b.lastop, b.n);
+        pg_text_array(&a[3], b.err, b.n);
+        const char *p[] = {sb_str(&a[0]), sb_str(&a[1]), sb_str(&a[2]),
+                           sb_str(&a[3]), m->table,      skip_locked ? "true" : "false",
+                           sb_str(&b.own)};
+        PGresult *res = pg_query(pg, e, sb_str(&s), 7, p);
+        rc = res ? 0 : -1;
+        if (res && skipped && (size_t)PQntuples(res) < b.n) {
+            for (size_t i = 0; i < b.n; i++) {
+                bool hit = false;
+                for (int j = 0; j < PQntuples(res) && !hit; j++)
+                    hit = atoll(PQgetvalue(res, j, 0)) == b.rids[i];
+                skipped[b.at[i]] = !hit;
+            }
+        }
+        PQclear(res);
+        sb_free(&s);
+        for (int i = 0; i < 4; i++)
+            sb_free(&a[i]);
+    }
+    row_batch_free(&b);
+    return rc;
+}
+
+/* Earlier failures of records that have now gone through are superseded. */
+static int
+supersede(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+{
+    int *ok = xcalloc(n + 1, sizeof *ok);
+    size_t nok = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ops[i]->out == OUT_OK)
+            ok[nok++] = ops[i]->record_id;
+    int rc = tlog_supersede_failures(pg, r->schema, m->table, ok, nok, e);
+    free(ok);
+    return rc;
+}
+
+/* The rows are written only where no app holds a lock, so the writer never
+ * waits for an app while holding locks of its own (no deadlock with an app's
+ * multi-row transaction). A row an app had locked is written after COMMIT, in
+ * a statement of its own that may wait for the app but holds nothing it could
+ * be waiting for, and only then are its entries marked done: until then they
+ * stay PENDING, so a crash in between is recovered like any insert in flight. */
+int
+recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+{
+    if (n == 0)
+        return 0;
+    bool *skipped = xcalloc(n, sizeof *skipped), *done = xcalloc(n, sizeof *done);
+    int rc = pg_exec(pg, e, "BEGIN");
+    if (rc == 0)
+        rc = row_outcomes(r, pg, m, ops, n, NULL, true, skipped, e);
+    for (size_t i = 0; i < n; i++)
+        done[i] = !skipped[i];
+    if (rc == 0)
+        rc = log_outcomes(r, pg, ops, n, done, e);
+    if (rc == 0)
+        rc = supersede(r, pg, m, ops, n, e);
+    rc = rc == 0 ? pg_exec(pg, e, "COMMIT") : (pg_rollback_quietly(pg), -1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!skipped[i])
+            continue;
+        bool one[1] = {true};
+        rc = row_outcomes(r, pg, m, &ops[i], 1, one, false, NULL, e);
+        if (rc == 0)
+            rc = log_outcomes(r, pg, &ops[i], 1, NULL, e);
+    }
+    free(skipped);
+    free(done);
+    return rc;
+}
+
+/* ---- the thread and its queue ------------------------------------------------------ */
+
+recorder *
+recorder_new(const char *database_url, const char *schema, long backoff_cap_ms)
+{
+    recorder *r = xcalloc(1, sizeof *r);
+    r->url = xstrdup(database_url);
+    r->schema = xstrdup(schema);
+    r->backoff_cap_ms = backoff_cap_ms;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->work, NULL);
+    pthread_cond_init(&r->idle, NULL);
+    return r;
+}
+
+/* A job's result, under the lock: the first failure is kept for the wait. */
+static void
+finished(recorder *r, int rc, const err_t *e)
+{
+    if (rc != 0 && r->rc == 0) {
+        r->rc = rc;
+        r->e = *e;
+    }
+    if (--r->busy == 0)
+        pthread_cond_broadcast(&r->idle);
+}
+
+static void *
+recorder_main(void *arg)
+{
+    recorder *r = arg;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (!r->head && !r->stop)
+            pthread_cond_wait(&r->work, &r->mu);
+        if (!r->head)
+            break;
+        rec_job *j = r->head;
+        r->head = j->next;
+        if (!r->head)
+            r->tail = NULL;
+        pthread_mutex_unlock(&r->mu);
+        err_t e;
+        err_clear(&e);
+        int rc = recorder_record(r, r->pg2, j->m, j->ops, j->n, &e);
+        if (rc != 0 && !pg_connection_lost(r->pg2))
+            pg_rollback_quietly(
+                r->pg2); /* a failure after COMMIT leaves nothing open; harmless then */
+        free(j);
+        pthread_mutex_lock(&r->mu);
+        finished(r, rc, &e);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* The second connection and the thread, (re)opened as needed; false when
+ * there is none (then the writer records in line). Called with the queue empty. */
+static bool
+ready(recorder *r)
+{
+    if (!r->pg2 || pg_connection_lost(r->pg2)) {
+        if (r->pg2)
+            PQfinish(r->pg2);
+        err_t e;
+        err_clear(&e);
+        r->pg2 = pg_connect(r->url, &e);
+        if (r->pg2 && pg_exec(r->pg2, &e, "SET sfbridge.raw = 'on'; SET jit = off") != 0) {
+            PQfinish(r->pg2);
+            r->pg2 = NULL;
+        }
+        if (!r->pg2) {
+            log_debug("writer: no second connection (%s); recording in line", e.msg);
+            return false;
+        }
+    }
+    if (!r->thread.started && worker_start(&r->thread, recorder_main, r) != 0) {
+        log_debug("writer: no recorder thread; recording in line");
+        return false;
+    }
+    return true;
+}
+
+void
+recorder_submit(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    while (r->busy > 0)
+        pthread_cond_wait(&r->idle, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    if (!ready(r)) {
+        err_t e;
+        err_clear(&e);
+        int rc = recorder_record(r, pg, m, ops, n, &e);
+        pthread_mutex_lock(&r->mu);
+        r->busy++;
+        finished(r, rc, &e);
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    rec_job *j = xcalloc(1, sizeof *j);
+    *j = (rec_job){.m = m, .ops = ops, .n = n};
+    pthread_mutex_lock(&r->mu);
+    if (r->tail)
+        r->tail->next = j;
+    else
+        r->head = j;
+    r->tail = j;
+    r->busy++;
+    pthread_cond_signal(&r->work);
+    pthread_mutex_unlock(&r->mu);
+}
+
+int
+recorder_wait(recorder *r, err_t *e)
+{
+    pthread_mutex_lock(&r->mu);
+    while (r->busy > 0)
+        pthread_cond_wait(&r->idle, &r->mu);
+    int rc = r->rc;
+    if (rc != 0 && e)
+        *e = r->e;
+    r->rc = 0;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void
+recorder_free(recorder *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_signal(&r->work);
+    pthread_mutex_unlock(&r->mu);
+    worker_join(&r->thread);
+    if (r->pg2)
+        PQfinish(r->pg2);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->work);
+    pthread_cond_destroy(&r->idle);
+    free(r->url);
+    free(r->schema);
+    free(r);
+}
