@@ -109,6 +109,11 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
      * SECURITY DEFINER with a pinned search_path: it runs with sfbridge's
      * rights, so an app role needs no rights on the trigger log (and cannot
      * write it), and it works whatever the app session's search_path is. */
+    /* the sequence's name as a literal: a schema may hold a quote (issue 12 #6) */
+    sb seqname = SB_INIT, seq = SB_INIT;
+    sb_printf(&seqname, "%s._trigger_log_id_seq", sb_str(&qs));
+    literal(&seq, sb_str(&seqname));
+    sb_free(&seqname);
     ddl_pin_path_begin(out);
     sb_printf(out,
               "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER\n"
@@ -118,7 +123,7 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "  excluded_cols text[] = ARRAY['_hc_lastop', '_hc_err'];\n"
               "BEGIN\n"
               "  trigger_row = ROW();\n"
-              "  trigger_row.id = nextval('%s._trigger_log_id_seq');\n"
+              "  trigger_row.id = nextval(%s);\n"
               "  trigger_row.action = TG_OP::text;\n"
               "  trigger_row.table_name = TG_TABLE_NAME::text;\n"
               "  trigger_row.txid = txid_current();\n"
@@ -151,8 +156,9 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "  INSERT INTO %s._trigger_log VALUES (trigger_row.*);\n"
               "  RETURN NULL;\n"
               "END $hc$;\n",
-              sb_str(&fn), sb_str(&qs), sb_str(&qs), state, sb_str(&qs), tlog_state_name(TLOG_NEW), pending, ignore,
+              sb_str(&fn), sb_str(&qs), sb_str(&seq), state, sb_str(&qs), tlog_state_name(TLOG_NEW), pending, ignore,
               ignore, sb_str(&qs));
+    sb_free(&seq);
     ddl_pin_path_end(out);
     sb_printf(out, "REVOKE ALL ON FUNCTION %s() FROM PUBLIC;\n", sb_str(&fn));
     char trig[64];

@@ -201,12 +201,20 @@ claim(writer *w, batch *b, err_t *e)
     if (tlog_claim(w->pg, w->cfg->schema, CLAIM_MAX, &te, &n, e) != 0)
         return -1;
     b->es = xcalloc(n ? n : 1, sizeof *b->es);
-    int64_t *orphans = xcalloc(n ? n : 1, sizeof *orphans);
-    size_t k = 0, norphans = 0;
+    int64_t *orphans = xcalloc(n ? n : 1, sizeof *orphans), *readonly = xcalloc(n ? n : 1, sizeof *readonly);
+    size_t k = 0, norphans = 0, nreadonly = 0;
     for (size_t i = 0; i < n; i++) {
         size_t mi;
         if (!map_by_table(w, te[i].table, &mi)) {
             orphans[norphans++] = te[i].id; /* the mapping is gone: nothing to send the change to */
+            continue;
+        }
+        if (!w->ms[mi].read_write) {
+            /* Capture logs a read-only mapping's changes as READONLY, never NEW:
+             * a NEW one did not come from capture. Never sent. */
+            log_warn("writer: trigger-log entry %lld for read-only %s ignored", (long long)te[i].id,
+                     w->ms[mi].object);
+            readonly[nreadonly++] = te[i].id;
             continue;
         }
         fold_entry *en = &b->es[k++];
@@ -228,7 +236,10 @@ claim(writer *w, batch *b, err_t *e)
      * (a failed pass, a reconnect, a restart) hands them back. */
     if (tlog_ignore(w->pg, w->cfg->schema, orphans, norphans, "the mapping was removed", &ie) != 0)
         log_warn("writer: could not mark entries of a removed mapping: %s", ie.msg);
+    if (tlog_ignore(w->pg, w->cfg->schema, readonly, nreadonly, "the mapping is read-only", &ie) != 0)
+        log_warn("writer: could not mark entries of a read-only mapping: %s", ie.msg);
     free(orphans);
+    free(readonly);
     qsort(b->es, k, sizeof *b->es, cmp_entry);
     b->n = k;
     return 0;
