@@ -85,9 +85,6 @@ def _sf_contacts(sf, last):
     return sf.query(f"SELECT Id, FirstName, LastName FROM Contact WHERE LastName = '{last}'")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #2/#3: killed after an adopted record's update reached Salesforce "
-                   "and before its outcome was recorded, the restarted writer marks the entries SUCCESS with the sfid "
-                   "but leaves the row's sfid NULL (and a poll then adds a second row)")
 def test_2_kill_after_an_adopted_inserts_update_does_not_duplicate(sfbridge_factory, database, localforce_factory):
     lf, sf = _chaos_org(localforce_factory)
     sfb = sfbridge_factory(database.url, lf, name="sfbridge")
@@ -116,8 +113,6 @@ def test_2_kill_after_an_adopted_inserts_update_does_not_duplicate(sfbridge_fact
     sfb.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 #3: after an adopted insert whose follow-up update was retried, "
-                   "the entries are SUCCESS with the sfid but the row keeps sfid NULL")
 def test_3_an_adopted_insert_whose_update_is_retried_gets_its_sfid(sfbridge_factory, database, localforce_factory):
     lf, sf = _chaos_org(localforce_factory)
     sfb = sfbridge_factory(database.url, lf, name="sfbridge")

@@ -307,6 +307,24 @@ tlog_ignore(PGconn *c, const char *schema, const int64_t *ids, size_t n, const c
 }
 
 int
+tlog_adopt(PGconn *c, const char *schema, const int64_t *ids, size_t n, const char *sfid, err_t *e)
+{
+    if (n == 0)
+        return 0;
+    names q = names_of(schema);
+    sb a = SB_INIT, s = SB_INIT;
+    pg_i64_array(&a, ids, n);
+    sb_printf(&s, "UPDATE %s SET sfid = $2, sfb_unknown = false, sfb_payload = NULL WHERE id = ANY($1::bigint[])",
+              sb_str(&q.log));
+    const char *p[] = {sb_str(&a), sfid};
+    int rc = pg_run(c, e, sb_str(&s), 2, p);
+    sb_free(&a);
+    sb_free(&s);
+    names_free(&q);
+    return rc;
+}
+
+int
 tlog_unclaim(PGconn *c, const char *schema, int delay_s, err_t *e)
 {
     names q = names_of(schema);

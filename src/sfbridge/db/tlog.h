@@ -85,6 +85,12 @@ void tlog_sql_claim(sb *out, const char *schema, int limit);
 ERR_MUST_CHECK int tlog_claim(PGconn *c, const char *schema, int limit, tlog_entry **out, size_t *n,
                               err_t *e);
 /* Entries of a mapping that no longer exists: IGNORED with `why`. */
+/* An insert whose outcome was unknown was found in Salesforce as sfid: its
+ * entries name the record from now on (no longer unknown), so whatever
+ * happens next (a retried follow-up update, a crash) never looks for it, or
+ * inserts it, again. */
+ERR_MUST_CHECK int tlog_adopt(PGconn *c, const char *schema, const int64_t *ids, size_t n, const char *sfid,
+                              err_t *e);
 ERR_MUST_CHECK int tlog_ignore(PGconn *c, const char *schema, const int64_t *ids, size_t n,
                                const char *why, err_t *e);
 /* Put every PENDING entry back to NEW, due again in `delay_s` seconds

@@ -127,7 +127,11 @@ row_batch_collect(row_batch *b, op **ops, size_t n, const bool *sel)
             !(o->out == OUT_OK || o->out == OUT_FAILED || o->out == OUT_DROPPED))
             continue;
         b->rids[b->n] = o->record_id;
-        b->sfid[b->n] = o->new_sfid;
+        /* Whatever write went through, the row learns its record's sfid (never
+         * overwritten: coalesce in row_sql): an update that followed an adopted
+         * insert, or a change made while the insert was in flight, must leave
+         * the row linked, or a pull would make a second row (issue 12 #3). */
+        b->sfid[b->n] = o->new_sfid ? o->new_sfid : o->out == OUT_OK ? o->sfid : NULL;
         b->lastop[b->n] = o->lastop;
         b->err[b->n] = o->out == OUT_FAILED ? o->err_json : NULL;
         b->at[b->n++] = i;

@@ -471,8 +471,18 @@ adopt_created(writer *w, op *o)
         op_set_ok(o, "INSERTED");
         return;
     }
+    /* Settle the insert before sending anything more: if the update below is
+     * retried, or sfbridge dies after it reached Salesforce, the entries
+     * already name the record, so it is never looked for by its old values
+     * (no longer there) and inserted a second time (issue 12 #2). */
+    err_t ae;
+    if (tlog_adopt(w->pg, w->cfg->schema, o->ids, o->nids, o->new_sfid, &ae) != 0) {
+        op_set_retry(o, ae.msg, true);
+        return;
+    }
     json_t *upd = fold_record(&w->ms[o->map], o->vals, false, false);
     o->kind = OP_UPDATE;
+    o->unknown = false;
     free(o->sfid);
     o->sfid = xstrdup(o->new_sfid);
     if (upd) {
