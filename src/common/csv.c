@@ -230,6 +230,10 @@ run_len(const char *p, size_t n, char a, char b, char c, char d)
     return i;
 }
 
+/* The reader's state machine (field start, unquoted, quoted, quote seen,
+ * row end), kept in one function on purpose: each byte's meaning depends on
+ * the state, and splitting the states across functions would hide the
+ * transitions that RFC 4180's quoting rules are made of. */
 csv_status
 csv_next(csv_reader *r, csv_row *row)
 {
