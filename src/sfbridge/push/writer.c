@@ -201,7 +201,8 @@ claim(writer *w, batch *b, err_t *e)
     if (tlog_claim(w->pg, w->cfg->schema, CLAIM_MAX, &te, &n, e) != 0)
         return -1;
     b->es = xcalloc(n ? n : 1, sizeof *b->es);
-    int64_t *orphans = xcalloc(n ? n : 1, sizeof *orphans), *readonly = xcalloc(n ? n : 1, sizeof *readonly);
+    int64_t *orphans = xcalloc(n ? n : 1, sizeof *orphans),
+            *readonly = xcalloc(n ? n : 1, sizeof *readonly);
     size_t k = 0, norphans = 0, nreadonly = 0;
     for (size_t i = 0; i < n; i++) {
         size_t mi;
@@ -236,7 +237,8 @@ claim(writer *w, batch *b, err_t *e)
      * (a failed pass, a reconnect, a restart) hands them back. */
     if (tlog_ignore(w->pg, w->cfg->schema, orphans, norphans, "the mapping was removed", &ie) != 0)
         log_warn("writer: could not mark entries of a removed mapping: %s", ie.msg);
-    if (tlog_ignore(w->pg, w->cfg->schema, readonly, nreadonly, "the mapping is read-only", &ie) != 0)
+    if (tlog_ignore(w->pg, w->cfg->schema, readonly, nreadonly, "the mapping is read-only", &ie) !=
+        0)
         log_warn("writer: could not mark entries of a read-only mapping: %s", ie.msg);
     free(orphans);
     free(readonly);
@@ -460,6 +462,34 @@ find_created(writer *w, op *o, err_t *e)
     return matches == 1;
 }
 
+/* One transaction: the entries name the adopted record (no longer unknown)
+ * and the row gets its sfid, so no pull ever sees the record unlinked once
+ * the entries stop holding pulls back. May wait for an app's row lock while
+ * holding nothing else. */
+static int
+link_adopted(writer *w, op *o, err_t *e)
+{
+    const mapping *m = &w->ms[o->map];
+    sb s = SB_INIT;
+    sb_puts(&s, "UPDATE ");
+    pg_qname(&s, w->cfg->schema, m->table);
+    sb_puts(&s, " SET sfid = $1 WHERE id = $2::int AND sfid IS NULL");
+    char rid[16];
+    snprintf(rid, sizeof rid, "%d", o->record_id);
+    const char *p[] = {o->new_sfid, rid};
+    int rc = pg_exec(w->pg, e, "BEGIN");
+    if (rc == 0)
+        rc = tlog_adopt(w->pg, w->cfg->schema, o->ids, o->nids, o->new_sfid, e);
+    if (rc == 0 && o->row_exists)
+        rc = pg_run(w->pg, e, sb_str(&s), 2, p);
+    if (rc == 0)
+        rc = pg_exec(w->pg, e, "COMMIT");
+    else
+        pg_rollback_quietly(w->pg);
+    sb_free(&s);
+    return rc;
+}
+
 /* The insert was found in Salesforce: adopt it, and send what changed since
  * that attempt (nulls included) as an update. */
 static void
@@ -476,7 +506,7 @@ adopt_created(writer *w, op *o)
      * already name the record, so it is never looked for by its old values
      * (no longer there) and inserted a second time (issue 12 #2). */
     err_t ae;
-    if (tlog_adopt(w->pg, w->cfg->schema, o->ids, o->nids, o->new_sfid, &ae) != 0) {
+    if (link_adopted(w, o, &ae) != 0) {
         op_set_retry(o, ae.msg, true);
         return;
     }
