@@ -145,7 +145,8 @@ cmd_query(char **a)
         sb_printf(&url, "%s%.*s", a[0], (int)(end - next), next);
     }
     double dt = now_s() - t0;
-    printf("{\"records\":%ld,\"pages\":%ld,\"bytes\":%ld,\"seconds\":%.3f,\"records_per_s\":%.0f}\n",
+    printf("{\"records\":%ld,\"pages\":%ld,\"bytes\":%ld,\"seconds\":%.3f,\"records_per_s\":%.0f}"
+           "\n",
            records, pages, bytes, dt, records / dt);
     sb_free(&url), sb_free(&out);
     curl_easy_cleanup(c);
@@ -154,9 +155,9 @@ cmd_query(char **a)
 
 typedef struct worker {
     const char *base, *token, *object;
-    long        batches;
-    long        failed;
-    long        worker_id;
+    long batches;
+    long failed;
+    long worker_id;
 } worker;
 
 static void *

@@ -77,6 +77,12 @@ PASS=$((PASS + p)); FAIL=$((FAIL + f))
 if ((f)); then FAILED_NAMES+=("e2e"); echo "$out" | tail -n 300 | sed 's/^/  [e2e] /'; fi
 printf '%-28s %4d passed, %d failed\n' "e2e (pytest)" "$p" "$f"
 
+echo "== lint (clang-format, file and function lengths, line width)"
+out=$(scripts/lint.sh 2>&1); rc=$?; p=$(grep -c '^ok ' <<<"$out"); f=$(grep -c '^not ok ' <<<"$out")
+if ((rc != 0 && f == 0)); then f=1; fi; PASS=$((PASS + p)); FAIL=$((FAIL + f))
+if ((f)); then FAILED_NAMES+=("lint"); echo "$out" | grep -v '^ok \|^lint:' | sed 's/^/  [lint] /'; fi
+printf '%-28s %4d passed, %d failed\n' "lint" "$p" "$f"
+
 ((${#FAILED_NAMES[@]})) && echo "failed: ${FAILED_NAMES[*]}"
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))

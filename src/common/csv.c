@@ -25,27 +25,27 @@ enum {
 };
 
 struct csv_reader {
-    csv_opts    o;
+    csv_opts o;
     const char *in;
-    size_t      in_len, in_pos;
-    bool        eof;
-    int         state;
-    bool        cr_prev;      /* the last byte was a CR (for line counting) */
-    bool        row_ready;    /* a row was returned: reset before reading on */
-    bool        row_started;  /* the current row has consumed a byte */
-    bool        done;
-    bool        failed;
-    sb          buf;          /* the current row's fields, NUL-terminated */
-    size_t     *starts;       /* field start offsets in buf */
-    size_t     *lens;
+    size_t in_len, in_pos;
+    bool eof;
+    int state;
+    bool cr_prev;     /* the last byte was a CR (for line counting) */
+    bool row_ready;   /* a row was returned: reset before reading on */
+    bool row_started; /* the current row has consumed a byte */
+    bool done;
+    bool failed;
+    sb buf;         /* the current row's fields, NUL-terminated */
+    size_t *starts; /* field start offsets in buf */
+    size_t *lens;
     const char **ptrs;
-    size_t      nfields, cap;
-    size_t      field_start;  /* offset in buf of the field being read */
-    int64_t     line, col;    /* position of the next input byte */
-    int64_t     row_line;
-    int64_t     field_line, field_col;
-    int64_t     rows;
-    csv_error   err;
+    size_t nfields, cap;
+    size_t field_start; /* offset in buf of the field being read */
+    int64_t line, col;  /* position of the next input byte */
+    int64_t row_line;
+    int64_t field_line, field_col;
+    int64_t rows;
+    csv_error err;
 };
 
 csv_reader *
@@ -397,9 +397,9 @@ csv_put_str(sb *out, const char *s)
 
 static const struct {
     const char *name;
-    char        c;
+    char c;
 } delims[] = {
-    {"COMMA", ','}, {"TAB", '\t'}, {"PIPE", '|'},
+    {"COMMA", ','},     {"TAB", '\t'},  {"PIPE", '|'},
     {"SEMICOLON", ';'}, {"CARET", '^'}, {"BACKQUOTE", '`'},
 };
 

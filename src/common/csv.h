@@ -25,9 +25,9 @@
 #include "sb.h"
 
 typedef enum {
-    CSV_EOL_ANY,   /* LF, CRLF or CR end a row */
-    CSV_EOL_LF,    /* only LF; a CR outside quotes is an error */
-    CSV_EOL_CRLF,  /* only CRLF; a bare LF or CR outside quotes is an error */
+    CSV_EOL_ANY,  /* LF, CRLF or CR end a row */
+    CSV_EOL_LF,   /* only LF; a CR outside quotes is an error */
+    CSV_EOL_CRLF, /* only CRLF; a bare LF or CR outside quotes is an error */
 } csv_eol;
 
 typedef enum {
@@ -41,49 +41,49 @@ typedef enum {
 } csv_errcode;
 
 typedef struct csv_opts {
-    char    delim;        /* ',' if 0 */
+    char delim; /* ',' if 0 */
     csv_eol eol;
-    bool    utf8;         /* check that every field is valid UTF-8 */
-    size_t  max_field;    /* bytes per field; 0 = 1 MiB */
-    size_t  max_row;      /* bytes per row; 0 = 16 MiB */
-    size_t  max_fields;   /* fields per row; 0 = 10000 */
+    bool utf8;         /* check that every field is valid UTF-8 */
+    size_t max_field;  /* bytes per field; 0 = 1 MiB */
+    size_t max_row;    /* bytes per row; 0 = 16 MiB */
+    size_t max_fields; /* fields per row; 0 = 10000 */
 } csv_opts;
 
 typedef struct csv_error {
     csv_errcode code;
-    int64_t     line;     /* where it happened, 1-based */
-    int64_t     col;      /* byte column, 1-based */
-    char        msg[160]; /* e.g. "unescaped quote in an unquoted field" */
+    int64_t line;  /* where it happened, 1-based */
+    int64_t col;   /* byte column, 1-based */
+    char msg[160]; /* e.g. "unescaped quote in an unquoted field" */
 } csv_error;
 
 /* One row; valid until the next csv_next()/csv_reader_free(). Every field is
  * NUL-terminated (and may contain NULs: use len). */
 typedef struct csv_row {
-    size_t        nfields;
-    const char  **field;
+    size_t nfields;
+    const char **field;
     const size_t *len;
-    bool          blank;  /* the row was an empty line (one empty, unquoted field) */
-    int64_t       line;   /* the line the row starts on */
-    int64_t       index;  /* 0 for the first row of the input */
+    bool blank;    /* the row was an empty line (one empty, unquoted field) */
+    int64_t line;  /* the line the row starts on */
+    int64_t index; /* 0 for the first row of the input */
 } csv_row;
 
 typedef enum {
-    CSV_NEED = 0,   /* feed more input, or csv_finish() */
-    CSV_ROW = 1,    /* *row holds the next row */
-    CSV_END = 2,    /* no more rows: the input is finished and fully read */
-    CSV_FAIL = -1,  /* malformed input: see csv_reader_error(); sticky */
+    CSV_NEED = 0,  /* feed more input, or csv_finish() */
+    CSV_ROW = 1,   /* *row holds the next row */
+    CSV_END = 2,   /* no more rows: the input is finished and fully read */
+    CSV_FAIL = -1, /* malformed input: see csv_reader_error(); sticky */
 } csv_status;
 
 typedef struct csv_reader csv_reader;
 
-csv_reader *csv_reader_new(const csv_opts *o);   /* o may be NULL: comma, any line end */
-void        csv_reader_free(csv_reader *r);
+csv_reader *csv_reader_new(const csv_opts *o); /* o may be NULL: comma, any line end */
+void csv_reader_free(csv_reader *r);
 /* Hand the reader the next n bytes. It reads them in place: keep them alive and
  * unchanged until csv_next() returns CSV_NEED (or the reader is freed). */
-void        csv_feed(csv_reader *r, const char *data, size_t n);
+void csv_feed(csv_reader *r, const char *data, size_t n);
 /* No more input will come. */
-void        csv_finish(csv_reader *r);
-csv_status  csv_next(csv_reader *r, csv_row *row);
+void csv_finish(csv_reader *r);
+csv_status csv_next(csv_reader *r, csv_row *row);
 const csv_error *csv_reader_error(const csv_reader *r);
 
 /* ----- writing ----------------------------------------------------------- */
@@ -94,11 +94,11 @@ void csv_put_str(sb *out, const char *s);
 
 /* Bulk API 2.0 option names. 0 ok, -1 unknown.
  * "COMMA" ',', "TAB" '\t', "PIPE" '|', "SEMICOLON" ';', "CARET" '^', "BACKQUOTE" '`'. */
-int         csv_delim_parse(const char *name, char *out);
-const char *csv_delim_name(char delim);            /* "COMMA", ...; NULL if none */
+int csv_delim_parse(const char *name, char *out);
+const char *csv_delim_name(char delim); /* "COMMA", ...; NULL if none */
 /* "LF" -> CSV_EOL_LF, "CRLF" -> CSV_EOL_CRLF. */
-int         csv_eol_parse(const char *name, csv_eol *out);
-const char *csv_eol_name(csv_eol eol);             /* "LF" / "CRLF" ("LF" for ANY) */
-const char *csv_eol_str(csv_eol eol);              /* "\n" / "\r\n" */
+int csv_eol_parse(const char *name, csv_eol *out);
+const char *csv_eol_name(csv_eol eol); /* "LF" / "CRLF" ("LF" for ANY) */
+const char *csv_eol_str(csv_eol eol);  /* "\n" / "\r\n" */
 
 #endif

@@ -33,7 +33,7 @@ typedef enum err_class {
 
 typedef struct err_t {
     err_class cls;               /* what the caller may do about it */
-    int  http;                   /* HTTP status to answer with (400 if unsure) */
+    int http;                    /* HTTP status to answer with (400 if unsure) */
     char code[ERR_CODE_MAX];     /* Salesforce errorCode, e.g. "INVALID_FIELD" */
     char msg[ERR_MSG_MAX];       /* human-readable message */
     char fields[ERR_FIELDS_MAX]; /* comma-separated field names; "" for none */

@@ -10,7 +10,7 @@
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 
 void log_set_level(log_level lvl);
-int  log_level_parse(const char *name, log_level *out); /* 0 ok, -1 unknown */
+int log_level_parse(const char *name, log_level *out); /* 0 ok, -1 unknown */
 void log_msg(log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "00D000000000001!AQ8x..." -> "00D000000000001!AQ8x…" into buf. */
 const char *log_redact(const char *secret, char *buf, unsigned bufsz);

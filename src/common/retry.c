@@ -34,11 +34,8 @@ retry_delay_ms(const retry_policy *p, int failures, long cap_ms)
     case RETRY_JITTER_EQUAL:
         util_random(&r, sizeof r);
         return d / 2 + (long)(r % (uint64_t)(d / 2 + 1));
-    case RETRY_JITTER_FULL:
-        util_random(&r, sizeof r);
-        return (long)(r % (uint64_t)(d + 1));
+    case RETRY_JITTER_FULL: util_random(&r, sizeof r); return (long)(r % (uint64_t)(d + 1));
     case RETRY_JITTER_NONE:
-    default:
-        return d;
+    default: return d;
     }
 }

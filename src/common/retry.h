@@ -16,9 +16,9 @@ typedef enum retry_jitter {
 } retry_jitter;
 
 typedef struct retry_policy {
-    const char  *name;     /* for logs and tests */
-    long         first_ms; /* the delay after the first failure */
-    long         cap_ms;   /* the largest delay */
+    const char *name; /* for logs and tests */
+    long first_ms;    /* the delay after the first failure */
+    long cap_ms;      /* the largest delay */
     retry_jitter jitter;
 } retry_policy;
 

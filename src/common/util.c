@@ -97,8 +97,7 @@ util_random(void *buf, size_t n)
 void
 util_random_alnum(char *out, size_t n)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     unsigned char r[64];
     size_t i = 0;
     while (i < n) {
@@ -177,8 +176,8 @@ fmt_dt(int64_t ms, char out[32], const char *zone)
     /* Years outside 0..9999 are clamped: Salesforce's own range is 1700..4000. */
     y = y < 0 ? 0 : y > 9999 ? 9999 : y;
     snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03d%s", y % 10000, (m % 13 + 13) % 13,
-             (d % 32 + 32) % 32, (sod / 3600) % 24, sod / 60 % 60, sod % 60, (msec % 1000 + 1000) % 1000,
-             zone);
+             (d % 32 + 32) % 32, (sod / 3600) % 24, sod / 60 % 60, sod % 60,
+             (msec % 1000 + 1000) % 1000, zone);
 }
 
 void
@@ -210,8 +209,8 @@ int
 util_parse_date(const char *s, int *y, int *m, int *d)
 {
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (strlen(s) < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, y) ||
-        digits(s + 5, 2, m) || digits(s + 8, 2, d))
+    if (strlen(s) < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, y) || digits(s + 5, 2, m) ||
+        digits(s + 8, 2, d))
         return -1;
     if (*m < 1 || *m > 12 || *d < 1 || *d > mdays[*m - 1])
         return -1;

@@ -12,11 +12,11 @@
 
 typedef struct worker_thread {
     pthread_t thread;
-    bool      started;
+    bool started;
 } worker_thread;
 
 /* Start fn(arg) on a new thread; 0 or -1 (errno from pthread_create). */
-int  worker_start(worker_thread *t, void *(*fn)(void *), void *arg);
+int worker_start(worker_thread *t, void *(*fn)(void *), void *arg);
 /* Wait for it to return (no-op if it never started or was joined). */
 void worker_join(worker_thread *t);
 

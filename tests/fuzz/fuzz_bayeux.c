@@ -34,12 +34,12 @@ static const char org_json[] =
     "\"Pay__c\":{\"type\":\"currency\"},\"Hired__c\":{\"type\":\"date\"},"
     "\"Seen__c\":{\"type\":\"datetime\"}}}}}";
 
-static store     *st;
+static store *st;
 static lf_events *ev;
-static char       user[19];
-static char       last_id[19];
+static char user[19];
+static char last_id[19];
 static unsigned long runs;
-static lf_actor   actor = {NULL, "com/salesforce/api/rest/59.0;client=fuzz"};
+static lf_actor actor = {NULL, "com/salesforce/api/rest/59.0;client=fuzz"};
 
 static void
 setup(void)

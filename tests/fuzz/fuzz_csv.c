@@ -112,12 +112,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* Write every (non-blank) row back and read it again: the same rows. */
         csv_opts o2 = o;
         o2.eol = CSV_EOL_LF;
-        o2.max_row = o.max_row * 3 + 16;  /* quoting can double a field */
+        o2.max_row = o.max_row * 3 + 16; /* quoting can double a field */
         o2.max_field = o.max_field * 2 + 2;
         sb again = SB_INIT, expect = SB_INIT;
         csv_error e3;
-        csv_status s3 = read_dump(rewritten.buf ? rewritten.buf : "", rewritten.len, &o2, 0,
-                                  &again, &e3, NULL);
+        csv_status s3 = read_dump(rewritten.buf ? rewritten.buf : "", rewritten.len, &o2, 0, &again,
+                                  &e3, NULL);
         if (s3 != CSV_END)
             die("the writer's output does not read back");
         /* The expected dump: the original rows minus blank lines. */
@@ -135,8 +135,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
         csv_reader_free(r);
-        if (again.len != expect.len ||
-            (again.len && memcmp(again.buf, expect.buf, again.len) != 0))
+        if (again.len != expect.len || (again.len && memcmp(again.buf, expect.buf, again.len) != 0))
             die("a written row reads back differently");
         sb_free(&again);
         sb_free(&expect);

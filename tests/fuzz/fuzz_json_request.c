@@ -17,17 +17,22 @@
 
 static const char org_json[] =
     "{\"organization\":{\"name\":\"Fuzz\"},"
-    "\"users\":[{\"username\":\"f@f.test\",\"password\":\"p\",\"first_name\":\"F\",\"last_name\":\"Z\","
+    "\"users\":[{\"username\":\"f@f.test\",\"password\":\"p\",\"first_name\":\"F\",\"last_name\":"
+    "\"Z\","
     "\"email\":\"f@f.test\"}],"
     "\"objects\":{\"Account\":{\"fields\":{\"Ext__c\":{\"type\":\"string\",\"length\":20,"
     "\"external_id\":true,\"unique\":true}}},"
-    "\"Teacher__c\":{\"fields\":{\"First_Name__c\":{\"type\":\"string\",\"length\":10,\"required\":true},"
+    "\"Teacher__c\":{\"fields\":{\"First_Name__c\":{\"type\":\"string\",\"length\":10,\"required\":"
+    "true},"
     "\"Email__c\":{\"type\":\"email\",\"length\":40,\"unique\":true,\"external_id\":true},"
     "\"Status__c\":{\"type\":\"picklist\",\"values\":[\"A\",\"B\"],\"restricted\":true},"
     "\"Tags__c\":{\"type\":\"multipicklist\",\"values\":[\"x\",\"y\"]},"
-    "\"Pay__c\":{\"type\":\"currency\"},\"Age__c\":{\"type\":\"int\"},\"On__c\":{\"type\":\"boolean\"},"
-    "\"Hired__c\":{\"type\":\"date\"},\"Seen__c\":{\"type\":\"datetime\"},\"Url__c\":{\"type\":\"url\"},"
-    "\"School__c\":{\"type\":\"reference\",\"reference_to\":\"Account\",\"relationship_name\":\"School__r\"}}}},"
+    "\"Pay__c\":{\"type\":\"currency\"},\"Age__c\":{\"type\":\"int\"},\"On__c\":{\"type\":"
+    "\"boolean\"},"
+    "\"Hired__c\":{\"type\":\"date\"},\"Seen__c\":{\"type\":\"datetime\"},\"Url__c\":{\"type\":"
+    "\"url\"},"
+    "\"School__c\":{\"type\":\"reference\",\"reference_to\":\"Account\",\"relationship_name\":"
+    "\"School__r\"}}}},"
     "\"records\":{\"Account\":[{\"Name\":\"S\",\"Ext__c\":\"S-1\"}],"
     "\"Teacher__c\":[{\"First_Name__c\":\"Ada\",\"Email__c\":\"ada@x.org\"}]}}";
 
@@ -79,8 +84,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     body[size - 1] = '\0';
 
     static const char *const ids_q[] = {"Q", "ids", "a01000000000001AAA,001zz,", NULL};
-    http_req req = {.body = body, .body_len = size - 1, .ctx = srv, .auth = &session,
-                    .seg = {"v62.0"}, .nseg = 1};
+    http_req req = {.body = body,
+                    .body_len = size - 1,
+                    .ctx = srv,
+                    .auth = &session,
+                    .seg = {"v62.0"},
+                    .nseg = 1};
     http_resp resp = {.status = 200};
     switch (data[0] % 9) {
     case 0: req.method = "POST", req.seg[1] = "Teacher__c", rest_create(&req, &resp); break;
@@ -95,7 +104,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req.method = "PATCH", req.seg[1] = "Teacher__c", req.seg[2] = "Email__c",
         rest_collection_upsert(&req, &resp);
         break;
-    case 6: req.method = "POST", req.seg[1] = "Teacher__c", rest_collection_retrieve(&req, &resp); break;
+    case 6:
+        req.method = "POST", req.seg[1] = "Teacher__c", rest_collection_retrieve(&req, &resp);
+        break;
     case 7: req.method = "DELETE", req.fake = ids_q, rest_collection(&req, &resp); break;
     default:
         req.method = "PATCH", req.seg[1] = "Teacher__c", req.seg[2] = "a01000000000001AAA",

@@ -37,26 +37,25 @@
 #define AUTH_SIG_MAX       64
 #define SOAP_MAX_BYTES     (64 * 1024)
 
-int  auth_issue_access(auth *a, const char *user_id, const char *username,
-                       const char *client_id, const char *parent, lf_session *out,
+int auth_issue_access(auth *a, const char *user_id, const char *username, const char *client_id,
+                      const char *parent, lf_session *out, char token[AUTH_TOKEN_MAX]);
+int auth_issue_refresh(auth *a, const char *user_id, const char *username, const char *client_id,
                        char token[AUTH_TOKEN_MAX]);
-int  auth_issue_refresh(auth *a, const char *user_id, const char *username,
-                        const char *client_id, char token[AUTH_TOKEN_MAX]);
-int  auth_issue_code(auth *a, const char *user_id, const char *username, const char *client_id,
-                     const char *redirect_uri, const char *challenge, bool challenge_plain,
-                     char code[AUTH_TOKEN_MAX]);
-int  auth_redeem_code(auth *a, const char *code, const char *client_id, const char *redirect_uri,
-                      const char *verifier, lf_session *out, const char **why);
-int  auth_lookup(auth *a, const char *token, lf_session *out);
-int  auth_lookup_refresh(auth *a, const char *token, lf_session *out);
-int  auth_revoke(auth *a, const char *token);
+int auth_issue_code(auth *a, const char *user_id, const char *username, const char *client_id,
+                    const char *redirect_uri, const char *challenge, bool challenge_plain,
+                    char code[AUTH_TOKEN_MAX]);
+int auth_redeem_code(auth *a, const char *code, const char *client_id, const char *redirect_uri,
+                     const char *verifier, lf_session *out, const char **why);
+int auth_lookup(auth *a, const char *token, lf_session *out);
+int auth_lookup_refresh(auth *a, const char *token, lf_session *out);
+int auth_revoke(auth *a, const char *token);
 void auth_sign(const char *secret, const char *id_url, const char *issued_at,
                char out[AUTH_SIG_MAX]);
-int  auth_soap_parse(const char *xml, size_t len, char op[AUTH_SOAP_OP_MAX],
-                     char username[AUTH_SOAP_USER_MAX], char password[AUTH_SOAP_PASS_MAX],
-                     char session_id[AUTH_SOAP_SID_MAX]);
-int  auth_parse_authorization(const char *value, char token[AUTH_TOKEN_MAX]);
-int  auth_parse_basic(const char *value, char *id, size_t idsz, char *secret, size_t secretsz);
+int auth_soap_parse(const char *xml, size_t len, char op[AUTH_SOAP_OP_MAX],
+                    char username[AUTH_SOAP_USER_MAX], char password[AUTH_SOAP_PASS_MAX],
+                    char session_id[AUTH_SOAP_SID_MAX]);
+int auth_parse_authorization(const char *value, char token[AUTH_TOKEN_MAX]);
+int auth_parse_basic(const char *value, char *id, size_t idsz, char *secret, size_t secretsz);
 
 #define USER_ID "005000000000001AAA"
 #define APP_ID  "3MVG9localforce"
@@ -78,8 +77,7 @@ teardown(void **state)
 static void
 issue(auth *a, char tok[AUTH_TOKEN_MAX])
 {
-    assert_int_equal(auth_issue_access(a, USER_ID, "ops@acme.example", APP_ID, NULL, NULL, tok),
-                     0);
+    assert_int_equal(auth_issue_access(a, USER_ID, "ops@acme.example", APP_ID, NULL, NULL, tok), 0);
 }
 
 /* ----- tokens and sessions ----------------------------------------------- */
@@ -140,12 +138,12 @@ test_refresh_is_not_a_session(void **state)
     lf_session s;
     assert_int_equal(auth_issue_refresh(a, USER_ID, "ops@acme.example", APP_ID, rt), 0);
     assert_memory_equal(rt, "5Aep", 4);
-    assert_int_equal(auth_lookup(a, rt, &s), -1);          /* not usable as a bearer token */
+    assert_int_equal(auth_lookup(a, rt, &s), -1); /* not usable as a bearer token */
     assert_int_equal(auth_lookup_refresh(a, rt, &s), 0);
-    assert_int_equal(s.expires_ms, 0);                      /* never expires */
+    assert_int_equal(s.expires_ms, 0); /* never expires */
     char at[AUTH_TOKEN_MAX];
     issue(a, at);
-    assert_int_equal(auth_lookup_refresh(a, at, &s), -1);  /* and the other way round */
+    assert_int_equal(auth_lookup_refresh(a, at, &s), -1); /* and the other way round */
 }
 
 static void
@@ -224,7 +222,7 @@ test_many_sessions(void **state)
     /* Enough tokens to grow the table several times and run the sweeps. */
     auth *a = *state;
     enum { N = 3000 };
-    char (*t)[AUTH_TOKEN_MAX] = malloc(N * sizeof *t);
+    char(*t)[AUTH_TOKEN_MAX] = malloc(N * sizeof *t);
     assert_non_null(t);
     for (int i = 0; i < N; i++)
         issue(a, t[i]);
@@ -283,16 +281,14 @@ test_code_single_use(void **state)
     char code[AUTH_TOKEN_MAX];
     lf_session s;
     const char *why;
-    assert_int_equal(auth_issue_code(a, USER_ID, "ops@acme.example", APP_ID,
-                                     "http://localhost/cb", NULL, false, code),
+    assert_int_equal(auth_issue_code(a, USER_ID, "ops@acme.example", APP_ID, "http://localhost/cb",
+                                     NULL, false, code),
                      0);
     assert_memory_equal(code, "aPrx", 4);
     assert_int_equal(auth_lookup(a, code, NULL), -1); /* a code is not a session */
-    assert_int_equal(
-        auth_redeem_code(a, code, APP_ID, "http://localhost/cb", NULL, &s, &why), 0);
+    assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", NULL, &s, &why), 0);
     assert_string_equal(s.user_id, USER_ID);
-    assert_int_equal(
-        auth_redeem_code(a, code, APP_ID, "http://localhost/cb", NULL, &s, &why), -1);
+    assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", NULL, &s, &why), -1);
     assert_string_equal(why, "invalid authorization code");
 }
 
@@ -307,12 +303,11 @@ test_code_checks(void **state)
     auth_issue_code(a, USER_ID, "u", APP_ID, "http://localhost/cb", NULL, false, code);
     assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://evil/cb", NULL, &s, &why), -1);
     assert_string_equal(why, "redirect_uri must match configuration");
-    assert_int_equal(
-        auth_redeem_code(a, code, APP_ID, "http://localhost/cb", NULL, &s, &why), -1);
+    assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", NULL, &s, &why), -1);
     /* Another app's code. */
     auth_issue_code(a, USER_ID, "u", APP_ID, "http://localhost/cb", NULL, false, code);
-    assert_int_equal(
-        auth_redeem_code(a, code, "3MVG9other", "http://localhost/cb", NULL, &s, &why), -1);
+    assert_int_equal(auth_redeem_code(a, code, "3MVG9other", "http://localhost/cb", NULL, &s, &why),
+                     -1);
     assert_string_equal(why, "invalid authorization code");
     /* Garbage. */
     assert_int_equal(auth_redeem_code(a, "", APP_ID, "x", NULL, &s, &why), -1);
@@ -334,16 +329,14 @@ test_code_pkce(void **state)
     assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", verifier, &s, &why),
                      0);
     auth_issue_code(a, USER_ID, "u", APP_ID, "http://localhost/cb", challenge, false, code);
-    assert_int_equal(
-        auth_redeem_code(a, code, APP_ID, "http://localhost/cb", "wrong", &s, &why), -1);
+    assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", "wrong", &s, &why),
+                     -1);
     assert_string_equal(why, "invalid code verifier");
     auth_issue_code(a, USER_ID, "u", APP_ID, "http://localhost/cb", challenge, false, code);
-    assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", NULL, &s, &why),
-                     -1);
+    assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", NULL, &s, &why), -1);
     /* plain */
     auth_issue_code(a, USER_ID, "u", APP_ID, "http://localhost/cb", "abc", true, code);
-    assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", "abc", &s, &why),
-                     0);
+    assert_int_equal(auth_redeem_code(a, code, APP_ID, "http://localhost/cb", "abc", &s, &why), 0);
 }
 
 /* ----- signature and header parsing --------------------------------------- */
@@ -402,8 +395,7 @@ test_parse_basic(void **state)
     assert_int_equal(auth_parse_basic("Basic ", id, sizeof id, secret, sizeof secret), -1);
     assert_int_equal(auth_parse_basic(NULL, id, sizeof id, secret, sizeof secret), -1);
     /* base64("a\0b:c"): an embedded NUL is refused */
-    assert_int_equal(auth_parse_basic("Basic YQBiOmM=", id, sizeof id, secret, sizeof secret),
-                     -1);
+    assert_int_equal(auth_parse_basic("Basic YQBiOmM=", id, sizeof id, secret, sizeof secret), -1);
 }
 
 /* ----- SOAP ------------------------------------------------------------------ */
@@ -641,8 +633,12 @@ e2e_setup(void **state)
     }
     json_decref(org);
     e2e.auth = auth_new(e2e.st);
-    http_config hc = {.host = "127.0.0.1", .port = 0, .routes = e2e_routes, .ctx = &e2e,
-                      .max_body = 1 << 20, .threads = 2};
+    http_config hc = {.host = "127.0.0.1",
+                      .port = 0,
+                      .routes = e2e_routes,
+                      .ctx = &e2e,
+                      .max_body = 1 << 20,
+                      .threads = 2};
     if (http_start(&hc, &e2e.http, &e) != 0) {
         fprintf(stderr, "http: %s\n", e.msg);
         return -1;
@@ -663,9 +659,9 @@ e2e_teardown(void **state)
 }
 
 typedef struct reply {
-    int  status;
-    sb   head;   /* raw header lines */
-    sb   body;
+    int status;
+    sb head; /* raw header lines */
+    sb body;
 } reply;
 
 static void
@@ -677,8 +673,8 @@ reply_free(reply *r)
 
 /* One request over a fresh connection; extra_headers is "" or "Name: v\r\n"... */
 static void
-req(reply *r, const char *method, const char *path, const char *ctype,
-    const char *extra_headers, const char *body)
+req(reply *r, const char *method, const char *path, const char *ctype, const char *extra_headers,
+    const char *body)
 {
     memset(r, 0, sizeof *r);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -851,8 +847,7 @@ e2e_token_errors(void **state)
     expect_oauth_error("grant_type=password&client_id=test-client&client_secret=test-secret"
                        "&username=ada%40auth.test",
                        400, "invalid_request", "missing required parameter: password");
-    expect_oauth_error("grant_type=jwt", 400, "unsupported_grant_type",
-                       "grant type not supported");
+    expect_oauth_error("grant_type=jwt", 400, "unsupported_grant_type", "grant type not supported");
     expect_oauth_error("", 400, "unsupported_grant_type", "grant type not supported");
     expect_oauth_error("grant_type=refresh_token&client_id=test-client&refresh_token=nope", 400,
                        "invalid_grant", "expired access/refresh token");
@@ -862,8 +857,8 @@ e2e_token_errors(void **state)
     expect_oauth_error("grant_type=client_credentials&client_id=plain-client"
                        "&client_secret=plain-secret",
                        400, "invalid_request", "no client credentials user enabled");
-    expect_oauth_error("grant_type=client_credentials&client_id=test-client&client_secret=x",
-                       400, "invalid_client", "invalid client credentials");
+    expect_oauth_error("grant_type=client_credentials&client_id=test-client&client_secret=x", 400,
+                       "invalid_client", "invalid client credentials");
 }
 
 static void
@@ -890,16 +885,17 @@ e2e_unauthorized(void **state)
 {
     (void)state;
     static const char *const hdrs[] = {
-        "", "Authorization: Bearer 00Dbogus!x\r\n", "Authorization: Basic abc\r\n",
+        "",
+        "Authorization: Bearer 00Dbogus!x\r\n",
+        "Authorization: Basic abc\r\n",
         "Authorization: Bearer\r\n",
     };
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++) {
         reply r;
         req(&r, "GET", "/check", NULL, hdrs[i], NULL);
         assert_int_equal(r.status, 401);
-        assert_string_equal(sb_str(&r.body),
-                            "[{\"message\":\"Session expired or invalid\","
-                            "\"errorCode\":\"INVALID_SESSION_ID\"}]");
+        assert_string_equal(sb_str(&r.body), "[{\"message\":\"Session expired or invalid\","
+                                             "\"errorCode\":\"INVALID_SESSION_ID\"}]");
         char ct[128];
         assert_string_equal(header(&r, "Content-Type", ct, sizeof ct),
                             "application/json;charset=UTF-8");
@@ -984,7 +980,8 @@ e2e_authorize_code_refresh_revoke(void **state)
     char body[1024];
     snprintf(body, sizeof body,
              "grant_type=authorization_code&client_id=test-client&client_secret=test-secret"
-             "&code=%s&redirect_uri=http%%3A%%2F%%2Flocalhost%%3A1717%%2Fcb", code);
+             "&code=%s&redirect_uri=http%%3A%%2F%%2Flocalhost%%3A1717%%2Fcb",
+             code);
     form(&r, "/services/oauth2/token", body);
     assert_int_equal(r.status, 200);
     json_t *j = body_json(&r);
@@ -998,8 +995,8 @@ e2e_authorize_code_refresh_revoke(void **state)
     expect_oauth_error(body, 400, "invalid_grant", "invalid authorization code");
 
     /* Refresh (no secret, as jsforce may send it). */
-    snprintf(body, sizeof body,
-             "grant_type=refresh_token&client_id=test-client&refresh_token=%s", refresh);
+    snprintf(body, sizeof body, "grant_type=refresh_token&client_id=test-client&refresh_token=%s",
+             refresh);
     form(&r, "/services/oauth2/token", body);
     assert_int_equal(r.status, 200);
     j = body_json(&r);
@@ -1010,8 +1007,8 @@ e2e_authorize_code_refresh_revoke(void **state)
     reply_free(&r);
     assert_int_equal(auth_lookup(e2e.auth, access2, NULL), 0);
     /* Another app cannot use it. */
-    snprintf(body, sizeof body,
-             "grant_type=refresh_token&client_id=plain-client&refresh_token=%s", refresh);
+    snprintf(body, sizeof body, "grant_type=refresh_token&client_id=plain-client&refresh_token=%s",
+             refresh);
     expect_oauth_error(body, 400, "invalid_grant", "expired access/refresh token");
 
     /* Revoking the refresh token ends it and every session that came with it. */
@@ -1022,8 +1019,8 @@ e2e_authorize_code_refresh_revoke(void **state)
     reply_free(&r);
     assert_int_equal(auth_lookup(e2e.auth, access, NULL), -1);
     assert_int_equal(auth_lookup(e2e.auth, access2, NULL), -1);
-    snprintf(body, sizeof body,
-             "grant_type=refresh_token&client_id=test-client&refresh_token=%s", refresh);
+    snprintf(body, sizeof body, "grant_type=refresh_token&client_id=test-client&refresh_token=%s",
+             refresh);
     expect_oauth_error(body, 400, "invalid_grant", "expired access/refresh token");
 }
 
@@ -1032,20 +1029,26 @@ e2e_authorize_errors(void **state)
 {
     (void)state;
     reply r;
-    req(&r, "GET", "/services/oauth2/authorize?response_type=code&client_id=nope"
-        "&redirect_uri=http%3A%2F%2Fx%2Fcb", NULL, "", NULL);
+    req(&r, "GET",
+        "/services/oauth2/authorize?response_type=code&client_id=nope"
+        "&redirect_uri=http%3A%2F%2Fx%2Fcb",
+        NULL, "", NULL);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(sb_str(&r.body), "invalid_client_id"));
     reply_free(&r);
     /* A redirect URI that could split the Location header is refused outright. */
-    req(&r, "GET", "/services/oauth2/authorize?response_type=code&client_id=test-client"
-        "&redirect_uri=http%3A%2F%2Fx%2Fcb%0D%0AX-Evil%3A%201", NULL, "", NULL);
+    req(&r, "GET",
+        "/services/oauth2/authorize?response_type=code&client_id=test-client"
+        "&redirect_uri=http%3A%2F%2Fx%2Fcb%0D%0AX-Evil%3A%201",
+        NULL, "", NULL);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(sb_str(&r.body), "redirect_uri_mismatch"));
     reply_free(&r);
     /* Unsupported response type: back to the client with an error. */
-    req(&r, "GET", "/services/oauth2/authorize?response_type=id_token&client_id=test-client"
-        "&redirect_uri=http%3A%2F%2Fx%2Fcb&state=z", NULL, "", NULL);
+    req(&r, "GET",
+        "/services/oauth2/authorize?response_type=id_token&client_id=test-client"
+        "&redirect_uri=http%3A%2F%2Fx%2Fcb&state=z",
+        NULL, "", NULL);
     char err[128];
     location_param(&r, "error", err, sizeof err);
     assert_string_equal(err, "unsupported_response_type");
@@ -1120,7 +1123,8 @@ e2e_soap_login_logout(void **state)
              "<se:Envelope xmlns:se=\"http://schemas.xmlsoap.org/soap/envelope/\"><se:Header>"
              "<SessionHeader xmlns=\"urn:partner.soap.sforce.com\"><sessionId>%s</sessionId>"
              "</SessionHeader></se:Header><se:Body><logout xmlns=\"urn:partner.soap.sforce.com\"/>"
-             "</se:Body></se:Envelope>", token);
+             "</se:Body></se:Envelope>",
+             token);
     soap_post(&r, "/services/Soap/u/59.0", xml);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(sb_str(&r.body), "<logoutResponse/>"));
@@ -1149,7 +1153,9 @@ e2e_soap_faults(void **state)
     assert_non_null(strstr(b, "<sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>"));
     reply_free(&r);
     static const char *const bad[] = {
-        "", "<oops", "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
+        "",
+        "<oops",
+        "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
         "<a>&e;</a>",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1174,8 +1180,7 @@ e2e_identity(void **state)
     password_login(token, &tok);
     char path[600], hdr[300];
     const char *id = jstr(tok, "id");
-    snprintf(path, sizeof path, "%s?format=json&oauth_token=%s", id + strlen(e2e.base_url),
-             token);
+    snprintf(path, sizeof path, "%s?format=json&oauth_token=%s", id + strlen(e2e.base_url), token);
     reply r;
     req(&r, "GET", path, NULL, "", NULL);
     assert_int_equal(r.status, 200);

@@ -47,26 +47,26 @@ static const char org_json[] =
     "                    \"relationship_name\": \"School__r\"}}}},"
     " \"records\": {\"Account\": [{\"Name\": \"School One\", \"External_Id__c\": \"S-1\"}]}}";
 
-static store     *st;
-static lf_server  srv;
+static store *st;
+static lf_server srv;
 static lf_session session;
-static lf_actor   actor;
+static lf_actor actor;
 
 /* ---- helpers ------------------------------------------------------------ */
 
 typedef struct call {
-    http_req  req;
+    http_req req;
     http_resp resp;
-    char      path[256];
-    sb        out;      /* the streamed body, when there is one */
+    char path[256];
+    sb out; /* the streamed body, when there is one */
 } call;
 
 /* Run handler h for METHOD on segs (version, job id, resource) with body and
  * fake query args (triples "Q", name, value). The body (streamed or not) ends up
  * in c->out. */
 static void
-run(call *c, http_handler h, const char *method, const char *job, const char *res,
-    const char *body, const char *const *fake)
+run(call *c, http_handler h, const char *method, const char *job, const char *res, const char *body,
+    const char *const *fake)
 {
     memset(c, 0, sizeof *c);
     c->req.method = method;
@@ -312,13 +312,13 @@ test_query_results_csv(void **state)
     assert_string_equal(c.resp.content_type, "text/csv");
     assert_string_equal(header(&c, "Sforce-NumberOfRecords"), "2");
     assert_string_equal(header(&c, "Sforce-Locator"), "null");
-    assert_string_equal(
-        sb_str(&c.out),
-        "\"First_Name__c\",\"Salary__c\",\"Years__c\",\"Active__c\",\"Hired__c\",\"Last_Seen__c\","
-        "\"School__r.Name\",\"School__r.External_Id__c\"\n"
-        "\"Jane's \"\"Best\"\", Co\",\"1234.5\",\"7\",\"true\",\"2024-01-02\","
-        "\"2024-03-04T05:06:07.089Z\",\"School One\",\"S-1\"\n"
-        "\"Line\nbreak\",\"\",\"\",\"false\",\"\",\"\",\"\",\"\"\n");
+    assert_string_equal(sb_str(&c.out),
+                        "\"First_Name__c\",\"Salary__c\",\"Years__c\",\"Active__c\",\"Hired__c\","
+                        "\"Last_Seen__c\","
+                        "\"School__r.Name\",\"School__r.External_Id__c\"\n"
+                        "\"Jane's \"\"Best\"\", Co\",\"1234.5\",\"7\",\"true\",\"2024-01-02\","
+                        "\"2024-03-04T05:06:07.089Z\",\"School One\",\"S-1\"\n"
+                        "\"Line\nbreak\",\"\",\"\",\"false\",\"\",\"\",\"\",\"\"\n");
     done(&c);
 }
 
@@ -328,8 +328,8 @@ test_query_paging(void **state)
     (void)state;
     for (int i = 0; i < 5; i++) {
         char rec[128];
-        snprintf(rec, sizeof rec, "{\"First_Name__c\": \"P%d\", \"Email__c\": \"p%d@page.org\"}",
-                 i, i);
+        snprintf(rec, sizeof rec, "{\"First_Name__c\": \"P%d\", \"Email__c\": \"p%d@page.org\"}", i,
+                 i);
         teacher(rec, NULL);
     }
     char id[19];
@@ -382,9 +382,24 @@ static void
 test_query_numbers_as_rest(void **state)
 {
     (void)state;
-    static const double fixed[] = {0, 1, -1, 0.5, 12.5, -12.25, 1234.5, 0.1, 0.0001, 0.00012345,
-                                   99999999.99, 1e-5, 123456789.12345678, 0.30000000000000004,
-                                   1e9, 3.14159265, 2.5e-8, -0.0001};
+    static const double fixed[] = {0,
+                                   1,
+                                   -1,
+                                   0.5,
+                                   12.5,
+                                   -12.25,
+                                   1234.5,
+                                   0.1,
+                                   0.0001,
+                                   0.00012345,
+                                   99999999.99,
+                                   1e-5,
+                                   123456789.12345678,
+                                   0.30000000000000004,
+                                   1e9,
+                                   3.14159265,
+                                   2.5e-8,
+                                   -0.0001};
     uint32_t seed = 12345;
     for (int i = 0; i < 400; i++) {
         double v;
@@ -496,7 +511,7 @@ test_query_create_errors(void **state)
     (void)state;
     static const struct {
         const char *body;
-        int         status;
+        int status;
         const char *code;
     } cases[] = {
         {"{\"operation\":\"query\",\"query\":\"SELECT Nope FROM Account\"}", 400, "INVALID_FIELD"},
@@ -632,13 +647,16 @@ test_ingest_insert_results(void **state)
     assert_true(strncmp(ok, hdr, strlen(hdr)) == 0);
     assert_non_null(strstr(ok, "\",\"true\",\"Ann\",\"ann@i.org\",\"10\"\n"));
     assert_non_null(strstr(ok, "\",\"true\",\"Cy\",\"cy@i.org\",\"#N/A\"\n"));
-    assert_string_equal(
-        bad, "\"sf__Id\",\"sf__Error\",\"First_Name__c\",\"Email__c\",\"Salary__c\"\n"
-             "\"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [First_Name__c]:"
-             "First_Name__c --\",\"\",\"nameless@i.org\",\"\"\n"
-             "\"\",\"INVALID_FIELD:Failed to deserialize field at col 3. Due to, 'abc' is not a "
-             "valid value for the type xsd:double:Salary__c --\",\"Bo, \"\"B\"\"\",\"bo@i.org\","
-             "\"abc\"\n");
+    assert_string_equal(bad,
+                        "\"sf__Id\",\"sf__Error\",\"First_Name__c\",\"Email__c\",\"Salary__c\"\n"
+                        "\"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: "
+                        "[First_Name__c]:"
+                        "First_Name__c --\",\"\",\"nameless@i.org\",\"\"\n"
+                        "\"\",\"INVALID_FIELD:Failed to deserialize field at col 3. Due to, 'abc' "
+                        "is not a "
+                        "valid value for the type xsd:double:Salary__c --\",\"Bo, "
+                        "\"\"B\"\"\",\"bo@i.org\","
+                        "\"abc\"\n");
     assert_string_equal(un, "\"First_Name__c\",\"Email__c\",\"Salary__c\"\n");
     free(ok);
     free(bad);
@@ -662,8 +680,9 @@ test_ingest_update_na_and_empty(void **state)
     json_decref(j);
     sb rec = SB_INIT;
     err_t e;
-    assert_int_equal(
-        store_get(st, "Teacher__c", tid, "First_Name__c,Salary__c,Years__c", "59.0", &rec, &e), 0);
+    assert_int_equal(store_get(st, "Teacher__c", tid, "First_Name__c,Salary__c,Years__c", "59.0",
+                               &rec, &e),
+                     0);
     assert_non_null(strstr(sb_str(&rec), "\"First_Name__c\":\"Upd\""));
     assert_non_null(strstr(sb_str(&rec), "\"Salary__c\":null")); /* #N/A */
     assert_non_null(strstr(sb_str(&rec), "\"Years__c\":3"));     /* empty: unchanged */
@@ -746,15 +765,17 @@ test_ingest_bad_csv_fails_job(void **state)
         {"First_Name__c,Email__c\r\nA,b\r\n", "ClientInputError : LineEnding is invalid"},
         {"First_Name__c\nA\xff\n", "ClientInputError : The data is not valid UTF-8"},
         {"", "InvalidBatch : The CSV data is empty"},
-        {"\xEF\xBB\xBF" "First_Name__c\nA\n",
-         "InvalidBatch : Field name not found : \xEF\xBB\xBF" "First_Name__c"},
+        {"\xEF\xBB\xBF"
+         "First_Name__c\nA\n",
+         "InvalidBatch : Field name not found : \xEF\xBB\xBF"
+         "First_Name__c"},
         {"First_Name__c,first_name__c\nA,B\n", "InvalidBatch : Duplicate field name"},
         {"School__r.Nope__c\nA\n", "InvalidBatch : Field name not found"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char id[19];
-        json_t *j =
-            ingest("{\"object\":\"Teacher__c\",\"operation\":\"insert\"}", cases[i].csv, id);
+        json_t *j = ingest("{\"object\":\"Teacher__c\",\"operation\":\"insert\"}", cases[i].csv,
+                           id);
         assert_string_equal(jstr(j, "state"), "Failed");
         const char *m = jstr(j, "errorMessage");
         assert_non_null(m);
@@ -877,8 +898,7 @@ test_ingest_several_uploads(void **state)
     run(&c, bulk_ingest_upload, "PUT", id, "batches", "First_Name__c,Email__c\nU1,u1@m.org\n",
         NULL);
     done(&c);
-    run(&c, bulk_ingest_upload, "PUT", id, "batches", "First_Name__c,Email__c\nU2,u2@m.org",
-        NULL);
+    run(&c, bulk_ingest_upload, "PUT", id, "batches", "First_Name__c,Email__c\nU2,u2@m.org", NULL);
     done(&c);
     run(&c, bulk_ingest_job, "PATCH", id, NULL, "{\"state\":\"UploadComplete\"}", NULL);
     done(&c);
@@ -938,8 +958,7 @@ test_jobs_survive_restart(void **state)
                "{\"operation\":\"query\",\"query\":\"SELECT Name FROM Account\"}", qid);
     json_decref(wait_job(bulk_query_job, qid));
     create_job(bulk_ingest_create, "{\"object\":\"Teacher__c\",\"operation\":\"insert\"}", iid);
-    run(&c, bulk_ingest_upload, "PUT", iid, "batches", "First_Name__c,Email__c\nR,r@r.org\n",
-        NULL);
+    run(&c, bulk_ingest_upload, "PUT", iid, "batches", "First_Name__c,Email__c\nR,r@r.org\n", NULL);
     done(&c);
     /* The Bulk module goes away and comes back over the same database. */
     bulk_free(srv.bulk);

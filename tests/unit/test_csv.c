@@ -333,8 +333,8 @@ test_option_names(void **state)
     (void)state;
     static const struct {
         const char *name;
-        char        c;
-    } d[] = {{"COMMA", ','}, {"TAB", '\t'}, {"PIPE", '|'},
+        char c;
+    } d[] = {{"COMMA", ','},     {"TAB", '\t'},  {"PIPE", '|'},
              {"SEMICOLON", ';'}, {"CARET", '^'}, {"BACKQUOTE", '`'}};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
         char c = 0;

@@ -58,8 +58,8 @@ test_resolve_types(void **state)
     json_t *d = desc();
     mapping m = {0};
     err_t e;
-    const char *want[] = {"email__c", "Bio__c", "Note__c", "Subjects__c", "Salary__c", "Years__c", "Start__c",
-                          "School__c", "Loc__c"};
+    const char *want[] = {"email__c", "Bio__c",   "Note__c",   "Subjects__c", "Salary__c",
+                          "Years__c", "Start__c", "School__c", "Loc__c"};
     assert_int_equal(ddl_resolve(d, want, sizeof want / sizeof want[0], false, &m, NULL, &e), 0);
     assert_string_equal(m.table, "teacher__c");
     assert_string_equal(m.fields[0].column, "sfid");
@@ -143,14 +143,18 @@ test_table_sql(void **state)
     assert_non_null(strstr(sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"hcu_idx_teacher__c_sfid\""));
     assert_non_null(strstr(sql, "CREATE INDEX IF NOT EXISTS \"hc_idx_teacher__c_systemmodstamp\""));
     assert_non_null(strstr(sql, "CREATE INDEX IF NOT EXISTS \"hc_idx_teacher__c_name\""));
-    assert_non_null(strstr(sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"hcu_idx_teacher__c_uuid__c\""));
+    assert_non_null(
+        strstr(sql, "CREATE UNIQUE INDEX IF NOT EXISTS \"hcu_idx_teacher__c_uuid__c\""));
     sb_free(&s);
     ddl_status_trigger(&s, "salesforce", &m);
-    assert_non_null(strstr(sb_str(&s), "CREATE TRIGGER \"hc_teacher__c_status_trigger\" BEFORE INSERT OR UPDATE"));
+    assert_non_null(
+        strstr(sb_str(&s),
+               "CREATE TRIGGER \"hc_teacher__c_status_trigger\" BEFORE INSERT OR UPDATE"));
     assert_non_null(strstr(sb_str(&s), "'PENDING'"));
     sb_free(&s);
     char name[64];
-    ddl_index_name(name, "a_very_long_table_name_that_goes_on_and_on__c", "another_long_column_name__c", true);
+    ddl_index_name(name, "a_very_long_table_name_that_goes_on_and_on__c",
+                   "another_long_column_name__c", true);
     assert_int_equal(strlen(name), 63);
     mapping_clear(&m);
     json_decref(d);

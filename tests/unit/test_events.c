@@ -37,12 +37,12 @@ static const char ORG[] =
     "\"Active__c\":{\"type\":\"boolean\"}}}}}";
 
 typedef struct fx {
-    store     *st;
+    store *st;
     lf_events *ev;
     lf_cometd *cd;
-    lf_actor   actor;
-    char       user[19];
-    char       origin[80];
+    lf_actor actor;
+    char user[19];
+    char origin[80];
 } fx;
 
 static int
@@ -150,8 +150,8 @@ rows_after(fx *f, int64_t after)
         json_t *row = json_pack("{s:I,s:s,s:b,s:o}", "replayId",
                                 (json_int_t)sqlite3_column_int64(q, 0), "channel",
                                 (const char *)sqlite3_column_text(q, 1), "cdc",
-                                sqlite3_column_int(q, 2),
-                                "data", J((const char *)sqlite3_column_text(q, 3)));
+                                sqlite3_column_int(q, 2), "data",
+                                J((const char *)sqlite3_column_text(q, 3)));
         json_array_append_new(out, row);
     }
     sqlite3_finalize(q);
@@ -178,8 +178,8 @@ array_has(json_t *arr, const char *s)
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v)
-    if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-        return true;
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
     return false;
 }
 
@@ -211,8 +211,7 @@ reply_on(json_t *arr, const char *channel)
 {
     size_t i;
     json_t *v, *found = NULL;
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach(arr, i, v) {
         const char *ch = json_string_value(json_object_get(v, "channel"));
         if (ch && strcmp(ch, channel) == 0)
             found = v;
@@ -293,8 +292,10 @@ test_update_event(void **state)
 {
     fx *f = *state;
     char id[19];
-    create(f, "Teacher__c", "{\"First_Name__c\":\"Ada\",\"Salary__c\":1000,"
-                            "\"Hired__c\":\"2021-09-01\"}", id);
+    create(f, "Teacher__c",
+           "{\"First_Name__c\":\"Ada\",\"Salary__c\":1000,"
+           "\"Hired__c\":\"2021-09-01\"}",
+           id);
     int64_t before = events_last(f->ev);
     update(f, "Teacher__c", id, "{\"Salary__c\":2500,\"Hired__c\":null,\"First_Name__c\":\"Ada\"}");
     json_t *rows = rows_after(f, before);
@@ -386,8 +387,8 @@ test_transaction_key_and_sequence(void **state)
     assert_int_equal(store_begin(f->st, &e), 0);
     create(f, "Account", "{\"Name\":\"A\"}", a);
     create(f, "Teacher__c", "{\"First_Name__c\":\"B\"}", b);
-    assert_int_equal(listener_calls, 0);            /* nothing before the commit */
-    assert_int_equal(events_last(f->ev), before);  /* not visible yet */
+    assert_int_equal(listener_calls, 0);          /* nothing before the commit */
+    assert_int_equal(events_last(f->ev), before); /* not visible yet */
     assert_int_equal(store_commit(f->st, &e), 0);
     assert_int_equal(listener_calls, 1);
     create(f, "Account", "{\"Name\":\"C\"}", c);
@@ -433,8 +434,8 @@ test_rollback_leaves_no_event(void **state)
     assert_int_equal(store_commit(f->st, &e), 0);
     rows = rows_after(f, before);
     assert_int_equal(json_array_size(rows), 2);
-    assert_int_equal(json_integer_value(json_object_get(header(json_array_get(rows, 1)),
-                                                        "sequenceNumber")),
+    assert_int_equal(json_integer_value(
+                         json_object_get(header(json_array_get(rows, 1)), "sequenceNumber")),
                      2);
     /* A failed write (required field missing) leaves nothing either. */
     int64_t mid = events_last(f->ev);
@@ -622,8 +623,10 @@ test_pushtopic_bad_query(void **state)
     }
     assert_int_equal(store_count(f->st, "PushTopic", true), 0);
     /* An update to a bad query is refused too. */
-    create(f, "PushTopic", "{\"Name\":\"Good\",\"Query\":\"SELECT Id FROM Account\","
-                           "\"ApiVersion\":59}", id);
+    create(f, "PushTopic",
+           "{\"Name\":\"Good\",\"Query\":\"SELECT Id FROM Account\","
+           "\"ApiVersion\":59}",
+           id);
     json_t *r = J("{\"Query\":\"SELECT Id FROM\"}");
     assert_int_equal(store_update(f->st, &f->actor, "PushTopic", id, r, &e), -1);
     json_decref(r);
@@ -646,8 +649,8 @@ test_pushtopic_matching(void **state)
     int64_t before = events_last(f->ev);
     create(f, "Teacher__c", "{\"First_Name__c\":\"Rich\",\"Salary__c\":2000}", t1);
     create(f, "Teacher__c", "{\"First_Name__c\":\"Poor\",\"Salary__c\":500}", t2);
-    update(f, "Teacher__c", t1, "{\"Hired__c\":\"2020-02-02\"}");   /* not referenced */
-    update(f, "Teacher__c", t2, "{\"First_Name__c\":\"Still\"}");  /* no match */
+    update(f, "Teacher__c", t1, "{\"Hired__c\":\"2020-02-02\"}"); /* not referenced */
+    update(f, "Teacher__c", t2, "{\"First_Name__c\":\"Still\"}"); /* no match */
     update(f, "Teacher__c", t1, "{\"First_Name__c\":\"Richer\"}");
     assert_int_equal(store_delete(f->st, &f->actor, "Teacher__c", t1, &e), 0);
     json_t *rows = rows_after(f, before);
@@ -655,8 +658,8 @@ test_pushtopic_matching(void **state)
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row)
-    if (strcmp(json_string_value(json_object_get(row, "channel")), "/topic/Rich") == 0)
-        json_array_append(topic_rows, row);
+        if (strcmp(json_string_value(json_object_get(row, "channel")), "/topic/Rich") == 0)
+            json_array_append(topic_rows, row);
     assert_int_equal(json_array_size(topic_rows), 3);
     const char *types[] = {"created", "updated", "deleted"};
     for (size_t k = 0; k < 3; k++) {
@@ -665,8 +668,8 @@ test_pushtopic_matching(void **state)
         json_t *so = json_object_get(d, "sobject");
         assert_string_equal(json_string_value(json_object_get(ev, "type")), types[k]);
         assert_int_equal(json_integer_value(json_object_get(ev, "replayId")),
-                         json_integer_value(json_object_get(json_array_get(topic_rows, k),
-                                                            "replayId")));
+                         json_integer_value(
+                             json_object_get(json_array_get(topic_rows, k), "replayId")));
         assert_int_equal(strlen(json_string_value(json_object_get(ev, "createdDate"))), 24);
         assert_string_equal(json_string_value(json_object_get(so, "Id")), t1);
         assert_int_equal(json_object_size(so), 3);
@@ -703,8 +706,8 @@ test_bayeux_handshake(void **state)
     assert_string_equal(json_string_value(json_object_get(m, "version")), "1.0");
     assert_int_equal(json_string_length(json_object_get(m, "clientId")), 27);
     assert_true(json_is_true(json_object_get(json_object_get(m, "ext"), "replay")));
-    assert_string_equal(json_string_value(json_array_get(
-                            json_object_get(m, "supportedConnectionTypes"), 0)),
+    assert_string_equal(json_string_value(
+                            json_array_get(json_object_get(m, "supportedConnectionTypes"), 0)),
                         "long-polling");
     json_decref(r);
     assert_int_equal(cometd_client_count(f->cd), 1);
@@ -715,11 +718,12 @@ test_bayeux_handshake(void **state)
     m = reply_on(r, "/meta/handshake");
     assert_true(json_is_false(json_object_get(m, "successful")));
     assert_string_equal(json_string_value(json_object_get(m, "error")), "403::Handshake denied");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "advice"),
-                                                          "reconnect")),
+    assert_string_equal(json_string_value(
+                            json_object_get(json_object_get(m, "advice"), "reconnect")),
                         "none");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_object_get(m, "ext"), "sfdc"), "failureReason")),
+    assert_string_equal(json_string_value(
+                            json_object_get(json_object_get(json_object_get(m, "ext"), "sfdc"),
+                                            "failureReason")),
                         "401::Authentication invalid");
     json_decref(r);
     assert_int_equal(cometd_client_count(f->cd), 1);
@@ -775,8 +779,9 @@ test_bayeux_connect_subscribe(void **state)
     assert_string_equal(json_string_value(json_object_get(ev, "channel")),
                         "/data/Teacher__ChangeEvent");
     assert_string_equal(json_string_value(json_array_get(
-                            json_object_get(json_object_get(json_object_get(json_object_get(
-                                                                ev, "data"), "payload"),
+                            json_object_get(json_object_get(json_object_get(json_object_get(ev,
+                                                                                            "data"),
+                                                                            "payload"),
                                                             "ChangeEventHeader"),
                                             "recordIds"),
                             0)),
@@ -830,8 +835,8 @@ test_bayeux_unknown_client(void **state)
         assert_true(json_is_false(json_object_get(m, "successful")));
         assert_string_equal(json_string_value(json_object_get(m, "error")), "403::Unknown client");
         assert_string_equal(json_string_value(json_object_get(m, "id")), "9");
-        assert_string_equal(json_string_value(json_object_get(json_object_get(m, "advice"),
-                                                              "reconnect")),
+        assert_string_equal(json_string_value(
+                                json_object_get(json_object_get(m, "advice"), "reconnect")),
                             "handshake");
         json_decref(r);
     }
@@ -844,8 +849,8 @@ test_bayeux_unknown_client(void **state)
     json_t *m = reply_on(r, "/meta/connect");
     assert_string_equal(json_string_value(json_object_get(m, "error")),
                         "401::Authentication invalid");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "advice"),
-                                                          "reconnect")),
+    assert_string_equal(json_string_value(
+                            json_object_get(json_object_get(m, "advice"), "reconnect")),
                         "none");
     json_decref(r);
 }
@@ -913,7 +918,8 @@ test_bayeux_malformed(void **state)
         "[{\"channel\":\"\"}]",
         "[{\"channel\":\"/meta/connect\",\"id\":[1]}]",
         "[null]",
-        "[{\"channel\":\"/meta/handshake\",\"id\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "[{\"channel\":\"/meta/"
+        "handshake\",\"id\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
         "xxxxxxxxxxxxxxxxxxx\"}]",
         "[{\"channel\":\"/meta/bogus\"}]",
@@ -927,7 +933,7 @@ test_bayeux_malformed(void **state)
         json_t *m;
         assert_true(json_array_size(r) > 0);
         json_array_foreach(r, k, m)
-        assert_true(json_is_false(json_object_get(m, "successful")));
+            assert_true(json_is_false(json_object_get(m, "successful")));
         json_decref(r);
     }
     /* Over 32 KB: 413. */

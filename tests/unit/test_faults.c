@@ -28,9 +28,8 @@
 
 /* test hook of auth.c (see its "test hooks" section) */
 #define AUTH_TOKEN_MAX 192
-int auth_issue_access(auth *a, const char *user_id, const char *username,
-                      const char *client_id, const char *parent, lf_session *out,
-                      char token[AUTH_TOKEN_MAX]);
+int auth_issue_access(auth *a, const char *user_id, const char *username, const char *client_id,
+                      const char *parent, lf_session *out, char token[AUTH_TOKEN_MAX]);
 int auth_lookup(auth *a, const char *token, lf_session *out);
 
 static lf_faults *
@@ -84,8 +83,12 @@ static int
 admin(lf_server *srv, const char *method, const char *body, char **out)
 {
     static const char *const no_fake[] = {NULL};
-    http_req req = {.method = method, .path = "/admin/faults", .body = body ? body : "",
-                    .body_len = body ? strlen(body) : 0, .ctx = srv, .fake = no_fake};
+    http_req req = {.method = method,
+                    .path = "/admin/faults",
+                    .body = body ? body : "",
+                    .body_len = body ? strlen(body) : 0,
+                    .ctx = srv,
+                    .fake = no_fake};
     http_resp resp = {.status = 200};
     faults_admin(&req, &resp);
     *out = xstrdup(sb_str(&resp.body));
@@ -119,11 +122,12 @@ test_spec_good(void **state)
     lf_server *srv = fake_server(f);
     char *out;
     assert_int_equal(admin(srv, "GET", NULL, &out), 200);
-    assert_string_equal(out,
-        "{\"rules\":[{\"path\":\"/services/data/*\",\"latency_ms\":200,\"jitter_ms\":50},"
-        "{\"error_rate\":0.2,\"status\":500},{\"path\":\"/cometd/*\",\"offline\":true},"
-        "{\"lock_rate\":1.0},{\"reset_rate\":0.5},{\"api_budget\":10}],"
-        "\"state\":{\"parked\":0,\"delayed\":0,\"api_budget_remaining\":10}}");
+    assert_string_equal(out, "{\"rules\":[{\"path\":\"/services/data/"
+                             "*\",\"latency_ms\":200,\"jitter_ms\":50},"
+                             "{\"error_rate\":0.2,\"status\":500},{\"path\":\"/cometd/"
+                             "*\",\"offline\":true},"
+                             "{\"lock_rate\":1.0},{\"reset_rate\":0.5},{\"api_budget\":10}],"
+                             "\"state\":{\"parked\":0,\"delayed\":0,\"api_budget_remaining\":10}}");
     free(out);
     fake_server_free(srv);
     /* canonical names work in the spec too; offline=false is allowed */
@@ -192,14 +196,20 @@ test_admin_put_get_delete(void **state)
                              "\"api_budget_remaining\":null}}");
     free(out);
     assert_int_equal(admin(srv, "PUT",
-        "{\"rules\":[{\"latency_ms\":200,\"jitter_ms\":50,\"path\":\"/services/*\"},"
-        "{\"error_rate\":0.2,\"status\":503},{\"offline\":true,\"path\":\"/nowhere\"},"
-        "{\"lock_rate\":0.5},{\"error_status\":500,\"error_rate\":0}]}", &out), 200);
+                           "{\"rules\":[{\"latency_ms\":200,\"jitter_ms\":50,\"path\":\"/services/"
+                           "*\"},"
+                           "{\"error_rate\":0.2,\"status\":503},{\"offline\":true,\"path\":\"/"
+                           "nowhere\"},"
+                           "{\"lock_rate\":0.5},{\"error_status\":500,\"error_rate\":0}]}",
+                           &out),
+                     200);
     assert_string_equal(out,
-        "{\"rules\":[{\"path\":\"/services/*\",\"latency_ms\":200,\"jitter_ms\":50},"
-        "{\"error_rate\":0.2,\"status\":503},{\"path\":\"/nowhere\",\"offline\":true},"
-        "{\"lock_rate\":0.5},{\"error_rate\":0.0,\"status\":500}],"
-        "\"state\":{\"parked\":0,\"delayed\":0,\"api_budget_remaining\":null}}");
+                        "{\"rules\":[{\"path\":\"/services/"
+                        "*\",\"latency_ms\":200,\"jitter_ms\":50},"
+                        "{\"error_rate\":0.2,\"status\":503},{\"path\":\"/"
+                        "nowhere\",\"offline\":true},"
+                        "{\"lock_rate\":0.5},{\"error_rate\":0.0,\"status\":500}],"
+                        "\"state\":{\"parked\":0,\"delayed\":0,\"api_budget_remaining\":null}}");
     free(out);
     /* POST does the same as PUT; rules replace the old ones */
     admin_ok(srv, "POST", "{\"rules\":[{\"reset_rate\":1}]}");
@@ -247,7 +257,8 @@ test_admin_bad(void **state)
                 "error_rate must be a number from 0 to 1");
     admin_fails(srv, "{\"rules\":[{\"error_rate\":0.1,\"status\":502}]}", "BAD_FAULTS",
                 "status must be 500 or 503");
-    admin_fails(srv, "{\"rules\":[{\"offline\":1}]}", "BAD_FAULTS", "offline must be true or false");
+    admin_fails(srv, "{\"rules\":[{\"offline\":1}]}", "BAD_FAULTS",
+                "offline must be true or false");
     admin_fails(srv, "{\"rules\":[{\"path\":\"/x\"}]}", "BAD_FAULTS", "sets no fault");
     admin_fails(srv, "{\"rules\":[{\"path\":5,\"offline\":true}]}", "BAD_FAULTS",
                 "path must be a string");
@@ -298,7 +309,10 @@ test_lock_only_writes(void **state)
     (void)state;
     lf_faults *f = must_new("lock_rate=1");
     fault_plan p;
-    static const struct { const char *method, *path; bool lock; } cases[] = {
+    static const struct {
+        const char *method, *path;
+        bool lock;
+    } cases[] = {
         {"POST", "/services/data/v59.0/sobjects/Account", true},
         {"PATCH", "/services/data/v59.0/sobjects/Account/001000000000001AAA", true},
         {"DELETE", "/services/data/v59.0/sobjects/Account/001000000000001AAA", true},
@@ -396,7 +410,8 @@ test_injected_errors(void **state)
     http_resp resp;
     assert_int_equal(before(srv, &plain_route, "GET", "/hello", NULL, &resp), FAULT_ANSWERED);
     assert_int_equal(resp.status, 503);
-    assert_string_equal(sb_str(&resp.body), "[{\"message\":\"Server temporarily unavailable: "
+    assert_string_equal(sb_str(&resp.body),
+                        "[{\"message\":\"Server temporarily unavailable: "
                         "please retry later.\",\"errorCode\":\"SERVER_UNAVAILABLE\"}]");
     http_resp_free(&resp);
     assert_int_equal(before(srv, &plain_route, "GET", "/other", NULL, &resp), FAULT_PASS);
@@ -406,7 +421,7 @@ test_injected_errors(void **state)
     assert_int_equal(resp.status, 500);
     assert_non_null(strstr(sb_str(&resp.body), "\"errorCode\":\"UNKNOWN_EXCEPTION\""));
     assert_non_null(strstr(sb_str(&resp.body), "An unexpected error occurred. Please include "
-                                                "this ErrorId if you contact support: "));
+                                               "this ErrorId if you contact support: "));
     http_resp_free(&resp);
     /* off again: everything passes */
     admin_ok(srv, "DELETE", NULL);
@@ -422,7 +437,8 @@ test_lock_after_auth(void **state)
     lf_server *srv = fake_server(must_new("lock_rate=1"));
     lf_session s;
     char tok[AUTH_TOKEN_MAX], authz[AUTH_TOKEN_MAX + 16];
-    assert_int_equal(auth_issue_access(srv->auth, "005000000000001AAA", "u@x", "", NULL, &s, tok), 0);
+    assert_int_equal(auth_issue_access(srv->auth, "005000000000001AAA", "u@x", "", NULL, &s, tok),
+                     0);
     snprintf(authz, sizeof authz, "Bearer %s", tok);
     const char *const good[] = {"H", "Authorization", authz, NULL};
     const char *const none[] = {NULL};
@@ -446,8 +462,9 @@ test_lock_after_auth(void **state)
     assert_true(limit_info);
     http_resp_free(&resp);
     /* a create has no id to name */
-    assert_int_equal(before(srv, &api_route, "POST", "/services/data/v59.0/sobjects/Account",
-                            good, &resp), FAULT_ANSWERED);
+    assert_int_equal(before(srv, &api_route, "POST", "/services/data/v59.0/sobjects/Account", good,
+                            &resp),
+                     FAULT_ANSWERED);
     assert_string_equal(sb_str(&resp.body),
                         "[{\"message\":\"unable to obtain exclusive access to this record or 1 "
                         "records: \",\"errorCode\":\"UNABLE_TO_LOCK_ROW\"}]");
@@ -486,7 +503,8 @@ test_budget_and_expiry(void **state)
     /* expire_sessions is an action, rules or not */
     lf_session s;
     char tok[AUTH_TOKEN_MAX];
-    assert_int_equal(auth_issue_access(srv->auth, "005000000000001AAA", "u@x", "", NULL, &s, tok), 0);
+    assert_int_equal(auth_issue_access(srv->auth, "005000000000001AAA", "u@x", "", NULL, &s, tok),
+                     0);
     assert_int_equal(auth_lookup(srv->auth, tok, &s), 0);
     admin_ok(srv, "PUT", "{\"expire_sessions\":true}");
     assert_int_not_equal(auth_lookup(srv->auth, tok, &s), 0);
@@ -546,9 +564,10 @@ send_req(uint16_t port, const char *method, const char *path, const char *body)
 {
     int fd = dial(port);
     char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                     method, path, body ? strlen(body) : 0, body ? body : "");
+    int n =
+        snprintf(req, sizeof req,
+                 "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                 method, path, body ? strlen(body) : 0, body ? body : "");
     assert_int_equal(write(fd, req, (size_t)n), n);
     return fd;
 }
@@ -606,8 +625,11 @@ test_live(void **state)
 {
     (void)state;
     live_srv = fake_server(must_new(NULL));
-    http_config cfg = {.host = "127.0.0.1", .routes = live_routes, .threads = 1,
-                       .ctx = live_srv, .before = live_before};
+    http_config cfg = {.host = "127.0.0.1",
+                       .routes = live_routes,
+                       .threads = 1,
+                       .ctx = live_srv,
+                       .before = live_before};
     http_server *hs;
     err_t e;
     assert_int_equal(http_start(&cfg, &hs, &e), 0);
@@ -647,11 +669,12 @@ test_live(void **state)
     got = request(port, "GET", "/hello", NULL);
     assert_non_null(strstr(got, "HTTP/1.1 200"));
     assert_non_null(strstr(got, "{\"ok\":true"));
-    assert_null(strstr(got, "789\"}"));           /* not the whole body */
-    assert_null(strstr(got, "\r\n0\r\n\r\n"));     /* no closing chunk */
+    assert_null(strstr(got, "789\"}"));        /* not the whole body */
+    assert_null(strstr(got, "\r\n0\r\n\r\n")); /* no closing chunk */
     free(got);
     /* and the same after a delay */
-    got = request(port, "PUT", "/admin/faults", "{\"rules\":[{\"reset_rate\":1,\"latency_ms\":20}]}");
+    got = request(port, "PUT", "/admin/faults",
+                  "{\"rules\":[{\"reset_rate\":1,\"latency_ms\":20}]}");
     free(got);
     got = request(port, "GET", "/hello", NULL);
     assert_non_null(strstr(got, "{\"ok\":true"));
@@ -659,7 +682,8 @@ test_live(void **state)
     free(got);
 
     /* offline: parked, then answered normally once offline is off */
-    got = request(port, "PUT", "/admin/faults", "{\"rules\":[{\"offline\":true,\"path\":\"/hello\"}]}");
+    got = request(port, "PUT", "/admin/faults",
+                  "{\"rules\":[{\"offline\":true,\"path\":\"/hello\"}]}");
     free(got);
     int parked = send_req(port, "GET", "/hello", NULL);
     wait_parked(port, 1);
@@ -681,7 +705,8 @@ test_live(void **state)
     free(got);
 
     /* offline released with release=drop: the connection is cut */
-    got = request(port, "PUT", "/admin/faults", "{\"rules\":[{\"offline\":true,\"path\":\"/hello\"}]}");
+    got = request(port, "PUT", "/admin/faults",
+                  "{\"rules\":[{\"offline\":true,\"path\":\"/hello\"}]}");
     free(got);
     parked = send_req(port, "GET", "/hello", NULL);
     wait_parked(port, 1);

@@ -45,8 +45,7 @@ check(lf_ftype t, const char *expr, const char *want)
     fmt_value(&out, &f, q, 0);
     sqlite3_finalize(q);
     if (strcmp(sb_str(&out), want) != 0)
-        fail_msg("type %s, SELECT %s: got %s, want %s", lf_types[t].name, expr, sb_str(&out),
-                 want);
+        fail_msg("type %s, SELECT %s: got %s, want %s", lf_types[t].name, expr, sb_str(&out), want);
     sb_free(&out);
 }
 
@@ -82,13 +81,14 @@ test_escaping(void **state)
     (void)state;
     check(FT_STRING, "'say \"hi\"'", "\"say \\\"hi\\\"\"");
     check(FT_STRING, "'back\\slash'", "\"back\\\\slash\"");
-    check(FT_TEXTAREA, "'a' || char(10) || 'b' || char(9) || 'c' || char(13)",
-          "\"a\\nb\\tc\\r\"");
+    check(FT_TEXTAREA, "'a' || char(10) || 'b' || char(9) || 'c' || char(13)", "\"a\\nb\\tc\\r\"");
     check(FT_STRING, "char(1)", "\"\\u0001\"");
     check(FT_STRING, "'caf' || char(233)", "\"caf\xc3\xa9\"");
     check(FT_STRING, "'</script>'", "\"</script>\"");
     /* invalid UTF-8 bytes become U+FFFD */
-    check(FT_STRING, "CAST(x'41ff42' AS TEXT)", "\"A\xef\xbf\xbd" "B\"");
+    check(FT_STRING, "CAST(x'41ff42' AS TEXT)",
+          "\"A\xef\xbf\xbd"
+          "B\"");
 }
 
 static void
@@ -156,8 +156,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_nulls),    T(test_text),  T(test_escaping),  T(test_numbers),
-        T(test_booleans), T(test_dates), cmocka_unit_test(test_attributes),
+        T(test_nulls),
+        T(test_text),
+        T(test_escaping),
+        T(test_numbers),
+        T(test_booleans),
+        T(test_dates),
+        cmocka_unit_test(test_attributes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

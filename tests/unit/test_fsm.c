@@ -30,7 +30,8 @@ static bool
 in_table(map_state from, map_event ev, bool loaded)
 {
     for (size_t i = 0; i < fsm_table_len; i++)
-        if (fsm_table[i].from == from && fsm_table[i].event == ev && guard_allows(fsm_table[i].when, loaded))
+        if (fsm_table[i].from == from && fsm_table[i].event == ev &&
+            guard_allows(fsm_table[i].when, loaded))
             return true;
     return false;
 }
@@ -46,15 +47,18 @@ test_every_transition(void **state)
                 continue;
             int to = fsm_next(t->from, t->event, loaded);
             if (to != (int)t->to)
-                fail_msg("%s --%s%s--> %s expected, got %s", fsm_state_name(t->from), fsm_event_name(t->event),
-                         loaded ? " (loaded)" : "", fsm_state_name(t->to), to < 0 ? "refused" : fsm_state_name(to));
+                fail_msg("%s --%s%s--> %s expected, got %s", fsm_state_name(t->from),
+                         fsm_event_name(t->event), loaded ? " (loaded)" : "", fsm_state_name(t->to),
+                         to < 0 ? "refused" : fsm_state_name(to));
         }
         /* and the UPDATE says the same */
         sb sql = SB_INIT;
         fsm_case_sql(&sql, t->event);
         char when[128];
         snprintf(when, sizeof when, "WHEN state = '%s'%s THEN '%s'", fsm_state_name(t->from),
-                 t->when == W_LOADED ? " AND loaded" : t->when == W_UNLOADED ? " AND NOT loaded" : "",
+                 t->when == W_LOADED     ? " AND loaded"
+                 : t->when == W_UNLOADED ? " AND NOT loaded"
+                                         : "",
                  fsm_state_name(t->to));
         assert_non_null(strstr(sb_str(&sql), when));
         sb_free(&sql);
@@ -94,11 +98,15 @@ test_refusals(void **state)
                 if (!in_table((map_state)s, (map_event)ev, loaded))
                     assert_int_equal(fsm_next((map_state)s, (map_event)ev, loaded), -1);
     /* the ones that matter */
-    assert_int_equal(fsm_next(MS_RELOAD_TABLE, EV_FAIL_TRANSIENT, true), -1); /* the reload is retried */
-    assert_int_equal(fsm_next(MS_INITIAL, EV_RELOAD_REQUEST, false), -1);    /* a pending load does it */
+    assert_int_equal(fsm_next(MS_RELOAD_TABLE, EV_FAIL_TRANSIENT, true),
+                     -1); /* the reload is retried */
+    assert_int_equal(fsm_next(MS_INITIAL, EV_RELOAD_REQUEST, false),
+                     -1); /* a pending load does it */
     assert_int_equal(fsm_next(MS_RETRYING, EV_RELOAD_REQUEST, false), -1);
-    assert_int_equal(fsm_next(MS_DATA_SYNCED, EV_POLL_DONE, true), -1);      /* a stream's fallback poll */
-    assert_int_equal(fsm_next(MS_RELOAD_TABLE, EV_POLL_DONE, true), -1);     /* reload asked during a poll */
+    assert_int_equal(fsm_next(MS_DATA_SYNCED, EV_POLL_DONE, true),
+                     -1); /* a stream's fallback poll */
+    assert_int_equal(fsm_next(MS_RELOAD_TABLE, EV_POLL_DONE, true),
+                     -1); /* reload asked during a poll */
     assert_int_equal(fsm_next(MS_DATA_SYNCED, EV_RESUME, true), -1);
     assert_int_equal(fsm_next(MS_LOADING, EV_DRIFT_DONE, false), -1);
     assert_int_equal(fsm_next(MS_PAUSED, EV_RESUME, true), -1);
@@ -116,11 +124,13 @@ test_case_sql(void **state)
     (void)state;
     sb sql = SB_INIT;
     fsm_case_sql(&sql, EV_DRIFT_DONE);
-    assert_string_equal(sb_str(&sql), "CASE WHEN state = 'DRIFT_CHECK' THEN 'DATA_SYNCED' ELSE state END");
+    assert_string_equal(sb_str(&sql),
+                        "CASE WHEN state = 'DRIFT_CHECK' THEN 'DATA_SYNCED' ELSE state END");
     sb_clear(&sql);
     fsm_case_sql(&sql, EV_CONFIG_CHANGED);
-    assert_string_equal(sb_str(&sql), "CASE WHEN state = 'BAD_CONFIG' AND loaded THEN 'DATA_SYNCED'"
-                                      " WHEN state = 'BAD_CONFIG' AND NOT loaded THEN 'INITIAL' ELSE state END");
+    assert_string_equal(sb_str(&sql),
+                        "CASE WHEN state = 'BAD_CONFIG' AND loaded THEN 'DATA_SYNCED'"
+                        " WHEN state = 'BAD_CONFIG' AND NOT loaded THEN 'INITIAL' ELSE state END");
     sb_free(&sql);
 }
 
@@ -146,7 +156,10 @@ test_names(void **state)
 static mapping
 synced(void)
 {
-    return (mapping){.object = "Teacher__c", .state = MS_DATA_SYNCED, .loaded = true, .next_poll_ms = 2000,
+    return (mapping){.object = "Teacher__c",
+                     .state = MS_DATA_SYNCED,
+                     .loaded = true,
+                     .next_poll_ms = 2000,
                      .last_drift_ms = 0};
 }
 
@@ -156,15 +169,15 @@ test_decide(void **state)
     (void)state;
     const int64_t now = 1000;
     mapping m = synced();
-    assert_int_equal(fsm_decide(&m, DAEMON_RUN, now, 0), ACT_NONE);       /* not due */
-    assert_int_equal(fsm_decide(&m, DAEMON_RUN, 2000, 0), ACT_POLL);      /* due */
-    assert_int_equal(fsm_decide(&m, DAEMON_RUN, now, 500), ACT_DRIFT);    /* drift due */
-    assert_int_equal(fsm_decide(&m, DAEMON_ONCE, now, 0), ACT_POLL);      /* foreground: at once */
+    assert_int_equal(fsm_decide(&m, DAEMON_RUN, now, 0), ACT_NONE);    /* not due */
+    assert_int_equal(fsm_decide(&m, DAEMON_RUN, 2000, 0), ACT_POLL);   /* due */
+    assert_int_equal(fsm_decide(&m, DAEMON_RUN, now, 500), ACT_DRIFT); /* drift due */
+    assert_int_equal(fsm_decide(&m, DAEMON_ONCE, now, 0), ACT_POLL);   /* foreground: at once */
     assert_int_equal(fsm_decide(&m, DAEMON_POLL, now, 0), ACT_POLL);
     assert_int_equal(fsm_decide(&m, DAEMON_DRIFT, now, 0), ACT_DRIFT);
     assert_int_equal(fsm_decide(&m, DAEMON_LOAD, now, 0), ACT_NONE);
     m.next_poll_ms = 0;
-    assert_int_equal(fsm_decide(&m, DAEMON_RUN, now, 0), ACT_POLL);       /* never polled */
+    assert_int_equal(fsm_decide(&m, DAEMON_RUN, now, 0), ACT_POLL); /* never polled */
 
     m = synced();
     m.paused = true;
@@ -242,7 +255,8 @@ doc_names(const char *doc, const char *label, sb *out)
         size_t len = (size_t)(close - q - 1);
         char name[64];
         snprintf(name, sizeof name, " %.*s ", (int)(len < 60 ? len : 60), q + 1);
-        if (len && strspn(q + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == len && !strstr(sb_str(out), name)) {
+        if (len && strspn(q + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == len &&
+            !strstr(sb_str(out), name)) {
             sb_append(out, q + 1, len);
             sb_putc(out, ' ');
         }
@@ -266,8 +280,8 @@ check_names(const char *doc, const char *label, const char *(*name)(int), int co
             fail_msg("docs/sfbridge.md, States, %s does not list %s", label, name(i));
     }
     if (listed != count)
-        fail_msg("docs/sfbridge.md, States, %s lists %d names, the code has %d:%s", label, listed, count,
-                 sb_str(&got));
+        fail_msg("docs/sfbridge.md, States, %s lists %d names, the code has %d:%s", label, listed,
+                 count, sb_str(&got));
     sb_free(&got);
 }
 
@@ -304,9 +318,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_transition), cmocka_unit_test(test_table_is_a_function),
-        cmocka_unit_test(test_refusals),         cmocka_unit_test(test_case_sql),
-        cmocka_unit_test(test_names),            cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_every_transition),
+        cmocka_unit_test(test_table_is_a_function),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_case_sql),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_decide),
         cmocka_unit_test(test_doc_lists_the_states),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

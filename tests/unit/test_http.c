@@ -17,10 +17,26 @@
 
 #include "http.h"
 
-static void h_a(http_req *r, http_resp *p) { (void)r, (void)p; }
-static void h_b(http_req *r, http_resp *p) { (void)r, (void)p; }
-static void h_c(http_req *r, http_resp *p) { (void)r, (void)p; }
-static void h_d(http_req *r, http_resp *p) { (void)r, (void)p; }
+static void
+h_a(http_req *r, http_resp *p)
+{
+    (void)r, (void)p;
+}
+static void
+h_b(http_req *r, http_resp *p)
+{
+    (void)r, (void)p;
+}
+static void
+h_c(http_req *r, http_resp *p)
+{
+    (void)r, (void)p;
+}
+static void
+h_d(http_req *r, http_resp *p)
+{
+    (void)r, (void)p;
+}
 
 static const http_route routes[] = {
     {"GET", "/services/data", h_a},
@@ -115,20 +131,20 @@ test_error_body(void **state)
     err_fields(&e, "Name,Email__c");
     http_error(&resp, &e);
     assert_int_equal(resp.status, 400);
-    assert_string_equal(sb_str(&resp.body),
-                        "[{\"message\":\"Required fields are missing: [Name]\","
-                        "\"errorCode\":\"REQUIRED_FIELD_MISSING\",\"fields\":[\"Name\",\"Email__c\"]}]");
+    assert_string_equal(sb_str(&resp.body), "[{\"message\":\"Required fields are missing: [Name]\","
+                                            "\"errorCode\":\"REQUIRED_FIELD_MISSING\",\"fields\":["
+                                            "\"Name\",\"Email__c\"]}]");
     http_errorf(&resp, 401, "INVALID_SESSION_ID", "Session expired or invalid");
-    assert_string_equal(sb_str(&resp.body),
-                        "[{\"message\":\"Session expired or invalid\",\"errorCode\":\"INVALID_SESSION_ID\"}]");
+    assert_string_equal(sb_str(&resp.body), "[{\"message\":\"Session expired or "
+                                            "invalid\",\"errorCode\":\"INVALID_SESSION_ID\"}]");
     http_resp_free(&resp);
 }
 
 static void
 test_fake_headers(void **state)
 {
-    static const char *const fake[] = {"H", "Content-Type", "application/json",
-                                       "Q", "q", "SELECT Id FROM Account", NULL};
+    static const char *const fake[] =
+        {"H", "Content-Type", "application/json", "Q", "q", "SELECT Id FROM Account", NULL};
     http_req req = {.fake = fake};
     (void)state;
     assert_string_equal(http_header(&req, "content-type"), "application/json");
@@ -208,7 +224,8 @@ http_get(uint16_t port, const char *path, size_t *len)
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     path);
     assert_int_equal(write(fd, req, (size_t)n), n);
     sb out = SB_INIT;
     char buf[4096];

@@ -31,14 +31,14 @@
 
 /* test hook of auth.c (see its "test hooks" section) */
 #define AUTH_TOKEN_MAX 192
-int auth_issue_refresh(auth *a, const char *user_id, const char *username,
-                       const char *client_id, char token[AUTH_TOKEN_MAX]);
+int auth_issue_refresh(auth *a, const char *user_id, const char *username, const char *client_id,
+                       char token[AUTH_TOKEN_MAX]);
 
-#define CLIENT_ID  "sfapi-client"
-#define SECRET     "sfapi-secret"
-#define USERNAME   "ops@sfapi.test"
-#define PASSWORD   "p&ss w+rd!"
-#define NWIDGETS   450
+#define CLIENT_ID "sfapi-client"
+#define SECRET    "sfapi-secret"
+#define USERNAME  "ops@sfapi.test"
+#define PASSWORD  "p&ss w+rd!"
+#define NWIDGETS  450
 
 static const char org_json[] =
     "{\"organization\": {\"name\": \"Sfapi Test Org\"},\n"
@@ -53,7 +53,7 @@ static const char org_json[] =
     "    \"Amount__c\": {\"type\": \"double\", \"precision\": 10, \"scale\": 2}}}}}\n";
 
 static lf_server *srv;
-static char       org_path[64];
+static char org_path[64];
 
 /* ----- helpers ------------------------------------------------------------- */
 
@@ -135,7 +135,8 @@ static void
 expect_fail(sfapi *c, int rc, const err_t *e, err_class cls, const char *code)
 {
     /* The class travels in the error; the deprecated sfapi_last_class agrees. */
-    if (rc != -1 || err_class_of(e) != cls || sfapi_last_class(c) != cls || strcmp(e->code, code) != 0)
+    if (rc != -1 || err_class_of(e) != cls || sfapi_last_class(c) != cls ||
+        strcmp(e->code, code) != 0)
         fail_msg("expected -1 class %d %s, got %d class %d (last %d) %s: %s", (int)cls, code, rc,
                  (int)err_class_of(e), (int)sfapi_last_class(c), e->code, e->msg);
 }
@@ -144,8 +145,8 @@ static void
 expect_ok(sfapi *c, int rc, const err_t *e)
 {
     if (rc != 0 || sfapi_last_class(c) != ERR_OK)
-        fail_msg("expected success, got %d class %d: %s: %s", rc, (int)sfapi_last_class(c),
-                 e->code, e->msg);
+        fail_msg("expected success, got %d class %d: %s: %s", rc, (int)sfapi_last_class(c), e->code,
+                 e->msg);
 }
 
 static json_int_t
@@ -167,7 +168,9 @@ group_setup(void **state)
         return -1;
     }
     close(fd);
-    lf_server_config cfg = {.listen_port = 0, .org_file = org_path, .db_path = ":memory:",
+    lf_server_config cfg = {.listen_port = 0,
+                            .org_file = org_path,
+                            .db_path = ":memory:",
                             .threads = 2};
     err_t e;
     int rc = server_start(&cfg, &srv, &e);
@@ -229,8 +232,8 @@ test_soql_escape_roundtrip(void **state)
     json_decref(rec);
     long status;
     json_t *out;
-    int rc = sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c", body, &status,
-                        &out, &e);
+    int rc = sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c", body, &status, &out,
+                        &e);
     free(body);
     expect_ok(c, rc, &e);
     assert_int_equal(status, 201);
@@ -283,8 +286,8 @@ test_refresh_login(void **state)
     memset(&e, 0, sizeof e);
     expect_ok(c, sfapi_login(c, &e), &e);
     char refresh[AUTH_TOKEN_MAX];
-    assert_int_equal(
-        auth_issue_refresh(srv->auth, sfapi_user_id(c), USERNAME, CLIENT_ID, refresh), 0);
+    assert_int_equal(auth_issue_refresh(srv->auth, sfapi_user_id(c), USERNAME, CLIENT_ID, refresh),
+                     0);
 
     /* A public client: refresh token and client id only. */
     sfapi_config cfg = lf_config();
@@ -349,8 +352,8 @@ test_bad_password(void **state)
     assert_int_equal(e.http, 400);
     /* A call logs in lazily and fails the same way, without reaching the instance. */
     json_t *page;
-    expect_fail(c, sfapi_query(c, "SELECT Id FROM Widget__c", false, 0, &page, &e), &e,
-                ERR_AUTH, "invalid_grant");
+    expect_fail(c, sfapi_query(c, "SELECT Id FROM Widget__c", false, 0, &page, &e), &e, ERR_AUTH,
+                "invalid_grant");
     assert_null(page);
     assert_int_equal(sfapi_calls(c), 0);
     /* Issue 12 #8: the refusal latches: the same credentials are not sent again,
@@ -448,8 +451,12 @@ test_query_paging(void **state)
     err_t e;
     memset(&e, 0, sizeof e);
     json_t *page;
-    expect_ok(c, sfapi_query(c, "SELECT Id, Code__c FROM Widget__c WHERE Code__c LIKE 'W-%' "
-                                "ORDER BY Code__c", false, 200, &page, &e), &e);
+    expect_ok(c,
+              sfapi_query(c,
+                          "SELECT Id, Code__c FROM Widget__c WHERE Code__c LIKE 'W-%' "
+                          "ORDER BY Code__c",
+                          false, 200, &page, &e),
+              &e);
     assert_int_equal(total_size(page), NWIDGETS);
     int seen = 0, pages = 1;
     for (;;) {
@@ -478,17 +485,19 @@ test_query_paging(void **state)
     assert_int_equal(sfapi_calls(c), 3);
 
     /* A nextRecordsUrl must stay on the instance. */
-    expect_fail(c, sfapi_query_more(c, "https://evil.example/services/data/v60.0/query/x", &page,
-                                    &e), &e, ERR_PERMANENT, "INVALID_PATH");
-    expect_fail(c, sfapi_query_more(c, "/services/data/../../x", &page, &e), &e,
-                ERR_PERMANENT, "INVALID_PATH");
-    expect_fail(c, sfapi_query_more(c, "/services/data/v60.0/query/01gXXXXXXXXXXXXXXX-200",
-                                    &page, &e), &e, ERR_PERMANENT, "INVALID_QUERY_LOCATOR");
+    expect_fail(c,
+                sfapi_query_more(c, "https://evil.example/services/data/v60.0/query/x", &page, &e),
+                &e, ERR_PERMANENT, "INVALID_PATH");
+    expect_fail(c, sfapi_query_more(c, "/services/data/../../x", &page, &e), &e, ERR_PERMANENT,
+                "INVALID_PATH");
+    expect_fail(c,
+                sfapi_query_more(c, "/services/data/v60.0/query/01gXXXXXXXXXXXXXXX-200", &page, &e),
+                &e, ERR_PERMANENT, "INVALID_QUERY_LOCATOR");
     sfapi_free(c);
 }
 
 typedef struct each_state {
-    int   seen, pages, stop_after;
+    int seen, pages, stop_after;
     char *second_url; /* the nextRecordsUrl handed with page 1 */
 } each_state;
 
@@ -517,8 +526,9 @@ test_query_each(void **state)
     sfapi *c = lf_client();
     err_t e;
     memset(&e, 0, sizeof e);
-    sfapi_query_spec q = {.soql = "SELECT Id, Code__c FROM Widget__c WHERE Code__c LIKE 'W-%' ORDER BY Code__c",
-                          .batch_size = 200};
+    sfapi_query_spec q =
+        {.soql = "SELECT Id, Code__c FROM Widget__c WHERE Code__c LIKE 'W-%' ORDER BY Code__c",
+         .batch_size = 200};
     each_state st = {0};
     expect_ok(c, sfapi_query_each(c, &q, each_page, &st, &e), &e);
     assert_int_equal(st.seen, NWIDGETS);
@@ -549,7 +559,8 @@ test_query_each(void **state)
     /* A query Salesforce refuses: its class. */
     q.soql = "SELECT Nope FROM Widget__c";
     each_state st5 = {0};
-    expect_fail(c, sfapi_query_each(c, &q, each_page, &st5, &e), &e, ERR_PERMANENT, "INVALID_FIELD");
+    expect_fail(c, sfapi_query_each(c, &q, each_page, &st5, &e), &e, ERR_PERMANENT,
+                "INVALID_FIELD");
     assert_int_equal(st5.pages, 0);
     free(st.second_url);
     sfapi_free(c);
@@ -564,8 +575,10 @@ test_query_all_deleted(void **state)
     memset(&e, 0, sizeof e);
     long status;
     json_t *out;
-    expect_ok(c, sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
-                            "{\"Name\":\"Doomed\",\"Code__c\":\"DEL-1\"}", &status, &out, &e), &e);
+    expect_ok(c,
+              sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
+                         "{\"Name\":\"Doomed\",\"Code__c\":\"DEL-1\"}", &status, &out, &e),
+              &e);
     assert_int_equal(status, 201);
     assert_true(json_is_true(json_object_get(out, "success")));
     char *id = xstrdup(json_string_value(json_object_get(out, "id")));
@@ -614,9 +627,11 @@ test_malformed_query(void **state)
     /* A write with a field error carries the field names. */
     long status;
     json_t *out;
-    expect_fail(c, sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
-                              "{\"Code__c\":\"this value is far longer than twenty\"}", &status,
-                              &out, &e), &e, ERR_PERMANENT, "STRING_TOO_LONG");
+    expect_fail(c,
+                sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
+                           "{\"Code__c\":\"this value is far longer than twenty\"}", &status, &out,
+                           &e),
+                &e, ERR_PERMANENT, "STRING_TOO_LONG");
     assert_string_equal(e.fields, "Code__c");
     /* A method sfapi_rest does not speak. */
     expect_fail(c, sfapi_rest(c, "BREW", "/services/data/v60.0/limits", NULL, &status, &out, &e),
@@ -715,7 +730,8 @@ test_transient_then_success(void **state)
     char json[256];
     snprintf(json, sizeof json,
              "{\"seed\":%llu,\"rules\":[{\"error_rate\":0.5,\"status\":503,"
-             "\"path\":\"/services/data/*\"}]}", (unsigned long long)seed);
+             "\"path\":\"/services/data/*\"}]}",
+             (unsigned long long)seed);
     set_faults(json);
     json_t *page;
     expect_ok(c, sfapi_query(c, "SELECT Id FROM Widget__c LIMIT 1", false, 0, &page, &e), &e);
@@ -742,17 +758,17 @@ test_transient_exhausted(void **state)
 
     set_faults("{\"rules\":[{\"error_rate\":1,\"status\":500,\"path\":\"/services/data/*\"}]}");
     json_t *d;
-    expect_fail(c, sfapi_describe(c, "Widget__c", &d, &e), &e, ERR_TRANSIENT,
-                "UNKNOWN_EXCEPTION");
+    expect_fail(c, sfapi_describe(c, "Widget__c", &d, &e), &e, ERR_TRANSIENT, "UNKNOWN_EXCEPTION");
     assert_int_equal(sfapi_calls(c), 8);
 
     /* UNABLE_TO_LOCK_ROW on writes (a 400) is transient too. */
     set_faults("{\"rules\":[{\"lock_rate\":1}]}");
     long status;
     json_t *out;
-    expect_fail(c, sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
-                              "{\"Name\":\"locked\"}", &status, &out, &e), &e, ERR_TRANSIENT,
-                "UNABLE_TO_LOCK_ROW");
+    expect_fail(c,
+                sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
+                           "{\"Name\":\"locked\"}", &status, &out, &e),
+                &e, ERR_TRANSIENT, "UNABLE_TO_LOCK_ROW");
     assert_int_equal(status, 400);
     assert_int_equal(sfapi_calls(c), 12);
 
@@ -798,10 +814,10 @@ test_network_faults(void **state)
 /* ----- Bulk API 2.0 ------------------------------------------------------------------- */
 
 typedef struct csv_sink {
-    sb    data;
-    int   calls;
-    int   fail_after;   /* fail on this call (1-based); 0 = never */
-    bool  set_error;    /* when failing, fill e */
+    sb data;
+    int calls;
+    int fail_after; /* fail on this call (1-based); 0 = never */
+    bool set_error; /* when failing, fill e */
 } csv_sink;
 
 static int
@@ -847,8 +863,10 @@ test_bulk_query(void **state)
     err_t e;
     memset(&e, 0, sizeof e);
     long records;
-    char *job = complete_job(c, "SELECT Id, Name, Code__c FROM Widget__c WHERE Code__c LIKE 'W-%' "
-                                "ORDER BY Code__c", false, &records);
+    char *job = complete_job(c,
+                             "SELECT Id, Name, Code__c FROM Widget__c WHERE Code__c LIKE 'W-%' "
+                             "ORDER BY Code__c",
+                             false, &records);
     assert_int_equal(records, NWIDGETS);
 
     csv_sink s = {SB_INIT, 0, 0, false};
@@ -906,8 +924,9 @@ test_bulk_query_all(void **state)
     memset(&e, 0, sizeof e);
     long status;
     json_t *out;
-    expect_ok(c, sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
-                            "{\"Name\":\"Bulk doomed\",\"Code__c\":\"DEL-2\"}", &status, &out, &e),
+    expect_ok(c,
+              sfapi_rest(c, "POST", "/services/data/v60.0/sobjects/Widget__c",
+                         "{\"Name\":\"Bulk doomed\",\"Code__c\":\"DEL-2\"}", &status, &out, &e),
               &e);
     char path[128];
     snprintf(path, sizeof path, "/services/data/v60.0/sobjects/Widget__c/%s",
@@ -1014,11 +1033,11 @@ test_bulk_errors(void **state)
     err_t e;
     memset(&e, 0, sizeof e);
     char *job;
-    expect_fail(c, sfapi_bulk_query_create(c, "SELECT Nope__c FROM Widget__c", false, &job, &e),
-                &e, ERR_PERMANENT, "INVALID_FIELD");
+    expect_fail(c, sfapi_bulk_query_create(c, "SELECT Nope__c FROM Widget__c", false, &job, &e), &e,
+                ERR_PERMANENT, "INVALID_FIELD");
     assert_null(job);
-    expect_fail(c, sfapi_bulk_query_create(c, "SELECT COUNT() FROM Widget__c", false, &job, &e),
-                &e, ERR_PERMANENT, e.code); /* whatever the server's code, permanent */
+    expect_fail(c, sfapi_bulk_query_create(c, "SELECT COUNT() FROM Widget__c", false, &job, &e), &e,
+                ERR_PERMANENT, e.code); /* whatever the server's code, permanent */
     assert_null(job);
     long records;
     expect_fail(c, sfapi_bulk_query_wait(c, "750000000000000AAA", 1000, &records, &e), &e,
@@ -1047,14 +1066,14 @@ test_bulk_errors(void **state)
 /* ----- a misbehaving server ------------------------------------------------------------ */
 
 typedef struct canned {
-    int             fd;
-    char            url[64];
-    pthread_t       thread;
-    char          **replies;   /* raw HTTP responses, served in order */
-    size_t          nreplies;
-    atomic_size_t   next;
+    int fd;
+    char url[64];
+    pthread_t thread;
+    char **replies; /* raw HTTP responses, served in order */
+    size_t nreplies;
+    atomic_size_t next;
     pthread_mutex_t lock;
-    sb              requests;  /* every request received, raw */
+    sb requests; /* every request received, raw */
 } canned;
 
 static void *
@@ -1123,8 +1142,10 @@ static void
 canned_add(canned *cs, int status, const char *ctype, const char *headers, const char *body)
 {
     sb r = SB_INIT;
-    sb_printf(&r, "HTTP/1.1 %d X\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\n"
-                  "Connection: close\r\n\r\n%s", status, ctype, headers, strlen(body), body);
+    sb_printf(&r,
+              "HTTP/1.1 %d X\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\n"
+              "Connection: close\r\n\r\n%s",
+              status, ctype, headers, strlen(body), body);
     cs->replies = xrealloc(cs->replies, (cs->nreplies + 1) * sizeof *cs->replies);
     cs->replies[cs->nreplies++] = sb_steal(&r);
 }
@@ -1199,8 +1220,8 @@ test_bad_token_replies(void **state)
     const char *req = sb_str(&cs.requests);
     assert_non_null(strstr(req, "POST /services/oauth2/token HTTP/1.1"));
     assert_non_null(strstr(req, "Content-Type: application/x-www-form-urlencoded"));
-    assert_non_null(strstr(req, "grant_type=password&client_id=" CLIENT_ID "&client_secret="
-                                SECRET "&username=ops%40sfapi.test&password=p%26ss%20w%2Brd%21"));
+    assert_non_null(strstr(req, "grant_type=password&client_id=" CLIENT_ID "&client_secret=" SECRET
+                                "&username=ops%40sfapi.test&password=p%26ss%20w%2Brd%21"));
     sfapi_free(c);
     canned_stop(&cs);
 }
@@ -1313,20 +1334,25 @@ test_bad_bulk_replies(void **state)
     csv_sink s = {SB_INIT, 0, 0, false};
     char *next;
     long nrec;
-    expect_ok(c, sfapi_bulk_query_results(c, "750000000000001AAA", NULL, 0, sink_fn, &s, &next,
-                                          &nrec, &e), &e);
+    expect_ok(c,
+              sfapi_bulk_query_results(c, "750000000000001AAA", NULL, 0, sink_fn, &s, &next, &nrec,
+                                       &e),
+              &e);
     assert_null(next);
     assert_int_equal(nrec, 1);
     sb_clear(&s.data);
-    expect_ok(c, sfapi_bulk_query_results(c, "750000000000001AAA", "MTAw", 100, sink_fn, &s,
-                                          &next, &nrec, &e), &e);
+    expect_ok(c,
+              sfapi_bulk_query_results(c, "750000000000001AAA", "MTAw", 100, sink_fn, &s, &next,
+                                       &nrec, &e),
+              &e);
     assert_string_equal(next, "MjAw");
     assert_int_equal(nrec, 2);
     assert_string_equal(sb_str(&s.data), "\"Id\"\n\"a\"\n\"b\"\n"); /* not the 500's body */
     free(next);
-    expect_fail(c, sfapi_bulk_query_results(c, "750000000000001AAA", "MjAw", 100, sink_fn, &s,
-                                            &next, &nrec, &e), &e, ERR_PERMANENT,
-                "BAD_RESPONSE");
+    expect_fail(c,
+                sfapi_bulk_query_results(c, "750000000000001AAA", "MjAw", 100, sink_fn, &s, &next,
+                                         &nrec, &e),
+                &e, ERR_PERMANENT, "BAD_RESPONSE");
     assert_null(next);
     sb_free(&s.data);
     const char *req = sb_str(&cs.requests);

@@ -62,7 +62,9 @@ test_file_and_env(void **state)
     (void)state;
     clear_env();
     strcpy(path, "/tmp/sfbcfgXXXXXX");
-    write_file("# comment\nDATABASE_URL = postgres://x/y\nSFBRIDGE_SCHEMA='org'\nSFBRIDGE_BULK_THRESHOLD=5\n", 0600);
+    write_file("# comment\nDATABASE_URL = "
+               "postgres://x/y\nSFBRIDGE_SCHEMA='org'\nSFBRIDGE_BULK_THRESHOLD=5\n",
+               0600);
     setenv("SFBRIDGE_SCHEMA", "fromenv", 1);
     cfg c;
     err_t e;
@@ -130,17 +132,22 @@ static void
 test_import_shape(void **state)
 {
     (void)state;
-    check_import("{\"version\":1,\"mappings\":[{\"object_name\":\"Account\",\"config\":{\"access\":\"read_only\","
+    check_import("{\"version\":1,\"mappings\":[{\"object_name\":\"Account\",\"config\":{\"access\":"
+                 "\"read_only\","
                  "\"sf_polling_seconds\":600,\"fields\":{\"Id\":{},\"Name\":{}},\"indexes\":{}}}]}",
                  0, NULL);
     check_import("[]", -1, "not a JSON object");
     check_import("{\"version\":2,\"mappings\":[]}", -1, "version");
     check_import("{\"version\":1,\"mappings\":[{\"config\":{}}]}", -1, "object_name");
-    check_import("{\"version\":1,\"mappings\":[{\"object_name\":\"A\",\"config\":{\"access\":\"all\",\"fields\":{\"Id\":{}}}}]}",
+    check_import("{\"version\":1,\"mappings\":[{\"object_name\":\"A\",\"config\":{\"access\":"
+                 "\"all\",\"fields\":{\"Id\":{}}}}]}",
                  -1, "access");
-    check_import("{\"version\":1,\"mappings\":[{\"object_name\":\"A\",\"config\":{\"sf_polling_seconds\":0,\"fields\":{\"Id\":{}}}}]}",
+    check_import("{\"version\":1,\"mappings\":[{\"object_name\":\"A\",\"config\":{\"sf_polling_"
+                 "seconds\":0,\"fields\":{\"Id\":{}}}}]}",
                  -1, "sf_polling_seconds");
-    check_import("{\"version\":1,\"mappings\":[{\"object_name\":\"A\",\"config\":{\"fields\":[]}}]}", -1, "fields");
+    check_import("{\"version\":1,\"mappings\":[{\"object_name\":\"A\",\"config\":{\"fields\":[]}}]"
+                 "}",
+                 -1, "fields");
 }
 
 int

@@ -37,8 +37,8 @@ test_normalize(void **state)
     /* lower-cased 18-char ID: case restored from the checksum */
     assert_int_equal(sfid_normalize("001d000000irfmaiah", out), 0);
     assert_string_equal(out, "001D000000IRFmaIAH");
-    assert_int_equal(sfid_normalize("001D000000IRFm", out), -1);   /* 14 chars */
-    assert_int_equal(sfid_normalize("001D000000IRFm!", out), -1);  /* bad char */
+    assert_int_equal(sfid_normalize("001D000000IRFm", out), -1);    /* 14 chars */
+    assert_int_equal(sfid_normalize("001D000000IRFm!", out), -1);   /* bad char */
     assert_int_equal(sfid_normalize("001D000000IRFmaIA", out), -1); /* 17 chars */
     assert_int_equal(sfid_normalize("001D000000IRFma!!!", out), -1);
     assert_int_equal(sfid_normalize(NULL, out), -1);

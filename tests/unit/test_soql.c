@@ -124,8 +124,8 @@ insert_rows(void)
             snprintf(start, sizeof start, "%lld", (long long)ms(k[i].start));
         exec_sql("INSERT INTO Course__c(_rowid, Id, Name, Teacher__c, Active__c, Start__c, "
                  "Subjects__c) VALUES (%d, %Q, %Q, %Q, %d, %s, %Q)",
-                 i, crs[i], k[i].name, k[i].teacher ? tea[k[i].teacher] : NULL, k[i].active,
-                 start, k[i].subjects);
+                 i, crs[i], k[i].name, k[i].teacher ? tea[k[i].teacher] : NULL, k[i].active, start,
+                 k[i].subjects);
     }
 }
 
@@ -218,11 +218,11 @@ run_col(const char *q, bool all_rows, int k)
     return sb_steal(&out);
 }
 
-#define assert_col(q, k, expected)                                                                \
-    do {                                                                                          \
-        char *got_ = run_col((q), false, (k));                                                    \
-        assert_string_equal(got_, (expected));                                                    \
-        free(got_);                                                                               \
+#define assert_col(q, k, expected)             \
+    do {                                       \
+        char *got_ = run_col((q), false, (k)); \
+        assert_string_equal(got_, (expected)); \
+        free(got_);                            \
     } while (0)
 #define assert_rows(q, expected) assert_col(q, 0, expected)
 
@@ -690,8 +690,8 @@ static void
 test_plan_shape(void **state)
 {
     (void)state;
-    soql_plan *p =
-        compile_ok("SELECT Id, LastName, Account.Name, Account.Owner.Name FROM Contact", false);
+    soql_plan *p = compile_ok("SELECT Id, LastName, Account.Name, Account.Owner.Name FROM Contact",
+                              false);
     assert_ptr_equal(p->object, schema_object(S, "Contact"));
     assert_false(p->count_only);
     assert_int_equal(p->limit, -1);

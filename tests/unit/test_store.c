@@ -116,13 +116,13 @@ sql_exec(const char *sql)
     store_unlock(st);
 }
 
-#define assert_err(rc, e, status, ecode, message)                                   \
-    do {                                                                            \
-        assert_int_equal((rc), -1);                                                 \
-        assert_int_equal((e).http, (status));                                       \
-        assert_string_equal((e).code, (ecode));                                     \
-        if ((message) != NULL)                                                      \
-            assert_string_equal((e).msg, (const char *)(message));                  \
+#define assert_err(rc, e, status, ecode, message)                  \
+    do {                                                           \
+        assert_int_equal((rc), -1);                                \
+        assert_int_equal((e).http, (status));                      \
+        assert_string_equal((e).code, (ecode));                    \
+        if ((message) != NULL)                                     \
+            assert_string_equal((e).msg, (const char *)(message)); \
     } while (0)
 
 static int
@@ -237,8 +237,9 @@ test_prefixes_and_seed(void **state)
     assert_int_equal(store_count(st, "Nope__c", false), -1);
     /* the seed teacher found its school by external id */
     char *school = account_id("S-1");
-    char *t = sql1("SELECT \"School__c\" FROM \"Teacher__c\" WHERE \"Email__c\" = 'ada@example.org'",
-                   NULL);
+    char *t =
+        sql1("SELECT \"School__c\" FROM \"Teacher__c\" WHERE \"Email__c\" = 'ada@example.org'",
+             NULL);
     assert_string_equal(t, school);
     assert_true(sfid_has_prefix(school, "001"));
     free(school);
@@ -248,9 +249,17 @@ test_prefixes_and_seed(void **state)
 static void
 test_system_fields(void **state)
 {
-    static const char *order[] = {"Id", "IsDeleted", "Name", "CreatedDate", "CreatedById",
-                                  "LastModifiedDate", "LastModifiedById", "SystemModstamp",
-                                  "OwnerId", "First_Name__c", "Email__c"};
+    static const char *order[] = {"Id",
+                                  "IsDeleted",
+                                  "Name",
+                                  "CreatedDate",
+                                  "CreatedById",
+                                  "LastModifiedDate",
+                                  "LastModifiedById",
+                                  "SystemModstamp",
+                                  "OwnerId",
+                                  "First_Name__c",
+                                  "Email__c"};
     const lf_object *o = schema_object(store_schema(st), "Teacher__c");
     (void)state;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
@@ -319,7 +328,8 @@ test_create_and_get(void **state)
     assert_string_equal(gs(r, "LastModifiedById"), demo_id);
     assert_string_equal(gs(r, "CreatedDate"), gs(r, "SystemModstamp"));
     assert_string_equal(gs(r, "CreatedDate"), gs(r, "LastModifiedDate"));
-    assert_int_equal(json_object_size(r), 1 + schema_object(store_schema(st), "Teacher__c")->nfields);
+    assert_int_equal(json_object_size(r),
+                     1 + schema_object(store_schema(st), "Teacher__c")->nfields);
     json_decref(r);
     /* the raw JSON prints a currency as 10.0 */
     assert_int_equal(store_get(st, "Teacher__c", id, "Salary__c", "59.0", &out, &e), 0);
@@ -335,7 +345,8 @@ test_get_fields_and_errors(void **state)
     (void)state;
     assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"Kay\"}", id, &e), 0);
     sb out = SB_INIT;
-    assert_int_equal(store_get(st, "Teacher__c", id, " email__c ,First_Name__c", NULL, &out, &e), 0);
+    assert_int_equal(store_get(st, "Teacher__c", id, " email__c ,First_Name__c", NULL, &out, &e),
+                     0);
     char want[256];
     snprintf(want, sizeof want,
              "{\"attributes\":{\"type\":\"Teacher__c\",\"url\":\"/services/data/v59.0/sobjects/"
@@ -400,8 +411,9 @@ test_err_system_fields(void **state)
                "settings of this field and verify that it is read/write for your profile or "
                "permission set.");
     assert_string_equal(e.fields, "SystemModstamp");
-    assert_err(create("Teacher__c", "{\"Id\":\"a01000000000001\",\"createddate\":1,"
-                                    "\"First_Name__c\":\"A\"}",
+    assert_err(create("Teacher__c",
+                      "{\"Id\":\"a01000000000001\",\"createddate\":1,"
+                      "\"First_Name__c\":\"A\"}",
                       NULL, &e),
                e, 400, "INVALID_FIELD_FOR_INSERT_UPDATE", NULL);
     assert_string_equal(e.fields, "Id,CreatedDate");
@@ -542,10 +554,11 @@ test_number_range(void **state)
     assert_err(create("Teacher__c", "{\"First_Name__c\":\"A\",\"Score__c\":10000}", NULL, &e), e,
                400, "NUMBER_OUTSIDE_VALID_RANGE", NULL);
     assert_string_equal(e.fields, "Score__c");
-    assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"A\",\"Score__c\":9999.9}", NULL, &e),
+    assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"A\",\"Score__c\":9999.9}", NULL,
+                            &e),
                      0);
-    assert_err(create("Teacher__c", "{\"First_Name__c\":\"A\",\"Years__c\":1000}", NULL, &e), e, 400,
-               "NUMBER_OUTSIDE_VALID_RANGE", NULL);
+    assert_err(create("Teacher__c", "{\"First_Name__c\":\"A\",\"Years__c\":1000}", NULL, &e), e,
+               400, "NUMBER_OUTSIDE_VALID_RANGE", NULL);
     assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"A\",\"Years__c\":-999}", NULL, &e),
                      0);
 }
@@ -570,8 +583,8 @@ test_duplicates(void **state)
     assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"B\",\"Email__c\":\"b@y.org\"}", b,
                             &e),
                      0);
-    assert_err(update("Teacher__c", b, "{\"Email__c\":\"x@y.org\"}", &e), e, 400,
-               "DUPLICATE_VALUE", want);
+    assert_err(update("Teacher__c", b, "{\"Email__c\":\"x@y.org\"}", &e), e, 400, "DUPLICATE_VALUE",
+               want);
     /* re-saving its own value is fine */
     assert_int_equal(update("Teacher__c", a, "{\"Email__c\":\"X@y.org\"}", &e), 0);
     /* deleted records free their values */
@@ -650,12 +663,13 @@ test_relationship_external_id(void **state)
              "\"S-2\"}}",
              acc);
     assert_err(create("Teacher__c", rec, NULL, &e), e, 400, "INVALID_FIELD", NULL);
-    assert_err(create("Teacher__c", "{\"First_Name__c\":\"A\",\"School__r\":{\"Name\":\"x\"}}", NULL,
-                      &e),
+    assert_err(create("Teacher__c", "{\"First_Name__c\":\"A\",\"School__r\":{\"Name\":\"x\"}}",
+                      NULL, &e),
                e, 400, "INVALID_FIELD", NULL);
     /* a child of a custom object, by the parent's email */
     assert_int_equal(create("Course__c",
-                            "{\"Title__c\":\"C\",\"Teacher__r\":{\"Email__c\":\"ADA@example.org\"}}",
+                            "{\"Title__c\":\"C\",\"Teacher__r\":{\"Email__c\":\"ADA@example.org\"}"
+                            "}",
                             id, &e),
                      0);
     char *t = sql1("SELECT \"Teacher__c\" FROM \"Course__c\" WHERE \"Id\" = ?1", id);
@@ -723,17 +737,21 @@ test_modstamps(void **state)
     int64_t sa = sql_int(q, a), sb_ = sql_int(q, b);
     assert_true(sa > prev);
     assert_true(sb_ > sa);
-    assert_int_equal(sql_int("SELECT \"CreatedDate\" FROM \"Teacher__c\" WHERE \"Id\" = ?1", a), sa);
+    assert_int_equal(sql_int("SELECT \"CreatedDate\" FROM \"Teacher__c\" WHERE \"Id\" = ?1", a),
+                     sa);
     assert_int_equal(update("Teacher__c", a, "{\"Years__c\":1}", &e), 0);
     int64_t sa2 = sql_int(q, a);
     assert_true(sa2 > sb_);
-    assert_int_equal(sql_int("SELECT \"LastModifiedDate\" FROM \"Teacher__c\" WHERE \"Id\" = ?1", a),
+    assert_int_equal(sql_int("SELECT \"LastModifiedDate\" FROM \"Teacher__c\" WHERE \"Id\" = ?1",
+                             a),
                      sa2);
-    assert_int_equal(sql_int("SELECT \"CreatedDate\" FROM \"Teacher__c\" WHERE \"Id\" = ?1", a), sa);
+    assert_int_equal(sql_int("SELECT \"CreatedDate\" FROM \"Teacher__c\" WHERE \"Id\" = ?1", a),
+                     sa);
     assert_int_equal(store_delete(st, &actor, "Teacher__c", b, &e), 0);
     int64_t sb2 = sql_int(q, b);
     assert_true(sb2 > sa2);
-    assert_int_equal(sql_int("SELECT \"_deleted_at\" FROM \"Teacher__c\" WHERE \"Id\" = ?1", b), sb2);
+    assert_int_equal(sql_int("SELECT \"_deleted_at\" FROM \"Teacher__c\" WHERE \"Id\" = ?1", b),
+                     sb2);
     assert_true(store_next_modstamp(st) > sb2);
     /* within a few seconds of the wall clock */
     assert_true(llabs(sb2 - util_now_ms()) < 10000);
@@ -783,7 +801,8 @@ test_undelete(void **state)
     sb out = SB_INIT;
     assert_int_equal(store_get(st, "Teacher__c", id, NULL, "59.0", &out, &e), 0);
     sb_free(&out);
-    assert_err(store_undelete(st, &actor, "Teacher__c", "nonsense", &e), e, 400, "MALFORMED_ID", NULL);
+    assert_err(store_undelete(st, &actor, "Teacher__c", "nonsense", &e), e, 400, "MALFORMED_ID",
+               NULL);
     char *acc = account_id("S-1");
     assert_err(store_undelete(st, &actor, "Teacher__c", acc, &e), e, 400, "MALFORMED_ID", NULL);
     free(acc);
@@ -825,7 +844,8 @@ test_upsert(void **state)
     assert_string_equal(gs(r, "First_Name__c"), "M");
     json_decref(r);
     /* several matches (Code__c is an external id that is not unique) */
-    assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"A\",\"Code__c\":\"K1\"}", id, &e), 0);
+    assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"A\",\"Code__c\":\"K1\"}", id, &e),
+                     0);
     assert_int_equal(create("Teacher__c", "{\"First_Name__c\":\"B\",\"Code__c\":\"K1\"}", id2, &e),
                      0);
     sb m = SB_INIT;
@@ -839,7 +859,8 @@ test_upsert(void **state)
     json_decref(arr);
     sb_free(&m);
     /* Code__c is case-sensitive: "k1" matches nothing and creates */
-    assert_int_equal(upsert("Code__c", "k1", "{\"First_Name__c\":\"C\"}", id, &created, NULL, &e), 0);
+    assert_int_equal(upsert("Code__c", "k1", "{\"First_Name__c\":\"C\"}", id, &created, NULL, &e),
+                     0);
     assert_true(created);
     /* not an external id, or no such field */
     assert_err(upsert("First_Name__c", "x", "{}", id, &created, NULL, &e), e, 404, "NOT_FOUND",
@@ -1012,7 +1033,8 @@ test_add_field(void **state)
     assert_int_equal(store_add_field(st, "Teacher__c", "Mentor__c", def, &e), 0);
     json_decref(def);
     assert_int_equal(create("Teacher__c",
-                            "{\"First_Name__c\":\"A\",\"Mentor__r\":{\"Email__c\":\"ada@example.org\"}}",
+                            "{\"First_Name__c\":\"A\",\"Mentor__r\":{\"Email__c\":\"ada@example."
+                            "org\"}}",
                             id, &e),
                      0);
 }
@@ -1051,8 +1073,9 @@ test_load_records(void **state)
     int64_t n = 0;
     (void)state;
     int64_t before = store_count(st, "Teacher__c", true);
-    json_t *recs = J("[{\"First_Name__c\":\"A\"},{\"First_Name__c\":\"B\",\"Email__c\":\"b@x.org\"},"
-                     "{\"First_Name__c\":\"C\",\"School__r\":{\"External_Id__c\":\"S-2\"}}]");
+    json_t *recs = J(
+        "[{\"First_Name__c\":\"A\"},{\"First_Name__c\":\"B\",\"Email__c\":\"b@x.org\"},"
+        "{\"First_Name__c\":\"C\",\"School__r\":{\"External_Id__c\":\"S-2\"}}]");
     err_clear(&e);
     assert_int_equal(store_load_records(st, &actor, "Teacher__c", recs, &n, &e), 0);
     assert_int_equal(n, 3);
@@ -1106,7 +1129,8 @@ test_org_errors(void **state)
     org_error("{\"objects\":{\"Teacher__c\":{\"fields\":{\"Email__c\":{\"type\":\"emial\"}}}}}",
               "objects.Teacher__c.fields.Email__c: unknown type 'emial'");
     org_error("{\"object\":{}}", "unknown key 'object'");
-    org_error("{\"objects\":{\"Teacher\":{}}}", "objects.Teacher: custom object names must end in __c");
+    org_error("{\"objects\":{\"Teacher\":{}}}",
+              "objects.Teacher: custom object names must end in __c");
     org_error("{\"objects\":{\"T__c\":{\"fields\":{\"Email\":{\"type\":\"email\"}}}}}",
               "objects.T__c.fields.Email: custom field names must end in __c");
     org_error("{\"objects\":{\"T__c\":{\"fields\":{\"A__c\":{\"type\":\"string\",\"lenght\":5}}}}}",
@@ -1227,7 +1251,8 @@ test_reopen_file(void **state)
     assert_int_equal(store_open(path, &s, &e), 0);
     store_lock(s);
     sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(store_db(s), "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(store_db(s), "PRAGMA journal_mode", -1, &q, NULL),
+                     SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
     sqlite3_finalize(q);
@@ -1276,10 +1301,11 @@ test_reopen_file(void **state)
 
     /* an org file that adds an object and a field to an existing one */
     assert_int_equal(store_open(path, &s, &e), 0);
-    json_t *org = J("{\"objects\":{\"Teacher__c\":{\"fields\":{\"Extra__c\":{\"type\":\"string\"}}},"
-                    "\"Room__c\":{\"fields\":{\"Size__c\":{\"type\":\"int\"}}}},"
-                    "\"records\":{\"Room__c\":[{\"Name\":\"R1\"}],\"Teacher__c\":"
-                    "[{\"First_Name__c\":\"Skipped\"}]}}");
+    json_t *org = J(
+        "{\"objects\":{\"Teacher__c\":{\"fields\":{\"Extra__c\":{\"type\":\"string\"}}},"
+        "\"Room__c\":{\"fields\":{\"Size__c\":{\"type\":\"int\"}}}},"
+        "\"records\":{\"Room__c\":[{\"Name\":\"R1\"}],\"Teacher__c\":"
+        "[{\"First_Name__c\":\"Skipped\"}]}}");
     assert_int_equal(store_load_org_json(s, org, &e), 0);
     json_decref(org);
     assert_non_null(object_field(schema_object(store_schema(s), "Teacher__c"), "Extra__c"));
@@ -1395,8 +1421,9 @@ test_speed(void **state)
     assert_int_equal(loaded, n);
     double c = (double)n / ((double)(t1 - t0 + 1) / 1000.0);
     double l = (double)n / ((double)(t2 - t1 + 1) / 1000.0);
-    fprintf(stderr, "# speed: store_create in a transaction: %d records in %lld ms (%.0f/s); "
-                    "store_load_records: %lld ms (%.0f/s)\n",
+    fprintf(stderr,
+            "# speed: store_create in a transaction: %d records in %lld ms (%.0f/s); "
+            "store_load_records: %lld ms (%.0f/s)\n",
             n, (long long)(t1 - t0), c, (long long)(t2 - t1), l);
     json_decref(recs);
     assert_int_equal(store_count(st, "Bench__c", false), 2 * n);

@@ -33,8 +33,8 @@ text_error(http_resp *resp, int status, const char *text)
 
 /* The token's session, or a 403 Missing_OAuth_Token / Bad_OAuth_Token. */
 static int
-identity_session(lf_server *srv, http_req *req, http_resp *resp, bool allow_query,
-                 lf_session *s, user_info *u)
+identity_session(lf_server *srv, http_req *req, http_resp *resp, bool allow_query, lf_session *s,
+                 user_info *u)
 {
     char token[AUTH_TOKEN_MAX];
     if (auth_request_token(req, allow_query, token) != 0) {

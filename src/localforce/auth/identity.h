@@ -7,5 +7,4 @@
 
 #include "login.h"
 
-
 #endif

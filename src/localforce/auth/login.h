@@ -28,7 +28,6 @@ typedef struct app_info {
     char run_as[128];
 } app_info;
 
-
 void login_copy(char *dst, size_t sz, const char *src);
 bool login_secret_eq(const char *a, const char *b);
 void login_org_ids(store *st, char org18[19], char org15[16]);

@@ -24,10 +24,10 @@
 
 typedef struct grant {
     user_info user;
-    app_info  app;
-    char      parent[AUTH_TOKEN_MAX]; /* refresh token the new session comes from */
-    bool      want_refresh;
-    const char *error, *desc;         /* on failure */
+    app_info app;
+    char parent[AUTH_TOKEN_MAX]; /* refresh token the new session comes from */
+    bool want_refresh;
+    const char *error, *desc; /* on failure */
 } grant;
 
 static int
@@ -62,7 +62,7 @@ grant_password(lf_server *srv, http_req *req, grant *g)
     if (rc == 0 && (login_nonempty(username) == NULL || login_nonempty(password) == NULL))
         rc = grant_fail(g, "invalid_request",
                         login_nonempty(username) ? "missing required parameter: password"
-                                           : "missing required parameter: username");
+                                                 : "missing required parameter: username");
     if (rc == 0 && login_user(srv->st, username, password, &g->user) != 0) {
         log_info("auth: password login failed for user '%s'", username);
         rc = grant_fail(g, "invalid_grant", "authentication failure");
@@ -132,8 +132,8 @@ grant_client_credentials(lf_server *srv, http_req *req, grant *g)
     const char *client_id = login_param(req, "client_id", cid, sizeof cid);
     const char *secret = login_param(req, "client_secret", csec, sizeof csec);
     if (login_nonempty(client_id) == NULL &&
-        auth_parse_basic(http_header(req, "Authorization"), cid, sizeof cid, csec,
-                         sizeof csec) == 0) {
+        auth_parse_basic(http_header(req, "Authorization"), cid, sizeof cid, csec, sizeof csec) ==
+            0) {
         client_id = cid;
         secret = csec;
     }
@@ -171,11 +171,11 @@ oauth_error(http_resp *resp, int status, const char *error, const char *desc)
 
 /* Everything a token response carries about one new session. */
 typedef struct issued {
-    char    access[AUTH_TOKEN_MAX];
-    char    refresh[AUTH_TOKEN_MAX];
-    char    id_url[512];
-    char    issued_at[24];
-    char    signature[AUTH_SIG_MAX];
+    char access[AUTH_TOKEN_MAX];
+    char refresh[AUTH_TOKEN_MAX];
+    char id_url[512];
+    char issued_at[24];
+    char signature[AUTH_SIG_MAX];
 } issued;
 
 static void
@@ -188,8 +188,7 @@ issue_session(lf_server *srv, const grant *g, issued *out)
      * refresh token ends every session that came with it or from it. */
     out->refresh[0] = '\0';
     if (g->want_refresh)
-        auth_issue_refresh(srv->auth, g->user.id, g->user.username, g->app.client_id,
-                           out->refresh);
+        auth_issue_refresh(srv->auth, g->user.id, g->user.username, g->app.client_id, out->refresh);
     const char *parent = g->want_refresh ? out->refresh : g->parent[0] ? g->parent : NULL;
     auth_issue_access(srv->auth, g->user.id, g->user.username, g->app.client_id, parent, &s,
                       out->access);
@@ -505,8 +504,8 @@ auth_handle_authorize(http_req *req, http_resp *resp)
     sb p = SB_INIT;
     if (strcmp(z.response_type, "code") == 0) {
         char code[AUTH_TOKEN_MAX];
-        auth_issue_code(srv->auth, u.id, u.username, app.client_id, z.redirect_uri,
-                        z.challenge, plain, code);
+        auth_issue_code(srv->auth, u.id, u.username, app.client_id, z.redirect_uri, z.challenge,
+                        plain, code);
         add_param(&p, "code", code);
         if (z.state[0])
             add_param(&p, "state", z.state);
@@ -532,8 +531,7 @@ auth_handle_authorize(http_req *req, http_resp *resp)
         redirect_to(resp, z.redirect_uri, '#', &p);
         OPENSSL_cleanse(&is, sizeof is);
     }
-    log_info("auth: %s authorized app '%s' (%s flow)", u.username, app.name,
-             z.response_type);
+    log_info("auth: %s authorized app '%s' (%s flow)", u.username, app.name, z.response_type);
     OPENSSL_cleanse(p.buf, p.len);
     sb_free(&p);
     OPENSSL_cleanse(app.secret, sizeof app.secret);

@@ -33,25 +33,25 @@ typedef enum { TOK_ACCESS, TOK_REFRESH, TOK_CODE } tok_kind;
 
 typedef struct tok {
     struct tok *next;
-    uint64_t    hash;
-    tok_kind    kind;
-    char        token[AUTH_TOKEN_MAX];
-    lf_session  s;                      /* expires_ms 0 = never */
-    char        parent[AUTH_TOKEN_MAX]; /* access: the refresh token it came from */
-    char       *redirect_uri;           /* code: must match at the exchange */
-    char       *challenge;              /* code: PKCE code_challenge, or NULL */
-    bool        challenge_plain;
+    uint64_t hash;
+    tok_kind kind;
+    char token[AUTH_TOKEN_MAX];
+    lf_session s;                /* expires_ms 0 = never */
+    char parent[AUTH_TOKEN_MAX]; /* access: the refresh token it came from */
+    char *redirect_uri;          /* code: must match at the exchange */
+    char *challenge;             /* code: PKCE code_challenge, or NULL */
+    bool challenge_plain;
 } tok;
 
 struct auth {
-    store          *st;
+    store *st;
     pthread_mutex_t mu;
-    atomic_llong    ttl_s;     /* 0 = the store's setting */
-    tok           **b;
-    size_t          nb, n;
-    uint64_t        seed;
-    unsigned        since_sweep;
-    int64_t         started_ms;
+    atomic_llong ttl_s; /* 0 = the store's setting */
+    tok **b;
+    size_t nb, n;
+    uint64_t seed;
+    unsigned since_sweep;
+    int64_t started_ms;
 };
 
 static uint64_t
@@ -447,8 +447,8 @@ auth_sign(const char *secret, const char *id_url, const char *issued_at, char ou
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned maclen = 0;
     const char *key = secret ? secret : "";
-    if (HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)sb_str(&msg), msg.len,
-             mac, &maclen) == NULL)
+    if (HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)sb_str(&msg), msg.len, mac,
+             &maclen) == NULL)
         maclen = 0;
     login_base64(mac, maclen, out, AUTH_SIG_MAX, false);
     sb_free(&msg);

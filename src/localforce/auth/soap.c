@@ -21,7 +21,7 @@
 #include "log.h"
 /* ----- SOAP login / logout --------------------------------------------------- */
 
-#define SOAP_ENV_NS  "http://schemas.xmlsoap.org/soap/envelope/"
+#define SOAP_ENV_NS   "http://schemas.xmlsoap.org/soap/envelope/"
 #define SOAP12_ENV_NS "http://www.w3.org/2003/05/soap-envelope"
 
 static bool
@@ -135,8 +135,8 @@ soap_close(sb *b)
 /* A SOAP fault, HTTP 500. With exc_code, a detail element of type fault_type
  * carries sf:exceptionCode and sf:exceptionMessage. */
 static void
-soap_fault(http_resp *resp, const char *faultcode, const char *faultstring,
-           const char *fault_type, const char *exc_code, const char *exc_msg)
+soap_fault(http_resp *resp, const char *faultcode, const char *faultstring, const char *fault_type,
+           const char *exc_code, const char *exc_msg)
 {
     sb *b = &resp->body;
     sb_clear(b);
@@ -275,8 +275,10 @@ auth_handle_soap(http_req *req, http_resp *resp)
         }
     } else {
         sb msg = SB_INIT;
-        sb_printf(&msg, "No operation available for request {urn:partner.soap.sforce.com}%s, "
-                        "please check the WSDL for the service.", op);
+        sb_printf(&msg,
+                  "No operation available for request {urn:partner.soap.sforce.com}%s, "
+                  "please check the WSDL for the service.",
+                  op);
         soap_fault(resp, "soapenv:Client", sb_str(&msg), NULL, NULL, NULL);
         sb_free(&msg);
     }

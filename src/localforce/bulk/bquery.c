@@ -130,9 +130,9 @@ bq_run(lf_bulk *b, const char *id)
         }
         soql_plan_free(plan);
         sqlite3_stmt *u = jobs_prep(st,
-                               "UPDATE _lf_bulk_jobs SET processed = ?2, total_ms = ?3 "
-                               "WHERE id = ?1",
-                               &e);
+                                    "UPDATE _lf_bulk_jobs SET processed = ?2, total_ms = ?3 "
+                                    "WHERE id = ?1",
+                                    &e);
         if (u) {
             sqlite3_bind_text(u, 1, j.id, -1, SQLITE_STATIC);
             sqlite3_bind_int64(u, 2, n < 0 ? 0 : n);
@@ -226,8 +226,8 @@ qcursor_open(store *st, const job *j, int64_t pos)
     err_t e;
     qcursor *c = xcalloc(1, sizeof *c);
     snprintf(c->job, sizeof c->job, "%s", j->id);
-    if (soql_compile(store_schema(st), j->query, j->op == OP_QUERY_ALL, j->created, &c->plan,
-                     &e) != 0) {
+    if (soql_compile(store_schema(st), j->query, j->op == OP_QUERY_ALL, j->created, &c->plan, &e) !=
+        0) {
         log_error("bulk: job %s: the query no longer compiles: %s", j->id, e.msg);
         bq_cursor_free(c);
         return NULL;
@@ -413,16 +413,16 @@ put_col_name(sb *out, const soql_plan *p, const soql_col *c)
 /* ----- query results: the stream ---------------------------------------- */
 
 typedef struct qstream {
-    bstream bs;          /* first: the stream reads through it */
+    bstream bs; /* first: the stream reads through it */
     lf_bulk *b;
-    job      j;          /* a copy of the job */
-    qcursor *cur;        /* owned while streaming */
-    int64_t  offset;     /* the page's first row */
-    int64_t  written;    /* rows written so far */
-    int64_t  remaining;  /* rows still to write */
-    char     eol[3];
-    bool     header_done;
-    bool     retried;
+    job j;             /* a copy of the job */
+    qcursor *cur;      /* owned while streaming */
+    int64_t offset;    /* the page's first row */
+    int64_t written;   /* rows written so far */
+    int64_t remaining; /* rows still to write */
+    char eol[3];
+    bool header_done;
+    bool retried;
 } qstream;
 
 /* Format rows into qs->bs.pend until it holds at least want bytes or the page is
@@ -473,8 +473,7 @@ qstream_fill(bstream *bs, size_t want)
         if (rc == SQLITE_DONE) {
             /* Fewer rows than when the job completed (records were deleted since):
              * the page ends early. */
-            log_warn("bulk: job %s: the query returned fewer rows than its count",
-                     qs->j.id);
+            log_warn("bulk: job %s: the query returned fewer rows than its count", qs->j.id);
             qs->remaining = 0;
             break;
         }

@@ -16,10 +16,10 @@
 #include "sb.h"
 
 typedef struct bstream {
-    sb     pend;      /* formatted, not yet handed out */
+    sb pend; /* formatted, not yet handed out */
     size_t pend_pos;
-    bool   finished;  /* everything is in pend */
-    bool   failed;    /* cut the response */
+    bool finished; /* everything is in pend */
+    bool failed;   /* cut the response */
     void (*fill)(struct bstream *bs, size_t want);
 } bstream;
 

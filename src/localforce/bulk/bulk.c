@@ -57,9 +57,9 @@ next_job(store *st, char id[19], int *kind)
     err_t e;
     store_lock(st);
     sqlite3_stmt *s = jobs_prep(st,
-                           "SELECT id, kind FROM _lf_bulk_jobs WHERE state IN "
-                           "('UploadComplete', 'InProgress') ORDER BY kind, seq LIMIT 1",
-                           &e);
+                                "SELECT id, kind FROM _lf_bulk_jobs WHERE state IN "
+                                "('UploadComplete', 'InProgress') ORDER BY kind, seq LIMIT 1",
+                                &e);
     int rc = -1;
     if (s && sqlite3_step(s) == SQLITE_ROW) {
         snprintf(id, 19, "%s", (const char *)sqlite3_column_text(s, 0));

@@ -16,17 +16,18 @@
 typedef struct lf_bulk lf_bulk;
 
 lf_bulk *bulk_new(store *st, err_t *e);
-void     bulk_free(lf_bulk *b);
+void bulk_free(lf_bulk *b);
 
-void bulk_query_create(http_req *req, http_resp *resp);   /* POST   jobs/query */
-void bulk_query_list(http_req *req, http_resp *resp);     /* GET    jobs/query */
-void bulk_query_job(http_req *req, http_resp *resp);      /* GET|PATCH|DELETE jobs/query/{id} */
-void bulk_query_results(http_req *req, http_resp *resp);  /* GET    jobs/query/{id}/results */
-void bulk_ingest_create(http_req *req, http_resp *resp);  /* POST   jobs/ingest */
-void bulk_ingest_list(http_req *req, http_resp *resp);    /* GET    jobs/ingest */
-void bulk_ingest_job(http_req *req, http_resp *resp);     /* GET|PATCH|DELETE jobs/ingest/{id} */
-void bulk_ingest_upload(http_req *req, http_resp *resp);  /* PUT    jobs/ingest/{id}/batches */
-void bulk_ingest_results(http_req *req, http_resp *resp); /* GET    jobs/ingest/{id}/{successfulResults|
-                                                              failedResults|unprocessedrecords} */
+void bulk_query_create(http_req *req, http_resp *resp);  /* POST   jobs/query */
+void bulk_query_list(http_req *req, http_resp *resp);    /* GET    jobs/query */
+void bulk_query_job(http_req *req, http_resp *resp);     /* GET|PATCH|DELETE jobs/query/{id} */
+void bulk_query_results(http_req *req, http_resp *resp); /* GET    jobs/query/{id}/results */
+void bulk_ingest_create(http_req *req, http_resp *resp); /* POST   jobs/ingest */
+void bulk_ingest_list(http_req *req, http_resp *resp);   /* GET    jobs/ingest */
+void bulk_ingest_job(http_req *req, http_resp *resp);    /* GET|PATCH|DELETE jobs/ingest/{id} */
+void bulk_ingest_upload(http_req *req, http_resp *resp); /* PUT    jobs/ingest/{id}/batches */
+void bulk_ingest_results(http_req *req,
+                         http_resp *resp); /* GET    jobs/ingest/{id}/{successfulResults|
+                                               failedResults|unprocessedrecords} */
 
 #endif

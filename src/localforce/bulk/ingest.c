@@ -141,9 +141,7 @@ process_row(store *st, ingest_run *run, const csv_row *row, int64_t seq, bool *f
         else if ((rc = store_delete(st, &actor, j->object, id, &e)) == 0)
             sfid_normalize(id, id_out);
         break;
-    default:
-        rc = err_set(&e, 400, "INVALID_OPERATION", "invalid operation");
-        break;
+    default: rc = err_set(&e, 400, "INVALID_OPERATION", "invalid operation"); break;
     }
     json_decref(rec);
     sb_clear(&run->rowtext);
@@ -216,7 +214,7 @@ ing_run_start(lf_bulk *b, const char *id)
         if (csv_next(r, &h) != CSV_ROW ||
             up_columns_resolve(store_schema(st), run->o, &h, &run->cols, &problem) != 0) {
             jobs_set_state(st, j, JS_FAILED,
-                          problem ? problem : "InvalidBatch : the header row cannot be read", &e);
+                           problem ? problem : "InvalidBatch : the header row cannot be read", &e);
             free(problem);
             csv_reader_free(r);
             goto none;
@@ -236,9 +234,9 @@ ing_run_start(lf_bulk *b, const char *id)
         goto none;
     }
     run->ins = jobs_prep(st,
-                    "INSERT OR REPLACE INTO _lf_bulk_results (job, kind, seq, sf_id, created, "
-                    "error, row) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    &e);
+                         "INSERT OR REPLACE INTO _lf_bulk_results (job, kind, seq, sf_id, created, "
+                         "error, row) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                         &e);
     if (run->ins == NULL)
         goto none;
     snprintf(run->origin, sizeof run->origin, "com/salesforce/api/bulkapi/%s", j->ver);
@@ -313,10 +311,11 @@ ing_run_step(lf_bulk *b, ingest_run *run)
     j->processed += nrows;
     j->failed += nfailed;
     j->total_ms = run->base_ms + (util_mono_ms() - run->t0);
-    sqlite3_stmt *u = jobs_prep(st,
-                           "UPDATE _lf_bulk_jobs SET processed = ?2, failed = ?3, total_ms = ?4 "
-                           "WHERE id = ?1",
-                           &e);
+    sqlite3_stmt *u =
+        jobs_prep(st,
+                  "UPDATE _lf_bulk_jobs SET processed = ?2, failed = ?3, total_ms = ?4 "
+                  "WHERE id = ?1",
+                  &e);
     if (u) {
         sqlite3_bind_text(u, 1, j->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(u, 2, j->processed);
@@ -353,7 +352,8 @@ bulk_ingest_create(http_req *req, http_resp *resp)
     memset(&j, 0, sizeof j);
     j.kind = K_INGEST;
     const char *obj, *op, *ext, *rule;
-    if (jobs_opt_string(body, "object", &obj, resp) || jobs_opt_string(body, "operation", &op, resp) ||
+    if (jobs_opt_string(body, "object", &obj, resp) ||
+        jobs_opt_string(body, "operation", &op, resp) ||
         jobs_opt_string(body, "externalIdFieldName", &ext, resp) ||
         jobs_opt_string(body, "assignmentRuleId", &rule, resp) || jobs_csv_options(body, &j, resp))
         goto out;
@@ -414,14 +414,14 @@ out:
 /* ----- ingest results: the stream ---------------------------------------- */
 
 typedef struct rstream {
-    bstream bs;          /* first: the stream reads through it */
-    lf_bulk    *b;
-    job         j;
-    int         kind;        /* R_SUCCESS, R_FAILED, R_UNPROCESSED */
-    int64_t     next_seq;    /* keyset position in _lf_bulk_results */
-    upload_iter it;          /* R_UNPROCESSED: the uploads */
-    int64_t     skip;        /* R_UNPROCESSED: rows processed, not to repeat */
-    bool        header_done;
+    bstream bs; /* first: the stream reads through it */
+    lf_bulk *b;
+    job j;
+    int kind;         /* R_SUCCESS, R_FAILED, R_UNPROCESSED */
+    int64_t next_seq; /* keyset position in _lf_bulk_results */
+    upload_iter it;   /* R_UNPROCESSED: the uploads */
+    int64_t skip;     /* R_UNPROCESSED: rows processed, not to repeat */
+    bool header_done;
 } rstream;
 
 static void
@@ -474,9 +474,9 @@ rstream_fill(bstream *bs, size_t want)
     }
     err_t e;
     sqlite3_stmt *s = jobs_prep(st,
-                           "SELECT seq, sf_id, created, error, row FROM _lf_bulk_results "
-                           "WHERE job = ?1 AND kind = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
-                           &e);
+                                "SELECT seq, sf_id, created, error, row FROM _lf_bulk_results "
+                                "WHERE job = ?1 AND kind = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+                                &e);
     if (s == NULL) {
         rs->bs.failed = true;
         store_unlock(st);

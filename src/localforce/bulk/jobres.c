@@ -32,9 +32,10 @@ jobres_list(http_req *req, http_resp *resp, int kind)
     const char *type = http_query(req, "jobType");
     store_lock(st);
     sqlite3_stmt *s = jobs_prep(st,
-                           "SELECT " JOB_COLS " FROM _lf_bulk_jobs WHERE kind = ?1 AND seq > ?2 "
-                           "ORDER BY seq LIMIT ?3",
-                           &e);
+                                "SELECT " JOB_COLS
+                                " FROM _lf_bulk_jobs WHERE kind = ?1 AND seq > ?2 "
+                                "ORDER BY seq LIMIT ?3",
+                                &e);
     if (s == NULL) {
         store_unlock(st);
         http_error(resp, &e);
@@ -139,7 +140,7 @@ jobres_job(http_req *req, http_resp *resp, int kind)
     } else if (to == JS_UPLOAD_COMPLETE) {
         if (j.state != JS_OPEN) {
             http_errorf(resp, 400, "INVALIDJOBSTATE", "Closing already %s Job not allowed",
-                        j.state == JS_ABORTED ? "Aborted"
+                        j.state == JS_ABORTED  ? "Aborted"
                         : j.state == JS_FAILED ? "Failed"
                                                : "Closed");
         } else if (jobs_set_state(st, &j, JS_UPLOAD_COMPLETE, NULL, &e) != 0) {

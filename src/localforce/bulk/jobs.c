@@ -30,7 +30,7 @@ const char *const jobs_state_upper[JS__COUNT] = {
 };
 
 const struct job_op jobs_ops[OP__COUNT] = {
-    {"query", K_QUERY},   {"queryAll", K_QUERY}, {"insert", K_INGEST}, {"update", K_INGEST},
+    {"query", K_QUERY},   {"queryAll", K_QUERY}, {"insert", K_INGEST},     {"update", K_INGEST},
     {"upsert", K_INGEST}, {"delete", K_INGEST},  {"hardDelete", K_INGEST},
 };
 /* ----- small helpers ----------------------------------------------------- */
@@ -251,10 +251,10 @@ int
 jobs_insert(store *st, const job *j, err_t *e)
 {
     sqlite3_stmt *s = jobs_prep(st,
-                           "INSERT INTO _lf_bulk_jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, "
-                           "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0, 0, NULL, NULL, "
-                           "NULL, 0, 0)",
-                           e);
+                                "INSERT INTO _lf_bulk_jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, "
+                                "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, 0, 0, NULL, NULL, "
+                                "NULL, 0, 0)",
+                                e);
     if (s == NULL)
         return -1;
     sqlite3_bind_text(s, 1, j->id, -1, SQLITE_STATIC);
@@ -281,9 +281,9 @@ int
 jobs_set_state(store *st, job *j, jstate to, const char *error_msg, err_t *e)
 {
     sqlite3_stmt *s = jobs_prep(st,
-                           "UPDATE _lf_bulk_jobs SET state = ?2, modstamp = ?3, "
-                           "error = COALESCE(?4, error) WHERE id = ?1",
-                           e);
+                                "UPDATE _lf_bulk_jobs SET state = ?2, modstamp = ?3, "
+                                "error = COALESCE(?4, error) WHERE id = ?1",
+                                e);
     if (s == NULL)
         return -1;
     int64_t now = util_now_ms();
@@ -427,7 +427,8 @@ jobs_csv_options(json_t *body, job *j, http_resp *resp)
 {
     const char *delim, *eol, *ct;
     if (jobs_opt_string(body, "columnDelimiter", &delim, resp) ||
-        jobs_opt_string(body, "lineEnding", &eol, resp) || jobs_opt_string(body, "contentType", &ct, resp))
+        jobs_opt_string(body, "lineEnding", &eol, resp) ||
+        jobs_opt_string(body, "contentType", &ct, resp))
         return -1;
     j->delim = ',';
     j->eol = CSV_EOL_LF;
@@ -458,8 +459,7 @@ jobs_of_request(http_req *req, http_resp *resp, int kind, job *j)
     store *st = ctx_of(req)->st;
     char id[19];
     err_t e;
-    if (req->nseg < 2 || sfid_normalize(req->seg[1], id) != 0 ||
-        !sfid_has_prefix(id, JOB_PREFIX)) {
+    if (req->nseg < 2 || sfid_normalize(req->seg[1], id) != 0 || !sfid_has_prefix(id, JOB_PREFIX)) {
         http_errorf(resp, 404, "NOT_FOUND", "The requested resource does not exist");
         return -1;
     }

@@ -17,14 +17,14 @@
 #include "soql.h"
 #include "store.h"
 
-#define JOB_PREFIX     "750"
-#define PAGE_DEFAULT   100000          /* rows per results page without maxRecords */
-#define CHUNK_BYTES    (1u << 20)      /* uploads are stored in pieces of this size */
-#define INGEST_BATCH   200             /* ingest rows per transaction */
-#define LIST_PAGE      1000            /* jobs per page of GET jobs/{query|ingest} */
-#define PARK_MAX       32              /* parked result statements */
-#define PARK_IDLE_MS   (15 * 60 * 1000)
-#define RESULTS_BATCH  500             /* result rows read per statement */
+#define JOB_PREFIX    "750"
+#define PAGE_DEFAULT  100000     /* rows per results page without maxRecords */
+#define CHUNK_BYTES   (1u << 20) /* uploads are stored in pieces of this size */
+#define INGEST_BATCH  200        /* ingest rows per transaction */
+#define LIST_PAGE     1000       /* jobs per page of GET jobs/{query|ingest} */
+#define PARK_MAX      32         /* parked result statements */
+#define PARK_IDLE_MS  (15 * 60 * 1000)
+#define RESULTS_BATCH 500 /* result rows read per statement */
 /* Salesforce's CSV limits: 5,000 fields, 400,000 characters per record,
  * 131,072 bytes per field (here in bytes, as UTF-8 takes up to 4 per character). */
 #define CSV_MAX_FIELDS 5000
@@ -35,12 +35,23 @@ enum { K_QUERY = 0, K_INGEST = 1 };
 enum { R_SUCCESS = 0, R_FAILED = 1, R_UNPROCESSED = 2 };
 
 typedef enum {
-    JS_OPEN, JS_UPLOAD_COMPLETE, JS_IN_PROGRESS, JS_JOB_COMPLETE, JS_ABORTED, JS_FAILED,
+    JS_OPEN,
+    JS_UPLOAD_COMPLETE,
+    JS_IN_PROGRESS,
+    JS_JOB_COMPLETE,
+    JS_ABORTED,
+    JS_FAILED,
     JS__COUNT
 } jstate;
 
 typedef enum {
-    OP_QUERY, OP_QUERY_ALL, OP_INSERT, OP_UPDATE, OP_UPSERT, OP_DELETE, OP_HARD_DELETE,
+    OP_QUERY,
+    OP_QUERY_ALL,
+    OP_INSERT,
+    OP_UPDATE,
+    OP_UPSERT,
+    OP_DELETE,
+    OP_HARD_DELETE,
     OP__COUNT
 } jop;
 
@@ -51,7 +62,7 @@ extern const char *const jobs_state_upper[JS__COUNT];
 /* Operations: the API's name and the kind of job (K_QUERY, K_INGEST). */
 struct job_op {
     const char *name;
-    int         kind;
+    int kind;
 };
 extern const struct job_op jobs_ops[OP__COUNT];
 
@@ -59,54 +70,54 @@ extern const struct job_op jobs_ops[OP__COUNT];
 enum { INFO_BRIEF, INFO_FULL, INFO_LIST };
 
 /* The columns of _lf_bulk_jobs that jobs_job_from_row reads, in order. */
-#define JOB_COLS                                                                        \
+#define JOB_COLS                                                                          \
     "id, seq, kind, operation, object, query, ext_field, created_by, created, modstamp, " \
-    "state, delim, eol, api_version, processed, failed, total_ms, error, columns, "      \
+    "state, delim, eol, api_version, processed, failed, total_ms, error, columns, "       \
     "upload_error, uploads, started"
 
 /* A job, as stored in _lf_bulk_jobs. */
 typedef struct job {
-    char    id[19];
+    char id[19];
     int64_t seq;
-    int     kind;
-    jop     op;
-    char   *object;
-    char   *query;         /* query jobs */
-    char   *ext_field;     /* upsert */
-    char    created_by[19];
+    int kind;
+    jop op;
+    char *object;
+    char *query;     /* query jobs */
+    char *ext_field; /* upsert */
+    char created_by[19];
     int64_t created, modstamp, started;
-    jstate  state;
-    char    delim;
+    jstate state;
+    char delim;
     csv_eol eol;
-    char    ver[16];       /* API version of the request that created it, "59.0" */
+    char ver[16]; /* API version of the request that created it, "59.0" */
     int64_t processed, failed, total_ms, uploads;
-    char   *error;         /* errorMessage of a Failed job */
-    char   *columns;       /* ingest: the header row as CSV, once data came */
-    char   *upload_error;  /* ingest: the first problem found in the uploads */
+    char *error;        /* errorMessage of a Failed job */
+    char *columns;      /* ingest: the header row as CSV, once data came */
+    char *upload_error; /* ingest: the first problem found in the uploads */
 } job;
 
 /* An open query statement, parked between result pages. */
 typedef struct qcursor {
-    char            job[19];
-    soql_plan      *plan;
-    sqlite3_stmt   *stmt;
-    int64_t         pos;        /* rows stepped past */
-    int64_t         last_used;  /* monotonic ms */
+    char job[19];
+    soql_plan *plan;
+    sqlite3_stmt *stmt;
+    int64_t pos;       /* rows stepped past */
+    int64_t last_used; /* monotonic ms */
     struct qcursor *next;
 } qcursor;
 
 struct lf_bulk {
-    store          *st;
-    int64_t         seq;         /* last job sequence number (store lock) */
-    qcursor        *parked;      /* store lock */
-    int             nparked;
-    pthread_t       worker;
-    bool            worker_started;
-    pthread_mutex_t mu;          /* guards stop and kicked; never held while taking the
-                                    store lock */
-    pthread_cond_t  cv;
-    bool            stop;
-    bool            kicked;
+    store *st;
+    int64_t seq;     /* last job sequence number (store lock) */
+    qcursor *parked; /* store lock */
+    int nparked;
+    pthread_t worker;
+    bool worker_started;
+    pthread_mutex_t mu; /* guards stop and kicked; never held while taking the
+                           store lock */
+    pthread_cond_t cv;
+    bool stop;
+    bool kicked;
 };
 
 const char *jobs_ver_of(http_req *req);

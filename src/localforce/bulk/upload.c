@@ -94,8 +94,9 @@ csv_problem(const job *j, const csv_error *ce)
 {
     sb m = SB_INIT;
     if (ce->code == CSV_ERR_EOL)
-        sb_printf(&m, "ClientInputError : LineEnding is invalid on user data. Current LineEnding "
-                      "setting is %s",
+        sb_printf(&m,
+                  "ClientInputError : LineEnding is invalid on user data. Current LineEnding "
+                  "setting is %s",
                   csv_eol_name(j->eol));
     else if (ce->code == CSV_ERR_UTF8)
         sb_printf(&m, "ClientInputError : The data is not valid UTF-8 (line %lld, column %lld)",
@@ -213,9 +214,9 @@ bulk_ingest_upload(http_req *req, http_resp *resp)
         rc = jobs_exec(st, "SAVEPOINT lf_bulk_upload", &e);
         sqlite3_stmt *s = rc ? NULL
                              : jobs_prep(st,
-                                    "INSERT INTO _lf_bulk_data (job, upload, chunk, data) "
-                                    "VALUES (?1, ?2, ?3, ?4)",
-                                    &e);
+                                         "INSERT INTO _lf_bulk_data (job, upload, chunk, data) "
+                                         "VALUES (?1, ?2, ?3, ?4)",
+                                         &e);
         if (s == NULL)
             rc = -1;
         for (size_t off = 0, k = 0; rc == 0 && off < req->body_len; off += CHUNK_BYTES, k++) {
@@ -231,9 +232,9 @@ bulk_ingest_upload(http_req *req, http_resp *resp)
         sqlite3_finalize(s);
         sqlite3_stmt *u = rc ? NULL
                              : jobs_prep(st,
-                                    "UPDATE _lf_bulk_jobs SET uploads = uploads + 1, "
-                                    "columns = COALESCE(columns, ?2) WHERE id = ?1",
-                                    &e);
+                                         "UPDATE _lf_bulk_jobs SET uploads = uploads + 1, "
+                                         "columns = COALESCE(columns, ?2) WHERE id = ?1",
+                                         &e);
         if (u) {
             sqlite3_bind_text(u, 1, j.id, -1, SQLITE_STATIC);
             sqlite3_bind_text(u, 2, header.buf, -1, SQLITE_STATIC);
@@ -246,11 +247,12 @@ bulk_ingest_upload(http_req *req, http_resp *resp)
         if (rc == 0)
             rc = jobs_exec(st, "RELEASE lf_bulk_upload", &e);
         else if (sqlite3_get_autocommit(store_db(st)) == 0)
-            sqlite3_exec(store_db(st), "ROLLBACK TO lf_bulk_upload; RELEASE lf_bulk_upload",
-                         NULL, NULL, NULL);
+            sqlite3_exec(store_db(st), "ROLLBACK TO lf_bulk_upload; RELEASE lf_bulk_upload", NULL,
+                         NULL, NULL);
     } else if (j.upload_error == NULL) {
         /* The job fails when it is closed, as Salesforce's does when it processes it. */
-        sqlite3_stmt *u = jobs_prep(st, "UPDATE _lf_bulk_jobs SET upload_error = ?2 WHERE id = ?1", &e);
+        sqlite3_stmt *u = jobs_prep(st, "UPDATE _lf_bulk_jobs SET upload_error = ?2 WHERE id = ?1",
+                                    &e);
         if (u) {
             sqlite3_bind_text(u, 1, j.id, -1, SQLITE_STATIC);
             sqlite3_bind_text(u, 2, problem, -1, SQLITE_STATIC);
@@ -334,9 +336,9 @@ up_iter_next(upload_iter *it, csv_row *row)
         /* CSV_NEED: the next chunk of this upload, or its end. */
         err_t e;
         sqlite3_stmt *s = jobs_prep(it->st,
-                               "SELECT data FROM _lf_bulk_data WHERE job = ?1 AND upload = ?2 "
-                               "AND chunk = ?3",
-                               &e);
+                                    "SELECT data FROM _lf_bulk_data WHERE job = ?1 AND upload = ?2 "
+                                    "AND chunk = ?3",
+                                    &e);
         if (s == NULL) {
             free(it->problem);
             it->problem = xstrdup(e.msg);

@@ -9,19 +9,19 @@
 #include "jobs.h"
 
 typedef struct column {
-    const lf_field *field;   /* the field; for "Rel__r.Ext__c" the reference field */
-    const lf_field *pfield;  /* for "Rel__r.Ext__c": the parent's field */
+    const lf_field *field;  /* the field; for "Rel__r.Ext__c" the reference field */
+    const lf_field *pfield; /* for "Rel__r.Ext__c": the parent's field */
 } column;
 
 typedef struct upload_iter {
-    store       *st;
-    const job   *j;
-    int64_t      upload;      /* the upload being read */
-    int64_t      chunk;       /* the next chunk to load */
-    csv_reader  *r;
-    sb           data;        /* the chunk being read */
-    bool         header_seen;
-    char        *problem;     /* set when the data cannot be read */
+    store *st;
+    const job *j;
+    int64_t upload; /* the upload being read */
+    int64_t chunk;  /* the next chunk to load */
+    csv_reader *r;
+    sb data; /* the chunk being read */
+    bool header_seen;
+    char *problem; /* set when the data cannot be read */
 } upload_iter;
 
 int up_columns_resolve(const lf_schema *s, const lf_object *o, const csv_row *h, column **out,

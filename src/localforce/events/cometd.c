@@ -36,60 +36,60 @@
 #define DEFAULT_EXPIRE_MS        110000
 #define DEFAULT_EXPIRE_EVENTS_MS 40000
 #define DEFAULT_MAX_CLIENTS      1000
-#define MAX_SUBS                 100   /* per client */
-#define MAX_MESSAGES             100   /* per request */
+#define MAX_SUBS                 100 /* per client */
+#define MAX_MESSAGES             100 /* per request */
 #define MAX_EVENTS_PER_REPLY     500
 #define MAX_ID_LEN               128
 #define MAX_CHANNEL_LEN          512
 #define CLIENT_ID_LEN            27
 
 typedef struct sub {
-    char    *channel;   /* as the client named it: events are delivered on it */
-    char    *key;       /* canonical (events_channel_key) */
-    int64_t  cursor;    /* next events have replayId > cursor */
-    uint64_t gen;       /* identifies this subscription (a re-subscribe gets a new one) */
+    char *channel;  /* as the client named it: events are delivered on it */
+    char *key;      /* canonical (events_channel_key) */
+    int64_t cursor; /* next events have replayId > cursor */
+    uint64_t gen;   /* identifies this subscription (a re-subscribe gets a new one) */
 } sub;
 
 typedef struct client {
-    char           id[CLIENT_ID_LEN + 1];
-    sub           *subs;
-    size_t         nsubs;
-    bool           connected;      /* the first connect was answered */
-    bool           busy;           /* someone is reading its events */
-    bool           check;          /* look for events at the next connect */
-    bool           delivered;      /* the last connect reply carried events */
-    int64_t        last_seen;      /* mono ms of the last request or reply */
+    char id[CLIENT_ID_LEN + 1];
+    sub *subs;
+    size_t nsubs;
+    bool connected;    /* the first connect was answered */
+    bool busy;         /* someone is reading its events */
+    bool check;        /* look for events at the next connect */
+    bool delivered;    /* the last connect reply carried events */
+    int64_t last_seen; /* mono ms of the last request or reply */
     /* the parked connect, if any */
-    http_pending  *parked;
-    char          *parked_prefix;  /* the request's other replies */
-    int            parked_n;
-    char          *parked_id;      /* the connect's id as JSON text, or NULL */
-    int64_t        deadline;       /* mono ms when it is answered empty */
+    http_pending *parked;
+    char *parked_prefix; /* the request's other replies */
+    int parked_n;
+    char *parked_id;  /* the connect's id as JSON text, or NULL */
+    int64_t deadline; /* mono ms when it is answered empty */
     struct client *next;
 } client;
 
 struct lf_cometd {
-    lf_events        *ev;
-    lf_cometd_config  cfg;
-    pthread_mutex_t   mu;
-    pthread_cond_t    cond;
-    client           *clients;
-    int               nclients;
-    uint64_t          gen;
-    bool              stopping;
-    bool              stopped;
-    bool              thread_started;
-    pthread_t         thread;
+    lf_events *ev;
+    lf_cometd_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    client *clients;
+    int nclients;
+    uint64_t gen;
+    bool stopping;
+    bool stopped;
+    bool thread_started;
+    pthread_t thread;
 };
 
 /* A parked connect taken off its client, to be answered. */
 typedef struct parked {
-    char          client_id[CLIENT_ID_LEN + 1];
+    char client_id[CLIENT_ID_LEN + 1];
     http_pending *p;
-    char         *prefix;
-    int           n;
-    char         *id;
-    bool          timed_out;
+    char *prefix;
+    int n;
+    char *id;
+    bool timed_out;
 } parked;
 
 /* ----- helpers ------------------------------------------------------------- */
@@ -236,10 +236,10 @@ message_id(json_t *m, json_t **id)
 /* ----- reading events for a client -------------------------------------------- */
 
 typedef struct subsnap {
-    char    *channel, *key;
-    int64_t  cursor, next;
+    char *channel, *key;
+    int64_t cursor, next;
     uint64_t gen;
-    bool     fetched;
+    bool fetched;
 } subsnap;
 
 /* Append the client's pending events (as Bayeux messages) to r. Returns how
@@ -457,8 +457,7 @@ serve(lf_cometd *c, parked *pk)
              * came meanwhile: the client comes straight back for them). */
             pthread_mutex_lock(&c->mu);
             client *cl = find_client(c, pk->client_id);
-            if (cl && cl->parked == NULL && !c->stopping &&
-                !has_pending(cl, events_last(c->ev))) {
+            if (cl && cl->parked == NULL && !c->stopping && !has_pending(cl, events_last(c->ev))) {
                 cl->parked = pk->p;
                 cl->parked_prefix = pk->prefix;
                 cl->parked_n = pk->n;
@@ -590,8 +589,8 @@ do_handshake(lf_cometd *c, json_t *id, const char *user_id, cometd_reply *r)
         json_t *m = json_object();
         json_object_set_new(m, "ext",
                             json_pack("{s:{s:s},s:b,s:b}", "sfdc", "failureReason",
-                                      "401::Authentication invalid", "replay", 1,
-                                      "payload.format", 1));
+                                      "401::Authentication invalid", "replay", 1, "payload.format",
+                                      1));
         json_object_set_new(m, "advice", json_pack("{s:s}", "reconnect", "none"));
         json_object_set_new(m, "channel", json_string("/meta/handshake"));
         if (id)
@@ -665,8 +664,10 @@ replay_value(json_t *msg, const char *channel, int64_t *replay, sb *error)
         return 0;
     json_t *v = json_object_get(map, channel);
     if (v == NULL) {
-        sb_printf(error, "400::The replayId for channel {%s} wasn't found using the provided "
-                         "replay ID map {", channel);
+        sb_printf(error,
+                  "400::The replayId for channel {%s} wasn't found using the provided "
+                  "replay ID map {",
+                  channel);
         replay_map_text(map, error);
         sb_puts(error, "}. Please provide a valid ID, -2 to replay all events, or -1 to replay "
                        "only new events.");
@@ -686,8 +687,9 @@ replay_value(json_t *msg, const char *channel, int64_t *replay, sb *error)
         return 0;
     }
     char *vt = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    sb_printf(error, "400::The replayId {%.60s} you provided was invalid. Please provide a valid "
-                     "ID, -2 to replay all events, or -1 to replay only new events.",
+    sb_printf(error,
+              "400::The replayId {%.60s} you provided was invalid. Please provide a valid "
+              "ID, -2 to replay all events, or -1 to replay only new events.",
               vt ? vt : "?");
     free(vt);
     return -1;
@@ -872,8 +874,9 @@ one_message(lf_cometd *c, json_t *msg, const char *user_id, bool alone, cometd_r
             json_object_set(m, "channel", jc);
         if (id)
             json_object_set(m, "id", id);
-        json_object_set_new(m, "error", json_string(bad_id ? "400::Invalid message id"
-                                                           : "400::Invalid or missing channel"));
+        json_object_set_new(m, "error",
+                            json_string(bad_id ? "400::Invalid message id"
+                                               : "400::Invalid or missing channel"));
         json_object_set_new(m, "successful", json_false());
         emit(r, m);
         return;

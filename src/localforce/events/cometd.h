@@ -27,31 +27,31 @@
 typedef struct lf_cometd lf_cometd;
 
 typedef struct lf_cometd_config {
-    int64_t timeout_ms;        /* how long a connect is held (advice.timeout); 0 = 110000, or
-                                  LOCALFORCE_COMETD_TIMEOUT_MS from the environment */
-    int64_t expire_ms;         /* a client that does not come back within this is dropped;
-                                  0 = 110000 */
-    int64_t expire_events_ms;  /* ... after a connect that carried events; 0 = 40000 */
-    int     max_clients;       /* 0 = 1000 */
-    bool    no_thread;         /* tests: no delivery thread (nothing is ever parked) */
+    int64_t timeout_ms;       /* how long a connect is held (advice.timeout); 0 = 110000, or
+                                 LOCALFORCE_COMETD_TIMEOUT_MS from the environment */
+    int64_t expire_ms;        /* a client that does not come back within this is dropped;
+                                 0 = 110000 */
+    int64_t expire_events_ms; /* ... after a connect that carried events; 0 = 40000 */
+    int max_clients;          /* 0 = 1000 */
+    bool no_thread;           /* tests: no delivery thread (nothing is ever parked) */
 } lf_cometd_config;
 
 lf_cometd *cometd_new(lf_events *ev, err_t *e);
 lf_cometd *cometd_new_config(lf_events *ev, const lf_cometd_config *cfg, err_t *e);
 /* Answer every parked long poll now (before the HTTP server stops). */
-void       cometd_shutdown(lf_cometd *c);
-void       cometd_free(lf_cometd *c);
+void cometd_shutdown(lf_cometd *c);
+void cometd_free(lf_cometd *c);
 
 void cometd_handle(http_req *req, http_resp *resp); /* POST /cometd/{ver}[/{type}] */
 
 /* The replies to one request, built by cometd_process. */
 typedef struct cometd_reply {
-    int   status;         /* HTTP status: 200, or 400 / 413 for a body that is not Bayeux */
-    sb    body;           /* the reply messages so far, comma-separated, no brackets */
-    int   n;              /* how many */
-    bool  hold;           /* a connect waits for events: client_id, connect_id */
-    char  client_id[40];
-    char *connect_id;     /* the held connect's "id" as JSON text, or NULL */
+    int status; /* HTTP status: 200, or 400 / 413 for a body that is not Bayeux */
+    sb body;    /* the reply messages so far, comma-separated, no brackets */
+    int n;      /* how many */
+    bool hold;  /* a connect waits for events: client_id, connect_id */
+    char client_id[40];
+    char *connect_id; /* the held connect's "id" as JSON text, or NULL */
 } cometd_reply;
 
 /* Bayeux for one request: msgs is the parsed body (an array of messages, or
@@ -67,6 +67,6 @@ void cometd_finish(lf_cometd *c, cometd_reply *r, sb *out);
 void cometd_reply_free(cometd_reply *r);
 
 /* Clients known now (tests). */
-int  cometd_client_count(lf_cometd *c);
+int cometd_client_count(lf_cometd *c);
 
 #endif

@@ -45,52 +45,52 @@
 enum { NFF_ALL, NFF_REFERENCED, NFF_SELECT, NFF_WHERE };
 
 typedef struct topic {
-    char            *name;       /* as stored */
-    char            *channel;    /* "/topic/<name>" */
-    soql_plan       *plan;
-    sqlite3_stmt    *match;      /* the plan's rows WHERE "Id" = ?<nparams+1> */
-    const lf_field **sel;        /* root fields of the SELECT list */
-    size_t           nsel;
-    const lf_field **where;      /* fields named in the WHERE clause */
-    size_t           nwhere;
-    int              notify;     /* NFF_* */
-    bool             on_create, on_update, on_delete, on_undelete, active;
+    char *name;    /* as stored */
+    char *channel; /* "/topic/<name>" */
+    soql_plan *plan;
+    sqlite3_stmt *match;  /* the plan's rows WHERE "Id" = ?<nparams+1> */
+    const lf_field **sel; /* root fields of the SELECT list */
+    size_t nsel;
+    const lf_field **where; /* fields named in the WHERE clause */
+    size_t nwhere;
+    int notify; /* NFF_* */
+    bool on_create, on_update, on_delete, on_undelete, active;
 } topic;
 
 /* Per object: its schema id and "SELECT <every field> FROM <object> WHERE Id = ?1". */
 typedef struct rowstmt {
     const lf_object *object;
-    size_t           nfields;
-    sqlite3_stmt    *stmt;
-    char             sid[23];
+    size_t nfields;
+    sqlite3_stmt *stmt;
+    char sid[23];
 } rowstmt;
 
 struct lf_events {
-    store           *st;
+    store *st;
     lf_events_config cfg;
-    int64_t          keep_ms;
-    bool             replay_off;
+    int64_t keep_ms;
+    bool replay_off;
     /* Everything below is guarded by the store lock. */
-    int64_t          next_replay;
-    int64_t          purged_upto;
-    int64_t          last_purge_ms;
-    int              depth;             /* open transaction levels */
-    int              seq;               /* CDC events so far in this transaction */
-    int              seq_at[TX_DEPTH_MAX + 2];
-    char             txkey[40];         /* "" until the transaction's first event */
-    int64_t          commit_no;
-    int64_t          ntx;
-    bool             tx_events;         /* events written, not yet published */
-    sqlite3_stmt    *ins, *fetch_all, *fetch_one;
-    rowstmt         *rows;
-    size_t           nrows, caprows;
-    topic           *topics;
-    size_t           ntopics;
-    bool             topics_loaded;
-    size_t           schema_sig;
-    void           (*listener)(void *ctx);
-    void            *lctx;
-    atomic_llong     last;              /* newest committed replayId */
+    int64_t next_replay;
+    int64_t purged_upto;
+    int64_t last_purge_ms;
+    int depth; /* open transaction levels */
+    int seq;   /* CDC events so far in this transaction */
+    int seq_at[TX_DEPTH_MAX + 2];
+    char txkey[40]; /* "" until the transaction's first event */
+    int64_t commit_no;
+    int64_t ntx;
+    bool tx_events; /* events written, not yet published */
+    sqlite3_stmt *ins, *fetch_all, *fetch_one;
+    rowstmt *rows;
+    size_t nrows, caprows;
+    topic *topics;
+    size_t ntopics;
+    bool topics_loaded;
+    size_t schema_sig;
+    void (*listener)(void *ctx);
+    void *lctx;
+    atomic_llong last; /* newest committed replayId */
 };
 
 static const char pushtopic_def[] =
@@ -407,8 +407,7 @@ new_transaction(lf_events *ev, int64_t commit_ms)
 }
 
 static int
-insert_event(lf_events *ev, int64_t replay, const char *channel, bool cdc, const sb *data,
-             err_t *e)
+insert_event(lf_events *ev, int64_t replay, const char *channel, bool cdc, const sb *data, err_t *e)
 {
     if (ev->ins == NULL &&
         (ev->ins = prepare(ev,
@@ -789,8 +788,9 @@ topic_event(lf_events *ev, topic *t, const lf_change *c, err_t *e)
     char when[32];
     util_fmt_datetime_z(c->commit_ms, when);
     sb d = SB_INIT;
-    sb_printf(&d, "{\"event\":{\"createdDate\":\"%s\",\"replayId\":%lld,\"type\":\"%s\"},"
-                  "\"sobject\":{\"Id\":",
+    sb_printf(&d,
+              "{\"event\":{\"createdDate\":\"%s\",\"replayId\":%lld,\"type\":\"%s\"},"
+              "\"sobject\":{\"Id\":",
               when, (long long)replay, topic_types[c->type]);
     sb_json_str(&d, col_text(m, 0));
     for (int i = 0; i < t->plan->ncols; i++) {
@@ -1096,8 +1096,8 @@ events_replay_start(lf_events *ev, int64_t replay, int64_t *after, err_t *e)
 }
 
 int
-events_fetch(lf_events *ev, const char *key, const char *channel, int64_t after, int max,
-             sb *out, int *count, int64_t *next, err_t *e)
+events_fetch(lf_events *ev, const char *key, const char *channel, int64_t after, int max, sb *out,
+             int *count, int64_t *next, err_t *e)
 {
     store_lock(ev->st);
     int64_t upto = atomic_load(&ev->last);

@@ -34,16 +34,16 @@
 typedef struct lf_events lf_events;
 
 typedef struct lf_events_config {
-    int64_t retention_s;   /* how long events are kept; 0 = 72 hours; <0 = none (replay fails) */
-    bool    gap_events;    /* emit GAP_* events (header only) instead of full change events */
+    int64_t retention_s; /* how long events are kept; 0 = 72 hours; <0 = none (replay fails) */
+    bool gap_events;     /* emit GAP_* events (header only) instead of full change events */
 } lf_events_config;
 
 lf_events *events_new(store *st, const lf_events_config *cfg, err_t *e);
-void       events_free(lf_events *ev);
+void events_free(lf_events *ev);
 
 /* Called (under the store lock) after each commit that made events. One
  * listener; NULL removes it. */
-void    events_set_listener(lf_events *ev, void (*fn)(void *ctx), void *ctx);
+void events_set_listener(lf_events *ev, void (*fn)(void *ctx), void *ctx);
 /* The newest committed replayId (0 if none yet). Lock-free. */
 int64_t events_last(lf_events *ev);
 

@@ -28,25 +28,25 @@
 
 struct http_server {
     struct MHD_Daemon *mhd;
-    http_config        cfg;
-    uint16_t           port;
+    http_config cfg;
+    uint16_t port;
 };
 
 /* A parked request. The mutex orders http_complete() against the handler
  * that is still returning: whichever comes second sends the answer. */
 struct http_pending {
-    pthread_mutex_t        lock;
+    pthread_mutex_t lock;
     struct MHD_Connection *conn;
-    bool                   suspended; /* the handler returned and the connection sleeps */
-    bool                   ready;     /* http_complete() supplied resp */
-    http_resp              resp;
+    bool suspended; /* the handler returned and the connection sleeps */
+    bool ready;     /* http_complete() supplied resp */
+    http_resp resp;
 };
 
 /* Per-request state, kept in libmicrohttpd's connection closure. */
 typedef struct reqstate {
-    sb            body;
-    bool          too_big;
-    http_pending *pending;   /* parked, waiting for http_complete() */
+    sb body;
+    bool too_big;
+    http_pending *pending; /* parked, waiting for http_complete() */
 } reqstate;
 
 /* ----- request accessors ------------------------------------------------ */
@@ -478,7 +478,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -520,8 +521,7 @@ http_start(const http_config *cfg, http_server **out, err_t *e)
 {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
     if (inet_pton(AF_INET, cfg->host ? cfg->host : "127.0.0.1", &addr.sin_addr) != 1)
-        return err_set(e, 0, "BAD_LISTEN", "cannot listen on '%s': not an IPv4 address",
-                       cfg->host);
+        return err_set(e, 0, "BAD_LISTEN", "cannot listen on '%s': not an IPv4 address", cfg->host);
     http_server *srv = xcalloc(1, sizeof *srv);
     srv->cfg = *cfg;
     if (srv->cfg.max_body == 0)
@@ -530,19 +530,20 @@ http_start(const http_config *cfg, http_server **out, err_t *e)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (cfg->listen_fd > 0)
-        srv->mhd = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
-            MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-            NULL, MHD_OPTION_END);
+        srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
+                                    cfg->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
     else
-        srv->mhd = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-            MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)HTTP_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-            NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+                                    (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
+                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                                    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (srv->mhd == NULL) {
         free(srv);
         return err_set(e, 0, "BAD_LISTEN", "cannot listen on %s:%u (in use, or not permitted)",
@@ -584,7 +585,7 @@ http_json_body(http_req *req, http_resp *resp)
     json_error_t je;
     json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
     if (j == NULL)
-        http_errorf(resp, 400, "JSON_PARSER_ERROR", "%s at [line:%d, column:%d]", je.text,
-                    je.line, je.column);
+        http_errorf(resp, 400, "JSON_PARSER_ERROR", "%s at [line:%d, column:%d]", je.text, je.line,
+                    je.column);
     return j;
 }

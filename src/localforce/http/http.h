@@ -19,19 +19,19 @@
 #include "err.h"
 #include "sb.h"
 
-#define HTTP_MAX_SEGS 8
+#define HTTP_MAX_SEGS    8
 #define HTTP_MAX_HEADERS 16
 
 typedef struct http_req {
-    const char *method;           /* "GET", "POST", ... */
-    const char *path;             /* decoded path, no query string */
-    const char *seg[HTTP_MAX_SEGS];/* captures of "*" / "**" in route order */
-    int         nseg;
-    const char *body;             /* NUL-terminated; "" when empty */
-    size_t      body_len;
-    void       *conn;             /* libmicrohttpd connection (private) */
-    void       *ctx;              /* the server's context (server.h) */
-    void       *auth;             /* set by the auth check: the session (auth.h) */
+    const char *method;             /* "GET", "POST", ... */
+    const char *path;               /* decoded path, no query string */
+    const char *seg[HTTP_MAX_SEGS]; /* captures of "*" / "**" in route order */
+    int nseg;
+    const char *body; /* NUL-terminated; "" when empty */
+    size_t body_len;
+    void *conn;                   /* libmicrohttpd connection (private) */
+    void *ctx;                    /* the server's context (server.h) */
+    void *auth;                   /* set by the auth check: the session (auth.h) */
     const char *const *fake;      /* tests only, when conn is NULL: triples of
                                      "H"|"Q", name, value, then NULL */
     struct http_pending *pending; /* set by http_defer() */
@@ -45,16 +45,16 @@ typedef struct http_req {
 typedef ssize_t (*http_stream_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
 
 typedef struct http_resp {
-    int         status;
-    const char *content_type;     /* static string; default application/json;charset=UTF-8 */
-    sb          body;
-    int         nheaders;
-    char       *hname[HTTP_MAX_HEADERS];
-    char       *hvalue[HTTP_MAX_HEADERS];
-    bool        close;            /* close the connection after answering */
-    http_stream_fn stream;        /* if set, the body comes from here, not from body */
-    void       *stream_ctx;
-    void      (*stream_free)(void *ctx); /* called once the stream is done with */
+    int status;
+    const char *content_type; /* static string; default application/json;charset=UTF-8 */
+    sb body;
+    int nheaders;
+    char *hname[HTTP_MAX_HEADERS];
+    char *hvalue[HTTP_MAX_HEADERS];
+    bool close;            /* close the connection after answering */
+    http_stream_fn stream; /* if set, the body comes from here, not from body */
+    void *stream_ctx;
+    void (*stream_free)(void *ctx); /* called once the stream is done with */
 } http_resp;
 
 #define CT_JSON "application/json;charset=UTF-8"
@@ -65,8 +65,8 @@ typedef struct http_resp {
 typedef void (*http_handler)(http_req *req, http_resp *resp);
 
 typedef struct http_route {
-    const char  *method;          /* NULL matches any method */
-    const char  *pattern;
+    const char *method; /* NULL matches any method */
+    const char *pattern;
     http_handler handler;
 } http_route;
 
@@ -101,7 +101,7 @@ struct json_t *http_json_body(http_req *req, http_resp *resp);
  * must complete it before the server stops. */
 typedef struct http_pending http_pending;
 http_pending *http_defer(http_req *req);
-void          http_complete(http_pending *p, http_resp *resp);
+void http_complete(http_pending *p, http_resp *resp);
 
 /* Route matching, exposed for tests: fills req->seg. */
 const http_route *http_match(const http_route *routes, http_req *req);
@@ -109,13 +109,13 @@ const http_route *http_match(const http_route *routes, http_req *req);
 typedef struct http_server http_server;
 
 typedef struct http_config {
-    const char        *host;       /* "127.0.0.1" */
-    uint16_t           port;       /* 0 = pick a free port */
-    int                listen_fd;  /* > 0: serve this socket from http_listen(), ignore host/port */
-    const http_route  *routes;     /* terminated by a {NULL,NULL,NULL} entry */
-    void              *ctx;        /* passed to handlers as req->ctx */
-    size_t             max_body;   /* bigger bodies get 413 */
-    unsigned           threads;    /* worker threads */
+    const char *host;         /* "127.0.0.1" */
+    uint16_t port;            /* 0 = pick a free port */
+    int listen_fd;            /* > 0: serve this socket from http_listen(), ignore host/port */
+    const http_route *routes; /* terminated by a {NULL,NULL,NULL} entry */
+    void *ctx;                /* passed to handlers as req->ctx */
+    size_t max_body;          /* bigger bodies get 413 */
+    unsigned threads;         /* worker threads */
     /* Called before the route's handler; return false to answer with resp as
      * filled (e.g. 401). May be NULL. */
     bool (*before)(const http_route *route, http_req *req, http_resp *resp);
@@ -125,9 +125,9 @@ typedef struct http_config {
 
 /* Bind and listen on host:port (0 = a free port) before serving, so the bound
  * port is known (and can be handed to clients) before the first request. */
-int      http_listen(const char *host, uint16_t port, int *fd, uint16_t *bound, err_t *e);
-int      http_start(const http_config *cfg, http_server **out, err_t *e);
+int http_listen(const char *host, uint16_t port, int *fd, uint16_t *bound, err_t *e);
+int http_start(const http_config *cfg, http_server **out, err_t *e);
 uint16_t http_port(http_server *srv);
-void     http_stop(http_server *srv);
+void http_stop(http_server *srv);
 
 #endif

@@ -57,7 +57,8 @@ object_keys(sb *out, const lf_object *o, const char *ver)
     kv_bool(out, "updateable", true);
     sb_printf(out,
               ",\"urls\":{\"rowTemplate\":\"/services/data/%s/sobjects/%s/{ID}\""
-              ",\"defaultValues\":\"/services/data/%s/sobjects/%s/defaultValues?recordTypeId&fields\""
+              ",\"defaultValues\":\"/services/data/%s/sobjects/%s/"
+              "defaultValues?recordTypeId&fields\""
               ",\"describe\":\"/services/data/%s/sobjects/%s/describe\""
               ",\"sobject\":\"/services/data/%s/sobjects/%s\"}",
               ver, o->name, ver, o->name, ver, o->name, ver, o->name);
@@ -98,10 +99,13 @@ describe_field(sb *out, const lf_field *f)
     bool text = is_text(t);
     bool number = t == FT_INT || t == FT_DOUBLE || t == FT_CURRENCY || t == FT_PERCENT;
     int length = t == FT_ID || t == FT_REFERENCE ? 18 : text ? f->length : 0;
-    bool nillable = !f->required && t != FT_BOOLEAN && t != FT_ID && !(f->system && (
-        strcmp(f->name, "CreatedDate") == 0 || strcmp(f->name, "LastModifiedDate") == 0 ||
-        strcmp(f->name, "SystemModstamp") == 0 || strcmp(f->name, "CreatedById") == 0 ||
-        strcmp(f->name, "LastModifiedById") == 0 || strcmp(f->name, "OwnerId") == 0));
+    bool nillable = !f->required && t != FT_BOOLEAN && t != FT_ID &&
+                    !(f->system && (strcmp(f->name, "CreatedDate") == 0 ||
+                                    strcmp(f->name, "LastModifiedDate") == 0 ||
+                                    strcmp(f->name, "SystemModstamp") == 0 ||
+                                    strcmp(f->name, "CreatedById") == 0 ||
+                                    strcmp(f->name, "LastModifiedById") == 0 ||
+                                    strcmp(f->name, "OwnerId") == 0));
     bool filterable = t != FT_TEXTAREA || f->length <= 255;
     bool name_field = strcmp(f->name, "Name") == 0;
 
@@ -132,8 +136,9 @@ describe_field(sb *out, const lf_field *f)
     sb_puts(out, ",\"extraTypeInfo\":null");
     kv_bool(out, "filterable", filterable);
     sb_puts(out, ",\"filteredLookupInfo\":null");
-    kv_bool(out, "groupable", filterable && t != FT_DOUBLE && t != FT_CURRENCY && t != FT_PERCENT &&
-                                  t != FT_DATETIME);
+    kv_bool(out, "groupable",
+            filterable && t != FT_DOUBLE && t != FT_CURRENCY && t != FT_PERCENT &&
+                t != FT_DATETIME);
     kv_bool(out, "highScaleNumber", false);
     kv_bool(out, "htmlFormatted", false);
     kv_bool(out, "idLookup", t == FT_ID || f->external_id || name_field);
@@ -217,7 +222,8 @@ describe_object(sb *out, const lf_schema *s, const lf_object *o, const char *ver
             sb_json_str(out, child->name);
             sb_puts(out, ",\"deprecatedAndHidden\":false,\"field\":");
             sb_json_str(out, f->name);
-            sb_puts(out, ",\"junctionIdListNames\":[],\"junctionReferenceTo\":[],\"relationshipName\":");
+            sb_puts(out,
+                    ",\"junctionIdListNames\":[],\"junctionReferenceTo\":[],\"relationshipName\":");
             child_relationship_name(out, child);
             sb_puts(out, ",\"restrictedDelete\":false}");
         }

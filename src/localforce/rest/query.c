@@ -28,24 +28,24 @@
 #define CURSOR_MAX     1000
 
 typedef struct cursor {
-    char           id[19];        /* "01g..." */
-    store         *st;
-    soql_plan     *plan;
-    sqlite3_stmt  *stmt;          /* NULL once the last row was sent */
-    bool           pending;       /* stmt holds a row not yet sent */
-    int64_t        total;         /* totalSize */
-    int64_t        sent;          /* rows sent so far (offset of the next page) */
-    int            batch;
-    int64_t        last_used;     /* monotonic ms */
-    int64_t        last_offset;   /* offset of the cached page, -1 if none */
-    sb             last_page;     /* the body of the last page served */
+    char id[19]; /* "01g..." */
+    store *st;
+    soql_plan *plan;
+    sqlite3_stmt *stmt; /* NULL once the last row was sent */
+    bool pending;       /* stmt holds a row not yet sent */
+    int64_t total;      /* totalSize */
+    int64_t sent;       /* rows sent so far (offset of the next page) */
+    int batch;
+    int64_t last_used;   /* monotonic ms */
+    int64_t last_offset; /* offset of the cached page, -1 if none */
+    sb last_page;        /* the body of the last page served */
     struct cursor *next;
 } cursor;
 
 struct lf_cursors {
-    store   *st;
-    cursor  *head;
-    int      count;
+    store *st;
+    cursor *head;
+    int count;
     uint64_t seq;
 };
 
@@ -168,7 +168,8 @@ write_level(sb *out, const soql_plan *p, sqlite3_stmt *stmt, int r, const char *
             continue;
         }
         sb_puts(out, "{\"attributes\":");
-        fmt_attributes(out, rel->object->name, ver, (const char *)sqlite3_column_text(stmt, rel->id_col));
+        fmt_attributes(out, rel->object->name, ver,
+                       (const char *)sqlite3_column_text(stmt, rel->id_col));
         write_level(out, p, stmt, child, ver);
         sb_putc(out, '}');
     }

@@ -20,15 +20,15 @@
 typedef struct lf_cursors lf_cursors;
 
 lf_cursors *cursors_new(store *st);
-void        cursors_free(lf_cursors *c);
+void cursors_free(lf_cursors *c);
 /* Close every open cursor (for example before a schema change). */
-void        cursors_close_all(lf_cursors *c);
-int         cursors_open_count(lf_cursors *c);
+void cursors_close_all(lf_cursors *c);
+int cursors_open_count(lf_cursors *c);
 
 /* Run q; batch is the page size (200..2000, from Sforce-Query-Options); ver is
  * the API version without its "v" ("59.0"). */
-int query_run(lf_cursors *c, const char *q, bool all_rows, int batch, const char *ver,
-              sb *out, err_t *e);
+int query_run(lf_cursors *c, const char *q, bool all_rows, int batch, const char *ver, sb *out,
+              err_t *e);
 /* Continue "<locator>-<offset>". */
 int query_more(lf_cursors *c, const char *locator, const char *ver, sb *out, err_t *e);
 

@@ -133,7 +133,8 @@ rest_versions(http_req *req, http_resp *resp)
         int idx = k - kq * 3;
         if (v > 31)
             sb_putc(&out, ',');
-        sb_printf(&out, "{\"label\":\"%s '%02d\",\"url\":\"/services/data/v%d.0\",\"version\":\"%d.0\"}",
+        sb_printf(&out,
+                  "{\"label\":\"%s '%02d\",\"url\":\"/services/data/v%d.0\",\"version\":\"%d.0\"}",
                   season[idx], 25 + kq, v, v);
     }
     sb_putc(&out, ']');
@@ -143,13 +144,46 @@ rest_versions(http_req *req, http_resp *resp)
 void
 rest_resources(http_req *req, http_resp *resp)
 {
-    static const char *const names[] = {
-        "tooling", "metadata", "eclair", "folders", "prechatForms", "contact-tracing", "jsonxform",
-        "chatter", "tabs", "appMenu", "quickActions", "queryAll", "commerce", "wave", "iot",
-        "analytics", "search", "identity", "composite", "parameterizedSearch", "fingerprint",
-        "theme", "nouns", "event", "serviceTemplates", "recent", "connect", "licensing", "limits",
-        "process", "async-queries", "query", "match", "emailConnect", "compactLayouts",
-        "knowledgeManagement", "sobjects", "actions", "support", "jobs"};
+    static const char *const names[] = {"tooling",
+                                        "metadata",
+                                        "eclair",
+                                        "folders",
+                                        "prechatForms",
+                                        "contact-tracing",
+                                        "jsonxform",
+                                        "chatter",
+                                        "tabs",
+                                        "appMenu",
+                                        "quickActions",
+                                        "queryAll",
+                                        "commerce",
+                                        "wave",
+                                        "iot",
+                                        "analytics",
+                                        "search",
+                                        "identity",
+                                        "composite",
+                                        "parameterizedSearch",
+                                        "fingerprint",
+                                        "theme",
+                                        "nouns",
+                                        "event",
+                                        "serviceTemplates",
+                                        "recent",
+                                        "connect",
+                                        "licensing",
+                                        "limits",
+                                        "process",
+                                        "async-queries",
+                                        "query",
+                                        "match",
+                                        "emailConnect",
+                                        "compactLayouts",
+                                        "knowledgeManagement",
+                                        "sobjects",
+                                        "actions",
+                                        "support",
+                                        "jobs"};
     lf_server *srv = ctx_of(req);
     const lf_session *s = req->auth;
     sb out = SB_INIT;
@@ -178,13 +212,18 @@ rest_limits(http_req *req, http_resp *resp)
     long long max = atomic_load(&srv->api_limit);
     static const struct {
         const char *name;
-        long long   max;
+        long long max;
     } fixed[] = {
-        {"DailyBulkApiBatches", 15000}, {"DailyBulkV2QueryJobs", 10000},
-        {"DailyBulkV2QueryFileStorageMB", 976562}, {"DailyDurableStreamingApiEvents", 1000000},
-        {"DailyStreamingApiEvents", 1000000}, {"DurableStreamingApiConcurrentClients", 2000},
-        {"StreamingApiConcurrentClients", 2000}, {"DataStorageMB", 1024},
-        {"FileStorageMB", 1024}, {"HourlyTimeBasedWorkflow", 1000},
+        {"DailyBulkApiBatches", 15000},
+        {"DailyBulkV2QueryJobs", 10000},
+        {"DailyBulkV2QueryFileStorageMB", 976562},
+        {"DailyDurableStreamingApiEvents", 1000000},
+        {"DailyStreamingApiEvents", 1000000},
+        {"DurableStreamingApiConcurrentClients", 2000},
+        {"StreamingApiConcurrentClients", 2000},
+        {"DataStorageMB", 1024},
+        {"FileStorageMB", 1024},
+        {"HourlyTimeBasedWorkflow", 1000},
     };
     sb out = SB_INIT;
     sb_printf(&out, "{\"DailyApiRequests\":{\"Max\":%lld,\"Remaining\":%lld}", max,
@@ -463,8 +502,8 @@ rest_by_external_id(http_req *req, http_resp *resp)
     lf_actor a = actor_of(req, origin, sizeof origin);
     bool created = false;
     sb matches = SB_INIT;
-    int rc = store_upsert(srv->st, &a, obj, field, value, rec, ver_of(req), id, &created,
-                          &matches, &e);
+    int rc = store_upsert(srv->st, &a, obj, field, value, rec, ver_of(req), id, &created, &matches,
+                          &e);
     json_decref(rec);
     if (rc != 0) {
         if (e.http == 300) {
@@ -655,8 +694,8 @@ coll_one(http_req *req, coll_op op, json_t *rec, const char *del_id, const char 
     const char *type = json_string_value(json_object_get(attrs, "type"));
     if (op == COLL_UPSERT) {
         if (type && strcasecmp(type, ext_obj) != 0)
-            return err_set(e, 400, "INVALID_FIELD",
-                           "Upsert requires all records to be of type %s", ext_obj);
+            return err_set(e, 400, "INVALID_FIELD", "Upsert requires all records to be of type %s",
+                           ext_obj);
         type = ext_obj;
     }
     if (type == NULL)
@@ -674,8 +713,7 @@ coll_one(http_req *req, coll_op op, json_t *rec, const char *del_id, const char 
     int rc;
     if (op == COLL_CREATE) {
         if (jid && !json_is_null(jid)) {
-            rc = err_set(e, 400, "INVALID_FIELD",
-                         "cannot specify Id in an insert call");
+            rc = err_set(e, 400, "INVALID_FIELD", "cannot specify Id in an insert call");
             err_fields(e, "Id");
         } else {
             json_object_del(copy, "id");
@@ -689,7 +727,8 @@ coll_one(http_req *req, coll_op op, json_t *rec, const char *del_id, const char 
             rc = err_set(e, 400, "MISSING_ARGUMENT", "Id not specified in an update call");
             err_fields(e, "Id");
         } else if (sfid_normalize(s, norm) != 0) {
-            rc = err_set(e, 400, "MALFORMED_ID", "%s ID: id value of incorrect type: %s", o->name, s);
+            rc = err_set(e, 400, "MALFORMED_ID", "%s ID: id value of incorrect type: %s", o->name,
+                         s);
             err_fields(e, "Id");
         } else {
             snprintf(id, 19, "%s", norm);
@@ -759,7 +798,8 @@ run_collection(http_req *req, http_resp *resp, coll_op op, const char *ext_obj,
             if (n == COLLECTION_MAX) {
                 free(ids_copy);
                 http_errorf(resp, 400, "EXCEEDED_ID_LIMIT",
-                            "record limit reached. cannot submit more than %d records into this call",
+                            "record limit reached. cannot submit more than %d records into this "
+                            "call",
                             COLLECTION_MAX);
                 return;
             }
@@ -787,7 +827,7 @@ run_collection(http_req *req, http_resp *resp, coll_op op, const char *ext_obj,
         }
     }
 
-    char (*out_ids)[19] = xcalloc(n ? n : 1, sizeof *out_ids);
+    char(*out_ids)[19] = xcalloc(n ? n : 1, sizeof *out_ids);
     err_t *errs = xcalloc(n ? n : 1, sizeof *errs);
     int *ok = xcalloc(n ? n : 1, sizeof *ok);
     int *created = xcalloc(n ? n : 1, sizeof *created);
@@ -827,8 +867,8 @@ run_collection(http_req *req, http_resp *resp, coll_op op, const char *ext_obj,
                         "Record rolled back because not all records were valid and the request "
                         "was using AllOrNone header");
             }
-            write_save_result(&out, NULL, failed_here ? &errs[i] : &rb,
-                              op == COLL_UPSERT ? -1 : -1, true);
+            write_save_result(&out, NULL, failed_here ? &errs[i] : &rb, op == COLL_UPSERT ? -1 : -1,
+                              true);
         } else {
             write_save_result(&out, out_ids[i], ok[i] ? NULL : &errs[i],
                               op == COLL_UPSERT && ok[i] ? created[i] : -1, true);

@@ -15,14 +15,14 @@ void rest_describe_global(http_req *req, http_resp *resp);
 void rest_sobject_info(http_req *req, http_resp *resp);
 void rest_describe(http_req *req, http_resp *resp);
 void rest_create(http_req *req, http_resp *resp);
-void rest_record(http_req *req, http_resp *resp);          /* GET/PATCH/DELETE by Id */
-void rest_by_external_id(http_req *req, http_resp *resp);  /* GET/PATCH/DELETE by ext id */
+void rest_record(http_req *req, http_resp *resp);         /* GET/PATCH/DELETE by Id */
+void rest_by_external_id(http_req *req, http_resp *resp); /* GET/PATCH/DELETE by ext id */
 void rest_updated(http_req *req, http_resp *resp);
 void rest_deleted(http_req *req, http_resp *resp);
 void rest_query(http_req *req, http_resp *resp);
 void rest_query_all(http_req *req, http_resp *resp);
 void rest_query_more(http_req *req, http_resp *resp);
-void rest_collection(http_req *req, http_resp *resp);      /* POST/PATCH/DELETE composite/sobjects */
+void rest_collection(http_req *req, http_resp *resp); /* POST/PATCH/DELETE composite/sobjects */
 void rest_collection_upsert(http_req *req, http_resp *resp);
 void rest_collection_retrieve(http_req *req, http_resp *resp);
 void rest_limits(http_req *req, http_resp *resp);

@@ -145,7 +145,8 @@ admin_undelete(http_req *req, http_resp *resp)
     json_t *ids = json_object_get(body, "ids");
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 200) {
         json_decref(body);
-        http_errorf(resp, 400, "JSON_PARSER_ERROR", "the body must be {\"ids\": [1 to 200 record ids]}");
+        http_errorf(resp, 400, "JSON_PARSER_ERROR",
+                    "the body must be {\"ids\": [1 to 200 record ids]}");
         return;
     }
     lf_actor a = {.user_id = NULL, .origin = "localforce/admin"};

@@ -15,27 +15,27 @@
 
 #include "http.h"
 
-typedef struct store       store;
-typedef struct auth        auth;
-typedef struct lf_cursors  lf_cursors;
-typedef struct lf_bulk     lf_bulk;
-typedef struct lf_events   lf_events;
-typedef struct lf_cometd   lf_cometd;
-typedef struct lf_faults   lf_faults;
+typedef struct store store;
+typedef struct auth auth;
+typedef struct lf_cursors lf_cursors;
+typedef struct lf_bulk lf_bulk;
+typedef struct lf_events lf_events;
+typedef struct lf_cometd lf_cometd;
+typedef struct lf_faults lf_faults;
 
 typedef struct lf_server {
-    store         *st;
-    auth          *auth;
-    lf_cursors    *cursors;
-    lf_bulk       *bulk;
-    lf_events     *events;
-    lf_cometd     *cometd;
-    lf_faults     *faults;
-    http_server   *http;
-    char           base_url[256]; /* "http://127.0.0.1:8111", no trailing slash */
-    atomic_llong   api_used;      /* API requests counted today (UTC) */
-    atomic_llong   api_day;       /* the UTC day api_used counts, days since epoch */
-    atomic_llong   api_limit;     /* today's allowance (faults may lower it) */
+    store *st;
+    auth *auth;
+    lf_cursors *cursors;
+    lf_bulk *bulk;
+    lf_events *events;
+    lf_cometd *cometd;
+    lf_faults *faults;
+    http_server *http;
+    char base_url[256];     /* "http://127.0.0.1:8111", no trailing slash */
+    atomic_llong api_used;  /* API requests counted today (UTC) */
+    atomic_llong api_day;   /* the UTC day api_used counts, days since epoch */
+    atomic_llong api_limit; /* today's allowance (faults may lower it) */
 } lf_server;
 
 /* The org a request was made to (http_config.ctx, set by server_start). */

@@ -39,36 +39,36 @@
 #include "sfid.h"
 #include "util.h"
 
-#define FAULTS_MAX_RULES 64
-#define FAULTS_MAX_MS    600000      /* 10 minutes of latency or jitter */
-#define FAULTS_MAX_PATH  512
+#define FAULTS_MAX_RULES  64
+#define FAULTS_MAX_MS     600000 /* 10 minutes of latency or jitter */
+#define FAULTS_MAX_PATH   512
 #define FAULTS_MAX_BUDGET 1000000000LL
-#define FAULTS_WORKERS   4
-#define FAULTS_DRAIN_S   2           /* shutdown waits this long for its 503s to leave */
-#define FAULTS_SETTLE_MS 250         /* ... and this long after the last answer a worker gave */
+#define FAULTS_WORKERS    4
+#define FAULTS_DRAIN_S    2   /* shutdown waits this long for its 503s to leave */
+#define FAULTS_SETTLE_MS  250 /* ... and this long after the last answer a worker gave */
 
 /* ----- rules ------------------------------------------------------------- */
 
 typedef struct fault_rule {
-    unsigned set;        /* bit i: rule_keys[i] was given */
-    char    *path;       /* fnmatch glob on the request path; NULL = every path */
-    int64_t  latency_ms;
-    int64_t  jitter_ms;
-    double   error_rate;
-    int64_t  status;     /* of injected errors: 500 or 503 */
-    double   reset_rate;
-    bool     offline;
-    double   lock_rate;
-    int64_t  api_budget; /* API requests left before REQUEST_LIMIT_EXCEEDED */
+    unsigned set; /* bit i: rule_keys[i] was given */
+    char *path;   /* fnmatch glob on the request path; NULL = every path */
+    int64_t latency_ms;
+    int64_t jitter_ms;
+    double error_rate;
+    int64_t status; /* of injected errors: 500 or 503 */
+    double reset_rate;
+    bool offline;
+    double lock_rate;
+    int64_t api_budget; /* API requests left before REQUEST_LIMIT_EXCEEDED */
 } fault_rule;
 
 typedef enum { K_PATH, K_MS, K_RATE, K_STATUS, K_BOOL, K_COUNT } key_kind;
 
 typedef struct rule_key {
-    const char *name;    /* as in /admin/faults JSON and GET output */
-    const char *alias;   /* the --faults spelling, if different */
-    key_kind    kind;
-    size_t      off;
+    const char *name;  /* as in /admin/faults JSON and GET output */
+    const char *alias; /* the --faults spelling, if different */
+    key_kind kind;
+    size_t off;
 } rule_key;
 
 static const rule_key rule_keys[] = {
@@ -82,14 +82,15 @@ static const rule_key rule_keys[] = {
     {"lock_rate", NULL, K_RATE, offsetof(fault_rule, lock_rate)},
     {"api_budget", NULL, K_COUNT, offsetof(fault_rule, api_budget)},
 };
-#define NKEYS (sizeof rule_keys / sizeof rule_keys[0])
+#define NKEYS         (sizeof rule_keys / sizeof rule_keys[0])
 #define KEY_BIT(name) (1u << key_index(name))
-#define KNOWN_KEYS "path, latency_ms, jitter_ms, error_rate, status, reset_rate, offline, " \
-                   "lock_rate, api_budget"
+#define KNOWN_KEYS                                                           \
+    "path, latency_ms, jitter_ms, error_rate, status, reset_rate, offline, " \
+    "lock_rate, api_budget"
 
 typedef struct fault_rules {
     fault_rule *v;
-    size_t      n;
+    size_t n;
 } fault_rules;
 
 /* ----- parked and delayed requests --------------------------------------- */
@@ -98,34 +99,34 @@ typedef enum { ACT_NONE, ACT_ERROR, ACT_LOCK, ACT_RESET } fault_action;
 
 typedef struct fault_item {
     struct fault_item *next;
-    int64_t            due_ms;   /* monotonic; delayed items only */
-    http_pending      *p;
-    const http_route  *route;
-    http_req           req;      /* copy; method, path and seg[] point into strs */
-    char              *strs;
-    fault_action       act;
-    int                status;   /* of ACT_ERROR */
+    int64_t due_ms; /* monotonic; delayed items only */
+    http_pending *p;
+    const http_route *route;
+    http_req req; /* copy; method, path and seg[] point into strs */
+    char *strs;
+    fault_action act;
+    int status; /* of ACT_ERROR */
 } fault_item;
 
 struct lf_faults {
     pthread_mutex_t lock;
-    pthread_cond_t  wake;        /* delayed queue changed, stopping, or a 503 sent */
-    fault_rules     rules;
-    uint64_t        rng;
-    atomic_bool     active;      /* rules exist or the budget needs syncing: take the lock */
-    fault_item     *delayed;     /* sorted by due_ms */
-    fault_item     *parked;      /* offline */
-    int             ndelayed, nparked;
-    int             unsent;      /* shutdown 503s not yet sent (see bye_free) */
-    int64_t         last_done_ms;/* when a worker last completed a request (monotonic) */
-    bool            stopping;
-    pthread_t       workers[FAULTS_WORKERS];
-    int             nworkers;
+    pthread_cond_t wake; /* delayed queue changed, stopping, or a 503 sent */
+    fault_rules rules;
+    uint64_t rng;
+    atomic_bool active;  /* rules exist or the budget needs syncing: take the lock */
+    fault_item *delayed; /* sorted by due_ms */
+    fault_item *parked;  /* offline */
+    int ndelayed, nparked;
+    int unsent;           /* shutdown 503s not yet sent (see bye_free) */
+    int64_t last_done_ms; /* when a worker last completed a request (monotonic) */
+    bool stopping;
+    pthread_t workers[FAULTS_WORKERS];
+    int nworkers;
     /* The API budget, applied to the server's daily limit. */
-    int64_t         budget;      /* -1: none */
-    bool            budget_dirty;/* budget changed: apply at the next request or admin call */
-    bool            budget_applied;
-    int64_t         org_limit;   /* the limit before the budget, when there is no store */
+    int64_t budget;    /* -1: none */
+    bool budget_dirty; /* budget changed: apply at the next request or admin call */
+    bool budget_applied;
+    int64_t org_limit; /* the limit before the budget, when there is no store */
 };
 
 static unsigned
@@ -161,11 +162,11 @@ find_key(const char *name, size_t len)
 
 /* A typed value for one key, from either syntax. */
 typedef struct key_value {
-    int64_t     i;
-    double      d;
-    bool        b;
+    int64_t i;
+    double d;
+    bool b;
     const char *s;
-    size_t      slen;
+    size_t slen;
 } key_value;
 
 /* Range checks shared by both syntaxes; stores the value in the rule. */
@@ -202,9 +203,7 @@ rule_set(fault_rule *r, const rule_key *k, const key_value *v, const char *where
             return err_set(e, 400, "BAD_FAULTS", "%s: status must be 500 or 503", where);
         *(int64_t *)field = v->i;
         break;
-    case K_BOOL:
-        *(bool *)field = v->b;
-        break;
+    case K_BOOL: *(bool *)field = v->b; break;
     case K_COUNT:
         if (v->i < 0 || v->i > FAULTS_MAX_BUDGET)
             return err_set(e, 400, "BAD_FAULTS", "%s: %s must be a whole number from 0 to %lld",
@@ -240,8 +239,7 @@ rules_check(fault_rules *rs, const char *what, err_t *e)
     for (size_t i = 0; i < rs->n; i++)
         budgets += (rs->v[i].set & KEY_BIT("api_budget")) != 0;
     if (budgets > 1)
-        return err_set(e, 400, "BAD_FAULTS", "%s: api_budget is given in more than one rule",
-                       what);
+        return err_set(e, 400, "BAD_FAULTS", "%s: api_budget is given in more than one rule", what);
     return 0;
 }
 
@@ -271,7 +269,8 @@ spec_setting(fault_rule *r, const char *s, size_t n, int ruleno, err_t *e)
         trim(&val, &vlen);
     const rule_key *k = find_key(s, klen);
     if (k == NULL)
-        return err_set(e, 400, "BAD_FAULTS", "%s: unknown setting '%.*s' (known: latency, jitter, "
+        return err_set(e, 400, "BAD_FAULTS",
+                       "%s: unknown setting '%.*s' (known: latency, jitter, "
                        "error_rate, status, reset_rate, offline, lock_rate, api_budget, path)",
                        where, (int)(klen > 40 ? 40 : klen), s);
     key_value v = {.s = val, .slen = vlen};
@@ -287,7 +286,9 @@ spec_setting(fault_rule *r, const char *s, size_t n, int ruleno, err_t *e)
         if (val == NULL)
             return err_set(e, 400, "BAD_FAULTS", "%s: path needs a value", where);
         break;
-    case K_MS: case K_STATUS: case K_COUNT:
+    case K_MS:
+    case K_STATUS:
+    case K_COUNT:
         if (val == NULL || util_parse_i64(buf, &v.i) != 0)
             return err_set(e, 400, "BAD_FAULTS", "%s: %s needs a whole number", where, k->name);
         break;
@@ -375,8 +376,8 @@ json_rule(const json_t *obj, size_t idx, fault_rule *r, err_t *e)
     json_object_foreach((json_t *)obj, name, val) {
         const rule_key *k = find_key(name, strlen(name));
         if (k == NULL)
-            return err_set(e, 400, "BAD_FAULTS", "%s: unknown key '%.64s' (known: %s)", where,
-                           name, KNOWN_KEYS);
+            return err_set(e, 400, "BAD_FAULTS", "%s: unknown key '%.64s' (known: %s)", where, name,
+                           KNOWN_KEYS);
         char kwhere[128];
         snprintf(kwhere, sizeof kwhere, "%s.%s", where, k->name);
         key_value v = {0};
@@ -387,7 +388,9 @@ json_rule(const json_t *obj, size_t idx, fault_rule *r, err_t *e)
             v.s = json_string_value(val);
             v.slen = json_string_length(val);
             break;
-        case K_MS: case K_STATUS: case K_COUNT:
+        case K_MS:
+        case K_STATUS:
+        case K_COUNT:
             if (!json_is_integer(val))
                 return err_set(e, 400, "BAD_FAULTS", "%s must be a whole number", kwhere);
             v.i = (int64_t)json_integer_value(val);
@@ -410,12 +413,12 @@ json_rule(const json_t *obj, size_t idx, fault_rule *r, err_t *e)
 }
 
 typedef struct admin_put {
-    bool        has_rules;
+    bool has_rules;
     fault_rules rules;
-    bool        expire_sessions;
-    bool        has_seed;
-    uint64_t    seed;
-    bool        drop;    /* release parked requests by closing them */
+    bool expire_sessions;
+    bool has_seed;
+    uint64_t seed;
+    bool drop; /* release parked requests by closing them */
 } admin_put;
 
 static int
@@ -427,8 +430,8 @@ parse_admin(const char *body, size_t len, admin_put *out, err_t *e)
     if (j == NULL) {
         if (len == 0)
             return err_set(e, 400, "JSON_PARSER_ERROR", "The request body is empty.");
-        return err_set(e, 400, "JSON_PARSER_ERROR", "%s at [line:%d, column:%d]", je.text,
-                       je.line, je.column);
+        return err_set(e, 400, "JSON_PARSER_ERROR", "%s at [line:%d, column:%d]", je.text, je.line,
+                       je.column);
     }
     int rc = -1;
     if (!json_is_object(j)) {
@@ -478,8 +481,10 @@ parse_admin(const char *body, size_t len, admin_put *out, err_t *e)
             }
             out->drop = strcmp(s, "drop") == 0;
         } else {
-            err_set(e, 400, "BAD_FAULTS", "unknown key '%.64s' (known: rules, expire_sessions, "
-                    "seed, release)", name);
+            err_set(e, 400, "BAD_FAULTS",
+                    "unknown key '%.64s' (known: rules, expire_sessions, "
+                    "seed, release)",
+                    name);
             goto done;
         }
     }
@@ -509,7 +514,9 @@ rules_json(const fault_rules *rs, sb *out)
             sb_putc(out, ':');
             switch (rule_keys[k].kind) {
             case K_PATH: sb_json_str(out, *(char *const *)field); break;
-            case K_MS: case K_STATUS: case K_COUNT: sb_put_i64(out, *(const int64_t *)field); break;
+            case K_MS:
+            case K_STATUS:
+            case K_COUNT: sb_put_i64(out, *(const int64_t *)field); break;
             case K_RATE: sb_json_double(out, *(const double *)field); break;
             case K_BOOL: sb_puts(out, *(const bool *)field ? "true" : "false"); break;
             }
@@ -663,8 +670,9 @@ answer_error(http_resp *resp, int status)
     util_random(r, sizeof r);
     http_errorf(resp, 500, "UNKNOWN_EXCEPTION",
                 "An unexpected error occurred. Please include this ErrorId if you contact "
-                "support: %u-%u (%d)", (unsigned)(r[0] % 1000000000u) + 1000000000u,
-                (unsigned)(r[1] % 100000u), -(int)(r[2] % 2000000000u));
+                "support: %u-%u (%d)",
+                (unsigned)(r[0] % 1000000000u) + 1000000000u, (unsigned)(r[1] % 100000u),
+                -(int)(r[2] % 2000000000u));
 }
 
 /* UNABLE_TO_LOCK_ROW, run as a route's handler so the API checks come first. */
@@ -681,12 +689,12 @@ lock_handler(http_req *req, http_resp *resp)
 
 /* A reset: the first half of a real answer, then the connection is cut. */
 typedef struct cut_ctx {
-    char          *buf;
-    size_t         len;       /* bytes of buf sent before the cut */
-    http_stream_fn inner;     /* or a streamed answer: one piece of it */
-    void          *inner_ctx;
-    void         (*inner_free)(void *);
-    bool           inner_sent;
+    char *buf;
+    size_t len;           /* bytes of buf sent before the cut */
+    http_stream_fn inner; /* or a streamed answer: one piece of it */
+    void *inner_ctx;
+    void (*inner_free)(void *);
+    bool inner_sent;
 } cut_ctx;
 
 static ssize_t
@@ -741,13 +749,11 @@ cut_response(http_resp *resp)
  * ACT_NONE runs the handler and after() must be stood in for. Returns what
  * faults_before() should tell the server. */
 static fault_verdict
-run_action(fault_action act, int status, const http_route *route, http_req *req,
-           http_resp *resp, bool deferred)
+run_action(fault_action act, int status, const http_route *route, http_req *req, http_resp *resp,
+           bool deferred)
 {
     switch (act) {
-    case ACT_ERROR:
-        answer_error(resp, status);
-        return FAULT_ANSWERED;
+    case ACT_ERROR: answer_error(resp, status); return FAULT_ANSWERED;
     case ACT_LOCK: {
         http_route lock_route = {route->method, route->pattern, lock_handler};
         gate_dispatch(&lock_route, req, resp);
@@ -831,8 +837,8 @@ run_item(lf_faults *f, fault_item *it)
  * the answer has left: the HTTP server must not stop before it is sent. */
 typedef struct bye_ctx {
     lf_faults *f;
-    char      *body;
-    size_t     len;
+    char *body;
+    size_t len;
 } bye_ctx;
 
 static ssize_t
@@ -975,8 +981,11 @@ faults_new(const char *spec, err_t *e)
     if (env && *env) {
         if (util_parse_i64(env, &n) != 0) {
             rules_free(&rs);
-            return err_set(e, 400, "BAD_FAULTS", "LOCALFORCE_FAULTS_SEED must be a whole number, "
-                           "not '%.40s'", env), NULL;
+            return err_set(e, 400, "BAD_FAULTS",
+                           "LOCALFORCE_FAULTS_SEED must be a whole number, "
+                           "not '%.40s'",
+                           env),
+                   NULL;
         }
         seed = (uint64_t)n;
     } else {
@@ -1069,13 +1078,14 @@ faults_before(lf_faults *f, const http_route *route, http_req *req, http_resp *r
         return FAULT_PASS;
     }
     plan_locked(f, req->method, req->path, &pl);
-    fault_action act = pl.error_status ? ACT_ERROR : pl.lock ? ACT_LOCK
-                     : pl.reset ? ACT_RESET : ACT_NONE;
+    fault_action act = pl.error_status ? ACT_ERROR
+                       : pl.lock       ? ACT_LOCK
+                       : pl.reset      ? ACT_RESET
+                                       : ACT_NONE;
     if (pl.offline || pl.delay_ms > 0) {
         http_pending *p = http_defer(req); /* NULL without a live connection */
         if (p) {
-            fault_item *it = item_new(route, req, p, pl.offline ? ACT_NONE : act,
-                                      pl.error_status);
+            fault_item *it = item_new(route, req, p, pl.offline ? ACT_NONE : act, pl.error_status);
             if (pl.offline) {
                 it->next = f->parked;
                 f->parked = it;
@@ -1102,8 +1112,8 @@ admin_state(lf_faults *f, lf_server *srv, sb *out)
     pthread_mutex_lock(&f->lock);
     sb_puts(out, "{\"rules\":");
     rules_json(&f->rules, out);
-    sb_printf(out, ",\"state\":{\"parked\":%d,\"delayed\":%d,\"api_budget_remaining\":",
-              f->nparked, f->ndelayed);
+    sb_printf(out, ",\"state\":{\"parked\":%d,\"delayed\":%d,\"api_budget_remaining\":", f->nparked,
+              f->ndelayed);
     if (f->budget_applied && srv) {
         long long left = (long long)atomic_load(&srv->api_limit) -
                          (long long)atomic_load(&srv->api_used);

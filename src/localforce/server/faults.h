@@ -29,23 +29,22 @@ typedef enum {
 /* spec: the --faults syntax (see docs/localforce.md); NULL or "" for none. */
 lf_faults *faults_new(const char *spec, err_t *e);
 /* Release every parked request (before the HTTP server stops). */
-void       faults_shutdown(lf_faults *f);
-void       faults_free(lf_faults *f);
+void faults_shutdown(lf_faults *f);
+void faults_free(lf_faults *f);
 
 /* Called by server.c before each route's handler, after authentication. */
-fault_verdict faults_before(lf_faults *f, const http_route *route, http_req *req,
-                            http_resp *resp);
+fault_verdict faults_before(lf_faults *f, const http_route *route, http_req *req, http_resp *resp);
 
 void faults_admin(http_req *req, http_resp *resp); /* GET|PUT|POST|DELETE /admin/faults */
 
 /* What the active rules do to one request, drawn from the faults' PRNG as
  * faults_before() would draw it (tests use it to check rates and patterns). */
 typedef struct fault_plan {
-    int  delay_ms;      /* latency + jitter of every matching rule, summed */
-    bool offline;       /* park the request until offline is turned off */
-    int  error_status;  /* 500 or 503 when an injected error answers it, else 0 */
-    bool lock;          /* a write answered UNABLE_TO_LOCK_ROW */
-    bool reset;         /* the response is cut mid-body */
+    int delay_ms;     /* latency + jitter of every matching rule, summed */
+    bool offline;     /* park the request until offline is turned off */
+    int error_status; /* 500 or 503 when an injected error answers it, else 0 */
+    bool lock;        /* a write answered UNABLE_TO_LOCK_ROW */
+    bool reset;       /* the response is cut mid-body */
 } fault_plan;
 void faults_plan(lf_faults *f, const char *method, const char *path, fault_plan *out);
 /* Restart the PRNG from seed (also LOCALFORCE_FAULTS_SEED, and "seed" in PUT). */

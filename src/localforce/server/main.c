@@ -32,7 +32,8 @@ static const char usage_text[] =
     "  version      print the version\n"
     "\n"
     "serve options:\n"
-    "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8111; port 0 picks a free one)\n"
+    "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8111; port 0 picks a free "
+    "one)\n"
     "  --org FILE           org definition (objects, fields, users, apps, seed records);\n"
     "                       see docs/org-file.md\n"
     "  --db PATH            SQLite database file, or :memory: (default :memory:); an existing\n"
@@ -42,7 +43,8 @@ static const char usage_text[] =
     "  --public-url URL     base URL to hand clients as instance_url (default http://HOST:PORT)\n"
     "  --log-level LEVEL    debug, info, warn or error (default info)\n"
     "  --faults SPEC        inject faults from the start (see docs/localforce.md), e.g.\n"
-    "                       'latency=200,jitter=100,error_rate=0.1' ; change later via /admin/faults\n"
+    "                       'latency=200,jitter=100,error_rate=0.1' ; change later via "
+    "/admin/faults\n"
     "  --cdc-retention SECS how long change events are kept for replay (default 259200 = 72 h;\n"
     "                       0 keeps none, so every replay id is too old)\n"
     "  --cdc-gap-events     emit GAP_* change events (header only) instead of full events\n"
@@ -68,11 +70,16 @@ static int
 cmd_serve(int argc, char **argv, bool check_only)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},      {"org", required_argument, NULL, 'o'},
-        {"db", required_argument, NULL, 'd'},          {"session-ttl", required_argument, NULL, 't'},
-        {"threads", required_argument, NULL, 'n'},     {"log-level", required_argument, NULL, 'v'},
-        {"public-url", required_argument, NULL, 'u'},  {"help", no_argument, NULL, 'h'},
-        {"faults", required_argument, NULL, 'f'},      {"cdc-retention", required_argument, NULL, 'r'},
+        {"listen", required_argument, NULL, 'l'},
+        {"org", required_argument, NULL, 'o'},
+        {"db", required_argument, NULL, 'd'},
+        {"session-ttl", required_argument, NULL, 't'},
+        {"threads", required_argument, NULL, 'n'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"public-url", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
+        {"faults", required_argument, NULL, 'f'},
+        {"cdc-retention", required_argument, NULL, 'r'},
         {"cdc-gap-events", no_argument, NULL, 'g'},
         {NULL, 0, NULL, 0},
     };
@@ -96,7 +103,8 @@ cmd_serve(int argc, char **argv, bool check_only)
         case 'g': cfg.events.gap_events = true; break;
         case 'r':
             if (util_parse_i64(optarg, &n) != 0 || n < 0 || n > 365LL * 86400) {
-                fprintf(stderr, "localforce: --cdc-retention wants seconds (0..31536000), got '%s'\n",
+                fprintf(stderr,
+                        "localforce: --cdc-retention wants seconds (0..31536000), got '%s'\n",
                         optarg);
                 return 2;
             }

@@ -21,19 +21,18 @@
 #include "store.h"
 
 typedef struct lf_server_config {
-    const char *listen_host;      /* default "127.0.0.1" */
-    uint16_t    listen_port;      /* 0 = any free port */
-    const char *org_file;         /* may be NULL if the database already holds an org */
-    const char *db_path;          /* SQLite file or ":memory:" */
-    int64_t     session_ttl_s;    /* 0 = the org file's setting */
-    unsigned    threads;          /* HTTP worker threads, default 4 */
-    const char *public_url;       /* base URL clients use; default http://host:port */
-    const char *faults_spec;      /* --faults: injected faults from the start, or NULL */
-    lf_events_config events;      /* CDC retention and GAP events */
+    const char *listen_host; /* default "127.0.0.1" */
+    uint16_t listen_port;    /* 0 = any free port */
+    const char *org_file;    /* may be NULL if the database already holds an org */
+    const char *db_path;     /* SQLite file or ":memory:" */
+    int64_t session_ttl_s;   /* 0 = the org file's setting */
+    unsigned threads;        /* HTTP worker threads, default 4 */
+    const char *public_url;  /* base URL clients use; default http://host:port */
+    const char *faults_spec; /* --faults: injected faults from the start, or NULL */
+    lf_events_config events; /* CDC retention and GAP events */
 } lf_server_config;
 
-
-int  server_start(const lf_server_config *cfg, lf_server **out, err_t *e);
+int server_start(const lf_server_config *cfg, lf_server **out, err_t *e);
 void server_stop(lf_server *srv);
 
 #endif

@@ -143,9 +143,14 @@ static const struct {
     const char *kw;
     const char *hint;
 } unsupported_kw[] = {
-    {"GROUP", "GROUP BY"},     {"HAVING", "HAVING"},           {"WITH", "WITH"},
-    {"FOR", "FOR VIEW/UPDATE/REFERENCE"}, {"UPDATE", "UPDATE TRACKING/VIEWSTAT"},
-    {"USING", "USING SCOPE"},  {"TYPEOF", "TYPEOF"},           {"ALL", "ALL ROWS"},
+    {"GROUP", "GROUP BY"},
+    {"HAVING", "HAVING"},
+    {"WITH", "WITH"},
+    {"FOR", "FOR VIEW/UPDATE/REFERENCE"},
+    {"UPDATE", "UPDATE TRACKING/VIEWSTAT"},
+    {"USING", "USING SCOPE"},
+    {"TYPEOF", "TYPEOF"},
+    {"ALL", "ALL ROWS"},
 };
 
 int
@@ -158,8 +163,8 @@ ast_unexpected(compiler *c, const token *t)
     for (size_t i = 0; i < sizeof unsupported_kw / sizeof unsupported_kw[0]; i++)
         if (ast_tok_is(c, t, unsupported_kw[i].kw))
             return ast_fail_at(c, t->pos, "MALFORMED_QUERY",
-                           "unexpected token: '%s' (localforce does not support %s)", buf,
-                           unsupported_kw[i].hint);
+                               "unexpected token: '%s' (localforce does not support %s)", buf,
+                               unsupported_kw[i].hint);
     return ast_fail_at(c, t->pos, "MALFORMED_QUERY", "unexpected token: '%s'", buf);
 }
 

@@ -118,11 +118,16 @@ lex_decode_string(compiler *c, const token *t, decmode mode, sb *out)
         char e = p[1];
         p += 2;
         switch (e) {
-        case 'n': case 'N': dec_put(out, mode, '\n'); break;
-        case 'r': case 'R': dec_put(out, mode, '\r'); break;
-        case 't': case 'T': dec_put(out, mode, '\t'); break;
-        case 'b': case 'B': dec_put(out, mode, '\b'); break;
-        case 'f': case 'F': dec_put(out, mode, '\f'); break;
+        case 'n':
+        case 'N': dec_put(out, mode, '\n'); break;
+        case 'r':
+        case 'R': dec_put(out, mode, '\r'); break;
+        case 't':
+        case 'T': dec_put(out, mode, '\t'); break;
+        case 'b':
+        case 'B': dec_put(out, mode, '\b'); break;
+        case 'f':
+        case 'F': dec_put(out, mode, '\f'); break;
         case '"': dec_put(out, mode, '"'); break;
         case '\'': dec_put(out, mode, '\''); break;
         case '\\': dec_put(out, mode, '\\'); break;
@@ -154,16 +159,16 @@ lex_decode_string(compiler *c, const token *t, decmode mode, sb *out)
             goto bad_escape;
         }
         default:
-        bad_escape: {
+        bad_escape : {
             char buf[ERR_TOKEN_MAX + 1];
             ast_tok_text(c, t, buf, sizeof buf);
             int n = 2; /* the backslash and the whole character after it */
             while (esc + n < end && ast_is_cont((unsigned char)esc[n]))
                 n++;
             return ast_fail_at(c, (size_t)(esc - c->q), "MALFORMED_QUERY",
-                           "Invalid string literal %s. Illegal character sequence '%.*s' in "
-                           "string literal.",
-                           buf, n, esc);
+                               "Invalid string literal %s. Illegal character sequence '%.*s' in "
+                               "string literal.",
+                               buf, n, esc);
         }
         }
     }
@@ -294,8 +299,8 @@ lex_next(compiler *c, token *t)
             for (size_t k = 0; k < len; k++)
                 row += q[k] == '\n';
             return ast_fail_at(c, len, "MALFORMED_QUERY",
-                           "line %d:%zu mismatched character '<EOF>' expecting '''", row,
-                           ast_count_chars(q, ls, len));
+                               "line %d:%zu mismatched character '<EOF>' expecting '''", row,
+                               ast_count_chars(q, ls, len));
         }
         j++;
         t->k = TK_STRING;

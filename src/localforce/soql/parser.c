@@ -36,8 +36,8 @@ advance(compiler *c)
 
 /* SOQL's reserved words: never a field, object or alias name. */
 static const char *const reserved_words[] = {
-    "AND", "ASC", "DESC", "EXCLUDES", "FIRST", "FROM", "GROUP", "HAVING", "IN", "INCLUDES",
-    "LAST", "LIKE", "LIMIT", "NOT", "NULL", "NULLS", "OR", "SELECT", "WHERE", "WITH",
+    "AND",  "ASC",  "DESC",  "EXCLUDES", "FIRST", "FROM",  "GROUP", "HAVING", "IN",    "INCLUDES",
+    "LAST", "LIKE", "LIMIT", "NOT",      "NULL",  "NULLS", "OR",    "SELECT", "WHERE", "WITH",
 };
 
 static bool
@@ -103,9 +103,9 @@ int
 parse_too_many_levels(compiler *c, size_t pos)
 {
     return ast_fail_at(c, pos, "MALFORMED_QUERY",
-                   "SOQL statements cannot query more than %d levels of child-to-parent "
-                   "relationships",
-                   SOQL_MAX_HOPS);
+                       "SOQL statements cannot query more than %d levels of child-to-parent "
+                       "relationships",
+                       SOQL_MAX_HOPS);
 }
 
 /* name(.name)* */
@@ -177,7 +177,7 @@ parse_select_item(compiler *c, sel_item *it)
             return -1;
         if (t->k != TK_RPAREN)
             return ast_unsupported(c, name.pos,
-                               "aggregate queries (COUNT(field), GROUP BY); use COUNT()");
+                                   "aggregate queries (COUNT(field), GROUP BY); use COUNT()");
         advance(c);
         it->k = SI_COUNT;
         return 0;
@@ -223,9 +223,9 @@ parse_select_list(compiler *c)
 /* Date literals: name, range kind, whether it takes ":n", and the largest n. */
 static const struct {
     const char *name;
-    datefn      fn;
-    bool        takes_n;
-    int64_t     max_n;
+    datefn fn;
+    bool takes_n;
+    int64_t max_n;
 } date_literals[] = {
     {"TODAY", DF_TODAY, false, 0},
     {"YESTERDAY", DF_YESTERDAY, false, 0},
@@ -252,8 +252,8 @@ static const struct {
 static bool
 other_date_literal(const compiler *c, const token *t)
 {
-    static const char *const parts[] = {"WEEK", "QUARTER", "FISCAL", "_AGO", "LAST_", "NEXT_",
-                                        "THIS_"};
+    static const char *const parts[] = {"WEEK",  "QUARTER", "FISCAL", "_AGO",
+                                        "LAST_", "NEXT_",   "THIS_"};
     char buf[64];
     if (t->len >= sizeof buf)
         return false;
@@ -430,8 +430,8 @@ parse_conditional(compiler *c, int depth, cnode **out)
         return parse_field_expr(c, out);
     if (depth >= SOQL_MAX_DEPTH)
         return ast_fail_at(c, t->pos, "MALFORMED_QUERY",
-                       "conditions are nested too deeply: at most %d levels of parentheses",
-                       SOQL_MAX_DEPTH);
+                           "conditions are nested too deeply: at most %d levels of parentheses",
+                           SOQL_MAX_DEPTH);
     advance(c);
     if (parse_logical(c, depth + 1, out) != 0)
         return -1;

@@ -38,7 +38,8 @@ rel_field(const compiler *c, const lf_object *o, const token *t)
 {
     for (size_t i = 0; i < o->nfields; i++) {
         const lf_field *f = o->fields[i];
-        if (f->type == FT_REFERENCE && f->relationship_name && res_span_is(c, t, f->relationship_name))
+        if (f->type == FT_REFERENCE && f->relationship_name &&
+            res_span_is(c, t, f->relationship_name))
             return f;
     }
     return NULL;
@@ -68,8 +69,9 @@ get_rel(compiler *c, int parent, const lf_field *ref, const lf_object *target, s
             return i;
     if (c->nrels == SOQL_MAX_RELS)
         return ast_fail_at(c, pos, "MALFORMED_QUERY",
-                       "SOQL statements cannot query more than %d child-to-parent relationships",
-                       SOQL_MAX_RELS);
+                           "SOQL statements cannot query more than %d child-to-parent "
+                           "relationships",
+                           SOQL_MAX_RELS);
     soql_rel *r = &c->rels[c->nrels];
     r->name = ref->relationship_name;
     r->object = target;
@@ -101,11 +103,13 @@ res_path(compiler *c, const fpath *p, fref *out)
         if (target == NULL) {
             ast_tok_text(c, &p->seg[i], buf, sizeof buf);
             return ast_fail_at(c, p->pos, "INVALID_FIELD",
-                           "Didn't understand relationship '%s' in field path. If you are "
-                           "attempting to use a custom relationship, be sure to append the '__r' "
-                           "after the custom relationship name. Please reference your WSDL or the "
-                           "describe call for the appropriate names.",
-                           buf);
+                               "Didn't understand relationship '%s' in field path. If you are "
+                               "attempting to use a custom relationship, be sure to append the "
+                               "'__r' "
+                               "after the custom relationship name. Please reference your WSDL or "
+                               "the "
+                               "describe call for the appropriate names.",
+                               buf);
         }
         if ((rel = get_rel(c, rel, ref, target, p->pos)) < 0)
             return -1;
@@ -115,10 +119,11 @@ res_path(compiler *c, const fpath *p, fref *out)
     if (fi < 0) {
         ast_tok_text(c, &p->seg[n - 1], buf, sizeof buf);
         return ast_fail_at(c, p->pos, "INVALID_FIELD",
-                       "No such column '%s' on entity '%s'. If you are attempting to use a custom "
-                       "field, be sure to append the '__c' after the custom field name. Please "
-                       "reference your WSDL or the describe call for the appropriate names.",
-                       buf, o->name);
+                           "No such column '%s' on entity '%s'. If you are attempting to use a "
+                           "custom "
+                           "field, be sure to append the '__c' after the custom field name. Please "
+                           "reference your WSDL or the describe call for the appropriate names.",
+                           buf, o->name);
     }
     out->rel = rel;
     out->f = o->fields[fi];
@@ -131,12 +136,13 @@ res_path(compiler *c, const fpath *p, fref *out)
 /* Literals                                                                  */
 
 static const struct {
-    const char *type;   /* as Salesforce names it in type errors */
-    bool        quoted; /* literals of this type are quoted */
+    const char *type; /* as Salesforce names it in type errors */
+    bool quoted;      /* literals of this type are quoted */
 } fclass_info[] = {
-    [FC_TEXT] = {"string", true},   [FC_ID] = {"id", true},        [FC_MULTI] = {"string", true},
-    [FC_BOOL] = {"boolean", false}, [FC_INT] = {"integer", false}, [FC_REAL] = {"double", false},
-    [FC_DATE] = {"date", false},    [FC_DATETIME] = {"dateTime", false},
+    [FC_TEXT] = {"string", true},  [FC_ID] = {"id", true},
+    [FC_MULTI] = {"string", true}, [FC_BOOL] = {"boolean", false},
+    [FC_INT] = {"integer", false}, [FC_REAL] = {"double", false},
+    [FC_DATE] = {"date", false},   [FC_DATETIME] = {"dateTime", false},
 };
 
 fclass
@@ -170,9 +176,10 @@ res_type_error(compiler *c, const lf_field *f, const value *v)
 {
     fclass fc = res_field_class(f);
     return ast_fail_at(c, v->tok.pos, "INVALID_FIELD",
-                   "value of filter criterion for field '%s' must be of type %s and should %sbe "
-                   "enclosed in quotes",
-                   f->name, fclass_info[fc].type, fclass_info[fc].quoted ? "" : "not ");
+                       "value of filter criterion for field '%s' must be of type %s and should "
+                       "%sbe "
+                       "enclosed in quotes",
+                       f->name, fclass_info[fc].type, fclass_info[fc].quoted ? "" : "not ");
 }
 
 /* Add a bound parameter (takes s). Returns its number (?N), or -1. */
@@ -182,7 +189,7 @@ res_add_param(compiler *c, size_t pos, soql_ptype type, int64_t i, double r, cha
     if (c->nparams == SOQL_MAX_PARAMS) {
         free(s);
         return ast_fail_at(c, pos, "MALFORMED_QUERY", "too many values in the query: at most %d",
-                       SOQL_MAX_PARAMS);
+                           SOQL_MAX_PARAMS);
     }
     if (c->nparams == c->cap_params) {
         c->cap_params = c->cap_params ? c->cap_params * 2 : 16;
@@ -336,7 +343,8 @@ res_convert(compiler *c, const lf_field *f, const value *v, decmode mode, bool e
             char buf[ERR_TOKEN_MAX + 1];
             ast_cut_text(sb_str(&b), b.len, buf, sizeof buf);
             sb_free(&b);
-            return ast_fail_at(c, pos, "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: %s", buf);
+            return ast_fail_at(c, pos, "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: %s",
+                               buf);
         }
         sb_free(&b);
         out->p = res_add_param(c, pos, SP_TEXT, 0, 0, xstrdup(id));
@@ -361,7 +369,7 @@ res_convert(compiler *c, const lf_field *f, const value *v, decmode mode, bool e
         } else {
             free(txt);
             return ast_fail_at(c, pos, "NUMBER_OUTSIDE_VALID_RANGE",
-                           "value of filter criterion for field '%s' is out of range", f->name);
+                               "value of filter criterion for field '%s' is out of range", f->name);
         }
         free(txt);
         break;

@@ -11,10 +11,10 @@
 #include "lexer.h"
 
 typedef struct fref {
-    int              rel;  /* -1: the FROM object */
-    const lf_field  *f;
-    int              idx;  /* f's index in o->fields */
-    const lf_object *o;    /* the object f belongs to */
+    int rel; /* -1: the FROM object */
+    const lf_field *f;
+    int idx;            /* f's index in o->fields */
+    const lf_object *o; /* the object f belongs to */
 } fref;
 
 typedef enum { FC_TEXT, FC_ID, FC_MULTI, FC_BOOL, FC_INT, FC_REAL, FC_DATE, FC_DATETIME } fclass;
@@ -25,7 +25,7 @@ typedef enum { CV_NULL, CV_PARAM, CV_RANGE } cvkind;
 
 typedef struct cval {
     cvkind k;
-    int    p, p2;
+    int p, p2;
 } cval;
 
 bool res_span_is(const compiler *c, const token *t, const char *name);

@@ -46,7 +46,7 @@ soql_compile(const lf_schema *s, const char *q, bool all_rows, int64_t now_ms, s
     }
     if (chars > SOQL_MAX_LEN)
         rc = ast_fail_at(&c, i, "MALFORMED_QUERY",
-                     "SOQL statements cannot be longer than %d characters", SOQL_MAX_LEN);
+                         "SOQL statements cannot be longer than %d characters", SOQL_MAX_LEN);
     else
         rc = parse_statement(&c) != 0 ? -1 : gen_statement(&c, out);
     for (size_t k = 0; k < c.nallocs; k++)

@@ -46,54 +46,54 @@
 
 typedef enum { SP_NULL, SP_INT, SP_REAL, SP_TEXT } soql_ptype;
 
-typedef struct soql_param {     /* bound as ?1, ?2, ... in plan order */
+typedef struct soql_param { /* bound as ?1, ?2, ... in plan order */
     soql_ptype type;
-    int64_t    i;
-    double     r;
-    char      *s;               /* owned */
+    int64_t i;
+    double r;
+    char *s; /* owned */
 } soql_param;
 
 /* A parent relationship the query walks. rels[0..nrels) in join order. */
 typedef struct soql_rel {
-    const char      *name;      /* canonical relationship name, e.g. "Teacher__r" */
-    const lf_object *object;    /* the parent object */
-    int              parent;    /* index of the rel it hangs off, or -1 for the root */
-    int              id_col;    /* SQL result column holding the parent's Id */
+    const char *name;        /* canonical relationship name, e.g. "Teacher__r" */
+    const lf_object *object; /* the parent object */
+    int parent;              /* index of the rel it hangs off, or -1 for the root */
+    int id_col;              /* SQL result column holding the parent's Id */
 } soql_rel;
 
 /* One selected field, in SELECT order. */
 typedef struct soql_col {
-    const lf_field  *field;     /* its definition (canonical name, type) */
-    int              rel;       /* -1 for a field of the FROM object, else rels[] index */
-    int              sql_col;   /* SQL result column holding its value */
+    const lf_field *field; /* its definition (canonical name, type) */
+    int rel;               /* -1 for a field of the FROM object, else rels[] index */
+    int sql_col;           /* SQL result column holding its value */
 } soql_col;
 
 typedef struct soql_plan {
-    const lf_object *object;    /* the FROM object */
-    bool        count_only;     /* SELECT COUNT() */
-    bool        all_rows;       /* compiled for queryAll */
-    char       *sql;            /* rows; result column 0 is always t0."Id" */
-    char       *count_sql;      /* one row, one column: the number of rows sql returns
-                                   (honours LIMIT and OFFSET) */
-    soql_param *params;         /* shared by sql and count_sql */
-    int         nparams;
-    soql_col   *cols;
-    int         ncols;
-    soql_rel   *rels;
-    int         nrels;
-    int64_t     limit;          /* -1 if none */
-    int64_t     offset;         /* 0 if none */
+    const lf_object *object; /* the FROM object */
+    bool count_only;         /* SELECT COUNT() */
+    bool all_rows;           /* compiled for queryAll */
+    char *sql;               /* rows; result column 0 is always t0."Id" */
+    char *count_sql;         /* one row, one column: the number of rows sql returns
+                                (honours LIMIT and OFFSET) */
+    soql_param *params;      /* shared by sql and count_sql */
+    int nparams;
+    soql_col *cols;
+    int ncols;
+    soql_rel *rels;
+    int nrels;
+    int64_t limit;  /* -1 if none */
+    int64_t offset; /* 0 if none */
 } soql_plan;
 
 /* Compile q against schema s. all_rows: include IsDeleted = true rows (queryAll).
  * now_ms: "now", for TODAY and friends (pass util_now_ms()). */
-int  soql_compile(const lf_schema *s, const char *q, bool all_rows, int64_t now_ms,
-                  soql_plan **out, err_t *e);
+int soql_compile(const lf_schema *s, const char *q, bool all_rows, int64_t now_ms, soql_plan **out,
+                 err_t *e);
 void soql_plan_free(soql_plan *p);
 
 /* Bind p's parameters (?1, ?2, ...) to stmt, prepared from p->sql or
  * p->count_sql (text is bound SQLITE_STATIC: p must outlive stmt's use).
  * 0, or -1 if SQLite refuses one. */
-int  soql_bind(sqlite3_stmt *stmt, const soql_plan *p);
+int soql_bind(sqlite3_stmt *stmt, const soql_plan *p);
 
 #endif

@@ -50,11 +50,11 @@ emit_simple(compiler *c, const cnode *n, const lf_field *f, const char *x, sb *o
     };
     cval v;
     if (res_convert(c, f, &n->vals[0], n->op == OP_LIKE ? DEC_LIKE : DEC_PLAIN,
-                n->op == OP_EQ || n->op == OP_NE, &v) != 0)
+                    n->op == OP_EQ || n->op == OP_NE, &v) != 0)
         return -1;
     if (n->op == OP_LIKE && v.k == CV_PARAM && strlen(c->params[v.p - 1].s) > LIKE_MAX)
         return ast_fail_at(c, n->vals[0].tok.pos, "MALFORMED_QUERY",
-                       "LIKE pattern too long: at most %d characters", LIKE_MAX);
+                           "LIKE pattern too long: at most %d characters", LIKE_MAX);
     *nullable = true;
     if (v.k == CV_NULL) {
         *nullable = false;
@@ -101,7 +101,8 @@ emit_in(compiler *c, const cnode *n, const lf_field *f, const char *x, sb *out, 
         }
         if (v.k == CV_RANGE) {
             sb_free(&list);
-            return ast_unsupported(c, n->vals[i].tok.pos, "date literals such as TODAY in IN lists");
+            return ast_unsupported(c, n->vals[i].tok.pos,
+                                   "date literals such as TODAY in IN lists");
         }
         if (v.k == CV_NULL) {
             has_null = true;
@@ -210,7 +211,7 @@ compile_cmp(compiler *c, const cnode *n, sb *out, bool *nullable)
     fclass fc = res_field_class(f);
     if (f->type == FT_TEXTAREA && f->length > 255)
         return ast_fail_at(c, n->path.pos, "INVALID_FIELD",
-                       "field '%s' can not be filtered in a query call", f->name);
+                           "field '%s' can not be filtered in a query call", f->name);
     bool ok = true;
     switch (n->op) {
     case OP_LIKE: ok = fc == FC_TEXT; break;
@@ -218,7 +219,7 @@ compile_cmp(compiler *c, const cnode *n, sb *out, bool *nullable)
     case OP_EXCLUDES:
         if (fc != FC_MULTI)
             return ast_fail_at(c, n->op_pos, "INVALID_QUERY_FILTER_OPERATOR",
-                           "includes or excludes operator only valid on multipicklist field");
+                               "includes or excludes operator only valid on multipicklist field");
         break;
     case OP_LT:
     case OP_LE:
@@ -230,7 +231,7 @@ compile_cmp(compiler *c, const cnode *n, sb *out, bool *nullable)
     }
     if (!ok)
         return ast_fail_at(c, n->op_pos, "INVALID_QUERY_FILTER_OPERATOR",
-                       "invalid operator on %s field", res_field_type_name(f));
+                           "invalid operator on %s field", res_field_type_name(f));
     sb x = SB_INIT;
     res_put_col(&x, r.rel, f);
     int rc;
@@ -249,8 +250,9 @@ static int
 too_deep(compiler *c, size_t pos)
 {
     return ast_fail_at(c, pos, "MALFORMED_QUERY",
-                   "conditions are nested too deeply: at most %d nested groups of AND, OR and NOT",
-                   SOQL_MAX_NEST);
+                       "conditions are nested too deeply: at most %d nested groups of AND, OR and "
+                       "NOT",
+                       SOQL_MAX_NEST);
 }
 
 /* The conditions of an AND/OR chain, flattened through groups of the same operator. */
@@ -335,7 +337,7 @@ add_col(compiler *c, int rel, const lf_field *f, size_t pos)
 {
     if (c->ncols >= SOQL_MAX_COLS)
         return ast_fail_at(c, pos, "MALFORMED_QUERY", "too many fields selected: at most %d",
-                       SOQL_MAX_COLS);
+                           SOQL_MAX_COLS);
     if (c->ncols == c->cap_cols) {
         c->cap_cols = c->cap_cols ? c->cap_cols * 2 : 16;
         c->cols = xrealloc(c->cols, (size_t)c->cap_cols * sizeof *c->cols);
@@ -374,8 +376,8 @@ compile_select(compiler *c, int64_t limit, bool *count_only)
                 res_path_text(c, &it->path, buf, sizeof buf);
             else if (it->k == SI_FIELDS)
                 snprintf(buf, sizeof buf, "FIELDS()");
-            return ast_fail_at(c, it->pos, "MALFORMED_QUERY", "Field must be grouped or aggregated: %s",
-                           buf);
+            return ast_fail_at(c, it->pos, "MALFORMED_QUERY",
+                               "Field must be grouped or aggregated: %s", buf);
         }
         *count_only = true;
         return 0;
@@ -385,8 +387,8 @@ compile_select(compiler *c, int64_t limit, bool *count_only)
         if (it->k == SI_FIELDS) {
             if (it->fk != FIELDS_STANDARD && (limit < 0 || limit > SOQL_FIELDS_LIMIT))
                 return ast_fail_at(c, it->pos, "MALFORMED_QUERY",
-                               "The SOQL FIELDS function must have a LIMIT of at most %d",
-                               SOQL_FIELDS_LIMIT);
+                                   "The SOQL FIELDS function must have a LIMIT of at most %d",
+                                   SOQL_FIELDS_LIMIT);
             unsigned char *seen = seen_for(c, -1, c->obj);
             for (size_t j = 0; j < c->obj->nfields; j++) {
                 const lf_field *f = c->obj->fields[j];
@@ -425,14 +427,14 @@ compile_order(compiler *c, bool count_only, sb *out)
         if (count_only) {
             res_path_text(c, &o->path, buf, sizeof buf);
             return ast_fail_at(c, o->path.pos, "MALFORMED_QUERY",
-                           "Ordered field must be grouped or aggregated: %s", buf);
+                               "Ordered field must be grouped or aggregated: %s", buf);
         }
         fref r;
         if (res_path(c, &o->path, &r) != 0)
             return -1;
         if (r.f->type == FT_MULTIPICKLIST || (r.f->type == FT_TEXTAREA && r.f->length > 255))
             return ast_fail_at(c, o->path.pos, "INVALID_FIELD",
-                           "field '%s' can not be sorted in a query call", r.f->name);
+                               "field '%s' can not be sorted in a query call", r.f->name);
         res_put_col(out, r.rel, r.f);
         if (o->desc)
             sb_puts(out, " DESC");
@@ -455,14 +457,14 @@ compile_counts(compiler *c, int64_t *limit, int64_t *offset)
         int64_t v = parse_uint_value(c, &c->limit_tok);
         if (v < 0 || v > INT32_MAX)
             return ast_fail_at(c, c->limit_tok.pos, "NUMBER_OUTSIDE_VALID_RANGE",
-                           "Maximum SOQL LIMIT allowed is %d", INT32_MAX);
+                               "Maximum SOQL LIMIT allowed is %d", INT32_MAX);
         *limit = v;
     }
     if (c->offset_tok.k != TK_EOF) {
         int64_t v = parse_uint_value(c, &c->offset_tok);
         if (v < 0 || v > SOQL_MAX_OFFSET)
             return ast_fail_at(c, c->offset_tok.pos, "NUMBER_OUTSIDE_VALID_RANGE",
-                           "Maximum SOQL offset allowed is %d", SOQL_MAX_OFFSET);
+                               "Maximum SOQL offset allowed is %d", SOQL_MAX_OFFSET);
         *offset = v;
     }
     return 0;
@@ -485,10 +487,11 @@ gen_statement(compiler *c, soql_plan **out)
         char buf[ERR_TOKEN_MAX + 1];
         ast_tok_text(c, &c->obj_tok, buf, sizeof buf);
         return ast_fail_at(c, c->obj_tok.pos, "INVALID_TYPE",
-                       "sObject type '%s' is not supported. If you are attempting to use a custom "
-                       "object, be sure to append the '__c' after the entity name. Please "
-                       "reference your WSDL or the describe call for the appropriate names.",
-                       buf);
+                           "sObject type '%s' is not supported. If you are attempting to use a "
+                           "custom "
+                           "object, be sure to append the '__c' after the entity name. Please "
+                           "reference your WSDL or the describe call for the appropriate names.",
+                           buf);
     }
     int64_t limit, offset;
     bool count_only = false, nullable;

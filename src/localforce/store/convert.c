@@ -43,7 +43,9 @@ deser_error(const lf_field *f, json_t *v, err_t *e)
     case JSON_OBJECT: snprintf(text, sizeof text, "{"); break;
     case JSON_ARRAY: snprintf(text, sizeof text, "["); break;
     case JSON_STRING: snprintf(text, sizeof text, "%.100s", json_string_value(v)); break;
-    case JSON_INTEGER: snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+    case JSON_INTEGER:
+        snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
     case JSON_REAL: snprintf(text, sizeof text, "%.17g", json_real_value(v)); break;
     case JSON_TRUE: snprintf(text, sizeof text, "true"); break;
     case JSON_FALSE: snprintf(text, sizeof text, "false"); break;
@@ -181,8 +183,7 @@ convert_reference(store *st, const lf_field *f, const char *s, size_t n, val *ou
         return -1;
     if (status != 1) {
         id_label(f, lbl, sizeof lbl);
-        err_set(e, 400, "FIELD_INTEGRITY_EXCEPTION", "%s: id value of incorrect type: %s", lbl,
-                id);
+        err_set(e, 400, "FIELD_INTEGRITY_EXCEPTION", "%s: id value of incorrect type: %s", lbl, id);
         return err_fields(e, f->name);
     }
     val_text_copy(out, id, 18);
@@ -516,7 +517,8 @@ conv_resolve_relationship(store *st, const lf_field *f, json_t *v, val *out, err
         return -1;
     char ids[2][19];
     int n = 0;
-    int rc = val_empty(&key_val) ? 0 : conv_ext_lookup(st, poi, ix, &key_val, 0, NULL, ids, 2, &n, e);
+    int rc = val_empty(&key_val) ? 0
+                                 : conv_ext_lookup(st, poi, ix, &key_val, 0, NULL, ids, 2, &n, e);
     char shown[128];
     if (key_val.kind == V_TEXT)
         snprintf(shown, sizeof shown, "%.100s", key_val.s);
@@ -531,8 +533,8 @@ conv_resolve_relationship(store *st, const lf_field *f, json_t *v, val *out, err
         return -1;
     if (n == 0) {
         err_set(e, 400, "INVALID_FIELD",
-                "Foreign key external ID: %s not found for field %s in entity %s", shown,
-                pf->name, poi->o->name);
+                "Foreign key external ID: %s not found for field %s in entity %s", shown, pf->name,
+                poi->o->name);
         return err_fields(e, f->relationship_name);
     }
     if (n > 1) {

@@ -30,12 +30,8 @@ fmt_value(sb *out, const lf_field *f, sqlite3_stmt *stmt, int col)
             sb_json_strn(out, s, (size_t)n);
         break;
     }
-    case ST_INT:
-        sb_put_i64(out, sqlite3_column_int64(stmt, col));
-        break;
-    case ST_REAL:
-        sb_json_double(out, sqlite3_column_double(stmt, col));
-        break;
+    case ST_INT: sb_put_i64(out, sqlite3_column_int64(stmt, col)); break;
+    case ST_REAL: sb_json_double(out, sqlite3_column_double(stmt, col)); break;
     case ST_BOOL:
         if (sqlite3_column_int64(stmt, col))
             sb_append(out, "true", 4);

@@ -14,29 +14,29 @@
 #include "value.h"
 
 typedef struct namemap {
-    int   *slots; /* field index + 1; 0 = empty */
+    int *slots; /* field index + 1; 0 = empty */
     size_t mask;
 } namemap;
 
 typedef struct objinfo {
-    lf_object     *o;
-    size_t         nf; /* o->nfields when built; the arrays below have nf entries */
-    namemap        byname, byrel;
-    int            ix_id, ix_deleted, ix_name, ix_created, ix_createdby, ix_modified,
-                   ix_modifiedby, ix_stamp, ix_owner, ix_first, ix_last;
-    bool           computed_name;
-    bool           is_user;
-    int           *required;
-    size_t         nrequired;
-    int           *unique;
-    size_t         nunique;
-    int           *defaulted;
-    size_t         ndefaulted;
-    val           *defaults; /* per field; V_UNSET when the field has none */
-    val           *vals;     /* scratch for the record being written */
-    unsigned char *given;    /* scratch: 1 = set by name, 2 = set by relationship */
-    int64_t        next_rowid; /* 0 = not known yet */
-    sqlite3_stmt  *ins, *sel, *upd, *del, *live;
+    lf_object *o;
+    size_t nf; /* o->nfields when built; the arrays below have nf entries */
+    namemap byname, byrel;
+    int ix_id, ix_deleted, ix_name, ix_created, ix_createdby, ix_modified, ix_modifiedby, ix_stamp,
+        ix_owner, ix_first, ix_last;
+    bool computed_name;
+    bool is_user;
+    int *required;
+    size_t nrequired;
+    int *unique;
+    size_t nunique;
+    int *defaulted;
+    size_t ndefaulted;
+    val *defaults;        /* per field; V_UNSET when the field has none */
+    val *vals;            /* scratch for the record being written */
+    unsigned char *given; /* scratch: 1 = set by name, 2 = set by relationship */
+    int64_t next_rowid;   /* 0 = not known yet */
+    sqlite3_stmt *ins, *sel, *upd, *del, *live;
     sqlite3_stmt **ext; /* per field: live rows by value */
 } objinfo;
 

@@ -23,8 +23,7 @@
 /* ------------------------------------------------------------------------ */
 /* Org definition file                                                      */
 
-static int
-org_error(err_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int org_error(err_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
 org_error(err_t *e, const char *fmt, ...)
@@ -81,9 +80,9 @@ opt_positive(json_t *obj, const char *key, const char *path, int64_t *out, err_t
 
 typedef struct org_plan {
     const char *org_name;
-    char        org_id[19];
-    int64_t     ttl, limit;
-    json_t     *users, *apps, *objects, *records;
+    char org_id[19];
+    int64_t ttl, limit;
+    json_t *users, *apps, *objects, *records;
 } org_plan;
 
 /* Validate what can be checked before touching the store. */
@@ -91,11 +90,11 @@ static int
 org_parse(store *st, json_t *org, org_plan *p, err_t *e)
 {
     static const char *const top[] = {"organization", "settings", "connected_apps",
-                                       "users", "objects", "records"};
+                                      "users",        "objects",  "records"};
     static const char *const org_keys[] = {"name", "id"};
     static const char *const set_keys[] = {"session_ttl_seconds", "daily_api_limit"};
-    static const char *const user_keys[] = {"username", "password", "first_name",
-                                            "last_name", "email", "active"};
+    static const char *const user_keys[] = {"username",  "password", "first_name",
+                                            "last_name", "email",    "active"};
     static const char *const app_keys[] = {"name", "client_id", "client_secret", "run_as"};
     memset(p, 0, sizeof *p);
     p->ttl = 7200;
@@ -115,8 +114,10 @@ org_parse(store *st, json_t *org, org_plan *p, err_t *e)
             opt_string(o, "id", "organization", &id, e))
             return -1;
         if (id && (sfid_normalize(id, p->org_id) || !sfid_has_prefix(p->org_id, "00D")))
-            return org_error(e, "organization.id: '%s' is not a 15- or 18-character ID with "
-                                "prefix 00D", id);
+            return org_error(e,
+                             "organization.id: '%s' is not a 15- or 18-character ID with "
+                             "prefix 00D",
+                             id);
     }
     json_t *s = json_object_get(org, "settings");
     if (s) {
@@ -148,8 +149,8 @@ org_parse(store *st, json_t *org, org_plan *p, err_t *e)
         if (act && !json_is_boolean(act))
             return org_error(e, "%s.active: must be true or false", path);
         for (size_t j = 0; j < i; j++)
-            if (strcasecmp(json_string_value(json_object_get(json_array_get(p->users, j),
-                                                             "username")),
+            if (strcasecmp(json_string_value(
+                               json_object_get(json_array_get(p->users, j), "username")),
                            un) == 0)
                 return org_error(e, "%s: username '%s' is listed twice", path, un);
     }
@@ -177,8 +178,8 @@ org_parse(store *st, json_t *org, org_plan *p, err_t *e)
         if (run) {
             bool found = users_find(st, run) != NULL;
             for (size_t j = 0; j < json_array_size(p->users) && !found; j++)
-                found = strcasecmp(json_string_value(json_object_get(
-                                       json_array_get(p->users, j), "username")),
+                found = strcasecmp(json_string_value(
+                                       json_object_get(json_array_get(p->users, j), "username")),
                                    run) == 0;
             if (!found)
                 return org_error(e, "%s.run_as: '%s' is not one of the users", path, run);
@@ -200,7 +201,7 @@ static int
 org_apply_objects(store *st, org_plan *p, lf_object ***created, size_t *ncreated, err_t *e)
 {
     size_t n = json_object_size(p->objects);
-    char (*reserved)[4] = xcalloc(n ? n : 1, sizeof *reserved);
+    char(*reserved)[4] = xcalloc(n ? n : 1, sizeof *reserved);
     size_t nreserved = 0;
     const char *name;
     json_t *def;
@@ -314,8 +315,7 @@ org_apply_users(store *st, org_plan *p, err_t *e)
                         cur->active == active &&
                         ((fn == NULL && cur->first_name == NULL) ||
                          util_streq_ci(cur->first_name, fn));
-            rc = same ? 0
-                      : wr_update(st, uoi, NULL, sfid_seq(cur->id), cur->id, rec, 0, -1, e);
+            rc = same ? 0 : wr_update(st, uoi, NULL, sfid_seq(cur->id), cur->id, rec, 0, -1, e);
         }
         json_decref(rec);
         if (rc) {

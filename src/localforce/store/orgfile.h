@@ -8,5 +8,4 @@
 
 #include "objcache.h"
 
-
 #endif

@@ -22,8 +22,7 @@
 /* Records: public API                                                      */
 
 int
-store_create(store *st, const lf_actor *a, const char *obj, json_t *rec, char id_out[19],
-             err_t *e)
+store_create(store *st, const lf_actor *a, const char *obj, json_t *rec, char id_out[19], err_t *e)
 {
     store_lock(st);
     objinfo *oi = wr_need_object(st, obj, e);
@@ -36,8 +35,7 @@ store_create(store *st, const lf_actor *a, const char *obj, json_t *rec, char id
 }
 
 int
-store_update(store *st, const lf_actor *a, const char *obj, const char *id, json_t *rec,
-             err_t *e)
+store_update(store *st, const lf_actor *a, const char *obj, const char *id, json_t *rec, err_t *e)
 {
     int64_t rowid = 0;
     char id18[19];
@@ -101,7 +99,8 @@ store_undelete(store *st, const lf_actor *a, const char *obj, const char *id, er
     int rc = -1;
     bool opened;
     int status = 0;
-    if (oi && (id == NULL || sfid_normalize(id, id18) || !sfid_has_prefix(id18, oi->o->key_prefix))) {
+    if (oi &&
+        (id == NULL || sfid_normalize(id, id18) || !sfid_has_prefix(id18, oi->o->key_prefix))) {
         err_set(e, 400, "MALFORMED_ID", "%s ID: id value of incorrect type: %.100s", oi->o->label,
                 id ? id : "null");
         oi = NULL;
@@ -132,8 +131,8 @@ store_undelete(store *st, const lf_actor *a, const char *obj, const char *id, er
 
 static int
 upsert_locked(store *st, const lf_actor *a, const char *obj, const char *ext_field,
-              const char *ext_value, json_t *rec, const char *ver, char id_out[19],
-              bool *created, sb *matches, err_t *e)
+              const char *ext_value, json_t *rec, const char *ver, char id_out[19], bool *created,
+              sb *matches, err_t *e)
 {
     objinfo *oi = wr_need_object(st, obj, e);
     if (oi == NULL)
@@ -173,8 +172,7 @@ upsert_locked(store *st, const lf_actor *a, const char *obj, const char *ext_fie
     int64_t rows[2];
     char ids[2][19];
     int n = 0;
-    if (conv_value(st, f, jv, &key, e) ||
-        conv_ext_lookup(st, oi, ix, &key, 0, rows, ids, 2, &n, e))
+    if (conv_value(st, f, jv, &key, e) || conv_ext_lookup(st, oi, ix, &key, 0, rows, ids, 2, &n, e))
         goto out;
     if (n == 0) {
         rc = wr_create(st, oi, a, rec, 0, ix, &key, id_out, e);
@@ -228,16 +226,16 @@ store_upsert(store *st, const lf_actor *a, const char *obj, const char *ext_fiel
     int rc = -1;
     if (wr_hooked_begin(st, oi_find(st, obj), &opened, e) == 0)
         rc = wr_hooked_end(st, opened,
-                        upsert_locked(st, a, obj, ext_field, ext_value, rec, ver, id_out, created,
-                                      matches, e),
-                        e);
+                           upsert_locked(st, a, obj, ext_field, ext_value, rec, ver, id_out,
+                                         created, matches, e),
+                           e);
     store_unlock(st);
     return rc;
 }
 
 static int
-get_locked(store *st, const char *obj, const char *id, const char *fields, const char *ver,
-           sb *out, err_t *e)
+get_locked(store *st, const char *obj, const char *id, const char *fields, const char *ver, sb *out,
+           err_t *e)
 {
     objinfo *oi = wr_need_object(st, obj, e);
     if (oi == NULL)
@@ -314,8 +312,8 @@ get_locked(store *st, const char *obj, const char *id, const char *fields, const
 }
 
 int
-store_get(store *st, const char *obj, const char *id, const char *fields, const char *ver,
-          sb *out, err_t *e)
+store_get(store *st, const char *obj, const char *id, const char *fields, const char *ver, sb *out,
+          err_t *e)
 {
     store_lock(st);
     int rc = get_locked(st, obj, id, fields, ver, out, e);
@@ -388,12 +386,14 @@ replication_locked(store *st, const char *obj, int64_t start, int64_t end, bool 
         sb_puts(&s, "SELECT \"Id\", \"SystemModstamp\" FROM ");
     sb_sql_ident(&s, oi->o->name);
     if (deleted)
-        sb_printf(&s, " WHERE \"IsDeleted\" = 1 AND \"_deleted_at\" >= ?1 AND \"_deleted_at\" < ?2"
-                      " ORDER BY \"_deleted_at\", \"_rowid\" LIMIT %d",
+        sb_printf(&s,
+                  " WHERE \"IsDeleted\" = 1 AND \"_deleted_at\" >= ?1 AND \"_deleted_at\" < ?2"
+                  " ORDER BY \"_deleted_at\", \"_rowid\" LIMIT %d",
                   MAX_REPLICATION_IDS + 1);
     else
-        sb_printf(&s, " WHERE \"SystemModstamp\" >= ?1 AND \"SystemModstamp\" < ?2 AND "
-                      "\"IsDeleted\" = 0 ORDER BY \"SystemModstamp\", \"_rowid\" LIMIT %d",
+        sb_printf(&s,
+                  " WHERE \"SystemModstamp\" >= ?1 AND \"SystemModstamp\" < ?2 AND "
+                  "\"IsDeleted\" = 0 ORDER BY \"SystemModstamp\", \"_rowid\" LIMIT %d",
                   MAX_REPLICATION_IDS + 1);
     sqlite3_stmt *q = stdb_prep(st, s.buf, false, e);
     sb_free(&s);
@@ -489,8 +489,8 @@ rec_load_locked(store *st, objinfo *oi, const lf_actor *a, json_t *records, int6
 }
 
 int
-store_load_records(store *st, const lf_actor *a, const char *obj, json_t *records,
-                   int64_t *loaded, err_t *e)
+store_load_records(store *st, const lf_actor *a, const char *obj, json_t *records, int64_t *loaded,
+                   err_t *e)
 {
     store_lock(st);
     objinfo *oi = wr_need_object(st, obj, e);

@@ -13,33 +13,39 @@
 #include "util.h"
 
 const lf_type_info lf_types[FT__COUNT] = {
-    [FT_ID]            = {"id", "tns:ID", ST_TEXT},
-    [FT_STRING]        = {"string", "xsd:string", ST_TEXT},
-    [FT_TEXTAREA]      = {"textarea", "xsd:string", ST_TEXT},
-    [FT_EMAIL]         = {"email", "xsd:string", ST_TEXT},
-    [FT_PHONE]         = {"phone", "xsd:string", ST_TEXT},
-    [FT_URL]           = {"url", "xsd:string", ST_TEXT},
-    [FT_PICKLIST]      = {"picklist", "xsd:string", ST_TEXT},
+    [FT_ID] = {"id", "tns:ID", ST_TEXT},
+    [FT_STRING] = {"string", "xsd:string", ST_TEXT},
+    [FT_TEXTAREA] = {"textarea", "xsd:string", ST_TEXT},
+    [FT_EMAIL] = {"email", "xsd:string", ST_TEXT},
+    [FT_PHONE] = {"phone", "xsd:string", ST_TEXT},
+    [FT_URL] = {"url", "xsd:string", ST_TEXT},
+    [FT_PICKLIST] = {"picklist", "xsd:string", ST_TEXT},
     [FT_MULTIPICKLIST] = {"multipicklist", "xsd:string", ST_TEXT},
-    [FT_BOOLEAN]       = {"boolean", "xsd:boolean", ST_BOOL},
-    [FT_INT]           = {"int", "xsd:int", ST_INT},
-    [FT_DOUBLE]        = {"double", "xsd:double", ST_REAL},
-    [FT_CURRENCY]      = {"currency", "xsd:double", ST_REAL},
-    [FT_PERCENT]       = {"percent", "xsd:double", ST_REAL},
-    [FT_DATE]          = {"date", "xsd:date", ST_DATE},
-    [FT_DATETIME]      = {"datetime", "xsd:dateTime", ST_DATETIME},
-    [FT_TIME]          = {"time", "xsd:time", ST_TEXT},
-    [FT_REFERENCE]     = {"reference", "tns:ID", ST_TEXT},
+    [FT_BOOLEAN] = {"boolean", "xsd:boolean", ST_BOOL},
+    [FT_INT] = {"int", "xsd:int", ST_INT},
+    [FT_DOUBLE] = {"double", "xsd:double", ST_REAL},
+    [FT_CURRENCY] = {"currency", "xsd:double", ST_REAL},
+    [FT_PERCENT] = {"percent", "xsd:double", ST_REAL},
+    [FT_DATE] = {"date", "xsd:date", ST_DATE},
+    [FT_DATETIME] = {"datetime", "xsd:dateTime", ST_DATETIME},
+    [FT_TIME] = {"time", "xsd:time", ST_TEXT},
+    [FT_REFERENCE] = {"reference", "tns:ID", ST_TEXT},
 };
 
 /* Names an org file may use besides the describe names above. */
 static const struct {
     const char *alias;
-    lf_ftype    type;
+    lf_ftype type;
 } type_aliases[] = {
-    {"text", FT_STRING},       {"longtextarea", FT_TEXTAREA}, {"checkbox", FT_BOOLEAN},
-    {"number", FT_DOUBLE},     {"integer", FT_INT},           {"lookup", FT_REFERENCE},
-    {"masterdetail", FT_REFERENCE}, {"dateTime", FT_DATETIME}, {"multiselectpicklist", FT_MULTIPICKLIST},
+    {"text", FT_STRING},
+    {"longtextarea", FT_TEXTAREA},
+    {"checkbox", FT_BOOLEAN},
+    {"number", FT_DOUBLE},
+    {"integer", FT_INT},
+    {"lookup", FT_REFERENCE},
+    {"masterdetail", FT_REFERENCE},
+    {"dateTime", FT_DATETIME},
+    {"multiselectpicklist", FT_MULTIPICKLIST},
 };
 
 int
@@ -145,9 +151,8 @@ schema_validate(const lf_schema *s, err_t *e)
             if (f->type != FT_REFERENCE)
                 continue;
             if (f->reference_to == NULL || schema_object(s, f->reference_to) == NULL)
-                return err_set(e, 400, "INVALID_FIELD",
-                               "field %s.%s refers to unknown object '%s'", o->name, f->name,
-                               f->reference_to ? f->reference_to : "(none)");
+                return err_set(e, 400, "INVALID_FIELD", "field %s.%s refers to unknown object '%s'",
+                               o->name, f->name, f->reference_to ? f->reference_to : "(none)");
         }
     }
     return 0;

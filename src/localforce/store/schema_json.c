@@ -45,23 +45,30 @@ static const struct {
 
 /* Fields every object has and a definition may not declare (Name aside). */
 static const char *const auto_fields[] = {
-    "Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
-    "LastModifiedById", "SystemModstamp", "OwnerId",
+    "Id",
+    "IsDeleted",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+    "OwnerId",
 };
 
 #define TB(t) (1u << (t))
-#define TEXTISH                                                                               \
-    (TB(FT_STRING) | TB(FT_TEXTAREA) | TB(FT_EMAIL) | TB(FT_PHONE) | TB(FT_URL) |             \
+#define TEXTISH                                                                   \
+    (TB(FT_STRING) | TB(FT_TEXTAREA) | TB(FT_EMAIL) | TB(FT_PHONE) | TB(FT_URL) | \
      TB(FT_PICKLIST) | TB(FT_MULTIPICKLIST))
-#define NUMERIC  (TB(FT_INT) | TB(FT_DOUBLE) | TB(FT_CURRENCY) | TB(FT_PERCENT))
-#define KEYABLE  (TB(FT_STRING) | TB(FT_EMAIL) | TB(FT_PHONE) | TB(FT_URL) | TB(FT_INT) | TB(FT_DOUBLE))
+#define NUMERIC (TB(FT_INT) | TB(FT_DOUBLE) | TB(FT_CURRENCY) | TB(FT_PERCENT))
+#define KEYABLE \
+    (TB(FT_STRING) | TB(FT_EMAIL) | TB(FT_PHONE) | TB(FT_URL) | TB(FT_INT) | TB(FT_DOUBLE))
 #define PICKLIST (TB(FT_PICKLIST) | TB(FT_MULTIPICKLIST))
 #define ANYTYPE  0xFFFFFFFFu
 
 /* Field definition keys and the types they apply to. */
 static const struct {
     const char *key;
-    unsigned    types;
+    unsigned types;
 } field_keys[] = {
     {"type", ANYTYPE},
     {"label", ANYTYPE},
@@ -70,7 +77,7 @@ static const struct {
     {"scale", NUMERIC},
     {"required", ANYTYPE},
     {"unique", KEYABLE},
-    {"case_sensitive", TEXTISH & KEYABLE},
+    {"case_sensitive", TEXTISH &KEYABLE},
     {"external_id", KEYABLE},
     {"values", PICKLIST},
     {"restricted", PICKLIST},
@@ -81,7 +88,8 @@ static const struct {
     {"updateable", ANYTYPE},
 };
 
-static const char *const object_keys[] = {"label", "label_plural", "key_prefix", "fields", "change_data_capture"};
+static const char *const object_keys[] = {"label", "label_plural", "key_prefix", "fields",
+                                          "change_data_capture"};
 
 static bool
 ends_with_ci(const char *s, const char *suffix)
@@ -213,8 +221,8 @@ system_field(const char *name, const char *label, lf_ftype type, const char *ref
     return f;
 }
 
-static int
-bad(err_t *e, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(err_t *e, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 bad(err_t *e, const char *path, const char *fmt, ...)
@@ -384,8 +392,8 @@ set_type_defaults(lf_field *f)
 /* Options that are plain numbers or flags of lf_field. */
 static const struct {
     const char *key;
-    size_t      off;
-    int         lo, hi;
+    size_t off;
+    int lo, hi;
 } int_options[] = {
     {"length", offsetof(lf_field, length), 1, 131072},
     {"precision", offsetof(lf_field, precision), 1, 18},
@@ -394,7 +402,7 @@ static const struct {
 
 static const struct {
     const char *key;
-    size_t      off;
+    size_t off;
 } bool_options[] = {
     {"required", offsetof(lf_field, required)},
     {"unique", offsetof(lf_field, unique)},
@@ -445,8 +453,7 @@ field_option(lf_field *f, const char *key, json_t *v, const char *path, err_t *e
         return json_is_null(v) ? 0 : parse_default(f, v, path, e);
     if (strcmp(key, "reference_to") == 0 || strcmp(key, "relationship_name") == 0) {
         bool rel = strcmp(key, "relationship_name") == 0;
-        if (!json_is_string(v) ||
-            !valid_name(json_string_value(v), rel ? "r" : "c"))
+        if (!json_is_string(v) || !valid_name(json_string_value(v), rel ? "r" : "c"))
             return bad(e, path, "'%s' must be an API name%s", key,
                        rel ? " (custom relationships end in __r)" : "");
         char **dst = rel ? &f->relationship_name : &f->reference_to;
@@ -462,8 +469,10 @@ static lf_field *
 field_parse(const char *path, const char *name, json_t *def, err_t *e)
 {
     if (!valid_api_name(name)) {
-        bad(e, path, "'%s' is not a valid field name (letters, digits and single "
-                     "underscores; custom fields end in __c)", name);
+        bad(e, path,
+            "'%s' is not a valid field name (letters, digits and single "
+            "underscores; custom fields end in __c)",
+            name);
         return NULL;
     }
     if (!json_is_object(def)) {
@@ -538,8 +547,8 @@ schema_check_relationships(const lf_object *o, const char *opath, const char *by
         const lf_field *h = object_field_by_relationship(o, f->relationship_name);
         if (g || h != f)
             return err_set(e, 400, "INVALID_FIELD",
-                           "%s.fields.%s: relationship name '%s' is already used by %s%s",
-                           opath, f->name, f->relationship_name, by, g ? g->name : h->name);
+                           "%s.fields.%s: relationship name '%s' is already used by %s%s", opath,
+                           f->name, f->relationship_name, by, g ? g->name : h->name);
     }
     return 0;
 }
@@ -557,10 +566,13 @@ object_check_keys(json_t *def, const char *path, err_t *e)
                 break;
         if (k == sizeof object_keys / sizeof object_keys[0])
             return bad(e, path, "unknown key '%s'", key);
-        bool is_fields = strcmp(key, "fields") == 0, is_cdc = strcmp(key, "change_data_capture") == 0;
+        bool is_fields = strcmp(key, "fields") == 0,
+             is_cdc = strcmp(key, "change_data_capture") == 0;
         if (is_fields ? !json_is_object(v) : is_cdc ? !json_is_boolean(v) : !json_is_string(v))
             return bad(e, path, "'%s' must be %s", key,
-                       is_fields ? "a JSON object" : is_cdc ? "true or false" : "a string");
+                       is_fields ? "a JSON object"
+                       : is_cdc  ? "true or false"
+                                 : "a string");
     }
     json_t *jprefix = json_object_get(def, "key_prefix");
     if (jprefix) {
@@ -601,9 +613,9 @@ object_labels(lf_object *o, const char *name, int std, json_t *def)
 
 /* What the declared fields say about the Name field. */
 typedef struct name_decl {
-    json_t     *jname;     /* a declared Name field, or NULL */
-    const char *name_key;  /* its key as written */
-    bool        has_first, has_last;
+    json_t *jname;        /* a declared Name field, or NULL */
+    const char *name_key; /* its key as written */
+    bool has_first, has_last;
 } name_decl;
 
 /* Check the declared field names (no system fields, __c on custom objects). */
@@ -720,8 +732,9 @@ schema_object_from_json(const char *name, json_t *def, err_t *e)
     bool custom = ends_with_ci(name, "__c");
     int std = custom ? -1 : find_std_object(name);
     if (!custom && std < 0) {
-        bad(e, path, "custom object names must end in __c (standard objects: Account, "
-                     "Contact, Lead, Opportunity, Case, User, ...)");
+        bad(e, path,
+            "custom object names must end in __c (standard objects: Account, "
+            "Contact, Lead, Opportunity, Case, User, ...)");
         return NULL;
     }
     if (!json_is_object(def)) {
@@ -740,7 +753,8 @@ schema_object_from_json(const char *name, json_t *def, err_t *e)
     json_t *fields = json_object_get(def, "fields");
     name_decl nd = {0};
     if (scan_fields(fields, path, custom, &nd, e) || add_system_fields(o, path, &nd, e) ||
-        add_declared_fields(o, fields, path, &nd, e) || schema_check_relationships(o, path, "field ", e)) {
+        add_declared_fields(o, fields, path, &nd, e) ||
+        schema_check_relationships(o, path, "field ", e)) {
         object_free(o);
         return NULL;
     }

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SFID_POD "0K"   /* localforce's instance/pod characters */
+#define SFID_POD "0K" /* localforce's instance/pod characters */
 
 /* The 3-character checksum of a 15-character ID into out[3] (not NUL-terminated). */
 void sfid_checksum(const char *id15, char out[3]);
@@ -21,7 +21,7 @@ void sfid_make(const char prefix[3], uint64_t seq, char out[19]);
 /* Normalise a 15- or 18-character ID to 18 characters. For 18-character input the
  * checksum must match (case is restored from it, as Salesforce does).
  * Returns 0 and fills out[19], or -1 if s is not a well-formed ID. */
-int  sfid_normalize(const char *s, char out[19]);
+int sfid_normalize(const char *s, char out[19]);
 /* The sequence number encoded in an ID (after normalisation), or -1. */
 int64_t sfid_seq(const char *id18);
 /* Does the (normalised) ID start with this key prefix? */

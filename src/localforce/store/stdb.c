@@ -45,8 +45,8 @@ sqlite3_stmt *
 stdb_prep(store *st, const char *sql, bool persistent, err_t *e)
 {
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v3(st->db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &s,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(st->db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &s, NULL) !=
+        SQLITE_OK) {
         stdb_fail(st, e, "prepare");
         sqlite3_finalize(s);
         return NULL;
@@ -172,7 +172,7 @@ int
 stdb_meta_put(store *st, const char *key, const char *text, int64_t num, err_t *e)
 {
     sqlite3_stmt *q = stdb_prep(st, "INSERT OR REPLACE INTO _lf_meta(key, value) VALUES (?1, ?2)",
-                           false, e);
+                                false, e);
     if (q == NULL)
         return -1;
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
@@ -210,7 +210,8 @@ stdb_meta_get(store *st, const char *key, char **text, int64_t *num, err_t *e)
 int
 stdb_save_org_meta(store *st, err_t *e)
 {
-    if (stdb_meta_put(st, "org_id", st->org_id, 0, e) || stdb_meta_put(st, "org_name", st->org_name, 0, e) ||
+    if (stdb_meta_put(st, "org_id", st->org_id, 0, e) ||
+        stdb_meta_put(st, "org_name", st->org_name, 0, e) ||
         stdb_meta_put(st, "session_ttl_s", NULL, st->session_ttl_s, e) ||
         stdb_meta_put(st, "daily_api_limit", NULL, st->api_limit, e) ||
         stdb_meta_put(st, "created_ms", NULL, st->created_ms, e))

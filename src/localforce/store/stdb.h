@@ -25,21 +25,21 @@ typedef struct objinfo objinfo;
 
 struct store {
     pthread_mutex_t mu;
-    sqlite3        *db;
-    lf_schema       schema;
-    objinfo       **oi; /* parallel to schema.objects */
-    size_t          cap_oi;
-    char            org_id[19];
-    char           *org_name;
-    int64_t         session_ttl_s, api_limit, created_ms, last_stamp;
-    int64_t         tx_stamp;         /* the stamp of the open transaction, 0 if none yet */
-    lf_user       **users;
-    size_t          nusers;
-    lf_app        **apps;
-    size_t          napps;
-    char            default_user[19]; /* acts for changes without an actor */
-    int             tx_depth;
-    lf_change_hook  hook;             /* change events (store.h); zeroed when unset */
+    sqlite3 *db;
+    lf_schema schema;
+    objinfo **oi; /* parallel to schema.objects */
+    size_t cap_oi;
+    char org_id[19];
+    char *org_name;
+    int64_t session_ttl_s, api_limit, created_ms, last_stamp;
+    int64_t tx_stamp; /* the stamp of the open transaction, 0 if none yet */
+    lf_user **users;
+    size_t nusers;
+    lf_app **apps;
+    size_t napps;
+    char default_user[19]; /* acts for changes without an actor */
+    int tx_depth;
+    lf_change_hook hook; /* change events (store.h); zeroed when unset */
 };
 
 static const char not_found_msg[] = "The requested resource does not exist";

@@ -71,15 +71,16 @@ open_db(store *st, const char *path, err_t *e)
         return err_set(e, 500, "UNKNOWN_EXCEPTION", "cannot open database %s: %s", path,
                        st->db ? sqlite3_errmsg(st->db) : "out of memory");
     sqlite3_busy_timeout(st->db, 5000);
-    if (stdb_exec(st, "PRAGMA journal_mode=WAL", e) || stdb_exec(st, "PRAGMA synchronous=NORMAL", e) ||
-        stdb_exec(st, "PRAGMA temp_store=MEMORY", e) || stdb_exec(st, "PRAGMA cache_size=-65536", e) ||
-        stdb_exec(st, "PRAGMA foreign_keys=OFF", e))
+    if (stdb_exec(st, "PRAGMA journal_mode=WAL", e) ||
+        stdb_exec(st, "PRAGMA synchronous=NORMAL", e) ||
+        stdb_exec(st, "PRAGMA temp_store=MEMORY", e) ||
+        stdb_exec(st, "PRAGMA cache_size=-65536", e) || stdb_exec(st, "PRAGMA foreign_keys=OFF", e))
         return -1;
     return stdb_exec(st,
-                    "CREATE TABLE IF NOT EXISTS _lf_meta (key TEXT PRIMARY KEY, value);"
-                    "CREATE TABLE IF NOT EXISTS _lf_objects (name TEXT PRIMARY KEY COLLATE NOCASE,"
-                    " pos INTEGER NOT NULL, def TEXT NOT NULL)",
-                    e);
+                     "CREATE TABLE IF NOT EXISTS _lf_meta (key TEXT PRIMARY KEY, value);"
+                     "CREATE TABLE IF NOT EXISTS _lf_objects (name TEXT PRIMARY KEY COLLATE NOCASE,"
+                     " pos INTEGER NOT NULL, def TEXT NOT NULL)",
+                     e);
 }
 
 static int

@@ -140,9 +140,9 @@ tbl_save_object_def(store *st, const lf_object *o, err_t *e)
     char *def = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     sqlite3_stmt *q = stdb_prep(st,
-                           "INSERT INTO _lf_objects(name, pos, def) VALUES (?1, ?2, ?3) "
-                           "ON CONFLICT(name) DO UPDATE SET def = excluded.def",
-                           false, e);
+                                "INSERT INTO _lf_objects(name, pos, def) VALUES (?1, ?2, ?3) "
+                                "ON CONFLICT(name) DO UPDATE SET def = excluded.def",
+                                false, e);
     int rc = -1;
     if (q) {
         sqlite3_bind_text(q, 1, o->name, -1, SQLITE_STATIC);

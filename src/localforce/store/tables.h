@@ -11,11 +11,10 @@
 
 /* What a schema change may undo: the schema's sizes before it. */
 typedef struct snap {
-    size_t  nobjects;
+    size_t nobjects;
     size_t *nfields;
-    char    default_user[19];
+    char default_user[19];
 } snap;
-
 
 int tbl_create_table(store *st, const lf_object *o, err_t *e);
 int tbl_add_column(store *st, const lf_object *o, const lf_field *f, err_t *e);

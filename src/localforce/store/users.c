@@ -75,10 +75,11 @@ col_strdup(sqlite3_stmt *q, int col)
 int
 users_load(store *st, err_t *e)
 {
-    sqlite3_stmt *q = stdb_prep(st,
-                           "SELECT \"Id\", \"Username\", \"FirstName\", \"LastName\", \"Email\", "
-                           "\"IsActive\" FROM \"User\" WHERE \"IsDeleted\" = 0 ORDER BY \"_rowid\"",
-                           false, e);
+    sqlite3_stmt *q =
+        stdb_prep(st,
+                  "SELECT \"Id\", \"Username\", \"FirstName\", \"LastName\", \"Email\", "
+                  "\"IsActive\" FROM \"User\" WHERE \"IsDeleted\" = 0 ORDER BY \"_rowid\"",
+                  false, e);
     if (q == NULL)
         return -1;
     users_clear(st);

@@ -15,13 +15,13 @@
 enum { V_UNSET, V_NULL, V_INT, V_REAL, V_TEXT };
 
 typedef struct val {
-    int         kind;
-    int64_t     i;
-    double      r;
-    const char *s;   /* V_TEXT: NUL-terminated, n bytes; points at buf, own or elsewhere */
-    size_t      n;
-    char       *own; /* heap string owned by this val */
-    char        buf[40];
+    int kind;
+    int64_t i;
+    double r;
+    const char *s; /* V_TEXT: NUL-terminated, n bytes; points at buf, own or elsewhere */
+    size_t n;
+    char *own; /* heap string owned by this val */
+    char buf[40];
 } val;
 
 void val_reset(val *v);

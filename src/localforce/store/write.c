@@ -177,8 +177,7 @@ duplicate_error(store *st, objinfo *oi, int64_t self, err_t *e)
             return err_fields(e, name);
         }
     }
-    return err_set(e, 400, "DUPLICATE_VALUE", "duplicate value found: %s",
-                   sqlite3_errmsg(st->db));
+    return err_set(e, 400, "DUPLICATE_VALUE", "duplicate value found: %s", sqlite3_errmsg(st->db));
 }
 
 static const char *
@@ -354,8 +353,8 @@ load_row(store *st, objinfo *oi, int64_t rowid, err_t *e)
 }
 
 int
-wr_update(store *st, objinfo *oi, const lf_actor *a, int64_t rowid, const char *id18,
-          json_t *rec, int64_t stamp, int skip_ix, err_t *e)
+wr_update(store *st, objinfo *oi, const lf_actor *a, int64_t rowid, const char *id18, json_t *rec,
+          int64_t stamp, int skip_ix, err_t *e)
 {
     const lf_object *o = oi->o;
     int rc = -1;
@@ -425,8 +424,8 @@ wr_find_row(store *st, objinfo *oi, const char *id, int mode, int64_t *rowid, ch
     if (id == NULL || sfid_normalize(id, id18) || !sfid_has_prefix(id18, oi->o->key_prefix)) {
         if (mode == FIND_GET)
             return err_set(e, 404, "NOT_FOUND", not_found_msg);
-        err_set(e, 400, "MALFORMED_ID", "%s ID: id value of incorrect type: %.100s",
-                oi->o->label, id ? id : "null");
+        err_set(e, 400, "MALFORMED_ID", "%s ID: id value of incorrect type: %.100s", oi->o->label,
+                id ? id : "null");
         return err_fields(e, "Id");
     }
     int s = conv_row_status(st, oi, id18, rowid, e);

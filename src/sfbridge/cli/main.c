@@ -28,7 +28,7 @@ typedef int (*cmd_fn)(app *a, int argc, char **argv);
 
 typedef struct command {
     const char *name;
-    cmd_fn      fn;
+    cmd_fn fn;
     const char *usage;
     const char *help;
 } command;
@@ -93,8 +93,10 @@ parse_int(const command *c, const char *what, const char *s, long lo, long hi, l
 {
     int64_t v;
     if (util_parse_i64(s, &v) != 0 || v < lo || v > hi) {
-        fprintf(stderr, "sfbridge: %s must be a whole number from %ld to %ld, not '%s'\nusage: sfbridge %s\n", what, lo,
-                hi, s, c->usage);
+        fprintf(stderr,
+                "sfbridge: %s must be a whole number from %ld to %ld, not '%s'\nusage: sfbridge "
+                "%s\n",
+                what, lo, hi, s, c->usage);
         return -1;
     }
     *out = (long)v;
@@ -113,8 +115,8 @@ cmd_init(app *a, int argc, char **argv)
     err_clear(&e);
     if (!app_pg(a, &e) || !app_sf(a, &e))
         return fail(&e);
-    printf("connected: org %s at %s, schema %s ready\n", sfapi_org_id(a->sf), sfapi_instance_url(a->sf),
-           a->cfg.schema);
+    printf("connected: org %s at %s, schema %s ready\n", sfapi_org_id(a->sf),
+           sfapi_instance_url(a->sf), a->cfg.schema);
     return 0;
 }
 
@@ -224,8 +226,9 @@ cmd_push(app *a, int argc, char **argv)
     writer_free(w);
     if (rc != 0)
         return fail(&e);
-    printf("%lld records written, %lld refused (FAILED), %lld waiting to retry, %lld API calls\n", (long long)st.sent,
-           (long long)st.failed, (long long)st.retrying, (long long)st.api_calls);
+    printf("%lld records written, %lld refused (FAILED), %lld waiting to retry, %lld API calls\n",
+           (long long)st.sent, (long long)st.failed, (long long)st.retrying,
+           (long long)st.api_calls);
     return st.retrying ? 1 : 0;
 }
 
@@ -249,7 +252,8 @@ cmd_retry(app *a, int argc, char **argv)
     }
     if (all == (n > 0)) {
         free(ids);
-        return usage_error(c, "%s", all ? "use --all or ids, not both" : "name trigger log ids, or --all");
+        return usage_error(c, "%s",
+                           all ? "use --all or ids, not both" : "name trigger log ids, or --all");
     }
     err_t e;
     err_clear(&e);
@@ -272,8 +276,7 @@ set_mapping_flags(app *a, mapping *m, flag_change what, err_t *e)
 {
     cat_cols cols = {0};
     switch (what) {
-    case FLAG_PAUSE:
-        return cat_set_paused(a->pg, a->cfg.schema, m->object, true, e);
+    case FLAG_PAUSE: return cat_set_paused(a->pg, a->cfg.schema, m->object, true, e);
     case FLAG_RESUME:
         cat_cols_resume(&cols);
         return fsm_fire(a->pg, a->cfg.schema, m, EV_RESUME, &cols, e);
@@ -296,7 +299,8 @@ set_flags(app *a, const char *object, flag_change what, err_t *e)
         if (cat_load_any(a->pg, a->cfg.schema, object, &m, &n, e) != 0)
             return -1;
         rc = n ? set_mapping_flags(a, m, what, e)
-               : err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)", object);
+               : err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)",
+                         object);
         mapping_free_all(m, n);
     } else {
         rc = cat_set_conn_paused(a->pg, a->cfg.schema, what == FLAG_PAUSE, e);
@@ -312,7 +316,8 @@ flag_command(app *a, int argc, char **argv, const char *name, bool need_object, 
 {
     const command *c = find_command(commands, name);
     if (argc > 2 || (need_object && argc != 2))
-        return usage_error(c, "%s", need_object ? "name one mapped object" : "name at most one object");
+        return usage_error(c, "%s",
+                           need_object ? "name one mapped object" : "name at most one object");
     if (argc == 2 && argv[1][0] == '-')
         return usage_error(c, "unknown option '%s'", argv[1]);
     err_t e;
@@ -345,8 +350,22 @@ cmd_resume(app *a, int argc, char **argv)
 /* ---- mapping subcommands ------------------------------------------------------------ */
 
 enum {
-    OPT_FIELDS = 1, OPT_ALL, OPT_ACCESS, OPT_POLL, OPT_UPSERT, OPT_NO_UPSERT, OPT_INDEX, OPT_TOMB, OPT_NO_TOMB,
-    OPT_ACCEL, OPT_NO_ACCEL, OPT_ADD, OPT_REMOVE, OPT_READ_WRITE, OPT_READ_ONLY, OPT_MAXDAILY,
+    OPT_FIELDS = 1,
+    OPT_ALL,
+    OPT_ACCESS,
+    OPT_POLL,
+    OPT_UPSERT,
+    OPT_NO_UPSERT,
+    OPT_INDEX,
+    OPT_TOMB,
+    OPT_NO_TOMB,
+    OPT_ACCEL,
+    OPT_NO_ACCEL,
+    OPT_ADD,
+    OPT_REMOVE,
+    OPT_READ_WRITE,
+    OPT_READ_ONLY,
+    OPT_MAXDAILY,
 };
 
 static int
@@ -376,8 +395,8 @@ parse_map_opts(const command *c, int argc, char **argv, bool edit, map_opts *o, 
     int ch;
     long v;
     while ((ch = getopt_long(argc, argv, ":", add_opts, NULL)) != -1) {
-        bool edit_only = ch == OPT_ADD || ch == OPT_REMOVE || ch == OPT_NO_UPSERT || ch == OPT_NO_TOMB ||
-                         ch == OPT_NO_ACCEL;
+        bool edit_only = ch == OPT_ADD || ch == OPT_REMOVE || ch == OPT_NO_UPSERT ||
+                         ch == OPT_NO_TOMB || ch == OPT_NO_ACCEL;
         bool add_only = ch == OPT_FIELDS || ch == OPT_ALL;
         if ((edit_only && !edit) || (add_only && edit))
             return usage_error(c, "option '%s' does not apply here", argv[optind - 1]);
@@ -418,7 +437,9 @@ parse_map_opts(const command *c, int argc, char **argv, bool edit, map_opts *o, 
         }
     }
     if (optind != argc - 1)
-        return usage_error(c, "%s", optind >= argc ? "name the Salesforce object" : "name exactly one object");
+        return usage_error(c, "%s",
+                           optind >= argc ? "name the Salesforce object"
+                                          : "name exactly one object");
     if (o->all_fields && o->nfields)
         return usage_error(c, "use --fields or --all-fields, not both", NULL);
     *object = argv[optind];
@@ -447,7 +468,8 @@ map_cmd_add_edit(app *a, int argc, char **argv, bool edit)
         if ((edit ? map_edit : map_add)(a, object, &o, &e) != 0)
             rc = fail(&e);
         else
-            printf("%s: mapping %s\n", object, edit ? "updated" : "added; the daemon (or sfbridge load) loads it");
+            printf("%s: mapping %s\n", object,
+                   edit ? "updated" : "added; the daemon (or sfbridge load) loads it");
     }
     free_map_opts(&o);
     return rc;
@@ -469,7 +491,8 @@ static int
 map_cmd_list(app *a, int argc, char **argv)
 {
     if (argc > 1)
-        return usage_error(find_command(mapping_commands, "list"), "unknown argument '%s'", argv[1]);
+        return usage_error(find_command(mapping_commands, "list"), "unknown argument '%s'",
+                           argv[1]);
     err_t e;
     err_clear(&e);
     return map_list(a, stdout, &e) == 0 ? 0 : fail(&e);
@@ -567,52 +590,68 @@ map_cmd_import(app *a, int argc, char **argv)
     err_clear(&e);
     int rc = map_import(a, doc, &e) == 0 ? 0 : fail(&e);
     if (rc == 0)
-        printf("imported %zu mappings from %s\n", json_array_size(json_object_get(doc, "mappings")), argv[1]);
+        printf("imported %zu mappings from %s\n", json_array_size(json_object_get(doc, "mappings")),
+               argv[1]);
     json_decref(doc);
     return rc;
 }
 
 static const command mapping_commands[] = {
     {"add", map_cmd_add,
-     "mapping add OBJECT [--fields F1,F2,... | --all-fields] [--access read_only|read_write] [--poll SECONDS]\n"
-     "                   [--upsert-field FIELD] [--index FIELD[:unique]]... [--tombstones] [--accelerated]\n"
+     "mapping add OBJECT [--fields F1,F2,... | --all-fields] [--access read_only|read_write] "
+     "[--poll SECONDS]\n"
+     "                   [--upsert-field FIELD] [--index FIELD[:unique]]... [--tombstones] "
+     "[--accelerated]\n"
      "                   [--max-daily-api-calls N]",
-     "Map a Salesforce object to the table <schema>.<object in lowercase>, created as Heroku Connect does.\n"
-     "Without --fields every field sfbridge can sync is mapped. Id, SystemModstamp, IsDeleted, CreatedDate and\n"
-     "Name are always mapped. Checked against Salesforce first: unknown objects and fields are refused by name.\n\n"
-     "  --fields F1,F2       the fields to map (API names; a compound field stands for its components)\n"
+     "Map a Salesforce object to the table <schema>.<object in lowercase>, created as Heroku "
+     "Connect does.\n"
+     "Without --fields every field sfbridge can sync is mapped. Id, SystemModstamp, IsDeleted, "
+     "CreatedDate and\n"
+     "Name are always mapped. Checked against Salesforce first: unknown objects and fields are "
+     "refused by name.\n\n"
+     "  --fields F1,F2       the fields to map (API names; a compound field stands for its "
+     "components)\n"
      "  --all-fields         every field (the default)\n"
      "  --access A           read_only (default) or read_write (also --read-only, --read-write)\n"
      "  --poll SECONDS       polling interval, 1 to 86400 (default 600)\n"
      "  --upsert-field F     the unique identifier: an External ID field\n"
-     "  --index F[:unique]   an index on a mapped field (hc_idx_<table>_<column>, hcu_idx_ when unique)\n"
+     "  --index F[:unique]   an index on a mapped field (hc_idx_<table>_<column>, hcu_idx_ when "
+     "unique)\n"
      "  --tombstones         keep deleted records as rows with isdeleted = true\n"
      "  --accelerated        accelerated sync (sf_notify_enabled)\n"
      "  --max-daily-api-calls N  API calls this mapping may use per day (default 30000)\n"},
     {"edit", map_cmd_edit,
-     "mapping edit OBJECT [--add-fields F,...] [--remove-fields F,...] [--poll SECONDS] [--access A]\n"
-     "                    [--upsert-field F | --no-upsert-field] [--index F[:unique]]... [--[no-]tombstones]\n"
+     "mapping edit OBJECT [--add-fields F,...] [--remove-fields F,...] [--poll SECONDS] [--access "
+     "A]\n"
+     "                    [--upsert-field F | --no-upsert-field] [--index F[:unique]]... "
+     "[--[no-]tombstones]\n"
      "                    [--[no-]accelerated] [--max-daily-api-calls N]",
-     "Change a mapping. Added fields become new columns at once and are backfilled from Salesforce by the\n"
+     "Change a mapping. Added fields become new columns at once and are backfilled from Salesforce "
+     "by the\n"
      "daemon without blocking readers; removed fields drop their columns.\n\n"
      "  --add-fields F,...      map more fields (new columns, backfilled)\n"
      "  --remove-fields F,...   stop mapping fields (their columns are dropped)\n"
      "  --poll SECONDS          polling interval, 1 to 86400\n"
      "  --access A              read_only or read_write (also --read-only, --read-write)\n"
-     "  --upsert-field F        the unique identifier (an External ID field); --no-upsert-field clears it\n"
+     "  --upsert-field F        the unique identifier (an External ID field); --no-upsert-field "
+     "clears it\n"
      "  --index F[:unique]      add an index on a mapped field\n"
-     "  --tombstones            keep deleted records as isdeleted = true; --no-tombstones removes them\n"
+     "  --tombstones            keep deleted records as isdeleted = true; --no-tombstones removes "
+     "them\n"
      "  --accelerated           accelerated sync on; --no-accelerated off\n"
      "  --max-daily-api-calls N API calls this mapping may use per day\n"},
     {"list", map_cmd_list, "mapping list", "List the mappings.\n"},
-    {"show", map_cmd_show, "mapping show OBJECT [--json]", "Show one mapping: configuration, fields, state.\n"},
+    {"show", map_cmd_show, "mapping show OBJECT [--json]",
+     "Show one mapping: configuration, fields, state.\n"},
     {"remove", map_cmd_remove, "mapping remove OBJECT [--drop-table]",
      "Stop syncing an object. The table and its data stay unless --drop-table is given.\n"},
     {"export", map_cmd_export, "mapping export [--out FILE]",
      "Write every mapping as Heroku Connect export JSON (to stdout, or FILE).\n"},
     {"import", map_cmd_import, "mapping import FILE",
-     "Create or update mappings from a Heroku Connect export JSON file. The whole file is checked against\n"
-     "Salesforce first; if anything is wrong nothing changes. Existing mappings gain the file's fields and\n"
+     "Create or update mappings from a Heroku Connect export JSON file. The whole file is checked "
+     "against\n"
+     "Salesforce first; if anything is wrong nothing changes. Existing mappings gain the file's "
+     "fields and\n"
      "settings (fields are never removed by an import).\n"},
     {NULL, NULL, NULL, NULL},
 };
@@ -629,7 +668,8 @@ mapping_usage(FILE *to)
 static int
 cmd_mapping(app *a, int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         mapping_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
@@ -650,28 +690,37 @@ static const command commands[] = {
     {"init", cmd_init, "init",
      "Create the schema and sfbridge's state tables, log in to Salesforce and record the org.\n"},
     {"run", cmd_run, "run [--once]",
-     "The daemon: loads new mappings, polls each at its interval, checks for drift, retries failures with\n"
-     "backoff. Stops cleanly on Ctrl-C or SIGTERM. --once does one pass (pending loads, then one poll of\n"
+     "The daemon: loads new mappings, polls each at its interval, checks for drift, retries "
+     "failures with\n"
+     "backoff. Stops cleanly on Ctrl-C or SIGTERM. --once does one pass (pending loads, then one "
+     "poll of\n"
      "every active mapping) and exits, 1 if anything failed.\n"},
     {"status", cmd_status, "status [--json] [--watch SECONDS]",
-     "Connection and mapping states, load progress (rows, rows/s, estimate), last and next polls, errors,\n"
+     "Connection and mapping states, load progress (rows, rows/s, estimate), last and next polls, "
+     "errors,\n"
      "API calls used today.\n"},
     {"load", cmd_load, "load [OBJECT ...]",
-     "Run pending initial loads, reloads and backfills now, in the foreground, with a progress bar.\n"},
-    {"poll", cmd_poll, "poll [OBJECT ...]", "Poll Salesforce for changes now, whatever the interval.\n"},
+     "Run pending initial loads, reloads and backfills now, in the foreground, with a progress "
+     "bar.\n"},
+    {"poll", cmd_poll, "poll [OBJECT ...]",
+     "Poll Salesforce for changes now, whatever the interval.\n"},
     {"drift", cmd_drift, "drift [OBJECT ...]",
      "Compare record ids and modstamps with Salesforce now and repair what differs.\n"},
     {"push", cmd_push, "push",
-     "Send the changes apps made in Postgres to Salesforce now, in the foreground (what the daemon's writer\n"
+     "Send the changes apps made in Postgres to Salesforce now, in the foreground (what the "
+     "daemon's writer\n"
      "does continuously). Exits 1 when some changes wait for a retry.\n"},
     {"retry", cmd_retry, "retry [--all | ID ...]",
-     "Requeue failed writes (trigger log ids, from _trigger_log or _trigger_log_archive) after the data was\n"
+     "Requeue failed writes (trigger log ids, from _trigger_log or _trigger_log_archive) after the "
+     "data was\n"
      "fixed; the writer sends them again.\n"},
     {"reload", cmd_reload, "reload OBJECT",
-     "Refill one mapping from Salesforce. Readers keep seeing the old rows until the new ones replace them\n"
+     "Refill one mapping from Salesforce. Readers keep seeing the old rows until the new ones "
+     "replace them\n"
      "in one transaction.\n"},
     {"pause", cmd_pause, "pause [OBJECT]", "Stop syncing one mapping, or the whole connection.\n"},
-    {"resume", cmd_resume, "resume [OBJECT]", "Resume a paused mapping or connection; also retries now a\n"
+    {"resume", cmd_resume, "resume [OBJECT]",
+     "Resume a paused mapping or connection; also retries now a\n"
      "mapping that stopped on an error.\n"},
     {"mapping", cmd_mapping, "mapping <add|edit|list|show|remove|export|import> ...",
      "Manage mappings (sfbridge mapping --help).\n"},
@@ -692,7 +741,8 @@ usage(FILE *to)
 {
     fputs("usage: sfbridge [--config FILE] [--schema NAME] [--log-level LEVEL] <command> [args]\n"
           "\n"
-          "Keeps a Postgres schema and a Salesforce org in sync, laid out as Heroku Connect lays it out.\n"
+          "Keeps a Postgres schema and a Salesforce org in sync, laid out as Heroku Connect lays "
+          "it out.\n"
           "\n"
           "commands:\n",
           to);
@@ -700,12 +750,14 @@ usage(FILE *to)
         fprintf(to, "  %s\n", c->usage);
     fputs("\n"
           "options:\n"
-          "  --config FILE      settings file (NAME = value lines; must not be readable by others)\n"
+          "  --config FILE      settings file (NAME = value lines; must not be readable by "
+          "others)\n"
           "  --schema NAME      schema of the mapped tables (default salesforce)\n"
           "  --log-level LEVEL  debug, info, warn or error\n"
           "  --version          print the version\n"
           "\n"
-          "Settings come from the environment (DATABASE_URL, SF_LOGIN_URL, SF_CLIENT_ID, SF_CLIENT_SECRET,\n"
+          "Settings come from the environment (DATABASE_URL, SF_LOGIN_URL, SF_CLIENT_ID, "
+          "SF_CLIENT_SECRET,\n"
           "SF_REFRESH_TOKEN or SF_USERNAME/SF_PASSWORD, ...); see docs/sfbridge.md.\n"
           "`sfbridge <command> --help` shows more.\n",
           to);
@@ -725,9 +777,10 @@ main(int argc, char **argv)
             printf("sfbridge %s\n", SFBRIDGE_VERSION);
             return 0;
         }
-        const char **slot = strcmp(argv[i], "--config") == 0 ? &config
-                            : strcmp(argv[i], "--schema") == 0 ? &schema
-                            : strcmp(argv[i], "--log-level") == 0 ? &level : NULL;
+        const char **slot = strcmp(argv[i], "--config") == 0      ? &config
+                            : strcmp(argv[i], "--schema") == 0    ? &schema
+                            : strcmp(argv[i], "--log-level") == 0 ? &level
+                                                                  : NULL;
         if (!slot) {
             fprintf(stderr, "sfbridge: unknown option '%s' (try --help)\n", argv[i]);
             return 2;
@@ -775,7 +828,8 @@ main(int argc, char **argv)
         cfg_set(&a.cfg, "SFBRIDGE_LOG_LEVEL", level);
     log_level lv;
     if (log_level_parse(a.cfg.log_level, &lv) != 0) {
-        fprintf(stderr, "sfbridge: unknown log level '%s' (debug, info, warn, error)\n", a.cfg.log_level);
+        fprintf(stderr, "sfbridge: unknown log level '%s' (debug, info, warn, error)\n",
+                a.cfg.log_level);
         cfg_free(&a.cfg);
         return 2;
     }

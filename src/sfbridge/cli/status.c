@@ -31,18 +31,23 @@ static const char status_sql[] =
     "   'watermark', watermark, 'last_poll_at', last_poll_at, 'next_poll_at', next_poll_at,"
     "   'last_drift_at', last_drift_at, 'rows_synced', rows_synced, 'repairs', repairs,"
     "   'errors', errors, 'last_error', last_error,"
-    "   'api_calls_today', CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
+    "   'api_calls_today', CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls "
+    "ELSE 0 END,"
     "   'sf_max_daily_api_calls', sf_max_daily_api_calls,"
-    "   'stream', CASE WHEN sf_notify_enabled THEN json_build_object('state', coalesce(stream_state, $5::text),"
-    "     'channel', stream_channel, 'replay_id', replay_id, 'last_event_at', last_event_at, 'events', stream_events,"
+    "   'stream', CASE WHEN sf_notify_enabled THEN json_build_object('state', "
+    "coalesce(stream_state, $5::text),"
+    "     'channel', stream_channel, 'replay_id', replay_id, 'last_event_at', last_event_at, "
+    "'events', stream_events,"
     "     'fallbacks', stream_fallbacks, 'lag_ms', stream_lag_ms, 'error', stream_error) END,"
     "   'load', CASE WHEN NOT loaded OR state = $4::text THEN json_build_object("
-    "     'done', load_done, 'total', load_total, 'via', CASE WHEN load_job IS NULL THEN 'rest' ELSE 'bulk' END,"
+    "     'done', load_done, 'total', load_total, 'via', CASE WHEN load_job IS NULL THEN 'rest' "
+    "ELSE 'bulk' END,"
     "     'started_at', load_started_at,"
     "     'rows_per_second', CASE WHEN load_started_at < now() THEN"
     "        round(load_done / extract(epoch FROM now() - load_started_at)) END,"
     "     'eta_seconds', CASE WHEN load_done > 0 AND load_total > load_done THEN"
-    "        round((load_total - load_done) * extract(epoch FROM now() - load_started_at) / load_done) END)"
+    "        round((load_total - load_done) * extract(epoch FROM now() - load_started_at) / "
+    "load_done) END)"
     "   END) ORDER BY object_name) FROM %1$s._sfbridge_mapping), '[]'::json))";
 
 static char *
@@ -107,7 +112,8 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
             jstr(c, "org_id", "(not connected)"), jstr(c, "api_version", "?"), a->cfg.schema);
     if (json_is_true(json_object_get(c, "daemon_alive")))
         fprintf(out, "daemon:     running (pid %lld on %s)\n",
-                (long long)json_integer_value(json_object_get(c, "daemon_pid")), jstr(c, "daemon_host", "?"));
+                (long long)json_integer_value(json_object_get(c, "daemon_pid")),
+                jstr(c, "daemon_host", "?"));
     else
         fprintf(out, "daemon:     not running (start it with: sfbridge run)\n");
     if (json_string_value(json_object_get(c, "last_error")))
@@ -117,9 +123,10 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
             (long long)json_integer_value(json_object_get(wr, "pending")),
             (long long)json_integer_value(json_object_get(wr, "retrying")),
             (long long)json_integer_value(json_object_get(wr, "failed")),
-            json_string_value(json_object_get(wr, "last_error")) ? "; last: " : "", jstr(wr, "last_error", ""));
-    fprintf(out, "\n%-24s %-20s %-10s %12s %9s %9s %8s  %s\n", "OBJECT", "STATE", "ACCESS", "ROWS SYNCED", "LAST POLL",
-            "NEXT POLL", "API/DAY", "DETAIL");
+            json_string_value(json_object_get(wr, "last_error")) ? "; last: " : "",
+            jstr(wr, "last_error", ""));
+    fprintf(out, "\n%-24s %-20s %-10s %12s %9s %9s %8s  %s\n", "OBJECT", "STATE", "ACCESS",
+            "ROWS SYNCED", "LAST POLL", "NEXT POLL", "API/DAY", "DETAIL");
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(j, "mappings"), i, m) {
@@ -134,24 +141,29 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
         } else if (json_is_object(ld)) {
             long long done = json_integer_value(json_object_get(ld, "done"));
             long long total = json_integer_value(json_object_get(ld, "total"));
-            json_t *rate = json_object_get(ld, "rows_per_second"), *eta = json_object_get(ld, "eta_seconds");
-            snprintf(detail, sizeof detail, "load %lld/%lld rows via %s, %.0f rows/s, ETA %s%.0f s", done, total,
-                     jstr(ld, "via", "?"), json_number_value(rate), json_is_number(eta) ? "" : "? ",
-                     json_number_value(eta));
+            json_t *rate = json_object_get(ld, "rows_per_second"),
+                   *eta = json_object_get(ld, "eta_seconds");
+            snprintf(detail, sizeof detail, "load %lld/%lld rows via %s, %.0f rows/s, ETA %s%.0f s",
+                     done, total, jstr(ld, "via", "?"), json_number_value(rate),
+                     json_is_number(eta) ? "" : "? ", json_number_value(eta));
         } else if (json_is_object(json_object_get(m, "stream"))) {
             json_t *st = json_object_get(m, "stream");
-            snprintf(detail, sizeof detail, "stream %s, %lld events, lag %lld ms, %lld fallbacks%s%s",
-                     jstr(st, "state", "?"), (long long)json_integer_value(json_object_get(st, "events")),
+            snprintf(detail, sizeof detail,
+                     "stream %s, %lld events, lag %lld ms, %lld fallbacks%s%s",
+                     jstr(st, "state", "?"),
+                     (long long)json_integer_value(json_object_get(st, "events")),
                      (long long)json_integer_value(json_object_get(st, "lag_ms")),
                      (long long)json_integer_value(json_object_get(st, "fallbacks")),
-                     json_string_value(json_object_get(st, "error")) ? "; " : "", jstr(st, "error", ""));
+                     json_string_value(json_object_get(st, "error")) ? "; " : "",
+                     jstr(st, "error", ""));
         } else if (json_string_value(json_object_get(m, "last_error"))) {
             snprintf(detail, sizeof detail, "%s", jstr(m, "last_error", ""));
         } else {
             snprintf(detail, sizeof detail, "watermark %s", jstr(m, "watermark", "-"));
         }
-        fprintf(out, "%-24s %-20s %-10s %12lld %9s %9s %8lld  %s\n", jstr(m, "object_name", "?"), jstr(m, "state", "?"),
-                jstr(m, "access", "?"), (long long)json_integer_value(json_object_get(m, "rows_synced")), last, next,
+        fprintf(out, "%-24s %-20s %-10s %12lld %9s %9s %8lld  %s\n", jstr(m, "object_name", "?"),
+                jstr(m, "state", "?"), jstr(m, "access", "?"),
+                (long long)json_integer_value(json_object_get(m, "rows_synced")), last, next,
                 (long long)json_integer_value(json_object_get(m, "api_calls_today")), detail);
     }
     if (json_array_size(json_object_get(j, "mappings")) == 0)
@@ -186,8 +198,9 @@ status_progress(void *ctx, const mapping *m, int64_t done, int64_t total)
     char eta[32] = "";
     if (rate > 0 && total > done)
         snprintf(eta, sizeof eta, "  ETA %.0f s", (double)(total - done) / rate);
-    fprintf(b->out, "%s%-20s [%s] %lld/%lld rows  %.0f rows/s%s%s", b->tty ? "\r" : "", m->object, bar,
-            (long long)done, (long long)(total < 0 ? 0 : total), rate, eta, b->tty ? "\033[K" : "\n");
+    fprintf(b->out, "%s%-20s [%s] %lld/%lld rows  %.0f rows/s%s%s", b->tty ? "\r" : "", m->object,
+            bar, (long long)done, (long long)(total < 0 ? 0 : total), rate, eta,
+            b->tty ? "\033[K" : "\n");
     fflush(b->out);
 }
 

@@ -14,15 +14,15 @@
 #include "catalog.h"
 #include "err.h"
 
-int  status_print(app *a, bool json, FILE *out, err_t *e) ERR_MUST_CHECK;
+int status_print(app *a, bool json, FILE *out, err_t *e) ERR_MUST_CHECK;
 
 typedef struct status_bar {
-    FILE   *out;
-    bool    tty;
+    FILE *out;
+    bool tty;
     int64_t started_ms;
     int64_t start_done;
     int64_t last_ms;
-    char    object[64];
+    char object[64];
 } status_bar;
 
 /* A sync_progress_fn: draws "Object [####....] rows/total  N rows/s  ETA". */

@@ -93,8 +93,8 @@ app_sf(app *a, err_t *e)
         PGconn *c = app_pg(a, e);
         if (!c)
             return NULL;
-        if (cat_set_org(c, a->cfg.schema, sfapi_org_id(a->sf), sfapi_instance_url(a->sf), a->cfg.api_version,
-                        e) != 0)
+        if (cat_set_org(c, a->cfg.schema, sfapi_org_id(a->sf), sfapi_instance_url(a->sf),
+                        a->cfg.api_version, e) != 0)
             return NULL;
         a->org_checked = true;
     }
@@ -108,13 +108,15 @@ app_lock(app *a, err_t *e)
     if (!c)
         return -1;
     const char *p[] = {a->cfg.schema};
-    PGresult *r = pg_query(c, e, "SELECT pg_try_advisory_lock(" LOCK_WORKER ", hashtext($1))", 1, p);
+    PGresult *r = pg_query(c, e, "SELECT pg_try_advisory_lock(" LOCK_WORKER ", hashtext($1))", 1,
+                           p);
     if (!r)
         return -1;
     bool got = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (!got)
-        return err_set(e, 409, "LOCKED", "another sfbridge process is syncing schema %s", a->cfg.schema);
+        return err_set(e, 409, "LOCKED", "another sfbridge process is syncing schema %s",
+                       a->cfg.schema);
     return 0;
 }
 

@@ -15,10 +15,10 @@
 #include "sfapi.h"
 
 typedef struct app {
-    cfg     cfg;
+    cfg cfg;
     PGconn *pg;
-    sfapi  *sf;
-    bool    org_checked;
+    sfapi *sf;
+    bool org_checked;
 } app;
 
 extern volatile sig_atomic_t app_stop; /* set by SIGINT/SIGTERM */
@@ -30,12 +30,13 @@ PGconn *app_pg_reconnect(app *a, err_t *e);
 /* A new Salesforce client from the settings (the one place that maps cfg to
  * sfapi_config). max_retries: in-call retries (-1 default, 0 none: the caller
  * decides what may be sent again); timeout_ms 0 = default; abort_flag may be NULL. */
-sfapi  *app_sfapi_new(const cfg *c, int max_retries, long timeout_ms, volatile sig_atomic_t *abort_flag);
+sfapi *app_sfapi_new(const cfg *c, int max_retries, long timeout_ms,
+                     volatile sig_atomic_t *abort_flag);
 /* The Salesforce client, logged in, org checked against the catalog. */
-sfapi  *app_sf(app *a, err_t *e);
+sfapi *app_sf(app *a, err_t *e);
 /* Take the schema's worker lock (one process syncs a schema at a time). */
-int     app_lock(app *a, err_t *e) ERR_MUST_CHECK;
-void    app_close(app *a);
-void    app_install_signals(void);
+int app_lock(app *a, err_t *e) ERR_MUST_CHECK;
+void app_close(app *a);
+void app_install_signals(void);
 
 #endif

@@ -26,29 +26,31 @@ typedef struct cfg {
     char *api_version;
     char *log_level;
     char *conflict_policy; /* last_writer_wins, salesforce_wins, postgres_wins */
-    long  bulk_threshold;  /* initial loads above this many records use Bulk 2.0 */
-    long  bulk_page;       /* rows per Bulk results page */
-    long  poll_overlap_ms; /* how far behind the watermark a poll starts */
-    long  drift_seconds;   /* drift check period; 0 = never */
-    long  backoff_cap_ms;  /* ceiling of the retry delay */
-    long  rest_batch;      /* records per REST query page */
-    long  archive_days;    /* days processed trigger-log entries are kept */
-    long  bulk_write_min;  /* upserts waiting for one mapping that go by Bulk API */
-    long  write_settle_ms; /* how long after sending an insert with a lost answer sfbridge looks for it */
-    long  write_gather_ms; /* how long the writer lets changes gather after being woken (0: none) */
-    long  stream_silence_ms; /* a streamed mapping with no event for this long gets a windowed poll */
+    long bulk_threshold;   /* initial loads above this many records use Bulk 2.0 */
+    long bulk_page;        /* rows per Bulk results page */
+    long poll_overlap_ms;  /* how far behind the watermark a poll starts */
+    long drift_seconds;    /* drift check period; 0 = never */
+    long backoff_cap_ms;   /* ceiling of the retry delay */
+    long rest_batch;       /* records per REST query page */
+    long archive_days;     /* days processed trigger-log entries are kept */
+    long bulk_write_min;   /* upserts waiting for one mapping that go by Bulk API */
+    long write_settle_ms;  /* how long after sending an insert with a lost answer sfbridge looks for
+                              it */
+    long write_gather_ms;  /* how long the writer lets changes gather after being woken (0: none) */
+    long
+        stream_silence_ms; /* a streamed mapping with no event for this long gets a windowed poll */
 } cfg;
 
 /* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the
  * environment. Errors name the file, line or variable at fault. */
-int  cfg_load(cfg *c, const char *path, err_t *e);
+int cfg_load(cfg *c, const char *path, err_t *e);
 void cfg_free(cfg *c);
 /* Parse "NAME = value" lines from f (path names it in errors). For cfg_load and the fuzzer. */
-int  cfg_parse(cfg *c, FILE *f, const char *path, err_t *e);
+int cfg_parse(cfg *c, FILE *f, const char *path, err_t *e);
 /* Replace one string setting (command-line flags). */
 void cfg_set(cfg *c, const char *name, const char *value);
 /* Check that what a command needs is present: the database, Salesforce. */
-int  cfg_require_db(const cfg *c, err_t *e);
-int  cfg_require_sf(const cfg *c, err_t *e);
+int cfg_require_db(const cfg *c, err_t *e);
+int cfg_require_sf(const cfg *c, err_t *e);
 
 #endif

@@ -21,16 +21,16 @@
 
 /* One run of the loop: what its steps share. */
 typedef struct daemon_run {
-    app                *a;
-    daemon_mode         mode;
-    const char *const  *objects; /* limit to these (nobj = 0: all) */
-    size_t              nobj;
-    sync_progress_fn    progress;
-    void               *progress_ctx;
-    long                drift_ms;
-    int                 failures; /* actions that failed (foreground modes fail with the last) */
-    writer             *w;
-    stream             *st;
+    app *a;
+    daemon_mode mode;
+    const char *const *objects; /* limit to these (nobj = 0: all) */
+    size_t nobj;
+    sync_progress_fn progress;
+    void *progress_ctx;
+    long drift_ms;
+    int failures; /* actions that failed (foreground modes fail with the last) */
+    writer *w;
+    stream *st;
 } daemon_run;
 
 static bool
@@ -80,13 +80,17 @@ record_api_use(app *a, const mapping *m, uint64_t calls)
 static void
 on_failure(app *a, mapping *m, fsm_action act, err_class cls, const err_t *e)
 {
-    map_event ev = cls == ERR_AUTH ? EV_FAIL_AUTH : cls == ERR_TRANSIENT ? EV_FAIL_TRANSIENT : EV_FAIL_PERMANENT;
-    long delay = cls == ERR_TRANSIENT ? retry_delay_ms(&retry_presets[RETRY_POLL], m->errors + 1, a->cfg.backoff_cap_ms)
+    map_event ev = cls == ERR_AUTH        ? EV_FAIL_AUTH
+                   : cls == ERR_TRANSIENT ? EV_FAIL_TRANSIENT
+                                          : EV_FAIL_PERMANENT;
+    long delay = cls == ERR_TRANSIENT ? retry_delay_ms(&retry_presets[RETRY_POLL], m->errors + 1,
+                                                       a->cfg.backoff_cap_ms)
                                       : 10 * a->cfg.backoff_cap_ms;
     char msg[ERR_MSG_MAX + ERR_CODE_MAX + 4];
     snprintf(msg, sizeof msg, "%s: %s", e->code, e->msg);
-    log_msg(cls == ERR_TRANSIENT ? LOG_WARN : LOG_ERROR, "%s: %s failed (%s), next attempt in %.1f s", m->object,
-            fsm_action_name(act), msg, (double)delay / 1000.0);
+    log_msg(cls == ERR_TRANSIENT ? LOG_WARN : LOG_ERROR,
+            "%s: %s failed (%s), next attempt in %.1f s", m->object, fsm_action_name(act), msg,
+            (double)delay / 1000.0);
     cat_cols cols = {0};
     cat_cols_failure(&cols, msg, delay);
     err_t we;
@@ -105,7 +109,8 @@ on_failure(app *a, mapping *m, fsm_action act, err_class cls, const err_t *e)
 static int
 budget_spent(app *a, mapping *m, err_t *e)
 {
-    log_warn("%s: the daily API budget (%ld calls) is used up; polling again tomorrow", m->object, m->max_daily);
+    log_warn("%s: the daily API budget (%ld calls) is used up; polling again tomorrow", m->object,
+             m->max_daily);
     cat_cols cols = {0};
     cat_cols_budget_spent(&cols);
     return fsm_fire(a->pg, a->cfg.schema, m, EV_BUDGET_SPENT, &cols, e);
@@ -117,12 +122,9 @@ run_sync(sync_ctx *x, mapping *m, fsm_action act, err_t *e)
     int64_t n = 0;
     int rc = 0;
     switch (act) {
-    case ACT_LOAD:
-        return sync_load(x, m, e);
-    case ACT_RELOAD:
-        return sync_reload(x, m, e);
-    case ACT_BACKFILL:
-        return sync_backfill(x, m, e);
+    case ACT_LOAD: return sync_load(x, m, e);
+    case ACT_RELOAD: return sync_reload(x, m, e);
+    case ACT_BACKFILL: return sync_backfill(x, m, e);
     case ACT_POLL:
         rc = sync_poll(x, m, &n, e);
         if (rc == 0 && n)
@@ -135,8 +137,7 @@ run_sync(sync_ctx *x, mapping *m, fsm_action act, err_t *e)
             rc = -1;
         }
         return rc;
-    case ACT_NONE:
-        break;
+    case ACT_NONE: break;
     }
     return 0;
 }
@@ -260,14 +261,16 @@ daemon_start(daemon_run *r, err_t *e)
             return -1;
         mapping_free_all(one, n1);
         if (!n1)
-            return err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)", r->objects[i]);
+            return err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)",
+                           r->objects[i]);
     }
     if (r->mode != DAEMON_RUN)
         return 0;
     /* Tables made by older versions get the current capture triggers; writes
      * a dead process left in flight are marked as of unknown outcome before
      * anything is pulled. */
-    if (cap_install_all(a->pg, a->cfg.schema, e) != 0 || writer_recover(a->pg, a->cfg.schema, e) != 0)
+    if (cap_install_all(a->pg, a->cfg.schema, e) != 0 ||
+        writer_recover(a->pg, a->cfg.schema, e) != 0)
         return -1;
     r->w = writer_new(&a->cfg, &app_stop);
     if (writer_start(r->w) != 0) {
@@ -295,8 +298,8 @@ mark_bad(daemon_run *r, mapping *m, err_t *e)
     }
     if (m->state == MS_BAD_CONFIG && m->last_error && strcmp(m->last_error, m->bad) == 0)
         return;
-    log_error("%s: %s; this mapping stops until it is fixed (sfbridge mapping remove, then add)", m->object,
-              m->bad);
+    log_error("%s: %s; this mapping stops until it is fixed (sfbridge mapping remove, then add)",
+              m->object, m->bad);
     cat_cols cols = {0};
     cat_cols_bad_row(&cols, m->bad);
     err_t be;
@@ -310,8 +313,13 @@ static bool
 run_mappings(daemon_run *r, mapping **ms, size_t *n, int64_t *next, err_t *e)
 {
     app *a = r->a;
-    sync_ctx x = {.pg = a->pg, .sf = a->sf, .cfg = &a->cfg, .schema = a->cfg.schema, .stop = &app_stop,
-                  .progress = r->progress, .progress_ctx = r->progress_ctx};
+    sync_ctx x = {.pg = a->pg,
+                  .sf = a->sf,
+                  .cfg = &a->cfg,
+                  .schema = a->cfg.schema,
+                  .stop = &app_stop,
+                  .progress = r->progress,
+                  .progress_ctx = r->progress_ctx};
     bool worked = false;
     for (size_t i = 0; i < *n && !app_stop; i++) {
         mapping *m = &(*ms)[i];
@@ -429,7 +437,8 @@ daemon_stop(daemon_run *r, int rc, err_t *e)
     char why[ERR_MSG_MAX + ERR_CODE_MAX + 4];
     snprintf(why, sizeof why, "%s: %s", e->code, e->msg);
     err_t ce;
-    if (pg_ok && r->mode == DAEMON_RUN && cat_heartbeat_clear(a->pg, a->cfg.schema, fatal ? why : NULL, &ce) != 0)
+    if (pg_ok && r->mode == DAEMON_RUN &&
+        cat_heartbeat_clear(a->pg, a->cfg.schema, fatal ? why : NULL, &ce) != 0)
         log_warn("heartbeat not cleared (status may say running for 30 s): %s", ce.msg);
     if (r->mode == DAEMON_RUN) {
         if (fatal)
@@ -443,11 +452,16 @@ daemon_stop(daemon_run *r, int rc, err_t *e)
 }
 
 int
-daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj, sync_progress_fn progress,
-            void *progress_ctx, err_t *e)
+daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj,
+            sync_progress_fn progress, void *progress_ctx, err_t *e)
 {
-    daemon_run r = {.a = a, .mode = mode, .objects = objects, .nobj = nobj, .progress = progress,
-                    .progress_ctx = progress_ctx, .drift_ms = a->cfg.drift_seconds * 1000};
+    daemon_run r = {.a = a,
+                    .mode = mode,
+                    .objects = objects,
+                    .nobj = nobj,
+                    .progress = progress,
+                    .progress_ctx = progress_ctx,
+                    .drift_ms = a->cfg.drift_seconds * 1000};
     int rc = daemon_start(&r, e);
     while (rc == 0 && !app_stop) {
         int p = daemon_pass(&r, e);

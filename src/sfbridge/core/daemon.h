@@ -26,7 +26,7 @@
 #include "sync.h"
 
 /* objects: limit to these mappings (n = 0: all). progress: optional bar. */
-int daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t n, sync_progress_fn progress,
-                void *progress_ctx, err_t *e) ERR_MUST_CHECK;
+int daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t n,
+                sync_progress_fn progress, void *progress_ctx, err_t *e) ERR_MUST_CHECK;
 
 #endif

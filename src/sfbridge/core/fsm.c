@@ -46,32 +46,44 @@ static const char *const event_names[EV_COUNT] = {
 };
 
 static const char *const conn_names[CS_COUNT] = {
-    [CS_IDLE] = "IDLE",       [CS_POLLING] = "POLLING", [CS_BUSY] = "BUSY",
-    [CS_NEED_AUTHENTICATION] = "NEED_AUTHENTICATION", [CS_PAUSED] = "PAUSED", [CS_OFFLINE] = "OFFLINE",
+    [CS_IDLE] = "IDLE",     [CS_POLLING] = "POLLING",
+    [CS_BUSY] = "BUSY",     [CS_NEED_AUTHENTICATION] = "NEED_AUTHENTICATION",
+    [CS_PAUSED] = "PAUSED", [CS_OFFLINE] = "OFFLINE",
 };
 
 static const char *const stream_names[SS_COUNT] = {
-    [SS_CONNECTED] = "CONNECTED", [SS_CONNECTING] = "CONNECTING", [SS_FALLBACK] = "FALLBACK",
-    [SS_FAILED] = "FAILED",       [SS_OFF] = "OFF",
+    [SS_CONNECTED] = "CONNECTED",
+    [SS_CONNECTING] = "CONNECTING",
+    [SS_FALLBACK] = "FALLBACK",
+    [SS_FAILED] = "FAILED",
+    [SS_OFF] = "OFF",
 };
 
 /* Every stored state but RELOAD_TABLE: what a failure moves. */
-#define FROM_ACTIVE(ev, to)                                                                          \
-    {MS_INITIAL, ev, W_ANY, to}, {MS_LOADING, ev, W_ANY, to}, {MS_RESYNC, ev, W_ANY, to},            \
-        {MS_DATA_SYNCED, ev, W_ANY, to}, {MS_POLLING_SF_CHANGES, ev, W_ANY, to},                     \
-        {MS_DRIFT_CHECK, ev, W_ANY, to}, {MS_RETRYING, ev, W_ANY, to}, {MS_BAD_CONFIG, ev, W_ANY, to}, \
-        {MS_NEED_AUTHENTICATION, ev, W_ANY, to}
+#define FROM_ACTIVE(ev, to)                                                               \
+    {MS_INITIAL, ev, W_ANY, to}, {MS_LOADING, ev, W_ANY, to}, {MS_RESYNC, ev, W_ANY, to}, \
+        {MS_DATA_SYNCED, ev, W_ANY, to}, {MS_POLLING_SF_CHANGES, ev, W_ANY, to},          \
+        {MS_DRIFT_CHECK, ev, W_ANY, to}, {MS_RETRYING, ev, W_ANY, to},                    \
+        {MS_BAD_CONFIG, ev, W_ANY, to},                                                   \
+    {                                                                                     \
+        MS_NEED_AUTHENTICATION, ev, W_ANY, to                                             \
+    }
 
 /* A loaded mapping between actions, or after a failure: where an action starts. */
-#define FROM_LOADED_IDLE(ev, to)                                                                     \
-    {MS_DATA_SYNCED, ev, W_LOADED, to}, {MS_POLLING_SF_CHANGES, ev, W_LOADED, to},                   \
-        {MS_DRIFT_CHECK, ev, W_LOADED, to}, {MS_RESYNC, ev, W_LOADED, to},                           \
-        {MS_RETRYING, ev, W_LOADED, to}, {MS_BAD_CONFIG, ev, W_LOADED, to},                          \
-        {MS_NEED_AUTHENTICATION, ev, W_LOADED, to}
+#define FROM_LOADED_IDLE(ev, to)                                                   \
+    {MS_DATA_SYNCED, ev, W_LOADED, to}, {MS_POLLING_SF_CHANGES, ev, W_LOADED, to}, \
+        {MS_DRIFT_CHECK, ev, W_LOADED, to}, {MS_RESYNC, ev, W_LOADED, to},         \
+        {MS_RETRYING, ev, W_LOADED, to}, {MS_BAD_CONFIG, ev, W_LOADED, to},        \
+    {                                                                              \
+        MS_NEED_AUTHENTICATION, ev, W_LOADED, to                                   \
+    }
 
 /* The failure states, which the initial load resumes from. */
-#define FROM_FAILED(ev, to)                                                                          \
-    {MS_RETRYING, ev, W_ANY, to}, {MS_BAD_CONFIG, ev, W_ANY, to}, {MS_NEED_AUTHENTICATION, ev, W_ANY, to}
+#define FROM_FAILED(ev, to)                                       \
+    {MS_RETRYING, ev, W_ANY, to}, {MS_BAD_CONFIG, ev, W_ANY, to}, \
+    {                                                             \
+        MS_NEED_AUTHENTICATION, ev, W_ANY, to                     \
+    }
 
 const fsm_transition fsm_table[] = {
     {MS_INITIAL, EV_TAKEOVER, W_ANY, MS_RELOAD_TABLE},
@@ -184,20 +196,22 @@ fsm_next(map_state from, map_event ev, bool loaded)
 void
 fsm_case_sql(sb *out, map_event ev)
 {
-    static const char *const guard_sql[] = {[W_ANY] = "", [W_LOADED] = " AND loaded", [W_UNLOADED] = " AND NOT loaded"};
+    static const char *const guard_sql[] =
+        {[W_ANY] = "", [W_LOADED] = " AND loaded", [W_UNLOADED] = " AND NOT loaded"};
     sb_puts(out, "CASE");
     for (size_t i = 0; i < fsm_table_len; i++) {
         const fsm_transition *t = &fsm_table[i];
         if (t->event == ev)
-            sb_printf(out, " WHEN state = '%s'%s THEN '%s'", state_names[t->from], guard_sql[t->when],
-                      state_names[t->to]);
+            sb_printf(out, " WHEN state = '%s'%s THEN '%s'", state_names[t->from],
+                      guard_sql[t->when], state_names[t->to]);
     }
     sb_puts(out, " ELSE state END");
 }
 
 /* ---- decide ------------------------------------------------------------------ */
 
-static const char *const action_names[] = {"none", "initial load", "reload", "backfill", "poll", "drift check"};
+static const char *const action_names[] = {"none",     "initial load", "reload",
+                                           "backfill", "poll",         "drift check"};
 
 const char *
 fsm_action_name(fsm_action act)
@@ -233,13 +247,10 @@ fsm_decide(const mapping *m, daemon_mode mode, int64_t now, long drift_ms)
     if (m->resync)
         return ACT_BACKFILL;
     switch (mode) {
-    case DAEMON_LOAD:
-        return ACT_NONE;
-    case DAEMON_DRIFT:
-        return ACT_DRIFT;
+    case DAEMON_LOAD: return ACT_NONE;
+    case DAEMON_DRIFT: return ACT_DRIFT;
     case DAEMON_ONCE:
-    case DAEMON_POLL:
-        return ACT_POLL;
+    case DAEMON_POLL: return ACT_POLL;
     case DAEMON_RUN:
         if (due)
             return ACT_POLL;

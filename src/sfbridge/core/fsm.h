@@ -47,9 +47,9 @@ typedef enum map_state {
 } map_state;
 
 typedef enum map_event {
-    EV_TAKEOVER,       /* mapping add took over a Heroku Connect table */
-    EV_LOAD_START,     /* initial load begins (TRUNCATE, position recorded) */
-    EV_LOAD_RESTART,   /* the load position was lost: start over */
+    EV_TAKEOVER,     /* mapping add took over a Heroku Connect table */
+    EV_LOAD_START,   /* initial load begins (TRUNCATE, position recorded) */
+    EV_LOAD_RESTART, /* the load position was lost: start over */
     EV_LOAD_DONE,
     EV_RELOAD_REQUEST, /* sfbridge reload */
     EV_RELOAD_DONE,
@@ -59,14 +59,14 @@ typedef enum map_event {
     EV_BACKFILL_DONE,
     EV_POLL_START,
     EV_POLL_DONE,
-    EV_BUDGET_SPENT,   /* the daily API budget is used up */
+    EV_BUDGET_SPENT, /* the daily API budget is used up */
     EV_DRIFT_START,
     EV_DRIFT_DONE,
     EV_FAIL_TRANSIENT,
     EV_FAIL_AUTH,
     EV_FAIL_PERMANENT,
-    EV_BAD_ROW,        /* the catalog row itself is unusable */
-    EV_RESUME,         /* sfbridge resume: clear a failure state */
+    EV_BAD_ROW, /* the catalog row itself is unusable */
+    EV_RESUME,  /* sfbridge resume: clear a failure state */
     EV_COUNT
 } map_event;
 
@@ -81,7 +81,7 @@ typedef struct fsm_transition {
 } fsm_transition;
 
 extern const fsm_transition fsm_table[];
-extern const size_t         fsm_table_len;
+extern const size_t fsm_table_len;
 
 typedef enum conn_state {
     CS_IDLE,
@@ -107,11 +107,11 @@ const char *fsm_event_name(map_event ev);
 const char *fsm_conn_name(conn_state s);
 const char *fsm_stream_name(stream_state s);
 /* The state named s; -1 when unknown. */
-int         fsm_state_parse(const char *s);
+int fsm_state_parse(const char *s);
 
 /* The state `ev` moves a mapping in `from` to; -1 when the table has no such
  * transition (refused). */
-int  fsm_next(map_state from, map_event ev, bool loaded);
+int fsm_next(map_state from, map_event ev, bool loaded);
 /* Append the SQL expression of the new state for ev: a CASE on the column
  * `state` (and `loaded`) that keeps the state when ev does not apply. */
 void fsm_case_sql(sb *out, map_event ev);
@@ -125,15 +125,22 @@ typedef enum {
     DAEMON_DRIFT, /* one drift check now */
 } daemon_mode;
 
-typedef enum fsm_action { ACT_NONE, ACT_LOAD, ACT_RELOAD, ACT_BACKFILL, ACT_POLL, ACT_DRIFT } fsm_action;
+typedef enum fsm_action {
+    ACT_NONE,
+    ACT_LOAD,
+    ACT_RELOAD,
+    ACT_BACKFILL,
+    ACT_POLL,
+    ACT_DRIFT
+} fsm_action;
 
 const char *fsm_action_name(fsm_action act);
 /* The event that marks the start of act (a state the mapping shows while it
  * runs); EV_COUNT when the action sets its state itself (load, reload). */
-map_event   fsm_action_event(fsm_action act);
+map_event fsm_action_event(fsm_action act);
 /* What a mapping needs next. Structural work (load, reload, backfill) comes
  * before polls; after a failure nothing runs before its retry time. */
-fsm_action  fsm_decide(const struct mapping *m, daemon_mode mode, int64_t now_ms, long drift_ms);
+fsm_action fsm_decide(const struct mapping *m, daemon_mode mode, int64_t now_ms, long drift_ms);
 
 /* Change m's state by ev (the one place that does): the UPDATE sets the state
  * from the table together with cols (other columns of the same change; may be

@@ -32,8 +32,8 @@ describe(app *a, const char *object, json_t **d, err_t *e)
     if (sfapi_describe(sf, object, d, e) == 0)
         return 0;
     if (strcmp(e->code, "NOT_FOUND") == 0 || strcmp(e->code, "INVALID_TYPE") == 0)
-        err_set(e, 404, "INVALID_TYPE", "unknown Salesforce object '%s' (or the integration user cannot read it)",
-                object);
+        err_set(e, 404, "INVALID_TYPE",
+                "unknown Salesforce object '%s' (or the integration user cannot read it)", object);
     return -1;
 }
 
@@ -56,7 +56,8 @@ apply_indexes(mapping *m, const char *const *idx, size_t n, err_t *e)
         char *colon = strchr(name, ':');
         if (colon) {
             if (strcmp(colon + 1, "unique") != 0)
-                return err_set(e, 400, "BAD_USAGE", "index '%s': write FIELD or FIELD:unique", idx[i]);
+                return err_set(e, 400, "BAD_USAGE", "index '%s': write FIELD or FIELD:unique",
+                               idx[i]);
             *colon = '\0';
             unique = true;
         }
@@ -121,9 +122,12 @@ create_mapping(app *a, mapping *m, err_t *e)
         sb q = SB_INIT;
         pg_qname(&q, a->cfg.schema, m->table);
         const char *p[] = {sb_str(&q)};
-        PGresult *r = pg_query(a->pg, e,
-                               "SELECT count(*) FROM pg_attribute WHERE attrelid = $1::regclass AND NOT attisdropped"
-                               " AND attname IN ('id', 'sfid', 'systemmodstamp', '_hc_lastop', '_hc_err')", 1, p);
+        PGresult *r =
+            pg_query(a->pg, e,
+                     "SELECT count(*) FROM pg_attribute WHERE attrelid = $1::regclass AND NOT "
+                     "attisdropped"
+                     " AND attname IN ('id', 'sfid', 'systemmodstamp', '_hc_lastop', '_hc_err')",
+                     1, p);
         sb_free(&q);
         if (!r)
             return -1;
@@ -131,7 +135,8 @@ create_mapping(app *a, mapping *m, err_t *e)
         PQclear(r);
         if (!hc)
             return err_set(e, 409, "TABLE_EXISTS",
-                           "table %s.%s already exists and is not a Heroku Connect table; sfbridge only syncs "
+                           "table %s.%s already exists and is not a Heroku Connect table; sfbridge "
+                           "only syncs "
                            "tables it created or Heroku Connect created (drop or rename it)",
                            a->cfg.schema, m->table);
         json_t *all = json_array();
@@ -151,7 +156,8 @@ create_mapping(app *a, mapping *m, err_t *e)
             cat_cols_takeover(&cols);
             rc = fsm_fire(a->pg, a->cfg.schema, m, EV_TAKEOVER, &cols, e);
             m->loaded = true;
-            log_info("%s: taking over the Heroku Connect table %s.%s; its rows are reconciled in place",
+            log_info("%s: taking over the Heroku Connect table %s.%s; its rows are reconciled in "
+                     "place",
                      m->object, a->cfg.schema, m->table);
         }
         return rc;
@@ -239,8 +245,8 @@ map_add(app *a, const char *object, const map_opts *o, err_t *e)
 
 typedef struct edit_plan {
     mapping *m;
-    json_t  *added;   /* field names to add as columns */
-    json_t  *dropped; /* columns to drop */
+    json_t *added;   /* field names to add as columns */
+    json_t *dropped; /* columns to drop */
 } edit_plan;
 
 static int
@@ -284,9 +290,11 @@ remove_field(mapping *m, const char *name, json_t *dropped, err_t *e)
 {
     for (size_t i = 0; i < sizeof fixed_fields / sizeof fixed_fields[0]; i++)
         if (util_streq_ci(name, fixed_fields[i]))
-            return err_set(e, 400, "INVALID_FIELD", "%s is always mapped and cannot be removed", fixed_fields[i]);
+            return err_set(e, 400, "INVALID_FIELD", "%s is always mapped and cannot be removed",
+                           fixed_fields[i]);
     if (m->upsert_field && util_streq_ci(name, m->upsert_field))
-        return err_set(e, 400, "INVALID_FIELD", "%s is the unique identifier; change that first", name);
+        return err_set(e, 400, "INVALID_FIELD", "%s is the unique identifier; change that first",
+                       name);
     for (size_t i = 0; i < m->nfields; i++) {
         if (!util_streq_ci(m->fields[i].name, name))
             continue;
@@ -309,7 +317,8 @@ plan_edit(app *a, mapping *m, const map_opts *o, edit_plan *p, err_t *e)
         return -1;
     int rc = 0;
     if (o->nadd)
-        rc = ddl_add_fields(d, o->add_fields, o->nadd, m, &p->added, &(ddl_parents){describe_parent, a}, e);
+        rc = ddl_add_fields(d, o->add_fields, o->nadd, m, &p->added,
+                            &(ddl_parents){describe_parent, a}, e);
     for (size_t i = 0; rc == 0 && i < o->nremove; i++)
         rc = remove_field(m, o->remove_fields[i], p->dropped, e);
     if (rc == 0 && o->upsert_field) {
@@ -350,7 +359,8 @@ load_one(app *a, const char *object, mapping **m, err_t *e)
     if (n == 0) {
         free(*m);
         *m = NULL;
-        return err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)", object);
+        return err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)",
+                       object);
     }
     return 0;
 }
@@ -373,7 +383,8 @@ drop_topic(app *a, const mapping *m, bool forget)
     sfapi *sf = app_sf(a, &e);
     if (!sf || stream_drop_pushtopic(sf, a->cfg.api_version, m, &e) < 0) {
         log_warn("%s: could not delete its PushTopic (%s); delete the PushTopic named sfb_%.21s in "
-                 "Salesforce", m->object, e.msg, m->table);
+                 "Salesforce",
+                 m->object, e.msg, m->table);
         return;
     }
     if (forget && cat_stream_forget(a->pg, a->cfg.schema, m->object, &e) != 0)
@@ -387,7 +398,8 @@ map_edit(app *a, const char *object, const map_opts *o, err_t *e)
     if (load_one(a, object, &m, e) != 0)
         return -1;
     if (m->bad) {
-        err_set(e, 409, "BAD_CATALOG", "%s: %s; remove the mapping and add it again", m->object, m->bad);
+        err_set(e, 409, "BAD_CATALOG", "%s: %s; remove the mapping and add it again", m->object,
+                m->bad);
         mapping_free_all(m, 1);
         return -1;
     }
@@ -462,12 +474,12 @@ map_list(app *a, FILE *out, err_t *e)
     size_t n = 0;
     if (!app_pg(a, e) || cat_load_any(a->pg, a->cfg.schema, NULL, &ms, &n, e) != 0)
         return -1;
-    fprintf(out, "%-28s %-28s %-10s %7s %6s  %s\n", "OBJECT", "TABLE", "ACCESS", "POLL(s)", "FIELDS", "STATE");
+    fprintf(out, "%-28s %-28s %-10s %7s %6s  %s\n", "OBJECT", "TABLE", "ACCESS", "POLL(s)",
+            "FIELDS", "STATE");
     for (size_t i = 0; i < n; i++)
         fprintf(out, "%-28s %-28s %-10s %7d %6zu  %s%s\n", ms[i].object, ms[i].table,
                 ms[i].read_write ? "read_write" : "read_only", ms[i].poll_seconds, ms[i].nfields,
-                fsm_state_name(ms[i].state),
-                ms[i].paused ? " (paused)" : "");
+                fsm_state_name(ms[i].state), ms[i].paused ? " (paused)" : "");
     if (n == 0)
         fprintf(out, "(no mappings: add one with sfbridge mapping add OBJECT)\n");
     mapping_free_all(ms, n);
@@ -482,9 +494,11 @@ mapping_json(const mapping *m)
         json_object_set_new(fields, m->fields[i].name, json_object());
     json_t *idx = json_pack("{s:{s:b},s:{s:b}}", "Id", "unique", 1, "SystemModstamp", "unique", 0);
     json_object_update(idx, m->indexes);
-    json_t *config = json_pack("{s:s,s:b,s:i,s:I,s:o,s:o}", "access", m->read_write ? "read_write" : "read_only",
-                               "sf_notify_enabled", m->notify, "sf_polling_seconds", m->poll_seconds,
-                               "sf_max_daily_api_calls", (json_int_t)m->max_daily, "fields", fields, "indexes", idx);
+    json_t *config = json_pack("{s:s,s:b,s:i,s:I,s:o,s:o}", "access",
+                               m->read_write ? "read_write" : "read_only", "sf_notify_enabled",
+                               m->notify, "sf_polling_seconds", m->poll_seconds,
+                               "sf_max_daily_api_calls", (json_int_t)m->max_daily, "fields", fields,
+                               "indexes", idx);
     if (m->upsert_field)
         json_object_set_new(config, "upsert_field", json_string(m->upsert_field));
     if (m->applied_at)
@@ -509,19 +523,21 @@ map_show(app *a, const char *object, bool as_json, FILE *out, err_t *e)
         free(s);
         json_decref(j);
     } else {
-        fprintf(out, "object:        %s\ntable:         %s.%s\naccess:        %s\npolling:       %d s%s\n"
-                     "unique id:     %s\ntombstones:    %s\nstate:         %s%s\nwatermark:     %s\n",
-                m->object, a->cfg.schema, m->table, m->read_write ? "read_write" : "read_only", m->poll_seconds,
-                m->notify ? " (accelerated)" : "", m->upsert_field ? m->upsert_field : "(none)",
+        fprintf(out,
+                "object:        %s\ntable:         %s.%s\naccess:        %s\npolling:       %d "
+                "s%s\n"
+                "unique id:     %s\ntombstones:    %s\nstate:         %s%s\nwatermark:     %s\n",
+                m->object, a->cfg.schema, m->table, m->read_write ? "read_write" : "read_only",
+                m->poll_seconds, m->notify ? " (accelerated)" : "",
+                m->upsert_field ? m->upsert_field : "(none)",
                 m->tombstones ? "kept (isdeleted = true)" : "removed", fsm_state_name(m->state),
-                m->paused ? " (paused)" : "",
-                m->watermark ? m->watermark : "(none yet)");
+                m->paused ? " (paused)" : "", m->watermark ? m->watermark : "(none yet)");
         if (m->last_error)
             fprintf(out, "last error:    %s\n", m->last_error);
         fprintf(out, "fields:\n");
         for (size_t i = 0; i < m->nfields; i++)
-            fprintf(out, "  %-32s %-32s %-16s %s\n", m->fields[i].name, m->fields[i].column, m->fields[i].sftype,
-                    m->fields[i].pgtype);
+            fprintf(out, "  %-32s %-32s %-16s %s\n", m->fields[i].name, m->fields[i].column,
+                    m->fields[i].sftype, m->fields[i].pgtype);
     }
     mapping_free_all(m, 1);
     return 0;
@@ -545,11 +561,12 @@ map_export_json(app *a, err_t *e)
     util_fmt_datetime_z(util_now_ms(), now);
     char name[160];
     snprintf(name, sizeof name, "sfbridge:DATABASE_URL:%s", a->cfg.schema);
-    json_t *conn = json_pack("{s:s,s:s?,s:s,s:s,s:s,s:b,s:{s:b,s:b,s:b,s:b,s:b}}", "app_name", "sfbridge",
-                             "organization_id", org, "exported_at", now, "name", name, "api_version",
-                             ver ? ver : a->cfg.api_version, "logplex_log_enabled", 0, "features",
-                             "disable_bulk_writes", 0, "poll_db_no_merge", 1, "poll_external_ids", 0,
-                             "rest_count_only", 0, "ucs_basic_collation_index", 0);
+    json_t *conn = json_pack("{s:s,s:s?,s:s,s:s,s:s,s:b,s:{s:b,s:b,s:b,s:b,s:b}}", "app_name",
+                             "sfbridge", "organization_id", org, "exported_at", now, "name", name,
+                             "api_version", ver ? ver : a->cfg.api_version, "logplex_log_enabled",
+                             0, "features", "disable_bulk_writes", 0, "poll_db_no_merge", 1,
+                             "poll_external_ids", 0, "rest_count_only", 0,
+                             "ucs_basic_collation_index", 0);
     json_t *maps = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(maps, mapping_json(&ms[i]));
@@ -576,21 +593,29 @@ map_import_check(json_t *doc, err_t *e)
         const char *obj = json_string_value(json_object_get(mp, "object_name"));
         json_t *c = json_object_get(mp, "config");
         if (!obj || !*obj || strlen(obj) > 255)
-            return err_set(e, 400, "BAD_IMPORT", "mappings[%zu].object_name must be a Salesforce object name", i);
+            return err_set(e, 400, "BAD_IMPORT",
+                           "mappings[%zu].object_name must be a Salesforce object name", i);
         if (!json_is_object(c))
-            return err_set(e, 400, "BAD_IMPORT", "mappings[%zu] (%s): config must be an object", i, obj);
+            return err_set(e, 400, "BAD_IMPORT", "mappings[%zu] (%s): config must be an object", i,
+                           obj);
         const char *acc = json_string_value(json_object_get(c, "access"));
         if (acc && strcmp(acc, "read_only") != 0 && strcmp(acc, "read_write") != 0)
-            return err_set(e, 400, "BAD_IMPORT", "%s: access must be read_only or read_write, not '%s'", obj, acc);
+            return err_set(e, 400, "BAD_IMPORT",
+                           "%s: access must be read_only or read_write, not '%s'", obj, acc);
         json_t *ps = json_object_get(c, "sf_polling_seconds");
-        if (ps && (!json_is_integer(ps) || json_integer_value(ps) < 1 || json_integer_value(ps) > 86400))
-            return err_set(e, 400, "BAD_IMPORT", "%s: sf_polling_seconds must be a whole number from 1 to 86400", obj);
+        if (ps &&
+            (!json_is_integer(ps) || json_integer_value(ps) < 1 || json_integer_value(ps) > 86400))
+            return err_set(e, 400, "BAD_IMPORT",
+                           "%s: sf_polling_seconds must be a whole number from 1 to 86400", obj);
         json_t *md = json_object_get(c, "sf_max_daily_api_calls");
-        if (md && (!json_is_integer(md) || json_integer_value(md) < 1 || json_integer_value(md) > 100000000))
-            return err_set(e, 400, "BAD_IMPORT", "%s: sf_max_daily_api_calls must be a positive whole number", obj);
+        if (md && (!json_is_integer(md) || json_integer_value(md) < 1 ||
+                   json_integer_value(md) > 100000000))
+            return err_set(e, 400, "BAD_IMPORT",
+                           "%s: sf_max_daily_api_calls must be a positive whole number", obj);
         json_t *f = json_object_get(c, "fields");
         if (!json_is_object(f) || json_object_size(f) == 0 || json_object_size(f) > 1000)
-            return err_set(e, 400, "BAD_IMPORT", "%s: fields must be an object naming the mapped fields", obj);
+            return err_set(e, 400, "BAD_IMPORT",
+                           "%s: fields must be an object naming the mapped fields", obj);
         json_t *ix = json_object_get(c, "indexes");
         if (ix && !json_is_object(ix))
             return err_set(e, 400, "BAD_IMPORT", "%s: indexes must be an object", obj);
@@ -599,20 +624,21 @@ map_import_check(json_t *doc, err_t *e)
             return err_set(e, 400, "BAD_IMPORT", "%s: upsert_field must be a field name", obj);
         json_t *nt = json_object_get(c, "sf_notify_enabled");
         if (nt && !json_is_boolean(nt))
-            return err_set(e, 400, "BAD_IMPORT", "%s: sf_notify_enabled must be true or false", obj);
+            return err_set(e, 400, "BAD_IMPORT", "%s: sf_notify_enabled must be true or false",
+                           obj);
     }
     return 0;
 }
 
 typedef struct import_item {
-    mapping   m;
-    bool      exists;
+    mapping m;
+    bool exists;
     edit_plan edit;
 } import_item;
 
 typedef struct import_plan {
     import_item *items;
-    size_t       n;
+    size_t n;
 } import_plan;
 
 static int
@@ -620,7 +646,8 @@ tx_import(app *a, void *ctx, err_t *e)
 {
     import_plan *p = ctx;
     for (size_t i = 0; i < p->n; i++) {
-        int rc = p->items[i].exists ? tx_edit(a, &p->items[i].edit, e) : create_mapping(a, &p->items[i].m, e);
+        int rc = p->items[i].exists ? tx_edit(a, &p->items[i].edit, e)
+                                    : create_mapping(a, &p->items[i].m, e);
         if (rc != 0)
             return -1;
     }
@@ -637,7 +664,8 @@ entry_opts(json_t *c, map_opts *o, const char ***names, const char ***idx)
     *idx = xcalloc(json_object_size(ix) + 1, sizeof **idx);
     const char *k;
     json_t *v;
-    json_object_foreach(f, k, v) (*names)[o->nfields++] = k;
+    json_object_foreach(f, k, v)
+        (*names)[o->nfields++] = k;
     json_object_foreach(ix, k, v) {
         if (util_streq_ci(k, "Id") || util_streq_ci(k, "SystemModstamp"))
             continue;

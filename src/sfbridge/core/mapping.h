@@ -16,25 +16,28 @@
 #include "err.h"
 
 typedef struct map_opts {
-    const char **fields;        /* add: fields to map */
-    size_t       nfields;
-    bool         all_fields;
-    const char **add_fields;    /* edit */
-    size_t       nadd;
+    const char **fields; /* add: fields to map */
+    size_t nfields;
+    bool all_fields;
+    const char **add_fields; /* edit */
+    size_t nadd;
     const char **remove_fields; /* edit */
-    size_t       nremove;
-    const char **indexes;       /* "Field" or "Field:unique" */
-    size_t       nindexes;
-    int          access;        /* -1 unchanged, 0 read_only, 1 read_write */
-    int          poll_seconds;  /* 0 unchanged */
-    long         max_daily;     /* 0 unchanged */
-    const char  *upsert_field;
-    bool         no_upsert_field;
-    int          tombstones;    /* -1 unchanged */
-    int          notify;        /* -1 unchanged */
+    size_t nremove;
+    const char **indexes; /* "Field" or "Field:unique" */
+    size_t nindexes;
+    int access;       /* -1 unchanged, 0 read_only, 1 read_write */
+    int poll_seconds; /* 0 unchanged */
+    long max_daily;   /* 0 unchanged */
+    const char *upsert_field;
+    bool no_upsert_field;
+    int tombstones; /* -1 unchanged */
+    int notify;     /* -1 unchanged */
 } map_opts;
 
-#define MAP_OPTS_INIT {.access = -1, .tombstones = -1, .notify = -1}
+#define MAP_OPTS_INIT                                \
+    {                                                \
+        .access = -1, .tombstones = -1, .notify = -1 \
+    }
 
 int map_add(app *a, const char *object, const map_opts *o, err_t *e) ERR_MUST_CHECK;
 int map_edit(app *a, const char *object, const map_opts *o, err_t *e) ERR_MUST_CHECK;

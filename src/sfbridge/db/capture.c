@@ -21,13 +21,16 @@ static const char *const log_ddl[] = {
     "$f$ SELECT current_setting('xmlbinary')::varchar $f$",
     "CREATE TABLE IF NOT EXISTS %1$s._sfbridge_conflicts ("
     " id bigserial PRIMARY KEY, table_name varchar(128) NOT NULL, sfid varchar(18) NOT NULL,"
-    " detected_at timestamptz NOT NULL DEFAULT now(), sf_systemmodstamp timestamp, pg_changed_at timestamptz,"
+    " detected_at timestamptz NOT NULL DEFAULT now(), sf_systemmodstamp timestamp, pg_changed_at "
+    "timestamptz,"
     " winner varchar(16) NOT NULL, policy varchar(32) NOT NULL, sf_values jsonb, pg_values jsonb,"
     " UNIQUE (table_name, sfid, sf_systemmodstamp))",
-    "CREATE OR REPLACE FUNCTION %1$s.hc_truncate_refused() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
+    "CREATE OR REPLACE FUNCTION %1$s.hc_truncate_refused() RETURNS trigger LANGUAGE plpgsql AS "
+    "$f$\n"
     "BEGIN\n"
     "  RAISE EXCEPTION 'TRUNCATE of %% is not sent to Salesforce', TG_TABLE_NAME\n"
-    "    USING HINT = 'delete the rows instead (each delete reaches Salesforce), or SET xmlbinary = ''hex'' to empty only Postgres';\n"
+    "    USING HINT = 'delete the rows instead (each delete reaches Salesforce), or SET xmlbinary "
+    "= ''hex'' to empty only Postgres';\n"
     "END $f$",
 };
 
@@ -117,7 +120,8 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     ddl_pin_path_begin(out);
     sb_printf(out,
               "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER\n"
-              "  SET search_path FROM CURRENT SET datestyle = 'ISO, YMD' SET extra_float_digits = 1 AS $hc$\n"
+              "  SET search_path FROM CURRENT SET datestyle = 'ISO, YMD' SET extra_float_digits = "
+              "1 AS $hc$\n"
               "DECLARE\n"
               "  trigger_row %s._trigger_log;\n"
               "  excluded_cols text[] = ARRAY['_hc_lastop', '_hc_err'];\n"
@@ -137,7 +141,8 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "    trigger_row.old = hstore(OLD.*) - excluded_cols;\n"
               "    IF (OLD.sfid IS NOT NULL) THEN\n"
               "      trigger_row.sfid = OLD.sfid;\n"
-              "    ELSIF NOT EXISTS (SELECT 1 FROM %s._trigger_log l WHERE l.table_name = TG_TABLE_NAME::text\n"
+              "    ELSIF NOT EXISTS (SELECT 1 FROM %s._trigger_log l WHERE l.table_name = "
+              "TG_TABLE_NAME::text\n"
               "                      AND l.record_id = OLD.id AND l.state IN ('%s', '%s')) THEN\n"
               "      trigger_row.state = '%s';\n"
               "    END IF;\n"
@@ -147,7 +152,8 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "  ELSE\n"
               "    trigger_row.record_id = NEW.id;\n"
               "    trigger_row.old = hstore(OLD.*) - excluded_cols;\n"
-              "    trigger_row.values = (hstore(NEW.*) - hstore(trigger_row.old)) - excluded_cols;\n"
+              "    trigger_row.values = (hstore(NEW.*) - hstore(trigger_row.old)) - "
+              "excluded_cols;\n"
               "    trigger_row.sfid = OLD.sfid;\n"
               "    IF (trigger_row.values = '') THEN\n"
               "      trigger_row.state = '%s';\n"
@@ -156,8 +162,8 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
               "  INSERT INTO %s._trigger_log VALUES (trigger_row.*);\n"
               "  RETURN NULL;\n"
               "END $hc$;\n",
-              sb_str(&fn), sb_str(&qs), sb_str(&seq), state, sb_str(&qs), tlog_state_name(TLOG_NEW), pending, ignore,
-              ignore, sb_str(&qs));
+              sb_str(&fn), sb_str(&qs), sb_str(&seq), state, sb_str(&qs), tlog_state_name(TLOG_NEW),
+              pending, ignore, ignore, sb_str(&qs));
     sb_free(&seq);
     ddl_pin_path_end(out);
     sb_printf(out, "REVOKE ALL ON FUNCTION %s() FROM PUBLIC;\n", sb_str(&fn));
@@ -167,8 +173,10 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     sb_sql_ident(out, trig);
     sb_printf(out, " ON %s;\nCREATE TRIGGER ", sb_str(&qt));
     sb_sql_ident(out, trig);
-    sb_printf(out, " AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW WHEN (%s.get_xmlbinary() = 'base64')"
-                   " EXECUTE FUNCTION %s();\n",
+    sb_printf(out,
+              " AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW WHEN (%s.get_xmlbinary() = "
+              "'base64')"
+              " EXECUTE FUNCTION %s();\n",
               sb_str(&qt), sb_str(&qs), sb_str(&fn));
     DDL_TRUNCATE_TRIGGER(trig, m->table);
     sb_puts(out, "DROP TRIGGER IF EXISTS ");
@@ -177,8 +185,9 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     if (m->read_write) {
         sb_puts(out, "CREATE TRIGGER ");
         sb_sql_ident(out, trig);
-        sb_printf(out, " BEFORE TRUNCATE ON %s FOR EACH STATEMENT WHEN (%s.get_xmlbinary() = 'base64')"
-                       " EXECUTE FUNCTION %s.hc_truncate_refused();\n",
+        sb_printf(out,
+                  " BEFORE TRUNCATE ON %s FOR EACH STATEMENT WHEN (%s.get_xmlbinary() = 'base64')"
+                  " EXECUTE FUNCTION %s.hc_truncate_refused();\n",
                   sb_str(&qt), sb_str(&qs), sb_str(&qs));
     }
     sb_free(&qs);

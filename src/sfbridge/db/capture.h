@@ -17,11 +17,11 @@
 #include "sb.h"
 
 /* Create hstore, get_xmlbinary() and the trigger log tables if missing. */
-int  cap_ensure(PGconn *c, const char *schema, err_t *e);
+int cap_ensure(PGconn *c, const char *schema, err_t *e);
 /* Statements (re)installing the logger and TRUNCATE guard of one mapping. */
 void cap_install_sql(sb *out, const char *schema, const mapping *m);
 /* Install on every mapping (idempotent; upgrades older tables). */
-int  cap_install_all(PGconn *c, const char *schema, err_t *e);
+int cap_install_all(PGconn *c, const char *schema, err_t *e);
 /* The channel the writer listens on: "<schema>.hc_trigger_log". */
 void cap_channel(sb *out, const char *schema);
 

@@ -24,11 +24,13 @@ static const char *const catalog_ddl[] = {
     " state varchar(32) NOT NULL DEFAULT 'IDLE', paused boolean NOT NULL DEFAULT false,"
     " last_error text, daemon_pid integer, daemon_host text, heartbeat_at timestamptz,"
     " catalog_version integer NOT NULL DEFAULT 1,"
-    " created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())",
+    " created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT "
+    "now())",
     "INSERT INTO %1$s._sfbridge_connection (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
     "CREATE TABLE IF NOT EXISTS %1$s._sfbridge_mapping ("
     " object_name varchar(255) PRIMARY KEY, table_name varchar(63) NOT NULL UNIQUE,"
-    " access varchar(10) NOT NULL DEFAULT 'read_only' CHECK (access IN ('read_only', 'read_write')),"
+    " access varchar(10) NOT NULL DEFAULT 'read_only' CHECK (access IN ('read_only', "
+    "'read_write')),"
     " sf_notify_enabled boolean NOT NULL DEFAULT false,"
     " sf_polling_seconds integer NOT NULL DEFAULT 600 CHECK (sf_polling_seconds >= 1),"
     " sf_max_daily_api_calls integer NOT NULL DEFAULT 30000,"
@@ -38,18 +40,23 @@ static const char *const catalog_ddl[] = {
     " watermark timestamp, loaded boolean NOT NULL DEFAULT false,"
     " load_job varchar(18), load_locator text, load_wm timestamp,"
     " load_done bigint NOT NULL DEFAULT 0, load_total bigint, load_started_at timestamptz,"
-    " resync_fields jsonb, last_poll_at timestamptz, next_poll_at timestamptz, last_drift_at timestamptz,"
+    " resync_fields jsonb, last_poll_at timestamptz, next_poll_at timestamptz, last_drift_at "
+    "timestamptz,"
     " rows_synced bigint NOT NULL DEFAULT 0, repairs bigint NOT NULL DEFAULT 0,"
     " errors integer NOT NULL DEFAULT 0, last_error text,"
     " api_day date, api_calls integer NOT NULL DEFAULT 0,"
-    " created_at timestamptz NOT NULL DEFAULT now(), applied_at timestamptz NOT NULL DEFAULT now())",
-    "CREATE TABLE IF NOT EXISTS %1$s._hcmeta (id serial PRIMARY KEY, hcver integer, org_id varchar(50), details text)",
+    " created_at timestamptz NOT NULL DEFAULT now(), applied_at timestamptz NOT NULL DEFAULT "
+    "now())",
+    "CREATE TABLE IF NOT EXISTS %1$s._hcmeta (id serial PRIMARY KEY, hcver integer, org_id "
+    "varchar(50), details text)",
     /* accelerated sync (streaming) */
     "ALTER TABLE %1$s._sfbridge_mapping ADD COLUMN IF NOT EXISTS replay_id bigint,"
-    " ADD COLUMN IF NOT EXISTS stream_state varchar(16), ADD COLUMN IF NOT EXISTS stream_channel text,"
+    " ADD COLUMN IF NOT EXISTS stream_state varchar(16), ADD COLUMN IF NOT EXISTS stream_channel "
+    "text,"
     " ADD COLUMN IF NOT EXISTS stream_events bigint NOT NULL DEFAULT 0,"
     " ADD COLUMN IF NOT EXISTS stream_fallbacks integer NOT NULL DEFAULT 0,"
-    " ADD COLUMN IF NOT EXISTS last_event_at timestamptz, ADD COLUMN IF NOT EXISTS stream_lag_ms integer,"
+    " ADD COLUMN IF NOT EXISTS last_event_at timestamptz, ADD COLUMN IF NOT EXISTS stream_lag_ms "
+    "integer,"
     " ADD COLUMN IF NOT EXISTS stream_error text",
 };
 
@@ -83,8 +90,10 @@ cat_ensure(PGconn *c, const char *schema, err_t *e)
     }
     if (rc == 0) {
         sb_clear(&sql);
-        sb_printf(&sql, "INSERT INTO %s._hcmeta (hcver, details) SELECT %d, 'sfbridge' "
-                        "WHERE NOT EXISTS (SELECT 1 FROM %s._hcmeta)", sb_str(&q), 10, sb_str(&q));
+        sb_printf(&sql,
+                  "INSERT INTO %s._hcmeta (hcver, details) SELECT %d, 'sfbridge' "
+                  "WHERE NOT EXISTS (SELECT 1 FROM %s._hcmeta)",
+                  sb_str(&q), 10, sb_str(&q));
         rc = pg_exec(c, e, sb_str(&sql));
     }
     rc = rc == 0 ? pg_exec(c, e, "COMMIT") : (pg_rollback_quietly(c), -1);
@@ -113,7 +122,8 @@ cat_run(PGconn *c, const char *schema, const char *tmpl, int n, const char *cons
 }
 
 PGresult *
-cat_query(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params, err_t *e)
+cat_query(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params,
+          err_t *e)
 {
     char *sql = cat_qsql(schema, tmpl);
     PGresult *r = pg_query(c, e, sql, n, params);
@@ -127,8 +137,9 @@ cat_fields_json(const mapping *m)
     json_t *a = json_array();
     for (size_t i = 0; i < m->nfields; i++) {
         const map_field *f = &m->fields[i];
-        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "name", f->name, "column", f->column, "type", f->sftype,
-                              "pg", f->pgtype, "c", f->createable, "u", f->updateable);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "name", f->name, "column", f->column,
+                              "type", f->sftype, "pg", f->pgtype, "c", f->createable, "u",
+                              f->updateable);
         if (f->ref_to)
             json_object_set_new(o, "to", json_string(f->ref_to));
         if (f->via)
@@ -152,20 +163,33 @@ cat_fields_parse(json_t *arr, mapping *m, err_t *e)
         const char *t = json_string_value(json_object_get(f, "type"));
         const char *pg = json_string_value(json_object_get(f, "pg"));
         if (!name || !col || !t || !pg)
-            return err_set(e, 500, "BAD_CATALOG", "mapping %s: field %zu is incomplete", m->object, i);
+            return err_set(e, 500, "BAD_CATALOG", "mapping %s: field %zu is incomplete", m->object,
+                           i);
         /* Catalogs written before the write flags existed: system fields are read-only. */
-        static const char *const sys[] = {"Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
-                                          "LastModifiedById", "SystemModstamp", "LastActivityDate",
-                                          "LastViewedDate", "LastReferencedDate"};
+        static const char *const sys[] = {"Id",
+                                          "IsDeleted",
+                                          "CreatedDate",
+                                          "CreatedById",
+                                          "LastModifiedDate",
+                                          "LastModifiedById",
+                                          "SystemModstamp",
+                                          "LastActivityDate",
+                                          "LastViewedDate",
+                                          "LastReferencedDate"};
         bool is_sys = false;
         for (size_t k = 0; k < sizeof sys / sizeof sys[0]; k++)
             is_sys = is_sys || util_streq_ci(name, sys[k]);
         json_t *cf = json_object_get(f, "c"), *uf = json_object_get(f, "u");
         const char *to = json_string_value(json_object_get(f, "to"));
         const char *via = json_string_value(json_object_get(f, "via"));
-        m->fields[i] = (map_field){xstrdup(name), xstrdup(col), xstrdup(t), xstrdup(pg),
-                                   cf ? json_is_true(cf) : !is_sys, uf ? json_is_true(uf) : !is_sys,
-                                   to ? xstrdup(to) : NULL, via ? xstrdup(via) : NULL};
+        m->fields[i] = (map_field){xstrdup(name),
+                                   xstrdup(col),
+                                   xstrdup(t),
+                                   xstrdup(pg),
+                                   cf ? json_is_true(cf) : !is_sys,
+                                   uf ? json_is_true(uf) : !is_sys,
+                                   to ? xstrdup(to) : NULL,
+                                   via ? xstrdup(via) : NULL};
     }
     return 0;
 }
@@ -252,18 +276,25 @@ cat_load_any(PGconn *c, const char *schema, const char *object, mapping **out, s
     *out = NULL;
     *n = 0;
     const char *p[] = {object};
-    PGresult *r = cat_query(c, schema,
-                     "SELECT object_name, table_name, access = 'read_write', sf_notify_enabled, tombstones,"
-                     " paused, loaded, sf_polling_seconds, sf_max_daily_api_calls, fields::text, indexes::text,"
-                     " resync_fields::text, upsert_field, state,"
-                     " to_char(watermark, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS'), load_job, load_locator,"
-                     " to_char(load_wm, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS'), load_done, coalesce(load_total, -1),"
-                     " errors, last_error, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-                     " CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
-                     " coalesce((extract(epoch FROM next_poll_at) * 1000)::bigint, 0),"
-                     " coalesce((extract(epoch FROM last_drift_at) * 1000)::bigint, 0)"
-                     " FROM %1$s._sfbridge_mapping WHERE $1::text IS NULL OR lower(object_name) = lower($1)"
-                     " ORDER BY object_name", 1, p, e);
+    PGresult *r =
+        cat_query(c, schema,
+                  "SELECT object_name, table_name, access = 'read_write', sf_notify_enabled, "
+                  "tombstones,"
+                  " paused, loaded, sf_polling_seconds, sf_max_daily_api_calls, fields::text, "
+                  "indexes::text,"
+                  " resync_fields::text, upsert_field, state,"
+                  " to_char(watermark, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS'), load_job, load_locator,"
+                  " to_char(load_wm, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS'), load_done, "
+                  "coalesce(load_total, -1),"
+                  " errors, last_error, to_char(applied_at AT TIME ZONE 'UTC', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+                  " CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
+                  " coalesce((extract(epoch FROM next_poll_at) * 1000)::bigint, 0),"
+                  " coalesce((extract(epoch FROM last_drift_at) * 1000)::bigint, 0)"
+                  " FROM %1$s._sfbridge_mapping WHERE $1::text IS NULL OR lower(object_name) = "
+                  "lower($1)"
+                  " ORDER BY object_name",
+                  1, p, e);
     if (!r)
         return -1;
     int rows = PQntuples(r);
@@ -307,13 +338,23 @@ cat_insert(PGconn *c, const char *schema, const mapping *m, err_t *e)
     char poll[16], maxd[24];
     snprintf(poll, sizeof poll, "%d", m->poll_seconds);
     snprintf(maxd, sizeof maxd, "%ld", m->max_daily);
-    const char *p[] = {m->object, m->table, m->read_write ? "read_write" : "read_only", bstr(m->notify),
-                       poll, maxd, fields, idx, m->upsert_field, bstr(m->tombstones)};
+    const char *p[] = {m->object,
+                       m->table,
+                       m->read_write ? "read_write" : "read_only",
+                       bstr(m->notify),
+                       poll,
+                       maxd,
+                       fields,
+                       idx,
+                       m->upsert_field,
+                       bstr(m->tombstones)};
     int rc = cat_run(c, schema,
-                   "INSERT INTO %1$s._sfbridge_mapping (object_name, table_name, access, sf_notify_enabled,"
-                   " sf_polling_seconds, sf_max_daily_api_calls, fields, indexes, upsert_field, tombstones)"
-                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                   10, p, e);
+                     "INSERT INTO %1$s._sfbridge_mapping (object_name, table_name, access, "
+                     "sf_notify_enabled,"
+                     " sf_polling_seconds, sf_max_daily_api_calls, fields, indexes, upsert_field, "
+                     "tombstones)"
+                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     10, p, e);
     json_decref(f);
     free(fields);
     free(idx);
@@ -330,14 +371,23 @@ cat_update_config(PGconn *c, const char *schema, const mapping *m, err_t *e)
     char poll[16], maxd[24];
     snprintf(poll, sizeof poll, "%d", m->poll_seconds);
     snprintf(maxd, sizeof maxd, "%ld", m->max_daily);
-    const char *p[] = {m->object, m->read_write ? "read_write" : "read_only", bstr(m->notify), poll, maxd,
-                       fields, idx, m->upsert_field, bstr(m->tombstones), resync};
-    int rc = cat_run(c, schema,
-                   "UPDATE %1$s._sfbridge_mapping SET access = $2, sf_notify_enabled = $3,"
-                   " sf_polling_seconds = $4, sf_max_daily_api_calls = $5, fields = $6, indexes = $7,"
-                   " upsert_field = $8, tombstones = $9, resync_fields = $10,"
-                   " applied_at = now() WHERE object_name = $1",
-                   10, p, e);
+    const char *p[] = {m->object,
+                       m->read_write ? "read_write" : "read_only",
+                       bstr(m->notify),
+                       poll,
+                       maxd,
+                       fields,
+                       idx,
+                       m->upsert_field,
+                       bstr(m->tombstones),
+                       resync};
+    int rc =
+        cat_run(c, schema,
+                "UPDATE %1$s._sfbridge_mapping SET access = $2, sf_notify_enabled = $3,"
+                " sf_polling_seconds = $4, sf_max_daily_api_calls = $5, fields = $6, indexes = $7,"
+                " upsert_field = $8, tombstones = $9, resync_fields = $10,"
+                " applied_at = now() WHERE object_name = $1",
+                10, p, e);
     json_decref(f);
     free(fields);
     free(idx);
@@ -356,8 +406,9 @@ int
 cat_set_paused(PGconn *c, const char *schema, const char *object, bool paused, err_t *e)
 {
     const char *p[] = {object, bstr(paused)};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET paused = $2::boolean WHERE object_name = $1", 2, p,
-                   e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET paused = $2::boolean WHERE object_name = $1",
+                   2, p, e);
 }
 
 void

@@ -23,7 +23,8 @@ cat_set_org(PGconn *c, const char *schema, const char *org_id, const char *insta
     if (have && *have && strncmp(have, org_id, 15) != 0) {
         err_set(e, 409, "ORG_MISMATCH",
                 "schema %s is connected to org %s, not %s; a connection cannot move to another org "
-                "(use a new schema)", schema, have, org_id);
+                "(use a new schema)",
+                schema, have, org_id);
         free(have);
         free(ver);
         return -1;
@@ -31,8 +32,10 @@ cat_set_org(PGconn *c, const char *schema, const char *org_id, const char *insta
     free(have);
     free(ver);
     const char *p[] = {org_id, instance_url, api_version};
-    if (cat_run(c, schema, "UPDATE %1$s._sfbridge_connection SET org_id = $1, instance_url = $2, "
-                           "api_version = $3, updated_at = now()", 3, p, e) != 0)
+    if (cat_run(c, schema,
+                "UPDATE %1$s._sfbridge_connection SET org_id = $1, instance_url = $2, "
+                "api_version = $3, updated_at = now()",
+                3, p, e) != 0)
         return -1;
     return cat_run(c, schema, "UPDATE %1$s._hcmeta SET org_id = $1", 1, p, e);
 }
@@ -40,7 +43,8 @@ cat_set_org(PGconn *c, const char *schema, const char *org_id, const char *insta
 int
 cat_get_org(PGconn *c, const char *schema, char **org_id, char **api_version, err_t *e)
 {
-    PGresult *r = cat_query(c, schema, "SELECT org_id, api_version FROM %1$s._sfbridge_connection", 0, NULL, e);
+    PGresult *r = cat_query(c, schema, "SELECT org_id, api_version FROM %1$s._sfbridge_connection",
+                            0, NULL, e);
     if (!r)
         return -1;
     *org_id = PQntuples(r) && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
@@ -54,8 +58,10 @@ int
 cat_set_conn_state(PGconn *c, const char *schema, conn_state state, const char *error, err_t *e)
 {
     const char *p[] = {fsm_conn_name(state), error};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_connection SET state = $1, last_error = $2, "
-                              "updated_at = now() WHERE state IS DISTINCT FROM $1 OR last_error IS DISTINCT FROM $2",
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_connection SET state = $1, last_error = $2, "
+                   "updated_at = now() WHERE state IS DISTINCT FROM $1 OR last_error IS DISTINCT "
+                   "FROM $2",
                    2, p, e);
 }
 
@@ -76,7 +82,9 @@ cat_set_conn_paused(PGconn *c, const char *schema, bool paused, err_t *e)
     if (paused)
         return cat_run(c, schema, "UPDATE %1$s._sfbridge_connection SET paused = true", 0, NULL, e);
     const char *p[] = {fsm_conn_name(CS_IDLE)};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_connection SET paused = false, state = $1, last_error = NULL",
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_connection SET paused = false, state = $1, last_error = "
+                   "NULL",
                    1, p, e);
 }
 
@@ -87,12 +95,17 @@ cat_heartbeat(PGconn *c, const char *schema, conn_state state, err_t *e)
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     /* A host name that does not fit is cut (and shown cut): nothing depends on it. */
     (void)gethostname(host, sizeof host - 1);
-    const char *p[] = {pid, host, fsm_conn_name(state), fsm_conn_name(CS_IDLE), fsm_conn_name(CS_NEED_AUTHENTICATION),
+    const char *p[] = {pid,
+                       host,
+                       fsm_conn_name(state),
+                       fsm_conn_name(CS_IDLE),
+                       fsm_conn_name(CS_NEED_AUTHENTICATION),
                        fsm_conn_name(CS_OFFLINE)};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_connection SET daemon_pid = $1::int, daemon_host = $2,"
-                              " heartbeat_at = now(),"
-                              " state = CASE WHEN state IN ($5::text, $6::text) AND $3::text = $4::text"
-                              " THEN state ELSE $3::text END",
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_connection SET daemon_pid = $1::int, daemon_host = $2,"
+                   " heartbeat_at = now(),"
+                   " state = CASE WHEN state IN ($5::text, $6::text) AND $3::text = $4::text"
+                   " THEN state ELSE $3::text END",
                    6, p, e);
 }
 
@@ -102,8 +115,9 @@ cat_heartbeat_clear(PGconn *c, const char *schema, const char *error, err_t *e)
     char pid[16];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     const char *p[] = {pid, error};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_connection SET heartbeat_at = NULL,"
-                              " last_error = coalesce($2, last_error) WHERE daemon_pid = $1::int",
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_connection SET heartbeat_at = NULL,"
+                   " last_error = coalesce($2, last_error) WHERE daemon_pid = $1::int",
                    2, p, e);
 }
 

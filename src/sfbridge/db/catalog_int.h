@@ -10,8 +10,10 @@
 #include "err.h"
 
 /* tmpl with %1$s replaced by the quoted schema (caller frees). */
-char     *cat_qsql(const char *schema, const char *tmpl);
-int       cat_run(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params, err_t *e);
-PGresult *cat_query(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params, err_t *e);
+char *cat_qsql(const char *schema, const char *tmpl);
+int cat_run(PGconn *c, const char *schema, const char *tmpl, int n, const char *const *params,
+            err_t *e);
+PGresult *cat_query(PGconn *c, const char *schema, const char *tmpl, int n,
+                    const char *const *params, err_t *e);
 
 #endif

@@ -61,8 +61,11 @@ cat_cols_load_started(cat_cols *c, int64_t total, const char *load_wm, const cha
 {
     char t[24];
     snprintf(t, sizeof t, "%lld", (long long)total);
-    col(c, "load_total = $N::bigint, load_wm = $N::timestamp, load_job = $N, load_locator = NULL, load_done = 0,"
-           " load_started_at = now(), last_error = NULL", 3, t, load_wm, job);
+    col(c,
+        "load_total = $N::bigint, load_wm = $N::timestamp, load_job = $N, load_locator = NULL, "
+        "load_done = 0,"
+        " load_started_at = now(), last_error = NULL",
+        3, t, load_wm, job);
 }
 
 void
@@ -77,14 +80,19 @@ col_polled(cat_cols *c, int poll_seconds)
 {
     char poll[16];
     snprintf(poll, sizeof poll, "%d", poll_seconds);
-    col(c, "last_poll_at = now(), next_poll_at = now() + make_interval(secs => $N::int), errors = 0,"
-           " last_error = NULL", 1, poll);
+    col(c,
+        "last_poll_at = now(), next_poll_at = now() + make_interval(secs => $N::int), errors = 0,"
+        " last_error = NULL",
+        1, poll);
 }
 
 void
 cat_cols_load_finished(cat_cols *c, int poll_seconds)
 {
-    col(c, "loaded = true, watermark = load_wm, load_job = NULL, load_locator = NULL, last_drift_at = now()", 0);
+    col(c,
+        "loaded = true, watermark = load_wm, load_job = NULL, load_locator = NULL, last_drift_at = "
+        "now()",
+        0);
     col_polled(c, poll_seconds);
 }
 
@@ -97,8 +105,10 @@ cat_cols_reload_request(cat_cols *c)
 void
 cat_cols_reload_finished(cat_cols *c, const char *maxstamp)
 {
-    col(c, "loaded = true, last_error = NULL, errors = 0, watermark = CASE WHEN watermark IS NULL"
-           " OR watermark < $N::timestamp THEN $N::timestamp ELSE watermark END", 2, maxstamp, maxstamp);
+    col(c,
+        "loaded = true, last_error = NULL, errors = 0, watermark = CASE WHEN watermark IS NULL"
+        " OR watermark < $N::timestamp THEN $N::timestamp ELSE watermark END",
+        2, maxstamp, maxstamp);
 }
 
 void
@@ -116,8 +126,11 @@ cat_cols_poll_finished(cat_cols *c, int poll_seconds)
 void
 cat_cols_budget_spent(cat_cols *c)
 {
-    col(c, "last_error = 'daily API budget used up',"
-           " next_poll_at = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '1 day'", 0);
+    col(c,
+        "last_error = 'daily API budget used up',"
+        " next_poll_at = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval "
+        "'1 day'",
+        0);
 }
 
 void
@@ -125,8 +138,10 @@ cat_cols_failure(cat_cols *c, const char *error, long retry_ms)
 {
     char dl[24];
     snprintf(dl, sizeof dl, "%ld", retry_ms);
-    col(c, "last_error = $N, errors = errors + 1,"
-           " next_poll_at = now() + make_interval(secs => $N::double precision / 1000)", 2, error, dl);
+    col(c,
+        "last_error = $N, errors = errors + 1,"
+        " next_poll_at = now() + make_interval(secs => $N::double precision / 1000)",
+        2, error, dl);
 }
 
 void
@@ -142,14 +157,16 @@ cat_cols_resume(cat_cols *c)
 }
 
 int
-cat_transition(PGconn *c, const char *schema, const char *object, const char *state_expr, cat_cols *cols,
-               map_state *before, map_state *after, err_t *e)
+cat_transition(PGconn *c, const char *schema, const char *object, const char *state_expr,
+               cat_cols *cols, map_state *before, map_state *after, err_t *e)
 {
     sb tmpl = SB_INIT;
     /* The row is locked first so *before is the state the CASE saw. */
-    sb_printf(&tmpl, "WITH o AS (SELECT state AS old_state FROM %%1$s._sfbridge_mapping WHERE object_name = $1"
-                     " FOR UPDATE) UPDATE %%1$s._sfbridge_mapping m SET state = %s%s FROM o"
-                     " WHERE m.object_name = $1 RETURNING o.old_state, m.state",
+    sb_printf(&tmpl,
+              "WITH o AS (SELECT state AS old_state FROM %%1$s._sfbridge_mapping WHERE object_name "
+              "= $1"
+              " FOR UPDATE) UPDATE %%1$s._sfbridge_mapping m SET state = %s%s FROM o"
+              " WHERE m.object_name = $1 RETURNING o.old_state, m.state",
               state_expr, cols ? sb_str(&cols->set) : "");
     const char *p[1 + sizeof cols->params / sizeof cols->params[0]] = {object};
     int n = 1;
@@ -174,22 +191,27 @@ cat_transition(PGconn *c, const char *schema, const char *object, const char *st
 /* ---- progress and counters ---------------------------------------------------------- */
 
 int
-cat_load_progress(PGconn *c, const char *schema, const char *object, const char *locator, int64_t rows, err_t *e)
+cat_load_progress(PGconn *c, const char *schema, const char *object, const char *locator,
+                  int64_t rows, err_t *e)
 {
     char done[24];
     snprintf(done, sizeof done, "%lld", (long long)rows);
     const char *p[] = {object, locator, done};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET load_locator = $2,"
-                              " load_done = load_done + $3::bigint, rows_synced = rows_synced + $3::bigint"
-                              " WHERE object_name = $1", 3, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET load_locator = $2,"
+                   " load_done = load_done + $3::bigint, rows_synced = rows_synced + $3::bigint"
+                   " WHERE object_name = $1",
+                   3, p, e);
 }
 
 int
 cat_poll_soon(PGconn *c, const char *schema, const char *object, err_t *e)
 {
     const char *p[] = {object};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET next_poll_at = now() + interval '1 second'"
-                              " WHERE object_name = $1", 1, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET next_poll_at = now() + interval '1 second'"
+                   " WHERE object_name = $1",
+                   1, p, e);
 }
 
 int
@@ -198,16 +220,20 @@ cat_drift_done(PGconn *c, const char *schema, const char *object, int64_t repair
     char n[24];
     snprintf(n, sizeof n, "%lld", (long long)repairs);
     const char *p[] = {object, n};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET repairs = repairs + $2::bigint,"
-                              " last_drift_at = now() WHERE object_name = $1", 2, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET repairs = repairs + $2::bigint,"
+                   " last_drift_at = now() WHERE object_name = $1",
+                   2, p, e);
 }
 
 int
 cat_watermark(PGconn *c, const char *schema, const char *object, char **wm, err_t *e)
 {
     const char *p[] = {object};
-    PGresult *r = cat_query(c, schema, "SELECT to_char(watermark, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
-                                       " FROM %1$s._sfbridge_mapping WHERE object_name = $1", 1, p, e);
+    PGresult *r = cat_query(c, schema,
+                            "SELECT to_char(watermark, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
+                            " FROM %1$s._sfbridge_mapping WHERE object_name = $1",
+                            1, p, e);
     if (!r)
         return -1;
     *wm = PQntuples(r) && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
@@ -222,9 +248,12 @@ cat_api_used(PGconn *c, const char *schema, const char *object, uint64_t calls, 
     snprintf(n, sizeof n, "%llu", (unsigned long long)calls);
     const char *p[] = {object, n};
     return cat_run(c, schema,
-                   "UPDATE %1$s._sfbridge_mapping SET api_calls = CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date"
-                   " THEN api_calls ELSE 0 END + $2::int, api_day = (now() AT TIME ZONE 'UTC')::date"
-                   " WHERE object_name = $1", 2, p, e);
+                   "UPDATE %1$s._sfbridge_mapping SET api_calls = CASE WHEN api_day = (now() AT "
+                   "TIME ZONE 'UTC')::date"
+                   " THEN api_calls ELSE 0 END + $2::int, api_day = (now() AT TIME ZONE "
+                   "'UTC')::date"
+                   " WHERE object_name = $1",
+                   2, p, e);
 }
 
 void
@@ -232,8 +261,10 @@ cat_sql_poll_page(sb *out, const char *schema, const char *max_expr, const char 
 {
     sb_puts(out, ", wm AS (UPDATE ");
     pg_qname(out, schema, "_sfbridge_mapping");
-    sb_printf(out, " SET watermark = greatest(watermark, %s), rows_synced = rows_synced + %s,"
-                   " last_poll_at = now() WHERE object_name = $2 RETURNING 1)", max_expr, count_expr);
+    sb_printf(out,
+              " SET watermark = greatest(watermark, %s), rows_synced = rows_synced + %s,"
+              " last_poll_at = now() WHERE object_name = $2 RETURNING 1)",
+              max_expr, count_expr);
 }
 
 void
@@ -241,65 +272,81 @@ cat_sql_load_page(sb *out, const char *schema, const char *count_expr)
 {
     sb_puts(out, ", wm AS (UPDATE ");
     pg_qname(out, schema, "_sfbridge_mapping");
-    sb_printf(out, " SET load_locator = $3, load_done = load_done + %s, rows_synced = rows_synced + %s"
-                   " WHERE object_name = $2 RETURNING 1)", count_expr, count_expr);
+    sb_printf(out,
+              " SET load_locator = $3, load_done = load_done + %s, rows_synced = rows_synced + %s"
+              " WHERE object_name = $2 RETURNING 1)",
+              count_expr, count_expr);
 }
 
 /* ---- streaming ------------------------------------------------------------------------ */
 
 int
-cat_stream_state(PGconn *c, const char *schema, const char *object, stream_state st, const char *error, err_t *e)
+cat_stream_state(PGconn *c, const char *schema, const char *object, stream_state st,
+                 const char *error, err_t *e)
 {
     const char *p[] = {object, fsm_stream_name(st), error};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET stream_state = $2, stream_error = $3"
-                              " WHERE object_name = $1", 3, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET stream_state = $2, stream_error = $3"
+                   " WHERE object_name = $1",
+                   3, p, e);
 }
 
 int
-cat_stream_subscribed(PGconn *c, const char *schema, const char *object, const char *channel, err_t *e)
+cat_stream_subscribed(PGconn *c, const char *schema, const char *object, const char *channel,
+                      err_t *e)
 {
     const char *p[] = {object, channel, fsm_stream_name(SS_CONNECTED)};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET stream_state = $3, stream_error = NULL,"
-                              " stream_channel = $2 WHERE object_name = $1", 3, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET stream_state = $3, stream_error = NULL,"
+                   " stream_channel = $2 WHERE object_name = $1",
+                   3, p, e);
 }
 
 int
 cat_stream_fallback_done(PGconn *c, const char *schema, const char *object, err_t *e)
 {
     const char *p[] = {object, fsm_stream_name(SS_CONNECTED)};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET stream_fallbacks = stream_fallbacks + 1,"
-                              " stream_state = $2 WHERE object_name = $1", 2, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET stream_fallbacks = stream_fallbacks + 1,"
+                   " stream_state = $2 WHERE object_name = $1",
+                   2, p, e);
 }
 
 int
 cat_streams_connecting(PGconn *c, const char *schema, const char *error, err_t *e)
 {
     const char *p[] = {error, fsm_stream_name(SS_CONNECTING)};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET stream_state = $2, stream_error = $1"
-                              " WHERE sf_notify_enabled", 2, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET stream_state = $2, stream_error = $1"
+                   " WHERE sf_notify_enabled",
+                   2, p, e);
 }
 
 int
-cat_stream_applied(PGconn *c, const char *schema, const char *object, int64_t replay_id, int64_t lag_ms,
-                   int64_t events, err_t *e)
+cat_stream_applied(PGconn *c, const char *schema, const char *object, int64_t replay_id,
+                   int64_t lag_ms, int64_t events, err_t *e)
 {
     char rid[24], lag[24], n[24];
     snprintf(rid, sizeof rid, "%lld", (long long)replay_id);
     snprintf(lag, sizeof lag, "%lld", (long long)lag_ms);
     snprintf(n, sizeof n, "%lld", (long long)events);
     const char *p[] = {object, rid, lag, n};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET"
-                              " replay_id = CASE WHEN $2::bigint > 0 THEN $2::bigint ELSE replay_id END,"
-                              " stream_lag_ms = $3::int, stream_events = stream_events + $4::bigint,"
-                              " last_event_at = now() WHERE object_name = $1", 4, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET"
+                   " replay_id = CASE WHEN $2::bigint > 0 THEN $2::bigint ELSE replay_id END,"
+                   " stream_lag_ms = $3::int, stream_events = stream_events + $4::bigint,"
+                   " last_event_at = now() WHERE object_name = $1",
+                   4, p, e);
 }
 
 int
 cat_stream_channel(PGconn *c, const char *schema, const char *object, char **channel, err_t *e)
 {
     const char *p[] = {object};
-    PGresult *r = cat_query(c, schema, "SELECT stream_channel FROM %1$s._sfbridge_mapping WHERE object_name = $1",
-                            1, p, e);
+    PGresult *r =
+        cat_query(c, schema,
+                  "SELECT stream_channel FROM %1$s._sfbridge_mapping WHERE object_name = $1", 1, p,
+                  e);
     if (!r)
         return -1;
     *channel = PQntuples(r) && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
@@ -311,6 +358,8 @@ int
 cat_stream_forget(PGconn *c, const char *schema, const char *object, err_t *e)
 {
     const char *p[] = {object};
-    return cat_run(c, schema, "UPDATE %1$s._sfbridge_mapping SET stream_channel = NULL, replay_id = NULL,"
-                              " stream_state = NULL WHERE object_name = $1", 1, p, e);
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET stream_channel = NULL, replay_id = NULL,"
+                   " stream_state = NULL WHERE object_name = $1",
+                   1, p, e);
 }

@@ -20,21 +20,31 @@ typedef struct type_rule {
 } type_rule;
 
 static const type_rule type_map[] = {
-    {"id", "varchar(18)"},        {"reference", "varchar(18)"},
-    {"string", NULL},             {"encryptedstring", NULL},
-    {"textarea", NULL},           {"picklist", "varchar(255)"},
-    {"combobox", "varchar(255)"}, {"url", "varchar(255)"},
+    {"id", "varchar(18)"},
+    {"reference", "varchar(18)"},
+    {"string", NULL},
+    {"encryptedstring", NULL},
+    {"textarea", NULL},
+    {"picklist", "varchar(255)"},
+    {"combobox", "varchar(255)"},
+    {"url", "varchar(255)"},
     {"multipicklist", "varchar(4099)"},
-    {"email", "varchar(80)"},     {"phone", "varchar(40)"},
-    {"boolean", "boolean"},       {"double", "double precision"},
-    {"currency", "double precision"}, {"percent", "double precision"},
-    {"int", "integer"},           {"long", "bigint"},
-    {"date", "date"},             {"datetime", "timestamp"},
+    {"email", "varchar(80)"},
+    {"phone", "varchar(40)"},
+    {"boolean", "boolean"},
+    {"double", "double precision"},
+    {"currency", "double precision"},
+    {"percent", "double precision"},
+    {"int", "integer"},
+    {"long", "bigint"},
+    {"date", "date"},
+    {"datetime", "timestamp"},
     {"time", "time"},
 };
 
 /* System fields mapped on every table when the object has them. */
-static const char *const always_fields[] = {"Id", "SystemModstamp", "IsDeleted", "CreatedDate", "Name"};
+static const char *const always_fields[] = {"Id", "SystemModstamp", "IsDeleted", "CreatedDate",
+                                            "Name"};
 
 const char *
 ddl_pg_type(json_t *field, char *buf, size_t n)
@@ -96,10 +106,14 @@ push_field(mapping *m, json_t *f, const char *pgtype)
     const char *name = json_string_value(json_object_get(f, "name"));
     const char *to = json_string_value(json_array_get(json_object_get(f, "referenceTo"), 0));
     m->fields = xrealloc(m->fields, (m->nfields + 1) * sizeof *m->fields);
-    m->fields[m->nfields++] = (map_field){xstrdup(name), ddl_column_name(name),
+    m->fields[m->nfields++] = (map_field){xstrdup(name),
+                                          ddl_column_name(name),
                                           xstrdup(json_string_value(json_object_get(f, "type"))),
-                                          xstrdup(pgtype), json_is_true(json_object_get(f, "createable")),
-                                          json_is_true(json_object_get(f, "updateable")), to ? xstrdup(to) : NULL, NULL};
+                                          xstrdup(pgtype),
+                                          json_is_true(json_object_get(f, "createable")),
+                                          json_is_true(json_object_get(f, "updateable")),
+                                          to ? xstrdup(to) : NULL,
+                                          NULL};
 }
 
 static bool
@@ -127,32 +141,41 @@ add_relationship(json_t *describe, const char *object, const char *want, mapping
             lookup = f;
     }
     if (!lookup || strchr(dot + 1, '.'))
-        return err_set(e, 400, "INVALID_FIELD", "no relationship '%s' on %s for '%s'", rel, object, want);
-    const char *parent = json_string_value(json_array_get(json_object_get(lookup, "referenceTo"), 0));
+        return err_set(e, 400, "INVALID_FIELD", "no relationship '%s' on %s for '%s'", rel, object,
+                       want);
+    const char *parent = json_string_value(
+        json_array_get(json_object_get(lookup, "referenceTo"), 0));
     if (!parent || !parents || !parents->describe)
-        return err_set(e, 400, "INVALID_FIELD", "the parent of %s.%s cannot be checked", object, rel);
+        return err_set(e, 400, "INVALID_FIELD", "the parent of %s.%s cannot be checked", object,
+                       rel);
     json_t *pd = parents->describe(parents->ctx, parent, e);
     if (!pd)
         return -1;
     json_t *ext = find_field(pd, dot + 1);
     int rc = 0;
-    if (!ext || (!json_is_true(json_object_get(ext, "externalId")) && !json_is_true(json_object_get(ext, "idLookup")))) {
-        rc = err_set(e, 400, "INVALID_FIELD", "'%s': %s has no External ID field '%s'", want, parent, dot + 1);
+    if (!ext || (!json_is_true(json_object_get(ext, "externalId")) &&
+                 !json_is_true(json_object_get(ext, "idLookup")))) {
+        rc = err_set(e, 400, "INVALID_FIELD", "'%s': %s has no External ID field '%s'", want,
+                     parent, dot + 1);
     } else {
         char buf[32], name[600];
         const char *pg = ddl_pg_type(ext, buf, sizeof buf);
-        snprintf(name, sizeof name, "%s.%s", json_string_value(json_object_get(lookup, "relationshipName")),
+        snprintf(name, sizeof name, "%s.%s",
+                 json_string_value(json_object_get(lookup, "relationshipName")),
                  json_string_value(json_object_get(ext, "name")));
         if (!pg) {
             rc = err_set(e, 400, "INVALID_FIELD", "'%s' has a type sfbridge cannot sync", want);
         } else if (!has_field(m, name)) {
             m->fields = xrealloc(m->fields, (m->nfields + 1) * sizeof *m->fields);
-            m->fields[m->nfields++] = (map_field){xstrdup(name), ddl_column_name(name),
-                                                  xstrdup(json_string_value(json_object_get(ext, "type"))),
-                                                  xstrdup(pg), json_is_true(json_object_get(lookup, "createable")),
-                                                  json_is_true(json_object_get(lookup, "updateable")),
-                                                  xstrdup(parent),
-                                                  xstrdup(json_string_value(json_object_get(lookup, "name")))};
+            m->fields[m->nfields++] =
+                (map_field){xstrdup(name),
+                            ddl_column_name(name),
+                            xstrdup(json_string_value(json_object_get(ext, "type"))),
+                            xstrdup(pg),
+                            json_is_true(json_object_get(lookup, "createable")),
+                            json_is_true(json_object_get(lookup, "updateable")),
+                            xstrdup(parent),
+                            xstrdup(json_string_value(json_object_get(lookup, "name")))};
             if (added)
                 json_array_append_new(added, json_string(name));
         }
@@ -171,7 +194,8 @@ add_one(json_t *describe, const char *object, const char *want, mapping *m, json
     json_t *f = find_field(describe, want);
     if (!f)
         return err_set(e, 400, "INVALID_FIELD",
-                       "no field '%s' on %s (or the integration user cannot read it)", want, object);
+                       "no field '%s' on %s (or the integration user cannot read it)", want,
+                       object);
     const char *name = json_string_value(json_object_get(f, "name"));
     if (is_compound(f)) {
         size_t i;
@@ -187,14 +211,18 @@ add_one(json_t *describe, const char *object, const char *want, mapping *m, json
             }
         }
         if (!found)
-            return err_set(e, 400, "INVALID_FIELD", "compound field %s.%s has no component fields", object, name);
+            return err_set(e, 400, "INVALID_FIELD", "compound field %s.%s has no component fields",
+                           object, name);
         return 0;
     }
     char buf[32];
     const char *pg = ddl_pg_type(f, buf, sizeof buf);
     if (!pg)
-        return err_set(e, 400, "INVALID_FIELD", "field %s.%s has type %s, which sfbridge cannot sync", object,
-                       name, json_string_value(json_object_get(f, "type")) ? json_string_value(json_object_get(f, "type")) : "(none)");
+        return err_set(e, 400, "INVALID_FIELD",
+                       "field %s.%s has type %s, which sfbridge cannot sync", object, name,
+                       json_string_value(json_object_get(f, "type"))
+                           ? json_string_value(json_object_get(f, "type"))
+                           : "(none)");
     if (has_field(m, name))
         return 0;
     push_field(m, f, pg);
@@ -215,10 +243,11 @@ ddl_resolve(json_t *describe, const char *const *wanted, size_t nwanted, bool al
     m->object = xstrdup(object);
     m->table = ddl_column_name(object);
     if (strlen(m->table) > 63)
-        return err_set(e, 400, "INVALID_TYPE", "object name %s is too long for a Postgres table", object);
-    if (!find_field(describe, "SystemModstamp"))
-        return err_set(e, 400, "INVALID_TYPE", "object %s has no SystemModstamp field, so it cannot be synced",
+        return err_set(e, 400, "INVALID_TYPE", "object name %s is too long for a Postgres table",
                        object);
+    if (!find_field(describe, "SystemModstamp"))
+        return err_set(e, 400, "INVALID_TYPE",
+                       "object %s has no SystemModstamp field, so it cannot be synced", object);
     for (size_t i = 0; i < sizeof always_fields / sizeof always_fields[0]; i++) {
         json_t *f = find_field(describe, always_fields[i]);
         char buf[32];
@@ -261,9 +290,10 @@ ddl_check_upsert_field(json_t *describe, const char *field, char **canonical, er
     const char *object = json_string_value(json_object_get(describe, "name"));
     json_t *f = find_field(describe, field);
     if (!f)
-        return err_set(e, 400, "INVALID_FIELD", "no field '%s' on %s for the unique identifier", field,
-                       object ? object : "?");
-    if (!json_is_true(json_object_get(f, "externalId")) && !json_is_true(json_object_get(f, "idLookup")))
+        return err_set(e, 400, "INVALID_FIELD", "no field '%s' on %s for the unique identifier",
+                       field, object ? object : "?");
+    if (!json_is_true(json_object_get(f, "externalId")) &&
+        !json_is_true(json_object_get(f, "idLookup")))
         return err_set(e, 400, "INVALID_FIELD",
                        "field %s.%s is not an External ID, so it cannot be the unique identifier",
                        object ? object : "?", json_string_value(json_object_get(f, "name")));
@@ -303,16 +333,19 @@ ddl_index_name(char out[64], const char *table, const char *column, bool unique)
 void
 ddl_pin_path_begin(sb *out)
 {
-    sb_puts(out, "SELECT set_config('sfbridge.saved_search_path', current_setting('search_path'), true),"
-                 " set_config('search_path', coalesce((SELECT format('pg_catalog, %I, pg_temp', n.nspname)"
-                 " FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
-                 " WHERE x.extname = 'hstore'), 'pg_catalog, public, pg_temp'), true);\n");
+    sb_puts(out,
+            "SELECT set_config('sfbridge.saved_search_path', current_setting('search_path'), true),"
+            " set_config('search_path', coalesce((SELECT format('pg_catalog, %I, pg_temp', "
+            "n.nspname)"
+            " FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
+            " WHERE x.extname = 'hstore'), 'pg_catalog, public, pg_temp'), true);\n");
 }
 
 void
 ddl_pin_path_end(sb *out)
 {
-    sb_puts(out, "SELECT set_config('search_path', current_setting('sfbridge.saved_search_path'), true);\n");
+    sb_puts(out, "SELECT set_config('search_path', current_setting('sfbridge.saved_search_path'), "
+                 "true);\n");
 }
 
 static void
@@ -417,8 +450,8 @@ ddl_status_trigger(sb *out, const char *schema, const mapping *m)
     sb_printf(out, " ON %s;\n", sb_str(&qt));
     sb_puts(out, "CREATE TRIGGER ");
     sb_sql_ident(out, tname);
-    sb_printf(out, " BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s();\n", sb_str(&qt),
-              sb_str(&qf));
+    sb_printf(out, " BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s();\n",
+              sb_str(&qt), sb_str(&qf));
     sb_free(&qf);
     sb_free(&qt);
 }

@@ -37,8 +37,8 @@ int ddl_resolve(json_t *describe, const char *const *wanted, size_t nwanted, boo
                 const ddl_parents *parents, err_t *e);
 /* Append to m->fields the resolved fields not already in it; names appended
  * to *added (a JSON array, created if NULL). */
-int ddl_add_fields(json_t *describe, const char *const *wanted, size_t n, mapping *m, json_t **added,
-                   const ddl_parents *parents, err_t *e);
+int ddl_add_fields(json_t *describe, const char *const *wanted, size_t n, mapping *m,
+                   json_t **added, const ddl_parents *parents, err_t *e);
 /* Check that field is usable as the mapping's unique identifier (an external id). */
 int ddl_check_upsert_field(json_t *describe, const char *field, char **canonical, err_t *e);
 /* Postgres type for a describe field; NULL when unsupported. */
@@ -58,10 +58,10 @@ void ddl_name(char out[64], const char *prefix, const char *base, const char *su
 void ddl_index_name(char out[64], const char *table, const char *column, bool unique);
 /* The names of a mapping's capture objects (status function and trigger,
  * logger function and trigger, truncate trigger). */
-#define DDL_STATUS_FN(out, table)      ddl_name(out, "hc_", table, "_status")
-#define DDL_STATUS_TRIGGER(out, table) ddl_name(out, "hc_", table, "_status_trigger")
-#define DDL_LOGGER_FN(out, table)      ddl_name(out, "hc_", table, "_logger")
-#define DDL_LOG_TRIGGER(out, table)    ddl_name(out, "hc_", table, "_logtrigger")
+#define DDL_STATUS_FN(out, table)        ddl_name(out, "hc_", table, "_status")
+#define DDL_STATUS_TRIGGER(out, table)   ddl_name(out, "hc_", table, "_status_trigger")
+#define DDL_LOGGER_FN(out, table)        ddl_name(out, "hc_", table, "_logger")
+#define DDL_LOG_TRIGGER(out, table)      ddl_name(out, "hc_", table, "_logtrigger")
 #define DDL_TRUNCATE_TRIGGER(out, table) ddl_name(out, "hc_", table, "_truncate")
 /* Statements that pin the search_path of the functions created between them
  * to pg_catalog and hstore's schema (CREATE FUNCTION ... SET search_path FROM

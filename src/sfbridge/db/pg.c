@@ -62,15 +62,17 @@ pg_connect(const char *url, err_t *e)
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         /* libpq's message never holds the password. */
-        err_set(e, 500, "08006", "cannot connect to Postgres: %s", c ? PQerrorMessage(c) : "out of memory");
+        err_set(e, 500, "08006", "cannot connect to Postgres: %s",
+                c ? PQerrorMessage(c) : "out of memory");
         size_t n = e ? strlen(e->msg) : 0;
         while (e && n > 0 && e->msg[n - 1] == '\n')
             e->msg[--n] = '\0';
         PQfinish(c);
         return NULL;
     }
-    if (pg_exec(c, e, "SET xmlbinary = 'hex'; SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; "
-                      "SET extra_float_digits = 3; SET client_min_messages = warning") != 0) {
+    if (pg_exec(c, e,
+                "SET xmlbinary = 'hex'; SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; "
+                "SET extra_float_digits = 3; SET client_min_messages = warning") != 0) {
         PQfinish(c);
         return NULL;
     }

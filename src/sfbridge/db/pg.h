@@ -18,35 +18,35 @@
 #include "err.h"
 #include "sb.h"
 
-PGconn   *pg_connect(const char *url, err_t *e);
+PGconn *pg_connect(const char *url, err_t *e);
 /* Run a statement without parameters; 0 or -1. */
-int       pg_exec(PGconn *c, err_t *e, const char *sql);
+int pg_exec(PGconn *c, err_t *e, const char *sql);
 /* Run with text parameters (NULL entries are SQL NULL). Returns the result
  * (caller PQclear's it) or NULL with e filled. */
 PGresult *pg_query(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params);
 /* Same, for statements whose result is not needed. */
-int       pg_run(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params);
+int pg_run(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params);
 /* Fill e from a failed result or the connection (returns -1). */
-int       pg_fail(PGconn *c, const PGresult *r, err_t *e, const char *what);
+int pg_fail(PGconn *c, const PGresult *r, err_t *e, const char *what);
 /* Rollback if a transaction is open, ignoring errors. */
-void      pg_rollback_quietly(PGconn *c);
-bool      pg_connection_lost(PGconn *c);
+void pg_rollback_quietly(PGconn *c);
+bool pg_connection_lost(PGconn *c);
 /* Whether a failure filled by pg_fail is worth retrying as it is: a lost
  * connection, a deadlock or serialization failure, a lock wait given up. */
-bool      pg_transient(PGconn *c, const err_t *e);
+bool pg_transient(PGconn *c, const err_t *e);
 
 /* Postgres array literals for one text parameter: {"a","b\\"c",NULL} and {1,2}.
  * The one encoder: every element quoted, '"' and '\\' escaped. */
-void      pg_text_array(sb *out, const char *const *v, size_t n);
-void      pg_i64_array(sb *out, const int64_t *v, size_t n);
+void pg_text_array(sb *out, const char *const *v, size_t n);
+void pg_i64_array(sb *out, const int64_t *v, size_t n);
 
 /* "schema"."name" */
-void      pg_qname(sb *out, const char *schema, const char *name);
-#define   pg_ident sb_sql_ident
+void pg_qname(sb *out, const char *schema, const char *name);
+#define pg_ident sb_sql_ident
 
 /* COPY ... FROM STDIN helpers: start, put, end (with error text to abort). */
-int       pg_copy_begin(PGconn *c, const char *sql, err_t *e);
-int       pg_copy_put(PGconn *c, const char *data, size_t len, err_t *e);
-int       pg_copy_end(PGconn *c, const char *abort_reason, err_t *e);
+int pg_copy_begin(PGconn *c, const char *sql, err_t *e);
+int pg_copy_put(PGconn *c, const char *data, size_t len, err_t *e);
+int pg_copy_end(PGconn *c, const char *abort_reason, err_t *e);
 
 #endif

@@ -178,12 +178,14 @@ tlog_sql_ddl(sb *out, const char *schema, const char *channel_lit)
     }
     sb_putc(&lit, '\'');
     sb_printf(out,
-              "CREATE OR REPLACE FUNCTION %1$s.tlog_guard() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
+              "CREATE OR REPLACE FUNCTION %1$s.tlog_guard() RETURNS trigger LANGUAGE plpgsql AS "
+              "$f$\n"
               "BEGIN\n"
               "  IF current_user <> (SELECT pg_get_userbyid(proowner) FROM pg_catalog.pg_proc\n"
               "                      WHERE oid = %2$s::regprocedure)\n"
               "     OR (pg_trigger_depth() < 2 AND current_setting('xmlbinary') <> 'hex') THEN\n"
-              "    RAISE EXCEPTION 'rows of %% come only from sfbridge''s capture triggers', TG_TABLE_NAME\n"
+              "    RAISE EXCEPTION 'rows of %% come only from sfbridge''s capture triggers', "
+              "TG_TABLE_NAME\n"
               "      USING ERRCODE = 'insufficient_privilege';\n"
               "  END IF;\n"
               "  RETURN NEW;\n"
@@ -314,7 +316,9 @@ tlog_adopt(PGconn *c, const char *schema, const int64_t *ids, size_t n, const ch
     names q = names_of(schema);
     sb a = SB_INIT, s = SB_INIT;
     pg_i64_array(&a, ids, n);
-    sb_printf(&s, "UPDATE %s SET sfid = $2, sfb_unknown = false, sfb_payload = NULL WHERE id = ANY($1::bigint[])",
+    sb_printf(&s,
+              "UPDATE %s SET sfid = $2, sfb_unknown = false, sfb_payload = NULL WHERE id = "
+              "ANY($1::bigint[])",
               sb_str(&q.log));
     const char *p[] = {sb_str(&a), sfid};
     int rc = pg_run(c, e, sb_str(&s), 2, p);

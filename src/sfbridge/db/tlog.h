@@ -89,8 +89,8 @@ ERR_MUST_CHECK int tlog_claim(PGconn *c, const char *schema, int limit, tlog_ent
  * entries name the record from now on (no longer unknown), so whatever
  * happens next (a retried follow-up update, a crash) never looks for it, or
  * inserts it, again. */
-ERR_MUST_CHECK int tlog_adopt(PGconn *c, const char *schema, const int64_t *ids, size_t n, const char *sfid,
-                              err_t *e);
+ERR_MUST_CHECK int tlog_adopt(PGconn *c, const char *schema, const int64_t *ids, size_t n,
+                              const char *sfid, err_t *e);
 ERR_MUST_CHECK int tlog_ignore(PGconn *c, const char *schema, const int64_t *ids, size_t n,
                                const char *why, err_t *e);
 /* Put every PENDING entry back to NEW, due again in `delay_s` seconds

@@ -152,7 +152,10 @@ apply_recordset(sb *out, const map_field *const *f, size_t n)
         sb_puts(out, first ? "" : ", ");
         first = false;
         sb_sql_ident(out, f[i]->name);
-        sb_printf(out, " %s", is_datetime(f[i]) ? "timestamptz" : is_time(f[i]) ? "text" : f[i]->pgtype);
+        sb_printf(out, " %s",
+                  is_datetime(f[i]) ? "timestamptz"
+                  : is_time(f[i])   ? "text"
+                                    : f[i]->pgtype);
     }
     sb_putc(out, ')');
 }
@@ -188,7 +191,8 @@ apply_value_expr(sb *out, const map_field *f)
 /* ---- statements ---------------------------------------------------------------- */
 
 void
-apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *select_src, bool with_conf)
+apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *select_src,
+                  bool with_conf)
 {
     const map_field **f = apply_all_fields(m);
     sb_puts(out, "INSERT INTO ");
@@ -209,10 +213,12 @@ apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *sel
     sb_puts(out, "\"_hc_lastop\" = 'SYNCED', \"_hc_err\" = NULL WHERE ");
     if (m->read_write)
         sb_printf(out, "(t.\"_hc_lastop\" IS DISTINCT FROM 'PENDING'%s) AND ",
-                  with_conf ? " OR EXISTS (SELECT 1 FROM conf WHERE conf.sfid = t.sfid AND conf.winner = 'salesforce')"
+                  with_conf ? " OR EXISTS (SELECT 1 FROM conf WHERE conf.sfid = t.sfid AND "
+                              "conf.winner = 'salesforce')"
                             : "");
     sb_puts(out, "(t.\"systemmodstamp\" IS NULL OR "
-                 "excluded.\"systemmodstamp\" IS NULL OR t.\"systemmodstamp\" <= excluded.\"systemmodstamp\") AND (");
+                 "excluded.\"systemmodstamp\" IS NULL OR t.\"systemmodstamp\" <= "
+                 "excluded.\"systemmodstamp\") AND (");
     apply_column_list(out, f, m->nfields, "t.");
     sb_puts(out, ") IS DISTINCT FROM (");
     apply_column_list(out, f, m->nfields, "excluded.");
@@ -226,7 +232,8 @@ tail_cte(sb *s, const char *schema, apply_tail tail, bool del)
 {
     if (tail == APPLY_TAIL_POLL)
         cat_sql_poll_page(s, schema, "(SELECT v FROM mx)",
-                          del ? "(SELECT count(*) FROM up) + (SELECT count(*) FROM del)" : "(SELECT count(*) FROM up)");
+                          del ? "(SELECT count(*) FROM up) + (SELECT count(*) FROM del)"
+                              : "(SELECT count(*) FROM up)");
     else if (tail == APPLY_TAIL_LOAD)
         cat_sql_load_page(s, schema, "(SELECT count(*) FROM src)");
 }
@@ -244,13 +251,15 @@ apply_sql(const char *schema, const mapping *m, apply_tail tail, const char *con
     bool has_ms = cat_field(m, "SystemModstamp") != NULL;
     sb_puts(&s, "WITH src AS (SELECT DISTINCT ON (x.\"Id\") * FROM ");
     apply_recordset(&s, f, m->nfields);
-    sb_puts(&s, has_ms ? " ORDER BY x.\"Id\", x.\"SystemModstamp\" DESC NULLS LAST)" : " ORDER BY x.\"Id\")");
+    sb_puts(&s, has_ms ? " ORDER BY x.\"Id\", x.\"SystemModstamp\" DESC NULLS LAST)"
+                       : " ORDER BY x.\"Id\")");
     if (with_conf)
         sb_puts(&s, conflict_ctes);
     if (del) {
         sb_puts(&s, ", del AS (DELETE FROM ");
         pg_qname(&s, schema, m->table);
-        sb_puts(&s, " t USING src WHERE src.\"IsDeleted\" AND t.\"sfid\" = src.\"Id\" RETURNING 1)");
+        sb_puts(&s,
+                " t USING src WHERE src.\"IsDeleted\" AND t.\"sfid\" = src.\"Id\" RETURNING 1)");
     }
     sb_puts(&src, "SELECT ");
     for (size_t i = 0; i < m->nfields; i++) {
@@ -265,9 +274,11 @@ apply_sql(const char *schema, const mapping *m, apply_tail tail, const char *con
     sb_puts(&s, " RETURNING 1)");
     sb_puts(&s, ", mx AS (SELECT max(\"SystemModstamp\" AT TIME ZONE 'UTC') AS v FROM src)");
     tail_cte(&s, schema, tail, del);
-    sb_printf(&s, " SELECT (SELECT %s), (SELECT count(*) FROM up), "
-                  "(SELECT to_char(v, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') FROM mx)%s",
-              del ? "count(*) FROM del" : "0", tail != APPLY_TAIL_NONE ? ", (SELECT count(*) FROM wm)" : "");
+    sb_printf(&s,
+              " SELECT (SELECT %s), (SELECT count(*) FROM up), "
+              "(SELECT to_char(v, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') FROM mx)%s",
+              del ? "count(*) FROM del" : "0",
+              tail != APPLY_TAIL_NONE ? ", (SELECT count(*) FROM wm)" : "");
     sb_free(&src);
     free(f);
     return sb_steal(&s);
@@ -316,18 +327,23 @@ apply_gone_sql(sb *out, const char *schema, const mapping *m, bool tombstone)
 {
     sb_puts(out, tombstone ? "UPDATE " : "DELETE FROM ");
     pg_qname(out, schema, m->table);
-    sb_puts(out, tombstone ? " t SET isdeleted = true, \"_hc_lastop\" = 'SYNCED' WHERE NOT t.isdeleted AND"
-                           : " t WHERE");
-    sb_puts(out, " t.sfid IS NOT NULL AND ($1::timestamp IS NULL OR t.systemmodstamp <= $1::timestamp)"
-                 " AND NOT EXISTS (SELECT 1 FROM " APPLY_STAGE " s WHERE s.sfid = t.sfid)");
+    sb_puts(out,
+            tombstone
+                ? " t SET isdeleted = true, \"_hc_lastop\" = 'SYNCED' WHERE NOT t.isdeleted AND"
+                : " t WHERE");
+    sb_puts(out,
+            " t.sfid IS NOT NULL AND ($1::timestamp IS NULL OR t.systemmodstamp <= $1::timestamp)"
+            " AND NOT EXISTS (SELECT 1 FROM " APPLY_STAGE " s WHERE s.sfid = t.sfid)");
 }
 
 void
-apply_backfill_sql(sb *out, const char *schema, const mapping *m, const map_field *const *f, size_t n)
+apply_backfill_sql(sb *out, const char *schema, const mapping *m, const map_field *const *f,
+                   size_t n)
 {
     /* In batches, so no transaction holds many row locks for long. */
-    sb_puts(out, "WITH b AS (DELETE FROM " APPLY_STAGE " WHERE ctid IN (SELECT ctid FROM " APPLY_STAGE
-                 " LIMIT 5000) RETURNING *) UPDATE ");
+    sb_puts(out,
+            "WITH b AS (DELETE FROM " APPLY_STAGE " WHERE ctid IN (SELECT ctid FROM " APPLY_STAGE
+            " LIMIT 5000) RETURNING *) UPDATE ");
     pg_qname(out, schema, m->table);
     sb_puts(out, " t SET ");
     for (size_t i = 1; i < n; i++) {

@@ -35,14 +35,15 @@ const map_field **apply_all_fields(const mapping *m);
 bool apply_has_isdeleted(const mapping *m);
 
 /* SELECT f1, f2 FROM Object [WHERE where] */
-void apply_soql_select(sb *out, const mapping *m, const map_field *const *f, size_t n, const char *where);
+void apply_soql_select(sb *out, const mapping *m, const map_field *const *f, size_t n,
+                       const char *where);
 /* The same with every field of m. */
 void apply_soql_select_all(sb *out, const mapping *m, const char *where);
 /* Id IN ('a','b'), each id escaped as a SOQL string. */
 void apply_soql_ids(sb *out, const char *const *ids, size_t n);
 /* watermark ("YYYY-MM-DDTHH:MM:SS.mmm", UTC) minus overlap_ms as a SOQL
  * datetime literal; 0, or -1 for a watermark that does not parse. */
-int  apply_since_literal(const char *watermark, long overlap_ms, char out[40]);
+int apply_since_literal(const char *watermark, long overlap_ms, char out[40]);
 
 /* 'it''s' */
 void apply_sql_literal(sb *out, const char *s);
@@ -56,7 +57,8 @@ void apply_value_expr(sb *out, const map_field *f);
 /* INSERT ... ON CONFLICT (sfid) DO UPDATE from the rows select_src yields,
  * changing a row only when Salesforce's copy is at least as new and differs.
  * with_conf: a CTE `conf` (see apply_sql) decides pending rows' conflicts. */
-void apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *select_src, bool with_conf);
+void apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *select_src,
+                       bool with_conf);
 /* One statement applying a page of JSON records ($1): deletions, upserts and
  * the tail's bookkeeping. Returns (deleted, upserted, page max SystemModstamp
  * [, bookkeeping rows]); caller frees. conflict_ctes: for a read-write
@@ -75,7 +77,8 @@ void apply_stage_insert_sql(sb *out, const map_field *const *f, size_t n);
 void apply_gone_sql(sb *out, const char *schema, const mapping *m, bool tombstone);
 /* One batch of a backfill: move up to 5000 rows of APPLY_STAGE (columns
  * f[0] = sfid, f[1..n-1] the new ones) into the table's rows. */
-void apply_backfill_sql(sb *out, const char *schema, const mapping *m, const map_field *const *f, size_t n);
+void apply_backfill_sql(sb *out, const char *schema, const mapping *m, const map_field *const *f,
+                        size_t n);
 /* Delete (or mark deleted, with tombstones) the rows whose sfid is in $1::text[]. */
 void apply_delete_ids_sql(sb *out, const char *schema, const mapping *m);
 

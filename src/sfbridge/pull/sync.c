@@ -96,22 +96,32 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
         sql_literal(&lp, x->cfg->conflict_policy);
         pg_qname(&qc, x->schema, "_sfbridge_conflicts");
         const char *T = sb_str(&lt), *P = sb_str(&lp), *C = sb_str(&qc);
-        sb_printf(&s, ", conf AS (SELECT x.\"Id\" AS sfid, t.id AS rid, (x.\"SystemModstamp\" AT TIME ZONE 'UTC') AS sfstamp,"
-                      " to_jsonb(x) AS sfv, to_jsonb(t) AS pgv, p.changed_at,"
-                      " CASE %s WHEN 'salesforce_wins' THEN 'salesforce' WHEN 'postgres_wins' THEN 'postgres'"
-                      "  ELSE CASE WHEN x.\"SystemModstamp\" > p.changed_at THEN 'salesforce' ELSE 'postgres' END END AS winner"
-                      " FROM src x JOIN ", P);
+        sb_printf(&s,
+                  ", conf AS (SELECT x.\"Id\" AS sfid, t.id AS rid, (x.\"SystemModstamp\" AT TIME "
+                  "ZONE 'UTC') AS sfstamp,"
+                  " to_jsonb(x) AS sfv, to_jsonb(t) AS pgv, p.changed_at,"
+                  " CASE %s WHEN 'salesforce_wins' THEN 'salesforce' WHEN 'postgres_wins' THEN "
+                  "'postgres'"
+                  "  ELSE CASE WHEN x.\"SystemModstamp\" > p.changed_at THEN 'salesforce' ELSE "
+                  "'postgres' END END AS winner"
+                  " FROM src x JOIN ",
+                  P);
         qtable(&s, x, m);
         sb_puts(&s, " t ON t.sfid = x.\"Id\" CROSS JOIN LATERAL ");
         tlog_sql_pending_change(&s, x->schema, T, "t.id", "p");
-        sb_puts(&s, " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = 'PENDING'"
-                    " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')");
+        sb_puts(&s,
+                " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = 'PENDING'"
+                " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')");
         /* Salesforce's version is sfbridge's own earlier write: not a conflict. */
         tlog_sql_not_own_write(&s, x->schema, T, "t.id", "x.\"SystemModstamp\"");
         sb_puts(&s, "),");
-        sb_printf(&s, " rec AS (INSERT INTO %s (table_name, sfid, sf_systemmodstamp, pg_changed_at, winner, policy,"
-                      " sf_values, pg_values) SELECT %s, sfid, sfstamp, changed_at, winner, %s, sfv, pgv FROM conf"
-                      " ON CONFLICT DO NOTHING RETURNING 1),", C, T, P);
+        sb_printf(&s,
+                  " rec AS (INSERT INTO %s (table_name, sfid, sf_systemmodstamp, pg_changed_at, "
+                  "winner, policy,"
+                  " sf_values, pg_values) SELECT %s, sfid, sfstamp, changed_at, winner, %s, sfv, "
+                  "pgv FROM conf"
+                  " ON CONFLICT DO NOTHING RETURNING 1),",
+                  C, T, P);
         sb_puts(&s, " ign AS (");
         tlog_sql_ignore_conflicts(&s, x->schema, T, P);
         sb_puts(&s, ")");
@@ -172,7 +182,8 @@ begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
         sb k = SB_INIT;
         sb_printf(&k, "%s.%s", x->schema, m->table);
         const char *p[] = {sb_str(&k)};
-        int rc = pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(" LOCK_TABLE ", hashtext($1))", 1, p);
+        int rc = pg_run(x->pg, e, "SELECT pg_advisory_xact_lock(" LOCK_TABLE ", hashtext($1))", 1,
+                        p);
         sb_free(&k);
         if (rc != 0)
             return pg_failed(x, e);
@@ -193,7 +204,8 @@ begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
 
 /* 1 when the page must wait (see unsettled_inserts): nothing applied. */
 static int
-apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64_t *changed, err_t *e)
+apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64_t *changed,
+             err_t *e)
 {
     if (!m->read_write)
         return apply_page(x, sql, recs, m->object, NULL, changed, e);
@@ -216,25 +228,25 @@ progress(sync_ctx *x, const mapping *m, int64_t done, int64_t total)
 
 /* A page callback (sfapi_query_each) and what it works with. */
 typedef struct page_ctx {
-    sync_ctx   *x;
-    mapping    *m;
+    sync_ctx *x;
+    mapping *m;
     const char *sql;
-    int64_t    *changed;
-    bool        deferred; /* a poll page waits for the writer */
+    int64_t *changed;
+    bool deferred; /* a poll page waits for the writer */
 } page_ctx;
 
 /* ---- Bulk CSV into COPY --------------------------------------------------- */
 
 typedef struct copy_sink {
-    sync_ctx   *x;
+    sync_ctx *x;
     const mapping *m;
     const map_field *const *f;
-    size_t      nf;
-    bool        header_done;
-    sb          header;
-    int64_t     lines;     /* newlines seen: rows, for progress only */
-    int64_t     base_done; /* rows committed before this page */
-    int64_t     last_ms;
+    size_t nf;
+    bool header_done;
+    sb header;
+    int64_t lines;     /* newlines seen: rows, for progress only */
+    int64_t base_done; /* rows committed before this page */
+    int64_t last_ms;
 } copy_sink;
 
 /* Check the CSV header names the columns we asked for, in order. */
@@ -249,20 +261,22 @@ check_header(copy_sink *k, err_t *e)
         bool q = *p == '"';
         if (q)
             p++;
-        while (*p && (q ? *p != '"' : (*p != ',' && *p != '\r' && *p != '\n')) && n < sizeof name - 1)
+        while (*p && (q ? *p != '"' : (*p != ',' && *p != '\r' && *p != '\n')) &&
+               n < sizeof name - 1)
             name[n++] = *p++;
         name[n] = '\0';
         if (q && *p == '"')
             p++;
         if (i >= k->nf || !util_streq_ci(name, k->f[i]->name))
-            return err_set(e, 502, "BAD_RESPONSE", "Bulk results column %zu is '%s', expected '%s'", i + 1,
-                           name, i < k->nf ? k->f[i]->name : "(none)");
+            return err_set(e, 502, "BAD_RESPONSE", "Bulk results column %zu is '%s', expected '%s'",
+                           i + 1, name, i < k->nf ? k->f[i]->name : "(none)");
         i++;
         if (*p == ',')
             p++;
     }
     if (i != k->nf)
-        return err_set(e, 502, "BAD_RESPONSE", "Bulk results have %zu columns, expected %zu", i, k->nf);
+        return err_set(e, 502, "BAD_RESPONSE", "Bulk results have %zu columns, expected %zu", i,
+                       k->nf);
     return 0;
 }
 
@@ -302,9 +316,9 @@ copy_sink_fn(void *ctx, const char *data, size_t len, err_t *e)
 /* Fetch one Bulk results page into COPY target. The caller owns the
  * transaction. *next gets the next locator (NULL at the end). */
 static int
-bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *locator, const char *target,
-                  const map_field *const *f, size_t nf, int64_t base_done, char **next, int64_t *rows,
-                  err_t *e)
+bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *locator,
+                  const char *target, const map_field *const *f, size_t nf, int64_t base_done,
+                  char **next, int64_t *rows, err_t *e)
 {
     sb sql = SB_INIT;
     apply_copy_sql(&sql, target, f, nf);
@@ -312,9 +326,11 @@ bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *lo
     sb_free(&sql);
     if (rc != 0)
         return pg_failed(x, e);
-    copy_sink k = {.x = x, .m = m, .f = f, .nf = nf, .base_done = base_done, .last_ms = util_mono_ms()};
+    copy_sink k =
+        {.x = x, .m = m, .f = f, .nf = nf, .base_done = base_done, .last_ms = util_mono_ms()};
     long nrec = 0;
-    rc = sfapi_bulk_query_results(x->sf, job, locator, x->cfg->bulk_page, copy_sink_fn, &k, next, &nrec, e);
+    rc = sfapi_bulk_query_results(x->sf, job, locator, x->cfg->bulk_page, copy_sink_fn, &k, next,
+                                  &nrec, e);
     sb_free(&k.header);
     if (rc != 0) {
         /* Abandoned: the rollback discards whatever the page had copied. */
@@ -337,7 +353,8 @@ bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *lo
 
 /* SELECT COUNT() and the newest SystemModstamp (NULL when empty). */
 static int
-count_and_max(sync_ctx *x, const mapping *m, const char *where, int64_t *count, char **maxstamp, err_t *e)
+count_and_max(sync_ctx *x, const mapping *m, const char *where, int64_t *count, char **maxstamp,
+              err_t *e)
 {
     sb q = SB_INIT;
     sb_printf(&q, "SELECT COUNT() FROM %s", m->object);
@@ -388,7 +405,8 @@ drop_job(sync_ctx *x, const char *job)
     err_t e;
     err_clear(&e);
     if (sfapi_bulk_query_delete(x->sf, job, &e) != 0)
-        log_debug("deleting Bulk job %s failed (%s: %s); Salesforce drops it in time", job, e.code, e.msg);
+        log_debug("deleting Bulk job %s failed (%s: %s); Salesforce drops it in time", job, e.code,
+                  e.msg);
 }
 
 /* ---- initial load ----------------------------------------------------------- */
@@ -430,7 +448,8 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
         free(job);
         return -1;
     }
-    log_info("%s: initial load of %lld records via %s", m->object, (long long)count, job ? "Bulk API 2.0" : "REST");
+    log_info("%s: initial load of %lld records via %s", m->object, (long long)count,
+             job ? "Bulk API 2.0" : "REST");
     m->load_total = count;
     m->load_done = 0;
     replace(&m->load_wm, maxstamp);
@@ -461,7 +480,9 @@ load_rest(sync_ctx *x, mapping *m, err_t *e)
     if (!m->load_locator)
         apply_soql_select_all(&q, m, NULL);
     char *resume = m->load_locator ? xstrdup(m->load_locator) : NULL;
-    sfapi_query_spec qs = {.soql = sb_str(&q), .batch_size = (int)x->cfg->rest_batch, .resume_url = resume};
+    sfapi_query_spec qs = {.soql = sb_str(&q),
+                           .batch_size = (int)x->cfg->rest_batch,
+                           .resume_url = resume};
     char *sql = page_sql(x, m, APPLY_TAIL_LOAD);
     page_ctx p = {.x = x, .m = m, .sql = sql};
     int rc = sfapi_query_each(x->sf, &qs, load_page, &p, e);
@@ -493,8 +514,8 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
         char *next = NULL;
         int64_t rows = 0;
         const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
-        if (bulk_page_to_copy(x, m, m->load_job, loc, sb_str(&target), f, m->nfields, m->load_done, &next,
-                              &rows, e) != 0) {
+        if (bulk_page_to_copy(x, m, m->load_job, loc, sb_str(&target), f, m->nfields, m->load_done,
+                              &next, &rows, e) != 0) {
             rc = -1;
             break;
         }
@@ -528,8 +549,8 @@ pull_load(sync_ctx *x, mapping *m, err_t *e)
         if (rc != 0) {
             /* A resume position Salesforce no longer knows: start over. */
             if (err_class_of(e) == ERR_PERMANENT && m->load_locator && *m->load_locator &&
-                (strcmp(e->code, "INVALID_QUERY_LOCATOR") == 0 || strcmp(e->code, "NOT_FOUND") == 0 ||
-                 strcmp(e->code, "INVALIDJOB") == 0)) {
+                (strcmp(e->code, "INVALID_QUERY_LOCATOR") == 0 ||
+                 strcmp(e->code, "NOT_FOUND") == 0 || strcmp(e->code, "INVALIDJOB") == 0)) {
                 log_warn("%s: load position lost (%s); restarting the load", m->object, e->code);
                 cat_cols cols = {0};
                 cat_cols_load_restart(&cols);
@@ -599,21 +620,25 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
     if (unsettled_inserts(x, m, &wait, e) != 0)
         return -1;
     if (wait) {
-        log_debug("%s: poll deferred until the writer settles inserts with an unknown outcome", m->object);
+        log_debug("%s: poll deferred until the writer settles inserts with an unknown outcome",
+                  m->object);
         return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
     }
     char where[80] = "";
     if (m->watermark) {
         char since[40];
         if (apply_since_literal(m->watermark, x->cfg->poll_overlap_ms, since) != 0)
-            return err_set(e, 500, "BAD_CATALOG", "%s: bad watermark '%s'", m->object, m->watermark);
+            return err_set(e, 500, "BAD_CATALOG", "%s: bad watermark '%s'", m->object,
+                           m->watermark);
         snprintf(where, sizeof where, "SystemModstamp >= %s", since);
     }
     sb q = SB_INIT;
     apply_soql_select_all(&q, m, where);
     sb_puts(&q, " ORDER BY SystemModstamp ASC");
     char *sql = page_sql(x, m, APPLY_TAIL_POLL);
-    sfapi_query_spec qs = {.soql = sb_str(&q), .all = apply_has_isdeleted(m), .batch_size = (int)x->cfg->rest_batch};
+    sfapi_query_spec qs = {.soql = sb_str(&q),
+                           .all = apply_has_isdeleted(m),
+                           .batch_size = (int)x->cfg->rest_batch};
     page_ctx pc = {.x = x, .m = m, .sql = sql, .changed = applied};
     int rc = sfapi_query_each(x->sf, &qs, poll_page, &pc, e);
     sb_free(&q);
@@ -626,7 +651,8 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
     cat_cols_poll_finished(&cols, m->poll_seconds);
     char *wm = NULL;
     if (fsm_fire(x->pg, x->schema, m, EV_POLL_DONE, &cols, e) != 0 ||
-        cat_watermark(x->pg, x->schema, m->object, &wm, e) != 0) /* the page statements advanced it */
+        cat_watermark(x->pg, x->schema, m->object, &wm, e) !=
+            0) /* the page statements advanced it */
         return pg_failed(x, e);
     if (wm)
         replace(&m->watermark, wm);
@@ -703,8 +729,8 @@ stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
  * more than the threshold is expected, else REST pages. Not resumable: the
  * caller starts over after a failure. */
 static int
-stage_fill(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const char *where, int64_t expect,
-           err_t *e)
+stage_fill(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const char *where,
+           int64_t expect, err_t *e)
 {
     if (stage_create(x, f, n, e) != 0)
         return -1;
@@ -737,8 +763,8 @@ cmp_str(const void *a, const void *b)
  * backlog names a record once per change; deleted ones too when the mapping
  * has IsDeleted), every page to fn. */
 static int
-fetch_ids(sync_ctx *x, const mapping *m, const char *const *ids_in, size_t n_in, sfapi_page_fn fn, void *ctx,
-          err_t *e)
+fetch_ids(sync_ctx *x, const mapping *m, const char *const *ids_in, size_t n_in, sfapi_page_fn fn,
+          void *ctx, err_t *e)
 {
     const char **ids = xcalloc(n_in + 1, sizeof *ids);
     memcpy(ids, ids_in, n_in * sizeof *ids);
@@ -768,7 +794,8 @@ refetch_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
     (void)next;
     page_ctx *p = ctx;
-    return json_array_size(recs) ? apply_page(p->x, p->sql, recs, p->m->object, NULL, p->changed, e) : 0;
+    return json_array_size(recs) ? apply_page(p->x, p->sql, recs, p->m->object, NULL, p->changed, e)
+                                 : 0;
 }
 
 /* Fetch the given records by Id and upsert them. */
@@ -809,7 +836,8 @@ pull_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
     /* Missing or stale here, and not newer than what the polls have covered. */
     sb_puts(&s, "SELECT s.sfid FROM " STAGE " s LEFT JOIN ");
     qtable(&s, x, m);
-    sb_puts(&s, " t ON t.sfid = s.sfid WHERE (t.sfid IS NULL OR t.systemmodstamp IS DISTINCT FROM s.systemmodstamp");
+    sb_puts(&s, " t ON t.sfid = s.sfid WHERE (t.sfid IS NULL OR t.systemmodstamp IS DISTINCT FROM "
+                "s.systemmodstamp");
     if (apply_has_isdeleted(m))
         sb_puts(&s, " OR t.isdeleted");
     sb_puts(&s, ") AND ($1::timestamp IS NULL OR s.systemmodstamp <= $1::timestamp)");
@@ -981,8 +1009,9 @@ delete_ids(sync_ctx *x, const mapping *m, const char *const *deleted, size_t nde
 }
 
 static int
-pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
-                  size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e)
+pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
+                  const char *const *deleted, size_t ndel, int64_t replay_id, int64_t lag_ms,
+                  err_t *e)
 {
     bool wait = false;
     if (unsettled_inserts(x, m, &wait, e) != 0)
@@ -1004,7 +1033,8 @@ pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, 
     if (rc == 0 && ndel)
         rc = delete_ids(x, m, deleted, ndel, e);
     if (rc == 0) {
-        if (cat_stream_applied(x->pg, x->schema, m->object, replay_id, lag_ms, (int64_t)(nids + ndel), e) != 0)
+        if (cat_stream_applied(x->pg, x->schema, m->object, replay_id, lag_ms,
+                               (int64_t)(nids + ndel), e) != 0)
             rc = pg_failed(x, e);
     }
     if (rc == 0)
@@ -1048,8 +1078,9 @@ sync_backfill(sync_ctx *x, mapping *m, err_t *e)
 }
 
 int
-sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
-                  size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e)
+sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
+                  const char *const *deleted, size_t ndel, int64_t replay_id, int64_t lag_ms,
+                  err_t *e)
 {
     return outcome(x, pull_stream_apply(x, m, ids, nids, deleted, ndel, replay_id, lag_ms, e), e);
 }

@@ -34,15 +34,15 @@
 typedef void (*sync_progress_fn)(void *ctx, const mapping *m, int64_t done, int64_t total);
 
 typedef struct sync_ctx {
-    PGconn                      *pg;
-    sfapi                       *sf;
-    const cfg                   *cfg;
-    const char                  *schema;
-    volatile sig_atomic_t       *stop;     /* set by a signal: abandon the current page */
-    sync_progress_fn             progress; /* optional */
-    void                        *progress_ctx;
-    err_class                    fail;     /* deprecated copy of err_class_of(e) after each call
-                                              (ERR_OK on success); read e's class instead */
+    PGconn *pg;
+    sfapi *sf;
+    const cfg *cfg;
+    const char *schema;
+    volatile sig_atomic_t *stop; /* set by a signal: abandon the current page */
+    sync_progress_fn progress;   /* optional */
+    void *progress_ctx;
+    err_class fail; /* deprecated copy of err_class_of(e) after each call
+                       (ERR_OK on success); read e's class instead */
 } sync_ctx;
 
 int sync_load(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;
@@ -53,7 +53,8 @@ int sync_backfill(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;
 /* Streaming: fetch the records named by a batch of change events (ids), apply
  * them, delete the ones in deleted (gone for good), and commit the batch's
  * last replay id and lag in the same transaction. */
-int sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids, const char *const *deleted,
-                      size_t ndel, int64_t replay_id, int64_t lag_ms, err_t *e) ERR_MUST_CHECK;
+int sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
+                      const char *const *deleted, size_t ndel, int64_t replay_id, int64_t lag_ms,
+                      err_t *e) ERR_MUST_CHECK;
 
 #endif

@@ -13,7 +13,7 @@
 
 static pthread_mutex_t latch_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-    char  fp[LATCH_FP_LEN + 1];
+    char fp[LATCH_FP_LEN + 1];
     err_t refusal;
 } latches[LATCH_MAX];
 static size_t nlatches;
@@ -31,7 +31,8 @@ latch_fingerprint(char out[LATCH_FP_LEN + 1], const char *login_url, const char 
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         /* length-prefixed, so ("ab", "c") and ("a", "bc") differ; NULL differs from "" */
         char head[24];
-        int n = snprintf(head, sizeof head, "%zd:", parts[i] ? (ssize_t)strlen(parts[i]) : (ssize_t)-1);
+        int n = snprintf(head, sizeof head,
+                         "%zd:", parts[i] ? (ssize_t)strlen(parts[i]) : (ssize_t)-1);
         EVP_DigestUpdate(ctx, head, (size_t)n);
         if (parts[i])
             EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]));
@@ -46,9 +47,15 @@ latch_fingerprint(char out[LATCH_FP_LEN + 1], const char *login_url, const char 
 bool
 latch_is_refusal(const char *oauth_error)
 {
-    static const char *const codes[] = {"invalid_grant", "invalid_client", "invalid_client_id",
-                                        "invalid_client_credentials", "unauthorized_client", "inactive_user",
-                                        "inactive_org", "INVALID_LOGIN", "LOGIN_MUST_USE_SECURITY_TOKEN"};
+    static const char *const codes[] = {"invalid_grant",
+                                        "invalid_client",
+                                        "invalid_client_id",
+                                        "invalid_client_credentials",
+                                        "unauthorized_client",
+                                        "inactive_user",
+                                        "inactive_org",
+                                        "INVALID_LOGIN",
+                                        "LOGIN_MUST_USE_SECURITY_TOKEN"};
     for (size_t i = 0; oauth_error && i < sizeof codes / sizeof codes[0]; i++)
         if (strcmp(oauth_error, codes[i]) == 0)
             return true;
@@ -80,10 +87,12 @@ latch_set(const char *fp, const err_t *refusal)
     while (i < nlatches && strcmp(latches[i].fp, fp) != 0)
         i++;
     if (i == nlatches)
-        i = nlatches < LATCH_MAX ? nlatches++ : LATCH_MAX - 1; /* full: the newest replaces the last */
+        i = nlatches < LATCH_MAX ? nlatches++
+                                 : LATCH_MAX - 1; /* full: the newest replaces the last */
     snprintf(latches[i].fp, sizeof latches[i].fp, "%s", fp);
     latches[i].refusal = *refusal;
-    static const char note[] = " (login refused: not tried again with these credentials until the settings change)";
+    static const char note[] =
+        " (login refused: not tried again with these credentials until the settings change)";
     size_t room = sizeof latches[i].refusal.msg - sizeof note;
     if (strlen(latches[i].refusal.msg) > room)
         latches[i].refusal.msg[room] = '\0';

@@ -50,28 +50,28 @@ struct sfapi {
     char *username;
     char *password;
     char *refresh_token;
-    char *api_version;  /* "60.0" */
-    long  timeout_ms;
-    long  connect_timeout_ms;
-    int   max_retries;
-    long  backoff_cap_ms;
+    char *api_version; /* "60.0" */
+    long timeout_ms;
+    long connect_timeout_ms;
+    int max_retries;
+    long backoff_cap_ms;
     volatile sig_atomic_t *abort_flag;
     volatile sig_atomic_t *wake_flag;
 
     CURL *curl;
-    char  curl_err[CURL_ERROR_SIZE];
+    char curl_err[CURL_ERROR_SIZE];
 
     /* the session */
     char *access_token;
     char *instance_url; /* no trailing '/' */
-    char  org_id[19];
-    char  user_id[19];
+    char org_id[19];
+    char user_id[19];
 
-    char  fingerprint[LATCH_FP_LEN + 1]; /* of the credentials (loginlatch) */
+    char fingerprint[LATCH_FP_LEN + 1]; /* of the credentials (loginlatch) */
 
     err_class last; /* class of the last call's failure (ERR_OK after a success) */
-    uint64_t  calls;
-    long      lim_used, lim_max;
+    uint64_t calls;
+    long lim_used, lim_max;
 };
 
 /* ----- small helpers --------------------------------------------------------- */
@@ -156,19 +156,19 @@ excerpt(const char *s, size_t len, char *out, size_t outsz)
 /* ----- one HTTP exchange ------------------------------------------------------ */
 
 typedef struct response {
-    sfapi     *c;
-    long       status;       /* from the last status line */
-    sb         body;         /* buffered body (non-streamed, or any non-2xx) */
-    bool       too_big;      /* a 2xx body went over BODY_MAX: transfer aborted */
-    sfapi_sink sink;         /* when set, 2xx bodies go here */
-    void      *sink_ctx;
-    err_t      sink_err;     /* what the sink reported */
-    bool       sink_failed;
-    uint64_t   delivered;    /* bytes handed to the sink */
-    bool       has_locator;
-    bool       locator_bad;  /* a Sforce-Locator too long to keep */
-    char       locator[LOCATOR_MAX];
-    long       nrecords;     /* Sforce-NumberOfRecords, -1 if absent */
+    sfapi *c;
+    long status;     /* from the last status line */
+    sb body;         /* buffered body (non-streamed, or any non-2xx) */
+    bool too_big;    /* a 2xx body went over BODY_MAX: transfer aborted */
+    sfapi_sink sink; /* when set, 2xx bodies go here */
+    void *sink_ctx;
+    err_t sink_err; /* what the sink reported */
+    bool sink_failed;
+    uint64_t delivered; /* bytes handed to the sink */
+    bool has_locator;
+    bool locator_bad; /* a Sforce-Locator too long to keep */
+    char locator[LOCATOR_MAX];
+    long nrecords; /* Sforce-NumberOfRecords, -1 if absent */
 } response;
 
 static void
@@ -296,12 +296,13 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow);
 
 /* One request on the client's handle. headers is the full header list. */
 static CURLcode
-perform(sfapi *c, const char *method, const char *url, struct curl_slist *headers,
-        const char *body, response *r)
+perform(sfapi *c, const char *method, const char *url, struct curl_slist *headers, const char *body,
+        response *r)
 {
     CURL *h = c->curl;
     curl_easy_reset(h); /* keeps the open connections */
@@ -389,11 +390,20 @@ static const char *const transient_codes[] = {
 
 /* curl failures that retrying cannot cure: the URL or the TLS setup is wrong. */
 static const CURLcode permanent_curl[] = {
-    CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT,      CURLE_NOT_BUILT_IN,
-    CURLE_BAD_FUNCTION_ARGUMENT, CURLE_FUNCTION_NOT_FOUND, CURLE_TOO_MANY_REDIRECTS,
-    CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-    CURLE_SSL_CACERT_BADFILE,   CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_CRL_BADFILE,
-    CURLE_SSL_ISSUER_ERROR,     CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+    CURLE_UNSUPPORTED_PROTOCOL,
+    CURLE_URL_MALFORMAT,
+    CURLE_NOT_BUILT_IN,
+    CURLE_BAD_FUNCTION_ARGUMENT,
+    CURLE_FUNCTION_NOT_FOUND,
+    CURLE_TOO_MANY_REDIRECTS,
+    CURLE_PEER_FAILED_VERIFICATION,
+    CURLE_SSL_CERTPROBLEM,
+    CURLE_SSL_CIPHER,
+    CURLE_SSL_CACERT_BADFILE,
+    CURLE_SSL_ENGINE_NOTFOUND,
+    CURLE_SSL_CRL_BADFILE,
+    CURLE_SSL_ISSUER_ERROR,
+    CURLE_SSL_PINNEDPUBKEYNOTMATCH,
 };
 
 static err_class
@@ -475,8 +485,7 @@ parse_body(const response *r, bool want_object, bool allow_empty, bool secret, j
     if (r->body.len == 0) {
         if (allow_empty)
             return 0;
-        return err_set(e, (int)r->status, "BAD_RESPONSE", "HTTP %ld with an empty body",
-                       r->status);
+        return err_set(e, (int)r->status, "BAD_RESPONSE", "HTTP %ld with an empty body", r->status);
     }
     json_error_t je;
     json_t *j = json_loadb(r->body.buf, r->body.len, JSON_DECODE_ANY, &je);
@@ -484,8 +493,8 @@ parse_body(const response *r, bool want_object, bool allow_empty, bool secret, j
         char ex[120];
         excerpt(r->body.buf, r->body.len, ex, sizeof ex);
         return err_set(e, (int)r->status, "BAD_RESPONSE",
-                       "the server's reply is not valid JSON (%s at line %d)%s%s", je.text,
-                       je.line, secret ? "" : ": ", secret ? "" : ex);
+                       "the server's reply is not valid JSON (%s at line %d)%s%s", je.text, je.line,
+                       secret ? "" : ": ", secret ? "" : ex);
     }
     if (want_object && !json_is_object(j)) {
         json_decref(j);
@@ -677,13 +686,14 @@ login(sfapi *c, err_t *e)
             le.cls = cls;
             c->last = cls;
             log_warn("sfapi: login to %s failed: %s: %s", c->login_url, le.code, le.msg);
-            if (cls == ERR_AUTH && latch_is_refusal(le.code)) /* Salesforce locks a user after ~10 */
+            if (cls == ERR_AUTH &&
+                latch_is_refusal(le.code)) /* Salesforce locks a user after ~10 */
                 latch_set(c->fingerprint, &le);
             break;
         }
         long ms = backoff_ms(c, attempt);
-        log_warn("sfapi: login to %s: %s: %s; retry %d/%d in %ld ms", c->login_url, le.code,
-                 le.msg, attempt + 1, c->max_retries, ms);
+        log_warn("sfapi: login to %s: %s: %s; retry %d/%d in %ld ms", c->login_url, le.code, le.msg,
+                 attempt + 1, c->max_retries, ms);
         sleep_ms(ms);
     }
     sb_free(&r.body);
@@ -705,13 +715,13 @@ sfapi_login(sfapi *c, err_t *e)
 
 typedef struct api_req {
     const char *method;
-    const char *path;        /* relative to the instance, starts with '/' */
-    const char *body;        /* JSON, or NULL */
+    const char *path;         /* relative to the instance, starts with '/' */
+    const char *body;         /* JSON, or NULL */
     const char *content_type; /* of body; NULL: JSON */
-    const char *accept;      /* NULL: application/json */
-    const char *extra;       /* one more header line, or NULL */
-    sfapi_sink  sink;        /* results streaming, or NULL */
-    void       *sink_ctx;
+    const char *accept;       /* NULL: application/json */
+    const char *extra;        /* one more header line, or NULL */
+    sfapi_sink sink;          /* results streaming, or NULL */
+    void *sink_ctx;
 } api_req;
 
 /* Sends q to the instance until it succeeds, fails for good or runs out of
@@ -776,8 +786,8 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
         } else if (r->status == 401 && !relogged) {
             /* Expired or revoked session: log in again once and repeat. */
             relogged = true;
-            log_info("sfapi: %s %.120s: session expired or invalid, logging in again",
-                     q->method, q->path);
+            log_info("sfapi: %s %.120s: session expired or invalid, logging in again", q->method,
+                     q->path);
             forget_session(c);
             if (login(c, e) != 0)
                 return -1;
@@ -788,8 +798,8 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
         }
         if (cls == ERR_TRANSIENT && attempt < c->max_retries && r->delivered == 0) {
             long ms = backoff_ms(c, attempt);
-            log_warn("sfapi: %s %.120s: %s: %s; retry %d/%d in %ld ms", q->method, q->path,
-                     le.code, le.msg, attempt + 1, c->max_retries, ms);
+            log_warn("sfapi: %s %.120s: %s: %s; retry %d/%d in %ld ms", q->method, q->path, le.code,
+                     le.msg, attempt + 1, c->max_retries, ms);
             sleep_ms(ms);
             attempt++;
             continue;
@@ -803,8 +813,8 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
 
 /* api_call for a JSON reply; *out is the parsed body (NULL if empty and allowed). */
 static int
-api_json(sfapi *c, const api_req *q, bool want_object, bool allow_empty, long *status,
-         json_t **out, err_t *e)
+api_json(sfapi *c, const api_req *q, bool want_object, bool allow_empty, long *status, json_t **out,
+         err_t *e)
 {
     response r = {.c = c};
     int rc = api_call(c, q, &r, e);
@@ -841,12 +851,13 @@ sfapi_new(const sfapi_config *cfg)
     c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 120000;
     c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
     c->max_retries = cfg->max_retries >= 0 ? cfg->max_retries : 4;
-    c->backoff_cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms : retry_presets[RETRY_HTTP].cap_ms;
+    c->backoff_cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms
+                                                : retry_presets[RETRY_HTTP].cap_ms;
     c->abort_flag = cfg->abort_flag;
     c->wake_flag = cfg->wake_flag;
     c->lim_used = c->lim_max = -1;
-    latch_fingerprint(c->fingerprint, c->login_url, c->client_id, c->client_secret, c->username, c->password,
-                      c->refresh_token);
+    latch_fingerprint(c->fingerprint, c->login_url, c->client_id, c->client_secret, c->username,
+                      c->password, c->refresh_token);
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
         fputs("fatal: curl_easy_init failed\n", stderr);
@@ -1016,7 +1027,8 @@ sfapi_rest(sfapi *c, const char *method, const char *path, const char *body, lon
     for (size_t i = 0; method && i < sizeof methods / sizeof methods[0]; i++)
         known = known || strcmp(method, methods[i]) == 0;
     if (!known) {
-        err_set(e, 400, "METHOD_NOT_ALLOWED", "unsupported HTTP method %.20s", method ? method : "(null)");
+        err_set(e, 400, "METHOD_NOT_ALLOWED", "unsupported HTTP method %.20s",
+                method ? method : "(null)");
         return classed(c, e, ERR_PERMANENT);
     }
     if (check_rel_path(c, path, "/", e) != 0)
@@ -1130,8 +1142,7 @@ sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *recor
 
 int
 sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long max_records,
-                         sfapi_sink sink, void *ctx, char **next_locator, long *nrecords,
-                         err_t *e)
+                         sfapi_sink sink, void *ctx, char **next_locator, long *nrecords, err_t *e)
 {
     *next_locator = NULL;
     if (nrecords)
@@ -1147,18 +1158,22 @@ sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long
         sb_printf(&path, "%clocator=", sep);
         put_escaped(c, &path, locator);
     }
-    api_req q = {.method = "GET", .path = path.buf, .accept = "text/csv", .sink = sink,
+    api_req q = {.method = "GET",
+                 .path = path.buf,
+                 .accept = "text/csv",
+                 .sink = sink,
                  .sink_ctx = ctx};
     response r = {.c = c};
     int rc = api_call(c, &q, &r, e);
     if (rc == 0 && r.locator_bad) {
-        err_set(e, (int)r.status, "BAD_RESPONSE", "the Sforce-Locator header of job %s is over %d bytes",
-                job_id, LOCATOR_MAX - 1);
+        err_set(e, (int)r.status, "BAD_RESPONSE",
+                "the Sforce-Locator header of job %s is over %d bytes", job_id, LOCATOR_MAX - 1);
         rc = classed(c, e, ERR_PERMANENT);
     } else if (rc == 0) {
         if (!r.has_locator)
             log_warn("sfapi: results of job %s came without Sforce-Locator; taking it as the "
-                     "last page", job_id);
+                     "last page",
+                     job_id);
         else if (r.locator[0] && strcmp(r.locator, "null") != 0)
             *next_locator = xstrdup(r.locator);
         if (nrecords)
@@ -1185,8 +1200,9 @@ sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e)
 /* ----- public: Bulk API 2.0 ingest ----------------------------------------------- */
 
 int
-sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field, const char *csv,
-                  long timeout_ms, char **job_id, long *processed, long *failed, err_t *e)
+sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field,
+                  const char *csv, long timeout_ms, char **job_id, long *processed, long *failed,
+                  err_t *e)
 {
     *job_id = NULL;
     *processed = *failed = 0;
@@ -1227,7 +1243,9 @@ sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const cha
         sb_clear(&path);
         data_path(c, &path, "/jobs/ingest/");
         put_escaped(c, &path, *job_id);
-        api_req close = {.method = "PATCH", .path = path.buf, .body = "{\"state\":\"UploadComplete\"}"};
+        api_req close = {.method = "PATCH",
+                         .path = path.buf,
+                         .body = "{\"state\":\"UploadComplete\"}"};
         rc = api_json(c, &close, true, false, NULL, &j, e);
         json_decref(j);
         j = NULL;
@@ -1250,8 +1268,8 @@ sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const cha
         }
         if (state && (strcmp(state, "Failed") == 0 || strcmp(state, "Aborted") == 0)) {
             const char *msg = json_string_value(json_object_get(j, "errorMessage"));
-            err_set(e, 400, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED", "ingest job %s %s: %s",
-                    *job_id, state, msg ? msg : "(no message)");
+            err_set(e, 400, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED",
+                    "ingest job %s %s: %s", *job_id, state, msg ? msg : "(no message)");
             rc = classed(c, e, ERR_PERMANENT);
             json_decref(j);
             break;

@@ -43,27 +43,28 @@ typedef err_class sfapi_class;
 #define SFAPI_PERMANENT ERR_PERMANENT
 
 typedef struct sfapi_config {
-    const char *login_url;     /* e.g. https://login.salesforce.com (no trailing /) */
+    const char *login_url; /* e.g. https://login.salesforce.com (no trailing /) */
     const char *client_id;
     const char *client_secret; /* may be NULL for public clients */
     const char *username;      /* password grant when username+password set */
     const char *password;      /* password with security token appended, if any */
     const char *refresh_token; /* refresh-token grant when set (preferred) */
     const char *api_version;   /* "60.0" */
-    long        timeout_ms;    /* per request, whole transfer (streamed Bulk results:
+    long timeout_ms;           /* per request, whole transfer (streamed Bulk results:
                                   the longest stall, as a slow sink may take longer); 0 = 120000 */
-    long        connect_timeout_ms; /* 0 = 10000 */
-    int         max_retries;   /* transient retries inside one call; -1 = default 4 */
-    long        backoff_cap_ms; /* cap of RETRY_HTTP's delay; 0 = the policy's (8000) */
-    volatile sig_atomic_t *abort_flag; /* when set, a transfer in progress stops (a held CometD connect) */
-    volatile sig_atomic_t *wake_flag;  /* the same, set by another thread to cut a long poll short */
+    long connect_timeout_ms;   /* 0 = 10000 */
+    int max_retries;           /* transient retries inside one call; -1 = default 4 */
+    long backoff_cap_ms;       /* cap of RETRY_HTTP's delay; 0 = the policy's (8000) */
+    volatile sig_atomic_t
+        *abort_flag; /* when set, a transfer in progress stops (a held CometD connect) */
+    volatile sig_atomic_t *wake_flag; /* the same, set by another thread to cut a long poll short */
 } sfapi_config;
 
 typedef struct sfapi sfapi;
 
 /* Copies every string of cfg. */
 sfapi *sfapi_new(const sfapi_config *cfg);
-void   sfapi_free(sfapi *c);
+void sfapi_free(sfapi *c);
 
 /* Log in (refresh-token grant if configured, else password grant). Called
  * lazily by every request when not logged in yet; call it directly to check
@@ -90,7 +91,7 @@ err_class sfapi_last_class(const sfapi *c);
  * retries included; the login does not) and the org's figures from the last
  * Sforce-Limit-Info header ("api-usage=used/max"; -1 when not seen yet). */
 uint64_t sfapi_calls(const sfapi *c);
-void     sfapi_limit_info(const sfapi *c, long *used, long *max);
+void sfapi_limit_info(const sfapi *c, long *used, long *max);
 
 /* GET /services/data/vNN.N/sobjects/OBJECT/describe. *out is the parsed body
  * (caller json_decref's it). NOT_FOUND for an unknown object. */
@@ -99,15 +100,16 @@ int sfapi_describe(sfapi *c, const char *object, json_t **out, err_t *e) ERR_MUS
 /* GET .../query?q=SOQL (or queryAll when all is true). *page is the parsed
  * body: {"totalSize","done","records":[...],"nextRecordsUrl"?}. batch_size > 0
  * sends "Sforce-Query-Options: batchSize=N". */
-int sfapi_query(sfapi *c, const char *soql, bool all, int batch_size, json_t **page, err_t *e) ERR_MUST_CHECK;
+int sfapi_query(sfapi *c, const char *soql, bool all, int batch_size, json_t **page,
+                err_t *e) ERR_MUST_CHECK;
 /* GET the page at a nextRecordsUrl ("/services/data/vNN.N/query/01g...-2000"). */
 int sfapi_query_more(sfapi *c, const char *next_url, json_t **page, err_t *e) ERR_MUST_CHECK;
 
 /* A whole SOQL query, page by page. */
 typedef struct sfapi_query_spec {
     const char *soql;
-    bool        all;        /* queryAll: deleted and archived records too */
-    int         batch_size; /* > 0: Sforce-Query-Options: batchSize=N */
+    bool all;               /* queryAll: deleted and archived records too */
+    int batch_size;         /* > 0: Sforce-Query-Options: batchSize=N */
     const char *resume_url; /* when set: start at this nextRecordsUrl instead of running soql */
 } sfapi_query_spec;
 
@@ -119,21 +121,24 @@ typedef int (*sfapi_page_fn)(void *ctx, json_t *records, const char *next, err_t
 /* sfapi_query (or sfapi_query_more from resume_url), then sfapi_query_more
  * until the last page, each page handed to fn. A reply without a records
  * array fails BAD_RESPONSE (ERR_PERMANENT). */
-int sfapi_query_each(sfapi *c, const sfapi_query_spec *q, sfapi_page_fn fn, void *ctx, err_t *e) ERR_MUST_CHECK;
+int sfapi_query_each(sfapi *c, const sfapi_query_spec *q, sfapi_page_fn fn, void *ctx,
+                     err_t *e) ERR_MUST_CHECK;
 
 /* Any REST call: method "GET"/"POST"/"PATCH"/"DELETE", path relative to the
  * instance ("/services/data/v60.0/limits"), body JSON or NULL. *out gets the
  * parsed reply (NULL for an empty body); *status the HTTP status. */
-int sfapi_rest(sfapi *c, const char *method, const char *path, const char *body,
-               long *status, json_t **out, err_t *e) ERR_MUST_CHECK;
+int sfapi_rest(sfapi *c, const char *method, const char *path, const char *body, long *status,
+               json_t **out, err_t *e) ERR_MUST_CHECK;
 
 /* Bulk API 2.0 query job. Creates the job (operation "query" or "queryAll"),
  * and returns its id (caller frees). */
-int sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id, err_t *e) ERR_MUST_CHECK;
+int sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id,
+                            err_t *e) ERR_MUST_CHECK;
 /* Polls the job (with growing intervals, 50 ms up to 2 s, until timeout_ms;
  * 0 = 30 min) until JobComplete. Failed/Aborted → ERR_PERMANENT with the
  * job's errorMessage. *records = numberRecordsProcessed. */
-int sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records, err_t *e) ERR_MUST_CHECK;
+int sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records,
+                          err_t *e) ERR_MUST_CHECK;
 
 /* Receives the CSV body piece by piece. Return 0 to go on, -1 to abort the
  * transfer; the call then fails with the error the sink put in e (or
@@ -159,10 +164,12 @@ int sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e) ERR_MUST_CHE
  * endings), close, and wait until it is JobComplete. Returns the job id and the
  * counts. Not retried inside: an upload whose outcome is unknown is the
  * caller's to resolve. */
-int sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field, const char *csv,
-                      long timeout_ms, char **job_id, long *processed, long *failed, err_t *e) ERR_MUST_CHECK;
+int sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field,
+                      const char *csv, long timeout_ms, char **job_id, long *processed,
+                      long *failed, err_t *e) ERR_MUST_CHECK;
 /* The job's successfulResults (failed false) or failedResults CSV, appended to csv. */
-int sfapi_bulk_ingest_results(sfapi *c, const char *job_id, bool failed, sb *csv, err_t *e) ERR_MUST_CHECK;
+int sfapi_bulk_ingest_results(sfapi *c, const char *job_id, bool failed, sb *csv,
+                              err_t *e) ERR_MUST_CHECK;
 
 /* Appends s to out as a SOQL string literal body (without the quotes):
  * backslash-escapes \ ' " and control characters as Salesforce requires. */

@@ -32,29 +32,29 @@
 #define IDLE_CHECK_MS      2000
 
 struct stream {
-    const cfg             *cfg;
+    const cfg *cfg;
     volatile sig_atomic_t *stop;
-    PGconn                *pg;
-    sfapi                 *sf;
-    worker_thread          worker;
-    char                  *client_id;
-    char                  *subscribed; /* the set of channels, to notice changes */
-    json_t                *heard;      /* object -> when its stream last proved alive (ms), for silence */
-    char                   path[64];   /* /cometd/60.0 */
-    int                    failures;
-    volatile sig_atomic_t  wake; /* stream_wake: the mappings may have changed */
+    PGconn *pg;
+    sfapi *sf;
+    worker_thread worker;
+    char *client_id;
+    char *subscribed; /* the set of channels, to notice changes */
+    json_t *heard;    /* object -> when its stream last proved alive (ms), for silence */
+    char path[64];    /* /cometd/60.0 */
+    int failures;
+    volatile sig_atomic_t wake; /* stream_wake: the mappings may have changed */
 };
 
 typedef struct sub {
     mapping *m;
-    char     channel[128];
-    bool     fallback; /* needs a windowed poll */
-    bool     catchup;  /* ...only to catch up at a first subscription (not a fallback) */
+    char channel[128];
+    bool fallback; /* needs a windowed poll */
+    bool catchup;  /* ...only to catch up at a first subscription (not a fallback) */
     /* events of the current batch */
-    json_t  *ids;
-    json_t  *deleted;
-    int64_t  replay;
-    int64_t  commit_ms;
+    json_t *ids;
+    json_t *deleted;
+    int64_t replay;
+    int64_t commit_ms;
 } sub;
 
 void
@@ -172,8 +172,9 @@ static int
 handshake(stream *s, err_t *e)
 {
     json_t *reply = NULL;
-    json_t *msg = json_pack("{s:s,s:s,s:s,s:[s],s:{s:b}}", "channel", "/meta/handshake", "version", "1.0",
-                            "minimumVersion", "1.0", "supportedConnectionTypes", "long-polling", "ext", "replay", 1);
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:[s],s:{s:b}}", "channel", "/meta/handshake", "version",
+                            "1.0", "minimumVersion", "1.0", "supportedConnectionTypes",
+                            "long-polling", "ext", "replay", 1);
     if (bayeux(s, msg, &reply, e) != 0)
         return -1;
     json_t *r = meta_reply(reply, "/meta/handshake");
@@ -181,10 +182,11 @@ handshake(stream *s, err_t *e)
     int rc = 0;
     if (!json_is_true(json_object_get(r, "successful")) || !id) {
         const char *why = json_string_value(json_object_get(r, "error"));
-        const char *reason = json_string_value(json_object_get(json_object_get(json_object_get(r, "ext"), "sfdc"),
-                                                                "failureReason"));
-        rc = err_set(e, 403, "HANDSHAKE_DENIED", "CometD handshake refused: %s%s%s%s", why ? why : "no reason given",
-                     reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
+        const char *reason = json_string_value(
+            json_object_get(json_object_get(json_object_get(r, "ext"), "sfdc"), "failureReason"));
+        rc = err_set(e, 403, "HANDSHAKE_DENIED", "CometD handshake refused: %s%s%s%s",
+                     why ? why : "no reason given", reason ? " (" : "", reason ? reason : "",
+                     reason ? ")" : "");
         /* Salesforce refuses the handshake of an expired or revoked session
          * ("403::Handshake denied", failureReason "401::Authentication invalid")
          * rather than answering 401: log in afresh before the next attempt. */
@@ -205,8 +207,8 @@ subscribe(stream *s, const char *channel, int64_t replay, char **error, err_t *e
     *error = NULL;
     json_t *rep = json_object();
     json_object_set_new(rep, channel, json_integer(replay));
-    json_t *msg = json_pack("{s:s,s:s,s:s,s:{s:o}}", "channel", "/meta/subscribe", "clientId", s->client_id,
-                            "subscription", channel, "ext", "replay", rep);
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:{s:o}}", "channel", "/meta/subscribe", "clientId",
+                            s->client_id, "subscription", channel, "ext", "replay", rep);
     json_t *reply = NULL;
     if (bayeux(s, msg, &reply, e) != 0)
         return -1;
@@ -361,7 +363,8 @@ connect_client(stream *s, sub *subs, size_t n, const char *set, err_t *e)
         /* The channel is found again at the next subscribe; only `status` misses it. */
         if (cat_stream_subscribed(s->pg, s->cfg->schema, u->m->object, u->channel, &ce) != 0)
             log_warn("stream: %s: subscription not recorded: %s", u->m->object, ce.msg);
-        log_info("stream: %s subscribed to %s from replay id %lld", u->m->object, u->channel, (long long)replay);
+        log_info("stream: %s subscribed to %s from replay id %lld", u->m->object, u->channel,
+                 (long long)replay);
         if (replay < 0 && !u->fallback) {
             /* No replay id committed yet (a new stream, or nothing streamed
              * since): what changed between the last pull and this subscription
@@ -385,7 +388,8 @@ take_event(sub *subs, size_t n, json_t *msg)
             u = &subs[i];
     if (!u || !json_is_object(data))
         return;
-    json_int_t replay = json_integer_value(json_object_get(json_object_get(data, "event"), "replayId"));
+    json_int_t replay = json_integer_value(
+        json_object_get(json_object_get(data, "event"), "replayId"));
     if (replay > u->replay)
         u->replay = replay;
     json_t *payload = json_object_get(data, "payload");
@@ -404,8 +408,9 @@ take_event(sub *subs, size_t n, json_t *msg)
         json_t *target = strcmp(type, "DELETE") == 0 ? u->deleted : u->ids;
         size_t i;
         json_t *id;
-        json_array_foreach(json_object_get(hdr, "recordIds"), i, id) if (json_is_string(id))
-            json_array_append(target, id);
+        json_array_foreach(json_object_get(hdr, "recordIds"), i, id)
+            if (json_is_string(id))
+                json_array_append(target, id);
         return;
     }
     /* PushTopic: {"event": {"type": "updated", ...}, "sobject": {"Id": ...}} */
@@ -449,29 +454,35 @@ silent(stream *s, const char *object)
 static void
 fallback_poll(stream *s, sub *u)
 {
-    sync_ctx x = {.pg = s->pg, .sf = s->sf, .cfg = s->cfg, .schema = s->cfg->schema, .stop = s->stop};
+    sync_ctx x = {.pg = s->pg,
+                  .sf = s->sf,
+                  .cfg = s->cfg,
+                  .schema = s->cfg->schema,
+                  .stop = s->stop};
     if (!u->catchup)
         set_stream_state(s, u->m, SS_FALLBACK, NULL);
     err_t e;
     err_clear(&e);
     int64_t n = 0;
     if (sync_poll(&x, u->m, &n, &e) != 0) {
-        log_warn("stream: %s: fallback poll failed (%s); the next one retries", u->m->object, e.msg);
+        log_warn("stream: %s: fallback poll failed (%s); the next one retries", u->m->object,
+                 e.msg);
         return; /* u->fallback stays set */
     }
     u->fallback = false;
     heard(s, u->m->object);
     if (u->catchup) {
         u->catchup = false;
-        log_info("stream: %s: caught up with %lld changes from before the subscription", u->m->object,
-                 (long long)n);
+        log_info("stream: %s: caught up with %lld changes from before the subscription",
+                 u->m->object, (long long)n);
         return;
     }
     err_t fe;
     /* A counter and what `status` shows: the stream goes on either way. */
     if (cat_stream_fallback_done(s->pg, s->cfg->schema, u->m->object, &fe) != 0)
         log_warn("stream: %s: fallback not recorded: %s", u->m->object, fe.msg);
-    log_info("stream: %s: fallback poll applied %lld changes; streaming again", u->m->object, (long long)n);
+    log_info("stream: %s: fallback poll applied %lld changes; streaming again", u->m->object,
+             (long long)n);
 }
 
 /* The mappings of ms that stream now, as subs (caller frees); set gets their
@@ -549,7 +560,11 @@ apply_reply(stream *s, sub *subs, size_t ns, json_t *reply, err_t *e)
         if (ch && strncmp(ch, "/meta/", 6) != 0)
             take_event(subs, ns, m);
     }
-    sync_ctx x = {.pg = s->pg, .sf = s->sf, .cfg = s->cfg, .schema = s->cfg->schema, .stop = s->stop};
+    sync_ctx x = {.pg = s->pg,
+                  .sf = s->sf,
+                  .cfg = s->cfg,
+                  .schema = s->cfg->schema,
+                  .stop = s->stop};
     int rc = 0;
     for (size_t k = 0; k < ns && rc == 0; k++) {
         sub *u = &subs[k];
@@ -589,8 +604,8 @@ listen_once(stream *s, sub *subs, size_t ns, const char *set, err_t *e)
         poll_untrusted(s, subs, ns);
     json_t *reply = NULL;
     if (rc == 0 && !*s->stop && !s->wake) {
-        json_t *msg = json_pack("{s:s,s:s,s:s}", "channel", "/meta/connect", "clientId", s->client_id,
-                                "connectionType", "long-polling");
+        json_t *msg = json_pack("{s:s,s:s,s:s}", "channel", "/meta/connect", "clientId",
+                                s->client_id, "connectionType", "long-polling");
         rc = bayeux(s, msg, &reply, e);
         if (rc != 0 && s->wake) {
             /* Cut short by stream_wake: not a failure; the next round sees the
@@ -656,7 +671,8 @@ stream_main(void *arg)
         log_warn("stream: %s: %s (reconnecting in %.1f s)", e.code, e.msg, (double)d / 1000.0);
         err_t ce;
         /* What `status` shows while reconnecting; a lost connection is the reason itself. */
-        if (s->pg && !pg_connection_lost(s->pg) && cat_streams_connecting(s->pg, s->cfg->schema, e.msg, &ce) != 0)
+        if (s->pg && !pg_connection_lost(s->pg) &&
+            cat_streams_connecting(s->pg, s->cfg->schema, e.msg, &ce) != 0)
             log_warn("stream: state not recorded: %s", ce.msg);
         for (long t = 0; t < d && !*s->stop; t += 100)
             usleep(100000);

@@ -22,19 +22,20 @@ typedef struct stream stream;
 
 stream *stream_new(const cfg *c, volatile sig_atomic_t *stop);
 /* Start the stream's thread (worker_start); 0 or -1. */
-int     stream_start(stream *s) ERR_MUST_CHECK;
-void    stream_join(stream *s);
+int stream_start(stream *s) ERR_MUST_CHECK;
+void stream_join(stream *s);
 /* From another thread: the mappings changed (a control NOTIFY): cut the held
  * long poll short, so the stream resubscribes at once rather than when the
  * poll returns (up to two minutes). */
-void    stream_wake(stream *s);
-void    stream_free(stream *s);
+void stream_wake(stream *s);
+void stream_free(stream *s);
 
 /* Delete the PushTopic sfbridge made for m (sfb_<table>) when there is one:
  * 1 deleted, 0 none, -1 failed (e filled). For a mapping that stops streaming. */
-int     stream_drop_pushtopic(sfapi *sf, const char *api_version, const mapping *m, err_t *e) ERR_MUST_CHECK;
+int stream_drop_pushtopic(sfapi *sf, const char *api_version, const mapping *m,
+                          err_t *e) ERR_MUST_CHECK;
 
 /* "/data/Teacher__ChangeEvent" for "Teacher__c", "/data/AccountChangeEvent" for "Account". */
-void    stream_cdc_channel(char *out, size_t n, const char *object);
+void stream_cdc_channel(char *out, size_t n, const char *object);
 
 #endif
