@@ -44,27 +44,11 @@ selected(const daemon_run *r, const mapping *m)
     return false;
 }
 
-/* The class of a Salesforce login failure. The class travels in err_t; the
- * Salesforce client does not fill it everywhere yet, so its last class (the
- * same information) decides when err_t has only err_set's default. */
+/* The class of a failed action, inside its error (an unclassed failure is
+ * permanent: only the user can fix it). */
 static err_class
-login_class(const app *a, const err_t *e)
+action_class(const err_t *e)
 {
-    if (e->cls == ERR_AUTH || e->cls == ERR_TRANSIENT)
-        return e->cls;
-    return a->sf && sfapi_last_class(a->sf) == SFAPI_AUTH ? ERR_AUTH : e->cls;
-}
-
-/* The class of a failed action: what the sync recorded (x->fail), else err_t's. */
-static err_class
-action_class(const sync_ctx *x, const err_t *e)
-{
-    switch (x->fail) {
-    case SFAPI_TRANSIENT: return ERR_TRANSIENT;
-    case SFAPI_AUTH: return ERR_AUTH;
-    case SFAPI_PERMANENT: return ERR_PERMANENT;
-    case SFAPI_OK: break;
-    }
     return e->cls == ERR_OK ? ERR_PERMANENT : e->cls;
 }
 
@@ -133,8 +117,7 @@ run_sync(sync_ctx *x, mapping *m, fsm_action act, err_t *e)
     case ACT_DRIFT:
         rc = sync_drift(x, m, &n, e);
         if (rc == 0 && fsm_fire(x->pg, x->schema, m, EV_DRIFT_DONE, NULL, e) != 0) {
-            x->fail = pg_transient(x->pg, e) ? SFAPI_TRANSIENT : SFAPI_PERMANENT;
-            rc = -1;
+            rc = -1; /* fsm_fire's err_t carries the class (pg_fail) */
         }
         return rc;
     case ACT_NONE: break;
@@ -149,12 +132,10 @@ run_action(app *a, sync_ctx *x, mapping *m, fsm_action act, err_t *e)
     uint64_t before = sfapi_calls(x->sf);
     if (act != ACT_POLL || m->state != MS_DATA_SYNCED)
         log_info("%s: %s", m->object, fsm_action_name(act));
-    x->fail = SFAPI_OK;
     map_event start = fsm_action_event(act);
     int rc = 0;
     if (start != EV_COUNT && fsm_fire(a->pg, a->cfg.schema, m, start, NULL, e) != 0) {
-        x->fail = pg_transient(a->pg, e) ? SFAPI_TRANSIENT : SFAPI_PERMANENT;
-        rc = -1;
+        rc = -1; /* fsm_fire's err_t carries the class (pg_fail) */
     }
     if (rc == 0 && act == ACT_POLL && m->api_calls >= m->max_daily)
         return budget_spent(a, m, e);
@@ -163,7 +144,7 @@ run_action(app *a, sync_ctx *x, mapping *m, fsm_action act, err_t *e)
     record_api_use(a, m, sfapi_calls(x->sf) - before);
     if (rc != 0) {
         if (!(app_stop && strcmp(e->code, "STOPPED") == 0) && !pg_connection_lost(a->pg))
-            on_failure(a, m, act, action_class(x, e), e);
+            on_failure(a, m, act, action_class(e), e);
         return -1;
     }
     return 0;
@@ -234,7 +215,7 @@ static void
 login_failed(app *a, const err_t *le)
 {
     err_t ce;
-    conn_state cs = login_class(a, le) == ERR_AUTH ? CS_NEED_AUTHENTICATION : CS_OFFLINE;
+    conn_state cs = le->cls == ERR_AUTH ? CS_NEED_AUTHENTICATION : CS_OFFLINE;
     if (cat_set_conn_state(a->pg, a->cfg.schema, cs, le->msg, &ce) != 0)
         log_warn("connection state not recorded: %s", ce.msg);
 }

@@ -56,13 +56,14 @@ stopped(sync_ctx *x, err_t *e)
     return err_class_set(e, ERR_TRANSIENT);
 }
 
-/* The end of a public sync_* call: the class is in e; x->fail gets a copy
- * for callers that still read it (deprecated). */
+/* The end of a public sync_* call: a failure's class is in e (an unclassed
+ * one is permanent). */
 static int
-outcome(sync_ctx *x, int rc, const err_t *e)
+outcome(sync_ctx *x, int rc, err_t *e)
 {
-    err_class cls = err_class_of(e);
-    x->fail = rc == 0 ? ERR_OK : cls != ERR_OK ? cls : ERR_PERMANENT;
+    (void)x;
+    if (rc != 0 && err_class_of(e) == ERR_OK)
+        err_class_set(e, ERR_PERMANENT);
     return rc;
 }
 
@@ -1045,7 +1046,7 @@ pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
     return rc;
 }
 
-/* ---- the public calls: the class of a failure in e, and in x->fail ---------- */
+/* ---- the public calls: the class of a failure in e ------------------------------ */
 
 int
 sync_load(sync_ctx *x, mapping *m, err_t *e)

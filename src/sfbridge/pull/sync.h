@@ -41,8 +41,6 @@ typedef struct sync_ctx {
     volatile sig_atomic_t *stop; /* set by a signal: abandon the current page */
     sync_progress_fn progress;   /* optional */
     void *progress_ctx;
-    err_class fail; /* deprecated copy of err_class_of(e) after each call
-                       (ERR_OK on success); read e's class instead */
 } sync_ctx;
 
 int sync_load(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;

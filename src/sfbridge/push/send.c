@@ -108,21 +108,6 @@ collection_result(op *o, op_kind kind, json_t *r, writer_stats *st)
     st->failed++;
 }
 
-/* The class of the failure sfapi just reported, into e.
- * TODO: drop once sfapi.c fills e->cls itself; until then it is read here,
- * the one place the writer needs it. */
-static void
-class_from_sfapi(sfapi *sf, err_t *e)
-{
-    switch (sfapi_last_class(sf)) {
-    case SFAPI_TRANSIENT: err_class_set(e, ERR_TRANSIENT); break;
-    case SFAPI_AUTH: err_class_set(e, ERR_AUTH); break;
-    case SFAPI_PERMANENT: err_class_set(e, ERR_PERMANENT); break;
-    case SFAPI_OK:
-    default: break;
-    }
-}
-
 void
 send_collection(sfapi *sf, const char *api_version, const mapping *m, op **ops, size_t n,
                 writer_stats *st)
@@ -138,8 +123,6 @@ send_collection(sfapi *sf, const char *api_version, const mapping *m, op **ops, 
     uint64_t before = sfapi_calls(sf);
     int rc = sfapi_rest(sf, method, sb_str(&path), kind == OP_DELETE ? NULL : sb_str(&body),
                         &status, &res, &e);
-    if (rc != 0)
-        class_from_sfapi(sf, &e);
     st->api_calls += (int64_t)(sfapi_calls(sf) - before);
     sb_free(&body);
     sb_free(&path);

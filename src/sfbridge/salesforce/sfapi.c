@@ -68,8 +68,6 @@ struct sfapi {
     char user_id[19];
 
     char fingerprint[LATCH_FP_LEN + 1]; /* of the credentials (loginlatch) */
-
-    err_class last; /* class of the last call's failure (ERR_OK after a success) */
     uint64_t calls;
     long lim_used, lim_max;
 };
@@ -117,12 +115,11 @@ backoff_ms(const sfapi *c, int attempt)
     return retry_delay_ms(&retry_presets[RETRY_HTTP], attempt + 1, c->backoff_cap_ms);
 }
 
-/* Record a failure's class: in e (already filled) and as the client's last.
- * Returns -1. */
+/* Record a failure's class in e (already filled). Returns -1. */
 static int
 classed(sfapi *c, err_t *e, err_class cls)
 {
-    c->last = cls;
+    (void)c;
     return err_class_set(e, cls);
 }
 
@@ -658,7 +655,7 @@ login_once(sfapi *c, response *r, err_class *cls, err_t *e)
     return rc;
 }
 
-/* Log in, retrying transient failures. Sets c->last on failure. */
+/* Log in, retrying transient failures. */
 static int
 login(sfapi *c, err_t *e)
 {
@@ -684,7 +681,6 @@ login(sfapi *c, err_t *e)
         }
         if (cls != ERR_TRANSIENT || attempt >= c->max_retries) {
             le.cls = cls;
-            c->last = cls;
             log_warn("sfapi: login to %s failed: %s: %s", c->login_url, le.code, le.msg);
             if (cls == ERR_AUTH &&
                 latch_is_refusal(le.code)) /* Salesforce locks a user after ~10 */
@@ -707,7 +703,6 @@ sfapi_login(sfapi *c, err_t *e)
 {
     if (login(c, e) != 0)
         return -1;
-    c->last = ERR_OK;
     return 0;
 }
 
@@ -725,7 +720,7 @@ typedef struct api_req {
 } api_req;
 
 /* Sends q to the instance until it succeeds, fails for good or runs out of
- * retries. 0: r holds a 2xx answer. -1: e filled and c->last set. */
+ * retries. 0: r holds a 2xx answer. -1: e filled, its class set. */
 static int
 api_call(sfapi *c, const api_req *q, response *r, err_t *e)
 {
@@ -781,7 +776,6 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
                 cls = classify_curl(cc);
             }
         } else if (is_2xx(r->status)) {
-            c->last = ERR_OK;
             return 0;
         } else if (r->status == 401 && !relogged) {
             /* Expired or revoked session: log in again once and repeat. */
@@ -900,12 +894,6 @@ const char *
 sfapi_user_id(const sfapi *c)
 {
     return c->user_id;
-}
-
-err_class
-sfapi_last_class(const sfapi *c)
-{
-    return c->last;
 }
 
 uint64_t
@@ -1111,7 +1099,6 @@ sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *recor
             if (records)
                 *records = json_is_integer(n) ? (long)json_integer_value(n) : 0;
             json_decref(j);
-            c->last = ERR_OK;
             rc = 0;
             break;
         }

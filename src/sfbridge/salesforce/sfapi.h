@@ -34,14 +34,6 @@
 #include "err.h"
 #include "sb.h"
 
-/* Deprecated: the failure class is e->cls (err_class). These names remain
- * until every caller reads the class from its err_t. */
-typedef err_class sfapi_class;
-#define SFAPI_OK        ERR_OK
-#define SFAPI_TRANSIENT ERR_TRANSIENT
-#define SFAPI_AUTH      ERR_AUTH
-#define SFAPI_PERMANENT ERR_PERMANENT
-
 typedef struct sfapi_config {
     const char *login_url; /* e.g. https://login.salesforce.com (no trailing /) */
     const char *client_id;
@@ -82,10 +74,6 @@ void sfapi_forget_session(sfapi *c);
 const char *sfapi_instance_url(const sfapi *c);
 const char *sfapi_org_id(const sfapi *c);
 const char *sfapi_user_id(const sfapi *c);
-
-/* Deprecated (read e->cls instead): the class of the last call's failure,
- * ERR_OK after a success. */
-err_class sfapi_last_class(const sfapi *c);
 
 /* Requests made since sfapi_new (every HTTP request to the instance counts,
  * retries included; the login does not) and the org's figures from the last
