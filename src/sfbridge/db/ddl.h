@@ -44,6 +44,15 @@ int ddl_check_upsert_field(json_t *describe, const char *field, char **canonical
 /* Postgres type for a describe field; NULL when unsupported. */
 const char *ddl_pg_type(json_t *field, char *buf, size_t n);
 
+/* Heroku Connect's row status, `_hc_lastop`: the one definition of its values
+ * (C strings; in SQL text as "'" HC_SYNCED "'"). */
+#define HC_PENDING  "PENDING"  /* an app's change waits to be written */
+#define HC_SYNCED   "SYNCED"   /* as Salesforce has it (pulled) */
+#define HC_INSERTED "INSERTED" /* written: created in Salesforce */
+#define HC_UPDATED  "UPDATED"  /* written: updated in Salesforce */
+#define HC_DELETED  "DELETED"  /* written: deleted in Salesforce */
+#define HC_FAILED   "FAILED"   /* Salesforce refused the change (_hc_err says why) */
+
 /* Statements creating the table and its indexes. */
 void ddl_create_table(sb *out, const char *schema, const mapping *m);
 /* (Re)create Heroku Connect's status trigger hc_<table>_status_trigger. */

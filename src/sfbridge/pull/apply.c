@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ddl.h"
 #include "pg.h"
 #include "sfapi.h"
 #include "util.h"
@@ -210,9 +211,9 @@ apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *sel
     }
     /* A row whose own change has not reached Salesforce yet is left alone:
      * the change comes back with the next poll once it is written. */
-    sb_puts(out, "\"_hc_lastop\" = 'SYNCED', \"_hc_err\" = NULL WHERE ");
+    sb_puts(out, "\"_hc_lastop\" = '" HC_SYNCED "', \"_hc_err\" = NULL WHERE ");
     if (m->read_write)
-        sb_printf(out, "(t.\"_hc_lastop\" IS DISTINCT FROM 'PENDING'%s) AND ",
+        sb_printf(out, "(t.\"_hc_lastop\" IS DISTINCT FROM '" HC_PENDING "'%s) AND ",
                   with_conf ? " OR EXISTS (SELECT 1 FROM conf WHERE conf.sfid = t.sfid AND "
                               "conf.winner = 'salesforce')"
                             : "");
@@ -266,7 +267,7 @@ apply_sql(const char *schema, const mapping *m, apply_tail tail, const char *con
         apply_value_expr(&src, f[i]);
         sb_puts(&src, ", ");
     }
-    sb_puts(&src, "'SYNCED', NULL FROM src x");
+    sb_puts(&src, "'" HC_SYNCED "', NULL FROM src x");
     if (del)
         sb_puts(&src, " WHERE NOT coalesce(x.\"IsDeleted\", false)");
     sb_puts(&s, ", up AS (");
@@ -327,10 +328,9 @@ apply_gone_sql(sb *out, const char *schema, const mapping *m, bool tombstone)
 {
     sb_puts(out, tombstone ? "UPDATE " : "DELETE FROM ");
     pg_qname(out, schema, m->table);
-    sb_puts(out,
-            tombstone
-                ? " t SET isdeleted = true, \"_hc_lastop\" = 'SYNCED' WHERE NOT t.isdeleted AND"
-                : " t WHERE");
+    sb_puts(out, tombstone ? " t SET isdeleted = true, \"_hc_lastop\" = '" HC_SYNCED
+                             "' WHERE NOT t.isdeleted AND"
+                           : " t WHERE");
     sb_puts(out,
             " t.sfid IS NOT NULL AND ($1::timestamp IS NULL OR t.systemmodstamp <= $1::timestamp)"
             " AND NOT EXISTS (SELECT 1 FROM " APPLY_STAGE " s WHERE s.sfid = t.sfid)");

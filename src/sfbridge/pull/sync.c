@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "ddl.h"
 #include "locks.h"
 #include "log.h"
 #include "pg.h"
@@ -111,7 +112,7 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
         sb_puts(&s, " t ON t.sfid = x.\"Id\" CROSS JOIN LATERAL ");
         tlog_sql_pending_change(&s, x->schema, T, "t.id", "p");
         sb_puts(&s,
-                " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = 'PENDING'"
+                " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = '" HC_PENDING "'"
                 " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')");
         /* Salesforce's version is sfbridge's own earlier write: not a conflict. */
         tlog_sql_not_own_write(&s, x->schema, T, "t.id", "x.\"SystemModstamp\"");
@@ -884,7 +885,7 @@ pull_reload(sync_ctx *x, mapping *m, err_t *e)
         sb src = SB_INIT;
         sb_puts(&src, "SELECT ");
         apply_column_list(&src, f, m->nfields, NULL);
-        sb_puts(&src, ", 'SYNCED', NULL FROM " STAGE);
+        sb_puts(&src, ", '" HC_SYNCED "', NULL FROM " STAGE);
         apply_upsert_from(&s, x->schema, m, sb_str(&src), false);
         sb_free(&src);
         rc = pg_exec(x->pg, e, sb_str(&s)) == 0 ? 0 : pg_failed(x, e);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ddl.h"
 #include "log.h"
 #include "sb.h"
 #include "typed.h"
@@ -65,7 +66,7 @@ void
 op_set_failed(op *o, const char *code, const char *message, json_t *fields)
 {
     o->out = OUT_FAILED;
-    snprintf(o->lastop, sizeof o->lastop, "FAILED");
+    snprintf(o->lastop, sizeof o->lastop, HC_FAILED);
     json_t *err = json_pack("{s:s,s:s,s:O?}", "statusCode", code, "message", message, "fields",
                             fields);
     const char *what = o->kind == OP_DELETE   ? "DELETE"
@@ -259,7 +260,7 @@ fold_group(const mapping *m, const fold_entry *es, size_t n, const fold_row *ri,
                   m->table, o->record_id, (long long)es[0].id, (long long)es[n - 1].id,
                   o->row_exists ? "present" : "gone", sfid ? sfid : "none");
         o->out = OUT_DROPPED;
-        snprintf(o->lastop, sizeof o->lastop, "SYNCED");
+        snprintf(o->lastop, sizeof o->lastop, HC_SYNCED);
     }
     o->kind = kind;
     o->vals = vals;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "ddl.h"
 #include "log.h"
 #include "sb.h"
 #include "util.h"
@@ -82,11 +83,11 @@ collection_result(op *o, op_kind kind, json_t *r, writer_stats *st)
             free(o->new_sfid);
             o->new_sfid = xstrdup(id);
         }
-        op_set_ok(o, kind == OP_INSERT ? "INSERTED"
+        op_set_ok(o, kind == OP_INSERT ? HC_INSERTED
                      : kind == OP_UPSERT
-                         ? (json_is_false(json_object_get(r, "created")) ? "UPDATED" : "INSERTED")
-                     : kind == OP_UPDATE ? "UPDATED"
-                                         : "DELETED");
+                         ? (json_is_false(json_object_get(r, "created")) ? HC_UPDATED : HC_INSERTED)
+                     : kind == OP_UPDATE ? HC_UPDATED
+                                         : HC_DELETED);
         st->sent++;
         return;
     }
@@ -96,7 +97,7 @@ collection_result(op *o, op_kind kind, json_t *r, writer_stats *st)
     if (kind == OP_DELETE && code &&
         (strcmp(code, "ENTITY_IS_DELETED") == 0 ||
          strcmp(code, "INVALID_CROSS_REFERENCE_KEY") == 0)) {
-        op_set_ok(o, "DELETED"); /* already gone: the delete is done */
+        op_set_ok(o, HC_DELETED); /* already gone: the delete is done */
         return;
     }
     if (send_transient_code(code)) {
@@ -232,7 +233,7 @@ bulk_result(op *o, int pass, const csv_row *row, writer_stats *st)
     if (pass == 0) {
         free(o->new_sfid);
         o->new_sfid = xstrdup(row->field[0]);
-        op_set_ok(o, strcmp(row->field[1], "true") == 0 ? "INSERTED" : "UPDATED");
+        op_set_ok(o, strcmp(row->field[1], "true") == 0 ? HC_INSERTED : HC_UPDATED);
         st->sent++;
         return;
     }

@@ -26,6 +26,7 @@
 #include "app.h"
 #include "capture.h"
 #include "catalog.h"
+#include "ddl.h"
 #include "fold.h"
 #include "locks.h"
 #include "log.h"
@@ -498,7 +499,7 @@ adopt_created(writer *w, op *o)
     log_info("writer: %s record %s was created by an earlier attempt; adopted",
              w->ms[o->map].object, o->new_sfid);
     if (!o->sent || json_equal(o->sent, o->rec)) {
-        op_set_ok(o, "INSERTED");
+        op_set_ok(o, HC_INSERTED);
         return;
     }
     /* Settle the insert before sending anything more: if the update below is
