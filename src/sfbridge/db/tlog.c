@@ -767,15 +767,20 @@ tlog_sql_ignore_conflicts(sb *out, const char *schema, const char *table_lit,
 }
 
 int
-tlog_unsettled_inserts(PGconn *c, const char *schema, const char *table, bool *yes, err_t *e)
+tlog_unsettled_inserts(PGconn *c, const char *schema, const char *table, bool locked, bool *yes,
+                       err_t *e)
 {
     *yes = false;
     names q = names_of(schema);
     sb s = SB_INIT;
+    /* Under the table lock, an insert still PENDING that was sent (payload
+     * remembered) has no live writer behind it: the writer holds the lock
+     * from sending to recording, so its connection died in between (a
+     * Postgres restart). Its record may exist in Salesforce unlinked. */
     sb_printf(&s,
               "SELECT EXISTS (SELECT 1 FROM %s WHERE table_name = $1 AND action = 'INSERT'"
-              " AND state IN ('NEW', 'PENDING') AND sfb_unknown)",
-              sb_str(&q.log));
+              " AND state IN ('NEW', 'PENDING') AND (sfb_unknown%s))",
+              sb_str(&q.log), locked ? " OR (state = 'PENDING' AND sfb_sent_at IS NOT NULL)" : "");
     const char *p[] = {table};
     PGresult *r = pg_query(c, e, sb_str(&s), 1, p);
     sb_free(&s);

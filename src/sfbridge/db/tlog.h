@@ -177,7 +177,7 @@ void tlog_sql_ignore_conflicts(sb *out, const char *schema, const char *table_li
                                const char *policy_lit);
 /* Whether `table` has inserts whose outcome is unknown and not settled. */
 ERR_MUST_CHECK int tlog_unsettled_inserts(PGconn *c, const char *schema, const char *table,
-                                          bool *yes, err_t *e);
+                                          bool locked, bool *yes, err_t *e);
 /* For `status`: a json_build_object(pending, retrying, failed, last_error)
  * expression over the log of the schema quoted as `qschema`. Pure. */
 void tlog_sql_status(sb *out, const char *qschema);

@@ -168,7 +168,7 @@ apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, co
 /* A poll page for a read-write mapping waits while the writer has inserts in
  * flight for the table, so it never sees a new record before its sfid is
  * written back into the row (which would make a duplicate row). */
-static int unsettled_inserts(sync_ctx *x, const mapping *m, bool *yes, err_t *e);
+static int unsettled_inserts(sync_ctx *x, const mapping *m, bool locked, bool *yes, err_t *e);
 
 /* Open the transaction a page is applied in. For a read-write mapping, take
  * the table's lock (LOCK_TABLE, held by the writer while an insert's sfid is
@@ -197,7 +197,7 @@ begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
     if (pg_exec(x->pg, e, "SET LOCAL lock_timeout = '200ms'") != 0)
         return pg_failed(x, e);
     /* Checked under the lock: the writer may have lost an insert's answer while we waited. */
-    if (unsettled_inserts(x, m, wait, e) != 0)
+    if (unsettled_inserts(x, m, true, wait, e) != 0)
         return -1;
     if (*wait)
         pg_rollback_quietly(x->pg);
@@ -588,12 +588,12 @@ pull_load(sync_ctx *x, mapping *m, err_t *e)
  * the writer has settled them. (Inserts in flight are covered by the table
  * lock the writer holds while it sends them.) */
 static int
-unsettled_inserts(sync_ctx *x, const mapping *m, bool *yes, err_t *e)
+unsettled_inserts(sync_ctx *x, const mapping *m, bool locked, bool *yes, err_t *e)
 {
     *yes = false;
     if (!m->read_write)
         return 0;
-    if (tlog_unsettled_inserts(x->pg, x->schema, m->table, yes, e) != 0)
+    if (tlog_unsettled_inserts(x->pg, x->schema, m->table, locked, yes, e) != 0)
         return pg_failed(x, e);
     return 0;
 }
@@ -619,7 +619,7 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
 {
     *applied = 0;
     bool wait = false;
-    if (unsettled_inserts(x, m, &wait, e) != 0)
+    if (unsettled_inserts(x, m, false, &wait, e) != 0)
         return -1;
     if (wait) {
         log_debug("%s: poll deferred until the writer settles inserts with an unknown outcome",
@@ -823,7 +823,7 @@ pull_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
     if (!m->loaded)
         return 0;
     bool wait = false;
-    if (unsettled_inserts(x, m, &wait, e) != 0)
+    if (unsettled_inserts(x, m, false, &wait, e) != 0)
         return -1;
     if (wait)
         return 0;
@@ -1016,7 +1016,7 @@ pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
                   err_t *e)
 {
     bool wait = false;
-    if (unsettled_inserts(x, m, &wait, e) != 0)
+    if (unsettled_inserts(x, m, false, &wait, e) != 0)
         return -1;
     if (wait)
         return deferred(m, e);
