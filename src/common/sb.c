@@ -238,14 +238,27 @@ sb_xml_str(sb *s, const char *str)
     }
 }
 
+/* text between two q's, each q inside doubled */
+static void
+sql_quoted(sb *s, const char *text, char q)
+{
+    sb_putc(s, q);
+    for (const char *p = text; *p; p++) {
+        if (*p == q)
+            sb_putc(s, q);
+        sb_putc(s, *p);
+    }
+    sb_putc(s, q);
+}
+
 void
 sb_sql_ident(sb *s, const char *name)
 {
-    sb_putc(s, '"');
-    for (const char *p = name; *p; p++) {
-        if (*p == '"')
-            sb_putc(s, '"');
-        sb_putc(s, *p);
-    }
-    sb_putc(s, '"');
+    sql_quoted(s, name, '"');
+}
+
+void
+sb_sql_literal(sb *s, const char *text)
+{
+    sql_quoted(s, text, '\'');
 }

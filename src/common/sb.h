@@ -45,6 +45,10 @@ void sb_json_double(sb *s, double v);
 /* An SQL identifier, double-quoted with embedded quotes doubled: the one way
  * names reach SQL text in this project (values are always bound). */
 void sb_sql_ident(sb *s, const char *name);
+/* An SQL string literal, single-quoted with embedded quotes doubled: for text
+ * that must be part of a statement (DDL bodies, NOTIFY channels), never for
+ * values a statement can bind. */
+void sb_sql_literal(sb *s, const char *text);
 /* XML text content with &, <, >, " and ' escaped. */
 void sb_xml_str(sb *s, const char *str);
 

@@ -98,7 +98,7 @@ test_literals_and_lists(void **state)
 {
     (void)state;
     sb s = SB_INIT;
-    apply_sql_literal(&s, "O'Brien's \"x\" \\");
+    sb_sql_literal(&s, "O'Brien's \"x\" \\");
     assert_string_equal(sb_str(&s), "'O''Brien''s \"x\" \\'");
     sb_clear(&s);
     const map_field *f[] = {&fields[0], &fields[2]};

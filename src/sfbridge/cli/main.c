@@ -498,22 +498,36 @@ map_cmd_list(app *a, int argc, char **argv)
     return map_list(a, stdout, &e) == 0 ? 0 : fail(&e);
 }
 
+/* OBJECT [FLAG]: the object's name and whether flag was given; 0, or the
+ * usage error's exit status. */
+static int
+object_and_flag(const command *c, int argc, char **argv, const char *flag, const char **object,
+                bool *set)
+{
+    *object = NULL;
+    *set = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], flag) == 0)
+            *set = true;
+        else if (argv[i][0] == '-' || *object)
+            return usage_error(c, "unexpected argument '%s'", argv[i]);
+        else
+            *object = argv[i];
+    }
+    if (!*object)
+        return usage_error(c, "name the mapped object", NULL);
+    return 0;
+}
+
 static int
 map_cmd_show(app *a, int argc, char **argv)
 {
     const command *c = find_command(mapping_commands, "show");
-    bool json = false;
-    const char *object = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (argv[i][0] == '-' || object)
-            return usage_error(c, "unexpected argument '%s'", argv[i]);
-        else
-            object = argv[i];
-    }
-    if (!object)
-        return usage_error(c, "name the mapped object", NULL);
+    bool json;
+    const char *object;
+    int rc = object_and_flag(c, argc, argv, "--json", &object, &json);
+    if (rc != 0)
+        return rc;
     err_t e;
     err_clear(&e);
     return map_show(a, object, json, stdout, &e) == 0 ? 0 : fail(&e);
@@ -523,18 +537,11 @@ static int
 map_cmd_remove(app *a, int argc, char **argv)
 {
     const command *c = find_command(mapping_commands, "remove");
-    bool drop = false;
-    const char *object = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--drop-table") == 0)
-            drop = true;
-        else if (argv[i][0] == '-' || object)
-            return usage_error(c, "unexpected argument '%s'", argv[i]);
-        else
-            object = argv[i];
-    }
-    if (!object)
-        return usage_error(c, "name the mapped object", NULL);
+    bool drop;
+    const char *object;
+    int rc = object_and_flag(c, argc, argv, "--drop-table", &object, &drop);
+    if (rc != 0)
+        return rc;
     err_t e;
     err_clear(&e);
     if (map_remove(a, object, drop, &e) != 0)

@@ -56,25 +56,13 @@ fill(sb *out, const char *tmpl, const char *qschema)
     }
 }
 
-static void
-literal(sb *out, const char *s)
-{
-    sb_putc(out, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            sb_putc(out, '\'');
-        sb_putc(out, *s);
-    }
-    sb_putc(out, '\'');
-}
-
 int
 cap_ensure(PGconn *c, const char *schema, err_t *e)
 {
     sb q = SB_INIT, chan = SB_INIT, lit = SB_INIT, sql = SB_INIT;
     sb_sql_ident(&q, schema);
     cap_channel(&chan, schema);
-    literal(&lit, sb_str(&chan));
+    sb_sql_literal(&lit, sb_str(&chan));
     int rc = pg_exec(c, e, "BEGIN");
     if (rc == 0)
         rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(" LOCK_DDL ")");
@@ -115,7 +103,7 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     /* the sequence's name as a literal: a schema may hold a quote (issue 12 #6) */
     sb seqname = SB_INIT, seq = SB_INIT;
     sb_printf(&seqname, "%s._trigger_log_id_seq", sb_str(&qs));
-    literal(&seq, sb_str(&seqname));
+    sb_sql_literal(&seq, sb_str(&seqname));
     sb_free(&seqname);
     ddl_pin_path_begin(out);
     sb_printf(out,

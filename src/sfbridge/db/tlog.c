@@ -170,13 +170,7 @@ tlog_sql_ddl(sb *out, const char *schema, const char *channel_lit)
      * capture functions): the log's owner may be another (Heroku Connect's). */
     sb self = SB_INIT, lit = SB_INIT;
     sb_printf(&self, "%s.tlog_guard()", Q);
-    sb_putc(&lit, '\'');
-    for (const char *p = sb_str(&self); *p; p++) {
-        if (*p == '\'')
-            sb_putc(&lit, '\'');
-        sb_putc(&lit, *p);
-    }
-    sb_putc(&lit, '\'');
+    sb_sql_literal(&lit, sb_str(&self));
     sb_printf(out,
               "CREATE OR REPLACE FUNCTION %1$s.tlog_guard() RETURNS trigger LANGUAGE plpgsql AS "
               "$f$\n"
@@ -288,19 +282,18 @@ tlog_claim(PGconn *c, const char *schema, int limit, tlog_entry **out, size_t *n
     return 0;
 }
 
-int
-tlog_ignore(PGconn *c, const char *schema, const int64_t *ids, size_t n, const char *why, err_t *e)
+/* UPDATE the entries ids with `set` ($2 bound to arg). */
+static int
+update_entries(PGconn *c, const char *schema, const int64_t *ids, size_t n, const char *set,
+               const char *arg, err_t *e)
 {
     if (n == 0)
         return 0;
     names q = names_of(schema);
     sb a = SB_INIT, s = SB_INIT;
     pg_i64_array(&a, ids, n);
-    sb_printf(&s,
-              "UPDATE %s SET state = 'IGNORED', sf_message = $2, processed_at = now()"
-              " WHERE id = ANY($1::bigint[])",
-              sb_str(&q.log));
-    const char *p[] = {sb_str(&a), why};
+    sb_printf(&s, "UPDATE %s SET %s WHERE id = ANY($1::bigint[])", sb_str(&q.log), set);
+    const char *p[] = {sb_str(&a), arg};
     int rc = pg_run(c, e, sb_str(&s), 2, p);
     sb_free(&a);
     sb_free(&s);
@@ -309,23 +302,17 @@ tlog_ignore(PGconn *c, const char *schema, const int64_t *ids, size_t n, const c
 }
 
 int
+tlog_ignore(PGconn *c, const char *schema, const int64_t *ids, size_t n, const char *why, err_t *e)
+{
+    return update_entries(c, schema, ids, n,
+                          "state = 'IGNORED', sf_message = $2, processed_at = now()", why, e);
+}
+
+int
 tlog_adopt(PGconn *c, const char *schema, const int64_t *ids, size_t n, const char *sfid, err_t *e)
 {
-    if (n == 0)
-        return 0;
-    names q = names_of(schema);
-    sb a = SB_INIT, s = SB_INIT;
-    pg_i64_array(&a, ids, n);
-    sb_printf(&s,
-              "UPDATE %s SET sfid = $2, sfb_unknown = false, sfb_payload = NULL WHERE id = "
-              "ANY($1::bigint[])",
-              sb_str(&q.log));
-    const char *p[] = {sb_str(&a), sfid};
-    int rc = pg_run(c, e, sb_str(&s), 2, p);
-    sb_free(&a);
-    sb_free(&s);
-    names_free(&q);
-    return rc;
+    return update_entries(c, schema, ids, n, "sfid = $2, sfb_unknown = false, sfb_payload = NULL",
+                          sfid, e);
 }
 
 int

@@ -98,18 +98,6 @@ apply_since_literal(const char *watermark, long overlap_ms, char out[40])
 /* ---- SQL pieces ------------------------------------------------------------- */
 
 void
-apply_sql_literal(sb *out, const char *s)
-{
-    sb_putc(out, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            sb_putc(out, '\'');
-        sb_putc(out, *s);
-    }
-    sb_putc(out, '\'');
-}
-
-void
 apply_column_list(sb *out, const map_field *const *f, size_t n, const char *prefix)
 {
     for (size_t i = 0; i < n; i++) {
@@ -171,7 +159,7 @@ apply_value_expr(sb *out, const map_field *f)
         sb_puts(out, "(x.");
         sb_sql_ident(out, rel);
         sb_puts(out, " ->> ");
-        apply_sql_literal(out, f->name + rl + 1);
+        sb_sql_literal(out, f->name + rl + 1);
         sb_printf(out, ")::%s", f->pgtype);
         return;
     }

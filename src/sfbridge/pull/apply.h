@@ -8,7 +8,7 @@
  * No connection, no I/O: sync.c runs what these build, and tests/unit
  * test_apply checks the text. Identifiers are always quoted (sb_sql_ident);
  * the few values written inline (table names, policies) go through
- * apply_sql_literal.
+ * sb_sql_literal.
  */
 #ifndef APPLY_H
 #define APPLY_H
@@ -45,8 +45,6 @@ void apply_soql_ids(sb *out, const char *const *ids, size_t n);
  * datetime literal; 0, or -1 for a watermark that does not parse. */
 int apply_since_literal(const char *watermark, long overlap_ms, char out[40]);
 
-/* 'it''s' */
-void apply_sql_literal(sb *out, const char *s);
 /* "a", "b" (each prefixed with prefix, e.g. "t.", when set) */
 void apply_column_list(sb *out, const map_field *const *f, size_t n, const char *prefix);
 /* jsonb_to_recordset($1::jsonb) AS x("Id" varchar(18), ...); a relationship

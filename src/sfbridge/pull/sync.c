@@ -76,13 +76,6 @@ qtable(sb *out, const sync_ctx *x, const mapping *m)
     pg_qname(out, x->schema, m->table);
 }
 
-/* (the name conflict_ctes' text uses) */
-static void
-sql_literal(sb *out, const char *s)
-{
-    apply_sql_literal(out, s);
-}
-
 /* The CTEs of a read-write mapping's apply statement that find the rows
  * changed on both sides (see apply_sql); "" for a read-only mapping. */
 static char *
@@ -94,8 +87,8 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
          * still waiting to be written. The policy picks the winner; every
          * conflict is recorded in _sfbridge_conflicts. */
         sb lt = SB_INIT, lp = SB_INIT, qc = SB_INIT;
-        sql_literal(&lt, m->table);
-        sql_literal(&lp, x->cfg->conflict_policy);
+        sb_sql_literal(&lt, m->table);
+        sb_sql_literal(&lp, x->cfg->conflict_policy);
         pg_qname(&qc, x->schema, "_sfbridge_conflicts");
         const char *T = sb_str(&lt), *P = sb_str(&lp), *C = sb_str(&qc);
         sb_printf(&s,
