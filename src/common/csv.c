@@ -220,6 +220,18 @@ line_break(csv_reader *r, char c, csv_row *row)
     return end_row(r, row, blank);
 }
 
+/* The delimiter c ends the field being read; the next one starts. 0 or -1. */
+static int
+delimiter(csv_reader *r, char c)
+{
+    if (end_field(r) != 0)
+        return -1;
+    advance(r, c);
+    r->in_pos++;
+    r->state = S_FIELD;
+    return 0;
+}
+
 /* Length of the run of bytes from p (at most n) that are none of a, b, c, d. */
 static size_t
 run_len(const char *p, size_t n, char a, char b, char c, char d)
@@ -228,6 +240,19 @@ run_len(const char *p, size_t n, char a, char b, char c, char d)
     while (i < n && p[i] != a && p[i] != b && p[i] != c && p[i] != d)
         i++;
     return i;
+}
+
+/* Take the n bytes at p, none of them a line break, into the field being read
+ * and step over them. 0 or -1. */
+static int
+take_run(csv_reader *r, const char *p, size_t n)
+{
+    if (put(r, p, n) != 0)
+        return -1;
+    r->col += (int64_t)n;
+    r->cr_prev = false;
+    r->in_pos += n;
+    return 0;
 }
 
 /* The reader's state machine (field start, unquoted, quoted, quote seen,
@@ -272,10 +297,8 @@ csv_next(csv_reader *r, csv_row *row)
             }
             if (c == d) {
                 r->row_started = true;
-                if (end_field(r) != 0)
+                if (delimiter(r, c) != 0)
                     return CSV_FAIL;
-                advance(r, c);
-                r->in_pos++;
                 continue;
             }
             if (c == '\n' || c == '\r')
@@ -286,11 +309,8 @@ csv_next(csv_reader *r, csv_row *row)
         case S_PLAIN: {
             size_t n = run_len(p, left, d, '"', '\n', '\r');
             if (n) {
-                if (put(r, p, n) != 0)
+                if (take_run(r, p, n) != 0)
                     return CSV_FAIL;
-                r->col += (int64_t)n;
-                r->cr_prev = false;
-                r->in_pos += n;
                 continue;
             }
             if (c == '"')
@@ -298,11 +318,8 @@ csv_next(csv_reader *r, csv_row *row)
                             "a quote inside an unquoted field (quote the whole field and "
                             "double the quote)");
             if (c == d) {
-                if (end_field(r) != 0)
+                if (delimiter(r, c) != 0)
                     return CSV_FAIL;
-                advance(r, c);
-                r->in_pos++;
-                r->state = S_FIELD;
                 continue;
             }
             return line_break(r, c, row);
@@ -310,11 +327,8 @@ csv_next(csv_reader *r, csv_row *row)
         case S_QUOTED: {
             size_t n = run_len(p, left, '"', '\n', '\r', '"');
             if (n) {
-                if (put(r, p, n) != 0)
+                if (take_run(r, p, n) != 0)
                     return CSV_FAIL;
-                r->col += (int64_t)n;
-                r->cr_prev = false;
-                r->in_pos += n;
                 continue;
             }
             if (c == '"') {
@@ -340,11 +354,8 @@ csv_next(csv_reader *r, csv_row *row)
                 continue;
             }
             if (c == d) {
-                if (end_field(r) != 0)
+                if (delimiter(r, c) != 0)
                     return CSV_FAIL;
-                advance(r, c);
-                r->in_pos++;
-                r->state = S_FIELD;
                 continue;
             }
             if (c == '\n' || c == '\r')

@@ -149,8 +149,8 @@ days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static void
-civil_from_days(int64_t z, int *y, int *m, int *d)
+void
+util_civil_from_days(int64_t z, int *y, int *m, int *d)
 {
     z += 719468;
     const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -172,7 +172,7 @@ fmt_dt(int64_t ms, char out[32], const char *zone)
     int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
     int sod = (int)(secs - days * 86400);
     int y, m, d;
-    civil_from_days(days, &y, &m, &d);
+    util_civil_from_days(days, &y, &m, &d);
     /* Years outside 0..9999 are clamped: Salesforce's own range is 1700..4000. */
     y = y < 0 ? 0 : y > 9999 ? 9999 : y;
     snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03d%s", y % 10000, (m % 13 + 13) % 13,

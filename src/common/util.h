@@ -35,6 +35,8 @@ int util_parse_double(const char *s, double *out);
 void util_fmt_datetime(int64_t ms, char out[32]);
 void util_fmt_datetime_z(int64_t ms, char out[32]);
 int util_parse_datetime(const char *s, int64_t *ms);
+/* The date (proleptic Gregorian) days after 1970-01-01. */
+void util_civil_from_days(int64_t days, int *y, int *m, int *d);
 /* A valid calendar date "YYYY-MM-DD". 0 ok, -1 not. */
 int util_parse_date(const char *s, int *y, int *m, int *d);
 

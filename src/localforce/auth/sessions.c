@@ -279,25 +279,38 @@ tok_new(tok_kind kind, const char *user_id, const char *username, const char *cl
     return t;
 }
 
+_Static_assert(REFRESH_RANDOM <= ACCESS_RANDOM && CODE_RANDOM <= ACCESS_RANDOM,
+               "tok_add's buffer holds the longest random part");
+
+/* Name t: prefix, then n random alphanumerics. Copy the name to token and put t
+ * in the table (which owns it from then on). */
+static void
+tok_add(auth *a, tok *t, const char *prefix, size_t n, char token[AUTH_TOKEN_MAX])
+{
+    char rnd[ACCESS_RANDOM + 1];
+    util_random_alnum(rnd, n);
+    snprintf(t->token, sizeof t->token, "%s%s", prefix, rnd);
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    memcpy(token, t->token, sizeof t->token);
+    pthread_mutex_lock(&a->mu);
+    tbl_insert(a, t);
+    pthread_mutex_unlock(&a->mu);
+}
+
 int
 auth_issue_access(auth *a, const char *user_id, const char *username, const char *client_id,
                   const char *parent, lf_session *out, char token[AUTH_TOKEN_MAX])
 {
-    char org18[19], org15[16], rnd[ACCESS_RANDOM + 1];
+    char org18[19], org15[16], prefix[sizeof org15 + 1];
     login_org_ids(a->st, org18, org15);
     int64_t ttl = ttl_seconds(a);
     tok *t = tok_new(TOK_ACCESS, user_id, username, client_id);
     t->s.expires_ms = t->s.issued_ms + ttl * 1000;
-    util_random_alnum(rnd, ACCESS_RANDOM);
-    snprintf(t->token, sizeof t->token, "%s!%s", org15, rnd);
     login_copy(t->parent, sizeof t->parent, parent);
-    memcpy(token, t->token, sizeof t->token);
     if (out)
         *out = t->s;
-    pthread_mutex_lock(&a->mu);
-    tbl_insert(a, t);
-    pthread_mutex_unlock(&a->mu);
-    OPENSSL_cleanse(rnd, sizeof rnd);
+    snprintf(prefix, sizeof prefix, "%s!", org15);
+    tok_add(a, t, prefix, ACCESS_RANDOM, token);
     return 0;
 }
 
@@ -305,15 +318,8 @@ int
 auth_issue_refresh(auth *a, const char *user_id, const char *username, const char *client_id,
                    char token[AUTH_TOKEN_MAX])
 {
-    char rnd[REFRESH_RANDOM + 1];
     tok *t = tok_new(TOK_REFRESH, user_id, username, client_id);
-    util_random_alnum(rnd, REFRESH_RANDOM);
-    snprintf(t->token, sizeof t->token, "5Aep%s", rnd);
-    memcpy(token, t->token, sizeof t->token);
-    pthread_mutex_lock(&a->mu);
-    tbl_insert(a, t);
-    pthread_mutex_unlock(&a->mu);
-    OPENSSL_cleanse(rnd, sizeof rnd);
+    tok_add(a, t, "5Aep", REFRESH_RANDOM, token);
     return 0;
 }
 
@@ -322,19 +328,12 @@ auth_issue_code(auth *a, const char *user_id, const char *username, const char *
                 const char *redirect_uri, const char *challenge, bool challenge_plain,
                 char code[AUTH_TOKEN_MAX])
 {
-    char rnd[CODE_RANDOM + 1];
     tok *t = tok_new(TOK_CODE, user_id, username, client_id);
     t->s.expires_ms = t->s.issued_ms + CODE_TTL_MS;
     t->redirect_uri = xstrdup(redirect_uri ? redirect_uri : "");
     t->challenge = challenge && *challenge ? xstrdup(challenge) : NULL;
     t->challenge_plain = challenge_plain;
-    util_random_alnum(rnd, CODE_RANDOM);
-    snprintf(t->token, sizeof t->token, "aPrx%s", rnd);
-    memcpy(code, t->token, sizeof t->token);
-    pthread_mutex_lock(&a->mu);
-    tbl_insert(a, t);
-    pthread_mutex_unlock(&a->mu);
-    OPENSSL_cleanse(rnd, sizeof rnd);
+    tok_add(a, t, "aPrx", CODE_RANDOM, code);
     return 0;
 }
 

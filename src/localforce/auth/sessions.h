@@ -80,21 +80,6 @@ int auth_parse_basic(const char *value, char *id, size_t idsz, char *secret, siz
 
 /* ----- the token table ---------------------------------------------------- */
 
-int auth_issue_access(auth *a, const char *user_id, const char *username, const char *client_id,
-                      const char *parent, lf_session *out, char token[AUTH_TOKEN_MAX]);
-int auth_issue_refresh(auth *a, const char *user_id, const char *username, const char *client_id,
-                       char token[AUTH_TOKEN_MAX]);
-int auth_issue_code(auth *a, const char *user_id, const char *username, const char *client_id,
-                    const char *redirect_uri, const char *challenge, bool challenge_plain,
-                    char code[AUTH_TOKEN_MAX]);
-int auth_redeem_code(auth *a, const char *code, const char *client_id, const char *redirect_uri,
-                     const char *verifier, lf_session *out, const char **why);
-int auth_lookup(auth *a, const char *token, lf_session *out);
-int auth_lookup_refresh(auth *a, const char *token, lf_session *out);
-int auth_revoke(auth *a, const char *token);
-void auth_sign(const char *secret, const char *id_url, const char *issued_at,
-               char out[AUTH_SIG_MAX]);
-int auth_parse_basic(const char *value, char *id, size_t idsz, char *secret, size_t secretsz);
 int auth_request_token(http_req *req, bool allow_query, char token[AUTH_TOKEN_MAX]);
 /* When the session table was created (the identity URL's last-modified time). */
 int64_t auth_started_ms(auth *a);

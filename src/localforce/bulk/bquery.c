@@ -26,12 +26,10 @@ bulk_query_create(http_req *req, http_resp *resp)
 {
     lf_server *srv = ctx_of(req);
     store *st = srv->st;
-    json_t *body = jobs_body_json(req, resp);
+    job j;
+    json_t *body = jobs_create_body(req, resp, &j, K_QUERY);
     if (body == NULL)
         return;
-    job j;
-    memset(&j, 0, sizeof j);
-    j.kind = K_QUERY;
     const char *op, *q;
     if (jobs_opt_string(body, "operation", &op, resp) || jobs_opt_string(body, "query", &q, resp) ||
         jobs_csv_options(body, &j, resp))
@@ -252,20 +250,6 @@ qcursor_open(store *st, const job *j, int64_t pos)
 
 /* ----- query results: CSV values ----------------------------------------- */
 
-static void
-civil(int64_t z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)((int64_t)yoe + era * 400 + (*m <= 2));
-}
-
 static char *
 put2(char *o, unsigned v)
 {
@@ -282,16 +266,15 @@ put_datetime_z(char *o, int64_t ms)
     unsigned msec = (unsigned)(ms - secs * 1000);
     int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
     unsigned sod = (unsigned)(secs - days * 86400);
-    int y;
-    unsigned m, d;
-    civil(days, &y, &m, &d);
+    int y, m, d;
+    util_civil_from_days(days, &y, &m, &d);
     unsigned yy = y < 0 ? 0 : y > 9999 ? 9999 : (unsigned)y;
     o = put2(o, yy / 100);
     o = put2(o, yy % 100);
     *o++ = '-';
-    o = put2(o, m);
+    o = put2(o, (unsigned)m);
     *o++ = '-';
-    o = put2(o, d);
+    o = put2(o, (unsigned)d);
     *o++ = 'T';
     o = put2(o, sod / 3600);
     *o++ = ':';

@@ -345,12 +345,10 @@ bulk_ingest_create(http_req *req, http_resp *resp)
 {
     lf_server *srv = ctx_of(req);
     store *st = srv->st;
-    json_t *body = jobs_body_json(req, resp);
+    job j;
+    json_t *body = jobs_create_body(req, resp, &j, K_INGEST);
     if (body == NULL)
         return;
-    job j;
-    memset(&j, 0, sizeof j);
-    j.kind = K_INGEST;
     const char *obj, *op, *ext, *rule;
     if (jobs_opt_string(body, "object", &obj, resp) ||
         jobs_opt_string(body, "operation", &op, resp) ||

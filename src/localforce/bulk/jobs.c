@@ -405,6 +405,19 @@ jobs_body_json(http_req *req, http_resp *resp)
     return j;
 }
 
+/* A job-creating request: its JSON body (jobs_body_json), and *j cleared for a
+ * new job of that kind. NULL (answered) if the body is not a JSON object. */
+json_t *
+jobs_create_body(http_req *req, http_resp *resp, job *j, int kind)
+{
+    json_t *body = jobs_body_json(req, resp);
+    if (body == NULL)
+        return NULL;
+    memset(j, 0, sizeof *j);
+    j->kind = kind;
+    return body;
+}
+
 /* A string member, NULL if absent; -1 (answered) if present but not a string. */
 int
 jobs_opt_string(json_t *o, const char *key, const char **out, http_resp *resp)

@@ -139,6 +139,7 @@ int jobs_delete_rows(store *st, const char *id, err_t *e);
 void jobs_job_json(sb *out, const job *j, int mode);
 void jobs_answer(http_resp *resp, int status, const job *j, int mode);
 json_t *jobs_body_json(http_req *req, http_resp *resp);
+json_t *jobs_create_body(http_req *req, http_resp *resp, job *j, int kind);
 int jobs_opt_string(json_t *o, const char *key, const char **out, http_resp *resp);
 int jobs_csv_options(json_t *body, job *j, http_resp *resp);
 int jobs_of_request(http_req *req, http_resp *resp, int kind, job *j);

@@ -166,6 +166,15 @@ emit(cometd_reply *r, json_t *msg)
     json_decref(msg);
 }
 
+/* A reply's channel, then the request's id (if any): the order every reply uses. */
+static void
+set_channel_id(json_t *m, const char *channel, json_t *id)
+{
+    json_object_set_new(m, "channel", json_string(channel));
+    if (id)
+        json_object_set(m, "id", id);
+}
+
 /* A reply message: clientId (if any), channel, id (if any), then the rest. */
 static json_t *
 reply_new(const char *channel, json_t *id, const char *client_id)
@@ -173,9 +182,7 @@ reply_new(const char *channel, json_t *id, const char *client_id)
     json_t *m = json_object();
     if (client_id)
         json_object_set_new(m, "clientId", json_string(client_id));
-    json_object_set_new(m, "channel", json_string(channel));
-    if (id)
-        json_object_set(m, "id", id);
+    set_channel_id(m, channel, id);
     return m;
 }
 
@@ -194,9 +201,7 @@ unknown_client(const char *channel, json_t *id)
     json_t *m = json_object();
     json_object_set_new(m, "advice",
                         json_pack("{s:i,s:s}", "interval", 0, "reconnect", "handshake"));
-    json_object_set_new(m, "channel", json_string(channel));
-    if (id)
-        json_object_set(m, "id", id);
+    set_channel_id(m, channel, id);
     json_object_set_new(m, "error", json_string("403::Unknown client"));
     json_object_set_new(m, "successful", json_false());
     return m;
@@ -592,9 +597,7 @@ do_handshake(lf_cometd *c, json_t *id, const char *user_id, cometd_reply *r)
                                       "401::Authentication invalid", "replay", 1, "payload.format",
                                       1));
         json_object_set_new(m, "advice", json_pack("{s:s}", "reconnect", "none"));
-        json_object_set_new(m, "channel", json_string("/meta/handshake"));
-        if (id)
-            json_object_set(m, "id", id);
+        set_channel_id(m, "/meta/handshake", id);
         json_object_set_new(m, "error", json_string("403::Handshake denied"));
         json_object_set_new(m, "successful", json_false());
         emit(r, m);
@@ -624,9 +627,7 @@ do_handshake(lf_cometd *c, json_t *id, const char *user_id, cometd_reply *r)
     json_object_set_new(m, "minimumVersion", json_string("1.0"));
     json_object_set_new(m, "clientId", json_string(cl->id));
     json_object_set_new(m, "supportedConnectionTypes", json_pack("[s]", "long-polling"));
-    json_object_set_new(m, "channel", json_string("/meta/handshake"));
-    if (id)
-        json_object_set(m, "id", id);
+    set_channel_id(m, "/meta/handshake", id);
     json_object_set_new(m, "version", json_string("1.0"));
     json_object_set_new(m, "successful", json_true());
     emit(r, m);

@@ -354,6 +354,24 @@ http_resp_free(http_resp *resp)
     resp->nheaders = 0;
 }
 
+/* Free a completed pending answer (its lock is not held). */
+static void
+pending_free(http_pending *p)
+{
+    http_resp_free(&p->resp);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* Send a completed pending answer, then free it. */
+static enum MHD_Result
+send_pending(struct MHD_Connection *conn, http_pending *p)
+{
+    enum MHD_Result ret = send_resp(conn, &p->resp);
+    pending_free(p);
+    return ret;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -369,11 +387,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         /* http_complete() resumed us while holding the lock: wait until it let go. */
         pthread_mutex_lock(&p->lock);
         pthread_mutex_unlock(&p->lock);
-        enum MHD_Result ret = send_resp(conn, &p->resp);
-        http_resp_free(&p->resp);
-        pthread_mutex_destroy(&p->lock);
-        free(p);
-        return ret;
+        return send_pending(conn, p);
     }
     if (rs == NULL) {
         rs = xcalloc(1, sizeof *rs);
@@ -432,11 +446,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         pthread_mutex_lock(&p->lock);
         if (p->ready) { /* completed before the handler even returned */
             pthread_mutex_unlock(&p->lock);
-            enum MHD_Result ret = send_resp(conn, &p->resp);
-            http_resp_free(&p->resp);
-            pthread_mutex_destroy(&p->lock);
-            free(p);
-            return ret;
+            return send_pending(conn, p);
         }
         rs->pending = p;
         p->suspended = true;
@@ -465,11 +475,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             pthread_mutex_lock(&p->lock);
             bool ready = p->ready;
             pthread_mutex_unlock(&p->lock);
-            if (ready) {
-                http_resp_free(&p->resp);
-                pthread_mutex_destroy(&p->lock);
-                free(p);
-            }
+            if (ready)
+                pending_free(p);
             rs->pending = NULL;
         }
         sb_free(&rs->body);

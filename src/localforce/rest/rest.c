@@ -69,6 +69,18 @@ answer_json(http_resp *resp, int status, sb *body)
     *body = (sb)SB_INIT;
 }
 
+/* rc 0: answer 200 with the JSON in *body; otherwise the error e (body is freed). */
+static void
+answer_json_or_error(http_resp *resp, int rc, sb *body, const err_t *e)
+{
+    if (rc != 0) {
+        sb_free(body);
+        http_error(resp, e);
+        return;
+    }
+    answer_json(resp, 200, body);
+}
+
 /* Does the object exist? Answers 404 NOT_FOUND if not. */
 static bool
 object_known(http_req *req, http_resp *resp, const char *name)
@@ -338,12 +350,8 @@ rest_record(http_req *req, http_resp *resp)
     err_t e;
     if (strcmp(req->method, "GET") == 0) {
         sb out = SB_INIT;
-        if (store_get(srv->st, obj, id, http_query(req, "fields"), ver_of(req), &out, &e) != 0) {
-            sb_free(&out);
-            http_error(resp, &e);
-            return;
-        }
-        answer_json(resp, 200, &out);
+        int rc = store_get(srv->st, obj, id, http_query(req, "fields"), ver_of(req), &out, &e);
+        answer_json_or_error(resp, rc, &out, &e);
         return;
     }
     char origin[160];
@@ -436,6 +444,19 @@ find_by_external_id(http_req *req, const char *obj, const char *field, const cha
     return 0;
 }
 
+/* A failed find_by_external_id(): 300 with the matching records' list, or the error. */
+static void
+answer_lookup_error(http_resp *resp, const err_t *e)
+{
+    if (e->http == 300) {
+        resp->status = 300;
+        sb_clear(&resp->body);
+        sb_puts(&resp->body, e->msg);
+    } else {
+        http_error(resp, e);
+    }
+}
+
 void
 rest_by_external_id(http_req *req, http_resp *resp)
 {
@@ -448,23 +469,13 @@ rest_by_external_id(http_req *req, http_resp *resp)
     if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "DELETE") == 0) {
         char id[19];
         if (find_by_external_id(req, obj, field, value, id, &e) != 0) {
-            if (e.http == 300) {
-                resp->status = 300;
-                sb_clear(&resp->body);
-                sb_puts(&resp->body, e.msg);
-            } else {
-                http_error(resp, &e);
-            }
+            answer_lookup_error(resp, &e);
             goto out;
         }
         if (strcmp(req->method, "GET") == 0) {
             sb body = SB_INIT;
-            if (store_get(srv->st, obj, id, http_query(req, "fields"), ver_of(req), &body, &e)) {
-                sb_free(&body);
-                http_error(resp, &e);
-            } else {
-                answer_json(resp, 200, &body);
-            }
+            int rc = store_get(srv->st, obj, id, http_query(req, "fields"), ver_of(req), &body, &e);
+            answer_json_or_error(resp, rc, &body, &e);
         } else {
             char origin[160];
             lf_actor a = actor_of(req, origin, sizeof origin);
@@ -480,13 +491,7 @@ rest_by_external_id(http_req *req, http_resp *resp)
     if (update_only && strcasecmp(update_only, "true") == 0 && strcasecmp(field, "Id") != 0) {
         char id[19];
         if (find_by_external_id(req, obj, field, value, id, &e) != 0) {
-            if (e.http == 300) {
-                resp->status = 300;
-                sb_clear(&resp->body);
-                sb_puts(&resp->body, e.msg);
-            } else {
-                http_error(resp, &e);
-            }
+            answer_lookup_error(resp, &e);
             goto out;
         }
     }
@@ -582,12 +587,7 @@ replication(http_req *req, http_resp *resp, bool deleted)
     err_t e;
     int rc = deleted ? store_deleted(ctx_of(req)->st, req->seg[1], start, end, &out, &e)
                      : store_updated(ctx_of(req)->st, req->seg[1], start, end, &out, &e);
-    if (rc != 0) {
-        sb_free(&out);
-        http_error(resp, &e);
-        return;
-    }
-    answer_json(resp, 200, &out);
+    answer_json_or_error(resp, rc, &out, &e);
 }
 
 void
@@ -625,12 +625,8 @@ run_query(http_req *req, http_resp *resp, bool all_rows)
     }
     sb out = SB_INIT;
     err_t e;
-    if (query_run(ctx_of(req)->cursors, q, all_rows, batch_size(req), ver_of(req), &out, &e)) {
-        sb_free(&out);
-        http_error(resp, &e);
-        return;
-    }
-    answer_json(resp, 200, &out);
+    int rc = query_run(ctx_of(req)->cursors, q, all_rows, batch_size(req), ver_of(req), &out, &e);
+    answer_json_or_error(resp, rc, &out, &e);
 }
 
 void
@@ -654,12 +650,8 @@ rest_query_more(http_req *req, http_resp *resp)
 {
     sb out = SB_INIT;
     err_t e;
-    if (query_more(ctx_of(req)->cursors, req->seg[1], ver_of(req), &out, &e) != 0) {
-        sb_free(&out);
-        http_error(resp, &e);
-        return;
-    }
-    answer_json(resp, 200, &out);
+    int rc = query_more(ctx_of(req)->cursors, req->seg[1], ver_of(req), &out, &e);
+    answer_json_or_error(resp, rc, &out, &e);
 }
 
 /* ----- collections ------------------------------------------------------- */

@@ -73,16 +73,26 @@ expect_kw(compiler *c, const char *kw)
     return r ? 0 : ast_unexpected(c, &c->la[0]);
 }
 
+/* 1 and past it if the next token is of kind k, 0 if not, -1 on a lexer error. */
 static int
-expect_tk(compiler *c, tkind k)
+accept_tk(compiler *c, tkind k)
 {
     token *t = peek(c, 0);
     if (t == NULL)
         return -1;
     if (t->k != k)
-        return ast_unexpected(c, t);
+        return 0;
     advance(c);
-    return 0;
+    return 1;
+}
+
+static int
+expect_tk(compiler *c, tkind k)
+{
+    int r = accept_tk(c, k);
+    if (r < 0)
+        return -1;
+    return r ? 0 : ast_unexpected(c, &c->la[0]);
 }
 
 /* An identifier that is not a reserved word. */
@@ -125,11 +135,9 @@ parse_path(compiler *c, fpath *p)
             return parse_too_many_levels(c, p->pos);
         p->seg[p->nseg++] = id;
         p->end = id.pos + id.len;
-        if ((t = peek(c, 0)) == NULL)
-            return -1;
-        if (t->k != TK_DOT)
-            return 0;
-        advance(c);
+        int r = accept_tk(c, TK_DOT);
+        if (r <= 0)
+            return r;
     }
 }
 
@@ -211,12 +219,9 @@ parse_select_list(compiler *c)
         if (parse_select_item(c, it) != 0)
             return -1;
         c->nitems++;
-        token *t = peek(c, 0);
-        if (t == NULL)
-            return -1;
-        if (t->k != TK_COMMA)
-            return 0;
-        advance(c);
+        int r = accept_tk(c, TK_COMMA);
+        if (r <= 0)
+            return r;
     }
 }
 
@@ -401,11 +406,11 @@ parse_field_expr(compiler *c, cnode **out)
             if (parse_value(c, &n->vals[n->nvals]) != 0)
                 return -1;
             n->nvals++;
-            if ((t = peek(c, 0)) == NULL)
+            int r = accept_tk(c, TK_COMMA);
+            if (r < 0)
                 return -1;
-            if (t->k != TK_COMMA)
+            if (r == 0)
                 break;
-            advance(c);
         }
         if (expect_tk(c, TK_RPAREN) != 0)
             return -1;
@@ -517,11 +522,9 @@ parse_order_by(compiler *c)
             else
                 o->nulls_first = false;
         }
-        if ((t = peek(c, 0)) == NULL)
-            return -1;
-        if (t->k != TK_COMMA)
-            return 0;
-        advance(c);
+        r = accept_tk(c, TK_COMMA);
+        if (r <= 0)
+            return r;
     }
 }
 

@@ -235,6 +235,25 @@ oi_rebuild(store *st, size_t i)
     st->oi[i] = objinfo_new(st->schema.objects[i]);
 }
 
+/* Prepare the statement in s into the cache slot *slot (NULL on error) and free s. */
+static sqlite3_stmt *
+cache_prep(store *st, sqlite3_stmt **slot, sb *s, err_t *e)
+{
+    *slot = stdb_prep(st, s->buf, true, e);
+    sb_free(s);
+    return *slot;
+}
+
+/* ",col" for each of the object's fields, in order. */
+static void
+put_columns(sb *s, const lf_object *o)
+{
+    for (size_t i = 0; i < o->nfields; i++) {
+        sb_putc(s, ',');
+        sb_sql_ident(s, o->fields[i]->name);
+    }
+}
+
 sqlite3_stmt *
 oi_ins(store *st, objinfo *oi, err_t *e)
 {
@@ -245,17 +264,12 @@ oi_ins(store *st, objinfo *oi, err_t *e)
     sb_puts(&s, "INSERT INTO ");
     sb_sql_ident(&s, o->name);
     sb_puts(&s, " (\"_rowid\"");
-    for (size_t i = 0; i < o->nfields; i++) {
-        sb_putc(&s, ',');
-        sb_sql_ident(&s, o->fields[i]->name);
-    }
+    put_columns(&s, o);
     sb_puts(&s, ") VALUES (?1");
     for (size_t i = 0; i < o->nfields; i++)
         sb_printf(&s, ",?%zu", i + 2);
     sb_putc(&s, ')');
-    oi->ins = stdb_prep(st, s.buf, true, e);
-    sb_free(&s);
-    return oi->ins;
+    return cache_prep(st, &oi->ins, &s, e);
 }
 
 sqlite3_stmt *
@@ -266,16 +280,11 @@ oi_sel(store *st, objinfo *oi, err_t *e)
     const lf_object *o = oi->o;
     sb s = SB_INIT;
     sb_puts(&s, "SELECT \"_rowid\"");
-    for (size_t i = 0; i < o->nfields; i++) {
-        sb_putc(&s, ',');
-        sb_sql_ident(&s, o->fields[i]->name);
-    }
+    put_columns(&s, o);
     sb_puts(&s, ",\"_deleted_at\" FROM ");
     sb_sql_ident(&s, o->name);
     sb_puts(&s, " WHERE \"_rowid\" = ?1");
-    oi->sel = stdb_prep(st, s.buf, true, e);
-    sb_free(&s);
-    return oi->sel;
+    return cache_prep(st, &oi->sel, &s, e);
 }
 
 sqlite3_stmt *
@@ -299,9 +308,7 @@ oi_upd(store *st, objinfo *oi, err_t *e)
         sb_printf(&s, "=?%zu", i + 2);
     }
     sb_puts(&s, " WHERE \"_rowid\" = ?1");
-    oi->upd = stdb_prep(st, s.buf, true, e);
-    sb_free(&s);
-    return oi->upd;
+    return cache_prep(st, &oi->upd, &s, e);
 }
 
 sqlite3_stmt *
@@ -314,9 +321,7 @@ oi_del(store *st, objinfo *oi, err_t *e)
     sb_sql_ident(&s, oi->o->name);
     sb_puts(&s, " SET \"IsDeleted\" = 1, \"_deleted_at\" = ?2, \"SystemModstamp\" = ?2 "
                 "WHERE \"_rowid\" = ?1");
-    oi->del = stdb_prep(st, s.buf, true, e);
-    sb_free(&s);
-    return oi->del;
+    return cache_prep(st, &oi->del, &s, e);
 }
 
 sqlite3_stmt *
@@ -328,9 +333,7 @@ oi_live(store *st, objinfo *oi, err_t *e)
     sb_puts(&s, "SELECT \"Id\", \"IsDeleted\" FROM ");
     sb_sql_ident(&s, oi->o->name);
     sb_puts(&s, " WHERE \"_rowid\" = ?1");
-    oi->live = stdb_prep(st, s.buf, true, e);
-    sb_free(&s);
-    return oi->live;
+    return cache_prep(st, &oi->live, &s, e);
 }
 
 /* Live rows whose field ix equals ?1 (case-insensitively unless case-sensitive). */
@@ -349,9 +352,7 @@ oi_ext(store *st, objinfo *oi, int ix, err_t *e)
     if (f->case_sensitive)
         sb_puts(&s, " COLLATE BINARY");
     sb_printf(&s, " AND \"IsDeleted\" = 0 ORDER BY \"_rowid\" LIMIT %d", MAX_MATCHES + 1);
-    oi->ext[ix] = stdb_prep(st, s.buf, true, e);
-    sb_free(&s);
-    return oi->ext[ix];
+    return cache_prep(st, &oi->ext[ix], &s, e);
 }
 
 int

@@ -34,17 +34,29 @@ store_create(store *st, const lf_actor *a, const char *obj, json_t *rec, char id
     return rc;
 }
 
+/* Under the store's lock: the object, its row to write (rowid, id18) and the
+ * hooked transaction begun. NULL (the error in e) if any of those fails. */
+static objinfo *
+open_row(store *st, const char *obj, const char *id, int64_t *rowid, char id18[19], bool *opened,
+         err_t *e)
+{
+    objinfo *oi = wr_need_object(st, obj, e);
+    if (oi && wr_find_row(st, oi, id, FIND_WRITE, rowid, id18, e) == 0 &&
+        wr_hooked_begin(st, oi, opened, e) == 0)
+        return oi;
+    return NULL;
+}
+
 int
 store_update(store *st, const lf_actor *a, const char *obj, const char *id, json_t *rec, err_t *e)
 {
     int64_t rowid = 0;
     char id18[19];
     store_lock(st);
-    objinfo *oi = wr_need_object(st, obj, e);
     int rc = -1;
     bool opened;
-    if (oi && wr_find_row(st, oi, id, FIND_WRITE, &rowid, id18, e) == 0 &&
-        wr_hooked_begin(st, oi, &opened, e) == 0)
+    objinfo *oi = open_row(st, obj, id, &rowid, id18, &opened, e);
+    if (oi)
         rc = wr_hooked_end(st, opened, wr_update(st, oi, a, rowid, id18, rec, 0, -1, e), e);
     store_unlock(st);
     return rc;
@@ -75,11 +87,10 @@ store_delete(store *st, const lf_actor *a, const char *obj, const char *id, err_
     int64_t rowid = 0;
     char id18[19];
     store_lock(st);
-    objinfo *oi = wr_need_object(st, obj, e);
     int rc = -1;
     bool opened;
-    if (oi && wr_find_row(st, oi, id, FIND_WRITE, &rowid, id18, e) == 0 &&
-        wr_hooked_begin(st, oi, &opened, e) == 0) {
+    objinfo *oi = open_row(st, obj, id, &rowid, id18, &opened, e);
+    if (oi) {
         sqlite3_stmt *d = oi_del(st, oi, e);
         if (d)
             rc = bin_move(st, oi, d, rowid, LF_CHANGE_DELETE, id18, a, e);
@@ -444,22 +455,25 @@ replication_locked(store *st, const char *obj, int64_t start, int64_t end, bool 
     return 0;
 }
 
-int
-store_updated(store *st, const char *obj, int64_t start, int64_t end, sb *out, err_t *e)
+static int
+replication(store *st, const char *obj, int64_t start, int64_t end, bool deleted, sb *out, err_t *e)
 {
     store_lock(st);
-    int rc = replication_locked(st, obj, start, end, false, out, e);
+    int rc = replication_locked(st, obj, start, end, deleted, out, e);
     store_unlock(st);
     return rc;
 }
 
 int
+store_updated(store *st, const char *obj, int64_t start, int64_t end, sb *out, err_t *e)
+{
+    return replication(st, obj, start, end, false, out, e);
+}
+
+int
 store_deleted(store *st, const char *obj, int64_t start, int64_t end, sb *out, err_t *e)
 {
-    store_lock(st);
-    int rc = replication_locked(st, obj, start, end, true, out, e);
-    store_unlock(st);
-    return rc;
+    return replication(st, obj, start, end, true, out, e);
 }
 
 int
