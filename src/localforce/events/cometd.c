@@ -614,6 +614,9 @@ do_handshake(lf_cometd *c, json_t *id, const char *user_id, cometd_reply *r)
         cl->next = c->clients;
         c->clients = cl;
         c->nclients++;
+        /* The delivery thread may be asleep until a deadline computed before
+         * this client existed: wake it to schedule the client's expiry. */
+        pthread_cond_signal(&c->cond);
     }
     pthread_mutex_unlock(&c->mu);
     if (full) {
