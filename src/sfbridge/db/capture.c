@@ -9,6 +9,7 @@
 
 #include "ddl.h"
 #include "locks.h"
+#include "log.h"
 #include "pg.h"
 #include "tlog.h"
 #include "util.h"
@@ -183,6 +184,27 @@ cap_install_sql(sb *out, const char *schema, const mapping *m)
     sb_free(&fn);
 }
 
+/* One mapping's capture, in a transaction of its own that gives up quickly
+ * on an app's lock: the triggers' DDL locks the table exclusively, and one
+ * transaction over several tables could deadlock with an app's multi-table
+ * transaction (Postgres would then fail the app's). 1 when it gave up. */
+static int
+install_one(PGconn *c, const char *schema, const mapping *m, err_t *e)
+{
+    sb s = SB_INIT;
+    cap_install_sql(&s, schema, m);
+    int rc = pg_exec(c, e, "BEGIN");
+    if (rc == 0)
+        rc = pg_exec(c, e, "SET LOCAL lock_timeout = '500ms'");
+    if (rc == 0)
+        rc = pg_exec(c, e, sb_str(&s));
+    rc = rc == 0 ? pg_exec(c, e, "COMMIT") : (pg_rollback_quietly(c), -1);
+    sb_free(&s);
+    if (rc != 0 && e && strcmp(e->code, "55P03") == 0) /* lock_not_available */
+        return 1;
+    return rc;
+}
+
 int
 cap_install_all(PGconn *c, const char *schema, err_t *e)
 {
@@ -190,17 +212,17 @@ cap_install_all(PGconn *c, const char *schema, err_t *e)
     size_t n = 0;
     if (cat_load(c, schema, NULL, &ms, &n, e) != 0)
         return -1;
-    sb s = SB_INIT;
-    for (size_t i = 0; i < n; i++)
-        cap_install_sql(&s, schema, &ms[i]);
     int rc = 0;
-    if (s.len) {
-        rc = pg_exec(c, e, "BEGIN");
-        if (rc == 0)
-            rc = pg_exec(c, e, sb_str(&s));
-        rc = rc == 0 ? pg_exec(c, e, "COMMIT") : (pg_rollback_quietly(c), -1);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int r = 1;
+        for (int attempt = 0; attempt < 5 && r == 1; attempt++)
+            r = install_one(c, schema, &ms[i], e);
+        if (r == 1) /* apps keep the table busy: its current triggers stay until next time */
+            log_warn("%s: capture triggers not refreshed (the table stayed locked by apps): %s",
+                     ms[i].table, e->msg);
+        else
+            rc = r;
     }
-    sb_free(&s);
     mapping_free_all(ms, n);
     return rc;
 }
