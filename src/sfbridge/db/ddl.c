@@ -420,17 +420,18 @@ ddl_status_trigger(sb *out, const char *schema, const mapping *m)
     sb_sql_ident(&qf, schema);
     sb_putc(&qf, '.');
     sb_sql_ident(&qf, fname);
-    ddl_pin_path_begin(out);
+    /* No hstore and no pinned search_path here (a per-row cost on every
+     * load): jsonb and current_setting live in pg_catalog, found whatever
+     * the session's search_path. */
     sb_printf(out,
-              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql\n"
-              "  SET search_path FROM CURRENT AS $hc$\n"
+              "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $hc$\n"
               "BEGIN\n"
               "  IF current_setting('sfbridge.raw', true) = 'on' THEN\n"
               "    RETURN NEW;\n"
               "  END IF;\n"
               "  IF current_setting('xmlbinary') = 'base64' THEN\n"
-              "    IF TG_OP = 'UPDATE' AND hstore(NEW.*) - ARRAY['_hc_lastop', '_hc_err']\n"
-              "                          = hstore(OLD.*) - ARRAY['_hc_lastop', '_hc_err'] THEN\n"
+              "    IF TG_OP = 'UPDATE' AND to_jsonb(NEW) - ARRAY['_hc_lastop', '_hc_err']\n"
+              "                          = to_jsonb(OLD) - ARRAY['_hc_lastop', '_hc_err'] THEN\n"
               "      RETURN NEW; -- nothing to send: the status stays\n"
               "    END IF;\n"
               "    NEW._hc_lastop := '" HC_PENDING "';\n"
@@ -444,7 +445,6 @@ ddl_status_trigger(sb *out, const char *schema, const mapping *m)
               "  RETURN NEW;\n"
               "END $hc$;\n",
               sb_str(&qf));
-    ddl_pin_path_end(out);
     sb_puts(out, "DROP TRIGGER IF EXISTS ");
     sb_sql_ident(out, tname);
     sb_printf(out, " ON %s;\n", sb_str(&qt));

@@ -166,29 +166,28 @@ tlog_sql_ddl(sb *out, const char *schema, const char *channel_lit)
      * sfbridge's own sessions (xmlbinary = hex): a row an app role inserts by
      * hand, or from a trigger of its own, is refused, so nobody can make
      * sfbridge send a change it did not capture. */
-    /* sfbridge's role is the owner of this very function (and of the
-     * capture functions): the log's owner may be another (Heroku Connect's). */
-    sb self = SB_INIT, lit = SB_INIT;
-    sb_printf(&self, "%s.tlog_guard()", Q);
-    sb_sql_literal(&lit, sb_str(&self));
+    /* sfbridge's role (the role running this DDL, owner of the capture
+     * functions; the log's owner may be another, Heroku Connect's) is written
+     * into the function as a literal when it is made: no catalog lookup per row. */
+    sb lit = SB_INIT;
+    sb_sql_literal(&lit, Q);
     sb_printf(out,
-              "CREATE OR REPLACE FUNCTION %1$s.tlog_guard() RETURNS trigger LANGUAGE plpgsql AS "
+              "DO $do$ BEGIN EXECUTE format($g$"
+              "CREATE OR REPLACE FUNCTION %%s.tlog_guard() RETURNS trigger LANGUAGE plpgsql AS "
               "$f$\n"
               "BEGIN\n"
-              "  IF current_user <> (SELECT pg_get_userbyid(proowner) FROM pg_catalog.pg_proc\n"
-              "                      WHERE oid = %2$s::regprocedure)\n"
+              "  IF current_user <> %%L\n"
               "     OR (pg_trigger_depth() < 2 AND current_setting('xmlbinary') <> 'hex') THEN\n"
-              "    RAISE EXCEPTION 'rows of %% come only from sfbridge''s capture triggers', "
+              "    RAISE EXCEPTION 'rows of %%%% come only from sfbridge''s capture triggers', "
               "TG_TABLE_NAME\n"
               "      USING ERRCODE = 'insufficient_privilege';\n"
               "  END IF;\n"
               "  RETURN NEW;\n"
-              "END $f$;\n"
+              "END $f$$g$, %2$s, current_user); END $do$;\n"
               "DROP TRIGGER IF EXISTS tlog_guard_trigger ON %1$s._trigger_log;\n"
               "CREATE TRIGGER tlog_guard_trigger BEFORE INSERT ON %1$s._trigger_log"
               " FOR EACH ROW EXECUTE FUNCTION %1$s.tlog_guard();\n",
               Q, sb_str(&lit));
-    sb_free(&self);
     sb_free(&lit);
     sb_free(&q);
 }
