@@ -203,6 +203,14 @@ test_derived_names_at_the_limit(void **state)
     assert_true(strlen(a) <= 63 && strlen(b) <= 63 && strlen(c) <= 63);
     assert_string_not_equal(a, b);
     assert_string_not_equal(a, c);
+    /* PushTopic names (25 characters): short tables keep sfb_<table>, long ones differ */
+    char t1[26], t2[26];
+    ddl_name_within(t1, 25, "sfb_", "teacher__c", "");
+    assert_string_equal(t1, "sfb_teacher__c");
+    ddl_name_within(t1, 25, "sfb_", "a_long_object_name_one__c", "");
+    ddl_name_within(t2, 25, "sfb_", "a_long_object_name_two__c", "");
+    assert_int_equal(strlen(t1), 25);
+    assert_string_not_equal(t1, t2);
     /* multi-byte names are never cut inside a character */
     char u[200] = "";
     for (int i = 0; i < 40; i++)

@@ -304,21 +304,27 @@ ddl_check_upsert_field(json_t *describe, const char *field, char **canonical, er
 void
 ddl_name(char out[64], const char *prefix, const char *base, const char *suffix)
 {
+    ddl_name_within(out, 63, prefix, base, suffix);
+}
+
+void
+ddl_name_within(char *out, size_t limit, const char *prefix, const char *base, const char *suffix)
+{
     size_t fixed = strlen(prefix) + strlen(suffix), blen = strlen(base);
-    if (fixed + blen <= 63) {
-        snprintf(out, 64, "%s%s%s", prefix, base, suffix);
+    if (fixed + blen <= limit) {
+        snprintf(out, limit + 1, "%s%s%s", prefix, base, suffix);
         return;
     }
     uint32_t h = 2166136261u; /* FNV-1a over the whole base */
     for (const unsigned char *p = (const unsigned char *)base; *p; p++)
         h = (h ^ *p) * 16777619u;
-    size_t keep = fixed + 9 < 63 ? 63 - fixed - 9 : 0;
+    size_t keep = fixed + 9 < limit ? limit - fixed - 9 : 0;
     if (keep > blen)
         keep = blen;
     /* never cut a UTF-8 sequence in two */
     while (keep > 0 && ((unsigned char)base[keep] & 0xC0) == 0x80)
         keep--;
-    snprintf(out, 64, "%s%.*s_%08x%s", prefix, (int)keep, base, h, suffix);
+    snprintf(out, limit + 1, "%s%.*s_%08x%s", prefix, (int)keep, base, h, suffix);
 }
 
 void

@@ -63,6 +63,9 @@ void ddl_status_trigger(sb *out, const char *schema, const mapping *m);
  * so the name is unique, deterministic and never truncated by Postgres.
  * prefix + suffix must leave room for the hash (they are short constants). */
 void ddl_name(char out[64], const char *prefix, const char *base, const char *suffix);
+/* The same within `limit` bytes (out holds limit + 1): PushTopic names, 25. */
+void ddl_name_within(char *out, size_t limit, const char *prefix, const char *base,
+                     const char *suffix);
 /* hc_idx_<table>_<column> or hcu_idx_..., as ddl_name shortens it. */
 void ddl_index_name(char out[64], const char *table, const char *column, bool unique);
 /* The names of a mapping's capture objects (status function and trigger,

@@ -19,6 +19,7 @@
 
 #include "app.h"
 #include "catalog.h"
+#include "ddl.h"
 #include "log.h"
 #include "pg.h"
 #include "retry.h"
@@ -70,8 +71,11 @@ stream_cdc_channel(char *out, size_t n, const char *object)
 static void
 pushtopic_name(char *out, size_t n, const mapping *m)
 {
-    /* PushTopic names are at most 25 characters. */
-    snprintf(out, n, "sfb_%.21s", m->table);
+    /* PushTopic names are at most 25 characters: sfb_<table>, shortened with
+     * a hash when longer, so two long tables never share a topic. */
+    char name[26];
+    ddl_name_within(name, 25, "sfb_", m->table, "");
+    snprintf(out, n, "%s", name);
 }
 
 stream *
