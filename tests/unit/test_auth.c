@@ -26,36 +26,8 @@
 #include "log.h"
 #include "sb.h"
 #include "server.h"
+#include "sessions.h" /* the test hooks (auth_issue_*, auth_lookup, ...) */
 #include "util.h"
-
-/* ----- test hooks of auth.c (keep in step with its "test hooks" section) ---- */
-#define AUTH_TOKEN_MAX     192
-#define AUTH_SOAP_OP_MAX   64
-#define AUTH_SOAP_USER_MAX 256
-#define AUTH_SOAP_PASS_MAX 1024
-#define AUTH_SOAP_SID_MAX  AUTH_TOKEN_MAX
-#define AUTH_SIG_MAX       64
-#define SOAP_MAX_BYTES     (64 * 1024)
-
-int auth_issue_access(auth *a, const char *user_id, const char *username, const char *client_id,
-                      const char *parent, lf_session *out, char token[AUTH_TOKEN_MAX]);
-int auth_issue_refresh(auth *a, const char *user_id, const char *username, const char *client_id,
-                       char token[AUTH_TOKEN_MAX]);
-int auth_issue_code(auth *a, const char *user_id, const char *username, const char *client_id,
-                    const char *redirect_uri, const char *challenge, bool challenge_plain,
-                    char code[AUTH_TOKEN_MAX]);
-int auth_redeem_code(auth *a, const char *code, const char *client_id, const char *redirect_uri,
-                     const char *verifier, lf_session *out, const char **why);
-int auth_lookup(auth *a, const char *token, lf_session *out);
-int auth_lookup_refresh(auth *a, const char *token, lf_session *out);
-int auth_revoke(auth *a, const char *token);
-void auth_sign(const char *secret, const char *id_url, const char *issued_at,
-               char out[AUTH_SIG_MAX]);
-int auth_soap_parse(const char *xml, size_t len, char op[AUTH_SOAP_OP_MAX],
-                    char username[AUTH_SOAP_USER_MAX], char password[AUTH_SOAP_PASS_MAX],
-                    char session_id[AUTH_SOAP_SID_MAX]);
-int auth_parse_authorization(const char *value, char token[AUTH_TOKEN_MAX]);
-int auth_parse_basic(const char *value, char *id, size_t idsz, char *secret, size_t secretsz);
 
 #define USER_ID "005000000000001AAA"
 #define APP_ID  "3MVG9localforce"

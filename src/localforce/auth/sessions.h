@@ -44,7 +44,7 @@
 /*
  * Internal functions with external linkage so tests/unit/test_auth.c can reach
  * them without an HTTP server. They are not part of auth.h's interface; the
- * test declares the same prototypes.
+ * test includes this header.
  */
 int auth_issue_access(auth *a, const char *user_id, const char *username, const char *client_id,
                       const char *parent, lf_session *out, char token[AUTH_TOKEN_MAX]);

@@ -60,9 +60,8 @@ stopped(sync_ctx *x, err_t *e)
 /* The end of a public sync_* call: a failure's class is in e (an unclassed
  * one is permanent). */
 static int
-outcome(sync_ctx *x, int rc, err_t *e)
+outcome(int rc, err_t *e)
 {
-    (void)x;
     if (rc != 0 && err_class_of(e) == ERR_OK)
         err_class_set(e, ERR_PERMANENT);
     return rc;
@@ -1045,31 +1044,31 @@ pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
 int
 sync_load(sync_ctx *x, mapping *m, err_t *e)
 {
-    return outcome(x, pull_load(x, m, e), e);
+    return outcome(pull_load(x, m, e), e);
 }
 
 int
 sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
 {
-    return outcome(x, pull_poll(x, m, applied, e), e);
+    return outcome(pull_poll(x, m, applied, e), e);
 }
 
 int
 sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
 {
-    return outcome(x, pull_drift(x, m, repairs, e), e);
+    return outcome(pull_drift(x, m, repairs, e), e);
 }
 
 int
 sync_reload(sync_ctx *x, mapping *m, err_t *e)
 {
-    return outcome(x, pull_reload(x, m, e), e);
+    return outcome(pull_reload(x, m, e), e);
 }
 
 int
 sync_backfill(sync_ctx *x, mapping *m, err_t *e)
 {
-    return outcome(x, pull_backfill(x, m, e), e);
+    return outcome(pull_backfill(x, m, e), e);
 }
 
 int
@@ -1077,5 +1076,5 @@ sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
                   const char *const *deleted, size_t ndel, int64_t replay_id, int64_t lag_ms,
                   err_t *e)
 {
-    return outcome(x, pull_stream_apply(x, m, ids, nids, deleted, ndel, replay_id, lag_ms, e), e);
+    return outcome(pull_stream_apply(x, m, ids, nids, deleted, ndel, replay_id, lag_ms, e), e);
 }

@@ -115,14 +115,6 @@ backoff_ms(const sfapi *c, int attempt)
     return retry_delay_ms(&retry_presets[RETRY_HTTP], attempt + 1, c->backoff_cap_ms);
 }
 
-/* Record a failure's class in e (already filled). Returns -1. */
-static int
-classed(sfapi *c, err_t *e, err_class cls)
-{
-    (void)c;
-    return err_class_set(e, cls);
-}
-
 /* Appends curl_easy_escape(s) to out. */
 static void
 put_escaped(sfapi *c, sb *out, const char *s)
@@ -665,11 +657,11 @@ login(sfapi *c, err_t *e)
         err_set(&le, 0, "NO_CREDENTIALS",
                 "no refresh token and no username/password are configured");
         copy_err(e, &le);
-        return classed(c, e, ERR_AUTH);
+        return err_class_set(e, ERR_AUTH);
     }
     if (latch_refused(c->fingerprint, &le)) {
         copy_err(e, &le);
-        return classed(c, e, ERR_AUTH);
+        return err_class_set(e, ERR_AUTH);
     }
     response r = {.c = c};
     int rc = -1;
@@ -801,7 +793,7 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
         if (cls != ERR_PERMANENT || r->delivered)
             log_warn("sfapi: %s %.120s failed: %s: %s", q->method, q->path, le.code, le.msg);
         copy_err(e, &le);
-        return classed(c, e, cls);
+        return err_class_set(e, cls);
     }
 }
 
@@ -815,7 +807,7 @@ api_json(sfapi *c, const api_req *q, bool want_object, bool allow_empty, long *s
     if (status)
         *status = r.status;
     if (rc == 0 && parse_body(&r, want_object, allow_empty, false, out, e) != 0)
-        rc = classed(c, e, ERR_PERMANENT);
+        rc = err_class_set(e, ERR_PERMANENT);
     sb_free(&r.body);
     return rc;
 }
@@ -953,7 +945,7 @@ check_rel_path(sfapi *c, const char *path, const char *prefix, err_t *e)
     if (ok)
         return 0;
     err_set(e, 400, "INVALID_PATH", "not a path under %s: %.200s", prefix, path ? path : "(null)");
-    return classed(c, e, ERR_PERMANENT);
+    return err_class_set(e, ERR_PERMANENT);
 }
 
 int
@@ -979,7 +971,7 @@ sfapi_query_each(sfapi *c, const sfapi_query_spec *q, sfapi_page_fn fn, void *ct
         json_t *recs = json_object_get(page, "records");
         if (!json_is_array(recs)) {
             err_set(e, 502, "BAD_RESPONSE", "query reply has no records array");
-            rc = classed(c, e, ERR_PERMANENT);
+            rc = err_class_set(e, ERR_PERMANENT);
             break;
         }
         const char *next = NULL;
@@ -1017,7 +1009,7 @@ sfapi_rest(sfapi *c, const char *method, const char *path, const char *body, lon
     if (!known) {
         err_set(e, 400, "METHOD_NOT_ALLOWED", "unsupported HTTP method %.20s",
                 method ? method : "(null)");
-        return classed(c, e, ERR_PERMANENT);
+        return err_class_set(e, ERR_PERMANENT);
     }
     if (check_rel_path(c, path, "/", e) != 0)
         return -1;
@@ -1058,7 +1050,7 @@ sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id, err
         const char *id = json_string_value(json_object_get(j, "id"));
         if (id == NULL || *id == '\0') {
             err_set(e, 200, "BAD_RESPONSE", "the job creation reply has no id");
-            rc = classed(c, e, ERR_PERMANENT);
+            rc = err_class_set(e, ERR_PERMANENT);
         } else {
             *job_id = xstrdup(id);
             log_debug("sfapi: bulk query job %s created", id);
@@ -1090,7 +1082,7 @@ sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *recor
         const char *state = json_string_value(json_object_get(j, "state"));
         if (state == NULL) {
             err_set(e, 200, "BAD_RESPONSE", "the job info of %s has no state", job_id);
-            classed(c, e, ERR_PERMANENT);
+            err_class_set(e, ERR_PERMANENT);
             json_decref(j);
             break;
         }
@@ -1107,7 +1099,7 @@ sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *recor
             err_set(e, 200, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED",
                     "bulk query job %s %s%s%s", job_id, state, why && *why ? ": " : "",
                     why ? why : "");
-            classed(c, e, ERR_PERMANENT);
+            err_class_set(e, ERR_PERMANENT);
             json_decref(j);
             break;
         }
@@ -1115,7 +1107,7 @@ sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *recor
         if (left <= 0) {
             err_set(e, 0, "JOB_TIMEOUT", "bulk query job %s is still %.40s after %ld ms", job_id,
                     state, timeout_ms);
-            classed(c, e, ERR_TRANSIENT);
+            err_class_set(e, ERR_TRANSIENT);
             json_decref(j);
             break;
         }
@@ -1155,7 +1147,7 @@ sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long
     if (rc == 0 && r.locator_bad) {
         err_set(e, (int)r.status, "BAD_RESPONSE",
                 "the Sforce-Locator header of job %s is over %d bytes", job_id, LOCATOR_MAX - 1);
-        rc = classed(c, e, ERR_PERMANENT);
+        rc = err_class_set(e, ERR_PERMANENT);
     } else if (rc == 0) {
         if (!r.has_locator)
             log_warn("sfapi: results of job %s came without Sforce-Locator; taking it as the "
@@ -1210,7 +1202,7 @@ sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const cha
     const char *id = rc == 0 ? json_string_value(json_object_get(j, "id")) : NULL;
     if (rc == 0 && (!id || !*id)) {
         err_set(e, 200, "BAD_RESPONSE", "the ingest job creation reply has no id");
-        rc = classed(c, e, ERR_PERMANENT);
+        rc = err_class_set(e, ERR_PERMANENT);
     }
     if (rc == 0)
         *job_id = xstrdup(id);
@@ -1257,7 +1249,7 @@ sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const cha
             const char *msg = json_string_value(json_object_get(j, "errorMessage"));
             err_set(e, 400, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED",
                     "ingest job %s %s: %s", *job_id, state, msg ? msg : "(no message)");
-            rc = classed(c, e, ERR_PERMANENT);
+            rc = err_class_set(e, ERR_PERMANENT);
             json_decref(j);
             break;
         }
@@ -1265,7 +1257,7 @@ sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const cha
         j = NULL;
         if (util_mono_ms() > deadline) {
             err_set(e, 504, "JOB_TIMEOUT", "ingest job %s did not finish in time", *job_id);
-            rc = classed(c, e, ERR_TRANSIENT);
+            rc = err_class_set(e, ERR_TRANSIENT);
             break;
         }
         sleep_ms(pause);
