@@ -373,18 +373,15 @@ drop_topic(app *a, const mapping *m, bool forget)
 {
     err_t e;
     err_clear(&e);
-    char *channel = NULL;
-    if (cat_stream_channel(a->pg, a->cfg.schema, m->object, &channel, &e) != 0)
-        log_warn("%s: its stream channel could not be read (%s)", m->object, e.msg);
-    bool topic = channel && strncmp(channel, "/topic/", 7) == 0;
-    free(channel);
-    if (!topic)
+    if (!m->stream_channel || strncmp(m->stream_channel, "/topic/", 7) != 0)
         return;
     sfapi *sf = app_sf(a, &e);
     if (!sf || stream_drop_pushtopic(sf, a->cfg.api_version, m, &e) < 0) {
-        log_warn("%s: could not delete its PushTopic (%s); delete the PushTopic named sfb_%.21s in "
+        char topic[32];
+        stream_pushtopic_name(topic, sizeof topic, m);
+        log_warn("%s: could not delete its PushTopic (%s); delete the PushTopic named %s in "
                  "Salesforce",
-                 m->object, e.msg, m->table);
+                 m->object, e.msg, topic);
         return;
     }
     if (forget && cat_stream_forget(a->pg, a->cfg.schema, m->object, &e) != 0)

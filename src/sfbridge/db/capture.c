@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conflicts.h"
 #include "ddl.h"
 #include "locks.h"
 #include "log.h"
@@ -14,47 +15,33 @@
 #include "tlog.h"
 #include "util.h"
 
-/* %1$s = quoted schema. Every statement is idempotent. The trigger log's own
- * tables, indexes and NOTIFY are tlog's (tlog_ensure). */
-static const char *const log_ddl[] = {
-    "CREATE EXTENSION IF NOT EXISTS hstore",
-    "CREATE OR REPLACE FUNCTION %1$s.get_xmlbinary() RETURNS varchar LANGUAGE sql STABLE AS "
-    "$f$ SELECT current_setting('xmlbinary')::varchar $f$",
-    "CREATE TABLE IF NOT EXISTS %1$s._sfbridge_conflicts ("
-    " id bigserial PRIMARY KEY, table_name varchar(128) NOT NULL, sfid varchar(18) NOT NULL,"
-    " detected_at timestamptz NOT NULL DEFAULT now(), sf_systemmodstamp timestamp, pg_changed_at "
-    "timestamptz,"
-    " winner varchar(16) NOT NULL, policy varchar(32) NOT NULL, sf_values jsonb, pg_values jsonb,"
-    " UNIQUE (table_name, sfid, sf_systemmodstamp))",
-    "CREATE OR REPLACE FUNCTION %1$s.hc_truncate_refused() RETURNS trigger LANGUAGE plpgsql AS "
-    "$f$\n"
-    "BEGIN\n"
-    "  RAISE EXCEPTION 'TRUNCATE of %% is not sent to Salesforce', TG_TABLE_NAME\n"
-    "    USING HINT = 'delete the rows instead (each delete reaches Salesforce), or SET xmlbinary "
-    "= ''hex'' to empty only Postgres';\n"
-    "END $f$",
-};
+/* The schema's shared capture objects; every statement is idempotent. The
+ * trigger log's own tables, indexes and NOTIFY are tlog's (tlog_ensure), the
+ * conflicts table is conflicts.c's. */
+static void
+shared_ddl(sb *out, const char *qschema)
+{
+    sb_printf(out,
+              "CREATE EXTENSION IF NOT EXISTS hstore;\n"
+              "CREATE OR REPLACE FUNCTION %1$s.get_xmlbinary() RETURNS varchar LANGUAGE sql STABLE "
+              "AS"
+              " $f$ SELECT current_setting('xmlbinary')::varchar $f$;\n"
+              "CREATE OR REPLACE FUNCTION %1$s.hc_truncate_refused() RETURNS trigger LANGUAGE "
+              "plpgsql"
+              " AS $f$\n"
+              "BEGIN\n"
+              "  RAISE EXCEPTION 'TRUNCATE of %% is not sent to Salesforce', TG_TABLE_NAME\n"
+              "    USING HINT = 'delete the rows instead (each delete reaches Salesforce), or SET"
+              " xmlbinary = ''hex'' to empty only Postgres';\n"
+              "END $f$;\n",
+              qschema);
+    conflicts_sql_ddl(out, qschema);
+}
 
 void
 cap_channel(sb *out, const char *schema)
 {
     sb_printf(out, "%s.hc_trigger_log", schema);
-}
-
-static void
-fill(sb *out, const char *tmpl, const char *qschema)
-{
-    for (const char *p = tmpl; *p; p++) {
-        if (strncmp(p, "%1$s", 4) == 0) {
-            sb_puts(out, qschema);
-            p += 3;
-        } else if (strncmp(p, "%%", 2) == 0) {
-            sb_putc(out, '%');
-            p++;
-        } else {
-            sb_putc(out, *p);
-        }
-    }
 }
 
 int
@@ -67,9 +54,8 @@ cap_ensure(PGconn *c, const char *schema, err_t *e)
     int rc = pg_exec(c, e, "BEGIN");
     if (rc == 0)
         rc = pg_exec(c, e, "SELECT pg_advisory_xact_lock(" LOCK_DDL ")");
-    for (size_t i = 0; rc == 0 && i < sizeof log_ddl / sizeof log_ddl[0]; i++) {
-        sb_clear(&sql);
-        fill(&sql, log_ddl[i], sb_str(&q));
+    if (rc == 0) {
+        shared_ddl(&sql, sb_str(&q));
         rc = pg_exec(c, e, sb_str(&sql));
     }
     if (rc == 0)

@@ -261,6 +261,8 @@ row_to_mapping(PGresult *r, int i, mapping *m)
     m->api_calls = atoll(PQgetvalue(r, i, 23));
     m->next_poll_ms = atoll(PQgetvalue(r, i, 24));
     m->last_drift_ms = atoll(PQgetvalue(r, i, 25));
+    m->replay_id = atoll(PQgetvalue(r, i, 26));
+    m->stream_channel = dupcol(r, i, 27);
     m->bad = row_problem(m, PQgetvalue(r, i, 13), &fe, frc);
     if (m->bad) {
         /* Only its name, state and flags are to be trusted. */
@@ -290,7 +292,8 @@ cat_load_any(PGconn *c, const char *schema, const char *object, mapping **out, s
                   "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
                   " CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
                   " coalesce((extract(epoch FROM next_poll_at) * 1000)::bigint, 0),"
-                  " coalesce((extract(epoch FROM last_drift_at) * 1000)::bigint, 0)"
+                  " coalesce((extract(epoch FROM last_drift_at) * 1000)::bigint, 0),"
+                  " coalesce(replay_id, -1), stream_channel"
                   " FROM %1$s._sfbridge_mapping WHERE $1::text IS NULL OR lower(object_name) = "
                   "lower($1)"
                   " ORDER BY object_name",
@@ -441,6 +444,7 @@ mapping_clear(mapping *m)
     free(m->last_error);
     free(m->applied_at);
     free(m->bad);
+    free(m->stream_channel);
     memset(m, 0, sizeof *m);
 }
 

@@ -68,6 +68,8 @@ typedef struct mapping {
     int64_t next_poll_ms;  /* next_poll_at, ms since epoch; 0 = now */
     int64_t last_drift_ms; /* last_drift_at, ms since epoch; 0 = never */
     char *bad;             /* why the row cannot be synced (cat_load_any), else NULL */
+    int64_t replay_id;     /* accelerated sync: the last replay id committed; -1 none */
+    char *stream_channel;  /* the channel it subscribes to (CDC or PushTopic), or NULL */
 } mapping;
 
 /* Columns written together with a state change (fsm_fire): assignments with
@@ -169,9 +171,6 @@ int cat_streams_connecting(PGconn *c, const char *schema, const char *error,
 /* A batch of events applied (in the batch's transaction). */
 int cat_stream_applied(PGconn *c, const char *schema, const char *object, int64_t replay_id,
                        int64_t lag_ms, int64_t events, err_t *e) ERR_MUST_CHECK;
-/* The channel stored for the mapping (NULL when none). */
-int cat_stream_channel(PGconn *c, const char *schema, const char *object, char **channel,
-                       err_t *e) ERR_MUST_CHECK;
 /* The mapping no longer streams: forget its channel and position. */
 int cat_stream_forget(PGconn *c, const char *schema, const char *object, err_t *e) ERR_MUST_CHECK;
 

@@ -340,21 +340,6 @@ cat_stream_applied(PGconn *c, const char *schema, const char *object, int64_t re
 }
 
 int
-cat_stream_channel(PGconn *c, const char *schema, const char *object, char **channel, err_t *e)
-{
-    const char *p[] = {object};
-    PGresult *r =
-        cat_query(c, schema,
-                  "SELECT stream_channel FROM %1$s._sfbridge_mapping WHERE object_name = $1", 1, p,
-                  e);
-    if (!r)
-        return -1;
-    *channel = PQntuples(r) && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
-    PQclear(r);
-    return 0;
-}
-
-int
 cat_stream_forget(PGconn *c, const char *schema, const char *object, err_t *e)
 {
     const char *p[] = {object};

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "conflicts.h"
 #include "ddl.h"
 #include "locks.h"
 #include "log.h"
@@ -85,11 +86,10 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
         /* Changed on both sides since the last sync: the row's own change is
          * still waiting to be written. The policy picks the winner; every
          * conflict is recorded in _sfbridge_conflicts. */
-        sb lt = SB_INIT, lp = SB_INIT, qc = SB_INIT;
+        sb lt = SB_INIT, lp = SB_INIT;
         sb_sql_literal(&lt, m->table);
         sb_sql_literal(&lp, x->cfg->conflict_policy);
-        pg_qname(&qc, x->schema, "_sfbridge_conflicts");
-        const char *T = sb_str(&lt), *P = sb_str(&lp), *C = sb_str(&qc);
+        const char *T = sb_str(&lt), *P = sb_str(&lp);
         sb_printf(&s,
                   ", conf AS (SELECT x.\"Id\" AS sfid, t.id AS rid, (x.\"SystemModstamp\" AT TIME "
                   "ZONE 'UTC') AS sfstamp,"
@@ -109,19 +109,12 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
         /* Salesforce's version is sfbridge's own earlier write: not a conflict. */
         tlog_sql_not_own_write(&s, x->schema, T, "t.id", "x.\"SystemModstamp\"");
         sb_puts(&s, "),");
-        sb_printf(&s,
-                  " rec AS (INSERT INTO %s (table_name, sfid, sf_systemmodstamp, pg_changed_at, "
-                  "winner, policy,"
-                  " sf_values, pg_values) SELECT %s, sfid, sfstamp, changed_at, winner, %s, sfv, "
-                  "pgv FROM conf"
-                  " ON CONFLICT DO NOTHING RETURNING 1),",
-                  C, T, P);
+        conflicts_sql_record(&s, x->schema, T, P);
         sb_puts(&s, " ign AS (");
         tlog_sql_ignore_conflicts(&s, x->schema, T, P);
         sb_puts(&s, ")");
         sb_free(&lt);
         sb_free(&lp);
-        sb_free(&qc);
     }
     return sb_steal(&s);
 }

@@ -308,9 +308,9 @@ recorder_main(void *arg)
         err_t e;
         err_clear(&e);
         int rc = recorder_record(r, r->pg2, j->m, j->ops, j->n, &e);
+        /* A failure after COMMIT leaves nothing open: the rollback is harmless then. */
         if (rc != 0 && !pg_connection_lost(r->pg2))
-            pg_rollback_quietly(
-                r->pg2); /* a failure after COMMIT leaves nothing open; harmless then */
+            pg_rollback_quietly(r->pg2);
         free(j);
         pthread_mutex_lock(&r->mu);
         finished(r, rc, &e);

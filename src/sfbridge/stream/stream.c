@@ -68,8 +68,8 @@ stream_cdc_channel(char *out, size_t n, const char *object)
         snprintf(out, n, "/data/%sChangeEvent", object);
 }
 
-static void
-pushtopic_name(char *out, size_t n, const mapping *m)
+void
+stream_pushtopic_name(char *out, size_t n, const mapping *m)
 {
     /* PushTopic names are at most 25 characters: sfb_<table>, shortened with
      * a hash when longer, so two long tables never share a topic. */
@@ -122,10 +122,8 @@ connections(stream *s, err_t *e)
         if (!s->pg)
             return -1;
     }
-    if (!s->sf) {
+    if (!s->sf)
         s->sf = app_sfapi_new(s->cfg, 2, CONNECT_TIMEOUT_MS, s->stop);
-        sfapi_set_wake_flag(s->sf, &s->wake);
-    }
     if (!*sfapi_instance_url(s->sf))
         return sfapi_login(s->sf, e);
     return 0;
@@ -232,9 +230,11 @@ static int
 ensure_pushtopic(stream *s, const mapping *m, char *channel, size_t n, err_t *e)
 {
     char name[32];
-    pushtopic_name(name, sizeof name, m);
+    stream_pushtopic_name(name, sizeof name, m);
     sb q = SB_INIT;
-    sb_printf(&q, "SELECT Id FROM PushTopic WHERE Name = '%s'", name);
+    sb_puts(&q, "SELECT Id FROM PushTopic WHERE Name = '");
+    sfapi_soql_escape(&q, name);
+    sb_putc(&q, '\'');
     json_t *page = NULL;
     int rc = sfapi_query(s->sf, sb_str(&q), false, 0, &page, e);
     sb_free(&q);
@@ -272,7 +272,7 @@ int
 stream_drop_pushtopic(sfapi *sf, const char *api_version, const mapping *m, err_t *e)
 {
     char name[32];
-    pushtopic_name(name, sizeof name, m);
+    stream_pushtopic_name(name, sizeof name, m);
     sb q = SB_INIT;
     sb_puts(&q, "SELECT Id FROM PushTopic WHERE Name = '");
     sfapi_soql_escape(&q, name);
@@ -313,22 +313,10 @@ connect_client(stream *s, sub *subs, size_t n, const char *set, err_t *e)
         return -1;
     for (size_t i = 0; i < n; i++) {
         sub *u = &subs[i];
-        int64_t replay = -1;
-        sb q = SB_INIT;
-        sb_puts(&q, "SELECT coalesce(replay_id, -1), stream_channel FROM ");
-        pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
-        sb_puts(&q, " WHERE object_name = $1");
-        const char *p[] = {u->m->object};
-        PGresult *r = pg_query(s->pg, e, sb_str(&q), 1, p);
-        sb_free(&q);
-        if (!r)
-            return -1;
-        if (PQntuples(r)) {
-            replay = atoll(PQgetvalue(r, 0, 0));
-            if (!PQgetisnull(r, 0, 1))
-                snprintf(u->channel, sizeof u->channel, "%s", PQgetvalue(r, 0, 1));
-        }
-        PQclear(r);
+        /* The position and channel committed last time, as loaded this round. */
+        int64_t replay = u->m->replay_id;
+        if (u->m->stream_channel)
+            snprintf(u->channel, sizeof u->channel, "%s", u->m->stream_channel);
         if (!u->channel[0])
             stream_cdc_channel(u->channel, sizeof u->channel, u->m->object);
         char *error = NULL;
@@ -511,23 +499,15 @@ streamed(mapping *ms, size_t n, size_t *ns, sb *set)
 /* The channel each sub listens on: the one chosen at subscribe time (CDC or
  * PushTopic) as stored, else the CDC channel. */
 static void
-stored_channels(stream *s, sub *subs, size_t ns)
+stored_channels(sub *subs, size_t ns)
 {
     for (size_t i = 0; i < ns; i++) {
-        if (!subs[i].channel[0])
+        if (subs[i].channel[0]) /* chosen by this round's subscribe */
+            continue;
+        if (subs[i].m->stream_channel)
+            snprintf(subs[i].channel, sizeof subs[i].channel, "%s", subs[i].m->stream_channel);
+        else
             stream_cdc_channel(subs[i].channel, sizeof subs[i].channel, subs[i].m->object);
-        sb q = SB_INIT;
-        sb_puts(&q, "SELECT stream_channel FROM ");
-        pg_qname(&q, s->cfg->schema, "_sfbridge_mapping");
-        sb_puts(&q, " WHERE object_name = $1 AND stream_channel IS NOT NULL");
-        const char *p[] = {subs[i].m->object};
-        /* Unread (a failure included), the channel stays as it is; a lost
-         * connection fails the long poll next and the client starts over. */
-        PGresult *r = pg_query(s->pg, NULL, sb_str(&q), 1, p);
-        if (r && PQntuples(r))
-            snprintf(subs[i].channel, sizeof subs[i].channel, "%s", PQgetvalue(r, 0, 0));
-        PQclear(r);
-        sb_free(&q);
     }
 }
 
@@ -603,14 +583,18 @@ listen_once(stream *s, sub *subs, size_t ns, const char *set, err_t *e)
     if (!s->client_id || !s->subscribed || strcmp(s->subscribed, set) != 0)
         rc = connect_client(s, subs, ns, set, e);
     if (rc == 0 && s->subscribed)
-        stored_channels(s, subs, ns);
+        stored_channels(subs, ns);
     if (rc == 0)
         poll_untrusted(s, subs, ns);
     json_t *reply = NULL;
     if (rc == 0 && !*s->stop && !s->wake) {
         json_t *msg = json_pack("{s:s,s:s,s:s}", "channel", "/meta/connect", "clientId",
                                 s->client_id, "connectionType", "long-polling");
+        /* Only the held connect may be cut short by a wake: a fetch of
+         * records or a fallback poll is finished, not redone. */
+        sfapi_set_wake_flag(s->sf, &s->wake);
         rc = bayeux(s, msg, &reply, e);
+        sfapi_set_wake_flag(s->sf, NULL);
         if (rc != 0 && s->wake) {
             /* Cut short by stream_wake: not a failure; the next round sees the
              * new set of mappings (the held poll's events are delivered again

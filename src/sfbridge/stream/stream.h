@@ -35,6 +35,9 @@ void stream_free(stream *s);
 int stream_drop_pushtopic(sfapi *sf, const char *api_version, const mapping *m,
                           err_t *e) ERR_MUST_CHECK;
 
+/* The name of the PushTopic sfbridge makes for m: sfb_<table> within 25 characters. */
+void stream_pushtopic_name(char *out, size_t n, const mapping *m);
+
 /* "/data/Teacher__ChangeEvent" for "Teacher__c", "/data/AccountChangeEvent" for "Account". */
 void stream_cdc_channel(char *out, size_t n, const char *object);
 
