@@ -143,30 +143,122 @@ def test_3_an_adopted_insert_whose_update_is_retried_gets_its_sfid(sfbridge_fact
     sfb.stop()
 
 
+# The campaign's remaining duplicates (all Contact, no External ID): the insert's answer is cut,
+# the Salesforce user edits the new record before sfbridge looks for it (after the settle time),
+# so the lookup by the values sent finds nothing and the insert went out again. The record is
+# still this user's, created in the attempt's window, and linked to nothing: it must be adopted.
+def test_2_an_insert_edited_in_salesforce_before_its_lookup_is_not_sent_again(
+        sfbridge_factory, database, localforce_factory):
+    lf, sf = _chaos_org(localforce_factory)
+    # 10 s before looking (the campaign's 15 s), so the edit below comes first
+    sfb = sfbridge_factory(database.url, lf, {"SFBRIDGE_WRITE_SETTLE_MS": "10000"}, name="sfbridge")
+    _contact_rw(sfb, sf, database, lf)
+    sf.set_faults([{"path": f"{SFB}/composite/*", "reset_rate": 1.0}])
+    with App(database) as app:
+        rid = app.insert("contact", lastname="Edited Early", firstname="v1", email="v1@mail.test")
+    wait_for(lambda: len(_sf_contacts(sf, "Edited Early")) == 1, timeout=30, what="the insert to reach Salesforce")
+    created = _sf_contacts(sf, "Edited Early")[0]["Id"]
+    # within the settle time, so before sfbridge looks
+    sf.update("Contact", created, {"FirstName": "edited", "Email": "edited@mail.test"})
+    sf.clear_faults()
+    wait_daemon(sfb, lambda: database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)),
+                timeout=60, what="the row to get its sfid")
+    wait_writer_idle(sfb, database, timeout=60)
+    recs = _sf_contacts(sf, "Edited Early")
+    history = "\n".join(map(str, log_entries(database, "table_name = 'contact'")))
+    assert [r["Id"] for r in recs] == [created], f"sent again: {recs}\n{history}"
+    assert database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)) == created
+    assert "edited in Salesforce since" in sfb.log(400)
+    # the Salesforce user's edit (newer than the app's insert) comes down with the next poll
+    wait_daemon(sfb, lambda: database.scalar("SELECT firstname FROM salesforce.contact WHERE id = %s",
+                                             (rid,)) == "edited", timeout=30, what="the edit to be pulled")
+    assert database.count("contact", where="lastname = 'Edited Early'") == 1
+    sfb.stop()
+
+
 # -- 4. a poll that waited on the writer's lock undoes the app's write -------------------------------
-@pytest.mark.xfail(strict=False, reason="issue 12 #4: a poll page fetched before the writer's send is applied "
-                   "after it, over the row the writer just finished; this timing does not reproduce it reliably yet "
-                   "(it passed on today's code), so it does not decide the outcome")
+# The poll fetches its page (Salesforce's years = 1), then waits for the table's lock; meanwhile the
+# app writes years = 2 and the writer sends it (updates do not take that lock). When the poll gets
+# the lock, its page is older than the writer's write: applying it would put years = 1 back over
+# the app's committed value (and an app that then wrote the value it saw would lose its own).
+# The test holds the lock itself, so the interleaving is exact; an audit trigger sees every value
+# the row takes.
+LOCK_TABLE = 4242003   # src/sfbridge/db/locks.h
+
+
 def test_4_a_poll_waiting_on_the_writer_does_not_undo_the_apps_write(sfbridge, database, sf):
     sfbridge.init()
     map_rw(sfbridge, "Teacher__c", "--poll", "1")
     sfbridge.start()
     wait_daemon(sfbridge, lambda: database.count("teacher__c") == 5, timeout=60, what="the initial load")
     maria = _by_name(sf)["Maria Gonzalez"]
-    # sfbridge's collections answered 2.5 s late: the writer holds the table's lock meanwhile
-    sf.set_faults([{"path": f"{SFB}/composite/*", "latency_ms": 2500}])
-    sf.update("Teacher__c", maria, {"Years__c": 1})        # Salesforce's change...
-    time.sleep(0.05)
-    with App(database) as app:                             # ...then the app's, committed later
-        with app.transaction():
-            app.insert("teacher__c", name="Lock Holder", employee_number__c="C4-1")
+    database.execute("CREATE TABLE public.audit4 (n bigserial, years text)")
+    database.execute("CREATE FUNCTION public.audit4() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN INSERT INTO public.audit4 (years) VALUES (NEW.years__c::text); RETURN NEW; END $$")
+    database.execute("CREATE TRIGGER audit4 AFTER UPDATE ON salesforce.teacher__c FOR EACH ROW "
+                     f"WHEN (NEW.sfid = '{maria}') EXECUTE FUNCTION public.audit4()")
+    with psycopg.connect(database.url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, hashtext('salesforce.teacher__c'))", (LOCK_TABLE,))
+        sf.update("Teacher__c", maria, {"Years__c": 1})   # Salesforce's change: the next poll's page
+        wait_for(lambda: database.scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") > 0,
+            timeout=30, what="a poll to wait for the table's lock with its page")
+        with App(database) as app:
             app.execute("UPDATE salesforce.teacher__c SET years__c = 2 WHERE sfid = %s", (maria,))
-    wait_writer_idle(sfbridge, database, timeout=60)
+        wait_writer_idle(sfbridge, database, timeout=60)
+        assert sf.get("Teacher__c", maria, ["Years__c"])["Years__c"] == 2, "the app's write reached Salesforce"
+        holder.execute("SELECT pg_advisory_unlock(%s, hashtext('salesforce.teacher__c'))", (LOCK_TABLE,))
+    now = sf.query(f"SELECT SystemModstamp FROM Teacher__c WHERE Id = '{maria}'")[0]["SystemModstamp"]
+    # polls go on until the row holds Salesforce's newest version
+    wait_daemon(sfbridge, lambda: database.scalar(
+        "SELECT to_char(systemmodstamp, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') FROM salesforce.teacher__c WHERE sfid = %s",
+        (maria,)) == now[:23], timeout=30, what="the row to get Salesforce's newest version")
+    seen = [r[0] for r in database.query("SELECT years FROM public.audit4 ORDER BY n")]
+    after = seen[seen.index("2"):]
+    assert "1" not in after, f"the row's years__c went {seen}: a poll undid the app's committed write"
+    assert database.scalar("SELECT years__c FROM salesforce.teacher__c WHERE sfid = %s", (maria,)) == 2
+    sfbridge.stop()
+
+
+# Found by test_writeback_resilience (about one run in eight): an update's PATCH lands in Salesforce
+# after the app committed a newer change, and its answer is lost. The next poll took that version
+# for another writer's (no successful write recorded since it), newer than the app's change: a
+# conflict Salesforce won, so the app's newer change was IGNORED and lost, with no one else
+# writing. A write in flight, or tried with its answer unknown, is sfbridge's own until settled.
+def test_4_an_update_whose_answer_was_lost_does_not_lose_the_next_change_to_a_conflict(sfbridge, database, sf):
+    sfbridge.init()
+    map_rw(sfbridge, "Teacher__c", "--poll", "1")
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: database.count("teacher__c") == 5, timeout=60, what="the initial load")
+    maria = _by_name(sf)["Maria Gonzalez"]
+    # sfbridge's collection PATCH runs 2 s late in Salesforce, then its answer is cut
+    sf.set_faults([{"path": f"{SFB}/composite/sobjects", "latency_ms": 2000, "reset_rate": 1.0}])
+    with App(database) as app:
+        app.execute("UPDATE salesforce.teacher__c SET years__c = 1 WHERE sfid = %s", (maria,))
+        wait_for(lambda: sf.fault_state()["delayed"] >= 1, timeout=30, what="the update to be in flight")
+        app.execute("UPDATE salesforce.teacher__c SET first_name__c = 'Later' WHERE sfid = %s", (maria,))
+    rid = database.scalar("SELECT id FROM salesforce.teacher__c WHERE sfid = %s", (maria,))
+    wait_daemon(sfbridge, lambda: (database.scalar(
+        "SELECT max(sfb_attempts) FROM salesforce._trigger_log WHERE record_id = %s", (rid,)) or 0) >= 1,
+        timeout=30, what="the first write's lost answer to be noted")
+    assert sf.get("Teacher__c", maria, ["Years__c"])["Years__c"] == 1, "the first write ran in Salesforce"
+    # its retries now fail without running, while polls see the version it made
+    sf.set_faults([{"path": f"{SFB}/composite/sobjects", "error_rate": 1.0, "status": 503}])
+    since = database.scalar("SELECT now()")
+    wait_daemon(sfbridge, lambda: database.scalar(
+        "SELECT last_poll_at > %s + interval '2 seconds' FROM salesforce._sfbridge_mapping"
+        " WHERE object_name = 'Teacher__c'", (since,)), timeout=30, what="polls to see that version")
     sf.clear_faults()
-    assert sf.get("Teacher__c", maria, ["Years__c"])["Years__c"] == 2, "the app committed last: it wins"
-    time.sleep(4)   # several polls
-    got = database.scalar("SELECT years__c FROM salesforce.teacher__c WHERE sfid = %s", (maria,))
-    assert got == 2, f"Postgres has years__c = {got} (Salesforce: 2): a poll undid the app's committed write"
+    wait_writer_idle(sfbridge, database, timeout=60)
+    got = sf.get("Teacher__c", maria, ["Years__c", "First_Name__c"])
+    history = "\n".join(map(str, log_entries(database, "record_id = %s", (rid,))))
+    assert (got["Years__c"], got["First_Name__c"]) == (1, "Later"), f"{got}\n{history}"
+    assert not log_entries(database, "record_id = %s AND state = 'IGNORED'", (rid,)), history
+    assert database.scalar("SELECT count(*) FROM salesforce._sfbridge_conflicts WHERE sfid = %s", (maria,)) == 0
+    wait_daemon(sfbridge, lambda: database.scalar(
+        "SELECT first_name__c FROM salesforce.teacher__c WHERE id = %s", (rid,)) == "Later", timeout=15,
+        what="the row to keep the app's change")
     sfbridge.stop()
 
 

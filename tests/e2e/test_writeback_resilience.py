@@ -48,7 +48,7 @@ def _sf_count(sf):
 def _history(database, problems):
     """The trigger-log history of the first few records named in the problems."""
     import re
-    names = re.findall(r"'(WL[A-Z]-[0-9]+)'", "\n".join(problems))[:4]
+    names = list(dict.fromkeys(re.findall(r"\b(WL[A-Z]-[0-9]+)\b", "\n".join(problems))))[:4]
     out = []
     for name in names:
         rows = database.query(

@@ -734,6 +734,38 @@ tlog_sql_not_own_write(sb *out, const char *schema, const char *table_lit, const
                   " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = %s"
                   "   AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at >= %s)",
                   tabs[i], table_lit, row_id, stamp);
+    /* A write in flight (PENDING), or one tried whose answer may have been
+     * lost (NEW again, attempts counted), may be what made that version:
+     * until its outcome is known the version is not taken for another
+     * writer's (else its later changes lose a conflict against it). */
+    sb_printf(out,
+              " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = %s"
+              "   AND (o.state = 'PENDING' OR (o.state = 'NEW' AND o.sfb_attempts > 0)))",
+              sb_str(&q.log), table_lit, row_id);
+    names_free(&q);
+}
+
+void
+tlog_sql_written_since(sb *out, const char *schema, const char *table_lit, const char *row_id,
+                       const char *since)
+{
+    names q = names_of(schema);
+    const char *tabs[] = {sb_str(&q.log), sb_str(&q.arch)};
+    for (int i = 0; i < 2; i++)
+        sb_printf(out,
+                  "%sEXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = %s"
+                  " AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at > %s)",
+                  i ? " OR " : "(", tabs[i], table_lit, row_id, since);
+    sb_putc(out, ')');
+    names_free(&q);
+}
+
+void
+tlog_sql_names_no_sfid(sb *out, const char *schema, const char *table_lit, const char *sfid_expr)
+{
+    names q = names_of(schema);
+    sb_printf(out, " AND NOT EXISTS (SELECT 1 FROM %s l WHERE l.table_name = %s AND l.sfid = %s)",
+              sb_str(&q.log), table_lit, sfid_expr);
     names_free(&q);
 }
 
@@ -750,6 +782,48 @@ tlog_sql_ignore_conflicts(sb *out, const char *schema, const char *table_lit,
               " AND l.state = 'NEW' RETURNING 1",
               sb_str(&q.log), policy_lit, table_lit);
     names_free(&q);
+}
+
+int
+tlog_unknown_inserts(PGconn *c, const char *schema, const char *table, int64_t from_ms,
+                     int64_t to_ms, const int *skip_rids, size_t nskip, json_t **out, err_t *e)
+{
+    *out = NULL;
+    names q = names_of(schema);
+    sb s = SB_INIT, skip = SB_INIT;
+    sb_puts(&skip, "{");
+    for (size_t i = 0; i < nskip; i++)
+        sb_printf(&skip, "%s%d", i ? "," : "", skip_rids[i]);
+    sb_puts(&skip, "}");
+    char from[32], to[32];
+    util_fmt_datetime_z(from_ms, from);
+    util_fmt_datetime_z(to_ms, to);
+    sb_printf(&s,
+              "SELECT DISTINCT ON (record_id) sfb_payload::text,"
+              " to_char(sfb_sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+              " FROM %s WHERE table_name = $1 AND action = 'INSERT' AND sfb_unknown"
+              " AND sfb_payload IS NOT NULL AND state IN ('NEW', 'PENDING', 'FAILED')"
+              " AND sfb_sent_at BETWEEN $2::timestamptz AND $3::timestamptz"
+              " AND NOT (record_id = ANY ($4::int[])) ORDER BY record_id, id DESC",
+              sb_str(&q.log));
+    const char *p[] = {table, from, to, sb_str(&skip)};
+    PGresult *r = pg_query(c, e, sb_str(&s), 4, p);
+    sb_free(&s);
+    sb_free(&skip);
+    names_free(&q);
+    if (!r)
+        return -1;
+    *out = json_array();
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *pay = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+        if (json_is_object(pay))
+            json_array_append_new(*out, json_pack("{s:o, s:s}", "payload", pay, "sent_at",
+                                                  PQgetvalue(r, i, 1)));
+        else
+            json_decref(pay);
+    }
+    PQclear(r);
+    return 0;
 }
 
 int

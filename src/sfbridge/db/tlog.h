@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "err.h"
@@ -168,13 +169,31 @@ void tlog_sql_waiting_records(sb *out, const char *schema, const char *table_par
 void tlog_sql_pending_change(sb *out, const char *schema, const char *table_lit, const char *row_id,
                              const char *alias);
 /* " AND NOT EXISTS ..." conditions: no successful write of the row since
- * `stamp` (log or archive), so Salesforce's version is not sfbridge's own. Pure. */
+ * `stamp` (log or archive), and none in flight or tried with its answer
+ * unknown, so Salesforce's version is not sfbridge's own. Pure. */
 void tlog_sql_not_own_write(sb *out, const char *schema, const char *table_lit, const char *row_id,
                             const char *stamp);
+/* A boolean expression: the row `row_id` of `table_lit` had a successful
+ * write processed after `since` (a timestamptz expression; NULL: false), in
+ * the log or its archive. Pure. */
+void tlog_sql_written_since(sb *out, const char *schema, const char *table_lit, const char *row_id,
+                            const char *since);
+/* " AND NOT EXISTS ...": no entry of the live log for `table_lit` names the
+ * record `sfid_expr` (a delete on its way, a failure kept): for the writer's
+ * search for records nothing in Postgres knows. Pure. */
+void tlog_sql_names_no_sfid(sb *out, const char *schema, const char *table_lit,
+                            const char *sfid_expr);
 /* "UPDATE ... RETURNING 1": the NEW entries of the rows in CTE `conf` whose
  * conflict Salesforce won become IGNORED. Pure. */
 void tlog_sql_ignore_conflicts(sb *out, const char *schema, const char *table_lit,
                                const char *policy_lit);
+/* The inserts of `table` whose outcome is unknown (settled or not; FAILED
+ * ones too: their records may exist), sent between from_ms and to_ms, other
+ * than the records skip_rids[0..nskip): *out is a JSON array of
+ * {"payload": what was sent, "sent_at": ISO 8601}, one per record. */
+ERR_MUST_CHECK int tlog_unknown_inserts(PGconn *c, const char *schema, const char *table,
+                                        int64_t from_ms, int64_t to_ms, const int *skip_rids,
+                                        size_t nskip, json_t **out, err_t *e);
 /* Whether `table` has inserts whose outcome is unknown and not settled. */
 ERR_MUST_CHECK int tlog_unsettled_inserts(PGconn *c, const char *schema, const char *table,
                                           bool locked, bool *yes, err_t *e);

@@ -200,6 +200,10 @@ apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *sel
     /* A row whose own change has not reached Salesforce yet is left alone:
      * the change comes back with the next poll once it is written. */
     sb_puts(out, "\"_hc_lastop\" = '" HC_SYNCED "', \"_hc_err\" = NULL WHERE ");
+    /* A version fetched before sfbridge's own later write to the row would
+     * undo the app's change (issue 12 #4): the next poll brings the newer one. */
+    if (with_conf)
+        sb_puts(out, "NOT EXISTS (SELECT 1 FROM stale WHERE stale.sfid = t.sfid) AND ");
     if (m->read_write)
         sb_printf(out, "(t.\"_hc_lastop\" IS DISTINCT FROM '" HC_PENDING "'%s) AND ",
                   with_conf ? " OR EXISTS (SELECT 1 FROM conf WHERE conf.sfid = t.sfid AND "
@@ -265,9 +269,10 @@ apply_sql(const char *schema, const mapping *m, apply_tail tail, const char *con
     tail_cte(&s, schema, tail, del);
     sb_printf(&s,
               " SELECT (SELECT %s), (SELECT count(*) FROM up), "
-              "(SELECT to_char(v, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') FROM mx)%s",
+              "(SELECT to_char(v, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') FROM mx)%s%s",
               del ? "count(*) FROM del" : "0",
-              tail != APPLY_TAIL_NONE ? ", (SELECT count(*) FROM wm)" : "");
+              tail != APPLY_TAIL_NONE ? ", (SELECT count(*) FROM wm)" : "",
+              with_conf ? ", (SELECT count(*) FROM stale) AS stale" : "");
     sb_free(&src);
     free(f);
     return sb_steal(&s);

@@ -54,14 +54,21 @@ void apply_recordset(sb *out, const map_field *const *f, size_t n);
 void apply_value_expr(sb *out, const map_field *f);
 /* INSERT ... ON CONFLICT (sfid) DO UPDATE from the rows select_src yields,
  * changing a row only when Salesforce's copy is at least as new and differs.
- * with_conf: a CTE `conf` (see apply_sql) decides pending rows' conflicts. */
+ * with_conf: CTEs `conf` (see apply_sql) decide pending rows' conflicts and
+ * `stale` names the records whose versions may be older than sfbridge's own
+ * later write: left alone. Nothing is lost by it: either the version
+ * already held that write (Salesforce committed it before answering the
+ * query), or the write is newer than every version the query saw, so the
+ * next poll, starting from this one's watermark, reads it. */
 void apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *select_src,
                        bool with_conf);
 /* One statement applying a page of JSON records ($1): deletions, upserts and
  * the tail's bookkeeping. Returns (deleted, upserted, page max SystemModstamp
- * [, bookkeeping rows]); caller frees. conflict_ctes: for a read-write
- * mapping, the CTEs (", conf AS (...), ...") that find rows changed on both
- * sides; NULL or "" for none. */
+ * [, bookkeeping rows]) and, with conflict CTEs, a column `stale`; caller
+ * frees. conflict_ctes: for a read-write mapping, the CTEs (", stale AS
+ * (sfid, stamp), conf AS (...), ...") that find the versions fetched before
+ * sfbridge's own later write and the rows changed on both sides; NULL or ""
+ * for none. */
 char *apply_sql(const char *schema, const mapping *m, apply_tail tail, const char *conflict_ctes);
 
 /* COPY target (cols) FROM STDIN (CSV, empty fields NULL). */

@@ -30,6 +30,8 @@
 #include "util.h"
 
 #define STAGE APPLY_STAGE
+/* The setting a page's transaction carries sync_ctx.fetched_at in. */
+#define FETCHED_AT_GUC "sfbridge.fetched_at"
 
 /* ---- failure helpers ------------------------------------------------------ */
 
@@ -90,6 +92,17 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
         sb_sql_literal(&lt, m->table);
         sb_sql_literal(&lp, x->cfg->conflict_policy);
         const char *T = sb_str(&lt), *P = sb_str(&lp);
+        /* Versions fetched before sfbridge's own later write to the row
+         * (the writer finished while this page was on its way): older than
+         * what Salesforce has now, they are left for the next poll. */
+        sb_puts(&s, ", stale AS (SELECT x.\"Id\" AS sfid, (x.\"SystemModstamp\" AT TIME ZONE 'UTC')"
+                    " AS stamp FROM src x JOIN ");
+        qtable(&s, x, m);
+        sb_puts(&s, " t ON t.sfid = x.\"Id\" WHERE ");
+        tlog_sql_written_since(&s, x->schema, T, "t.id",
+                               "nullif(current_setting('" FETCHED_AT_GUC "', true), '')"
+                               "::timestamptz");
+        sb_puts(&s, ")");
         sb_printf(&s,
                   ", conf AS (SELECT x.\"Id\" AS sfid, t.id AS rid, (x.\"SystemModstamp\" AT TIME "
                   "ZONE 'UTC') AS sfstamp,"
@@ -105,6 +118,7 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
         tlog_sql_pending_change(&s, x->schema, T, "t.id", "p");
         sb_puts(&s,
                 " WHERE p.changed_at IS NOT NULL AND t.\"_hc_lastop\" = '" HC_PENDING "'"
+                " AND NOT EXISTS (SELECT 1 FROM stale WHERE stale.sfid = x.\"Id\")"
                 " AND t.systemmodstamp IS DISTINCT FROM (x.\"SystemModstamp\" AT TIME ZONE 'UTC')");
         /* Salesforce's version is sfbridge's own earlier write: not a conflict. */
         tlog_sql_not_own_write(&s, x->schema, T, "t.id", "x.\"SystemModstamp\"");
@@ -133,7 +147,7 @@ page_sql(const sync_ctx *x, const mapping *m, apply_tail tail)
 /* Run an apply statement on a page's records. */
 static int
 apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, const char *locator,
-           int64_t *changed, err_t *e)
+           int64_t *changed, int64_t *stale, err_t *e)
 {
     char *body = json_dumps(records, JSON_COMPACT);
     if (!body)
@@ -146,6 +160,9 @@ apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, co
         return pg_failed(x, e);
     if (changed)
         *changed += atoll(PQgetvalue(r, 0, 0)) + atoll(PQgetvalue(r, 0, 1));
+    int sc = PQfnumber(r, "stale");
+    if (stale && sc >= 0)
+        *stale += atoll(PQgetvalue(r, 0, sc));
     PQclear(r);
     return 0;
 }
@@ -179,7 +196,11 @@ begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
      * a row lock (and maybe deadlock with an app, which Postgres might resolve
      * by failing the app's transaction), give up quickly; the page is applied
      * again by the next attempt. */
-    if (pg_exec(x->pg, e, "SET LOCAL lock_timeout = '200ms'") != 0)
+    const char *p[] = {x->fetched_at};
+    if (pg_run(x->pg, e,
+               "SELECT set_config('lock_timeout', '200ms', true), set_config('" FETCHED_AT_GUC
+               "', $1, true)",
+               1, p) != 0)
         return pg_failed(x, e);
     /* Checked under the lock: the writer may have lost an insert's answer while we waited. */
     if (unsettled_inserts(x, m, true, wait, e) != 0)
@@ -192,16 +213,16 @@ begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
 /* 1 when the page must wait (see unsettled_inserts): nothing applied. */
 static int
 apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64_t *changed,
-             err_t *e)
+             int64_t *stale, err_t *e)
 {
     if (!m->read_write)
-        return apply_page(x, sql, recs, m->object, NULL, changed, e);
+        return apply_page(x, sql, recs, m->object, NULL, changed, NULL, e);
     bool wait = false;
     if (begin_page(x, m, &wait, e) != 0)
         return -1;
     if (wait)
         return 1;
-    if (apply_page(x, sql, recs, m->object, NULL, changed, e) != 0)
+    if (apply_page(x, sql, recs, m->object, NULL, changed, stale, e) != 0)
         return -1;
     return pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
 }
@@ -211,6 +232,23 @@ progress(sync_ctx *x, const mapping *m, int64_t done, int64_t total)
 {
     if (x->progress)
         x->progress(x->progress_ctx, m, done, total);
+}
+
+/* Note Postgres's clock before asking Salesforce for records of a read-write
+ * mapping: a write the writer records after it may be newer than the
+ * versions that come back (see the stale CTE). */
+static int
+mark_fetch(sync_ctx *x, const mapping *m, err_t *e)
+{
+    x->fetched_at[0] = '\0';
+    if (!m->read_write)
+        return 0;
+    PGresult *r = pg_query(x->pg, e, "SELECT clock_timestamp()::text", 0, NULL);
+    if (!r)
+        return pg_failed(x, e);
+    snprintf(x->fetched_at, sizeof x->fetched_at, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
 }
 
 /* A page callback (sfapi_query_each) and what it works with. */
@@ -452,7 +490,7 @@ load_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
     page_ctx *p = ctx;
     /* An empty locator means "done" in the load position. */
-    if (apply_page(p->x, p->sql, recs, p->m->object, next ? next : "", NULL, e) != 0)
+    if (apply_page(p->x, p->sql, recs, p->m->object, next ? next : "", NULL, NULL, e) != 0)
         return -1;
     p->m->load_done += (int64_t)json_array_size(recs);
     replace(&p->m->load_locator, next ? next : "");
@@ -588,9 +626,15 @@ poll_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
     page_ctx *p = ctx;
     log_debug("%s: poll page of %zu records", p->m->object, json_array_size(recs));
-    int ar = json_array_size(recs) ? apply_locked(p->x, p->m, p->sql, recs, p->changed, e) : 0;
+    int64_t stale = 0;
+    int ar = json_array_size(recs) ? apply_locked(p->x, p->m, p->sql, recs, p->changed, &stale, e)
+                                   : 0;
     if (ar < 0)
         return -1;
+    if (ar == 0 && stale)
+        log_debug("%s: %lld polled versions not newer than sfbridge's own later writes left "
+                  "alone",
+                  p->m->object, (long long)stale);
     if (ar > 0) {
         /* The rest of this poll waits for the writer; the watermark stays. */
         p->deferred = true;
@@ -627,7 +671,10 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
                            .all = apply_has_isdeleted(m),
                            .batch_size = (int)x->cfg->rest_batch};
     page_ctx pc = {.x = x, .m = m, .sql = sql, .changed = applied};
-    int rc = sfapi_query_each(x->sf, &qs, poll_page, &pc, e);
+    int rc = mark_fetch(x, m, e);
+    if (rc == 0)
+        rc = sfapi_query_each(x->sf, &qs, poll_page, &pc, e);
+    x->fetched_at[0] = '\0';
     sb_free(&q);
     free(sql);
     if (rc != 0)
@@ -672,7 +719,7 @@ stage_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
     (void)next;
     page_ctx *p = ctx;
-    return json_array_size(recs) ? apply_page(p->x, p->sql, recs, NULL, NULL, NULL, e) : 0;
+    return json_array_size(recs) ? apply_page(p->x, p->sql, recs, NULL, NULL, NULL, NULL, e) : 0;
 }
 
 /* The stage through a Bulk query job. */
@@ -781,8 +828,9 @@ refetch_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
     (void)next;
     page_ctx *p = ctx;
-    return json_array_size(recs) ? apply_page(p->x, p->sql, recs, p->m->object, NULL, p->changed, e)
-                                 : 0;
+    return json_array_size(recs)
+               ? apply_page(p->x, p->sql, recs, p->m->object, NULL, p->changed, NULL, e)
+               : 0;
 }
 
 /* Fetch the given records by Id and upsert them. */
@@ -1007,14 +1055,21 @@ pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
         return deferred(m, e);
     /* Fetch first (no transaction open while waiting on the network). */
     json_t *all = json_array();
-    int rc = fetch_ids(x, m, ids, nids, collect_page, all, e);
+    int rc = mark_fetch(x, m, e);
+    if (rc == 0)
+        rc = fetch_ids(x, m, ids, nids, collect_page, all, e);
     if (rc == 0 && begin_page(x, m, &wait, e) != 0)
         rc = -1;
     if (rc == 0 && wait)
         rc = deferred(m, e);
     if (rc == 0 && json_array_size(all)) {
         char *sql = page_sql(x, m, APPLY_TAIL_NONE);
-        rc = apply_page(x, sql, all, m->object, NULL, NULL, e);
+        int64_t stale = 0;
+        rc = apply_page(x, sql, all, m->object, NULL, NULL, &stale, e);
+        if (rc == 0 && stale)
+            log_debug("%s: %lld streamed versions not newer than sfbridge's own later writes "
+                      "left alone",
+                      m->object, (long long)stale);
         free(sql);
     }
     if (rc == 0 && ndel)
@@ -1028,6 +1083,7 @@ pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
         rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
     else
         pg_rollback_quietly(x->pg);
+    x->fetched_at[0] = '\0';
     json_decref(all);
     return rc;
 }

@@ -41,6 +41,10 @@ typedef struct sync_ctx {
     volatile sig_atomic_t *stop; /* set by a signal: abandon the current page */
     sync_progress_fn progress;   /* optional */
     void *progress_ctx;
+    /* Internal: Postgres's clock when the records being applied were asked
+     * for ("" when not known); a successful write after it makes a fetched
+     * version stale. */
+    char fetched_at[48];
 } sync_ctx;
 
 int sync_load(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;

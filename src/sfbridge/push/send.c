@@ -13,8 +13,6 @@
 #include "sb.h"
 #include "util.h"
 
-#define LOOKUP_SKEW_S 120
-
 bool
 send_transient_code(const char *code)
 {
@@ -369,7 +367,7 @@ send_lookup_insert(sfapi *sf, const mapping *m, const op *o, json_t **ids, err_t
     if (util_parse_datetime(o->sent_at, &sent) != 0)
         sent = util_now_ms();
     char since[32];
-    util_fmt_datetime_z(sent - LOOKUP_SKEW_S * 1000, since);
+    util_fmt_datetime_z(sent - SEND_LOOKUP_SKEW_MS, since);
     sb q = SB_INIT;
     const char *ext = m->upsert_field ? json_string_value(json_object_get(rec, m->upsert_field))
                                       : NULL;
@@ -401,4 +399,49 @@ send_lookup_insert(sfapi *sf, const mapping *m, const op *o, json_t **ids, err_t
     }
     json_decref(page);
     return 0;
+}
+
+/* sfapi_query_each's page callback: every record into one array. */
+static int
+gather_page(void *ctx, json_t *records, const char *next, err_t *e)
+{
+    (void)next;
+    (void)e;
+    json_array_extend(ctx, records);
+    return 0;
+}
+
+int
+send_lookup_window(sfapi *sf, const mapping *m, json_t *fields, int64_t from_ms, int64_t to_ms,
+                   json_t **recs, err_t *e)
+{
+    *recs = json_array();
+    char since[32], until[32];
+    util_fmt_datetime_z(from_ms, since);
+    util_fmt_datetime_z(to_ms, until);
+    sb q = SB_INIT;
+    sb_printf(&q, "SELECT Id, CreatedDate");
+    size_t i;
+    json_t *v;
+    json_array_foreach(fields, i, v) {
+        const char *name = json_string_value(v);
+        /* Only the mapping's own fields, by the names the catalog knows. */
+        for (size_t k = 0; name && k < m->nfields; k++)
+            if (strcmp(m->fields[k].name, name) == 0 && strcmp(name, "Id") != 0 &&
+                strcmp(name, "CreatedDate") != 0 && !strchr(name, '.'))
+                sb_printf(&q, ", %s", name);
+    }
+    sb_printf(&q, " FROM %s WHERE CreatedById = '", m->object);
+    sfapi_soql_escape(&q, sfapi_user_id(sf));
+    sb_printf(&q, "' AND CreatedDate >= %s AND CreatedDate <= %s", since, until);
+    sfapi_query_spec qs = {.soql = sb_str(&q)};
+    int rc = sfapi_query_each(sf, &qs, gather_page, *recs, e);
+    log_debug("writer: records created around inserts whose answers were lost: %s -> %s",
+              sb_str(&q), rc == 0 ? "answered" : e->msg);
+    sb_free(&q);
+    if (rc != 0) {
+        json_decref(*recs);
+        *recs = NULL;
+    }
+    return rc;
 }

@@ -19,6 +19,10 @@
 #include "sfapi.h"
 #include "writer.h"
 
+/* The clock difference allowed between this host and Salesforce when an
+ * insert's record is looked for by its CreatedDate. */
+#define SEND_LOOKUP_SKEW_MS (120 * 1000)
+
 /* Salesforce error codes worth retrying as they are. */
 bool send_transient_code(const char *code);
 
@@ -41,5 +45,12 @@ void send_bulk_upsert(sfapi *sf, const mapping *m, op **ops, size_t n, writer_st
  * strings (caller json_decref's it). 0, or -1 with e filled. */
 ERR_MUST_CHECK int send_lookup_insert(sfapi *sf, const mapping *m, const op *o, json_t **ids,
                                       err_t *e);
+
+/* The records this user created between from_ms and to_ms, with Id, CreatedDate and `fields` (a
+ * JSON array of the mapping's field names; others are left out): for inserts whose lost record may
+ * have been edited since (see match.h). *recs is a JSON array (caller json_decref's it). 0, or -1
+ * with e filled. */
+ERR_MUST_CHECK int send_lookup_window(sfapi *sf, const mapping *m, json_t *fields, int64_t from_ms,
+                                      int64_t to_ms, json_t **recs, err_t *e);
 
 #endif

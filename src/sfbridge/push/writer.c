@@ -28,6 +28,7 @@
 #include "catalog.h"
 #include "ddl.h"
 #include "fold.h"
+#include "match.h"
 #include "locks.h"
 #include "log.h"
 #include "pg.h"
@@ -46,6 +47,7 @@
 #define SWEEP_MS       5000
 #define BULK_JOB_MAX   10000
 #define LOCK_HOLD_MAX  10   /* collections sent under one hold of a table's lock */
+#define MATCH_CHUNK    1000 /* inserts matched against edited records at a time */
 #define ANALYZE_MIN    5000 /* a claim this large refreshes the log's statistics (once a pass) */
 
 struct writer {
@@ -523,10 +525,190 @@ adopt_created(writer *w, op *o)
     json_object_set_new(o->rec, "id", json_string(o->new_sfid));
 }
 
-/* Inserts whose outcome was unknown, and deletes of such inserts: look before sending. */
+/* What a lookup found for o (an unknown insert, or the delete of one): 1 the
+ * record (o->new_sfid), 0 nothing, -1 could not tell (le). */
+static void
+settle_found(writer *w, op *o, int found, const err_t *le)
+{
+    if (o->kind == OP_LOOKUP_DELETE) {
+        if (found == 1) {
+            o->kind = OP_DELETE;
+            free(o->sfid);
+            o->sfid = xstrdup(o->new_sfid);
+        } else if (found == 0) {
+            o->out = OUT_DROPPED;
+        } else {
+            op_set_retry(o, le->msg, true);
+        }
+    } else if (found == 1) {
+        adopt_created(w, o);
+    } else if (found < 0 && strcmp(le->code, "AMBIGUOUS_INSERT") == 0) {
+        op_set_failed(o, le->code, le->msg, NULL);
+    } else if (found < 0) {
+        op_set_retry(o, le->msg, true);
+    } else {
+        o->unknown = false;
+    }
+}
+
+/* Of `ids` (a JSON array of record ids), those no row of m's table and no
+ * trigger-log entry of it names: records nothing in Postgres knows. */
+static int
+unlinked_ids(writer *w, const mapping *m, json_t *ids, json_t **out, err_t *e)
+{
+    *out = NULL;
+    sb arr = SB_INIT, s = SB_INIT, lt = SB_INIT;
+    const char **v = xcalloc(json_array_size(ids) + 1, sizeof *v);
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        v[i] = json_string_value(json_array_get(ids, i));
+    pg_text_array(&arr, v, json_array_size(ids));
+    free(v);
+    sb_sql_literal(&lt, m->table);
+    sb_puts(&s, "SELECT u.id FROM unnest($1::text[]) AS u(id) WHERE NOT EXISTS (SELECT 1 FROM ");
+    pg_qname(&s, w->cfg->schema, m->table);
+    sb_puts(&s, " t WHERE t.sfid = u.id)");
+    tlog_sql_names_no_sfid(&s, w->cfg->schema, sb_str(&lt), "u.id");
+    const char *p[] = {sb_str(&arr)};
+    PGresult *r = pg_query(w->pg, e, sb_str(&s), 1, p);
+    sb_free(&arr);
+    sb_free(&s);
+    sb_free(&lt);
+    if (!r)
+        return -1;
+    *out = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(*out, json_string(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    return 0;
+}
+
+/* The second look for one mapping's inserts (and deletes of inserts) the
+ * lookup by values missed: their records may have been edited in Salesforce
+ * since (the chaos campaign's duplicates). See match.h for the rule. */
+static void
+find_edited(writer *w, const batch *b, size_t map, op **miss, size_t n)
+{
+    const mapping *m = &w->ms[map];
+    int64_t settle = w->cfg->write_settle_ms, skew = SEND_LOOKUP_SKEW_MS;
+    json_t *fields = json_array(), *recs = NULL, *ids = NULL, *free_ids = NULL, *comp = NULL;
+    int64_t from = INT64_MAX, to = INT64_MIN;
+    int *rids = xcalloc(n + 1, sizeof *rids);
+    for (size_t i = 0; i < n; i++) {
+        int64_t at;
+        if (util_parse_datetime(miss[i]->sent_at, &at) != 0)
+            at = util_now_ms();
+        from = at - skew < from ? at - skew : from;
+        to = at + settle + skew > to ? at + settle + skew : to;
+        rids[i] = miss[i]->record_id;
+        const char *key;
+        json_t *v;
+        json_object_foreach(miss[i]->sent ? miss[i]->sent : miss[i]->rec, key, v) {
+            bool have = false;
+            for (size_t k = 0; k < json_array_size(fields) && !have; k++)
+                have = strcmp(json_string_value(json_array_get(fields, k)), key) == 0;
+            if (!have)
+                json_array_append_new(fields, json_string(key));
+        }
+    }
+    err_t e;
+    err_clear(&e);
+    /* Every other lost insert of the table whose window meets ours competes. */
+    int rc = tlog_unknown_inserts(w->pg, w->cfg->schema, m->table, from - settle - skew, to + skew,
+                                  rids, n, &comp, &e);
+    if (rc == 0)
+        rc = send_lookup_window(w->sf, m, fields, from, to, &recs, &e);
+    if (rc == 0) {
+        ids = json_array();
+        size_t i;
+        json_t *r;
+        json_array_foreach(recs, i, r)
+            json_array_append(ids, json_object_get(r, "Id"));
+        rc = unlinked_ids(w, m, ids, &free_ids, &e);
+    }
+    size_t ncomp = json_array_size(comp), ni = n + ncomp;
+    match_insert *ins = xcalloc(ni + 1, sizeof *ins);
+    for (size_t i = 0; i < ni; i++) {
+        const json_t *sent = i < n ? (miss[i]->sent ? miss[i]->sent : miss[i]->rec)
+                                   : json_object_get(json_array_get(comp, i - n), "payload");
+        const char *sat = i < n ? miss[i]->sent_at
+                                : json_string_value(
+                                      json_object_get(json_array_get(comp, i - n), "sent_at"));
+        int64_t at;
+        if (util_parse_datetime(sat, &at) != 0)
+            at = util_now_ms();
+        ins[i] = (match_insert){sent, at - skew, at + settle + skew};
+    }
+    match_cand *cand = xcalloc(json_array_size(recs) + 1, sizeof *cand);
+    size_t nc = 0;
+    for (size_t i = 0; rc == 0 && i < json_array_size(recs); i++) {
+        json_t *r = json_array_get(recs, i);
+        const char *id = json_string_value(json_object_get(r, "Id"));
+        bool unlinked = false;
+        for (size_t k = 0; id && k < json_array_size(free_ids) && !unlinked; k++)
+            unlinked = strcmp(json_string_value(json_array_get(free_ids, k)), id) == 0;
+        /* nor taken by another operation of this batch (recorded later) */
+        for (size_t k = 0; unlinked && k < b->nops; k++)
+            unlinked = !b->ops[k].new_sfid || strcmp(b->ops[k].new_sfid, id) != 0;
+        int64_t created;
+        if (unlinked && util_parse_datetime(json_string_value(json_object_get(r, "CreatedDate")),
+                                            &created) == 0)
+            cand[nc++] = (match_cand){r, created};
+    }
+    /* Fields whose values tell records apart: text, not flags, numbers or picklists. */
+    const char **strong = xcalloc(m->nfields + 1, sizeof *strong);
+    static const char *const texts[] = {"string", "textarea", "email",
+                                        "phone",  "url",      "encryptedstring"};
+    for (size_t k = 0, ns = 0; k < m->nfields; k++)
+        for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++)
+            if (strcmp(m->fields[k].sftype, texts[t]) == 0)
+                strong[ns++] = m->fields[k].name;
+    int *out = xcalloc(n + 1, sizeof *out);
+    if (rc == 0)
+        match_inserts(ins, ni, n, cand, nc, strong, out);
+    for (size_t i = 0; i < n; i++) {
+        op *o = miss[i];
+        err_t le;
+        err_clear(&le);
+        int found = 0;
+        if (rc != 0) {
+            found = -1;
+            le = e;
+        } else if (out[i] >= 0) {
+            found = 1;
+            o->new_sfid = xstrdup(json_string_value(json_object_get(cand[out[i]].rec, "Id")));
+            log_info("writer: %s record %s matches %d of the values an insert whose answer was "
+                     "lost sent; it was edited in Salesforce since",
+                     m->object, o->new_sfid, match_score(ins[i].sent, cand[out[i]].rec, strong));
+        } else if (out[i] == MATCH_AMBIGUOUS) {
+            found = -1;
+            err_set(&le, 409, "AMBIGUOUS_INSERT",
+                    "the insert's outcome was unknown; no record holds the values it sent, and "
+                    "records created then (and edited since) hold some of them as much as other "
+                    "lost inserts' values; check them in Salesforce, then requeue with sfbridge "
+                    "retry");
+        }
+        settle_found(w, o, found, &le);
+    }
+    free(out);
+    free(strong);
+    free(cand);
+    free(ins);
+    free(rids);
+    json_decref(fields);
+    json_decref(recs);
+    json_decref(ids);
+    json_decref(free_ids);
+    json_decref(comp);
+}
+
+/* Inserts whose outcome was unknown, and deletes of such inserts: look before
+ * sending. First by the values sent (or the unique identifier); what that
+ * misses, by the records created then that nothing names (find_edited). */
 static void
 settle_unknown(writer *w, batch *b)
 {
+    op **miss = xcalloc(b->nops + 1, sizeof *miss);
+    size_t nmiss = 0;
     for (size_t i = 0; i < b->nops; i++) {
         op *o = &b->ops[i];
         if (!((o->kind == OP_INSERT && o->unknown) || o->kind == OP_LOOKUP_DELETE) ||
@@ -548,26 +730,29 @@ settle_unknown(writer *w, batch *b)
         err_t le;
         err_clear(&le);
         int found = find_created(w, o, &le);
-        if (o->kind == OP_LOOKUP_DELETE) {
-            if (found == 1) {
-                o->kind = OP_DELETE;
-                free(o->sfid);
-                o->sfid = xstrdup(o->new_sfid);
-            } else if (found == 0) {
-                o->out = OUT_DROPPED;
-            } else {
-                op_set_retry(o, le.msg, true);
+        const mapping *m = &w->ms[o->map];
+        const json_t *sent = o->sent ? o->sent : o->rec;
+        bool keyed = m->upsert_field && json_is_string(json_object_get(sent, m->upsert_field));
+        if (found == 0 && !keyed)
+            miss[nmiss++] = o; /* keyed: the record, had it been created, was found */
+        else
+            settle_found(w, o, found, &le);
+    }
+    /* Per mapping, at most MATCH_CHUNK at a time (match's scores are n x candidates). */
+    op **one = xcalloc(nmiss + 1, sizeof *one);
+    for (size_t mi = 0; mi < w->nms; mi++) {
+        size_t n = 0;
+        for (size_t i = 0; i <= nmiss; i++) {
+            if (i < nmiss && miss[i]->map == mi)
+                one[n++] = miss[i];
+            if (n && (n == MATCH_CHUNK || i == nmiss)) {
+                find_edited(w, b, mi, one, n);
+                n = 0;
             }
-        } else if (found == 1) {
-            adopt_created(w, o);
-        } else if (found < 0 && strcmp(le.code, "AMBIGUOUS_INSERT") == 0) {
-            op_set_failed(o, le.code, le.msg, NULL);
-        } else if (found < 0) {
-            op_set_retry(o, le.msg, true);
-        } else {
-            o->unknown = false;
         }
     }
+    free(one);
+    free(miss);
 }
 
 /* Everything already decided (dropped, adopted, ambiguous) is recorded per mapping. */

@@ -1,0 +1,51 @@
+/*
+ * match: which Salesforce record each insert whose answer was lost created,
+ * when the record may have been edited in Salesforce before sfbridge looked
+ * for it (so a lookup by the values sent finds nothing). Pure: no Postgres,
+ * no Salesforce; the writer brings the inserts and the candidates (records
+ * this user created around the attempts that nothing in Postgres names).
+ *
+ * The rule: an insert's score for a candidate created in its window is the
+ * number of values it sent that the record still holds, provided one of
+ * them is of a field that tells records apart (text, not a flag, number or
+ * picklist value: `strong`); else 0. An insert takes the candidate it scores
+ * highest when that is one candidate, it scores at least 1, and no other
+ * insert scores that candidate as high: the choice is mutual and unique.
+ * The other inserts include every lost insert of the table the log knows
+ * (competitors), not only those being settled: a record another lost insert
+ * made is that insert's. An insert no candidate scores at least 1 for was
+ * not created; one with candidates but no unique mutual choice is ambiguous.
+ */
+#ifndef MATCH_H
+#define MATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+typedef struct match_insert {
+    const json_t *sent;     /* the field values the attempt sent (an object) */
+    int64_t from_ms, to_ms; /* the window its record's CreatedDate must fall in */
+} match_insert;
+
+typedef struct match_cand {
+    const json_t *rec;  /* the record as Salesforce has it now (its fields by name) */
+    int64_t created_ms; /* its CreatedDate */
+} match_cand;
+
+enum { MATCH_NONE = -1, MATCH_AMBIGUOUS = -2 };
+
+/* The number of values of `sent` that `rec` holds (numbers compare by value,
+ * datetimes by instant); 0 when none of them is of a field named in
+ * `strong` (NULL-terminated; NULL: any field will do). */
+int match_score(const json_t *sent, const json_t *rec, const char *const *strong);
+
+/* ins[0..nmine) are being settled, ins[nmine..ni) compete for the same
+ * records. out[i] (i < nmine): the index of the candidate insert i created,
+ * MATCH_NONE (not created) or MATCH_AMBIGUOUS. No candidate is given to two
+ * inserts. */
+void match_inserts(const match_insert *ins, size_t ni, size_t nmine, const match_cand *cand,
+                   size_t nc, const char *const *strong, int *out);
+
+#endif
