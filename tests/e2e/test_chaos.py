@@ -18,8 +18,8 @@ KILLS = int(os.environ.get("SFBRIDGE_CHAOS_KILLS", "5"))
 SEED = int(os.environ.get("SFBRIDGE_CHAOS_SEED", "12"))
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12 (open part): a Contact (no External ID) edited in Salesforce "
-                   "between a lost insert answer and sfbridge's lookup by value is inserted again")
+@pytest.mark.xfail(strict=False, reason="issue 12 (open part): a Contact (no External ID) edited in Salesforce in "
+                   "half or more of its fields between a lost insert answer and sfbridge's lookup is inserted again")
 def test_chaos_short(pg_cluster, database, localforce_factory, sfbridge_factory, tmp_path):
     lf = localforce_factory(org=CHAOS_ORG, db=tmp_path / "org.sqlite",
                             env={"LOCALFORCE_FAULTS_SEED": str(SEED)})

@@ -94,7 +94,7 @@ test_a_collection_of_edited_records_pairs_up(void **state)
                           "{\"LastName\":\"K2\",\"FirstName\":\"a\",\"Phone\":\"2\"}",
                           "{\"LastName\":\"K3\",\"FirstName\":\"a\",\"Phone\":\"3\"}"};
     const char *recs[] = {"{\"LastName\":\"K3\",\"FirstName\":\"z\",\"Phone\":\"3\"}",
-                          "{\"LastName\":\"K1\",\"FirstName\":\"z\",\"Phone\":\"9\"}",
+                          "{\"LastName\":\"K1\",\"FirstName\":\"z\",\"Phone\":\"1\"}",
                           "{\"LastName\":\"K2\",\"FirstName\":\"a\",\"Phone\":\"2\"}"};
     int out[3];
     run(sent, 3, recs, NULL, 3, out);
@@ -107,9 +107,9 @@ static void
 test_a_tie_is_ambiguous(void **state)
 {
     (void)state;
-    const char *sent[] = {"{\"LastName\":\"Same\",\"FirstName\":\"v1\"}"};
-    const char *recs[] = {"{\"LastName\":\"Same\",\"FirstName\":\"x\"}",
-                          "{\"LastName\":\"Same\",\"FirstName\":\"y\"}"};
+    const char *sent[] = {"{\"LastName\":\"Same\",\"FirstName\":\"v1\",\"Email\":\"p@x\"}"};
+    const char *recs[] = {"{\"LastName\":\"Same\",\"FirstName\":\"x\",\"Email\":\"p@x\"}",
+                          "{\"LastName\":\"Same\",\"FirstName\":\"y\",\"Email\":\"p@x\"}"};
     int out[1];
     run(sent, 1, recs, NULL, 2, out);
     assert_int_equal(out[0], MATCH_AMBIGUOUS);
@@ -119,11 +119,11 @@ static void
 test_a_better_claim_settles_first(void **state)
 {
     (void)state;
-    /* Insert 0 scores both candidates 1; insert 1 scores candidate 1 higher:
+    /* Insert 0 scores both candidates 2; insert 1 scores candidate 1 higher:
      * it takes it, then insert 0 has one candidate left. */
-    const char *sent[] = {"{\"LastName\":\"Same\",\"FirstName\":\"p\"}",
+    const char *sent[] = {"{\"LastName\":\"Same\",\"FirstName\":\"p\",\"Phone\":\"5\"}",
                           "{\"LastName\":\"Same\",\"FirstName\":\"q\",\"Phone\":\"5\"}"};
-    const char *recs[] = {"{\"LastName\":\"Same\",\"FirstName\":\"edited\"}",
+    const char *recs[] = {"{\"LastName\":\"Same\",\"FirstName\":\"edited\",\"Phone\":\"5\"}",
                           "{\"LastName\":\"Same\",\"FirstName\":\"q\",\"Phone\":\"5\"}"};
     int out[2];
     run(sent, 2, recs, NULL, 2, out);
@@ -135,9 +135,9 @@ static void
 test_one_candidate_two_claims_is_not_given_twice(void **state)
 {
     (void)state;
-    const char *sent[] = {"{\"LastName\":\"Same\",\"FirstName\":\"p\"}",
-                          "{\"LastName\":\"Same\",\"FirstName\":\"q\"}"};
-    const char *recs[] = {"{\"LastName\":\"Same\",\"FirstName\":\"edited\"}"};
+    const char *sent[] = {"{\"LastName\":\"Same\",\"FirstName\":\"p\",\"Email\":\"e@x\"}",
+                          "{\"LastName\":\"Same\",\"FirstName\":\"q\",\"Email\":\"e@x\"}"};
+    const char *recs[] = {"{\"LastName\":\"Same\",\"FirstName\":\"edited\",\"Email\":\"e@x\"}"};
     int out[2];
     run(sent, 2, recs, NULL, 1, out);
     assert_int_equal(out[0], MATCH_AMBIGUOUS);
@@ -163,14 +163,31 @@ test_only_flags_in_common_is_not_a_match(void **state)
 }
 
 static void
+test_one_value_in_common_is_not_a_match(void **state)
+{
+    (void)state;
+    /* The chaos campaign's case: another record made as the same user that
+     * shares only a phone number with ours (1 of 5 values). */
+    const char *sent[] = {"{\"LastName\":\"ckey a11055\",\"FirstName\":\"two lines\","
+                          "\"Email\":\"x5@mail.test\",\"Phone\":\"+1 (555) 5793\","
+                          "\"Description\":\"back\"}"};
+    const char *recs[] = {"{\"LastName\":\"ckey s1153\",\"FirstName\":\"=> 884762\","
+                          "\"Email\":\"x531315@mail.test\",\"Phone\":\"+1 (555) 5793\","
+                          "\"Description\":\"k\"}"};
+    int out[1];
+    run(sent, 1, recs, NULL, 1, out);
+    assert_int_equal(out[0], MATCH_NONE);
+}
+
+static void
 test_a_competitor_keeps_its_own_record(void **state)
 {
     (void)state;
     /* Ours (not created) shares a name with a record another lost insert (a
      * competitor, not being settled now) made with exactly its values. */
-    json_t *mine = J("{\"LastName\":\"Smith\",\"FirstName\":\"Ann\"}");
-    json_t *theirs = J("{\"LastName\":\"Smith\",\"FirstName\":\"Bob\"}");
-    json_t *rec = J("{\"LastName\":\"Smith\",\"FirstName\":\"Bob\"}");
+    json_t *mine = J("{\"LastName\":\"Smith\",\"FirstName\":\"Ann\",\"Email\":\"s@x\"}");
+    json_t *theirs = J("{\"LastName\":\"Smith\",\"FirstName\":\"Bob\",\"Email\":\"s@x\"}");
+    json_t *rec = J("{\"LastName\":\"Smith\",\"FirstName\":\"Bob\",\"Email\":\"s@x\"}");
     match_insert ins[] = {{mine, 0, 60 * SEC}, {theirs, 0, 60 * SEC}};
     match_cand cand[] = {{rec, 10 * SEC}};
     int out[1];
@@ -196,6 +213,7 @@ main(void)
         cmocka_unit_test(test_a_better_claim_settles_first),
         cmocka_unit_test(test_one_candidate_two_claims_is_not_given_twice),
         cmocka_unit_test(test_only_flags_in_common_is_not_a_match),
+        cmocka_unit_test(test_one_value_in_common_is_not_a_match),
         cmocka_unit_test(test_a_competitor_keeps_its_own_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,19 +56,20 @@ named(const char *const *strong, const char *key)
 int
 match_score(const json_t *sent, const json_t *rec, const char *const *strong)
 {
-    int n = 0;
+    int n = 0, of = 0;
     bool told = false;
     const char *key;
     json_t *s;
     json_object_foreach((json_t *)sent, key, s) {
-        if (strcmp(key, "attributes") == 0 || strcasecmp(key, "id") == 0)
+        if (strcmp(key, "attributes") == 0 || strcasecmp(key, "id") == 0 || json_is_null(s))
             continue;
+        of++;
         if (same_value(s, json_object_get(rec, key))) {
             n++;
             told = told || named(strong, key);
         }
     }
-    return told ? n : 0;
+    return told && 2 * n > of ? n : 0;
 }
 
 /* -1 when c was created outside in's window. */

@@ -6,9 +6,12 @@
  * this user created around the attempts that nothing in Postgres names).
  *
  * The rule: an insert's score for a candidate created in its window is the
- * number of values it sent that the record still holds, provided one of
- * them is of a field that tells records apart (text, not a flag, number or
- * picklist value: `strong`); else 0. An insert takes the candidate it scores
+ * number of values it sent that the record still holds, provided that is
+ * more than half of the values it sent (nulls aside) and one of them is of a
+ * field that tells records apart (text, not a flag, number or picklist
+ * value: `strong`); else 0. (One or two values in common are not enough: a
+ * record someone else made as the same user, sharing a phone number, is not
+ * ours.) An insert takes the candidate it scores
  * highest when that is one candidate, it scores at least 1, and no other
  * insert scores that candidate as high: the choice is mutual and unique.
  * The other inserts include every lost insert of the table the log knows
@@ -37,8 +40,9 @@ typedef struct match_cand {
 enum { MATCH_NONE = -1, MATCH_AMBIGUOUS = -2 };
 
 /* The number of values of `sent` that `rec` holds (numbers compare by value,
- * datetimes by instant); 0 when none of them is of a field named in
- * `strong` (NULL-terminated; NULL: any field will do). */
+ * datetimes by instant); 0 when that is not more than half of sent's
+ * non-null values, or none of them is of a field named in `strong`
+ * (NULL-terminated; NULL: any field will do). */
 int match_score(const json_t *sent, const json_t *rec, const char *const *strong);
 
 /* ins[0..nmine) are being settled, ins[nmine..ni) compete for the same
