@@ -176,6 +176,15 @@ def test_2_an_insert_edited_in_salesforce_before_its_lookup_is_not_sent_again(
     sfb.stop()
 
 
+def _teacher_rw_polled(sfbridge, database, sf):
+    """Teacher__c read-write, polled every second, the daemon running and loaded: Maria's id."""
+    sfbridge.init()
+    map_rw(sfbridge, "Teacher__c", "--poll", "1")
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: database.count("teacher__c") == 5, timeout=60, what="the initial load")
+    return _by_name(sf)["Maria Gonzalez"]
+
+
 # -- 4. a poll that waited on the writer's lock undoes the app's write -------------------------------
 # The poll fetches its page (Salesforce's years = 1), then waits for the table's lock; meanwhile the
 # app writes years = 2 and the writer sends it (updates do not take that lock). When the poll gets
@@ -187,11 +196,7 @@ LOCK_TABLE = 4242003   # src/sfbridge/db/locks.h
 
 
 def test_4_a_poll_waiting_on_the_writer_does_not_undo_the_apps_write(sfbridge, database, sf):
-    sfbridge.init()
-    map_rw(sfbridge, "Teacher__c", "--poll", "1")
-    sfbridge.start()
-    wait_daemon(sfbridge, lambda: database.count("teacher__c") == 5, timeout=60, what="the initial load")
-    maria = _by_name(sf)["Maria Gonzalez"]
+    maria = _teacher_rw_polled(sfbridge, database, sf)
     database.execute("CREATE TABLE public.audit4 (n bigserial, years text)")
     database.execute("CREATE FUNCTION public.audit4() RETURNS trigger LANGUAGE plpgsql AS "
                      "$$ BEGIN INSERT INTO public.audit4 (years) VALUES (NEW.years__c::text); RETURN NEW; END $$")
@@ -227,11 +232,7 @@ def test_4_a_poll_waiting_on_the_writer_does_not_undo_the_apps_write(sfbridge, d
 # conflict Salesforce won, so the app's newer change was IGNORED and lost, with no one else
 # writing. A write in flight, or tried with its answer unknown, is sfbridge's own until settled.
 def test_4_an_update_whose_answer_was_lost_does_not_lose_the_next_change_to_a_conflict(sfbridge, database, sf):
-    sfbridge.init()
-    map_rw(sfbridge, "Teacher__c", "--poll", "1")
-    sfbridge.start()
-    wait_daemon(sfbridge, lambda: database.count("teacher__c") == 5, timeout=60, what="the initial load")
-    maria = _by_name(sf)["Maria Gonzalez"]
+    maria = _teacher_rw_polled(sfbridge, database, sf)
     # sfbridge's collection PATCH runs 2 s late in Salesforce, then its answer is cut
     sf.set_faults([{"path": f"{SFB}/composite/sobjects", "latency_ms": 2000, "reset_rate": 1.0}])
     with App(database) as app:

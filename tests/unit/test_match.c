@@ -21,11 +21,12 @@ J(const char *text)
     return v;
 }
 
-/* Runs match_inserts on ni inserts (sent JSON, all in [0, 60 s]) and nc
- * candidates (record JSON, created at 10 s unless `at` says otherwise). */
+/* Runs match_inserts on ni inserts (sent JSON, all in [0, 60 s]; the first
+ * nmine settled, the rest competing) and nc candidates (record JSON, created
+ * at 10 s unless `at` says otherwise), `strong` the telling fields. */
 static void
-run(const char *const *sent, size_t ni, const char *const *recs, const int64_t *at, size_t nc,
-    int *out)
+run_with(const char *const *sent, size_t ni, size_t nmine, const char *const *recs,
+         const int64_t *at, size_t nc, const char *const *strong, int *out)
 {
     match_insert ins[8];
     match_cand cand[8];
@@ -33,11 +34,19 @@ run(const char *const *sent, size_t ni, const char *const *recs, const int64_t *
         ins[i] = (match_insert){J(sent[i]), 0, 60 * SEC};
     for (size_t c = 0; c < nc; c++)
         cand[c] = (match_cand){J(recs[c]), at ? at[c] : 10 * SEC};
-    match_inserts(ins, ni, ni, cand, nc, NULL, out);
+    match_inserts(ins, ni, nmine, cand, nc, strong, out);
     for (size_t i = 0; i < ni; i++)
         json_decref((json_t *)ins[i].sent);
     for (size_t c = 0; c < nc; c++)
         json_decref((json_t *)cand[c].rec);
+}
+
+/* Every insert settled, any field telling. */
+static void
+run(const char *const *sent, size_t ni, const char *const *recs, const int64_t *at, size_t nc,
+    int *out)
+{
+    run_with(sent, ni, ni, recs, at, nc, NULL, out);
 }
 
 static void
@@ -150,16 +159,12 @@ test_only_flags_in_common_is_not_a_match(void **state)
     (void)state;
     /* An insert that never reached Salesforce, and another lost insert's record
      * that shares its picklist and flag values: not the same record. */
-    json_t *sent = J("{\"Name\":\"WLD-388\",\"Subject__c\":\"Music\",\"Active__c\":true}");
-    json_t *rec = J("{\"Name\":\"WLA-471\",\"Subject__c\":\"Music\",\"Active__c\":true}");
-    match_insert ins[] = {{sent, 0, 60 * SEC}};
-    match_cand cand[] = {{rec, 10 * SEC}};
+    const char *sent[] = {"{\"Name\":\"WLD-388\",\"Subject__c\":\"Music\",\"Active__c\":true}"};
+    const char *recs[] = {"{\"Name\":\"WLA-471\",\"Subject__c\":\"Music\",\"Active__c\":true}"};
     const char *const strong[] = {"Name", NULL};
     int out[1];
-    match_inserts(ins, 1, 1, cand, 1, strong, out);
+    run_with(sent, 1, 1, recs, NULL, 1, strong, out);
     assert_int_equal(out[0], MATCH_NONE);
-    json_decref(sent);
-    json_decref(rec);
 }
 
 static void
@@ -185,20 +190,15 @@ test_a_competitor_keeps_its_own_record(void **state)
     (void)state;
     /* Ours (not created) shares a name with a record another lost insert (a
      * competitor, not being settled now) made with exactly its values. */
-    json_t *mine = J("{\"LastName\":\"Smith\",\"FirstName\":\"Ann\",\"Email\":\"s@x\"}");
-    json_t *theirs = J("{\"LastName\":\"Smith\",\"FirstName\":\"Bob\",\"Email\":\"s@x\"}");
-    json_t *rec = J("{\"LastName\":\"Smith\",\"FirstName\":\"Bob\",\"Email\":\"s@x\"}");
-    match_insert ins[] = {{mine, 0, 60 * SEC}, {theirs, 0, 60 * SEC}};
-    match_cand cand[] = {{rec, 10 * SEC}};
+    const char *sent[] = {"{\"LastName\":\"Smith\",\"FirstName\":\"Ann\",\"Email\":\"s@x\"}",
+                          "{\"LastName\":\"Smith\",\"FirstName\":\"Bob\",\"Email\":\"s@x\"}"};
+    const char *recs[] = {"{\"LastName\":\"Smith\",\"FirstName\":\"Bob\",\"Email\":\"s@x\"}"};
     int out[1];
-    match_inserts(ins, 2, 1, cand, 1, NULL, out);
+    run_with(sent, 2, 1, recs, NULL, 1, NULL, out);
     assert_int_equal(out[0], MATCH_NONE);
     /* without the competitor the record would have looked like ours, edited */
-    match_inserts(ins, 1, 1, cand, 1, NULL, out);
+    run_with(sent, 1, 1, recs, NULL, 1, NULL, out);
     assert_int_equal(out[0], 0);
-    json_decref(mine);
-    json_decref(theirs);
-    json_decref(rec);
 }
 
 int

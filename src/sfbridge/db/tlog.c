@@ -723,17 +723,28 @@ tlog_sql_pending_change(sb *out, const char *schema, const char *table_lit, cons
     names_free(&q);
 }
 
+/* "EXISTS (...)": a successful write of the row in log table `tab`,
+ * processed `cmp` (">=", ">") `stamp`. */
+static void
+written(sb *out, const char *tab, const char *table_lit, const char *row_id, const char *cmp,
+        const char *stamp)
+{
+    sb_printf(out,
+              "EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = %s"
+              " AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at %s %s)",
+              tab, table_lit, row_id, cmp, stamp);
+}
+
 void
 tlog_sql_not_own_write(sb *out, const char *schema, const char *table_lit, const char *row_id,
                        const char *stamp)
 {
     names q = names_of(schema);
     const char *tabs[] = {sb_str(&q.log), sb_str(&q.arch)};
-    for (int i = 0; i < 2; i++)
-        sb_printf(out,
-                  " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = %s"
-                  "   AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at >= %s)",
-                  tabs[i], table_lit, row_id, stamp);
+    for (int i = 0; i < 2; i++) {
+        sb_puts(out, " AND NOT ");
+        written(out, tabs[i], table_lit, row_id, ">=", stamp);
+    }
     /* A write in flight (PENDING), or one tried whose answer may have been
      * lost (NEW again, attempts counted), may be what made that version:
      * until its outcome is known the version is not taken for another
@@ -750,12 +761,10 @@ tlog_sql_written_since(sb *out, const char *schema, const char *table_lit, const
                        const char *since)
 {
     names q = names_of(schema);
-    const char *tabs[] = {sb_str(&q.log), sb_str(&q.arch)};
-    for (int i = 0; i < 2; i++)
-        sb_printf(out,
-                  "%sEXISTS (SELECT 1 FROM %s o WHERE o.table_name = %s AND o.record_id = %s"
-                  " AND o.state IN ('SUCCESS', 'MERGED') AND o.processed_at > %s)",
-                  i ? " OR " : "(", tabs[i], table_lit, row_id, since);
+    sb_putc(out, '(');
+    written(out, sb_str(&q.log), table_lit, row_id, ">", since);
+    sb_puts(out, " OR ");
+    written(out, sb_str(&q.arch), table_lit, row_id, ">", since);
     sb_putc(out, ')');
     names_free(&q);
 }

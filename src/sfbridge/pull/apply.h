@@ -66,7 +66,7 @@ void apply_upsert_from(sb *out, const char *schema, const mapping *m, const char
  * the tail's bookkeeping. Returns (deleted, upserted, page max SystemModstamp
  * [, bookkeeping rows]) and, with conflict CTEs, a column `stale`; caller
  * frees. conflict_ctes: for a read-write mapping, the CTEs (", stale AS
- * (sfid, stamp), conf AS (...), ...") that find the versions fetched before
+ * (sfid), conf AS (...), ...") that find the versions fetched before
  * sfbridge's own later write and the rows changed on both sides; NULL or ""
  * for none. */
 char *apply_sql(const char *schema, const mapping *m, apply_tail tail, const char *conflict_ctes);

@@ -94,11 +94,13 @@ conflict_ctes(const sync_ctx *x, const mapping *m)
         const char *T = sb_str(&lt), *P = sb_str(&lp);
         /* Versions fetched before sfbridge's own later write to the row
          * (the writer finished while this page was on its way): older than
-         * what Salesforce has now, they are left for the next poll. */
-        sb_puts(&s, ", stale AS (SELECT x.\"Id\" AS sfid, (x.\"SystemModstamp\" AT TIME ZONE 'UTC')"
-                    " AS stamp FROM src x JOIN ");
+         * what Salesforce has now, they are left for the next poll. A row a
+         * pull left SYNCED had no write recorded since its fetch (see
+         * docs/sfbridge.md), so only the others are looked up in the log. */
+        sb_puts(&s, ", stale AS (SELECT x.\"Id\" AS sfid FROM src x JOIN ");
         qtable(&s, x, m);
-        sb_puts(&s, " t ON t.sfid = x.\"Id\" WHERE ");
+        sb_puts(&s, " t ON t.sfid = x.\"Id\" WHERE t.\"_hc_lastop\" IS DISTINCT FROM '" HC_SYNCED
+                    "' AND ");
         tlog_sql_written_since(&s, x->schema, T, "t.id",
                                "nullif(current_setting('" FETCHED_AT_GUC "', true), '')"
                                "::timestamptz");
