@@ -176,6 +176,39 @@ def test_2_an_insert_edited_in_salesforce_before_its_lookup_is_not_sent_again(
     sfb.stop()
 
 
+# The same when a person (not sfbridge's user) changes every value before the look: nothing it
+# sent is left to recognise the record by. Told that its user is its alone (as Salesforce advises),
+# sfbridge knows every record that user created and nothing names is one of its lost inserts: one
+# created in the window of only this insert is this insert's.
+def test_2_an_insert_edited_everywhere_is_adopted_when_sfbridges_user_is_its_alone(
+        sfbridge_factory, database, localforce_factory):
+    lf, sf = _chaos_org(localforce_factory)
+    office = lf.client("office@chaos.test")
+    office.login()
+    sfb = sfbridge_factory(database.url, lf, {"SFBRIDGE_WRITE_SETTLE_MS": "10000",
+                                              "SFBRIDGE_DEDICATED_USER": "1"}, name="sfbridge")
+    _contact_rw(sfb, sf, database, lf)
+    sf.set_faults([{"path": f"{SFB}/composite/*", "reset_rate": 1.0}])
+    with App(database) as app:
+        rid = app.insert("contact", lastname="Renamed Early", firstname="v1", email="v1@mail.test")
+    wait_for(lambda: len(_sf_contacts(sf, "Renamed Early")) == 1, timeout=30, what="the insert to reach Salesforce")
+    created = _sf_contacts(sf, "Renamed Early")[0]["Id"]
+    office.update("Contact", created, {"LastName": "Renamed Late", "FirstName": "w", "Email": "w@mail.test"})
+    sf.clear_faults()
+    wait_daemon(sfb, lambda: database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)),
+                timeout=60, what="the row to get its sfid")
+    wait_writer_idle(sfb, database, timeout=60)
+    history = "\n".join(map(str, log_entries(database, "table_name = 'contact'")))
+    recs = sf.query("SELECT Id FROM Contact WHERE LastName IN ('Renamed Early', 'Renamed Late')")
+    assert [r["Id"] for r in recs] == [created], f"sent again: {recs}\n{history}"
+    assert database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)) == created
+    assert "no other lost insert can claim it as well" in sfb.log(400)
+    wait_daemon(sfb, lambda: database.scalar("SELECT lastname FROM salesforce.contact WHERE id = %s",
+                                             (rid,)) == "Renamed Late", timeout=30, what="the edit to be pulled")
+    assert database.count("contact") == 3
+    sfb.stop()
+
+
 def _teacher_rw_polled(sfbridge, database, sf):
     """Teacher__c read-write, polled every second, the daemon running and loaded: Maria's id."""
     sfbridge.init()

@@ -278,6 +278,27 @@ test_password_login(void **state)
     sfapi_free(c);
 }
 
+/* The Date header of each answer bounds Salesforce's clock against ours
+ * (localforce runs on this clock: the difference is 0). */
+static void
+test_clock_offset(void **state)
+{
+    (void)state;
+    sfapi *c = lf_client();
+    err_t e;
+    memset(&e, 0, sizeof e);
+    int64_t lo, hi;
+    assert_false(sfapi_clock_offset(c, &lo, &hi));
+    expect_ok(c, sfapi_login(c, &e), &e);
+    json_t *d;
+    expect_ok(c, sfapi_describe(c, "Widget__c", &d, &e), &e);
+    json_decref(d);
+    assert_true(sfapi_clock_offset(c, &lo, &hi));
+    assert_true(lo <= 0 && hi >= 0);
+    assert_true(hi - lo < 3000);
+    sfapi_free(c);
+}
+
 static void
 test_refresh_login(void **state)
 {
@@ -1400,6 +1421,7 @@ main(void)
         cmocka_unit_test(test_soql_escape),
         cmocka_unit_test_teardown(test_soql_escape_roundtrip, clear_faults),
         cmocka_unit_test_teardown(test_password_login, clear_faults),
+        cmocka_unit_test_teardown(test_clock_offset, clear_faults),
         cmocka_unit_test_teardown(test_refresh_login, clear_faults),
         cmocka_unit_test_teardown(test_bad_password, clear_faults),
         cmocka_unit_test(test_connection_refused),

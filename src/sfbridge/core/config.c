@@ -54,6 +54,7 @@ static const cfg_key keys[] = {
     L("SFBRIDGE_ARCHIVE_DAYS", archive_days, "31", 1, 3650),
     L("SFBRIDGE_BULK_WRITE_MIN", bulk_write_min, "2000", 1, 100000000L),
     L("SFBRIDGE_WRITE_SETTLE_MS", write_settle_ms, "15000", 0, 3600000L),
+    L("SFBRIDGE_DEDICATED_USER", dedicated_user, "0", 0, 1),
     L("SFBRIDGE_WRITE_GATHER_MS", write_gather_ms, "0", 0, 60000L),
     L("SFBRIDGE_STREAM_SILENCE_MS", stream_silence_ms, "600000", 1000, 86400000L),
 };

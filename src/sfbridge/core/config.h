@@ -36,6 +36,8 @@ typedef struct cfg {
     long bulk_write_min;   /* upserts waiting for one mapping that go by Bulk API */
     long write_settle_ms;  /* how long after sending an insert with a lost answer sfbridge looks for
                               it */
+    long dedicated_user;   /* 1: the Salesforce user is sfbridge's alone (no person or other
+                              integration creates records as it) */
     long write_gather_ms;  /* how long the writer lets changes gather after being woken (0: none) */
     long
         stream_silence_ms; /* a streamed mapping with no event for this long gets a windowed poll */

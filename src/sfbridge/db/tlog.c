@@ -544,12 +544,17 @@ tlog_remember_payloads(PGconn *c, const char *schema, const int64_t *ids,
     sb a = SB_INIT, b = SB_INIT, s = SB_INIT;
     pg_i64_array(&a, ids, n);
     pg_text_array(&b, payloads, n);
+    /* sfbridge's clock, not Postgres's: the windows in which the writer
+     * looks for a lost insert's record are this time plus what sfapi
+     * measured of Salesforce's clock against sfbridge's. */
+    char at[32];
+    util_fmt_datetime_z(util_now_ms(), at);
     sb_printf(&s,
-              "UPDATE %s l SET sfb_payload = u.p::jsonb, sfb_sent_at = now()"
+              "UPDATE %s l SET sfb_payload = u.p::jsonb, sfb_sent_at = $3::timestamptz"
               " FROM unnest($1::bigint[], $2::text[]) AS u(id, p) WHERE l.id = u.id",
               sb_str(&q.log));
-    const char *p[] = {sb_str(&a), sb_str(&b)};
-    int rc = pg_run(c, e, sb_str(&s), 2, p);
+    const char *p[] = {sb_str(&a), sb_str(&b), at};
+    int rc = pg_run(c, e, sb_str(&s), 3, p);
     sb_free(&a);
     sb_free(&b);
     sb_free(&s);
@@ -809,8 +814,9 @@ tlog_unknown_inserts(PGconn *c, const char *schema, const char *table, int64_t f
     util_fmt_datetime_z(to_ms, to);
     sb_printf(&s,
               "SELECT DISTINCT ON (record_id) sfb_payload::text,"
-              " to_char(sfb_sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-              " FROM %s WHERE table_name = $1 AND action = 'INSERT' AND sfb_unknown"
+              " to_char(sfb_sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+              " state <> 'FAILED' FROM %s WHERE table_name = $1 AND action = 'INSERT' AND "
+              "sfb_unknown"
               " AND sfb_payload IS NOT NULL AND state IN ('NEW', 'PENDING', 'FAILED')"
               " AND sfb_sent_at BETWEEN $2::timestamptz AND $3::timestamptz"
               " AND NOT (record_id = ANY ($4::int[])) ORDER BY record_id, id DESC",
@@ -826,8 +832,9 @@ tlog_unknown_inserts(PGconn *c, const char *schema, const char *table, int64_t f
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *pay = json_loads(PQgetvalue(r, i, 0), 0, NULL);
         if (json_is_object(pay))
-            json_array_append_new(*out, json_pack("{s:o, s:s}", "payload", pay, "sent_at",
-                                                  PQgetvalue(r, i, 1)));
+            json_array_append_new(*out, json_pack("{s:o, s:s, s:b}", "payload", pay, "sent_at",
+                                                  PQgetvalue(r, i, 1), "open",
+                                                  PQgetvalue(r, i, 2)[0] == 't'));
         else
             json_decref(pay);
     }

@@ -190,7 +190,8 @@ void tlog_sql_ignore_conflicts(sb *out, const char *schema, const char *table_li
 /* The inserts of `table` whose outcome is unknown (settled or not; FAILED
  * ones too: their records may exist), sent between from_ms and to_ms, other
  * than the records skip_rids[0..nskip): *out is a JSON array of
- * {"payload": what was sent, "sent_at": ISO 8601}, one per record. */
+ * {"payload": what was sent, "sent_at": ISO 8601, "open": not FAILED (its look
+ * is yet to conclude)}, one per record. */
 ERR_MUST_CHECK int tlog_unknown_inserts(PGconn *c, const char *schema, const char *table,
                                         int64_t from_ms, int64_t to_ms, const int *skip_rids,
                                         size_t nskip, json_t **out, err_t *e);

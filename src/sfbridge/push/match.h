@@ -16,12 +16,32 @@
  * insert scores that candidate as high: the choice is mutual and unique.
  * The other inserts include every lost insert of the table the log knows
  * (competitors), not only those being settled: a record another lost insert
- * made is that insert's. An insert no candidate scores at least 1 for was
- * not created; one with candidates but no unique mutual choice is ambiguous.
+ * made is that insert's.
+ *
+ * When the user is sfbridge's alone (SFBRIDGE_DEDICATED_USER, as Salesforce
+ * advises: one user per integration), every candidate was made by one of
+ * the lost inserts, so elimination is sound too: a candidate inside the
+ * window of only one insert still without a record is that insert's, however
+ * it was edited. And which of several inserts made a candidate, the values
+ * it still holds tell without the half rule (pair_by_held: mutual, unique,
+ * a telling field among them), as does the one pairing holding the most
+ * values of a small connected set of inserts and candidates (pair_by_sets).
+ * These take turns with the values until nothing moves.
+ *
+ * What is left is judged by values alone: an insert that scores no free
+ * candidate at least 1 was not created; one that does is ambiguous. With the
+ * user sfbridge's alone, any free candidate in an insert's window may be its
+ * record: the insert waits (MATCH_WAIT; the writer bounds the wait) while a
+ * pending competitor (one whose own look has not concluded) may claim it,
+ * since once that competitor takes its record the candidate may be this
+ * insert's alone; else it is ambiguous. It is never taken for not created
+ * while such a record exists: sending it again would leave that record
+ * unlinked, for another lost insert to take by elimination.
  */
 #ifndef MATCH_H
 #define MATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +50,7 @@
 typedef struct match_insert {
     const json_t *sent;     /* the field values the attempt sent (an object) */
     int64_t from_ms, to_ms; /* the window its record's CreatedDate must fall in */
+    bool pending;           /* a competitor whose look for this window has not concluded */
 } match_insert;
 
 typedef struct match_cand {
@@ -37,7 +58,12 @@ typedef struct match_cand {
     int64_t created_ms; /* its CreatedDate */
 } match_cand;
 
-enum { MATCH_NONE = -1, MATCH_AMBIGUOUS = -2 };
+typedef struct match_rules {
+    const char *const *strong; /* fields that tell records apart (NULL-terminated; NULL: any) */
+    bool sole;                 /* the user is sfbridge's alone: elimination is sound */
+} match_rules;
+
+enum { MATCH_NONE = -1, MATCH_AMBIGUOUS = -2, MATCH_WAIT = -3 };
 
 /* The number of values of `sent` that `rec` holds (numbers compare by value,
  * datetimes by instant); 0 when that is not more than half of sent's
@@ -47,9 +73,9 @@ int match_score(const json_t *sent, const json_t *rec, const char *const *strong
 
 /* ins[0..nmine) are being settled, ins[nmine..ni) compete for the same
  * records. out[i] (i < nmine): the index of the candidate insert i created,
- * MATCH_NONE (not created) or MATCH_AMBIGUOUS. No candidate is given to two
- * inserts. */
+ * MATCH_NONE (not created), MATCH_AMBIGUOUS or MATCH_WAIT (look again after
+ * the pending competitors' looks). No candidate is given to two inserts. */
 void match_inserts(const match_insert *ins, size_t ni, size_t nmine, const match_cand *cand,
-                   size_t nc, const char *const *strong, int *out);
+                   size_t nc, const match_rules *rules, int *out);
 
 #endif

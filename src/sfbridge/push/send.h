@@ -20,8 +20,15 @@
 #include "writer.h"
 
 /* The clock difference allowed between this host and Salesforce when an
- * insert's record is looked for by its CreatedDate. */
+ * insert's record is looked for by its CreatedDate, before sfapi has
+ * measured it (and always for the lookup by the values sent). */
 #define SEND_LOOKUP_SKEW_MS (120 * 1000)
+/* Added on each side of the measured difference: CreatedDate's whole
+ * seconds, and drift since the measurement. */
+#define SEND_CLOCK_MARGIN_MS 2000
+/* How long (in settle times after its attempt) a lost insert waits for other
+ * lost inserts' looks before it is judged by its values alone. */
+#define SEND_WAIT_SETTLES 4
 
 /* Salesforce error codes worth retrying as they are. */
 bool send_transient_code(const char *code);

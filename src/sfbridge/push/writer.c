@@ -582,6 +582,76 @@ unlinked_ids(writer *w, const mapping *m, json_t *ids, json_t **out, err_t *e)
     return 0;
 }
 
+/* The window in which the record of an insert sent at `sent` (our clock,
+ * ISO 8601) was created, in Salesforce's clock: from the send to the end of
+ * the settle time, widened by what sfapi measured of the clocks' difference
+ * (and SEND_CLOCK_MARGIN_MS for CreatedDate's whole seconds and drift), or by
+ * SEND_LOOKUP_SKEW_MS before anything is measured. Earlier attempts were
+ * looked for after their own settle time and had made nothing. */
+static void
+created_window(const writer *w, const char *sent, int64_t *from, int64_t *to)
+{
+    int64_t lo = -SEND_LOOKUP_SKEW_MS, hi = SEND_LOOKUP_SKEW_MS, at;
+    if (sfapi_clock_offset(w->sf, &lo, &hi)) {
+        lo -= SEND_CLOCK_MARGIN_MS;
+        hi += SEND_CLOCK_MARGIN_MS;
+    }
+    if (util_parse_datetime(sent, &at) != 0)
+        at = util_now_ms();
+    *from = at + lo;
+    *to = at + w->cfg->write_settle_ms + hi;
+}
+
+/* Has o waited long enough (SEND_WAIT_SETTLES settle times since its attempt)
+ * for other lost inserts to be looked for? Two that wait for each other would
+ * wait for ever. */
+static bool
+waited_enough(const writer *w, const op *o)
+{
+    int64_t at;
+    return util_parse_datetime(o->sent_at, &at) != 0 ||
+           util_now_ms() > at + SEND_WAIT_SETTLES * w->cfg->write_settle_ms;
+}
+
+/* Of the records created in the windows (recs), those nothing names
+ * (free_ids) and no operation of this batch took (recorded later), with
+ * their CreatedDate. */
+static match_cand *
+free_candidates(const batch *b, json_t *recs, json_t *free_ids, size_t *nc)
+{
+    match_cand *cand = xcalloc(json_array_size(recs) + 1, sizeof *cand);
+    *nc = 0;
+    for (size_t i = 0; i < json_array_size(recs); i++) {
+        json_t *r = json_array_get(recs, i);
+        const char *id = json_string_value(json_object_get(r, "Id"));
+        bool unlinked = false;
+        for (size_t k = 0; id && k < json_array_size(free_ids) && !unlinked; k++)
+            unlinked = strcmp(json_string_value(json_array_get(free_ids, k)), id) == 0;
+        for (size_t k = 0; unlinked && k < b->nops; k++)
+            unlinked = !b->ops[k].new_sfid || strcmp(b->ops[k].new_sfid, id) != 0;
+        int64_t created;
+        if (unlinked && util_parse_datetime(json_string_value(json_object_get(r, "CreatedDate")),
+                                            &created) == 0)
+            cand[(*nc)++] = (match_cand){r, created};
+    }
+    return cand;
+}
+
+/* m's fields whose values tell records apart: text, not flags, numbers or
+ * picklists (NULL-terminated; the caller frees the array). */
+static const char **
+strong_fields(const mapping *m)
+{
+    const char **strong = xcalloc(m->nfields + 1, sizeof *strong);
+    static const char *const texts[] = {"string", "textarea", "email",
+                                        "phone",  "url",      "encryptedstring"};
+    for (size_t k = 0, ns = 0; k < m->nfields; k++)
+        for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++)
+            if (strcmp(m->fields[k].sftype, texts[t]) == 0)
+                strong[ns++] = m->fields[k].name;
+    return strong;
+}
+
 /* The second look for one mapping's inserts (and deletes of inserts) the
  * lookup by values missed: their records may have been edited in Salesforce
  * since (the chaos campaign's duplicates). See match.h for the rule. */
@@ -592,14 +662,19 @@ find_edited(writer *w, const batch *b, size_t map, op **miss, size_t n)
     int64_t settle = w->cfg->write_settle_ms, skew = SEND_LOOKUP_SKEW_MS;
     json_t *fields = json_array(), *recs = NULL, *ids = NULL, *free_ids = NULL, *comp = NULL;
     int64_t from = INT64_MAX, to = INT64_MIN;
-    int *rids = xcalloc(n + 1, sizeof *rids);
+    /* Not competitors: ours, and this batch's inserts already settled (their
+     * records found, the log not yet told). */
+    int *rids = xcalloc(n + b->nops + 1, sizeof *rids);
+    size_t nrids = 0;
+    for (size_t k = 0; k < b->nops; k++)
+        if (b->ops[k].map == map && b->ops[k].new_sfid)
+            rids[nrids++] = b->ops[k].record_id;
     for (size_t i = 0; i < n; i++) {
-        int64_t at;
-        if (util_parse_datetime(miss[i]->sent_at, &at) != 0)
-            at = util_now_ms();
-        from = at - skew < from ? at - skew : from;
-        to = at + settle + skew > to ? at + settle + skew : to;
-        rids[i] = miss[i]->record_id;
+        int64_t f, t;
+        created_window(w, miss[i]->sent_at, &f, &t);
+        from = f < from ? f : from;
+        to = t > to ? t : to;
+        rids[nrids++] = miss[i]->record_id;
         const char *key;
         json_t *v;
         json_object_foreach(miss[i]->sent ? miss[i]->sent : miss[i]->rec, key, v) {
@@ -614,7 +689,7 @@ find_edited(writer *w, const batch *b, size_t map, op **miss, size_t n)
     err_clear(&e);
     /* Every other lost insert of the table whose window meets ours competes. */
     int rc = tlog_unknown_inserts(w->pg, w->cfg->schema, m->table, from - settle - skew, to + skew,
-                                  rids, n, &comp, &e);
+                                  rids, nrids, &comp, &e);
     if (rc == 0)
         rc = send_lookup_window(w->sf, m, fields, from, to, &recs, &e);
     if (rc == 0) {
@@ -630,41 +705,22 @@ find_edited(writer *w, const batch *b, size_t map, op **miss, size_t n)
     for (size_t i = 0; i < ni; i++) {
         const json_t *sent = i < n ? (miss[i]->sent ? miss[i]->sent : miss[i]->rec)
                                    : json_object_get(json_array_get(comp, i - n), "payload");
-        const char *sat = i < n ? miss[i]->sent_at
-                                : json_string_value(
-                                      json_object_get(json_array_get(comp, i - n), "sent_at"));
-        int64_t at;
-        if (util_parse_datetime(sat, &at) != 0)
-            at = util_now_ms();
-        ins[i] = (match_insert){sent, at - skew, at + settle + skew};
+        const char *at = i < n ? miss[i]->sent_at
+                               : json_string_value(
+                                     json_object_get(json_array_get(comp, i - n), "sent_at"));
+        /* A competitor not FAILED has yet to conclude its look for this window:
+         * one that concluded was resent (a new window) or settled (gone). */
+        bool pending = i >= n && json_is_true(json_object_get(json_array_get(comp, i - n), "open"));
+        ins[i] = (match_insert){sent, 0, 0, pending};
+        created_window(w, at, &ins[i].from_ms, &ins[i].to_ms);
     }
-    match_cand *cand = xcalloc(json_array_size(recs) + 1, sizeof *cand);
     size_t nc = 0;
-    for (size_t i = 0; rc == 0 && i < json_array_size(recs); i++) {
-        json_t *r = json_array_get(recs, i);
-        const char *id = json_string_value(json_object_get(r, "Id"));
-        bool unlinked = false;
-        for (size_t k = 0; id && k < json_array_size(free_ids) && !unlinked; k++)
-            unlinked = strcmp(json_string_value(json_array_get(free_ids, k)), id) == 0;
-        /* nor taken by another operation of this batch (recorded later) */
-        for (size_t k = 0; unlinked && k < b->nops; k++)
-            unlinked = !b->ops[k].new_sfid || strcmp(b->ops[k].new_sfid, id) != 0;
-        int64_t created;
-        if (unlinked && util_parse_datetime(json_string_value(json_object_get(r, "CreatedDate")),
-                                            &created) == 0)
-            cand[nc++] = (match_cand){r, created};
-    }
-    /* Fields whose values tell records apart: text, not flags, numbers or picklists. */
-    const char **strong = xcalloc(m->nfields + 1, sizeof *strong);
-    static const char *const texts[] = {"string", "textarea", "email",
-                                        "phone",  "url",      "encryptedstring"};
-    for (size_t k = 0, ns = 0; k < m->nfields; k++)
-        for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++)
-            if (strcmp(m->fields[k].sftype, texts[t]) == 0)
-                strong[ns++] = m->fields[k].name;
+    match_cand *cand = rc == 0 ? free_candidates(b, recs, free_ids, &nc) : xcalloc(1, sizeof *cand);
+    const char **strong = strong_fields(m);
     int *out = xcalloc(n + 1, sizeof *out);
+    match_rules rules = {strong, w->cfg->dedicated_user != 0};
     if (rc == 0)
-        match_inserts(ins, ni, n, cand, nc, strong, out);
+        match_inserts(ins, ni, n, cand, nc, &rules, out);
     for (size_t i = 0; i < n; i++) {
         op *o = miss[i];
         err_t le;
@@ -676,16 +732,29 @@ find_edited(writer *w, const batch *b, size_t map, op **miss, size_t n)
         } else if (out[i] >= 0) {
             found = 1;
             o->new_sfid = xstrdup(json_string_value(json_object_get(cand[out[i]].rec, "Id")));
-            log_info("writer: %s record %s matches %d of the values an insert whose answer was "
-                     "lost sent; it was edited in Salesforce since",
-                     m->object, o->new_sfid, match_score(ins[i].sent, cand[out[i]].rec, strong));
-        } else if (out[i] == MATCH_AMBIGUOUS) {
+            int held = match_score(ins[i].sent, cand[out[i]].rec, strong);
+            if (held > 0)
+                log_info("writer: %s record %s holds %d of the values an insert whose answer was "
+                         "lost sent; it was edited in Salesforce since",
+                         m->object, o->new_sfid, held);
+            else
+                log_info("writer: %s record %s was made by an insert whose answer was lost: "
+                         "created in its window, no other lost insert can claim it as well (the "
+                         "user is sfbridge's alone); it was edited in Salesforce since",
+                         m->object, o->new_sfid);
+        } else if (out[i] == MATCH_WAIT && !waited_enough(w, o)) {
+            op_set_retry(o,
+                         "waiting for other inserts whose answers were lost to be looked for "
+                         "before telling which record this one created",
+                         true);
+            o->retry_ms = settle;
+            continue;
+        } else if (out[i] == MATCH_AMBIGUOUS || out[i] == MATCH_WAIT) {
             found = -1;
             err_set(&le, 409, "AMBIGUOUS_INSERT",
                     "the insert's outcome was unknown; no record holds the values it sent, and "
-                    "records created then (and edited since) hold some of them as much as other "
-                    "lost inserts' values; check them in Salesforce, then requeue with sfbridge "
-                    "retry");
+                    "records created then (and edited since) could be its or other lost inserts'; "
+                    "check them in Salesforce, then requeue with sfbridge retry");
         }
         settle_found(w, o, found, &le);
     }

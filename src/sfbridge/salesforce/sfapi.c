@@ -70,6 +70,10 @@ struct sfapi {
     char fingerprint[LATCH_FP_LEN + 1]; /* of the credentials (loginlatch) */
     uint64_t calls;
     long lim_used, lim_max;
+
+    /* Salesforce's clock minus ours lies in [clock_lo, clock_hi] (ms), as the
+     * Date header of the answer measured at clock_at (ours) said; 0: never. */
+    int64_t clock_lo, clock_hi, clock_at;
 };
 
 /* ----- small helpers --------------------------------------------------------- */
@@ -157,7 +161,8 @@ typedef struct response {
     bool has_locator;
     bool locator_bad; /* a Sforce-Locator too long to keep */
     char locator[LOCATOR_MAX];
-    long nrecords; /* Sforce-NumberOfRecords, -1 if absent */
+    long nrecords;   /* Sforce-NumberOfRecords, -1 if absent */
+    int64_t sent_ms; /* our clock when the request went out */
 } response;
 
 static void
@@ -232,6 +237,25 @@ parse_limit_info(sfapi *c, const char *v)
     c->lim_max = max;
 }
 
+/* A Date header (whole seconds) was written while the request was running:
+ * between sent_ms and now by our clock. So Salesforce's clock minus ours
+ * lies in [date - now, date + 999 - sent_ms]. The narrowest bound of the last
+ * minute is kept (a slow answer gives a wide one). */
+static void
+note_clock(sfapi *c, const char *v, int64_t sent_ms)
+{
+    time_t d = curl_getdate(v, NULL);
+    int64_t now = util_now_ms();
+    if (d <= 0 || sent_ms <= 0 || now < sent_ms)
+        return;
+    int64_t lo = (int64_t)d * 1000 - now, hi = (int64_t)d * 1000 + 999 - sent_ms;
+    if (c->clock_at == 0 || hi - lo <= c->clock_hi - c->clock_lo || now - c->clock_at > 60000) {
+        c->clock_lo = lo;
+        c->clock_hi = hi;
+        c->clock_at = now;
+    }
+}
+
 static size_t
 on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -277,6 +301,8 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
         } else {
             r->locator_bad = true;
         }
+    } else if (strcasecmp(line, "Date") == 0) {
+        note_clock(r->c, v, r->sent_ms);
     } else if (strcasecmp(line, "Sforce-NumberOfRecords") == 0) {
         int64_t nrec;
         if (util_parse_i64(v, &nrec) == 0 && nrec >= 0 && nrec <= (int64_t)0x7fffffff)
@@ -337,6 +363,7 @@ perform(sfapi *c, const char *method, const char *url, struct curl_slist *header
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
     response_reset(r);
+    r->sent_ms = util_now_ms();
     CURLcode cc = curl_easy_perform(h);
     if (cc == CURLE_OK) {
         long code = 0;
@@ -880,6 +907,16 @@ const char *
 sfapi_org_id(const sfapi *c)
 {
     return c->org_id;
+}
+
+bool
+sfapi_clock_offset(const sfapi *c, int64_t *lo_ms, int64_t *hi_ms)
+{
+    if (c->clock_at == 0)
+        return false;
+    *lo_ms = c->clock_lo;
+    *hi_ms = c->clock_hi;
+    return true;
 }
 
 const char *

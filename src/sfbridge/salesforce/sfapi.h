@@ -74,6 +74,9 @@ void sfapi_forget_session(sfapi *c);
 const char *sfapi_instance_url(const sfapi *c);
 const char *sfapi_org_id(const sfapi *c);
 const char *sfapi_user_id(const sfapi *c);
+/* Salesforce's clock minus ours lies in [*lo_ms, *hi_ms], as the Date header
+ * of a recent answer tells; false before any answer. */
+bool sfapi_clock_offset(const sfapi *c, int64_t *lo_ms, int64_t *hi_ms);
 
 /* Requests made since sfapi_new (every HTTP request to the instance counts,
  * retries included; the login does not) and the org's figures from the last

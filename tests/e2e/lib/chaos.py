@@ -11,8 +11,10 @@ While it runs:
   * app sessions write in Postgres: multi-row transactions of inserts, updates
     and deletes on both tables, some rolled back, with quotes, emoji, newlines,
     backslashes and hstore-looking text in the values;
-  * a Salesforce user writes through REST at the same time (API 59.0, so the
-    fault rules, limited to sfbridge's 60.0, leave it alone): single records
+  * a person in Salesforce (office@chaos.test; sfbridge's user, sync@chaos.test,
+    is its alone, as Salesforce advises, and sfbridge is told so with
+    SFBRIDGE_DEDICATED_USER=1) writes through REST at the same time (API 59.0,
+    so the fault rules, limited to sfbridge's 60.0, leave it alone): single records
     and collections, creates, updates and deletes, on its own records and on
     the apps' (overlapping ownership; the apps update the user's records too);
   * localforce's faults cycle (503/500, answers cut after the commit, lock
@@ -62,6 +64,7 @@ from .writeback import TLOG_COLUMNS
 
 CHAOS_ORG = FIXTURES / "chaos-org.json"
 SCHEMA = "salesforce"
+HUMAN = "office@chaos.test"           # the person writing in Salesforce (not sfbridge's user)
 SFB_DATA = "/services/data/v60.0/*"   # sfbridge's API version; the campaign's own client speaks 59.0
 SFB_COMETD = "/cometd/60.0*"
 POLICIES = ("last_writer_wins", "salesforce_wins", "postgres_wins")
@@ -339,7 +342,7 @@ class SfUser(threading.Thread):
         super().__init__(name="sf-user", daemon=True)
         self.c = campaign
         self.rng = random.Random(seed)
-        self.sf = campaign.lf.client()
+        self.sf = campaign.lf.client(HUMAN)
         self.ids = {}            # (obj, key) -> Id, refreshed from Salesforce
         self.refreshed = 0.0
         self.ops = self.refused = 0
@@ -696,7 +699,8 @@ class Campaign:
         # Production's settle time (the tests' default is 2 s): an offline spell (at most
         # 5 s here) then ends, and its parked requests run, within the window in which
         # sfbridge still looks for an insert whose answer it lost (docs/sfbridge.md).
-        sfb.set(SFBRIDGE_CONFLICT_POLICY=self.policy, SFBRIDGE_WRITE_SETTLE_MS=15000)
+        sfb.set(SFBRIDGE_CONFLICT_POLICY=self.policy, SFBRIDGE_WRITE_SETTLE_MS=15000,
+                SFBRIDGE_DEDICATED_USER=1)
         sfb.init()
         poll = "600" if self.mode == "accelerated" else "2"
         extra = ["--accelerated"] if self.mode == "accelerated" else []

@@ -82,9 +82,13 @@ class Localforce:
             parts.append(f"--- {p.name} (tail) ---\n" + "\n".join(lines))
         return "\n".join(parts)
 
-    def client(self, **kw):
-        """A new SfClient for this org's integration user (not logged in yet)."""
-        return SfClient(self.url, self.client_id, self.client_secret, self.username, self.password, **kw)
+    def client(self, username=None, **kw):
+        """A new SfClient (not logged in yet) for this org's integration user, or for
+        another of the org file's users by username."""
+        if username is None:
+            return SfClient(self.url, self.client_id, self.client_secret, self.username, self.password, **kw)
+        user = next(u for u in json.loads(self.org.read_text())["users"] if u["username"] == username)
+        return SfClient(self.url, self.client_id, self.client_secret, username, user["password"], **kw)
 
     def restart(self, timeout=30, sig=signal.SIGTERM):
         """Stop (SIGTERM by default; SIGKILL to crash it) and start again on the
