@@ -259,20 +259,19 @@ test_sole_user_values_then_elimination(void **state)
 }
 
 static void
-test_sole_user_two_claims_on_an_unrecognisable_record_are_ambiguous(void **state)
+test_sole_user_two_claims_on_an_unrecognisable_record_are_left_to_values(void **state)
 {
     (void)state;
     /* One of two lost inserts made the record (the other never reached
-     * Salesforce); nothing tells which: neither takes it, and neither is
-     * sent again (the record, left unlinked, could then be taken by the
-     * other by elimination: the wrong one half the time). */
+     * Salesforce); nothing tells which: neither takes it, and each is judged
+     * by its values alone (here: not created). */
     const char *sent[] = {"{\"LastName\":\"A\",\"Phone\":\"1\"}",
                           "{\"LastName\":\"B\",\"Phone\":\"2\"}"};
     const char *recs[] = {"{\"LastName\":\"X\",\"Phone\":\"9\"}"};
     int out[2];
     run_sole(sent, 2, 2, recs, NULL, 1, out);
-    assert_int_equal(out[0], MATCH_AMBIGUOUS);
-    assert_int_equal(out[1], MATCH_AMBIGUOUS);
+    assert_int_equal(out[0], MATCH_NONE);
+    assert_int_equal(out[1], MATCH_NONE);
     /* one insert whose window does not reach the record: the other's */
     int64_t at[] = {10 * SEC};
     match_insert ins[2] = {{J(sent[0]), 0, 60 * SEC, false},
@@ -313,8 +312,8 @@ test_sole_user_a_collection_edited_everywhere_pairs_as_a_set(void **state)
     /* nothing held at all: either pairing is a guess */
     const char *blank[] = {"{\"LastName\":\"p\"}", "{\"LastName\":\"q\"}"};
     run_sole(sent, 2, 2, blank, NULL, 2, out);
-    assert_int_equal(out[0], MATCH_AMBIGUOUS);
-    assert_int_equal(out[1], MATCH_AMBIGUOUS);
+    assert_int_equal(out[0], MATCH_NONE);
+    assert_int_equal(out[1], MATCH_NONE);
     /* three inserts for two records: one made nothing; each record holding a
      * value of its insert tells which */
     const char *three[] = {sent[0], sent[1], "{\"LastName\":\"ckey a171\"}"};
@@ -323,13 +322,14 @@ test_sole_user_a_collection_edited_everywhere_pairs_as_a_set(void **state)
     assert_int_equal(out3[0], 1);
     assert_int_equal(out3[1], 0);
     assert_int_equal(out3[2], MATCH_NONE);
-    /* but a record holding nothing then could be either other insert's: the
-     * one holding a name is paired, the other two are ambiguous */
+    /* a record holding nothing could be either other insert's: the one
+     * holding a name is paired (and never lost to a guess), the other two
+     * are left to their values */
     const char *one_blank[] = {recs[0], "{\"LastName\":\"p\"}"};
     run_sole(three, 3, 3, one_blank, NULL, 2, out3);
-    assert_int_equal(out3[0], MATCH_AMBIGUOUS);
+    assert_int_equal(out3[0], MATCH_NONE);
     assert_int_equal(out3[1], 0);
-    assert_int_equal(out3[2], MATCH_AMBIGUOUS);
+    assert_int_equal(out3[2], MATCH_NONE);
 }
 
 static void
@@ -339,7 +339,7 @@ test_sole_user_waits_for_a_competitor_yet_to_look(void **state)
     /* Ours (edited everywhere) and a competitor whose look has not concluded
      * share the window of one record nothing recognises: the competitor may
      * yet take its own record (elsewhere) and leave this one to us, so we
-     * wait; once it has concluded (FAILED), the record is ambiguous. */
+     * wait; once it has concluded (FAILED), ours is judged by its values. */
     const char *sent[] = {"{\"LastName\":\"A\",\"Phone\":\"1\"}",
                           "{\"LastName\":\"B\",\"Phone\":\"2\"}"};
     const char *recs[] = {"{\"LastName\":\"X\",\"Phone\":\"9\"}"};
@@ -350,7 +350,7 @@ test_sole_user_waits_for_a_competitor_yet_to_look(void **state)
                                {J(sent[1]), 0, 60 * SEC, pending == 1}};
         match_cand cand[1] = {{J(recs[0]), 10 * SEC}};
         match_inserts(ins, 2, 1, cand, 1, &sole, out);
-        assert_int_equal(out[0], pending ? MATCH_WAIT : MATCH_AMBIGUOUS);
+        assert_int_equal(out[0], pending ? MATCH_WAIT : MATCH_NONE);
         match_inserts(ins, 2, 1, cand, 1, &shared, out); /* a shared user: no waiting */
         assert_int_equal(out[0], MATCH_NONE);
         json_decref((json_t *)ins[0].sent);
@@ -395,7 +395,7 @@ main(void)
         cmocka_unit_test(test_a_competitor_keeps_its_own_record),
         cmocka_unit_test(test_sole_user_a_record_edited_everywhere_is_found_by_elimination),
         cmocka_unit_test(test_sole_user_values_then_elimination),
-        cmocka_unit_test(test_sole_user_two_claims_on_an_unrecognisable_record_are_ambiguous),
+        cmocka_unit_test(test_sole_user_two_claims_on_an_unrecognisable_record_are_left_to_values),
         cmocka_unit_test(test_sole_user_a_collection_edited_everywhere_pairs_as_a_set),
         cmocka_unit_test(test_sole_user_waits_for_a_competitor_yet_to_look),
         cmocka_unit_test(test_sole_user_a_burst_of_lost_inserts_finds_the_one_record_by_its_name),

@@ -144,6 +144,9 @@ tlog_sql_ddl(sb *out, const char *schema, const char *channel_lit)
               "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_record_id ON "
               "%1$s._trigger_log_archive"
               " (record_id);\n"
+              "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_sfid ON "
+              "%1$s._trigger_log_archive"
+              " (sfid);\n"
               "CREATE INDEX IF NOT EXISTS _trigger_log_archive_idx_state_table_name ON "
               "%1$s._trigger_log_archive"
               " (state, table_name) WHERE state = 'FAILED';\n",
@@ -778,8 +781,13 @@ void
 tlog_sql_names_no_sfid(sb *out, const char *schema, const char *table_lit, const char *sfid_expr)
 {
     names q = names_of(schema);
-    sb_printf(out, " AND NOT EXISTS (SELECT 1 FROM %s l WHERE l.table_name = %s AND l.sfid = %s)",
-              sb_str(&q.log), table_lit, sfid_expr);
+    /* The archive too: a record whose entries are all processed (an insert
+     * that succeeded, a delete that lost a conflict) is known, not a lost
+     * insert's, even while no row names it. */
+    sb_printf(out,
+              " AND NOT EXISTS (SELECT 1 FROM %1$s l WHERE l.table_name = %3$s AND l.sfid = %4$s)"
+              " AND NOT EXISTS (SELECT 1 FROM %2$s a WHERE a.table_name = %3$s AND a.sfid = %4$s)",
+              sb_str(&q.log), sb_str(&q.arch), table_lit, sfid_expr);
     names_free(&q);
 }
 

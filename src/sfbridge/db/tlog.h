@@ -178,8 +178,9 @@ void tlog_sql_not_own_write(sb *out, const char *schema, const char *table_lit, 
  * the log or its archive. Pure. */
 void tlog_sql_written_since(sb *out, const char *schema, const char *table_lit, const char *row_id,
                             const char *since);
-/* " AND NOT EXISTS ...": no entry of the live log for `table_lit` names the
- * record `sfid_expr` (a delete on its way, a failure kept): for the writer's
+/* " AND NOT EXISTS ...": no entry of the log or the archive for `table_lit`
+ * names the record `sfid_expr` (a delete on its way, a failure kept, an
+ * insert that succeeded, a delete that lost a conflict): for the writer's
  * search for records nothing in Postgres knows. Pure. */
 void tlog_sql_names_no_sfid(sb *out, const char *schema, const char *table_lit,
                             const char *sfid_expr);

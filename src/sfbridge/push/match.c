@@ -351,18 +351,14 @@ match_inserts(const match_insert *ins, size_t ni, size_t nmine, const match_cand
         for (size_t k = 0; k < nk && out[i] == MATCH_NONE; k++)
             if (!p.taken[k] && score[i * nk + k] >= 1)
                 out[i] = MATCH_AMBIGUOUS;
-        /* The user is sfbridge's alone: a free candidate in its window may
-         * be its record (or a competitor's): worth waiting for while a
-         * competitor that may claim it has yet to conclude its look, else
-         * ambiguous. Never "not created" while such a record exists. */
-        for (size_t k = 0; rules->sole && p.got[i] < 0 && out[i] != MATCH_WAIT && k < nk; k++) {
-            if (p.taken[k] || score[i * nk + k] < 0)
-                continue;
-            out[i] = MATCH_AMBIGUOUS;
-            for (size_t j = nmine; j < ni && out[i] != MATCH_WAIT; j++)
+        /* The user is sfbridge's alone: a free candidate in its window that a
+         * competitor yet to conclude its look may claim is worth waiting for
+         * (that competitor may take it, or take its own and leave this one
+         * to elimination). */
+        for (size_t k = 0; rules->sole && out[i] == MATCH_NONE && k < nk; k++)
+            for (size_t j = nmine; !p.taken[k] && score[i * nk + k] >= 0 && j < ni; j++)
                 if (ins[j].pending && p.got[j] < 0 && score[j * nk + k] >= 0)
                     out[i] = MATCH_WAIT;
-        }
     }
     free(kept);
     free(score);

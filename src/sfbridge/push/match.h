@@ -30,13 +30,15 @@
  *
  * What is left is judged by values alone: an insert that scores no free
  * candidate at least 1 was not created; one that does is ambiguous. With the
- * user sfbridge's alone, any free candidate in an insert's window may be its
- * record: the insert waits (MATCH_WAIT; the writer bounds the wait) while a
- * pending competitor (one whose own look has not concluded) may claim it,
- * since once that competitor takes its record the candidate may be this
- * insert's alone; else it is ambiguous. It is never taken for not created
- * while such a record exists: sending it again would leave that record
- * unlinked, for another lost insert to take by elimination.
+ * user sfbridge's alone, an insert left with a free candidate in its window
+ * that a pending competitor (one whose own look has not concluded) may claim
+ * waits (MATCH_WAIT; the writer bounds the wait): once that competitor takes
+ * its record, the candidate may be this insert's alone. (Taking such an
+ * insert for not created is a guess: if the record was its, it is sent
+ * twice, and the record, left unlinked, may later go to another lost insert
+ * by elimination. Treating it as ambiguous instead was tried: records of
+ * sfbridge's user that no lost insert explains then made inserts that never
+ * reached Salesforce FAILED.)
  */
 #ifndef MATCH_H
 #define MATCH_H

@@ -742,19 +742,25 @@ find_edited(writer *w, const batch *b, size_t map, op **miss, size_t n)
                          "created in its window, no other lost insert can claim it as well (the "
                          "user is sfbridge's alone); it was edited in Salesforce since",
                          m->object, o->new_sfid);
-        } else if (out[i] == MATCH_WAIT && !waited_enough(w, o)) {
+        } else if (out[i] == MATCH_WAIT && waited_enough(w, o)) {
+            log_info("writer: %s: a record created while an insert whose answer was lost was "
+                     "sent could be its or another lost insert's; nothing tells, so it is taken "
+                     "for not created",
+                     m->object);
+        } else if (out[i] == MATCH_WAIT) {
             op_set_retry(o,
                          "waiting for other inserts whose answers were lost to be looked for "
                          "before telling which record this one created",
                          true);
             o->retry_ms = settle;
             continue;
-        } else if (out[i] == MATCH_AMBIGUOUS || out[i] == MATCH_WAIT) {
+        } else if (out[i] == MATCH_AMBIGUOUS) {
             found = -1;
             err_set(&le, 409, "AMBIGUOUS_INSERT",
                     "the insert's outcome was unknown; no record holds the values it sent, and "
-                    "records created then (and edited since) could be its or other lost inserts'; "
-                    "check them in Salesforce, then requeue with sfbridge retry");
+                    "records created then (and edited since) hold some of them as much as other "
+                    "lost inserts' values; check them in Salesforce, then requeue with sfbridge "
+                    "retry");
         }
         settle_found(w, o, found, &le);
     }

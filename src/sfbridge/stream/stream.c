@@ -31,6 +31,7 @@
 
 #define CONNECT_TIMEOUT_MS 130000 /* Salesforce holds a connect up to 110 s */
 #define IDLE_CHECK_MS      2000
+#define STREAM_DEFER_MS    500 /* before asking again for events that waited for the writer */
 
 struct stream {
     const cfg *cfg;
@@ -549,7 +550,12 @@ apply_reply(stream *s, sub *subs, size_t ns, json_t *reply, err_t *e)
                   .cfg = s->cfg,
                   .schema = s->cfg->schema,
                   .stop = s->stop};
+    /* A mapping whose events wait for the writer (DEFERRED) does not hold the
+     * others: they are applied (and their replay ids committed) all the same;
+     * then the client is dropped so that the waiting mapping's events come
+     * again from its committed replay id. Any other failure stops the round. */
     int rc = 0;
+    bool deferred = false;
     for (size_t k = 0; k < ns && rc == 0; k++) {
         sub *u = &subs[k];
         size_t nids = json_array_size(u->ids), ndel = json_array_size(u->deleted);
@@ -566,11 +572,20 @@ apply_reply(stream *s, sub *subs, size_t ns, json_t *reply, err_t *e)
             heard(s, u->m->object);
         free(ids);
         free(del);
-        if (rc != 0) {
+        if (rc != 0 && strcmp(e->code, "DEFERRED") == 0) {
+            log_debug("stream: %s: events wait (%s)", u->m->object, e->msg);
+            deferred = true;
+            rc = 0;
+        } else if (rc != 0) {
             /* Not applied: resubscribe from the committed replay id. */
             drop_client(s);
             log_warn("stream: %s: applying events failed (%s)", u->m->object, e->msg);
         }
+    }
+    if (rc == 0 && deferred) {
+        drop_client(s);
+        err_set(e, 503, "DEFERRED", "events wait for the writer to settle inserts");
+        rc = err_class_set(e, ERR_TRANSIENT);
     }
     return rc;
 }
@@ -654,12 +669,21 @@ stream_main(void *arg)
             continue;
         }
         drop_client(s);
-        s->failures++;
-        long d = retry_delay_ms(&retry_presets[RETRY_STREAM], s->failures, s->cfg->backoff_cap_ms);
-        log_warn("stream: %s: %s (reconnecting in %.1f s)", e.code, e.msg, (double)d / 1000.0);
+        /* Events waiting for the writer (an insert's outcome being settled)
+         * are not a failure of the stream: a short pause, no backoff, and
+         * `status` keeps showing the streams connected. */
+        bool waits = strcmp(e.code, "DEFERRED") == 0;
+        s->failures = waits ? 0 : s->failures + 1;
+        long d = waits ? STREAM_DEFER_MS
+                       : retry_delay_ms(&retry_presets[RETRY_STREAM], s->failures,
+                                        s->cfg->backoff_cap_ms);
+        if (waits)
+            log_debug("stream: %s (again in %.1f s)", e.msg, (double)d / 1000.0);
+        else
+            log_warn("stream: %s: %s (reconnecting in %.1f s)", e.code, e.msg, (double)d / 1000.0);
         err_t ce;
         /* What `status` shows while reconnecting; a lost connection is the reason itself. */
-        if (s->pg && !pg_connection_lost(s->pg) &&
+        if (!waits && s->pg && !pg_connection_lost(s->pg) &&
             cat_streams_connecting(s->pg, s->cfg->schema, e.msg, &ce) != 0)
             log_warn("stream: state not recorded: %s", ce.msg);
         for (long t = 0; t < d && !*s->stop; t += 100)
