@@ -183,6 +183,24 @@ def test_3_an_adopted_insert_whose_update_is_retried_gets_its_sfid(sfbridge_fact
     sfb.stop()
 
 
+def _lost_insert(sf, database, lastname):
+    """An app's insert of a Contact whose answer is cut after Salesforce committed it:
+    (its row id, the record's Id)."""
+    sf.set_faults([{"path": f"{SFB}/composite/*", "reset_rate": 1.0}])
+    with App(database) as app:
+        rid = app.insert("contact", lastname=lastname, firstname="v1", email="v1@mail.test")
+    wait_for(lambda: len(_sf_contacts(sf, lastname)) == 1, timeout=30, what="the insert to reach Salesforce")
+    return rid, _sf_contacts(sf, lastname)[0]["Id"]
+
+
+def _settled(sfb, database, rid):
+    """Wait for the row's sfid and an idle writer: the Contact log's history."""
+    wait_daemon(sfb, lambda: database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)),
+                timeout=60, what="the row to get its sfid")
+    wait_writer_idle(sfb, database, timeout=60)
+    return "\n".join(map(str, log_entries(database, "table_name = 'contact'")))
+
+
 # The campaign's remaining duplicates (all Contact, no External ID): the insert's answer is cut,
 # the Salesforce user edits the new record before sfbridge looks for it (after the settle time),
 # so the lookup by the values sent finds nothing and the insert went out again. The record is
@@ -193,19 +211,12 @@ def test_2_an_insert_edited_in_salesforce_before_its_lookup_is_not_sent_again(
     # 10 s before looking (the campaign's 15 s), so the edit below comes first
     sfb = sfbridge_factory(database.url, lf, {"SFBRIDGE_WRITE_SETTLE_MS": "10000"}, name="sfbridge")
     _contact_rw(sfb, sf, database, lf)
-    sf.set_faults([{"path": f"{SFB}/composite/*", "reset_rate": 1.0}])
-    with App(database) as app:
-        rid = app.insert("contact", lastname="Edited Early", firstname="v1", email="v1@mail.test")
-    wait_for(lambda: len(_sf_contacts(sf, "Edited Early")) == 1, timeout=30, what="the insert to reach Salesforce")
-    created = _sf_contacts(sf, "Edited Early")[0]["Id"]
+    rid, created = _lost_insert(sf, database, "Edited Early")
     # within the settle time, so before sfbridge looks
     sf.update("Contact", created, {"FirstName": "edited"})
     sf.clear_faults()
-    wait_daemon(sfb, lambda: database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)),
-                timeout=60, what="the row to get its sfid")
-    wait_writer_idle(sfb, database, timeout=60)
+    history = _settled(sfb, database, rid)
     recs = _sf_contacts(sf, "Edited Early")
-    history = "\n".join(map(str, log_entries(database, "table_name = 'contact'")))
     assert [r["Id"] for r in recs] == [created], f"sent again: {recs}\n{history}"
     assert database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)) == created
     assert "edited in Salesforce since" in sfb.log(400)
@@ -228,17 +239,10 @@ def test_2_an_insert_edited_everywhere_is_adopted_when_sfbridges_user_is_its_alo
     sfb = sfbridge_factory(database.url, lf, {"SFBRIDGE_WRITE_SETTLE_MS": "10000",
                                               "SFBRIDGE_DEDICATED_USER": "1"}, name="sfbridge")
     _contact_rw(sfb, sf, database, lf)
-    sf.set_faults([{"path": f"{SFB}/composite/*", "reset_rate": 1.0}])
-    with App(database) as app:
-        rid = app.insert("contact", lastname="Renamed Early", firstname="v1", email="v1@mail.test")
-    wait_for(lambda: len(_sf_contacts(sf, "Renamed Early")) == 1, timeout=30, what="the insert to reach Salesforce")
-    created = _sf_contacts(sf, "Renamed Early")[0]["Id"]
+    rid, created = _lost_insert(sf, database, "Renamed Early")
     office.update("Contact", created, {"LastName": "Renamed Late", "FirstName": "w", "Email": "w@mail.test"})
     sf.clear_faults()
-    wait_daemon(sfb, lambda: database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)),
-                timeout=60, what="the row to get its sfid")
-    wait_writer_idle(sfb, database, timeout=60)
-    history = "\n".join(map(str, log_entries(database, "table_name = 'contact'")))
+    history = _settled(sfb, database, rid)
     recs = sf.query("SELECT Id FROM Contact WHERE LastName IN ('Renamed Early', 'Renamed Late')")
     assert [r["Id"] for r in recs] == [created], f"sent again: {recs}\n{history}"
     assert database.scalar("SELECT sfid FROM salesforce.contact WHERE id = %s", (rid,)) == created

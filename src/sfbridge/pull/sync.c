@@ -1024,11 +1024,19 @@ collect_page(void *ctx, json_t *recs, const char *next, err_t *e)
     return 0;
 }
 
+#define DEFERRED "DEFERRED"
+
 static int
 deferred(const mapping *m, err_t *e)
 {
-    err_set(e, 503, "DEFERRED", "%s: waiting for the writer to settle inserts", m->object);
+    err_set(e, 503, DEFERRED, "%s: waiting for the writer to settle inserts", m->object);
     return err_class_set(e, ERR_TRANSIENT);
+}
+
+bool
+sync_deferred(const err_t *e)
+{
+    return strcmp(e->code, DEFERRED) == 0;
 }
 
 /* Delete (or mark deleted) the records of DELETE events. */

@@ -58,5 +58,9 @@ int sync_backfill(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;
 int sync_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
                       const char *const *deleted, size_t ndel, int64_t replay_id, int64_t lag_ms,
                       err_t *e) ERR_MUST_CHECK;
+/* Did sync_stream_apply leave the events for later (the writer is settling
+ * inserts of that table whose outcome was lost)? Not a failure: the events
+ * come again from the committed replay id. */
+bool sync_deferred(const err_t *e);
 
 #endif

@@ -53,44 +53,44 @@ named(const char *const *strong, const char *key)
     return false;
 }
 
-static bool named(const char *const *strong, const char *key);
-
-/* How many of sent's non-null values rec holds, no threshold, provided one
- * of them tells records apart (else 0). */
-static int
-held(const json_t *sent, const json_t *rec, const char *const *strong)
+/* How many of sent's non-null values rec holds (*held), of how many (*of),
+ * and whether one held tells records apart (*told). */
+static void
+count_held(const json_t *sent, const json_t *rec, const char *const *strong, int *held, int *of,
+           bool *told)
 {
-    int n = 0;
-    bool told = false;
-    const char *key;
-    json_t *s;
-    json_object_foreach((json_t *)sent, key, s) {
-        if (strcmp(key, "attributes") != 0 && strcasecmp(key, "id") != 0 &&
-            same_value(s, json_object_get(rec, key))) {
-            n++;
-            told = told || named(strong, key);
-        }
-    }
-    return told ? n : 0;
-}
-
-int
-match_score(const json_t *sent, const json_t *rec, const char *const *strong)
-{
-    int n = 0, of = 0;
-    bool told = false;
+    *held = *of = 0;
+    *told = false;
     const char *key;
     json_t *s;
     json_object_foreach((json_t *)sent, key, s) {
         if (strcmp(key, "attributes") == 0 || strcasecmp(key, "id") == 0 || json_is_null(s))
             continue;
-        of++;
+        (*of)++;
         if (same_value(s, json_object_get(rec, key))) {
-            n++;
-            told = told || named(strong, key);
+            (*held)++;
+            *told = *told || named(strong, key);
         }
     }
-    return told && 2 * n > of ? n : 0;
+}
+
+int
+match_score(const json_t *sent, const json_t *rec, const char *const *strong)
+{
+    int held, of;
+    bool told;
+    count_held(sent, rec, strong, &held, &of, &told);
+    return told && 2 * held > of ? held : 0;
+}
+
+/* The values held without the half rule (0 when none tells). */
+static int
+held_any(const json_t *sent, const json_t *rec, const char *const *strong)
+{
+    int held, of;
+    bool told;
+    count_held(sent, rec, strong, &held, &of, &told);
+    return told ? held : 0;
 }
 
 /* -1 when c was created outside in's window. */
@@ -105,7 +105,7 @@ score_of(const match_insert *in, const match_cand *c, const char *const *strong)
  * got[i] the candidate insert i took (or MATCH_NONE), taken[c]. */
 typedef struct pairing {
     const int *score;
-    const int *raw; /* values held, no threshold (held()), -1 outside the window */
+    const int *raw; /* values held, no threshold (held_any()), -1 outside the window */
     size_t ni, nc;
     int *got;
     bool *taken;
@@ -118,9 +118,11 @@ give(pairing *p, size_t i, size_t c)
     p->taken[c] = true;
 }
 
-/* Every insert whose unique best free candidate returns the choice takes it. */
+/* By the matrix m (score or raw): every insert and free candidate that are
+ * each other's unique best, at least 1, are paired (an insert's best among
+ * the free candidates, no other insert without a record as high on it). */
 static bool
-pair_by_values(pairing *p)
+pair_mutual(pairing *p, const int *m)
 {
     bool progress = false;
     for (size_t i = 0; i < p->ni; i++) {
@@ -129,17 +131,17 @@ pair_by_values(pairing *p)
         int best = 0, ties = 0;
         size_t bc = 0;
         for (size_t c = 0; c < p->nc; c++) {
-            int s = p->taken[c] ? -1 : p->score[i * p->nc + c];
-            if (s > best)
-                best = s, bc = c, ties = 1;
-            else if (s == best && s > 0)
+            int v = p->taken[c] ? -1 : m[i * p->nc + c];
+            if (v > best)
+                best = v, bc = c, ties = 1;
+            else if (v == best && v > 0)
                 ties++;
         }
         if (best < 1 || ties != 1)
             continue;
         bool mutual = true;
         for (size_t j = 0; j < p->ni && mutual; j++)
-            mutual = j == i || p->got[j] >= 0 || p->score[j * p->nc + bc] < best;
+            mutual = j == i || p->got[j] >= 0 || m[j * p->nc + bc] < best;
         if (mutual) {
             give(p, i, bc);
             progress = true;
@@ -163,50 +165,6 @@ pair_by_elimination(pairing *p)
                 who = i, n++;
         if (n == 1) {
             give(p, who, c);
-            progress = true;
-        }
-    }
-    return progress;
-}
-
-/* The insert (without a record) whose value in column c (a candidate) of
- * `m` is highest, when it is one insert's alone and at least 1; else -1. */
-static int
-best_for_candidate(const pairing *p, const int *m, size_t c)
-{
-    int best = 0, ties = 0, who = -1;
-    for (size_t i = 0; i < p->ni; i++) {
-        int v = p->got[i] < 0 ? m[i * p->nc + c] : -1;
-        if (v > best)
-            best = v, ties = 1, who = (int)i;
-        else if (v == best && v > 0)
-            ties++;
-    }
-    return ties == 1 ? who : -1;
-}
-
-/* The user is sfbridge's alone, so every free candidate was made by one of
- * the inserts whose windows hold it; which one, the values it still holds
- * tell without a threshold: a candidate goes to the insert whose values it
- * holds most (a telling one among them), when that insert holds no other
- * free candidate as much (mutual and unique). A record edited in most of
- * its fields still holds the name it was given. */
-static bool
-pair_by_held(pairing *p)
-{
-    bool progress = false;
-    for (size_t c = 0; c < p->nc; c++) {
-        if (p->taken[c])
-            continue;
-        int i = best_for_candidate(p, p->raw, c);
-        if (i < 0)
-            continue;
-        int mine = p->raw[(size_t)i * p->nc + c];
-        bool alone = true;
-        for (size_t k = 0; k < p->nc && alone; k++)
-            alone = k == c || p->taken[k] || p->raw[(size_t)i * p->nc + k] < mine;
-        if (alone) {
-            give(p, (size_t)i, c);
             progress = true;
         }
     }
@@ -334,15 +292,16 @@ match_inserts(const match_insert *ins, size_t ni, size_t nmine, const match_cand
             score[i * nk + k] = score_of(&ins[i], &cand[kept[k]], rules->strong);
             raw[i * nk + k] = score[i * nk + k] < 0
                                   ? -1
-                                  : held(ins[i].sent, cand[kept[k]].rec, rules->strong);
+                                  : held_any(ins[i].sent, cand[kept[k]].rec, rules->strong);
         }
     }
     /* Values first (they name the record), then (the user being sfbridge's
-     * alone) elimination, values held without a threshold, and sets, each of
-     * which may leave a single best claim where there were ties; again until
-     * nothing moves. */
-    while (pair_by_values(&p) ||
-           (rules->sole && (pair_by_elimination(&p) || pair_by_held(&p) || pair_by_sets(&p))))
+     * alone) elimination, values held without the half rule (a record edited
+     * in most of its fields still holds the name it was given), and sets,
+     * each of which may leave a single best claim where there were ties;
+     * again until nothing moves. */
+    while (pair_mutual(&p, score) ||
+           (rules->sole && (pair_by_elimination(&p) || pair_mutual(&p, raw) || pair_by_sets(&p))))
         ;
     for (size_t i = 0; i < nmine; i++) {
         out[i] = p.got[i] >= 0 ? (int)kept[p.got[i]] : MATCH_NONE;

@@ -23,7 +23,7 @@
  * the lost inserts, so elimination is sound too: a candidate inside the
  * window of only one insert still without a record is that insert's, however
  * it was edited. And which of several inserts made a candidate, the values
- * it still holds tell without the half rule (pair_by_held: mutual, unique,
+ * it still holds tell without the half rule (mutual and unique, with
  * a telling field among them), as does the one pairing holding the most
  * values of a small connected set of inserts and candidates (pair_by_sets).
  * These take turns with the values until nothing moves.

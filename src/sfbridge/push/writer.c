@@ -703,14 +703,13 @@ find_edited(writer *w, const batch *b, size_t map, op **miss, size_t n)
     size_t ncomp = json_array_size(comp), ni = n + ncomp;
     match_insert *ins = xcalloc(ni + 1, sizeof *ins);
     for (size_t i = 0; i < ni; i++) {
-        const json_t *sent = i < n ? (miss[i]->sent ? miss[i]->sent : miss[i]->rec)
-                                   : json_object_get(json_array_get(comp, i - n), "payload");
-        const char *at = i < n ? miss[i]->sent_at
-                               : json_string_value(
-                                     json_object_get(json_array_get(comp, i - n), "sent_at"));
+        const json_t *c = i < n ? NULL : json_array_get(comp, i - n);
+        const json_t *sent = c ? json_object_get(c, "payload")
+                               : (miss[i]->sent ? miss[i]->sent : miss[i]->rec);
+        const char *at = c ? json_string_value(json_object_get(c, "sent_at")) : miss[i]->sent_at;
         /* A competitor not FAILED has yet to conclude its look for this window:
          * one that concluded was resent (a new window) or settled (gone). */
-        bool pending = i >= n && json_is_true(json_object_get(json_array_get(comp, i - n), "open"));
+        bool pending = c && json_is_true(json_object_get(c, "open"));
         ins[i] = (match_insert){sent, 0, 0, pending};
         created_window(w, at, &ins[i].from_ms, &ins[i].to_ms);
     }

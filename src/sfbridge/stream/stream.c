@@ -555,7 +555,8 @@ apply_reply(stream *s, sub *subs, size_t ns, json_t *reply, err_t *e)
      * then the client is dropped so that the waiting mapping's events come
      * again from its committed replay id. Any other failure stops the round. */
     int rc = 0;
-    bool deferred = false;
+    err_t deferred;
+    err_clear(&deferred);
     for (size_t k = 0; k < ns && rc == 0; k++) {
         sub *u = &subs[k];
         size_t nids = json_array_size(u->ids), ndel = json_array_size(u->deleted);
@@ -572,9 +573,9 @@ apply_reply(stream *s, sub *subs, size_t ns, json_t *reply, err_t *e)
             heard(s, u->m->object);
         free(ids);
         free(del);
-        if (rc != 0 && strcmp(e->code, "DEFERRED") == 0) {
+        if (rc != 0 && sync_deferred(e)) {
             log_debug("stream: %s: events wait (%s)", u->m->object, e->msg);
-            deferred = true;
+            deferred = *e;
             rc = 0;
         } else if (rc != 0) {
             /* Not applied: resubscribe from the committed replay id. */
@@ -582,10 +583,10 @@ apply_reply(stream *s, sub *subs, size_t ns, json_t *reply, err_t *e)
             log_warn("stream: %s: applying events failed (%s)", u->m->object, e->msg);
         }
     }
-    if (rc == 0 && deferred) {
+    if (rc == 0 && sync_deferred(&deferred)) {
         drop_client(s);
-        err_set(e, 503, "DEFERRED", "events wait for the writer to settle inserts");
-        rc = err_class_set(e, ERR_TRANSIENT);
+        *e = deferred;
+        rc = -1;
     }
     return rc;
 }
@@ -672,7 +673,7 @@ stream_main(void *arg)
         /* Events waiting for the writer (an insert's outcome being settled)
          * are not a failure of the stream: a short pause, no backoff, and
          * `status` keeps showing the streams connected. */
-        bool waits = strcmp(e.code, "DEFERRED") == 0;
+        bool waits = sync_deferred(&e);
         s->failures = waits ? 0 : s->failures + 1;
         long d = waits ? STREAM_DEFER_MS
                        : retry_delay_ms(&retry_presets[RETRY_STREAM], s->failures,
