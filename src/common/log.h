@@ -7,11 +7,20 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stdbool.h>
+
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 
 void log_set_level(log_level lvl);
 int log_level_parse(const char *name, log_level *out); /* 0 ok, -1 unknown */
 void log_msg(log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The status line (a progress bar). On a terminal it is drawn in place
+ * below the log lines, which are written above it; log_status_end leaves
+ * its last text on screen and moves on. Elsewhere each call is one line. */
+void log_status(const char *line);
+void log_status_end(void);
+bool log_is_tty(void); /* whether stderr is a terminal */
+
 /* "00D000000000001!AQ8x..." -> "00D000000000001!AQ8x…" into buf. */
 const char *log_redact(const char *secret, char *buf, unsigned bufsz);
 

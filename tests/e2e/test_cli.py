@@ -92,7 +92,59 @@ BAD_USAGE = [
     ["mapping", "remove"],
     ["mapping", "import"],
     ["--log-level", "chatty", "status"],
+    ["status", "--log-level", "chatty"],
+    ["status", "--watch"],
+    ["status", "--watch", "--json"],
+    ["stauts"],
+    ["retry"],
+    ["retry", "abc"],
+    ["retry", "--all", "12"],
+    ["mapping", "edit", "Teacher__c"],
+    ["mapping", "add", "Teacher__c", "Student__c"],
+    ["mapping", "add", "Teacher__c", "--read-only", "--access", "read_write"],
+    ["pause", "Teacher__c", "Student__c"],
 ]
+
+
+# The sentence each usage mistake gets (stderr), exit status 2.
+USAGE_MESSAGES = [
+    (["status", "--watch"], "--watch needs a value (SECONDS)"),
+    (["status", "--watch", "0"], "--watch must be a whole number from 1 to 3600, not '0'"),
+    (["stauts"], "unknown command 'stauts'; did you mean status?"),
+    (["mapping", "ad", "Teacher__c"], "unknown mapping subcommand 'ad'; did you mean add?"),
+    (["status", "--jsno"], "unknown option '--jsno'; did you mean --json?"),
+    (["mapping", "add", "Teacher__c", "--pol", "60"], "unknown option '--pol'; did you mean --poll?"),
+    (["retry", "abc"], "trigger log ids are whole numbers, not 'abc'"),
+    (["mapping", "edit", "Teacher__c"], "nothing to change"),
+    (["mapping", "add"], "name the Salesforce object"),
+    (["reload", "A", "B"], "unexpected argument 'B'"),
+]
+
+
+@pytest.mark.parametrize("args,message", USAGE_MESSAGES, ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_usage_mistakes_are_named(bare, args, message):
+    r = bare.fails(*args, status=2, bare=True)
+    assert message in r.stderr, r.stderr
+    assert "usage: sfbridge" in r.stderr or "(try --help)" in r.stderr, r.stderr
+
+
+def test_global_options_after_the_command(sfbridge, database):
+    sfbridge.run("init", "--schema", "crm")
+    assert database.schema_exists("crm")
+    r = sfbridge.run("status", "--schema", "crm", "--json")
+    assert json.loads(r.stdout)["connection"] is not None
+    sfbridge.run("mapping", "add", "Account", "--fields", "Name", "--schema=crm")
+    assert database.table_exists("account", schema="crm")
+
+
+def test_command_failures_exit_1_and_say_why(sfbridge, database, tmp_path):
+    sfbridge.init()
+    r = sfbridge.fails("mapping", "import", tmp_path / "nonexistent.json", status=1)
+    assert "cannot read" in r.stderr and "No such file" in r.stderr, r.stderr
+    assert "line -1" not in r.stderr
+    r = sfbridge.fails("retry", "999999", status=1)
+    assert "no failed write with id 999999" in r.stderr, r.stderr
+    assert "0 failed writes requeued" in r.stdout
 
 
 @pytest.mark.parametrize("args", BAD_USAGE, ids=lambda a: " ".join(a) or "(nothing)")
@@ -110,25 +162,53 @@ def _config_text(sfbridge, **over):
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
-def test_config_file_readable_by_others_is_refused(sfbridge, database, tmp_path, mode):
+@pytest.mark.parametrize("mode,why", [(0o644, "read by users other than its owner and group"),
+                                      (0o604, "read by users other than its owner and group"),
+                                      (0o660, "changed by its group"),
+                                      (0o602, "changed by anyone")])
+def test_config_file_others_can_read_or_change_is_refused(sfbridge, database, tmp_path, mode, why):
     cfg = tmp_path / "sfbridge.conf"
     cfg.write_text(_config_text(sfbridge))
     os.chmod(cfg, mode)
     r = sfbridge.fails("--config", cfg, "init", bare=True)
     assert str(cfg) in r.stderr, f"the refusal does not name the file:\n{r.stderr}"
+    assert why in r.stderr and "chmod 600" in r.stderr, r.stderr
     r = sfbridge.fails("init", bare=True, env={"SFBRIDGE_CONFIG": cfg})
     assert str(cfg) in r.stderr
     assert not database.schema_exists("salesforce")
 
 
-def test_config_file_with_mode_600_is_used(sfbridge, database, tmp_path):
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o400])
+def test_config_file_for_owner_and_group_is_used(sfbridge, database, tmp_path, mode):
+    """0640 (root:sfbridge) is the usual service layout."""
     cfg = tmp_path / "sfbridge.conf"
     cfg.write_text(_config_text(sfbridge))
-    os.chmod(cfg, 0o600)
+    os.chmod(cfg, mode)
     sfbridge.run("--config", cfg, "init", bare=True)
     assert database.table_exists("_sfbridge_connection")
     sfbridge.run("mapping", "list", bare=True, env={"SFBRIDGE_CONFIG": cfg})
+
+
+def test_config_file_comments_quotes_and_export(sfbridge, database, localforce, tmp_path):
+    """A comment after a value is not part of it; `export NAME=value` lines (a shell's) work."""
+    env = dict(sfbridge.base_env)
+    password, secret = env.pop("SF_PASSWORD"), env.pop("SF_CLIENT_SECRET")
+    lines = [f"{k} = {v}" for k, v in env.items() if v is not None]
+    lines += [f"SF_PASSWORD = {password}   # the integration user's",
+              f"export SF_CLIENT_SECRET='{secret}'  # quoted, then a comment",
+              "export SFBRIDGE_SCHEMA=\"crm\"",
+              "SFBRIDGE_LOG_LEVEL = warn#no space before the hash: part of the value"]
+    cfg = tmp_path / "sfbridge.conf"
+    cfg.write_text("\n".join(lines[:-1]) + "\n")
+    os.chmod(cfg, 0o600)
+    sfbridge.run("--config", cfg, "init", bare=True)
+    assert database.table_exists("_sfbridge_connection", schema="crm")
+    cfg.write_text("\n".join(lines) + "\n")
+    r = sfbridge.fails("--config", cfg, "status", bare=True, status=1)
+    assert "SFBRIDGE_LOG_LEVEL must be debug, info, warn or error" in r.stderr, r.stderr
+    cfg.write_text("SF_PASSWORD = 'unclosed\n")
+    r = sfbridge.fails("--config", cfg, "status", bare=True, status=1)
+    assert f"{cfg}:1" in r.stderr and "closing quote" in r.stderr, r.stderr
 
 
 def test_environment_wins_over_config_file(sfbridge, database, tmp_path):
@@ -168,15 +248,64 @@ def test_missing_credentials_are_named(sfbridge):
     assert "SF_REFRESH_TOKEN" in r.stderr or "SF_USERNAME" in r.stderr, r.stderr
 
 
+def test_only_the_missing_half_of_the_credentials_is_named(sfbridge):
+    r = sfbridge.fails("init", env={"SF_PASSWORD": None})
+    assert "SF_PASSWORD is not set" in r.stderr, r.stderr
+    r = sfbridge.fails("init", env={"SF_USERNAME": None})
+    assert "SF_USERNAME is not set" in r.stderr, r.stderr
+
+
 def test_bad_numeric_setting_is_named(sfbridge):
     r = sfbridge.fails("status", env={"SFBRIDGE_BULK_THRESHOLD": "lots"})
     assert "SFBRIDGE_BULK_THRESHOLD" in r.stderr, r.stderr
 
 
-def test_wrong_password_fails_init_without_echoing_it(sfbridge):
+@pytest.mark.parametrize("name,value,want", [
+    ("SF_API_VERSION", "abc", "a version such as 60.0"),
+    ("SF_API_VERSION", "v60.0", "a version such as 60.0"),
+    ("SF_LOGIN_URL", "login.salesforce.com", "an https:// URL such as https://login.salesforce.com"),
+    ("SFBRIDGE_CONFLICT_POLICY", "newest", "last_writer_wins, salesforce_wins or postgres_wins"),
+])
+def test_bad_text_setting_is_named(sfbridge, database, name, value, want):
+    r = sfbridge.fails("init", env={name: value})
+    assert f"{name} must be {want}, not '{value}'" in r.stderr, r.stderr
+    assert not database.schema_exists("salesforce")
+
+
+@pytest.mark.parametrize("url,want", [
+    ("garbage", "DATABASE_URL is not a Postgres connection string"),
+    ("mysql://root:hunter2@db/app", "DATABASE_URL is a mysql:// URL; sfbridge needs a Postgres one"),
+    ("host=127.0.0.1 dbname", "DATABASE_URL is not a Postgres connection string"),
+])
+def test_database_url_that_is_not_postgres_is_named(sfbridge, url, want):
+    r = sfbridge.fails("status", env={"DATABASE_URL": url})
+    assert want in r.stderr, r.stderr
+    assert "/var/run/postgresql" not in r.stderr and "hunter2" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, f"one line, not libpq's several:\n{r.stderr}"
+
+
+def test_wrong_password_fails_init_without_echoing_it(sfbridge, localforce):
     r = sfbridge.fails("init", env={"SF_PASSWORD": "not-the-Passw0rd-xyz"})
-    assert r.stderr.strip()
     assert "not-the-Passw0rd-xyz" not in r.stdout + r.stderr
+    err = r.stderr
+    assert "Salesforce refused the login of SF_USERNAME" in err, err
+    assert "SF_PASSWORD" in err and "security token" in err, err
+
+
+def test_wrong_client_secret_names_the_app_settings(sfbridge):
+    r = sfbridge.fails("init", env={"SF_CLIENT_SECRET": "not-the-secret"})
+    assert "Salesforce refused the connected app" in r.stderr, r.stderr
+    assert "SF_CLIENT_ID" in r.stderr and "SF_CLIENT_SECRET" in r.stderr, r.stderr
+    assert "not-the-secret" not in r.stdout + r.stderr
+
+
+def test_commands_other_than_run_do_not_announce_the_login(sfbridge):
+    """`logged in to ...` is a debug line; the daemon says which org it syncs."""
+    sfbridge.init()
+    r = sfbridge.run("mapping", "add", "Account", "--fields", "Name")
+    assert "logged in" not in r.stderr, r.stderr
+    r = sfbridge.run("run", "--once")
+    assert "logged in" not in r.stderr, r.stderr
 
 
 def test_unreachable_database_fails_cleanly(sfbridge, pg_cluster):

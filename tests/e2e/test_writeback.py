@@ -607,6 +607,47 @@ def test_upsert_mapping_sends_inserts_by_external_id(sfbridge, database, sf):
     assert database.count(T, where="employee_number__c = 'W-U1'") == 1
 
 
+def test_an_upsert_does_not_clear_what_the_insert_left_empty(sfbridge, database, sf):
+    """An INSERT cannot tell "empty" from "not given": its nulls are not sent, so an upsert that
+    meets an existing record keeps that record's values; a column a later UPDATE emptied is sent
+    as null (issue 17)."""
+    _setup(sfbridge, ("Teacher__c", "--upsert-field", "Employee_Number__c"))
+    remote = sf.create("Teacher__c", {"Name": "Remote Name", "Employee_Number__c": "W-U2", "Years__c": 3,
+                                      "Subject__c": "Art", "Email__c": "remote@school.test"})
+    with App(database) as app:
+        with app.transaction():
+            rid = app.insert(T, employee_number__c="W-U2", years__c=5, email__c="local@school.test")
+            app.update(T, rid, email__c=None)
+        push_until_done(sfbridge, database)
+    assert row(database, T, rid)["sfid"] == remote
+    assert_sf_fields(sf, "Teacher__c", remote, {"Name": "Remote Name", "Subject__c": "Art", "Years__c": 5,
+                                                "Email__c": None})
+    sfbridge.run("poll")
+    r = row(database, T, rid)
+    assert (r["name"], r["subject__c"], r["years__c"]) == ("Remote Name", "Art", 5), r
+
+
+def test_inserted_and_updated_stay_through_their_own_echo(rw, sfbridge, database, sf):
+    """INSERTED / UPDATED say sfbridge's write reached Salesforce; apps wait for them, so the pull
+    that brings the write's own version back leaves them; a change made in Salesforce since makes
+    the row SYNCED (issue 17)."""
+    rid = rw.insert(T, name="Echo Test", employee_number__c="W-E1")
+    push_until_done(sfbridge, database)
+    assert row(database, T, rid)["_hc_lastop"] == "INSERTED"
+    sfbridge.run("poll")
+    r = row(database, T, rid)
+    assert r["_hc_lastop"] == "INSERTED" and r["systemmodstamp"] is not None, r
+    rw.update(T, rid, years__c=9)
+    push_until_done(sfbridge, database)
+    sfbridge.run("poll")
+    assert row(database, T, rid)["_hc_lastop"] == "UPDATED"
+    sf.update("Teacher__c", r["sfid"], {"Years__c": 10})
+    sfbridge.run("poll")
+    r = row(database, T, rid)
+    assert (r["_hc_lastop"], r["years__c"]) == ("SYNCED", 10), r
+    assert log_entries(database, "state = 'NEW'") == [], "the pulled change was captured"
+
+
 def test_upsert_mapping_stays_duplicate_free_through_retries(sfbridge, database, sf):
     _setup(sfbridge, ("Teacher__c", "--upsert-field", "Employee_Number__c"))
     n = 300

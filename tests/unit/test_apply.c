@@ -156,7 +156,16 @@ test_upsert(void **state)
                         "\"_hc_lastop\", \"_hc_err\") SELECT 1 ON CONFLICT (\"sfid\") DO UPDATE "
                         "SET "
                         "\"sfid\" = excluded.\"sfid\", \"isdeleted\" = excluded.\"isdeleted\", "
-                        "\"name\" = excluded.\"name\", \"_hc_lastop\" = 'SYNCED', \"_hc_err\" = "
+                        "\"name\" = excluded.\"name\", \"_hc_lastop\" = CASE WHEN "
+                        "t.\"_hc_lastop\" IN ('INSERTED', 'UPDATED') AND (EXISTS (SELECT 1 FROM "
+                        "\"salesforce\".\"_trigger_log\" o WHERE o.table_name = 'teacher__c' AND "
+                        "o.record_id = t.id AND o.state IN ('SUCCESS', 'MERGED') AND "
+                        "o.processed_at >= (excluded.\"systemmodstamp\" AT TIME ZONE 'UTC')) OR "
+                        "EXISTS (SELECT 1 FROM \"salesforce\".\"_trigger_log_archive\" o WHERE "
+                        "o.table_name = 'teacher__c' AND o.record_id = t.id AND o.state IN "
+                        "('SUCCESS', 'MERGED') AND o.processed_at >= (excluded.\"systemmodstamp\" "
+                        "AT "
+                        "TIME ZONE 'UTC'))) THEN t.\"_hc_lastop\" ELSE 'SYNCED' END, \"_hc_err\" = "
                         "NULL WHERE "
                         "(t.\"systemmodstamp\" IS NULL OR excluded.\"systemmodstamp\" IS NULL OR "
                         "t.\"systemmodstamp\" <= excluded.\"systemmodstamp\") AND "
@@ -285,9 +294,10 @@ test_stage_and_copy(void **state)
     sb_clear(&s);
     m.tombstones = true;
     apply_delete_ids_sql(&s, "salesforce", &m);
-    assert_string_equal(sb_str(&s), "UPDATE \"salesforce\".\"teacher__c\" SET isdeleted = true "
-                                    "WHERE NOT isdeleted "
-                                    "AND sfid = ANY($1::text[])");
+    assert_string_equal(sb_str(&s),
+                        "UPDATE \"salesforce\".\"teacher__c\" SET isdeleted = true, "
+                        "\"_hc_lastop\" = 'SYNCED', \"_hc_err\" = NULL WHERE NOT isdeleted "
+                        "AND sfid = ANY($1::text[])");
     sb_free(&s);
 }
 

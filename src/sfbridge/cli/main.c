@@ -1,9 +1,12 @@
 /*
  * sfbridge: the sync daemon and its CLI (see docs/sfbridge.md and
- * docs/architecture.md). One table lists the commands with their help; each
- * command parses its own options and calls the module that does the work.
+ * docs/architecture.md). One table lists the commands with their options,
+ * arguments and help; opts_parse checks a command line against it, and each
+ * command calls the module that does the work. Exit status: 0 done, 1 failed,
+ * 2 bad usage.
  */
-#include <getopt.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include "fsm.h"
 #include "log.h"
 #include "mapping.h"
+#include "opts.h"
 #include "pg.h"
 #include "status.h"
 #include "util.h"
@@ -24,18 +28,30 @@
 
 #define SFBRIDGE_VERSION "0.2.0"
 
-typedef int (*cmd_fn)(app *a, int argc, char **argv);
+typedef struct command command;
+typedef int (*cmd_fn)(app *a, const command *c, const opts *o);
 
-typedef struct command {
+/* One command: its options and arguments are checked by opts_parse before
+ * fn runs; a command with subcommands (mapping) has sub instead of fn. */
+struct command {
     const char *name;
     cmd_fn fn;
+    const opt_spec *opts;
+    opt_args args;
     const char *usage;
     const char *help;
-} command;
+    const command *sub;
+};
 
-static const command *find_command(const command *table, const char *name);
 static const command commands[];
-static const command mapping_commands[];
+
+/* Options every command takes, before or after its name. */
+static const opt_spec global_opts[] = {
+    {"config", OPT_STR, "FILE", 0, 0},
+    {"schema", OPT_STR, "NAME", 0, 0},
+    {"log-level", OPT_STR, "LEVEL", 0, 0},
+    OPT_END,
+};
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -46,26 +62,28 @@ fail(const err_t *e)
     return 1;
 }
 
-/* what may hold one "%s", replaced by arg. */
+/* A usage mistake: the sentence, the command's usage, exit status 2. */
 static int
-usage_error(const command *c, const char *what, const char *arg)
+usage_fail(const command *c, const err_t *e)
 {
-    const char *hole = strstr(what, "%s");
-    if (hole)
-        fprintf(stderr, "sfbridge: %.*s%s%s", (int)(hole - what), what, arg ? arg : "", hole + 2);
-    else
-        fprintf(stderr, "sfbridge: %s", what);
-    fprintf(stderr, "\nusage: sfbridge %s\n", c->usage);
+    fprintf(stderr, "sfbridge: %s\n", e->msg);
+    if (c)
+        fprintf(stderr, "usage: sfbridge %s\n", c->usage);
     return 2;
 }
 
-static bool
-wants_help(int argc, char **argv)
+static int usage_error(const command *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+usage_error(const command *c, const char *fmt, ...)
 {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return true;
-    return false;
+    err_t e;
+    va_list ap;
+    va_start(ap, fmt);
+    err_setv(&e, 400, "BAD_USAGE", fmt, ap);
+    va_end(ap);
+    return usage_fail(c, &e);
 }
 
 static void
@@ -74,43 +92,12 @@ print_help(const command *c, FILE *to)
     fprintf(to, "usage: sfbridge %s\n\n%s", c->usage, c->help);
 }
 
-/* Split "a,b,c" into a NULL-free array appended to *arr (strings point into s). */
-static void
-split_list(char *s, const char ***arr, size_t *n)
-{
-    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
-        while (*tok == ' ')
-            tok++;
-        if (!*tok)
-            continue;
-        *arr = xrealloc(*arr, (*n + 1) * sizeof **arr);
-        (*arr)[(*n)++] = tok;
-    }
-}
-
-static int
-parse_int(const command *c, const char *what, const char *s, long lo, long hi, long *out)
-{
-    int64_t v;
-    if (util_parse_i64(s, &v) != 0 || v < lo || v > hi) {
-        fprintf(stderr,
-                "sfbridge: %s must be a whole number from %ld to %ld, not '%s'\nusage: sfbridge "
-                "%s\n",
-                what, lo, hi, s, c->usage);
-        return -1;
-    }
-    *out = (long)v;
-    return 0;
-}
-
 /* ---- commands ----------------------------------------------------------------- */
 
 static int
-cmd_init(app *a, int argc, char **argv)
+cmd_init(app *a, const command *c, const opts *o)
 {
-    const command *c = find_command(commands, "init");
-    if (argc > 1)
-        return usage_error(c, "init takes no arguments ('%s')", argv[1]);
+    (void)c, (void)o;
     err_t e;
     err_clear(&e);
     if (!app_pg(a, &e) || !app_sf(a, &e))
@@ -121,77 +108,54 @@ cmd_init(app *a, int argc, char **argv)
 }
 
 static int
-run_mode(app *a, int argc, char **argv, const char *name, daemon_mode mode)
+run_mode(app *a, const opts *o, daemon_mode mode)
 {
-    const command *c = find_command(commands, name);
-    const char **objs = NULL;
-    size_t n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--once") == 0 && mode == DAEMON_RUN) {
-            mode = DAEMON_ONCE;
-        } else if (argv[i][0] == '-') {
-            free(objs);
-            return usage_error(c, "unknown option '%s'", argv[i]);
-        } else if (mode == DAEMON_RUN || mode == DAEMON_ONCE) {
-            free(objs);
-            return usage_error(c, "run takes no objects ('%s')", argv[i]);
-        } else {
-            objs = xrealloc(objs, (n + 1) * sizeof *objs);
-            objs[n++] = argv[i];
-        }
-    }
-    status_bar bar = {.out = stderr, .tty = isatty(2)};
+    if (mode == DAEMON_RUN && opts_flag(o, "once"))
+        mode = DAEMON_ONCE;
+    status_bar bar = {0};
     bool show_bar = mode != DAEMON_RUN;
     err_t e;
     err_clear(&e);
     app_install_signals();
-    int rc = daemon_main(a, mode, objs, n, show_bar ? status_progress : NULL, &bar, &e);
+    int rc = daemon_main(a, mode, o->args, o->nargs, show_bar ? status_progress : NULL, &bar, &e);
     status_bar_finish(&bar);
-    free(objs);
-    if (rc != 0)
-        return fail(&e);
-    return 0;
+    return rc != 0 ? fail(&e) : 0;
 }
 
 static int
-cmd_run(app *a, int argc, char **argv)
+cmd_run(app *a, const command *c, const opts *o)
 {
-    return run_mode(a, argc, argv, "run", DAEMON_RUN);
+    (void)c;
+    return run_mode(a, o, DAEMON_RUN);
 }
 
 static int
-cmd_load(app *a, int argc, char **argv)
+cmd_load(app *a, const command *c, const opts *o)
 {
-    return run_mode(a, argc, argv, "load", DAEMON_LOAD);
+    (void)c;
+    return run_mode(a, o, DAEMON_LOAD);
 }
 
 static int
-cmd_poll(app *a, int argc, char **argv)
+cmd_poll(app *a, const command *c, const opts *o)
 {
-    return run_mode(a, argc, argv, "poll", DAEMON_POLL);
+    (void)c;
+    return run_mode(a, o, DAEMON_POLL);
 }
 
 static int
-cmd_drift(app *a, int argc, char **argv)
+cmd_drift(app *a, const command *c, const opts *o)
 {
-    return run_mode(a, argc, argv, "drift", DAEMON_DRIFT);
+    (void)c;
+    return run_mode(a, o, DAEMON_DRIFT);
 }
 
 static int
-cmd_status(app *a, int argc, char **argv)
+cmd_status(app *a, const command *c, const opts *o)
 {
-    const command *c = find_command(commands, "status");
-    bool json = false;
-    long watch = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc) {
-            if (parse_int(c, "--watch", argv[++i], 1, 3600, &watch) != 0)
-                return 2;
-        } else
-            return usage_error(c, "unknown argument '%s'", argv[i]);
-    }
+    (void)c;
+    bool json = opts_flag(o, "json");
+    long watch = opts_get(o, "watch")->num;
     err_t e;
     err_clear(&e);
     app_install_signals();
@@ -208,11 +172,9 @@ cmd_status(app *a, int argc, char **argv)
 }
 
 static int
-cmd_push(app *a, int argc, char **argv)
+cmd_push(app *a, const command *c, const opts *o)
 {
-    const command *c = find_command(commands, "push");
-    if (argc > 1)
-        return usage_error(c, "unexpected argument '%s'", argv[1]);
+    (void)c, (void)o;
     err_t e;
     err_clear(&e);
     if (!app_pg(a, &e) || !app_sf(a, &e))
@@ -233,37 +195,33 @@ cmd_push(app *a, int argc, char **argv)
 }
 
 static int
-cmd_retry(app *a, int argc, char **argv)
+cmd_retry(app *a, const command *c, const opts *o)
 {
-    const command *c = find_command(commands, "retry");
-    bool all = false;
-    const char **ids = NULL;
-    size_t n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--all") == 0) {
-            all = true;
-        } else if (argv[i][0] == '-') {
-            free(ids);
-            return usage_error(c, "unknown option '%s'", argv[i]);
-        } else {
-            ids = xrealloc(ids, (n + 1) * sizeof *ids);
-            ids[n++] = argv[i];
-        }
-    }
-    if (all == (n > 0)) {
-        free(ids);
+    bool all = opts_flag(o, "all");
+    if (all == (o->nargs > 0))
         return usage_error(c, "%s",
                            all ? "use --all or ids, not both" : "name trigger log ids, or --all");
-    }
     err_t e;
     err_clear(&e);
     int64_t count = 0;
-    int rc = app_pg(a, &e) ? writer_requeue(a->pg, a->cfg.schema, ids, n, all, &count, &e) : -1;
-    free(ids);
-    if (rc != 0)
+    sb missing = SB_INIT;
+    int rc = app_pg(a, &e) ? writer_requeue(a->pg, a->cfg.schema, o->args, o->nargs, all, &count,
+                                            &missing, &e)
+                           : -1;
+    if (rc != 0) {
+        sb_free(&missing);
         return fail(&e);
-    printf("%lld failed writes requeued\n", (long long)count);
-    return 0;
+    }
+    printf("%lld failed write%s requeued\n", (long long)count, count == 1 ? "" : "s");
+    if (missing.len) {
+        fprintf(stderr,
+                "sfbridge: no failed write with id %s (failed writes are the entries in state "
+                "FAILED of _trigger_log and _trigger_log_archive)\n",
+                sb_str(&missing));
+        rc = 1;
+    }
+    sb_free(&missing);
+    return rc;
 }
 
 /* reload, pause, resume: changes the daemon picks up. */
@@ -311,256 +269,163 @@ set_flags(app *a, const char *object, flag_change what, err_t *e)
 }
 
 static int
-flag_command(app *a, int argc, char **argv, const char *name, bool need_object, flag_change what,
-             const char *done_msg)
+flag_command(app *a, const opts *o, flag_change what, const char *done_msg)
 {
-    const command *c = find_command(commands, name);
-    if (argc > 2 || (need_object && argc != 2))
-        return usage_error(c, "%s",
-                           need_object ? "name one mapped object" : "name at most one object");
-    if (argc == 2 && argv[1][0] == '-')
-        return usage_error(c, "unknown option '%s'", argv[1]);
+    const char *object = o->nargs ? o->args[0] : NULL;
     err_t e;
     err_clear(&e);
-    if (set_flags(a, argc == 2 ? argv[1] : NULL, what, &e) != 0)
+    if (set_flags(a, object, what, &e) != 0)
         return fail(&e);
-    printf("%s: %s\n", argc == 2 ? argv[1] : "the connection", done_msg);
+    printf("%s: %s\n", object ? object : "the connection", done_msg);
     return 0;
 }
 
 static int
-cmd_reload(app *a, int argc, char **argv)
+cmd_reload(app *a, const command *c, const opts *o)
 {
-    return flag_command(a, argc, argv, "reload", true, FLAG_RELOAD,
+    (void)c;
+    return flag_command(a, o, FLAG_RELOAD,
                         "reload scheduled (the running daemon, or sfbridge load, does it)");
 }
 
 static int
-cmd_pause(app *a, int argc, char **argv)
+cmd_pause(app *a, const command *c, const opts *o)
 {
-    return flag_command(a, argc, argv, "pause", false, FLAG_PAUSE, "paused");
+    (void)c;
+    return flag_command(a, o, FLAG_PAUSE, "paused");
 }
 
 static int
-cmd_resume(app *a, int argc, char **argv)
+cmd_resume(app *a, const command *c, const opts *o)
 {
-    return flag_command(a, argc, argv, "resume", false, FLAG_RESUME, "resumed");
+    (void)c;
+    return flag_command(a, o, FLAG_RESUME, "resumed");
 }
 
 /* ---- mapping subcommands ------------------------------------------------------------ */
 
-enum {
-    OPT_FIELDS = 1,
-    OPT_ALL,
-    OPT_ACCESS,
-    OPT_POLL,
-    OPT_UPSERT,
-    OPT_NO_UPSERT,
-    OPT_INDEX,
-    OPT_TOMB,
-    OPT_NO_TOMB,
-    OPT_ACCEL,
-    OPT_NO_ACCEL,
-    OPT_ADD,
-    OPT_REMOVE,
-    OPT_READ_WRITE,
-    OPT_READ_ONLY,
-    OPT_MAXDAILY,
-};
-
-static int
-parse_map_opts(const command *c, int argc, char **argv, bool edit, map_opts *o, const char **object)
+static void
+list_opt(const opts *o, const char *name, const char ***arr, size_t *n)
 {
-    static const struct option add_opts[] = {
-        {"fields", required_argument, NULL, OPT_FIELDS},
-        {"all-fields", no_argument, NULL, OPT_ALL},
-        {"access", required_argument, NULL, OPT_ACCESS},
-        {"read-write", no_argument, NULL, OPT_READ_WRITE},
-        {"read-only", no_argument, NULL, OPT_READ_ONLY},
-        {"poll", required_argument, NULL, OPT_POLL},
-        {"max-daily-api-calls", required_argument, NULL, OPT_MAXDAILY},
-        {"upsert-field", required_argument, NULL, OPT_UPSERT},
-        {"no-upsert-field", no_argument, NULL, OPT_NO_UPSERT},
-        {"index", required_argument, NULL, OPT_INDEX},
-        {"tombstones", no_argument, NULL, OPT_TOMB},
-        {"no-tombstones", no_argument, NULL, OPT_NO_TOMB},
-        {"accelerated", no_argument, NULL, OPT_ACCEL},
-        {"no-accelerated", no_argument, NULL, OPT_NO_ACCEL},
-        {"add-fields", required_argument, NULL, OPT_ADD},
-        {"remove-fields", required_argument, NULL, OPT_REMOVE},
-        {NULL, 0, NULL, 0},
-    };
-    optind = 1;
-    opterr = 0;
-    int ch;
-    long v;
-    while ((ch = getopt_long(argc, argv, ":", add_opts, NULL)) != -1) {
-        bool edit_only = ch == OPT_ADD || ch == OPT_REMOVE || ch == OPT_NO_UPSERT ||
-                         ch == OPT_NO_TOMB || ch == OPT_NO_ACCEL;
-        bool add_only = ch == OPT_FIELDS || ch == OPT_ALL;
-        if ((edit_only && !edit) || (add_only && edit))
-            return usage_error(c, "option '%s' does not apply here", argv[optind - 1]);
-        switch (ch) {
-        case OPT_FIELDS: split_list(optarg, &o->fields, &o->nfields); break;
-        case OPT_ALL: o->all_fields = true; break;
-        case OPT_ADD: split_list(optarg, &o->add_fields, &o->nadd); break;
-        case OPT_REMOVE: split_list(optarg, &o->remove_fields, &o->nremove); break;
-        case OPT_ACCESS:
-            if (strcmp(optarg, "read_only") && strcmp(optarg, "read_write"))
-                return usage_error(c, "--access is read_only or read_write, not '%s'", optarg);
-            o->access = strcmp(optarg, "read_write") == 0;
-            break;
-        case OPT_READ_WRITE: o->access = 1; break;
-        case OPT_READ_ONLY: o->access = 0; break;
-        case OPT_POLL:
-            if (parse_int(c, "--poll", optarg, 1, 86400, &v) != 0)
-                return 2;
-            o->poll_seconds = (int)v;
-            break;
-        case OPT_MAXDAILY:
-            if (parse_int(c, "--max-daily-api-calls", optarg, 1, 100000000, &v) != 0)
-                return 2;
-            o->max_daily = v;
-            break;
-        case OPT_UPSERT: o->upsert_field = optarg; break;
-        case OPT_NO_UPSERT: o->no_upsert_field = true; break;
-        case OPT_INDEX:
-            o->indexes = xrealloc(o->indexes, (o->nindexes + 1) * sizeof *o->indexes);
-            o->indexes[o->nindexes++] = optarg;
-            break;
-        case OPT_TOMB: o->tombstones = 1; break;
-        case OPT_NO_TOMB: o->tombstones = 0; break;
-        case OPT_ACCEL: o->notify = 1; break;
-        case OPT_NO_ACCEL: o->notify = 0; break;
-        case ':': return usage_error(c, "option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error(c, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1)
-        return usage_error(c, "%s",
-                           optind >= argc ? "name the Salesforce object"
-                                          : "name exactly one object");
-    if (o->all_fields && o->nfields)
-        return usage_error(c, "use --fields or --all-fields, not both", NULL);
-    *object = argv[optind];
+    const opt_val *v = opts_get(o, name);
+    *arr = v->list;
+    *n = v->n;
+}
+
+/* -1 unchanged, else whether --on (and not --off) was given. */
+static int
+tristate(const command *c, const opts *o, const char *on, const char *off, int *out)
+{
+    bool y = opts_flag(o, on), n = off && opts_flag(o, off);
+    if (y && n)
+        return usage_error(c, "use --%s or --%s, not both", on, off);
+    *out = y ? 1 : n ? 0 : -1;
     return 0;
 }
 
-static void
-free_map_opts(map_opts *o)
+/* The map_opts the add or edit command line asks for; 0, or exit status 2. */
+static int
+map_opts_of(const command *c, const opts *o, bool edit, map_opts *m)
 {
-    free(o->fields);
-    free(o->add_fields);
-    free(o->remove_fields);
-    free(o->indexes);
+    list_opt(o, "fields", &m->fields, &m->nfields);
+    list_opt(o, "add-fields", &m->add_fields, &m->nadd);
+    list_opt(o, "remove-fields", &m->remove_fields, &m->nremove);
+    list_opt(o, "index", &m->indexes, &m->nindexes);
+    m->all_fields = opts_flag(o, "all-fields");
+    if (m->all_fields && m->nfields)
+        return usage_error(c, "use --fields or --all-fields, not both");
+    const char *access = opts_str(o, "access");
+    if (access && strcmp(access, "read_only") && strcmp(access, "read_write"))
+        return usage_error(c, "--access is read_only or read_write, not '%s'", access);
+    int rw;
+    if (tristate(c, o, "read-write", "read-only", &rw) != 0)
+        return 2;
+    if (access && rw >= 0 && rw != (strcmp(access, "read_write") == 0))
+        return usage_error(c, "--access %s contradicts --%s", access,
+                           rw ? "read-write" : "read-only");
+    m->access = access ? strcmp(access, "read_write") == 0 : rw;
+    m->poll_seconds = (int)opts_get(o, "poll")->num;
+    m->max_daily = opts_get(o, "max-daily-api-calls")->num;
+    m->upsert_field = opts_str(o, "upsert-field");
+    m->no_upsert_field = opts_flag(o, "no-upsert-field");
+    if (m->upsert_field && m->no_upsert_field)
+        return usage_error(c, "use --upsert-field or --no-upsert-field, not both");
+    if (tristate(c, o, "tombstones", "no-tombstones", &m->tombstones) != 0 ||
+        tristate(c, o, "accelerated", "no-accelerated", &m->notify) != 0)
+        return 2;
+    bool any = m->nadd || m->nremove || m->nindexes || m->access >= 0 || m->poll_seconds ||
+               m->max_daily || m->upsert_field || m->no_upsert_field || m->tombstones >= 0 ||
+               m->notify >= 0;
+    if (edit && !any)
+        return usage_error(c, "nothing to change: give at least one option (--help lists them)");
+    return 0;
 }
 
 static int
-map_cmd_add_edit(app *a, int argc, char **argv, bool edit)
+map_cmd_add_edit(app *a, const command *c, const opts *o, bool edit)
 {
-    const command *c = find_command(mapping_commands, edit ? "edit" : "add");
-    map_opts o = MAP_OPTS_INIT;
-    const char *object = NULL;
-    int rc = parse_map_opts(c, argc, argv, edit, &o, &object);
-    if (rc == 0) {
-        err_t e;
-        err_clear(&e);
-        if ((edit ? map_edit : map_add)(a, object, &o, &e) != 0)
-            rc = fail(&e);
-        else
-            printf("%s: mapping %s\n", object,
-                   edit ? "updated" : "added; the daemon (or sfbridge load) loads it");
-    }
-    free_map_opts(&o);
-    return rc;
+    map_opts m = MAP_OPTS_INIT;
+    int rc = map_opts_of(c, o, edit, &m);
+    if (rc != 0)
+        return rc;
+    const char *object = o->args[0];
+    err_t e;
+    err_clear(&e);
+    if ((edit ? map_edit : map_add)(a, object, &m, &e) != 0)
+        return fail(&e);
+    printf("%s: mapping %s\n", object,
+           edit ? "updated" : "added; the daemon (or sfbridge load) loads it");
+    return 0;
 }
 
 static int
-map_cmd_add(app *a, int argc, char **argv)
+map_cmd_add(app *a, const command *c, const opts *o)
 {
-    return map_cmd_add_edit(a, argc, argv, false);
+    return map_cmd_add_edit(a, c, o, false);
 }
 
 static int
-map_cmd_edit(app *a, int argc, char **argv)
+map_cmd_edit(app *a, const command *c, const opts *o)
 {
-    return map_cmd_add_edit(a, argc, argv, true);
+    return map_cmd_add_edit(a, c, o, true);
 }
 
 static int
-map_cmd_list(app *a, int argc, char **argv)
+map_cmd_list(app *a, const command *c, const opts *o)
 {
-    if (argc > 1)
-        return usage_error(find_command(mapping_commands, "list"), "unknown argument '%s'",
-                           argv[1]);
+    (void)c, (void)o;
     err_t e;
     err_clear(&e);
     return map_list(a, stdout, &e) == 0 ? 0 : fail(&e);
 }
 
-/* OBJECT [FLAG]: the object's name and whether flag was given; 0, or the
- * usage error's exit status. */
 static int
-object_and_flag(const command *c, int argc, char **argv, const char *flag, const char **object,
-                bool *set)
+map_cmd_show(app *a, const command *c, const opts *o)
 {
-    *object = NULL;
-    *set = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], flag) == 0)
-            *set = true;
-        else if (argv[i][0] == '-' || *object)
-            return usage_error(c, "unexpected argument '%s'", argv[i]);
-        else
-            *object = argv[i];
-    }
-    if (!*object)
-        return usage_error(c, "name the mapped object", NULL);
-    return 0;
+    (void)c;
+    err_t e;
+    err_clear(&e);
+    return map_show(a, o->args[0], opts_flag(o, "json"), stdout, &e) == 0 ? 0 : fail(&e);
 }
 
 static int
-map_cmd_show(app *a, int argc, char **argv)
+map_cmd_remove(app *a, const command *c, const opts *o)
 {
-    const command *c = find_command(mapping_commands, "show");
-    bool json;
-    const char *object;
-    int rc = object_and_flag(c, argc, argv, "--json", &object, &json);
-    if (rc != 0)
-        return rc;
+    (void)c;
+    bool drop = opts_flag(o, "drop-table");
     err_t e;
     err_clear(&e);
-    return map_show(a, object, json, stdout, &e) == 0 ? 0 : fail(&e);
-}
-
-static int
-map_cmd_remove(app *a, int argc, char **argv)
-{
-    const command *c = find_command(mapping_commands, "remove");
-    bool drop;
-    const char *object;
-    int rc = object_and_flag(c, argc, argv, "--drop-table", &object, &drop);
-    if (rc != 0)
-        return rc;
-    err_t e;
-    err_clear(&e);
-    if (map_remove(a, object, drop, &e) != 0)
+    if (map_remove(a, o->args[0], drop, &e) != 0)
         return fail(&e);
-    printf("%s: mapping removed, table %s\n", object, drop ? "dropped" : "kept");
+    printf("%s: mapping removed, table %s\n", o->args[0], drop ? "dropped" : "kept");
     return 0;
 }
 
 static int
-map_cmd_export(app *a, int argc, char **argv)
+map_cmd_export(app *a, const command *c, const opts *o)
 {
-    const command *c = find_command(mapping_commands, "export");
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-            path = argv[++i];
-        else
-            return usage_error(c, "unexpected argument '%s'", argv[i]);
-    }
+    (void)c;
+    const char *path = opts_str(o, "out");
     err_t e;
     err_clear(&e);
     json_t *doc = map_export_json(a, &e);
@@ -569,7 +434,7 @@ map_cmd_export(app *a, int argc, char **argv)
     int rc = 0;
     if (path) {
         if (json_dump_file(doc, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
-            fprintf(stderr, "sfbridge: cannot write %s\n", path);
+            fprintf(stderr, "sfbridge: cannot write %s: %s\n", path, strerror(errno));
             rc = 1;
         }
     } else {
@@ -582,15 +447,20 @@ map_cmd_export(app *a, int argc, char **argv)
 }
 
 static int
-map_cmd_import(app *a, int argc, char **argv)
+map_cmd_import(app *a, const command *c, const opts *o)
 {
-    const command *c = find_command(mapping_commands, "import");
-    if (argc != 2 || argv[1][0] == '-')
-        return usage_error(c, "name one export file", NULL);
+    (void)c;
+    const char *path = o->args[0];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "sfbridge: cannot read %s: %s\n", path, strerror(errno));
+        return 1;
+    }
     json_error_t je;
-    json_t *doc = json_load_file(argv[1], JSON_REJECT_DUPLICATES, &je);
+    json_t *doc = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
     if (!doc) {
-        fprintf(stderr, "sfbridge: %s: not valid JSON at line %d: %s\n", argv[1], je.line, je.text);
+        fprintf(stderr, "sfbridge: %s: not valid JSON at line %d: %s\n", path, je.line, je.text);
         return 1;
     }
     err_t e;
@@ -598,13 +468,86 @@ map_cmd_import(app *a, int argc, char **argv)
     int rc = map_import(a, doc, &e) == 0 ? 0 : fail(&e);
     if (rc == 0)
         printf("imported %zu mappings from %s\n", json_array_size(json_object_get(doc, "mappings")),
-               argv[1]);
+               path);
     json_decref(doc);
     return rc;
 }
 
+/* ---- the tables ----------------------------------------------------------------- */
+
+#define FLAG(n)                 \
+    {                           \
+        n, OPT_FLAG, NULL, 0, 0 \
+    }
+#define INT(n, v, lo, hi)     \
+    {                         \
+        n, OPT_INT, v, lo, hi \
+    }
+#define STR(n, v)           \
+    {                       \
+        n, OPT_STR, v, 0, 0 \
+    }
+#define LIST(n, v)           \
+    {                        \
+        n, OPT_LIST, v, 0, 0 \
+    }
+#define MULTI(n, v)           \
+    {                         \
+        n, OPT_MULTI, v, 0, 0 \
+    }
+
+static const opt_spec no_opts[] = {OPT_END};
+static const opt_spec run_opts[] = {FLAG("once"), OPT_END};
+static const opt_spec status_opts[] = {FLAG("json"), INT("watch", "SECONDS", 1, 3600), OPT_END};
+static const opt_spec retry_opts[] = {FLAG("all"), OPT_END};
+static const opt_spec show_opts[] = {FLAG("json"), OPT_END};
+static const opt_spec remove_opts[] = {FLAG("drop-table"), OPT_END};
+static const opt_spec export_opts[] = {STR("out", "FILE"), OPT_END};
+
+/* The settings add and edit share. */
+#define MAP_COMMON_OPTS                                                                     \
+    STR("access", "read_only|read_write"), FLAG("read-write"), FLAG("read-only"),           \
+        INT("poll", "SECONDS", 1, 86400), INT("max-daily-api-calls", "N", 1, 100000000),    \
+        STR("upsert-field", "FIELD"), MULTI("index", "FIELD[:unique]"), FLAG("tombstones"), \
+        FLAG("accelerated")
+
+static const opt_spec add_opts[] = {LIST("fields", "F1,F2,..."), FLAG("all-fields"),
+                                    MAP_COMMON_OPTS, OPT_END};
+static const opt_spec edit_opts[] = {LIST("add-fields", "F1,F2,..."),
+                                     LIST("remove-fields", "F1,F2,..."),
+                                     FLAG("no-upsert-field"),
+                                     FLAG("no-tombstones"),
+                                     FLAG("no-accelerated"),
+                                     MAP_COMMON_OPTS,
+                                     OPT_END};
+
+#define NONE                     \
+    {                            \
+        0, 0, "arguments", false \
+    }
+#define OBJECT                               \
+    {                                        \
+        1, 1, "the Salesforce object", false \
+    }
+#define OBJECTS                        \
+    {                                  \
+        0, -1, "mapped objects", false \
+    }
+#define AT_MOST_1                        \
+    {                                    \
+        0, 1, "the mapped object", false \
+    }
+#define IDS                            \
+    {                                  \
+        0, -1, "trigger log ids", true \
+    }
+#define FILE_ARG                       \
+    {                                  \
+        1, 1, "the export file", false \
+    }
+
 static const command mapping_commands[] = {
-    {"add", map_cmd_add,
+    {"add", map_cmd_add, add_opts, OBJECT,
      "mapping add OBJECT [--fields F1,F2,... | --all-fields] [--access read_only|read_write] "
      "[--poll SECONDS]\n"
      "                   [--upsert-field FIELD] [--index FIELD[:unique]]... [--tombstones] "
@@ -626,8 +569,9 @@ static const command mapping_commands[] = {
      "unique)\n"
      "  --tombstones         keep deleted records as rows with isdeleted = true\n"
      "  --accelerated        accelerated sync (sf_notify_enabled)\n"
-     "  --max-daily-api-calls N  API calls this mapping may use per day (default 30000)\n"},
-    {"edit", map_cmd_edit,
+     "  --max-daily-api-calls N  API calls this mapping may use per day (default 30000)\n",
+     NULL},
+    {"edit", map_cmd_edit, edit_opts, OBJECT,
      "mapping edit OBJECT [--add-fields F,...] [--remove-fields F,...] [--poll SECONDS] [--access "
      "A]\n"
      "                    [--upsert-field F | --no-upsert-field] [--index F[:unique]]... "
@@ -646,93 +590,82 @@ static const command mapping_commands[] = {
      "  --tombstones            keep deleted records as isdeleted = true; --no-tombstones removes "
      "them\n"
      "  --accelerated           accelerated sync on; --no-accelerated off\n"
-     "  --max-daily-api-calls N API calls this mapping may use per day\n"},
-    {"list", map_cmd_list, "mapping list", "List the mappings.\n"},
-    {"show", map_cmd_show, "mapping show OBJECT [--json]",
-     "Show one mapping: configuration, fields, state.\n"},
-    {"remove", map_cmd_remove, "mapping remove OBJECT [--drop-table]",
-     "Stop syncing an object. The table and its data stay unless --drop-table is given.\n"},
-    {"export", map_cmd_export, "mapping export [--out FILE]",
-     "Write every mapping as Heroku Connect export JSON (to stdout, or FILE).\n"},
-    {"import", map_cmd_import, "mapping import FILE",
+     "  --max-daily-api-calls N API calls this mapping may use per day\n",
+     NULL},
+    {"list", map_cmd_list, no_opts, NONE, "mapping list", "List the mappings.\n", NULL},
+    {"show", map_cmd_show, show_opts, OBJECT, "mapping show OBJECT [--json]",
+     "Show one mapping: configuration, fields, state.\n", NULL},
+    {"remove", map_cmd_remove, remove_opts, OBJECT, "mapping remove OBJECT [--drop-table]",
+     "Stop syncing an object. The table and its data stay unless --drop-table is given.\n", NULL},
+    {"export", map_cmd_export, export_opts, NONE, "mapping export [--out FILE]",
+     "Write every mapping as Heroku Connect export JSON (to stdout, or FILE).\n", NULL},
+    {"import", map_cmd_import, no_opts, FILE_ARG, "mapping import FILE",
      "Create or update mappings from a Heroku Connect export JSON file. The whole file is checked "
      "against\n"
      "Salesforce first; if anything is wrong nothing changes. Existing mappings gain the file's "
      "fields and\n"
-     "settings (fields are never removed by an import).\n"},
-    {NULL, NULL, NULL, NULL},
+     "settings (fields are never removed by an import).\n",
+     NULL},
+    {NULL, NULL, NULL, NONE, NULL, NULL, NULL},
 };
 
-static void
-mapping_usage(FILE *to)
-{
-    fputs("usage: sfbridge mapping <subcommand> ...\n\nsubcommands:\n", to);
-    for (const command *c = mapping_commands; c->name; c++)
-        fprintf(to, "  %s\n", c->usage);
-    fputs("\n`sfbridge mapping <subcommand> --help` shows more.\n", to);
-}
-
-static int
-cmd_mapping(app *a, int argc, char **argv)
-{
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        mapping_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const command *c = find_command(mapping_commands, argv[1]);
-    if (!c) {
-        fprintf(stderr, "sfbridge: unknown mapping subcommand '%s'\n", argv[1]);
-        mapping_usage(stderr);
-        return 2;
-    }
-    if (wants_help(argc - 1, argv + 1)) {
-        print_help(c, stdout);
-        return 0;
-    }
-    return c->fn(a, argc - 1, argv + 1);
-}
-
 static const command commands[] = {
-    {"init", cmd_init, "init",
-     "Create the schema and sfbridge's state tables, log in to Salesforce and record the org.\n"},
-    {"run", cmd_run, "run [--once]",
+    {"init", cmd_init, no_opts, NONE, "init",
+     "Create the schema and sfbridge's state tables, log in to Salesforce and record the org.\n",
+     NULL},
+    {"run", cmd_run, run_opts, NONE, "run [--once]",
      "The daemon: loads new mappings, polls each at its interval, checks for drift, retries "
      "failures with\n"
      "backoff. Stops cleanly on Ctrl-C or SIGTERM. --once does one pass (pending loads, then one "
      "poll of\n"
-     "every active mapping) and exits, 1 if anything failed.\n"},
-    {"status", cmd_status, "status [--json] [--watch SECONDS]",
+     "every active mapping) and exits, 1 if anything failed.\n",
+     NULL},
+    {"status", cmd_status, status_opts, NONE, "status [--json] [--watch SECONDS]",
      "Connection and mapping states, load progress (rows, rows/s, estimate), last and next polls, "
      "errors,\n"
-     "API calls used today.\n"},
-    {"load", cmd_load, "load [OBJECT ...]",
+     "API calls used today. --watch redraws it every SECONDS (1 to 3600) until Ctrl-C.\n",
+     NULL},
+    {"load", cmd_load, no_opts, OBJECTS, "load [OBJECT ...]",
      "Run pending initial loads, reloads and backfills now, in the foreground, with a progress "
-     "bar.\n"},
-    {"poll", cmd_poll, "poll [OBJECT ...]",
-     "Poll Salesforce for changes now, whatever the interval.\n"},
-    {"drift", cmd_drift, "drift [OBJECT ...]",
-     "Compare record ids and modstamps with Salesforce now and repair what differs.\n"},
-    {"push", cmd_push, "push",
+     "bar.\n",
+     NULL},
+    {"poll", cmd_poll, no_opts, OBJECTS, "poll [OBJECT ...]",
+     "Poll Salesforce for changes now, whatever the interval.\n", NULL},
+    {"drift", cmd_drift, no_opts, OBJECTS, "drift [OBJECT ...]",
+     "Compare record ids and modstamps with Salesforce now and repair what differs.\n", NULL},
+    {"push", cmd_push, no_opts, NONE, "push",
      "Send the changes apps made in Postgres to Salesforce now, in the foreground (what the "
      "daemon's writer\n"
-     "does continuously). Exits 1 when some changes wait for a retry.\n"},
-    {"retry", cmd_retry, "retry [--all | ID ...]",
+     "does continuously). Exits 1 when some changes wait for a retry.\n",
+     NULL},
+    {"retry", cmd_retry, retry_opts, IDS, "retry [--all | ID ...]",
      "Requeue failed writes (trigger log ids, from _trigger_log or _trigger_log_archive) after the "
      "data was\n"
-     "fixed; the writer sends them again.\n"},
-    {"reload", cmd_reload, "reload OBJECT",
+     "fixed; the writer sends them again. Exits 1 when an id names no failed write.\n",
+     NULL},
+    {"reload", cmd_reload, no_opts, OBJECT, "reload OBJECT",
      "Refill one mapping from Salesforce. Readers keep seeing the old rows until the new ones "
      "replace them\n"
-     "in one transaction.\n"},
-    {"pause", cmd_pause, "pause [OBJECT]", "Stop syncing one mapping, or the whole connection.\n"},
-    {"resume", cmd_resume, "resume [OBJECT]",
+     "in one transaction.\n",
+     NULL},
+    {"pause", cmd_pause, no_opts, AT_MOST_1, "pause [OBJECT]",
+     "Stop syncing one mapping, or the whole connection.\n", NULL},
+    {"resume", cmd_resume, no_opts, AT_MOST_1, "resume [OBJECT]",
      "Resume a paused mapping or connection; also retries now a\n"
-     "mapping that stopped on an error.\n"},
-    {"mapping", cmd_mapping, "mapping <add|edit|list|show|remove|export|import> ...",
-     "Manage mappings (sfbridge mapping --help).\n"},
-    {NULL, NULL, NULL, NULL},
+     "mapping that stopped on an error.\n",
+     NULL},
+    {"mapping", NULL, NULL, NONE, "mapping <add|edit|list|show|remove|export|import> ...",
+     "Manage mappings (sfbridge mapping --help).\n", mapping_commands},
+    {NULL, NULL, NULL, NONE, NULL, NULL, NULL},
 };
+
+#undef FLAG
+#undef INT
+#undef STR
+#undef LIST
+#undef MULTI
+
+/* ---- dispatch ----------------------------------------------------------------- */
 
 static const command *
 find_command(const command *table, const char *name)
@@ -741,6 +674,21 @@ find_command(const command *table, const char *name)
         if (strcmp(c->name, name) == 0)
             return c;
     return NULL;
+}
+
+/* "unknown command 'stauts'; did you mean status?" */
+static void
+unknown_command(const command *table, const char *what, const char *name)
+{
+    const char *names[32];
+    size_t n = 0;
+    for (const command *c = table; c->name && n < 32; c++)
+        names[n++] = c->name;
+    const char *near = opts_nearest(name, names, n);
+    fprintf(stderr, "sfbridge: unknown %s '%s'", what, name);
+    if (near)
+        fprintf(stderr, "; did you mean %s?", near);
+    fputs(" (try --help)\n", stderr);
 }
 
 static void
@@ -756,7 +704,7 @@ usage(FILE *to)
     for (const command *c = commands; c->name; c++)
         fprintf(to, "  %s\n", c->usage);
     fputs("\n"
-          "options:\n"
+          "options (before or after the command):\n"
           "  --config FILE      settings file (NAME = value lines; must not be readable by "
           "others)\n"
           "  --schema NAME      schema of the mapped tables (default salesforce)\n"
@@ -766,84 +714,149 @@ usage(FILE *to)
           "Settings come from the environment (DATABASE_URL, SF_LOGIN_URL, SF_CLIENT_ID, "
           "SF_CLIENT_SECRET,\n"
           "SF_REFRESH_TOKEN or SF_USERNAME/SF_PASSWORD, ...); see docs/sfbridge.md.\n"
+          "Exit status: 0 done, 1 failed, 2 bad usage.\n"
           "`sfbridge <command> --help` shows more.\n",
           to);
+}
+
+static void
+sub_usage(const command *parent, FILE *to)
+{
+    fprintf(to, "usage: sfbridge %s <subcommand> ...\n\nsubcommands:\n", parent->name);
+    for (const command *c = parent->sub; c->name; c++)
+        fprintf(to, "  %s\n", c->usage);
+    fprintf(to, "\n`sfbridge %s <subcommand> --help` shows more.\n", parent->name);
+}
+
+static bool
+takes_value(const char *arg)
+{
+    for (const opt_spec *s = global_opts; s->name; s++)
+        if (s->kind != OPT_FLAG && strncmp(arg, "--", 2) == 0 && strcmp(arg + 2, s->name) == 0)
+            return true;
+    return false;
+}
+
+/* The first word of argv[from..) that is not an option or a global option's
+ * value; argc when there is none. The words skipped are copied to rest. */
+static int
+next_word(int argc, char **argv, int from, char **rest, int *nrest)
+{
+    int i = from;
+    for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
+        rest[(*nrest)++] = argv[i];
+        if (takes_value(argv[i]) && i + 1 < argc)
+            rest[(*nrest)++] = argv[++i];
+    }
+    return i;
+}
+
+/* Settings, then the command. The command's exit status. */
+static int
+run_command(const command *c, opts *o)
+{
+    app a;
+    memset(&a, 0, sizeof a);
+    err_t e;
+    err_clear(&e);
+    if (cfg_load(&a.cfg, opts_str(o, "config"), &e) != 0) {
+        cfg_free(&a.cfg);
+        return fail(&e);
+    }
+    const char *schema = opts_str(o, "schema"), *level = opts_str(o, "log-level");
+    log_level lv = LOG_INFO;
+    if ((schema && cfg_set(&a.cfg, "SFBRIDGE_SCHEMA", schema, &e) != 0) ||
+        (level && cfg_set(&a.cfg, "SFBRIDGE_LOG_LEVEL", level, &e) != 0)) {
+        cfg_free(&a.cfg);
+        return usage_fail(c, &e);
+    }
+    (void)log_level_parse(a.cfg.log_level, &lv); /* checked by cfg */
+    log_set_level(lv);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = c->fn(&a, c, o);
+    app_close(&a);
+    curl_global_cleanup();
+    return rc;
+}
+
+/* `sfbridge help [COMMAND [SUBCOMMAND]]` */
+static int
+help_command(int argc, char **argv, int i)
+{
+    const command *c = i + 1 < argc ? find_command(commands, argv[i + 1]) : NULL;
+    const command *sub = c && c->sub && i + 2 < argc ? find_command(c->sub, argv[i + 2]) : NULL;
+    if (sub)
+        print_help(sub, stdout);
+    else if (c && c->sub)
+        sub_usage(c, stdout);
+    else if (c)
+        print_help(c, stdout);
+    else
+        usage(stdout);
+    return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-    const char *config = NULL, *schema = NULL, *level = NULL;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0, rc = 2;
+    int i = next_word(argc, argv, 1, rest, &nrest);
+    for (int k = 0; k < nrest; k++) {
+        if (strcmp(rest[k], "--version") == 0) {
             printf("sfbridge %s\n", SFBRIDGE_VERSION);
-            return 0;
+            rc = 0;
+            goto out;
         }
-        const char **slot = strcmp(argv[i], "--config") == 0      ? &config
-                            : strcmp(argv[i], "--schema") == 0    ? &schema
-                            : strcmp(argv[i], "--log-level") == 0 ? &level
-                                                                  : NULL;
-        if (!slot) {
-            fprintf(stderr, "sfbridge: unknown option '%s' (try --help)\n", argv[i]);
-            return 2;
+        if (strcmp(rest[k], "--help") == 0 || strcmp(rest[k], "-h") == 0) {
+            usage(stdout);
+            rc = 0;
+            goto out;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "sfbridge: %s needs a value\n", argv[i]);
-            return 2;
-        }
-        *slot = argv[++i];
     }
     if (i >= argc) {
         usage(stderr);
-        return 2;
+        goto out;
     }
     if (strcmp(argv[i], "help") == 0) {
-        const command *hc = i + 1 < argc ? find_command(commands, argv[i + 1]) : NULL;
-        if (hc)
-            print_help(hc, stdout);
-        else
-            usage(stdout);
-        return 0;
+        rc = help_command(argc, argv, i);
+        goto out;
     }
     const command *c = find_command(commands, argv[i]);
     if (!c) {
-        fprintf(stderr, "sfbridge: unknown command '%s' (try --help)\n", argv[i]);
-        return 2;
+        unknown_command(commands, "command", argv[i]);
+        goto out;
     }
-    int cargc = argc - i;
-    char **cargv = argv + i;
-    if (c->fn != cmd_mapping && wants_help(cargc, cargv)) {
-        print_help(c, stdout);
-        return 0;
+    if (c->sub) {
+        const command *parent = c;
+        i = next_word(argc, argv, i + 1, rest, &nrest);
+        if (i >= argc || strcmp(argv[i], "help") == 0) {
+            bool asked = i < argc;
+            for (int k = 0; k < nrest; k++)
+                asked |= strcmp(rest[k], "--help") == 0 || strcmp(rest[k], "-h") == 0;
+            sub_usage(parent, asked ? stdout : stderr);
+            rc = asked ? 0 : 2;
+            goto out;
+        }
+        if (!(c = find_command(parent->sub, argv[i]))) {
+            unknown_command(parent->sub, "mapping subcommand", argv[i]);
+            sub_usage(parent, stderr);
+            goto out;
+        }
     }
-    app a;
-    memset(&a, 0, sizeof a);
+    for (int k = i + 1; k < argc; k++)
+        rest[nrest++] = argv[k];
+    opts o;
     err_t e;
     err_clear(&e);
-    if (cfg_load(&a.cfg, config, &e) != 0) {
-        cfg_free(&a.cfg);
-        return fail(&e);
-    }
-    if (schema)
-        cfg_set(&a.cfg, "SFBRIDGE_SCHEMA", schema);
-    if (level)
-        cfg_set(&a.cfg, "SFBRIDGE_LOG_LEVEL", level);
-    log_level lv;
-    if (log_level_parse(a.cfg.log_level, &lv) != 0) {
-        fprintf(stderr, "sfbridge: unknown log level '%s' (debug, info, warn, error)\n",
-                a.cfg.log_level);
-        cfg_free(&a.cfg);
-        return 2;
-    }
-    log_set_level(lv);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc = c->fn(&a, cargc, cargv);
-    app_close(&a);
-    curl_global_cleanup();
+    if (opts_parse(&o, c->opts, global_opts, &c->args, nrest, rest, &e) != 0)
+        rc = usage_fail(c, &e);
+    else if (o.help)
+        print_help(c, stdout), rc = 0;
+    else
+        rc = run_command(c, &o);
+    opts_free(&o);
+out:
+    free(rest);
     return rc;
 }

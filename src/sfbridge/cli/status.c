@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fsm.h"
+#include "log.h"
 #include "pg.h"
 #include "sb.h"
 #include "tlog.h"
@@ -172,6 +173,41 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
     return 0;
 }
 
+/* One frame: "Object [####......] done/total rows  N rows/s  ETA 3 s", or
+ * for the last "... done/total rows in 2.1 s (N rows/s)". The rate only once
+ * half a second has passed, so the first frame never says "0 rows/s". */
+static void
+draw(status_bar *b, bool last)
+{
+    int64_t now = util_mono_ms(), done = b->done, total = b->total;
+    double secs = (double)(now - b->started_ms) / 1000.0;
+    double rate = secs >= 0.5 && done > b->start_done ? (double)(done - b->start_done) / secs : 0;
+    char bar[31];
+    int fill = total > 0 ? (int)(30 * (done > total ? total : done) / total) : last ? 30 : 0;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    char tail[64] = "";
+    if (last && rate > 0)
+        snprintf(tail, sizeof tail, " in %.1f s (%.0f rows/s)", secs, rate);
+    else if (last)
+        snprintf(tail, sizeof tail, " in %.1f s", secs);
+    else if (rate > 0 && total > done)
+        snprintf(tail, sizeof tail, "  %.0f rows/s  ETA %.0f s", rate,
+                 (double)(total - done) / rate);
+    else if (rate > 0)
+        snprintf(tail, sizeof tail, "  %.0f rows/s", rate);
+    char line[256];
+    snprintf(line, sizeof line, "%-20s [%s] %lld/%lld rows%s", b->object, bar, (long long)done,
+             (long long)(total < 0 ? done : total), tail);
+    log_status(line);
+    b->last_ms = now;
+    if (last) {
+        log_status_end();
+        b->object[0] = '\0';
+    }
+}
+
 void
 status_progress(void *ctx, const mapping *m, int64_t done, int64_t total)
 {
@@ -184,30 +220,18 @@ status_progress(void *ctx, const mapping *m, int64_t done, int64_t total)
         b->start_done = done;
         b->last_ms = 0;
     }
+    b->done = done;
+    b->total = total;
     bool last = total >= 0 && done >= total;
-    if (!last && now - b->last_ms < (b->tty ? 100 : 2000))
-        return;
-    b->last_ms = now;
-    double secs = (double)(now - b->started_ms) / 1000.0;
-    double rate = secs > 0 ? (double)(done - b->start_done) / secs : 0;
-    char bar[31];
-    int fill = total > 0 ? (int)(30 * (done > total ? total : done) / total) : 0;
-    for (int i = 0; i < 30; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[30] = '\0';
-    char eta[32] = "";
-    if (rate > 0 && total > done)
-        snprintf(eta, sizeof eta, "  ETA %.0f s", (double)(total - done) / rate);
-    fprintf(b->out, "%s%-20s [%s] %lld/%lld rows  %.0f rows/s%s%s", b->tty ? "\r" : "", m->object,
-            bar, (long long)done, (long long)(total < 0 ? 0 : total), rate, eta,
-            b->tty ? "\033[K" : "\n");
-    fflush(b->out);
+    /* A terminal redraws ten times a second; a pipe or file gets a line every
+     * 2 s, and always the first and the last. */
+    if (last || b->last_ms == 0 || now - b->last_ms >= (log_is_tty() ? 100 : 2000))
+        draw(b, last);
 }
 
 void
 status_bar_finish(status_bar *b)
 {
-    if (b->object[0] && b->tty)
-        fputc('\n', b->out);
-    b->object[0] = '\0';
+    if (b->object[0])
+        draw(b, true);
 }

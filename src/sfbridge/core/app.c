@@ -79,6 +79,38 @@ app_sfapi_new(const cfg *c, int max_retries, long timeout_ms, volatile sig_atomi
     return sfapi_new(&sc);
 }
 
+/* A refused login, said in the settings' words: which setting to check. */
+static void
+explain_login(const cfg *c, err_t *e)
+{
+    if (!e || err_class_of(e) != ERR_AUTH)
+        return;
+    char was[ERR_CODE_MAX + 2 + 512];
+    snprintf(was, sizeof was, "%s%s%.512s", e->code, e->msg[0] ? ": " : "", e->msg);
+    bool refresh = c->refresh_token && *c->refresh_token;
+    if (strncmp(e->code, "invalid_client", 14) == 0)
+        err_set(e, e->http, e->code,
+                "Salesforce refused the connected app (%s): check SF_CLIENT_ID and "
+                "SF_CLIENT_SECRET (the app's consumer key and secret)",
+                was);
+    else if (strcmp(e->code, "invalid_grant") == 0 && refresh)
+        err_set(e, e->http, e->code,
+                "Salesforce refused SF_REFRESH_TOKEN (%s): it was revoked or has expired, or "
+                "belongs to another connected app; get a new one",
+                was);
+    else if (strcmp(e->code, "invalid_grant") == 0)
+        err_set(e, e->http, e->code,
+                "Salesforce refused the login of SF_USERNAME %s (%s): check SF_PASSWORD; unless "
+                "the user's login IP ranges trust this machine, Salesforce wants the password "
+                "followed by the user's security token. Salesforce locks a user after about 10 "
+                "failed logins",
+                c->username, was);
+    else
+        err_set(e, e->http, e->code, "Salesforce refused the login at SF_LOGIN_URL %s (%s)",
+                c->login_url, was);
+    err_class_set(e, ERR_AUTH);
+}
+
 sfapi *
 app_sf(app *a, err_t *e)
 {
@@ -88,8 +120,10 @@ app_sf(app *a, err_t *e)
         a->sf = app_sfapi_new(&a->cfg, -1, 0, NULL);
     }
     if (!a->org_checked) {
-        if (sfapi_login(a->sf, e) != 0)
+        if (sfapi_login(a->sf, e) != 0) {
+            explain_login(&a->cfg, e);
             return NULL;
+        }
         PGconn *c = app_pg(a, e);
         if (!c)
             return NULL;

@@ -17,34 +17,82 @@
 
 typedef enum { CK_STR, CK_LONG } cfg_kind;
 
+/* A string setting's check: true when v is acceptable. */
+typedef bool (*cfg_check)(const char *v);
+
 typedef struct cfg_key {
     const char *name;
     cfg_kind kind;
     size_t off;
     const char *def;
     long min, max;
+    cfg_check check; /* CK_STR: NULL, or the check and what it wants */
+    const char *want;
 } cfg_key;
 
-#define S(n, f, d)                           \
-    {                                        \
-        n, CK_STR, offsetof(cfg, f), d, 0, 0 \
+/* "60.0": Salesforce's API versions. */
+static bool
+api_version_ok(const char *v)
+{
+    size_t n = strspn(v, "0123456789");
+    return n >= 2 && n <= 3 && v[n] == '.' && isdigit((unsigned char)v[n + 1]) && !v[n + 2];
+}
+
+static bool
+one_of(const char *v, const char *const *words)
+{
+    for (; *words; words++)
+        if (strcmp(v, *words) == 0)
+            return true;
+    return false;
+}
+
+static bool
+log_level_ok(const char *v)
+{
+    static const char *const w[] = {"debug", "info", "warn", "error", NULL};
+    return one_of(v, w);
+}
+
+static bool
+policy_ok(const char *v)
+{
+    static const char *const w[] = {"last_writer_wins", "salesforce_wins", "postgres_wins", NULL};
+    return one_of(v, w);
+}
+
+static bool
+http_url_ok(const char *v)
+{
+    return strncmp(v, "https://", 8) == 0 || strncmp(v, "http://", 7) == 0;
+}
+
+#define S(n, f, d)                                       \
+    {                                                    \
+        n, CK_STR, offsetof(cfg, f), d, 0, 0, NULL, NULL \
     }
-#define L(n, f, d, lo, hi)                      \
-    {                                           \
-        n, CK_LONG, offsetof(cfg, f), d, lo, hi \
+#define C(n, f, d, check, want)                           \
+    {                                                     \
+        n, CK_STR, offsetof(cfg, f), d, 0, 0, check, want \
+    }
+#define L(n, f, d, lo, hi)                                  \
+    {                                                       \
+        n, CK_LONG, offsetof(cfg, f), d, lo, hi, NULL, NULL \
     }
 static const cfg_key keys[] = {
     S("DATABASE_URL", database_url, NULL),
     S("SFBRIDGE_SCHEMA", schema, "salesforce"),
-    S("SF_LOGIN_URL", login_url, "https://login.salesforce.com"),
+    C("SF_LOGIN_URL", login_url, "https://login.salesforce.com", http_url_ok,
+      "an https:// URL such as https://login.salesforce.com"),
     S("SF_CLIENT_ID", client_id, NULL),
     S("SF_CLIENT_SECRET", client_secret, NULL),
     S("SF_REFRESH_TOKEN", refresh_token, NULL),
     S("SF_USERNAME", username, NULL),
     S("SF_PASSWORD", password, NULL),
-    S("SF_API_VERSION", api_version, "60.0"),
-    S("SFBRIDGE_LOG_LEVEL", log_level, "info"),
-    S("SFBRIDGE_CONFLICT_POLICY", conflict_policy, "last_writer_wins"),
+    C("SF_API_VERSION", api_version, "60.0", api_version_ok, "a version such as 60.0"),
+    C("SFBRIDGE_LOG_LEVEL", log_level, "info", log_level_ok, "debug, info, warn or error"),
+    C("SFBRIDGE_CONFLICT_POLICY", conflict_policy, "last_writer_wins", policy_ok,
+      "last_writer_wins, salesforce_wins or postgres_wins"),
     L("SFBRIDGE_BULK_THRESHOLD", bulk_threshold, "10000", 0, 1000000000L),
     L("SFBRIDGE_BULK_PAGE", bulk_page, "50000", 1, 100000000L),
     L("SFBRIDGE_POLL_OVERLAP_MS", poll_overlap_ms, "2000", 0, 86400000L),
@@ -59,6 +107,7 @@ static const cfg_key keys[] = {
     L("SFBRIDGE_STREAM_SILENCE_MS", stream_silence_ms, "600000", 1000, 86400000L),
 };
 #undef S
+#undef C
 #undef L
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -76,6 +125,9 @@ set_key(cfg *c, const cfg_key *k, const char *value, const char *where, err_t *e
 {
     char *base = (char *)c;
     if (k->kind == CK_STR) {
+        if (value && k->check && !k->check(value))
+            return err_set(e, 400, "BAD_CONFIG", "%s: %s must be %s, not '%s'", where, k->name,
+                           k->want, value);
         char **slot = (char **)(base + k->off);
         free(*slot);
         *slot = value ? xstrdup(value) : NULL;
@@ -101,6 +153,35 @@ trim(char *s)
     return s;
 }
 
+/* A value as written after "NAME =": 'quoted' or "quoted" (taken as is,
+ * then only a comment may follow), or bare, where " #" starts a comment (a
+ * '#' inside a word, as in a password, is kept). -1 for an unclosed quote. */
+static int
+unquote_value(char **value)
+{
+    char *v = *value;
+    if (*v == '"' || *v == '\'') {
+        char *close = strchr(v + 1, *v);
+        if (!close)
+            return -1;
+        char *after = close + 1;
+        while (isspace((unsigned char)*after))
+            after++;
+        if (*after && *after != '#')
+            return -1;
+        *close = '\0';
+        *value = v + 1;
+        return 0;
+    }
+    for (char *p = v; *p; p++)
+        if (*p == '#' && p > v && isspace((unsigned char)p[-1])) {
+            *p = '\0';
+            break;
+        }
+    *value = trim(v);
+    return 0;
+}
+
 int
 cfg_parse(cfg *c, FILE *f, const char *path, err_t *e)
 {
@@ -124,11 +205,14 @@ cfg_parse(cfg *c, FILE *f, const char *path, err_t *e)
         }
         *eq = '\0';
         char *name = trim(s), *value = trim(eq + 1);
-        size_t vn = strlen(value);
-        if (vn >= 2 && ((value[0] == '"' && value[vn - 1] == '"') ||
-                        (value[0] == '\'' && value[vn - 1] == '\''))) {
-            value[vn - 1] = '\0';
-            value++;
+        if (strncmp(name, "export", 6) == 0 && isspace((unsigned char)name[6]))
+            name = trim(name + 7); /* a shell's "export NAME=value" */
+        if (unquote_value(&value) != 0) {
+            rc = err_set(e, 400, "BAD_CONFIG",
+                         "%s: %s: a quoted value ends with its closing quote (then only a # "
+                         "comment may follow)",
+                         where, name);
+            break;
         }
         const cfg_key *k = find_key(name);
         if (!k) {
@@ -147,13 +231,21 @@ load_file(cfg *c, const char *path, err_t *e)
     if (!f)
         return err_set(e, 400, "BAD_CONFIG", "cannot open config file %s: %s", path,
                        strerror(errno));
+    /* It holds secrets: its owner and group (root:sfbridge 0640, the usual
+     * service layout) may read it; nobody else may read it, and nobody but
+     * its owner may change it (a changed SF_LOGIN_URL would send the
+     * credentials elsewhere). */
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 027)) {
         fclose(f);
         return err_set(e, 400, "BAD_CONFIG",
-                       "config file %s can be read by others (mode %03o); it holds secrets: chmod "
-                       "600 %s",
-                       path, (unsigned)(st.st_mode & 0777), path);
+                       "config file %s can be %s (mode %03o); it holds secrets: chmod 600 %s (or "
+                       "640, for a group the service runs as)",
+                       path,
+                       (st.st_mode & 004)   ? "read by users other than its owner and group"
+                       : (st.st_mode & 002) ? "changed by anyone"
+                                            : "changed by its group",
+                       (unsigned)(st.st_mode & 0777), path);
     }
     int rc = cfg_parse(c, f, path, e);
     fclose(f);
@@ -179,12 +271,13 @@ cfg_load(cfg *c, const char *path, err_t *e)
     return 0;
 }
 
-void
-cfg_set(cfg *c, const char *name, const char *value)
+int
+cfg_set(cfg *c, const char *name, const char *value, err_t *e)
 {
     const cfg_key *k = find_key(name);
-    if (k && k->kind == CK_STR)
-        set_key(c, k, value, "command line", NULL);
+    if (!k || k->kind != CK_STR)
+        return err_set(e, 500, "BAD_CONFIG", "%s is not a text setting", name);
+    return set_key(c, k, value, "command line", e);
 }
 
 void
@@ -207,13 +300,6 @@ cfg_require_db(const cfg *c, err_t *e)
     const char *s = c->schema;
     if (!s || !*s || strlen(s) > 63)
         return err_set(e, 400, "BAD_CONFIG", "SFBRIDGE_SCHEMA must be 1 to 63 characters");
-    const char *p = c->conflict_policy ? c->conflict_policy : "";
-    if (strcmp(p, "last_writer_wins") != 0 && strcmp(p, "salesforce_wins") != 0 &&
-        strcmp(p, "postgres_wins") != 0)
-        return err_set(e, 400, "BAD_CONFIG",
-                       "SFBRIDGE_CONFLICT_POLICY must be last_writer_wins, salesforce_wins or "
-                       "postgres_wins, not '%s'",
-                       p);
     return 0;
 }
 
@@ -224,7 +310,13 @@ cfg_require_sf(const cfg *c, err_t *e)
         return err_set(e, 400, "BAD_CONFIG",
                        "SF_CLIENT_ID is not set (the connected app's consumer key)");
     bool refresh = c->refresh_token && *c->refresh_token;
-    bool pass = c->username && *c->username && c->password && *c->password;
+    bool user = c->username && *c->username, pass = c->password && *c->password;
+    if (!refresh && user && !pass)
+        return err_set(e, 400, "BAD_CONFIG",
+                       "SF_PASSWORD is not set (SF_USERNAME is; or set SF_REFRESH_TOKEN instead)");
+    if (!refresh && pass && !user)
+        return err_set(e, 400, "BAD_CONFIG",
+                       "SF_USERNAME is not set (SF_PASSWORD is; or set SF_REFRESH_TOKEN instead)");
     if (!refresh && !pass)
         return err_set(e, 400, "BAD_CONFIG",
                        "no Salesforce credentials: set SF_REFRESH_TOKEN, or SF_USERNAME and "
@@ -232,9 +324,6 @@ cfg_require_sf(const cfg *c, err_t *e)
     if (!refresh && (!c->client_secret || !*c->client_secret))
         return err_set(e, 400, "BAD_CONFIG",
                        "SF_CLIENT_SECRET is not set (the connected app's consumer secret, needed "
-                       "to log in "
-                       "with SF_USERNAME and SF_PASSWORD)");
-    if (!c->login_url || strncmp(c->login_url, "http", 4) != 0)
-        return err_set(e, 400, "BAD_CONFIG", "SF_LOGIN_URL must be an http(s) URL");
+                       "to log in with SF_USERNAME and SF_PASSWORD)");
     return 0;
 }

@@ -1,10 +1,12 @@
 /*
  * config: sfbridge's settings, from a config file and the environment.
  *
- * The file holds "NAME = value" lines with the environment variables' names;
- * the environment wins over the file. A file that group or others can read is
- * refused, because it holds secrets. The table in config.c lists every
- * setting with its default; docs/sfbridge.md documents them.
+ * The file holds "NAME = value" lines with the environment variables' names
+ * ("export NAME=value" too; "#" starts a comment, at the start of a line or
+ * after a space; quote a value holding " #"); the environment wins over the
+ * file. The file holds secrets: one that others can read, or that anyone but
+ * its owner can change, is refused (0600, or 0640 for the service's group). The table in config.c
+ * lists every setting with its default; docs/sfbridge.md documents them.
  */
 #ifndef CONFIG_H
 #define CONFIG_H
@@ -49,8 +51,8 @@ int cfg_load(cfg *c, const char *path, err_t *e);
 void cfg_free(cfg *c);
 /* Parse "NAME = value" lines from f (path names it in errors). For cfg_load and the fuzzer. */
 int cfg_parse(cfg *c, FILE *f, const char *path, err_t *e);
-/* Replace one string setting (command-line flags). */
-void cfg_set(cfg *c, const char *name, const char *value);
+/* Replace one string setting (command-line flags), checked as the file's are. */
+int cfg_set(cfg *c, const char *name, const char *value, err_t *e) ERR_MUST_CHECK;
 /* Check that what a command needs is present: the database, Salesforce. */
 int cfg_require_db(const cfg *c, err_t *e);
 int cfg_require_sf(const cfg *c, err_t *e);

@@ -265,7 +265,11 @@ daemon_start(daemon_run *r, err_t *e)
         r->st = NULL;
         log_error("cannot start the streaming thread; accelerated mappings are polled only");
     }
-    log_info("sfbridge syncing schema %s (Ctrl-C or SIGTERM stops)", a->cfg.schema);
+    if (a->sf && sfapi_org_id(a->sf)[0])
+        log_info("sfbridge syncing schema %s with org %s at %s (Ctrl-C or SIGTERM stops)",
+                 a->cfg.schema, sfapi_org_id(a->sf), sfapi_instance_url(a->sf));
+    else
+        log_info("sfbridge syncing schema %s (Ctrl-C or SIGTERM stops)", a->cfg.schema);
     return 0;
 }
 

@@ -416,8 +416,12 @@ ddl_status_trigger(sb *out, const char *schema, const mapping *m)
     sb_putc(&qt, '.');
     sb_sql_ident(&qt, m->table);
     /* Heroku Connect's status trigger: an app's write marks the row PENDING;
-     * sfbridge's own sessions (xmlbinary = hex) mark it SYNCED unless they
-     * set _hc_lastop themselves. The writer's session (sfbridge.raw = on)
+     * other writers in Heroku Connect's session mode (xmlbinary = hex, as
+     * custom triggers set it to keep a change from Salesforce) mark it SYNCED
+     * unless they set _hc_lastop themselves. sfbridge's own sessions
+     * (sfbridge.session = on, set by pg_connect) always say what _hc_lastop
+     * becomes, so a value they leave as it was stays (an INSERTED row that
+     * gets its own write's echo). The writer's session (sfbridge.raw = on)
      * sets the status columns exactly as it means them. */
     char fname[64], tname[64];
     DDL_STATUS_FN(fname, m->table);
@@ -444,7 +448,8 @@ ddl_status_trigger(sb *out, const char *schema, const mapping *m)
               "    NEW._hc_err := NULL;\n"
               "  ELSIF TG_OP = 'INSERT' THEN\n"
               "    IF NEW._hc_lastop IS NULL THEN NEW._hc_lastop := '" HC_SYNCED "'; END IF;\n"
-              "  ELSIF NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop THEN\n"
+              "  ELSIF NEW._hc_lastop IS NOT DISTINCT FROM OLD._hc_lastop\n"
+              "        AND current_setting('sfbridge.session', true) IS DISTINCT FROM 'on' THEN\n"
               "    NEW._hc_lastop := '" HC_SYNCED "';\n"
               "    NEW._hc_err := NULL;\n"
               "  END IF;\n"

@@ -4,9 +4,38 @@
  */
 #include "pg.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "log.h"
+
+/* libpq's messages span lines ("...failed: Connection refused\n\tIs the
+ * server running..."): one line, runs of white space holding a newline
+ * become one space, trailing white space goes. */
+static void
+one_line(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r;) {
+        if (isspace((unsigned char)*r)) {
+            bool nl = false;
+            char *start = r;
+            while (isspace((unsigned char)*r))
+                nl |= *r++ == '\n';
+            if (*r == '\0')
+                break;
+            if (nl)
+                *w++ = ' ';
+            else
+                while (start < r)
+                    *w++ = *start++;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+}
 
 int
 pg_fail(PGconn *c, const PGresult *r, err_t *e, const char *what)
@@ -18,9 +47,7 @@ pg_fail(PGconn *c, const PGresult *r, err_t *e, const char *what)
         msg = PQerrorMessage(c);
     char clean[ERR_MSG_MAX];
     snprintf(clean, sizeof clean, "%s", msg ? msg : "unknown error");
-    size_t n = strlen(clean);
-    while (n > 0 && (clean[n - 1] == '\n' || clean[n - 1] == ' '))
-        clean[--n] = '\0';
+    one_line(clean);
     if (!state || !*state)
         state = PQstatus(c) == CONNECTION_OK ? "PG_ERROR" : "08006";
     err_set(e, 500, state, "%s: %s%s%s", what, clean, detail ? " (" : "", detail ? detail : "");
@@ -54,24 +81,57 @@ pg_transient(PGconn *c, const err_t *e)
     return false;
 }
 
+/* A word without "=" is a database name to libpq ("garbage", "mysql://x"
+ * would be tried as databases on the default socket): only postgres URLs and
+ * key=value strings libpq can parse are connection strings. The message
+ * never repeats the string, which may hold a password. */
+static int
+check_conninfo(const char *url, err_t *e)
+{
+    if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
+        return 0;
+    const char *scheme_end = strstr(url, "://");
+    if (scheme_end)
+        return err_set(e, 400, "BAD_CONFIG",
+                       "DATABASE_URL is a %.*s:// URL; sfbridge needs a Postgres one "
+                       "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)",
+                       (int)(scheme_end - url < 20 ? scheme_end - url : 20), url);
+    char *why = NULL;
+    PQconninfoOption *opts = strchr(url, '=') ? PQconninfoParse(url, &why) : NULL;
+    if (opts) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    if (why)
+        one_line(why);
+    err_set(e, 400, "BAD_CONFIG",
+            "DATABASE_URL is not a Postgres connection string: %s (write "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or host=... dbname=...)",
+            why ? why : "neither a postgresql:// URL nor key=value pairs");
+    PQfreemem(why);
+    return -1;
+}
+
 PGconn *
 pg_connect(const char *url, err_t *e)
 {
+    if (check_conninfo(url, e) != 0)
+        return NULL;
     const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
     const char *vals[] = {url, "sfbridge", "10", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         /* libpq's message never holds the password. */
-        err_set(e, 500, "08006", "cannot connect to Postgres: %s",
-                c ? PQerrorMessage(c) : "out of memory");
-        size_t n = e ? strlen(e->msg) : 0;
-        while (e && n > 0 && e->msg[n - 1] == '\n')
-            e->msg[--n] = '\0';
+        char msg[ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "out of memory");
+        one_line(msg);
+        err_set(e, 500, "08006", "cannot connect to Postgres: %s", msg);
         PQfinish(c);
         return NULL;
     }
     if (pg_exec(c, e,
-                "SET xmlbinary = 'hex'; SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; "
+                "SET xmlbinary = 'hex'; SET sfbridge.session = 'on'; SET TIME ZONE 'UTC';"
+                " SET datestyle = 'ISO, YMD'; "
                 "SET extra_float_digits = 3; SET client_min_messages = warning") != 0) {
         PQfinish(c);
         return NULL;

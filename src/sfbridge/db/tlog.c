@@ -437,9 +437,30 @@ run_counted(PGconn *c, const char *s, const char *p, int64_t *total, err_t *e)
     return 0;
 }
 
+/* The ids of the array literal ids that name no FAILED entry, into out. */
+static int
+requeue_missing(PGconn *c, const names *q, const char *ids, sb *out, err_t *e)
+{
+    sb s = SB_INIT;
+    sb_printf(&s,
+              "SELECT x FROM unnest($1::bigint[]) WITH ORDINALITY AS u(x, i)"
+              " WHERE NOT EXISTS (SELECT 1 FROM %s WHERE id = x AND state = 'FAILED')"
+              " AND NOT EXISTS (SELECT 1 FROM %s WHERE id = x AND state = 'FAILED') ORDER BY i",
+              sb_str(&q->log), sb_str(&q->arch));
+    const char *p[] = {ids};
+    PGresult *r = pg_query(c, e, sb_str(&s), 1, p);
+    sb_free(&s);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++)
+        sb_printf(out, "%s%s", out->len ? ", " : "", PQgetvalue(r, i, 0));
+    PQclear(r);
+    return 0;
+}
+
 int
 tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids, bool all,
-             int64_t *n, err_t *e)
+             int64_t *n, sb *missing, err_t *e)
 {
     sb a = SB_INIT, s = SB_INIT;
     sb_putc(&a, '{');
@@ -456,7 +477,10 @@ tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids,
     const char *p = all ? NULL : sb_str(&a);
     int64_t total = 0;
     int rc = pg_exec(c, e, "BEGIN");
+    if (rc == 0 && p && missing)
+        rc = requeue_missing(c, &q, p, missing, e);
     if (rc == 0) {
+        sb_clear(&s);
         sb_printf(&s,
                   "UPDATE %s SET state = 'NEW', sfb_retry_at = NULL, sfb_attempts = 0, sf_message "
                   "= NULL,"
@@ -764,17 +788,32 @@ tlog_sql_not_own_write(sb *out, const char *schema, const char *table_lit, const
     names_free(&q);
 }
 
+/* "(EXISTS ... OR EXISTS ...)": written() in the log or its archive. */
+static void
+written_either(sb *out, const char *schema, const char *table_lit, const char *row_id,
+               const char *cmp, const char *stamp)
+{
+    names q = names_of(schema);
+    sb_putc(out, '(');
+    written(out, sb_str(&q.log), table_lit, row_id, cmp, stamp);
+    sb_puts(out, " OR ");
+    written(out, sb_str(&q.arch), table_lit, row_id, cmp, stamp);
+    sb_putc(out, ')');
+    names_free(&q);
+}
+
 void
 tlog_sql_written_since(sb *out, const char *schema, const char *table_lit, const char *row_id,
                        const char *since)
 {
-    names q = names_of(schema);
-    sb_putc(out, '(');
-    written(out, sb_str(&q.log), table_lit, row_id, ">", since);
-    sb_puts(out, " OR ");
-    written(out, sb_str(&q.arch), table_lit, row_id, ">", since);
-    sb_putc(out, ')');
-    names_free(&q);
+    written_either(out, schema, table_lit, row_id, ">", since);
+}
+
+void
+tlog_sql_own_version(sb *out, const char *schema, const char *table_lit, const char *row_id,
+                     const char *stamp)
+{
+    written_either(out, schema, table_lit, row_id, ">=", stamp);
 }
 
 void

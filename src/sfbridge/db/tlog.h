@@ -113,9 +113,10 @@ ERR_MUST_CHECK int tlog_housekeeping(PGconn *c, const char *schema, err_t *e);
 ERR_MUST_CHECK int tlog_prune_archive(PGconn *c, const char *schema, long days, err_t *e);
 
 /* sfbridge retry: FAILED entries (all, or these ids, in the log or the
- * archive) back to NEW, in one transaction. *n gets how many. */
+ * archive) back to NEW, in one transaction. *n gets how many; missing (if
+ * not NULL) the given ids that name no FAILED entry, comma-separated. */
 ERR_MUST_CHECK int tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids,
-                                bool all, int64_t *n, err_t *e);
+                                bool all, int64_t *n, sb *missing, err_t *e);
 
 /* The captured values of entries ids[0..n) as JSON text (hstore_to_json):
  * a result of (id bigint, values text) rows, caller PQclear's; NULL with e filled. */
@@ -178,6 +179,11 @@ void tlog_sql_not_own_write(sb *out, const char *schema, const char *table_lit, 
  * the log or its archive. Pure. */
 void tlog_sql_written_since(sb *out, const char *schema, const char *table_lit, const char *row_id,
                             const char *since);
+/* A boolean expression: the version of the row stamped `stamp` (timestamptz)
+ * may be sfbridge's own write's, as a successful write of it was processed
+ * at or after that stamp (log or archive). Pure. */
+void tlog_sql_own_version(sb *out, const char *schema, const char *table_lit, const char *row_id,
+                          const char *stamp);
 /* " AND NOT EXISTS ...": no entry of the log or the archive for `table_lit`
  * names the record `sfid_expr` (a delete on its way, a failure kept, an
  * insert that succeeded, a delete that lost a conflict): for the writer's

@@ -10,6 +10,7 @@
 #include "ddl.h"
 #include "pg.h"
 #include "sfapi.h"
+#include "tlog.h"
 #include "util.h"
 
 static bool
@@ -197,9 +198,19 @@ apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *sel
         sb_sql_ident(out, f[i]->column);
         sb_puts(out, ", ");
     }
+    /* INSERTED and UPDATED (sfbridge's write reached Salesforce) stay while
+     * the version pulled is that write's own (or older): apps wait for them.
+     * A version someone else made since is SYNCED. */
+    sb lit = SB_INIT;
+    sb_sql_literal(&lit, m->table);
+    sb_puts(out, "\"_hc_lastop\" = CASE WHEN t.\"_hc_lastop\" IN ('" HC_INSERTED "', '" HC_UPDATED
+                 "') AND ");
+    tlog_sql_own_version(out, schema, sb_str(&lit), "t.id",
+                         "(excluded.\"systemmodstamp\" AT TIME ZONE 'UTC')");
+    sb_puts(out, " THEN t.\"_hc_lastop\" ELSE '" HC_SYNCED "' END, \"_hc_err\" = NULL WHERE ");
+    sb_free(&lit);
     /* A row whose own change has not reached Salesforce yet is left alone:
      * the change comes back with the next poll once it is written. */
-    sb_puts(out, "\"_hc_lastop\" = '" HC_SYNCED "', \"_hc_err\" = NULL WHERE ");
     /* A version fetched before sfbridge's own later write to the row would
      * undo the app's change (issue 12 #4): the next poll brings the newer one. */
     if (with_conf)
@@ -355,6 +366,7 @@ apply_delete_ids_sql(sb *out, const char *schema, const mapping *m)
     bool tomb = m->tombstones && apply_has_isdeleted(m);
     sb_puts(out, tomb ? "UPDATE " : "DELETE FROM ");
     pg_qname(out, schema, m->table);
-    sb_puts(out, tomb ? " SET isdeleted = true WHERE NOT isdeleted AND sfid = ANY($1::text[])"
+    sb_puts(out, tomb ? " SET isdeleted = true, \"_hc_lastop\" = '" HC_SYNCED
+                        "', \"_hc_err\" = NULL WHERE NOT isdeleted AND sfid = ANY($1::text[])"
                       : " WHERE sfid = ANY($1::text[])");
 }

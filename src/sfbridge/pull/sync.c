@@ -259,7 +259,8 @@ typedef struct page_ctx {
     mapping *m;
     const char *sql;
     int64_t *changed;
-    bool deferred; /* a poll page waits for the writer */
+    bool deferred;          /* a poll page waits for the writer */
+    int64_t staged, expect; /* a stage: rows in it so far, rows expected */
 } page_ctx;
 
 /* ---- Bulk CSV into COPY --------------------------------------------------- */
@@ -503,6 +504,7 @@ load_page(void *ctx, json_t *recs, const char *next, err_t *e)
 static int
 load_rest(sync_ctx *x, mapping *m, err_t *e)
 {
+    progress(x, m, m->load_done, m->load_total); /* where it starts (a resumed load: midway) */
     sb q = SB_INIT;
     if (!m->load_locator)
         apply_soql_select_all(&q, m, NULL);
@@ -522,6 +524,7 @@ load_rest(sync_ctx *x, mapping *m, err_t *e)
 static int
 load_bulk(sync_ctx *x, mapping *m, err_t *e)
 {
+    progress(x, m, m->load_done, m->load_total); /* where it starts (a resumed load: midway) */
     long records = 0;
     if (!m->load_locator && sfapi_bulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
         return -1;
@@ -721,7 +724,11 @@ stage_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
     (void)next;
     page_ctx *p = ctx;
-    return json_array_size(recs) ? apply_page(p->x, p->sql, recs, NULL, NULL, NULL, NULL, e) : 0;
+    if (json_array_size(recs) && apply_page(p->x, p->sql, recs, NULL, NULL, NULL, NULL, e) != 0)
+        return -1;
+    p->staged += (int64_t)json_array_size(recs);
+    progress(p->x, p->m, p->staged, p->expect);
+    return 0;
 }
 
 /* The stage through a Bulk query job. */
@@ -750,6 +757,7 @@ stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
             break;
         }
         done += rows;
+        progress(x, m, done, recs);
         free(loc);
         loc = next;
         if (!loc)
@@ -772,6 +780,7 @@ stage_fill(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
         return -1;
     sb q = SB_INIT;
     apply_soql_select(&q, m, f, n, where);
+    progress(x, m, 0, expect);
     int rc;
     if (expect > x->cfg->bulk_threshold) {
         rc = stage_bulk(x, m, f, n, sb_str(&q), e);
@@ -779,7 +788,7 @@ stage_fill(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
         sb ins = SB_INIT;
         apply_stage_insert_sql(&ins, f, n);
         sfapi_query_spec qs = {.soql = sb_str(&q), .batch_size = (int)x->cfg->rest_batch};
-        page_ctx p = {.x = x, .m = m, .sql = sb_str(&ins)};
+        page_ctx p = {.x = x, .m = m, .sql = sb_str(&ins), .expect = expect};
         rc = sfapi_query_each(x->sf, &qs, stage_page, &p, e);
         sb_free(&ins);
     }

@@ -100,7 +100,7 @@ op_set_ok(op *o, const char *lastop)
 }
 
 json_t *
-fold_record(const mapping *m, json_t *vals, bool insert, bool nulls)
+fold_record(const mapping *m, json_t *vals, bool insert, const json_t *nulls)
 {
     json_t *rec = json_pack("{s:{s:s}}", "attributes", "type", m->object);
     const char *col;
@@ -112,7 +112,7 @@ fold_record(const mapping *m, json_t *vals, bool insert, bool nulls)
             continue;
         if (insert ? !f->createable : !f->updateable)
             continue;
-        if (insert && !nulls && json_is_null(v))
+        if (insert && json_is_null(v) && !json_object_get(nulls, col))
             continue;
         json_object_set_new(rec, f->name, typed_sf_value(f, v));
         n++;
@@ -139,10 +139,27 @@ fold_record(const mapping *m, json_t *vals, bool insert, bool nulls)
     return rec;
 }
 
+/* Record in emptied the columns an UPDATE set to null (an app's "clear
+ * this"), and forget those it set to a value. */
+static void
+note_emptied(json_t *emptied, json_t *vals)
+{
+    const char *col;
+    json_t *v;
+    json_object_foreach(vals, col, v) {
+        if (json_is_null(v))
+            json_object_set_new(emptied, col, json_true());
+        else
+            json_object_del(emptied, col);
+    }
+}
+
 /* The entries in commit order: what they say together, before the row is
- * consulted. Returns the kind; *sfid the latest sfid an entry names. */
+ * consulted. Returns the kind; *sfid the latest sfid an entry names;
+ * emptied the columns UPDATEs after the last INSERT set to null. */
 static op_kind
-fold_entries(const fold_entry *es, size_t n, op *o, json_t *vals, const char **sfid)
+fold_entries(const fold_entry *es, size_t n, op *o, json_t *vals, json_t *emptied,
+             const char **sfid)
 {
     op_kind kind = OP_NOTHING;
     for (size_t i = 0; i < n; i++) {
@@ -159,13 +176,16 @@ fold_entries(const fold_entry *es, size_t n, op *o, json_t *vals, const char **s
         if (en->action == TLOG_INSERT) {
             kind = OP_INSERT;
             json_object_clear(vals);
+            json_object_clear(emptied);
             if (en->vals)
                 json_object_update(vals, en->vals);
         } else if (en->action == TLOG_UPDATE) {
             if (kind != OP_INSERT)
                 kind = OP_UPDATE;
-            if (en->vals)
+            if (en->vals) {
                 json_object_update(vals, en->vals);
+                note_emptied(emptied, en->vals);
+            }
         } else {
             kind = OP_DELETE;
         }
@@ -203,9 +223,13 @@ fold_entries(const fold_entry *es, size_t n, op *o, json_t *vals, const char **s
  *    for it and delete what is found.
  *
  * Inserts and updates carry only the fields Salesforce lets them set; an
- * update left with nothing to set sends nothing. An insert whose unique
- * identifier (the mapping's upsert field) is set becomes an upsert, which may
- * update an existing record, so columns the app emptied are sent as nulls.
+ * update left with nothing to set sends nothing. Inserts leave out columns
+ * that are null: a new record gets Salesforce's defaults. An insert whose
+ * unique identifier (the mapping's upsert field) is set becomes an upsert,
+ * which may update an existing record: it too leaves out the nulls of the
+ * inserted row (an INSERT cannot tell "empty" from "not given", and clearing
+ * the existing record's Name is a write nobody asked for), and sends as null
+ * only the columns a later UPDATE of the row emptied.
  *
  * The operation settles all the record's entries: ids in commit order, the
  * last one the survivor. When it succeeds, the survivor becomes SUCCESS and
@@ -222,9 +246,9 @@ fold_group(const mapping *m, const fold_entry *es, size_t n, const fold_row *ri,
     o->record_id = es[0].record_id;
     o->ids = xcalloc(n, sizeof *o->ids);
     o->nids = n;
-    json_t *vals = json_object();
+    json_t *vals = json_object(), *emptied = json_object();
     const char *sfid = NULL;
-    op_kind kind = fold_entries(es, n, o, vals, &sfid);
+    op_kind kind = fold_entries(es, n, o, vals, emptied, &sfid);
     if (!sfid && ri)
         sfid = ri->sfid;
     o->row_exists = ri && ri->row;
@@ -233,6 +257,7 @@ fold_group(const mapping *m, const fold_entry *es, size_t n, const fold_row *ri,
         /* The record never reached Salesforce (its insert failed): insert the row as it is now. */
         kind = ri && ri->row ? OP_INSERT : OP_NOTHING;
         json_object_clear(vals);
+        json_object_clear(emptied);
         if (ri && ri->row)
             json_object_update(vals, ri->row);
     }
@@ -242,19 +267,21 @@ fold_group(const mapping *m, const fold_entry *es, size_t n, const fold_row *ri,
         kind = o->unknown && o->sent ? OP_LOOKUP_DELETE
                                      : OP_NOTHING; /* ...unless an insert may have reached SF */
     if (kind == OP_INSERT || kind == OP_UPDATE) {
-        o->rec = fold_record(m, vals, kind == OP_INSERT, false);
+        o->rec = fold_record(m, vals, kind == OP_INSERT, NULL);
         if (!o->rec)
             kind = OP_NOTHING;
         else if (kind == OP_UPDATE)
             json_object_set_new(o->rec, "id", json_string(sfid));
         if (kind == OP_INSERT && m->upsert_field &&
             json_is_string(json_object_get(o->rec, m->upsert_field))) {
-            /* An upsert may update an existing record: fields the app emptied are sent as null. */
+            /* An upsert may update an existing record: only the columns the
+             * app emptied are sent as null. */
             kind = OP_UPSERT;
             json_decref(o->rec);
-            o->rec = fold_record(m, vals, true, true);
+            o->rec = fold_record(m, vals, true, emptied);
         }
     }
+    json_decref(emptied);
     if (kind == OP_NOTHING) {
         log_debug("writer: %s row %d: nothing to send (entries %lld..%lld, row %s, sfid %s)",
                   m->table, o->record_id, (long long)es[0].id, (long long)es[n - 1].id,

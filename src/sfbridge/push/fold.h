@@ -102,9 +102,10 @@ typedef struct op {
 void fold_group(const mapping *m, const fold_entry *es, size_t n, const fold_row *ri, op *o);
 /* The record to send from typed column values: the fields Salesforce lets
  * this operation set (createable for inserts, updateable for updates), parent
- * references by external id nested; JSON nulls dropped from inserts unless
- * `nulls`. NULL when an update has nothing left to send. */
-json_t *fold_record(const mapping *m, json_t *vals, bool insert, bool nulls);
+ * references by external id nested; JSON nulls dropped from inserts except
+ * for the columns `nulls` holds as keys (NULL: none). NULL when an update has
+ * nothing left to send. */
+json_t *fold_record(const mapping *m, json_t *vals, bool insert, const json_t *nulls);
 
 void op_free(op *o);
 /* Outcomes: refused (the row gets _hc_err as Heroku Connect writes it), or to

@@ -141,9 +141,9 @@ writer_recover(void *pgconn, const char *schema, err_t *e)
 
 int
 writer_requeue(void *pgconn, const char *schema, const char *const *ids, size_t nids, bool all,
-               int64_t *n, err_t *e)
+               int64_t *n, sb *missing, err_t *e)
 {
-    return tlog_requeue(pgconn, schema, ids, nids, all, n, e);
+    return tlog_requeue(pgconn, schema, ids, nids, all, n, missing, e);
 }
 
 writer *
@@ -513,7 +513,7 @@ adopt_created(writer *w, op *o)
         op_set_retry(o, ae.msg, true);
         return;
     }
-    json_t *upd = fold_record(&w->ms[o->map], o->vals, false, false);
+    json_t *upd = fold_record(&w->ms[o->map], o->vals, false, NULL);
     o->kind = OP_UPDATE;
     o->unknown = false;
     free(o->sfid);

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "sb.h"
 
 typedef struct writer writer;
 
@@ -45,8 +46,9 @@ void writer_join(writer *w);
 ERR_MUST_CHECK int writer_recover(void *pgconn, const char *schema, err_t *e);
 
 /* sfbridge retry: FAILED entries (all, or these ids, from the log or the
- * archive) back to NEW (tlog_requeue). *n gets how many. */
+ * archive) back to NEW (tlog_requeue). *n gets how many; missing the ids
+ * that name no FAILED entry. */
 ERR_MUST_CHECK int writer_requeue(void *pgconn, const char *schema, const char *const *ids,
-                                  size_t nids, bool all, int64_t *n, err_t *e);
+                                  size_t nids, bool all, int64_t *n, sb *missing, err_t *e);
 
 #endif

@@ -659,8 +659,8 @@ login_once(sfapi *c, response *r, err_class *cls, err_t *e)
         rc = take_token_reply(c, r, e);
         *cls = ERR_PERMANENT;
         if (rc == 0)
-            log_info("sfapi: logged in to %s (org %s, user %s, %s grant)", c->instance_url,
-                     c->org_id, c->user_id, grant);
+            log_debug("sfapi: logged in to %s (org %s, user %s, %s grant)", c->instance_url,
+                      c->org_id, c->user_id, grant);
     } else {
         parse_error_body(r, e);
         /* Refused credentials and a misconfigured app are for a human to fix. */
