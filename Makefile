@@ -1,8 +1,10 @@
 # Thin front for CMake. `make demo` and `make test` are the two commands a
-# newcomer needs; both install missing Debian packages first (scripts/deps.sh).
+# newcomer needs; both install missing Debian packages first (scripts/deps.sh:
+# `make demo` only what the demo needs, `make test` and `make deps` everything).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
+DEPS       ?= yes
 MAKEFLAGS  += --no-print-directory
 
 .PHONY: all build asan deps test unit demo bench fuzz clean format lint
@@ -26,8 +28,20 @@ test: deps
 unit: build
 	@cd $(BUILD) && ctest --output-on-failure
 
-demo: deps build
+# Only the two programs the demo runs (not the unit tests); an existing
+# $(BUILD) keeps its build type. `make demo DEPS= BUILD=` neither installs nor
+# builds: it runs $SFBRIDGE_BIN and $LOCALFORCE_BIN (tests/e2e/test_demo.py).
+demo:
+ifneq ($(DEPS),)
+	@scripts/deps.sh demo
+endif
+ifneq ($(BUILD),)
+	@cmake -S . -B $(BUILD) $(if $(wildcard $(BUILD)/CMakeCache.txt),,-DCMAKE_BUILD_TYPE=RelWithDebInfo) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target sfbridge localforce
+	@SFBRIDGE_BIN=$(abspath $(BUILD))/sfbridge LOCALFORCE_BIN=$(abspath $(BUILD))/localforce scripts/demo.sh
+else
 	@scripts/demo.sh
+endif
 
 bench: deps build
 	@bench/run.sh
@@ -44,3 +58,36 @@ lint:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+
+# --- installing, packages, images (docs/operations.md) ---------------------
+# `make install` builds the two programs in $(BUILD) and installs them, the man
+# pages, the systemd unit and the docs under $(DESTDIR)$(PREFIX) (CMake's
+# install rules); `make uninstall` removes what the same install puts there.
+# `make deb`: $(BUILD)/sfbridge_<version>_<arch>.deb. `make docker`: the image
+# sfbridge:<version> (packaging/Dockerfile; needs a Docker daemon).
+PREFIX ?= /usr/local
+DESTDIR ?=
+SFBRIDGE_VERSION = $(shell grep -rhoP '^\#define SFBRIDGE_VERSION "\K[^"]+' src/sfbridge | head -1)
+
+# The two programs only (an existing $(BUILD) keeps its build type).
+define build_programs
+	@cmake -S . -B $(BUILD) $(if $(wildcard $(BUILD)/CMakeCache.txt),,-DCMAKE_BUILD_TYPE=RelWithDebInfo) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target sfbridge localforce
+endef
+
+.PHONY: install uninstall deb docker
+
+install:
+	$(build_programs)
+	@DESTDIR="$(abspath $(DESTDIR))" cmake --install $(BUILD) --prefix $(PREFIX)
+
+uninstall:
+	$(build_programs)
+	@packaging/uninstall.sh $(BUILD) $(PREFIX) "$(abspath $(DESTDIR))"
+
+deb:
+	$(build_programs)
+	@packaging/deb.sh $(BUILD)
+
+docker:
+	docker build -f packaging/Dockerfile -t sfbridge:$(SFBRIDGE_VERSION) -t sfbridge:latest .

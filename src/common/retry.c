@@ -13,6 +13,7 @@ const retry_policy retry_presets[RETRY_KIND_COUNT] = {
     [RETRY_STREAM] = {"stream", 500, 300000, RETRY_JITTER_NONE},
     [RETRY_PG] = {"postgres", 1000, 300000, RETRY_JITTER_EQUAL},
     [RETRY_HTTP] = {"http", 250, 8000, RETRY_JITTER_FULL},
+    [RETRY_WEBHOOK] = {"webhook", 1000, 600000, RETRY_JITTER_EQUAL},
 };
 
 long

@@ -23,11 +23,12 @@ typedef struct retry_policy {
 } retry_policy;
 
 typedef enum retry_kind {
-    RETRY_POLL,   /* a mapping's failed pull: next attempt of that mapping */
-    RETRY_WRITE,  /* a trigger-log entry whose send failed transiently */
-    RETRY_STREAM, /* the CometD client reconnecting */
-    RETRY_PG,     /* reconnecting to Postgres */
-    RETRY_HTTP,   /* a Salesforce request retried inside one call */
+    RETRY_POLL,    /* a mapping's failed pull: next attempt of that mapping */
+    RETRY_WRITE,   /* a trigger-log entry whose send failed transiently */
+    RETRY_STREAM,  /* the CometD client reconnecting */
+    RETRY_PG,      /* reconnecting to Postgres */
+    RETRY_HTTP,    /* a Salesforce request retried inside one call */
+    RETRY_WEBHOOK, /* a notification the webhook did not take */
     RETRY_KIND_COUNT
 } retry_kind;
 

@@ -362,6 +362,48 @@ def test_a_refused_update_fails_alone(rw, sfbridge, database, sf):
     assert [e["state"] for e in record_entries(database, T, maria)] == ["FAILED"]
 
 
+def test_a_refused_update_stays_visible_until_the_record_changes_in_salesforce(rw, sfbridge, database, sf):
+    """FAILED, _hc_err and the app's values stay on the row through pulls that bring the record's
+    unchanged Salesforce version (a reload re-applies every record); a real change in Salesforce
+    is applied (issue 15)."""
+    maria_sf = _by_name(sf)["Maria Gonzalez"]
+    maria = _pg_id(database, maria_sf)
+    rw.update(T, maria, email__c="still not an email")
+    push_until_done(sfbridge, database)
+    assert row(database, T, maria)["_hc_lastop"] == "FAILED"
+    sfbridge.run("reload", "Teacher__c")
+    sfbridge.run("load")
+    sfbridge.run("poll")
+    r = row(database, T, maria)
+    assert (r["_hc_lastop"], r["email__c"]) == ("FAILED", "still not an email"), r
+    assert hc_err(r)["errors"][0]["statusCode"] == "INVALID_EMAIL_ADDRESS"
+    sf.update("Teacher__c", maria_sf, {"Years__c": 13})
+    sfbridge.run("poll")
+    r = row(database, T, maria)
+    assert (r["_hc_lastop"], r["years__c"], r["email__c"]) == ("SYNCED", 13, "maria@school.test"), r
+
+
+def test_retry_sends_the_row_as_fixed_since(rw, sfbridge, database, sf):
+    """retry sends the row's current values for the failed entry's columns, not the values
+    captured when it failed: here the row is fixed without a new capture (Heroku Connect's
+    `xmlbinary = hex` session, as a bulk fix by an admin would run) (issue 15)."""
+    maria_sf = _by_name(sf)["Maria Gonzalez"]
+    maria = _pg_id(database, maria_sf)
+    rw.update(T, maria, email__c="still not an email", years__c=99)
+    push_until_done(sfbridge, database)
+    (failed,) = record_entries(database, T, maria)
+    assert failed["state"] == "FAILED"
+    with database.connect() as c:
+        c.execute("SET xmlbinary = 'hex'")
+        c.execute(f"UPDATE salesforce.{T} SET email__c = 'maria.fixed@school.test' WHERE id = %s", (maria,))
+    assert len(record_entries(database, T, maria)) == 1, "the fix was not to be captured"
+    sfbridge.run("retry", failed["id"])
+    push_until_done(sfbridge, database)
+    assert_sf_fields(sf, "Teacher__c", maria_sf, {"Email__c": "maria.fixed@school.test", "Years__c": 99})
+    r = row(database, T, maria)
+    assert (r["_hc_lastop"], r["_hc_err"]) == ("UPDATED", None), r
+
+
 def _failed_duplicate(rw, sfbridge, database, sf):
     """An insert refused as a duplicate of Kwame's Employee_Number__c; (row id, entry)."""
     rid = rw.insert(T, name="New Kwame", employee_number__c="E-0002", years__c=1)

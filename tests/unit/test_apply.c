@@ -176,7 +176,9 @@ test_upsert(void **state)
     sb_clear(&s);
     apply_upsert_from(&s, "salesforce", &m, "SELECT 1", false);
     expect_has(sb_str(&s),
-               "WHERE (t.\"_hc_lastop\" IS DISTINCT FROM 'PENDING') AND (t.\"systemmodstamp\"");
+               "WHERE (t.\"_hc_lastop\" IS DISTINCT FROM 'PENDING') AND (t.\"_hc_lastop\" IS "
+               "DISTINCT FROM 'FAILED' OR t.\"systemmodstamp\" IS NULL OR "
+               "excluded.\"systemmodstamp\" > t.\"systemmodstamp\") AND (t.\"systemmodstamp\"");
     sb_clear(&s);
     apply_upsert_from(&s, "salesforce", &m, "SELECT 1", true);
     /* ... and a version older than sfbridge's own later write is left alone too. */

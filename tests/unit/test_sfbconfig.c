@@ -114,6 +114,72 @@ test_bad_values_named(void **state)
     clear_env();
 }
 
+/* Parse text as a config file into c (fresh); 0 or -1. */
+static int
+parse_text(cfg *c, const char *text, err_t *e)
+{
+    memset(c, 0, sizeof *c);
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    assert_non_null(f);
+    int rc = cfg_parse(c, f, "t.conf", e);
+    fclose(f);
+    return rc;
+}
+
+static void
+test_comments_quotes_and_export(void **state)
+{
+    (void)state;
+    cfg c;
+    err_t e;
+    assert_int_equal(parse_text(&c,
+                                "SF_PASSWORD = pa#ss   # the user's\n"
+                                "export SF_USERNAME=u@x.test\n"
+                                "export  SF_CLIENT_SECRET = \"a # b\"  # quoted\n"
+                                "SFBRIDGE_SCHEMA = 'crm'\n"
+                                "SF_CLIENT_ID = #\n",
+                                &e),
+                     0);
+    assert_string_equal(c.password, "pa#ss");
+    assert_string_equal(c.username, "u@x.test");
+    assert_string_equal(c.client_secret, "a # b");
+    assert_string_equal(c.schema, "crm");
+    assert_string_equal(c.client_id, "#"); /* a '#' that starts the value is the value */
+    cfg_free(&c);
+    assert_int_equal(parse_text(&c, "SF_PASSWORD = 'open\n", &e), -1);
+    assert_non_null(
+        strstr(e.msg, "t.conf:1: SF_PASSWORD: a quoted value ends with its closing quote"));
+    cfg_free(&c);
+    assert_int_equal(parse_text(&c, "SF_PASSWORD = 'a' b\n", &e), -1);
+    cfg_free(&c);
+    assert_int_equal(parse_text(&c, "SF_API_VERSION = abc\n", &e), -1);
+    assert_non_null(strstr(e.msg, "SF_API_VERSION must be a version such as 60.0, not 'abc'"));
+    cfg_free(&c);
+    assert_int_equal(parse_text(&c, "SF_API_VERSION = 62.0\nSFBRIDGE_LOG_LEVEL=debug\n", &e), 0);
+    cfg_free(&c);
+}
+
+static void
+test_group_readable_file_used(void **state)
+{
+    (void)state;
+    clear_env();
+    strcpy(path, "/tmp/sfbcfgXXXXXX");
+    write_file("SFBRIDGE_SCHEMA = grp\n", 0640);
+    cfg c;
+    err_t e;
+    assert_int_equal(cfg_load(&c, path, &e), 0);
+    assert_string_equal(c.schema, "grp");
+    cfg_free(&c);
+    unlink(path);
+    strcpy(path, "/tmp/sfbcfgXXXXXX");
+    write_file("SFBRIDGE_SCHEMA = grp\n", 0660);
+    assert_int_equal(cfg_load(&c, path, &e), -1);
+    assert_non_null(strstr(e.msg, "changed by its group"));
+    cfg_free(&c);
+    unlink(path);
+}
+
 static void
 check_import(const char *doc, int want, const char *needle)
 {
@@ -158,6 +224,8 @@ main(void)
         cmocka_unit_test(test_file_and_env),
         cmocka_unit_test(test_readable_file_refused),
         cmocka_unit_test(test_bad_values_named),
+        cmocka_unit_test(test_comments_quotes_and_export),
+        cmocka_unit_test(test_group_readable_file_used),
         cmocka_unit_test(test_import_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

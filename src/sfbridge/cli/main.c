@@ -16,7 +16,9 @@
 
 #include "app.h"
 #include "catalog.h"
+#include "control.h"
 #include "daemon.h"
+#include "diagnose.h"
 #include "fsm.h"
 #include "log.h"
 #include "mapping.h"
@@ -24,9 +26,13 @@
 #include "pg.h"
 #include "status.h"
 #include "util.h"
+#include "version.h"
+#include "notices.h"
+#include "tlog.h"
 #include "writer.h"
 
-#define SFBRIDGE_VERSION "0.2.0"
+/* How long a foreground command waits for a running daemon doing its work. */
+#define DAEMON_WAIT_S 600
 
 typedef struct command command;
 typedef int (*cmd_fn)(app *a, const command *c, const opts *o);
@@ -116,16 +122,29 @@ run_mode(app *a, const opts *o, daemon_mode mode)
     bool show_bar = mode != DAEMON_RUN;
     err_t e;
     err_clear(&e);
-    app_install_signals();
+    app_install_signals(mode == DAEMON_RUN);
     int rc = daemon_main(a, mode, o->args, o->nargs, show_bar ? status_progress : NULL, &bar, &e);
     status_bar_finish(&bar);
+    if (rc != 0 && strcmp(e.code, "LOCKED") == 0 && mode != DAEMON_RUN && mode != DAEMON_ONCE) {
+        /* A daemon syncs the schema: it does the work, this command waits for it. */
+        control_ask what = mode == DAEMON_LOAD   ? ASK_LOAD
+                           : mode == DAEMON_POLL ? ASK_POLL
+                                                 : ASK_DRIFT;
+        err_clear(&e);
+        rc = control_via_daemon(a, what, o->args, o->nargs, DAEMON_WAIT_S, stdout, &e);
+    }
     return rc != 0 ? fail(&e) : 0;
 }
 
 static int
 cmd_run(app *a, const command *c, const opts *o)
 {
-    (void)c;
+    err_t e;
+    const char *http = opts_str(o, "http");
+    if (http && opts_flag(o, "once"))
+        return usage_error(c, "--http serves the running daemon: not with --once");
+    if (http && app_override(a, "SFBRIDGE_HTTP", http, &e) != 0)
+        return usage_fail(c, &e);
     return run_mode(a, o, DAEMON_RUN);
 }
 
@@ -158,17 +177,20 @@ cmd_status(app *a, const command *c, const opts *o)
     long watch = opts_get(o, "watch")->num;
     err_t e;
     err_clear(&e);
-    app_install_signals();
+    app_install_signals(false);
+    status_health h = STATUS_DOWN;
     do {
         if (watch && isatty(1))
             fputs("\033[H\033[2J", stdout);
-        if (status_print(a, json, stdout, &e) != 0)
-            return fail(&e);
+        if (status_print(a, json, stdout, &h, &e) != 0) {
+            fail(&e);
+            return STATUS_DOWN; /* no database, or no catalog: down for a health check */
+        }
         fflush(stdout);
         for (long t = 0; watch && t < watch * 10 && !app_stop; t++)
             usleep(100000);
     } while (watch && !app_stop);
-    return 0;
+    return (int)h;
 }
 
 static int
@@ -179,8 +201,13 @@ cmd_push(app *a, const command *c, const opts *o)
     err_clear(&e);
     if (!app_pg(a, &e) || !app_sf(a, &e))
         return fail(&e);
-    app_install_signals();
-    if (app_lock(a, &e) != 0 || writer_recover(a->pg, a->cfg.schema, &e) != 0)
+    app_install_signals(false);
+    if (app_lock(a, &e) != 0 && strcmp(e.code, "LOCKED") == 0) {
+        err_clear(&e);
+        return control_via_daemon(a, ASK_PUSH, NULL, 0, DAEMON_WAIT_S, stdout, &e) == 0 ? 0
+                                                                                        : fail(&e);
+    }
+    if (e.code[0] || writer_recover(a->pg, a->cfg.schema, &e) != 0)
         return fail(&e);
     writer *w = writer_new(&a->cfg, &app_stop);
     writer_stats st;
@@ -224,57 +251,156 @@ cmd_retry(app *a, const command *c, const opts *o)
     return rc;
 }
 
-/* reload, pause, resume: changes the daemon picks up. */
-typedef enum { FLAG_RELOAD, FLAG_PAUSE, FLAG_RESUME } flag_change;
-
-/* One mapping's change: resume clears a failure state (EV_RESUME), reload
- * asks for RELOAD_TABLE (EV_RELOAD_REQUEST); pause is a flag, not a state. */
+/* `sfbridge errors [OBJECT]`: the write errors, as Heroku Connect's connect:write-errors. */
 static int
-set_mapping_flags(app *a, mapping *m, flag_change what, err_t *e)
+cmd_errors(app *a, const command *c, const opts *o)
 {
-    cat_cols cols = {0};
-    switch (what) {
-    case FLAG_PAUSE: return cat_set_paused(a->pg, a->cfg.schema, m->object, true, e);
-    case FLAG_RESUME:
-        cat_cols_resume(&cols);
-        return fsm_fire(a->pg, a->cfg.schema, m, EV_RESUME, &cols, e);
-    case FLAG_RELOAD:
-        cat_cols_reload_request(&cols);
-        return fsm_fire(a->pg, a->cfg.schema, m, EV_RELOAD_REQUEST, &cols, e);
+    (void)c;
+    err_t e;
+    err_clear(&e);
+    const char *table = NULL;
+    mapping *m = NULL;
+    size_t n = 0;
+    if (!app_pg_read(a, &e))
+        return fail(&e);
+    if (o->nargs) {
+        if (cat_load_any(a->pg, a->cfg.schema, o->args[0], &m, &n, &e) != 0)
+            return fail(&e);
+        if (!n) {
+            err_set(&e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)",
+                    o->args[0]);
+            return fail(&e);
+        }
+        table = m->table;
     }
+    long hours = opts_get(o, "hours")->set ? opts_get(o, "hours")->num : 24;
+    json_t *list = tlog_errors_json(a->pg, a->cfg.schema, table, (int)hours, &e);
+    mapping_free_all(m, n);
+    if (!list)
+        return fail(&e);
+    if (opts_flag(o, "json")) {
+        char *txt = json_dumps(list, JSON_COMPACT);
+        printf("%s\n", txt);
+        free(txt);
+    } else if (json_array_size(list) == 0) {
+        printf("no failed writes in the last %ld hours\n", hours);
+    } else {
+        printf("%-8s %-24s %-8s %-18s %-7s %-19s  %s\n", "ID", "TABLE", "ROW", "SFID", "ACTION",
+               "FAILED AT", "SALESFORCE SAID");
+        size_t i;
+        json_t *x;
+        json_array_foreach(list, i, x) {
+            const char *sfid = json_string_value(json_object_get(x, "sfid"));
+            const char *at = json_string_value(json_object_get(x, "processed_at"));
+            const char *msg = json_string_value(json_object_get(x, "message"));
+            printf("%-8lld %-24s %-8lld %-18s %-7s %-19.19s  %s\n",
+                   (long long)json_integer_value(json_object_get(x, "id")),
+                   json_string_value(json_object_get(x, "table_name")),
+                   (long long)json_integer_value(json_object_get(x, "record_id")),
+                   sfid ? sfid : "-", json_string_value(json_object_get(x, "action")),
+                   at ? at : "-", msg ? msg : "");
+        }
+        printf(
+            "\nfix the rows (or the data in Salesforce), then: sfbridge retry ID ... (or --all)\n");
+    }
+    json_decref(list);
+    return 0;
+}
+
+static void
+print_notice(json_t *x)
+{
+    const char *at = json_string_value(json_object_get(x, "created_at"));
+    const char *acked = json_string_value(json_object_get(x, "acknowledged_at"));
+    printf("%-6lld %-19.19s %-5s %-20s %s%s\n",
+           (long long)json_integer_value(json_object_get(x, "id")), at ? at : "-",
+           json_string_value(json_object_get(x, "level")),
+           json_string_value(json_object_get(x, "kind")),
+           json_string_value(json_object_get(x, "message")), acked ? " (acknowledged)" : "");
+}
+
+/* `sfbridge notifications`: what sfbridge has to tell (unacknowledged, or all of N hours). */
+static int
+cmd_notifications(app *a, const command *c, const opts *o)
+{
+    (void)c;
+    err_t e;
+    err_clear(&e);
+    bool all = opts_flag(o, "all");
+    long hours = opts_get(o, "hours")->set ? opts_get(o, "hours")->num : 24;
+    json_t *list = app_pg_read(a, &e) ? notices_list(a->pg, a->cfg.schema, all, (int)hours, &e)
+                                      : NULL;
+    if (!list)
+        return fail(&e);
+    if (opts_flag(o, "json")) {
+        char *txt = json_dumps(list, JSON_COMPACT);
+        printf("%s\n", txt);
+        free(txt);
+    } else if (!json_array_size(list)) {
+        printf(all ? "no notifications in the last %ld hours\n"
+                   : "no unacknowledged notifications\n",
+               hours);
+    } else {
+        size_t i;
+        json_t *x;
+        json_array_foreach(list, i, x)
+            print_notice(x);
+        if (!all)
+            printf("\nsfbridge ack ID ... (or --all) acknowledges them\n");
+    }
+    json_decref(list);
     return 0;
 }
 
 static int
-set_flags(app *a, const char *object, flag_change what, err_t *e)
+cmd_ack(app *a, const command *c, const opts *o)
 {
-    if (!app_pg(a, e))
-        return -1;
-    int rc;
-    if (object) {
-        mapping *m = NULL;
-        size_t n = 0;
-        if (cat_load_any(a->pg, a->cfg.schema, object, &m, &n, e) != 0)
-            return -1;
-        rc = n ? set_mapping_flags(a, m, what, e)
-               : err_set(e, 404, "NOT_MAPPED", "%s is not mapped (see: sfbridge mapping list)",
-                         object);
-        mapping_free_all(m, n);
-    } else {
-        rc = cat_set_conn_paused(a->pg, a->cfg.schema, what == FLAG_PAUSE, e);
+    bool all = opts_flag(o, "all");
+    if (all == (o->nargs > 0))
+        return usage_error(c, "%s",
+                           all ? "use --all or ids, not both" : "name notification ids, or --all");
+    err_t e;
+    err_clear(&e);
+    if (!app_pg(a, &e))
+        return fail(&e);
+    int64_t total = 0;
+    for (size_t i = 0; i < (all ? 1 : o->nargs); i++) {
+        int64_t id = 0, n = 0;
+        if (!all)
+            (void)util_parse_i64(o->args[i], &id); /* checked by opts: a whole number */
+        if (notices_ack(a->pg, a->cfg.schema, id, &n, &e) != 0)
+            return fail(&e);
+        if (!all && n == 0) {
+            fprintf(stderr, "sfbridge: no unacknowledged notification with id %s\n", o->args[i]);
+            return 1;
+        }
+        total += n;
     }
-    if (rc == 0)
-        rc = cat_notify(a->pg, a->cfg.schema, e);
-    return rc;
+    printf("%lld notification%s acknowledged\n", (long long)total, total == 1 ? "" : "s");
+    return 0;
 }
 
 static int
-flag_command(app *a, const opts *o, flag_change what, const char *done_msg)
+cmd_diagnose(app *a, const command *c, const opts *o)
+{
+    (void)c;
+    err_t e;
+    err_clear(&e);
+    diag_color worst = DIAG_GREEN;
+    if (diagnose_run(a, o->nargs ? o->args[0] : NULL, opts_flag(o, "json"), stdout, &worst, &e) !=
+        0)
+        return fail(&e);
+    return (int)worst;
+}
+
+/* reload, pause, resume: changes the daemon picks up (control.c). */
+static int
+control_command(app *a, const opts *o, control_action what, const char *done_msg)
 {
     const char *object = o->nargs ? o->args[0] : NULL;
     err_t e;
     err_clear(&e);
-    if (set_flags(a, object, what, &e) != 0)
+    if (control_apply(a, object, what, &e) != 0)
         return fail(&e);
     printf("%s: %s\n", object ? object : "the connection", done_msg);
     return 0;
@@ -284,22 +410,22 @@ static int
 cmd_reload(app *a, const command *c, const opts *o)
 {
     (void)c;
-    return flag_command(a, o, FLAG_RELOAD,
-                        "reload scheduled (the running daemon, or sfbridge load, does it)");
+    return control_command(a, o, CONTROL_RELOAD,
+                           "reload scheduled (the running daemon, or sfbridge load, does it)");
 }
 
 static int
 cmd_pause(app *a, const command *c, const opts *o)
 {
     (void)c;
-    return flag_command(a, o, FLAG_PAUSE, "paused");
+    return control_command(a, o, CONTROL_PAUSE, "paused");
 }
 
 static int
 cmd_resume(app *a, const command *c, const opts *o)
 {
     (void)c;
-    return flag_command(a, o, FLAG_RESUME, "resumed");
+    return control_command(a, o, CONTROL_RESUME, "resumed");
 }
 
 /* ---- mapping subcommands ------------------------------------------------------------ */
@@ -497,9 +623,14 @@ map_cmd_import(app *a, const command *c, const opts *o)
     }
 
 static const opt_spec no_opts[] = {OPT_END};
-static const opt_spec run_opts[] = {FLAG("once"), OPT_END};
+static const opt_spec run_opts[] = {FLAG("once"), STR("http", "HOST:PORT"), OPT_END};
 static const opt_spec status_opts[] = {FLAG("json"), INT("watch", "SECONDS", 1, 3600), OPT_END};
 static const opt_spec retry_opts[] = {FLAG("all"), OPT_END};
+static const opt_spec errors_opts[] = {FLAG("json"), INT("hours", "N", 1, 744), OPT_END};
+static const opt_spec notices_opts[] = {FLAG("all"), FLAG("json"), INT("hours", "N", 1, 744),
+                                        OPT_END};
+static const opt_spec ack_opts[] = {FLAG("all"), OPT_END};
+static const opt_spec diagnose_opts[] = {FLAG("json"), OPT_END};
 static const opt_spec show_opts[] = {FLAG("json"), OPT_END};
 static const opt_spec remove_opts[] = {FLAG("drop-table"), OPT_END};
 static const opt_spec export_opts[] = {STR("out", "FILE"), OPT_END};
@@ -544,6 +675,10 @@ static const opt_spec edit_opts[] = {LIST("add-fields", "F1,F2,..."),
 #define FILE_ARG                       \
     {                                  \
         1, 1, "the export file", false \
+    }
+#define NOTICE_IDS                      \
+    {                                   \
+        0, -1, "notification ids", true \
     }
 
 static const command mapping_commands[] = {
@@ -613,17 +748,26 @@ static const command commands[] = {
     {"init", cmd_init, no_opts, NONE, "init",
      "Create the schema and sfbridge's state tables, log in to Salesforce and record the org.\n",
      NULL},
-    {"run", cmd_run, run_opts, NONE, "run [--once]",
+    {"run", cmd_run, run_opts, NONE, "run [--once] [--http HOST:PORT]",
      "The daemon: loads new mappings, polls each at its interval, checks for drift, retries "
      "failures with\n"
      "backoff. Stops cleanly on Ctrl-C or SIGTERM. --once does one pass (pending loads, then one "
      "poll of\n"
-     "every active mapping) and exits, 1 if anything failed.\n",
+     "every active mapping) and exits, 1 if anything failed. --http serves the management API "
+     "(health,\n"
+     "metrics, JSON; as SFBRIDGE_HTTP) on HOST:PORT; beyond loopback it needs "
+     "SFBRIDGE_HTTP_TOKEN.\n",
      NULL},
     {"status", cmd_status, status_opts, NONE, "status [--json] [--watch SECONDS]",
      "Connection and mapping states, load progress (rows, rows/s, estimate), last and next polls, "
      "errors,\n"
-     "API calls used today. --watch redraws it every SECONDS (1 to 3600) until Ctrl-C.\n",
+     "API calls used today, and a verdict. --watch redraws it every SECONDS (1 to 3600) until "
+     "Ctrl-C.\n"
+     "Reads only. Exit status for health checks: 0 healthy, 1 degraded (a mapping in error or "
+     "retrying,\n"
+     "a stream down, failed writes), 2 down (no daemon, the org offline or refusing the "
+     "login, no\n"
+     "database or catalog).\n",
      NULL},
     {"load", cmd_load, no_opts, OBJECTS, "load [OBJECT ...]",
      "Run pending initial loads, reloads and backfills now, in the foreground, with a progress "
@@ -643,6 +787,34 @@ static const command commands[] = {
      "data was\n"
      "fixed; the writer sends them again. Exits 1 when an id names no failed write.\n",
      NULL},
+    {"errors", cmd_errors, errors_opts, AT_MOST_1, "errors [OBJECT] [--hours N] [--json]",
+     "The writes Salesforce refused in the last N hours (default 24; 1 to 744), newest first: "
+     "trigger log id,\n"
+     "table, row, record, action, when and Salesforce's message (Heroku Connect's "
+     "connect:write-errors).\n"
+     "Fix the data, then sfbridge retry ID.\n",
+     NULL},
+    {"diagnose", cmd_diagnose, diagnose_opts, AT_MOST_1, "diagnose [OBJECT] [--json]",
+     "Heroku Connect's connect:diagnose and more: each check GREEN, YELLOW or RED with the reason "
+     "and a fix\n"
+     "(Salesforce login, Postgres privileges, the trigger log's size; per mapping its state, the "
+     "unique\n"
+     "identifier of a read-write mapping, fields the user cannot read or write, required fields "
+     "not mapped,\n"
+     "formula fields, large text areas, the daily API budget). Exit status: 0 all green, 1 "
+     "something\n"
+     "yellow, 2 something red.\n",
+     NULL},
+    {"notifications", cmd_notifications, notices_opts, NONE,
+     "notifications [--all] [--hours N] [--json]",
+     "What sfbridge has to tell, newest first: mappings in error and back, the connection lost "
+     "and\n"
+     "recovered, streams fallen back to polling, API budgets 90% spent, writes refused. Without "
+     "--all\n"
+     "the unacknowledged ones; with it, all of the last N hours (default 24).\n",
+     NULL},
+    {"ack", cmd_ack, ack_opts, NOTICE_IDS, "ack [--all | ID ...]",
+     "Acknowledge notifications (status stops showing them).\n", NULL},
     {"reload", cmd_reload, no_opts, OBJECT, "reload OBJECT",
      "Refill one mapping from Salesforce. Readers keep seeing the old rows until the new ones "
      "replace them\n"
@@ -759,21 +931,26 @@ run_command(const command *c, opts *o)
     memset(&a, 0, sizeof a);
     err_t e;
     err_clear(&e);
-    if (cfg_load(&a.cfg, opts_str(o, "config"), &e) != 0) {
+    a.config_path = opts_str(o, "config");
+    if (app_load_config(&a, &e) != 0) {
         cfg_free(&a.cfg);
         return fail(&e);
     }
     const char *schema = opts_str(o, "schema"), *level = opts_str(o, "log-level");
     log_level lv = LOG_INFO;
-    if ((schema && cfg_set(&a.cfg, "SFBRIDGE_SCHEMA", schema, &e) != 0) ||
-        (level && cfg_set(&a.cfg, "SFBRIDGE_LOG_LEVEL", level, &e) != 0)) {
+    if ((schema && app_override(&a, "SFBRIDGE_SCHEMA", schema, &e) != 0) ||
+        (level && app_override(&a, "SFBRIDGE_LOG_LEVEL", level, &e) != 0)) {
         cfg_free(&a.cfg);
         return usage_fail(c, &e);
     }
-    (void)log_level_parse(a.cfg.log_level, &lv); /* checked by cfg */
+    log_format lf = LOG_TEXT;
+    (void)log_level_parse(a.cfg.log_level, &lv);   /* checked by cfg */
+    (void)log_format_parse(a.cfg.log_format, &lf); /* likewise */
     log_set_level(lv);
+    log_set_format(lf);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = c->fn(&a, c, o);
+    log_flush_repeats();
     app_close(&a);
     curl_global_cleanup();
     return rc;

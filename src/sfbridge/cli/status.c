@@ -3,11 +3,14 @@
  */
 #include "status.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fsm.h"
+#include "locks.h"
 #include "log.h"
 #include "pg.h"
 #include "sb.h"
@@ -25,12 +28,24 @@ static const char status_sql[] =
     "   'daemon_alive', heartbeat_at > now() - interval '30 seconds',"
     "   'heartbeat_at', heartbeat_at) FROM %1$s._sfbridge_connection),"
     " 'writer', %2$s," /* the trigger log's counts: tlog_sql_status */
+    " 'notifications', (SELECT json_build_object('unacknowledged', count(*),"
+    "   'last', (SELECT message FROM %1$s._sfbridge_notifications WHERE acknowledged_at IS NULL"
+    "     ORDER BY id DESC LIMIT 1))"
+    "   FROM %1$s._sfbridge_notifications WHERE acknowledged_at IS NULL),"
     " 'mappings', coalesce((SELECT json_agg(json_build_object("
     "   'object_name', object_name, 'table_name', table_name, 'access', access,"
     "   'state', CASE WHEN paused THEN $3::text ELSE state END, 'paused', paused, 'loaded', loaded,"
     "   'sf_polling_seconds', sf_polling_seconds, 'sf_notify_enabled', sf_notify_enabled,"
     "   'watermark', watermark, 'last_poll_at', last_poll_at, 'next_poll_at', next_poll_at,"
     "   'last_drift_at', last_drift_at, 'rows_synced', rows_synced, 'repairs', repairs,"
+    /* The table's rows, counted (estimated from pg_class above 100,000, as Heroku Connect
+     * does); query_to_xml runs the count on a table named by the row, in plain SQL. */
+    "   'rows', (SELECT CASE WHEN pc.reltuples >= 100000 THEN pc.reltuples::bigint ELSE"
+    "     (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I',"
+    "       $1::text, table_name), false, true, '')))[1]::text::bigint END"
+    "     FROM pg_class pc WHERE pc.oid = to_regclass(format('%I.%I', $1::text, table_name))),"
+    "   'rows_estimated', (SELECT pc.reltuples >= 100000 FROM pg_class pc"
+    "     WHERE pc.oid = to_regclass(format('%I.%I', $1::text, table_name))),"
     "   'errors', errors, 'last_error', last_error,"
     "   'api_calls_today', CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls "
     "ELSE 0 END,"
@@ -40,7 +55,10 @@ static const char status_sql[] =
     "     'channel', stream_channel, 'replay_id', replay_id, 'last_event_at', last_event_at, "
     "'events', stream_events,"
     "     'fallbacks', stream_fallbacks, 'lag_ms', stream_lag_ms, 'error', stream_error) END,"
-    "   'load', CASE WHEN NOT loaded OR state = $4::text THEN json_build_object("
+    /* A reload keeps no count of its own yet: it is shown as running, not with the
+     * numbers of the load before it. */
+    "   'load', CASE WHEN state = $4::text AND loaded THEN json_build_object('reload', true)"
+    "   WHEN NOT loaded THEN json_build_object("
     "     'done', load_done, 'total', load_total, 'via', CASE WHEN load_job IS NULL THEN 'rest' "
     "ELSE 'bulk' END,"
     "     'started_at', load_started_at,"
@@ -86,28 +104,172 @@ short_time(const char *iso, char out[24])
     snprintf(out, 24, "%.8s", t ? t + 1 : "-");
 }
 
-int
-status_print(app *a, bool as_json, FILE *out, err_t *e)
+/* "load 1200/5000 rows via bulk, 800 rows/s, ETA 5 s": only what is known. */
+static void
+load_detail(json_t *ld, char *out, size_t n)
 {
-    if (!app_pg(a, e))
-        return -1;
+    if (json_is_true(json_object_get(ld, "reload"))) {
+        snprintf(out, n, "reload running (readers see the old rows until it is done)");
+        return;
+    }
+    json_t *total = json_object_get(ld, "total"), *rate = json_object_get(ld, "rows_per_second"),
+           *eta = json_object_get(ld, "eta_seconds");
+    size_t k = (size_t)snprintf(out, n, "load %lld",
+                                (long long)json_integer_value(json_object_get(ld, "done")));
+    if (json_is_integer(total) && k < n)
+        k += (size_t)snprintf(out + k, n - k, "/%lld", (long long)json_integer_value(total));
+    if (k < n)
+        k += (size_t)snprintf(out + k, n - k, " rows via %s", jstr(ld, "via", "?"));
+    if (json_is_number(rate) && json_number_value(rate) > 0 && k < n)
+        k += (size_t)snprintf(out + k, n - k, ", %.0f rows/s", json_number_value(rate));
+    if (json_is_number(eta) && k < n)
+        snprintf(out + k, n - k, ", ETA %.0f s", json_number_value(eta));
+}
+
+static bool
+state_is(json_t *o, const char *key, const char *name)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v && strcmp(v, name) == 0;
+}
+
+static void reason(json_t *reasons, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+reason(json_t *reasons, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    json_array_append_new(reasons, json_string(buf));
+}
+
+/* A mapping's part of the verdict: its state, its stream. */
+static status_health
+mapping_health(json_t *m, json_t *reasons)
+{
+    const char *obj = jstr(m, "object_name", "?");
+    static const map_state bad[] = {MS_BAD_CONFIG, MS_NEED_AUTHENTICATION, MS_RETRYING};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (state_is(m, "state", fsm_state_name(bad[i]))) {
+            reason(reasons, "%s is %s: %s", obj, fsm_state_name(bad[i]),
+                   jstr(m, "last_error", "no reason recorded"));
+            return STATUS_DEGRADED;
+        }
+    json_t *st = json_object_get(m, "stream");
+    if (state_is(st, "state", fsm_stream_name(SS_FAILED)) ||
+        state_is(st, "state", fsm_stream_name(SS_FALLBACK))) {
+        reason(reasons, "%s: stream %s%s%s", obj, jstr(st, "state", "?"),
+               json_string_value(json_object_get(st, "error")) ? ": " : "", jstr(st, "error", ""));
+        return STATUS_DEGRADED;
+    }
+    return STATUS_HEALTHY;
+}
+
+status_health
+status_health_of(json_t *st, json_t *reasons)
+{
+    status_health h = STATUS_HEALTHY;
+    json_t *c = json_object_get(st, "connection");
+    if (!json_is_object(c)) {
+        reason(reasons, "no Salesforce org recorded (run sfbridge init)");
+        return STATUS_DOWN;
+    }
+    if (!json_is_true(json_object_get(c, "daemon_alive"))) {
+        reason(reasons, "the daemon is not running (sfbridge run)");
+        h = STATUS_DOWN;
+    }
+    if (state_is(c, "state", fsm_conn_name(CS_OFFLINE)) ||
+        state_is(c, "state", fsm_conn_name(CS_NEED_AUTHENTICATION))) {
+        reason(reasons, "connection %s: %s", jstr(c, "state", "?"),
+               jstr(c, "last_error", "no reason recorded"));
+        h = STATUS_DOWN;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(st, "mappings"), i, m) {
+        status_health mh = mapping_health(m, reasons);
+        if (mh > h)
+            h = mh;
+    }
+    json_t *w = json_object_get(st, "writer");
+    json_int_t failed = json_integer_value(json_object_get(w, "failed"));
+    json_int_t retrying = json_integer_value(json_object_get(w, "retrying"));
+    if (failed || retrying) {
+        if (failed)
+            reason(reasons, "%lld failed writes (fix the rows, then sfbridge retry)",
+                   (long long)failed);
+        if (retrying)
+            reason(reasons, "%lld writes waiting to retry", (long long)retrying);
+        if (h < STATUS_DEGRADED)
+            h = STATUS_DEGRADED;
+    }
+    return h;
+}
+
+const char *
+status_health_name(status_health h)
+{
+    return h == STATUS_HEALTHY ? "healthy" : h == STATUS_DEGRADED ? "degraded" : "down";
+}
+
+json_t *
+status_json(app *a, err_t *e)
+{
+    if (!app_pg_read(a, e))
+        return NULL;
     char *sql = status_query(a->cfg.schema);
     /* The names of states that are shown but not stored, and RELOAD_TABLE, from fsm. */
     const char *p[] = {a->cfg.schema, fsm_conn_name(CS_PAUSED), fsm_state_name(MS_PAUSED),
                        fsm_state_name(MS_RELOAD_TABLE), fsm_stream_name(SS_OFF)};
-    PGresult *r = pg_query(a->pg, e, sql, 5, p);
+    /* Shared with other readers, exclusive with cat_ensure's DDL (locks.h). */
+    PGresult *r = NULL;
+    if (pg_exec(a->pg, e, "BEGIN") == 0 &&
+        pg_exec(a->pg, e, "SELECT pg_advisory_xact_lock_shared(" LOCK_DDL ")") == 0)
+        r = pg_query(a->pg, e, sql, 5, p);
     free(sql);
-    if (!r)
-        return -1;
-    if (as_json) {
-        fprintf(out, "%s\n", PQgetvalue(r, 0, 0));
+    if (!r) {
+        pg_rollback_quietly(a->pg);
+        return NULL;
+    }
+    if (pg_exec(a->pg, e, "COMMIT") != 0) {
         PQclear(r);
-        return 0;
+        return NULL;
     }
     json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
     PQclear(r);
+    if (!j) {
+        err_set(e, 500, "BAD_CATALOG", "status could not be read");
+        return NULL;
+    }
+    json_t *reasons = json_array();
+    status_health h = status_health_of(j, reasons);
+    json_object_set_new(j, "health",
+                        json_pack("{s:s, s:o}", "status", status_health_name(h), "reasons",
+                                  reasons));
+    return j;
+}
+
+int
+status_print(app *a, bool as_json, FILE *out, status_health *health, err_t *e)
+{
+    json_t *j = status_json(a, e);
     if (!j)
-        return err_set(e, 500, "BAD_CATALOG", "status could not be read");
+        return -1;
+    json_t *hj = json_object_get(j, "health");
+    const char *hname = jstr(hj, "status", "down");
+    *health = strcmp(hname, "healthy") == 0    ? STATUS_HEALTHY
+              : strcmp(hname, "degraded") == 0 ? STATUS_DEGRADED
+                                               : STATUS_DOWN;
+    if (as_json) {
+        char *txt = json_dumps(j, JSON_COMPACT);
+        fprintf(out, "%s\n", txt);
+        free(txt);
+        json_decref(j);
+        return 0;
+    }
     json_t *c = json_object_get(j, "connection");
     fprintf(out, "connection: %s  org %s  API v%s  schema %s\n", jstr(c, "state", "?"),
             jstr(c, "org_id", "(not connected)"), jstr(c, "api_version", "?"), a->cfg.schema);
@@ -119,6 +281,17 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
         fprintf(out, "daemon:     not running (start it with: sfbridge run)\n");
     if (json_string_value(json_object_get(c, "last_error")))
         fprintf(out, "last error: %s\n", jstr(c, "last_error", ""));
+    fprintf(out, "health:     %s", hname);
+    size_t k;
+    json_t *rs;
+    json_array_foreach(json_object_get(hj, "reasons"), k, rs)
+        fprintf(out, "%s%s", k ? "; " : " (", json_string_value(rs));
+    fprintf(out, "%s\n", json_array_size(json_object_get(hj, "reasons")) ? ")" : "");
+    json_t *nt = json_object_get(j, "notifications");
+    if (json_integer_value(json_object_get(nt, "unacknowledged")))
+        fprintf(out, "notices:    %lld unacknowledged, last: %s (sfbridge notifications)\n",
+                (long long)json_integer_value(json_object_get(nt, "unacknowledged")),
+                jstr(nt, "last", ""));
     json_t *wr = json_object_get(j, "writer");
     fprintf(out, "writes:     %lld waiting (%lld retrying), %lld failed%s%s\n",
             (long long)json_integer_value(json_object_get(wr, "pending")),
@@ -126,8 +299,8 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
             (long long)json_integer_value(json_object_get(wr, "failed")),
             json_string_value(json_object_get(wr, "last_error")) ? "; last: " : "",
             jstr(wr, "last_error", ""));
-    fprintf(out, "\n%-24s %-20s %-10s %12s %9s %9s %8s  %s\n", "OBJECT", "STATE", "ACCESS",
-            "ROWS SYNCED", "LAST POLL", "NEXT POLL", "API/DAY", "DETAIL");
+    fprintf(out, "\n%-24s %-20s %-10s %12s %9s %9s %8s  %s\n", "OBJECT", "STATE", "ACCESS", "ROWS",
+            "LAST POLL", "NEXT POLL", "API/DAY", "DETAIL");
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(j, "mappings"), i, m) {
@@ -140,13 +313,7 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
             /* Why it stopped comes before anything else. */
             snprintf(detail, sizeof detail, "%s", jstr(m, "last_error", ""));
         } else if (json_is_object(ld)) {
-            long long done = json_integer_value(json_object_get(ld, "done"));
-            long long total = json_integer_value(json_object_get(ld, "total"));
-            json_t *rate = json_object_get(ld, "rows_per_second"),
-                   *eta = json_object_get(ld, "eta_seconds");
-            snprintf(detail, sizeof detail, "load %lld/%lld rows via %s, %.0f rows/s, ETA %s%.0f s",
-                     done, total, jstr(ld, "via", "?"), json_number_value(rate),
-                     json_is_number(eta) ? "" : "? ", json_number_value(eta));
+            load_detail(ld, detail, sizeof detail);
         } else if (json_is_object(json_object_get(m, "stream"))) {
             json_t *st = json_object_get(m, "stream");
             snprintf(detail, sizeof detail,
@@ -162,9 +329,12 @@ status_print(app *a, bool as_json, FILE *out, err_t *e)
         } else {
             snprintf(detail, sizeof detail, "watermark %s", jstr(m, "watermark", "-"));
         }
-        fprintf(out, "%-24s %-20s %-10s %12lld %9s %9s %8lld  %s\n", jstr(m, "object_name", "?"),
-                jstr(m, "state", "?"), jstr(m, "access", "?"),
-                (long long)json_integer_value(json_object_get(m, "rows_synced")), last, next,
+        char rows[24];
+        snprintf(rows, sizeof rows, "%s%lld",
+                 json_is_true(json_object_get(m, "rows_estimated")) ? "~" : "",
+                 (long long)json_integer_value(json_object_get(m, "rows")));
+        fprintf(out, "%-24s %-20s %-10s %12s %9s %9s %8lld  %s\n", jstr(m, "object_name", "?"),
+                jstr(m, "state", "?"), jstr(m, "access", "?"), rows, last, next,
                 (long long)json_integer_value(json_object_get(m, "api_calls_today")), detail);
     }
     if (json_array_size(json_object_get(j, "mappings")) == 0)

@@ -14,7 +14,23 @@
 #include "catalog.h"
 #include "err.h"
 
-int status_print(app *a, bool json, FILE *out, err_t *e) ERR_MUST_CHECK;
+#include <jansson.h>
+
+/* How sfbridge is doing, for health checks: the exit status of `status`. */
+typedef enum {
+    STATUS_HEALTHY = 0,  /* the daemon runs, the org is reachable, nothing in error */
+    STATUS_DEGRADED = 1, /* a mapping in error or retrying, a stream down, writes failed */
+    STATUS_DOWN = 2,     /* no daemon, the org offline or refusing, no catalog, no database */
+} status_health;
+
+/* Everything `status --json` shows, with "health": {"status", "reasons"}.
+ * Reads only (nothing is created: NOT_SET_UP for a schema without catalog). */
+json_t *status_json(app *a, err_t *e);
+/* The verdict on a status document; each reason appended to reasons. Pure. */
+status_health status_health_of(json_t *status, json_t *reasons);
+const char *status_health_name(status_health h);
+/* `sfbridge status` as text or JSON; *health gets the verdict. */
+int status_print(app *a, bool json, FILE *out, status_health *health, err_t *e) ERR_MUST_CHECK;
 
 /* The progress bar of the foreground commands, drawn on stderr through
  * log_status (in place on a terminal, under the log lines; a line every 2 s

@@ -12,6 +12,7 @@
 #include "pg.h"
 
 volatile sig_atomic_t app_stop = 0;
+volatile sig_atomic_t app_reload = 0;
 
 static void
 on_signal(int sig)
@@ -20,8 +21,15 @@ on_signal(int sig)
     app_stop = 1;
 }
 
+static void
+on_hangup(int sig)
+{
+    (void)sig;
+    app_reload = 1;
+}
+
 void
-app_install_signals(void)
+app_install_signals(bool reload)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -30,25 +38,113 @@ app_install_signals(void)
     sa.sa_flags = 0; /* no SA_RESTART: a waiting select() returns at once */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (reload)
+        sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+static int
+load_into(const app *a, cfg *c, err_t *e)
+{
+    if (cfg_load(c, a->config_path, e) != 0)
+        return -1;
+    for (int i = 0; i < a->nover; i++)
+        if (cfg_set(c, a->over_name[i], a->over_value[i], e) != 0)
+            return -1;
+    return 0;
+}
+
+int
+app_load_config(app *a, err_t *e)
+{
+    return load_into(a, &a->cfg, e);
+}
+
+int
+app_override(app *a, const char *name, const char *value, err_t *e)
+{
+    if (a->nover == APP_OVERRIDES)
+        return err_set(e, 500, "BAD_CONFIG", "too many settings on the command line");
+    if (cfg_set(&a->cfg, name, value, e) != 0)
+        return -1;
+    a->over_name[a->nover] = name;
+    a->over_value[a->nover++] = value;
+    return 0;
+}
+
+int
+app_reload_config(const app *a, cfg *fresh, err_t *e)
+{
+    memset(fresh, 0, sizeof *fresh);
+    if (load_into(a, fresh, e) != 0)
+        return -1;
+    log_level lv;
+    log_format lf;
+    if (log_level_parse(fresh->log_level, &lv) == 0)
+        log_set_level(lv);
+    if (log_format_parse(fresh->log_format, &lf) == 0)
+        log_set_format(lf);
+    return 0;
+}
+
+void
+app_replace_config(app *a, cfg *fresh)
+{
+    if (a->pg)
+        PQfinish(a->pg);
+    a->pg = NULL;
+    a->pg_ensured = false;
+    if (a->sf)
+        sfapi_free(a->sf);
+    a->sf = NULL;
+    a->org_checked = false;
+    cfg_free(&a->cfg);
+    a->cfg = *fresh;
+    memset(fresh, 0, sizeof *fresh);
+}
+
+static PGconn *
+connect_db(app *a, err_t *e)
+{
+    if (!a->pg && cfg_require_db(&a->cfg, e) == 0)
+        a->pg = pg_connect(a->cfg.database_url, e);
+    return a->pg;
 }
 
 PGconn *
 app_pg(app *a, err_t *e)
 {
-    if (a->pg)
+    if (a->pg && a->pg_ensured)
         return a->pg;
-    if (cfg_require_db(&a->cfg, e) != 0)
-        return NULL;
-    PGconn *c = pg_connect(a->cfg.database_url, e);
+    PGconn *c = connect_db(a, e);
     if (!c)
         return NULL;
     if (cat_ensure(c, a->cfg.schema, e) != 0 || cap_ensure(c, a->cfg.schema, e) != 0) {
         PQfinish(c);
+        a->pg = NULL;
         return NULL;
     }
-    a->pg = c;
+    a->pg_ensured = true;
     return c;
+}
+
+PGconn *
+app_pg_read(app *a, err_t *e)
+{
+    PGconn *c = connect_db(a, e);
+    if (c && !a->pg_ensured && cat_check_exists(c, a->cfg.schema, e) != 0)
+        return NULL;
+    return c;
+}
+
+void
+app_close_pg(app *a)
+{
+    if (a->pg)
+        PQfinish(a->pg);
+    a->pg = NULL;
+    a->pg_ensured = false;
 }
 
 PGconn *
@@ -57,6 +153,7 @@ app_pg_reconnect(app *a, err_t *e)
     if (a->pg)
         PQfinish(a->pg);
     a->pg = NULL;
+    a->pg_ensured = false;
     return app_pg(a, e);
 }
 
@@ -160,6 +257,7 @@ app_close(app *a)
     if (a->pg)
         PQfinish(a->pg);
     a->pg = NULL;
+    a->pg_ensured = false;
     if (a->sf)
         sfapi_free(a->sf);
     a->sf = NULL;

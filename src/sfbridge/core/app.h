@@ -14,17 +14,31 @@
 #include "err.h"
 #include "sfapi.h"
 
+#define APP_OVERRIDES 4
+
 typedef struct app {
     cfg cfg;
+    /* Where the settings came from, to read them again (SIGHUP): the file
+     * (NULL: $SFBRIDGE_CONFIG or none) and the command line's settings. */
+    const char *config_path;
+    const char *over_name[APP_OVERRIDES], *over_value[APP_OVERRIDES];
+    int nover;
     PGconn *pg;
+    bool pg_ensured; /* the catalog was created or upgraded on pg */
     sfapi *sf;
     bool org_checked;
 } app;
 
-extern volatile sig_atomic_t app_stop; /* set by SIGINT/SIGTERM */
+extern volatile sig_atomic_t app_stop;   /* set by SIGINT/SIGTERM */
+extern volatile sig_atomic_t app_reload; /* set by SIGHUP (the daemon reads its settings again) */
 
 /* The Postgres connection, catalog ensured. NULL with e filled. */
 PGconn *app_pg(app *a, err_t *e);
+/* The Postgres connection for reading only: nothing is created; NOT_SET_UP
+ * when the schema has no catalog. */
+PGconn *app_pg_read(app *a, err_t *e);
+/* Close the Postgres connection (the next app_pg* opens one). */
+void app_close_pg(app *a);
 /* Reconnect after a lost connection. */
 PGconn *app_pg_reconnect(app *a, err_t *e);
 /* A new Salesforce client from the settings (the one place that maps cfg to
@@ -37,6 +51,17 @@ sfapi *app_sf(app *a, err_t *e);
 /* Take the schema's worker lock (one process syncs a schema at a time). */
 int app_lock(app *a, err_t *e) ERR_MUST_CHECK;
 void app_close(app *a);
-void app_install_signals(void);
+/* SIGINT and SIGTERM set app_stop; with reload, SIGHUP sets app_reload
+ * (else SIGHUP stops too, as a terminal hang-up should). */
+void app_install_signals(bool reload);
+/* Load the settings as at start: the file (or $SFBRIDGE_CONFIG), the
+ * environment, then a setting given on the command line (app_override). */
+int app_load_config(app *a, err_t *e) ERR_MUST_CHECK;
+/* A command-line setting (--schema, --log-level, --http), kept for reloads. */
+int app_override(app *a, const char *name, const char *value, err_t *e) ERR_MUST_CHECK;
+/* The settings read again into *fresh (freed by the caller on failure). */
+int app_reload_config(const app *a, cfg *fresh, err_t *e) ERR_MUST_CHECK;
+/* Use fresh (taken over) from now on: the connections close, to open with it. */
+void app_replace_config(app *a, cfg *fresh);
 
 #endif

@@ -55,6 +55,13 @@ log_level_ok(const char *v)
 }
 
 static bool
+log_format_ok(const char *v)
+{
+    static const char *const w[] = {"text", "logfmt", "json", NULL};
+    return one_of(v, w);
+}
+
+static bool
 policy_ok(const char *v)
 {
     static const char *const w[] = {"last_writer_wins", "salesforce_wins", "postgres_wins", NULL};
@@ -65,6 +72,19 @@ static bool
 http_url_ok(const char *v)
 {
     return strncmp(v, "https://", 8) == 0 || strncmp(v, "http://", 7) == 0;
+}
+
+/* "HOST:PORT" or "[V6]:PORT", port 0 to 65535. */
+static bool
+http_listen_ok(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    return atol(colon + 1) <= 65535;
 }
 
 #define S(n, f, d)                                       \
@@ -91,6 +111,7 @@ static const cfg_key keys[] = {
     S("SF_PASSWORD", password, NULL),
     C("SF_API_VERSION", api_version, "60.0", api_version_ok, "a version such as 60.0"),
     C("SFBRIDGE_LOG_LEVEL", log_level, "info", log_level_ok, "debug, info, warn or error"),
+    C("SFBRIDGE_LOG_FORMAT", log_format, "text", log_format_ok, "text, logfmt or json"),
     C("SFBRIDGE_CONFLICT_POLICY", conflict_policy, "last_writer_wins", policy_ok,
       "last_writer_wins, salesforce_wins or postgres_wins"),
     L("SFBRIDGE_BULK_THRESHOLD", bulk_threshold, "10000", 0, 1000000000L),
@@ -105,6 +126,10 @@ static const cfg_key keys[] = {
     L("SFBRIDGE_DEDICATED_USER", dedicated_user, "0", 0, 1),
     L("SFBRIDGE_WRITE_GATHER_MS", write_gather_ms, "0", 0, 60000L),
     L("SFBRIDGE_STREAM_SILENCE_MS", stream_silence_ms, "600000", 1000, 86400000L),
+    C("SFBRIDGE_HTTP", http_listen, NULL, http_listen_ok, "HOST:PORT, such as 127.0.0.1:8080"),
+    S("SFBRIDGE_HTTP_TOKEN", http_token, NULL),
+    C("SFBRIDGE_WEBHOOK_URL", webhook_url, NULL, http_url_ok,
+      "an http(s):// URL (where notifications are POSTed)"),
 };
 #undef S
 #undef C
@@ -278,6 +303,18 @@ cfg_set(cfg *c, const char *name, const char *value, err_t *e)
     if (!k || k->kind != CK_STR)
         return err_set(e, 500, "BAD_CONFIG", "%s is not a text setting", name);
     return set_key(c, k, value, "command line", e);
+}
+
+void
+cfg_copy(cfg *dst, const cfg *src)
+{
+    memcpy(dst, src, sizeof *dst);
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].kind == CK_STR) {
+            char **slot = (char **)((char *)dst + keys[i].off);
+            if (*slot)
+                *slot = xstrdup(*slot);
+        }
 }
 
 void

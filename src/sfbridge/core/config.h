@@ -27,6 +27,7 @@ typedef struct cfg {
     char *password;
     char *api_version;
     char *log_level;
+    char *log_format;      /* text, logfmt, json */
     char *conflict_policy; /* last_writer_wins, salesforce_wins, postgres_wins */
     long bulk_threshold;   /* initial loads above this many records use Bulk 2.0 */
     long bulk_page;        /* rows per Bulk results page */
@@ -43,12 +44,17 @@ typedef struct cfg {
     long write_gather_ms;  /* how long the writer lets changes gather after being woken (0: none) */
     long
         stream_silence_ms; /* a streamed mapping with no event for this long gets a windowed poll */
+    char *http_listen;     /* the management API's HOST:PORT (NULL: off) */
+    char *http_token;      /* its bearer token (required beyond loopback) */
+    char *webhook_url;     /* where notifications are POSTed (NULL: nowhere) */
 } cfg;
 
 /* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the
  * environment. Errors name the file, line or variable at fault. */
 int cfg_load(cfg *c, const char *path, err_t *e);
 void cfg_free(cfg *c);
+/* dst becomes a copy of src with its own strings (free it with cfg_free). */
+void cfg_copy(cfg *dst, const cfg *src);
 /* Parse "NAME = value" lines from f (path names it in errors). For cfg_load and the fuzzer. */
 int cfg_parse(cfg *c, FILE *f, const char *path, err_t *e);
 /* Replace one string setting (command-line flags), checked as the file's are. */

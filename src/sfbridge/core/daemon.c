@@ -9,14 +9,17 @@
 #include <sys/select.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "capture.h"
 #include "catalog.h"
 #include "fsm.h"
 #include "log.h"
 #include "pg.h"
 #include "retry.h"
+#include "sdnotify.h"
 #include "util.h"
 #include "stream.h"
+#include "webhook.h"
 #include "writer.h"
 
 /* One run of the loop: what its steps share. */
@@ -29,8 +32,14 @@ typedef struct daemon_run {
     void *progress_ctx;
     long drift_ms;
     int failures; /* actions that failed (foreground modes fail with the last) */
+    int64_t started_ms;
     writer *w;
     stream *st;
+    api *http;     /* the management API (SFBRIDGE_HTTP / run --http), or NULL */
+    webhook *hook; /* notifications to SFBRIDGE_WEBHOOK_URL, or NULL */
+    /* What the writer and stream threads watch: set when the process stops or
+     * the configuration is reloaded (the threads start again after). */
+    volatile sig_atomic_t threads_stop;
 } daemon_run;
 
 static bool
@@ -253,13 +262,18 @@ daemon_start(daemon_run *r, err_t *e)
     if (cap_install_all(a->pg, a->cfg.schema, e) != 0 ||
         writer_recover(a->pg, a->cfg.schema, e) != 0)
         return -1;
-    r->w = writer_new(&a->cfg, &app_stop);
+    if (a->cfg.http_listen && !(r->http = api_start(&a->cfg, r->started_ms, e)))
+        return -1;
+    r->threads_stop = 0;
+    if (a->cfg.webhook_url && !(r->hook = webhook_start(&a->cfg, &r->threads_stop)))
+        log_error("cannot start the webhook thread; notifications are recorded, not sent");
+    r->w = writer_new(&a->cfg, &r->threads_stop);
     if (writer_start(r->w) != 0) {
         writer_free(r->w);
         r->w = NULL;
         return err_set(e, 500, "THREAD", "cannot start the writer thread");
     }
-    r->st = stream_new(&a->cfg, &app_stop);
+    r->st = stream_new(&a->cfg, &r->threads_stop);
     if (stream_start(r->st) != 0) {
         stream_free(r->st);
         r->st = NULL;
@@ -392,14 +406,12 @@ daemon_pass(daemon_run *r, err_t *e)
     return 0;
 }
 
-/* The one way out: stop and join the threads, clear the heartbeat, say why. */
-static int
-daemon_stop(daemon_run *r, int rc, err_t *e)
+/* Stop and join the writer, stream and API threads. */
+static void
+stop_threads(daemon_run *r)
 {
     app *a = r->a;
-    bool fatal = rc != 0 && !(app_stop && strcmp(e->code, "STOPPED") == 0);
-    if (fatal && r->mode == DAEMON_RUN)
-        app_stop = 1; /* the writer and stream threads watch the same flag */
+    r->threads_stop = 1;
     bool pg_ok = a->pg && !pg_connection_lost(a->pg);
     if (r->w) {
         /* Wake the writer so it sees the stop at once. */
@@ -414,16 +426,62 @@ daemon_stop(daemon_run *r, int rc, err_t *e)
         sb_free(&sql);
         writer_join(r->w);
         writer_free(r->w);
+        r->w = NULL;
     }
     if (r->st) {
         stream_join(r->st);
         stream_free(r->st);
+        r->st = NULL;
     }
+    api_stop(r->http);
+    r->http = NULL;
+    webhook_stop(r->hook);
+    r->hook = NULL;
+}
+
+/* SIGHUP: read the settings again and start over with them (threads, the
+ * connections, the lock), as a restart would but in the same process. Bad
+ * settings are refused with the reason and the old ones kept. */
+static int
+daemon_reload(daemon_run *r, err_t *e)
+{
+    app *a = r->a;
+    err_t ce;
+    if (sdnotify_reloading(&ce) != 0)
+        log_debug("sdnotify: %s", ce.msg);
+    cfg fresh;
+    if (app_reload_config(a, &fresh, &ce) != 0) {
+        log_error("configuration not reloaded (the current one stays): %s", ce.msg);
+        cfg_free(&fresh);
+    } else {
+        log_info("reloading the configuration (SIGHUP)");
+        stop_threads(r);
+        app_replace_config(a, &fresh);
+        r->drift_ms = a->cfg.drift_seconds * 1000;
+        if (daemon_start(r, e) != 0)
+            return -1;
+    }
+    if (sdnotify_ready("syncing", &ce) != 0)
+        log_debug("sdnotify: %s", ce.msg);
+    return 0;
+}
+
+/* The one way out: stop and join the threads, clear the heartbeat, say why. */
+static int
+daemon_stop(daemon_run *r, int rc, err_t *e)
+{
+    app *a = r->a;
+    bool fatal = rc != 0 && !(app_stop && strcmp(e->code, "STOPPED") == 0);
+    err_t ce;
+    if (r->mode == DAEMON_RUN && sdnotify_stopping(&ce) != 0)
+        log_debug("sdnotify: %s", ce.msg);
+    stop_threads(r);
+    bool pg_ok = a->pg && !pg_connection_lost(a->pg);
     char why[ERR_MSG_MAX + ERR_CODE_MAX + 4];
     snprintf(why, sizeof why, "%s: %s", e->code, e->msg);
-    err_t ce;
-    if (pg_ok && r->mode == DAEMON_RUN &&
-        cat_heartbeat_clear(a->pg, a->cfg.schema, fatal ? why : NULL, &ce) != 0)
+    /* Every mode records a heartbeat while it works (load, poll, ...), so
+     * every mode clears its own on the way out. */
+    if (pg_ok && cat_heartbeat_clear(a->pg, a->cfg.schema, fatal ? why : NULL, &ce) != 0)
         log_warn("heartbeat not cleared (status may say running for 30 s): %s", ce.msg);
     if (r->mode == DAEMON_RUN) {
         if (fatal)
@@ -446,9 +504,18 @@ daemon_main(app *a, daemon_mode mode, const char *const *objects, size_t nobj,
                     .nobj = nobj,
                     .progress = progress,
                     .progress_ctx = progress_ctx,
-                    .drift_ms = a->cfg.drift_seconds * 1000};
+                    .drift_ms = a->cfg.drift_seconds * 1000,
+                    .started_ms = util_now_ms()};
     int rc = daemon_start(&r, e);
+    err_t ne;
+    if (rc == 0 && mode == DAEMON_RUN && sdnotify_ready("syncing", &ne) != 0)
+        log_debug("sdnotify: %s", ne.msg);
     while (rc == 0 && !app_stop) {
+        if (app_reload && mode == DAEMON_RUN) {
+            app_reload = 0;
+            if ((rc = daemon_reload(&r, e)) != 0)
+                break;
+        }
         int p = daemon_pass(&r, e);
         if (p != 0) {
             rc = p < 0 ? -1 : 0;

@@ -4,6 +4,7 @@
  * progress in catalog_state.c.
  */
 #include "catalog.h"
+#include "notices.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,30 @@ fmt_ddl(sb *out, const char *tmpl, const char *qschema)
 }
 
 int
+cat_check_exists(PGconn *c, const char *schema, err_t *e)
+{
+    sb a = SB_INIT, b = SB_INIT;
+    pg_qname(&a, schema, "_sfbridge_connection");
+    pg_qname(&b, schema, "_sfbridge_mapping");
+    const char *p[] = {sb_str(&a), sb_str(&b)};
+    PGresult *r = pg_query(c, e,
+                           "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", 2,
+                           p);
+    sb_free(&a);
+    sb_free(&b);
+    if (!r)
+        return -1;
+    bool there = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!there)
+        return err_set(e, 404, "NOT_SET_UP",
+                       "schema %s is not set up for sfbridge (it has no _sfbridge_connection "
+                       "table): run sfbridge init",
+                       schema);
+    return 0;
+}
+
+int
 cat_ensure(PGconn *c, const char *schema, err_t *e)
 {
     sb q = SB_INIT, sql = SB_INIT;
@@ -86,6 +111,11 @@ cat_ensure(PGconn *c, const char *schema, err_t *e)
     for (size_t i = 0; rc == 0 && i < sizeof catalog_ddl / sizeof catalog_ddl[0]; i++) {
         sb_clear(&sql);
         fmt_ddl(&sql, catalog_ddl[i], sb_str(&q));
+        rc = pg_exec(c, e, sb_str(&sql));
+    }
+    if (rc == 0) { /* the notifications, and the triggers on this module's tables that fill it */
+        sb_clear(&sql);
+        notices_sql_ddl(&sql, sb_str(&q));
         rc = pg_exec(c, e, sb_str(&sql));
     }
     if (rc == 0) {

@@ -83,6 +83,9 @@ typedef struct cat_cols {
 
 /* Create the schema and the state tables if missing (idempotent). */
 int cat_ensure(PGconn *c, const char *schema, err_t *e) ERR_MUST_CHECK;
+/* 0 when the schema has sfbridge's catalog; NOT_SET_UP naming `sfbridge init`
+ * when not. Reads only (for status, which never creates anything). */
+int cat_check_exists(PGconn *c, const char *schema, err_t *e) ERR_MUST_CHECK;
 
 /* ---- _sfbridge_connection, _hcmeta (catalog_conn.c) ---- */
 /* Record which org this schema is connected to; refuses another org. */
@@ -145,6 +148,8 @@ int cat_load_progress(PGconn *c, const char *schema, const char *object, const c
                       int64_t rows, err_t *e) ERR_MUST_CHECK;
 /* Try the mapping again in a second (a poll put off while the writer settles). */
 int cat_poll_soon(PGconn *c, const char *schema, const char *object, err_t *e) ERR_MUST_CHECK;
+/* The mapping's drift check is due (the daemon runs it at its next pass). */
+int cat_drift_soon(PGconn *c, const char *schema, const char *object, err_t *e) ERR_MUST_CHECK;
 int cat_drift_done(PGconn *c, const char *schema, const char *object, int64_t repairs,
                    err_t *e) ERR_MUST_CHECK;
 int cat_watermark(PGconn *c, const char *schema, const char *object, char **wm,
@@ -168,6 +173,8 @@ int cat_stream_fallback_done(PGconn *c, const char *schema, const char *object,
 /* Every streamed mapping is reconnecting (error: why). */
 int cat_streams_connecting(PGconn *c, const char *schema, const char *error,
                            err_t *e) ERR_MUST_CHECK;
+/* The daemon stopped cleanly: no stream, and no error to show. */
+int cat_streams_stopped(PGconn *c, const char *schema, err_t *e) ERR_MUST_CHECK;
 /* A batch of events applied (in the batch's transaction). */
 int cat_stream_applied(PGconn *c, const char *schema, const char *object, int64_t replay_id,
                        int64_t lag_ms, int64_t events, err_t *e) ERR_MUST_CHECK;

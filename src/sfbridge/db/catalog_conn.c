@@ -104,6 +104,9 @@ cat_heartbeat(PGconn *c, const char *schema, conn_state state, err_t *e)
     return cat_run(c, schema,
                    "UPDATE %1$s._sfbridge_connection SET daemon_pid = $1::int, daemon_host = $2,"
                    " heartbeat_at = now(),"
+                   /* an outage's error goes once the connection is idle again after it */
+                   " last_error = CASE WHEN $3::text = $4::text AND state NOT IN ($5::text,"
+                   " $6::text) THEN NULL ELSE last_error END,"
                    " state = CASE WHEN state IN ($5::text, $6::text) AND $3::text = $4::text"
                    " THEN state ELSE $3::text END",
                    6, p, e);

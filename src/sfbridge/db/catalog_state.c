@@ -215,6 +215,15 @@ cat_poll_soon(PGconn *c, const char *schema, const char *object, err_t *e)
 }
 
 int
+cat_drift_soon(PGconn *c, const char *schema, const char *object, err_t *e)
+{
+    const char *p[] = {object};
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET last_drift_at = NULL WHERE object_name = $1",
+                   1, p, e);
+}
+
+int
 cat_drift_done(PGconn *c, const char *schema, const char *object, int64_t repairs, err_t *e)
 {
     char n[24];
@@ -320,6 +329,15 @@ cat_streams_connecting(PGconn *c, const char *schema, const char *error, err_t *
                    "UPDATE %1$s._sfbridge_mapping SET stream_state = $2, stream_error = $1"
                    " WHERE sf_notify_enabled",
                    2, p, e);
+}
+
+int
+cat_streams_stopped(PGconn *c, const char *schema, err_t *e)
+{
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET stream_state = NULL, stream_error = NULL"
+                   " WHERE sf_notify_enabled",
+                   0, NULL, e);
 }
 
 int

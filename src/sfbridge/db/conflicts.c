@@ -32,3 +32,22 @@ conflicts_sql_record(sb *out, const char *schema, const char *table_lit, const c
               sb_str(&qc), table_lit, policy_lit);
     sb_free(&qc);
 }
+
+json_t *
+conflicts_counts(PGconn *c, const char *schema, err_t *e)
+{
+    sb s = SB_INIT;
+    sb_puts(&s, "SELECT coalesce(json_object_agg(table_name, n), '{}'::json)::text FROM"
+                " (SELECT table_name, count(*) AS n FROM ");
+    pg_qname(&s, schema, "_sfbridge_conflicts");
+    sb_puts(&s, " GROUP BY table_name) t");
+    PGresult *r = pg_query(c, e, sb_str(&s), 0, NULL);
+    sb_free(&s);
+    if (!r)
+        return NULL;
+    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    if (!j)
+        err_set(e, 500, "BAD_CATALOG", "the conflicts could not be counted");
+    return j;
+}

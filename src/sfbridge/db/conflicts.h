@@ -7,6 +7,10 @@
 #ifndef CONFLICTS_H
 #define CONFLICTS_H
 
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "err.h"
 #include "sb.h"
 
 /* CREATE TABLE IF NOT EXISTS (idempotent); qschema is the quoted schema. */
@@ -16,5 +20,8 @@ void conflicts_sql_ddl(sb *out, const char *qschema);
  * SQL literals; a conflict already recorded is not recorded twice. */
 void conflicts_sql_record(sb *out, const char *schema, const char *table_lit,
                           const char *policy_lit);
+
+/* {"table": conflicts recorded, ...} for every table with any. */
+json_t *conflicts_counts(PGconn *c, const char *schema, err_t *e);
 
 #endif

@@ -9,7 +9,10 @@
 #define LOCKS_H
 
 /* Transaction lock around creating or changing sfbridge's own tables and
- * triggers in a schema (catalog, capture): concurrent `init`s wait their turn. */
+ * triggers in a schema (catalog, capture): concurrent `init`s wait their turn.
+ * Readers of several catalog tables at once (status, the API) take it shared,
+ * so they never meet that DDL halfway (a deadlock: the DDL locks the tables
+ * one by one, in its own order). */
 #define LOCK_DDL "4242001"
 
 /* Session lock (class, hashtext(schema)): one process syncs a schema at a time. */

@@ -458,9 +458,39 @@ requeue_missing(PGconn *c, const names *q, const char *ids, sb *out, err_t *e)
     return 0;
 }
 
+/* The FAILED entries of mapped table `table` about to be requeued (all, or
+ * ids $1) take the row's values as it is now, so a row fixed since the
+ * failure is sent as fixed: an INSERT the whole row, an UPDATE its own
+ * columns. Entries whose row is gone keep what they captured. */
+static int
+refresh_failed(PGconn *c, const names *q, const char *schema, const char *table, const char *ids,
+               err_t *e)
+{
+    sb qt = SB_INIT, s = SB_INIT;
+    pg_qname(&qt, schema, table);
+    const char *tabs[] = {sb_str(&q->log), sb_str(&q->arch)};
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        sb_clear(&s);
+        sb_printf(&s,
+                  "UPDATE %s l SET values = (CASE l.action WHEN 'INSERT'"
+                  " THEN hstore(t.*) - ARRAY['_hc_lastop', '_hc_err']"
+                  " ELSE slice(hstore(t.*), akeys(l.values::hstore)) END)::text"
+                  " FROM %s t WHERE t.id = l.record_id AND l.table_name = $2"
+                  " AND l.state = 'FAILED' AND l.action IN ('INSERT', 'UPDATE')"
+                  " AND ($1::bigint[] IS NULL OR l.id = ANY($1::bigint[]))",
+                  tabs[i], sb_str(&qt));
+        const char *p[] = {ids, table};
+        rc = pg_run(c, e, sb_str(&s), 2, p);
+    }
+    sb_free(&qt);
+    sb_free(&s);
+    return rc;
+}
+
 int
 tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids, bool all,
-             int64_t *n, sb *missing, err_t *e)
+             const char *const *tables, size_t ntables, int64_t *n, sb *missing, err_t *e)
 {
     sb a = SB_INIT, s = SB_INIT;
     sb_putc(&a, '{');
@@ -479,6 +509,8 @@ tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids,
     int rc = pg_exec(c, e, "BEGIN");
     if (rc == 0 && p && missing)
         rc = requeue_missing(c, &q, p, missing, e);
+    for (size_t i = 0; rc == 0 && i < ntables; i++)
+        rc = refresh_failed(c, &q, schema, tables[i], p, e);
     if (rc == 0) {
         sb_clear(&s);
         sb_printf(&s,
@@ -708,6 +740,14 @@ scalar(PGconn *c, const char *schema, const char *fmt_select, const char *where,
 }
 
 int
+tlog_waiting(PGconn *c, const char *schema, int64_t *n, err_t *e)
+{
+    bool isnull;
+    return scalar(c, schema, "count(*)",
+                  "state = 'PENDING' OR (state = 'NEW' AND sfb_retry_at IS NULL)", n, &isnull, e);
+}
+
+int
 tlog_retrying(PGconn *c, const char *schema, int64_t *n, err_t *e)
 {
     bool isnull;
@@ -927,4 +967,34 @@ tlog_sql_status(sb *out, const char *qschema)
               "NULL"
               "     ORDER BY updated_at DESC LIMIT 1)) FROM %1$s._trigger_log)",
               qschema);
+}
+
+json_t *
+tlog_errors_json(PGconn *c, const char *schema, const char *table, int hours, err_t *e)
+{
+    names q = names_of(schema);
+    sb s = SB_INIT;
+    char h[16];
+    snprintf(h, sizeof h, "%d", hours);
+    /* FAILED entries stay in the log a day, then in the archive. */
+    sb_printf(&s,
+              "SELECT coalesce(json_agg(json_build_object('id', id, 'table_name', table_name,"
+              " 'record_id', record_id, 'sfid', sfid, 'action', action, 'state', state,"
+              " 'message', sf_message, 'created_at', created_at, 'processed_at', processed_at,"
+              " 'values', hstore_to_json(values::hstore)) ORDER BY id DESC), '[]'::json)::text"
+              " FROM (SELECT * FROM %s UNION ALL SELECT * FROM %s) l WHERE l.state = 'FAILED'"
+              " AND l.processed_at > now() - make_interval(hours => $1::int)"
+              " AND ($2::text IS NULL OR l.table_name = $2)",
+              sb_str(&q.log), sb_str(&q.arch));
+    const char *p[] = {h, table};
+    PGresult *r = pg_query(c, e, sb_str(&s), 2, p);
+    sb_free(&s);
+    names_free(&q);
+    if (!r)
+        return NULL;
+    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    if (!j)
+        err_set(e, 500, "BAD_CATALOG", "the write errors could not be read");
+    return j;
 }

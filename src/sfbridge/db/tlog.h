@@ -113,10 +113,13 @@ ERR_MUST_CHECK int tlog_housekeeping(PGconn *c, const char *schema, err_t *e);
 ERR_MUST_CHECK int tlog_prune_archive(PGconn *c, const char *schema, long days, err_t *e);
 
 /* sfbridge retry: FAILED entries (all, or these ids, in the log or the
- * archive) back to NEW, in one transaction. *n gets how many; missing (if
- * not NULL) the given ids that name no FAILED entry, comma-separated. */
+ * archive) back to NEW, in one transaction. The entries of the mapped
+ * tables[0..ntables) first take their row's current values (the row as
+ * fixed since the failure). *n gets how many; missing (if not NULL) the
+ * given ids that name no FAILED entry, comma-separated. */
 ERR_MUST_CHECK int tlog_requeue(PGconn *c, const char *schema, const char *const *ids, size_t nids,
-                                bool all, int64_t *n, sb *missing, err_t *e);
+                                bool all, const char *const *tables, size_t ntables, int64_t *n,
+                                sb *missing, err_t *e);
 
 /* The captured values of entries ids[0..n) as JSON text (hstore_to_json):
  * a result of (id bigint, values text) rows, caller PQclear's; NULL with e filled. */
@@ -153,6 +156,8 @@ ERR_MUST_CHECK int tlog_supersede_failures(PGconn *c, const char *schema, const 
                                            const int *rids, size_t n, err_t *e);
 
 /* Entries waiting out a retry now. */
+/* Entries to send now or in flight (not those waiting out a retry delay). */
+ERR_MUST_CHECK int tlog_waiting(PGconn *c, const char *schema, int64_t *n, err_t *e);
 ERR_MUST_CHECK int tlog_retrying(PGconn *c, const char *schema, int64_t *n, err_t *e);
 /* Milliseconds until the next retry is due (>= 0), or -1 when none waits. */
 ERR_MUST_CHECK int tlog_next_retry_ms(PGconn *c, const char *schema, int64_t *ms, err_t *e);
@@ -208,5 +213,11 @@ ERR_MUST_CHECK int tlog_unsettled_inserts(PGconn *c, const char *schema, const c
 /* For `status`: a json_build_object(pending, retrying, failed, last_error)
  * expression over the log of the schema quoted as `qschema`. Pure. */
 void tlog_sql_status(sb *out, const char *qschema);
+
+/* The FAILED writes processed in the last `hours` (log and archive, newest
+ * first), of one table or all (table NULL), as a JSON array of
+ * {id, table_name, record_id, sfid, action, state, message, created_at,
+ * processed_at, values}. NULL with e filled. */
+json_t *tlog_errors_json(PGconn *c, const char *schema, const char *table, int hours, err_t *e);
 
 #endif

@@ -220,6 +220,13 @@ apply_upsert_from(sb *out, const char *schema, const mapping *m, const char *sel
                   with_conf ? " OR EXISTS (SELECT 1 FROM conf WHERE conf.sfid = t.sfid AND "
                               "conf.winner = 'salesforce')"
                             : "");
+    /* A row whose change Salesforce refused keeps FAILED, _hc_err and the
+     * app's values (for the app to see, fix and retry) until the record
+     * really changes in Salesforce. */
+    if (m->read_write)
+        sb_puts(out,
+                "(t.\"_hc_lastop\" IS DISTINCT FROM '" HC_FAILED "' OR t.\"systemmodstamp\" IS "
+                "NULL OR excluded.\"systemmodstamp\" > t.\"systemmodstamp\") AND ");
     sb_puts(out, "(t.\"systemmodstamp\" IS NULL OR "
                  "excluded.\"systemmodstamp\" IS NULL OR t.\"systemmodstamp\" <= "
                  "excluded.\"systemmodstamp\") AND (");

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "notices.h"
 #include "pg.h"
 #include "retry.h"
 #include "sb.h"
@@ -228,6 +229,27 @@ supersede(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, e
     return rc;
 }
 
+/* One notification for the writes of this batch Salesforce refused (with the
+ * batch's outcome, in its transaction: once per failure). */
+static int
+notice_failures(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+{
+    size_t failed = 0;
+    const op *first = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (ops[i]->out == OUT_FAILED) {
+            failed++;
+            if (!first)
+                first = ops[i];
+        }
+    if (!failed)
+        return 0;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%zu write%s to %s refused by Salesforce (row %d: %.600s)", failed,
+             failed == 1 ? "" : "s", m->table, first->record_id, first->msg ? first->msg : "?");
+    return notices_add(pg, r->schema, "WRITE_FAILED", "error", m->object, msg, e);
+}
+
 /* The rows are written only where no app holds a lock, so the writer never
  * waits for an app while holding locks of its own (no deadlock with an app's
  * multi-row transaction). A row an app had locked is written after COMMIT, in
@@ -249,6 +271,8 @@ recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_
         rc = log_outcomes(r, pg, ops, n, done, e);
     if (rc == 0)
         rc = supersede(r, pg, m, ops, n, e);
+    if (rc == 0)
+        rc = notice_failures(r, pg, m, ops, n, e);
     rc = rc == 0 ? pg_exec(pg, e, "COMMIT") : (pg_rollback_quietly(pg), -1);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!skipped[i])

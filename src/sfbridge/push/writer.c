@@ -143,7 +143,17 @@ int
 writer_requeue(void *pgconn, const char *schema, const char *const *ids, size_t nids, bool all,
                int64_t *n, sb *missing, err_t *e)
 {
-    return tlog_requeue(pgconn, schema, ids, nids, all, n, missing, e);
+    mapping *ms = NULL;
+    size_t nms = 0;
+    if (cat_load(pgconn, schema, NULL, &ms, &nms, e) != 0)
+        return -1;
+    const char **tables = xcalloc(nms + 1, sizeof *tables);
+    for (size_t i = 0; i < nms; i++)
+        tables[i] = ms[i].table;
+    int rc = tlog_requeue(pgconn, schema, ids, nids, all, tables, nms, n, missing, e);
+    free(tables);
+    mapping_free_all(ms, nms);
+    return rc;
 }
 
 writer *

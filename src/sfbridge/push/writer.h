@@ -46,8 +46,8 @@ void writer_join(writer *w);
 ERR_MUST_CHECK int writer_recover(void *pgconn, const char *schema, err_t *e);
 
 /* sfbridge retry: FAILED entries (all, or these ids, from the log or the
- * archive) back to NEW (tlog_requeue). *n gets how many; missing the ids
- * that name no FAILED entry. */
+ * archive) back to NEW with their row's current values (tlog_requeue). *n
+ * gets how many; missing the ids that name no FAILED entry. */
 ERR_MUST_CHECK int writer_requeue(void *pgconn, const char *schema, const char *const *ids,
                                   size_t nids, bool all, int64_t *n, sb *missing, err_t *e);
 

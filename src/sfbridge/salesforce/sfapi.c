@@ -779,6 +779,11 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
         sb_free(&url);
 
         err_class cls;
+        if (cc == CURLE_ABORTED_BY_CALLBACK && c->abort_flag && *c->abort_flag) {
+            /* The process is stopping: not a failure to retry or warn about. */
+            err_set(e, 503, "STOPPED", "stopped by a signal");
+            return err_class_set(e, ERR_PERMANENT);
+        }
         if (cc != CURLE_OK) {
             if (r->sink_failed) {
                 if (r->sink_err.code[0])

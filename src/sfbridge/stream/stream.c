@@ -670,6 +670,8 @@ stream_main(void *arg)
             continue;
         }
         drop_client(s);
+        if (*s->stop) /* the stop aborted the call: not a failure to report */
+            break;
         /* Events waiting for the writer (an insert's outcome being settled)
          * are not a failure of the stream: a short pause, no backoff, and
          * `status` keeps showing the streams connected. */
@@ -690,6 +692,10 @@ stream_main(void *arg)
         for (long t = 0; t < d && !*s->stop; t += 100)
             usleep(100000);
     }
+    err_t ce;
+    /* A clean stop leaves no stream and no transport error behind in `status`. */
+    if (s->pg && !pg_connection_lost(s->pg) && cat_streams_stopped(s->pg, s->cfg->schema, &ce) != 0)
+        log_debug("stream: stop not recorded: %s", ce.msg);
     return NULL;
 }
 

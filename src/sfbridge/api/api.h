@@ -1,0 +1,41 @@
+/*
+ * api: the management API of `sfbridge run --http ADDR` (or SFBRIDGE_HTTP):
+ * a libmicrohttpd listener on its own thread, with its own Postgres
+ * connection, serving
+ *
+ *   GET  /healthz                       the process is up
+ *   GET  /readyz                        200 when healthy, 503 with the reasons
+ *   GET  /metrics                       Prometheus text (metrics.c)
+ *   GET  /api/v3/connections[/ID[/mappings|/errors|/export]]
+ *   POST /api/v3/connections/ID/actions/{pause,resume}
+ *   GET  /api/v3/mappings/OBJECT[/errors]
+ *   POST /api/v3/mappings/OBJECT/actions/{pause,resume,reload}
+ *
+ * modelled on Heroku Connect's API v3 (one connection, ID "default"). The
+ * routes are a table. It listens on loopback unless told otherwise; beyond
+ * loopback SFBRIDGE_HTTP_TOKEN is required, and when a token is set every
+ * route but /healthz wants "Authorization: Bearer TOKEN". A state-changing
+ * call is a POST a browser cannot forge from another site: JSON or a bearer
+ * token, and an Origin, if any, that is this server's.
+ */
+#ifndef API_H
+#define API_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+typedef struct api api;
+
+/* Start listening on c->http_listen (the settings are copied). NULL with e
+ * filled when the address is bad, taken, or beyond loopback without a token. */
+api *api_start(const cfg *c, int64_t started_ms, err_t *e);
+/* The port it listens on (the one given, or the one picked for port 0). */
+int api_port(const api *s);
+void api_stop(api *s);
+
+/* Whether host (a literal address or "localhost") is a loopback address. */
+bool api_is_loopback(const char *host);
+
+#endif
