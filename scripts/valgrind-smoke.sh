@@ -5,7 +5,9 @@
 # sfbridge under valgrind through its paths against that localforce and a
 # private Postgres: init, mapping add, a Bulk initial load, a poll, a push of
 # inserts/updates/deletes with a refused record, a drift check, and the daemon
-# (pull loop + writer thread) stopped by SIGTERM. Fails if valgrind reports an
+# (pull loop + writer thread, the management API and the webhook, a SIGHUP
+# reload) stopped by SIGTERM, and status, errors, diagnose, notifications, ack.
+# Fails if valgrind reports an
 # error or a leak. Slow (valgrind), so not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +47,12 @@ export SF_USERNAME=demo@localforce.test SF_PASSWORD=localforce SFBRIDGE_LOG_LEVE
 VGS=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9)
 src=0
 sfb() { "${VGS[@]}" build/sfbridge "$@" >>"$W/sfb.out" 2>>"$W/sfb.err" || { echo "sfbridge $* failed under valgrind ($?)"; src=1; }; }
+# status and diagnose exit 0, 1 or 2 with their verdict; 9 is valgrind's.
+sfb_verdict() {
+  local rc=0
+  "${VGS[@]}" build/sfbridge "$@" >>"$W/sfb.out" 2>>"$W/sfb.err" || rc=$?
+  ((rc <= 2)) || { echo "sfbridge $* failed under valgrind ($rc)"; src=1; }
+}
 sfb init
 sfb mapping add Teacher__c --access read_write --fields Name,First_Name__c,Last_Name__c,Email__c,School__r.External_Id__c
 sfb mapping add Student__c
@@ -54,10 +62,28 @@ psql -q "$DATABASE_URL" -c "INSERT INTO salesforce.teacher__c (name, first_name_
   -c "UPDATE salesforce.teacher__c SET first_name__c = 'Vee' WHERE id = 1" -c "DELETE FROM salesforce.teacher__c WHERE id = 2"
 "${VGS[@]}" build/sfbridge push >>"$W/sfb.out" 2>>"$W/sfb.err" || true
 sfb drift
-"${VGS[@]}" build/sfbridge run >>"$W/sfb.out" 2>>"$W/sfb.err" &
+sfb_verdict status
+sfb errors
+sfb_verdict diagnose
+sfb notifications --all
+sfb ack --all
+# The daemon with the management API and a webhook nobody answers (retried).
+HP=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+SFBRIDGE_HTTP=127.0.0.1:$HP SFBRIDGE_WEBHOOK_URL=http://127.0.0.1:9/hook SFBRIDGE_LOG_FORMAT=json \
+  "${VGS[@]}" build/sfbridge run >>"$W/sfb.out" 2>>"$W/sfb.err" &
 SP=$!
 sleep 4
 psql -q "$DATABASE_URL" -c "UPDATE salesforce.teacher__c SET last_name__c = 'Daemon' WHERE id = 3"
+A=http://127.0.0.1:$HP
+for p in /healthz /readyz /metrics /api/v3/connections /api/v3/connections/default/mappings \
+  /api/v3/connections/default/errors /api/v3/connections/default/notifications?all=1 \
+  /api/v3/connections/default/export /api/v3/mappings/Teacher__c /api/v3/nope; do
+  curl -s "$A$p" >/dev/null || true
+done
+curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$A/api/v3/mappings/Student__c/actions/pause" >/dev/null
+curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$A/api/v3/mappings/Student__c/actions/resume" >/dev/null
+curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$A/api/v3/notifications/all/actions/acknowledge" >/dev/null
+kill -HUP "$SP" # reload: threads, connections and the API start over
 sleep 3
 kill -TERM "$SP"; wait "$SP" || { echo "sfbridge run failed under valgrind ($?)"; src=1; }
 scripts/pgtmp.sh stop "$W/pg"
