@@ -116,6 +116,7 @@ def test_metrics_parse_and_move(api, sfbridge, database, sf):
     assert _sample(fams, "sfbridge_mapping_state", object="Teacher__c", state="DATA_SYNCED") == 1
     assert _sample(fams, "sfbridge_writes_failed") == 0
     calls = _sample(fams, "sfbridge_mapping_api_calls_today", object="Teacher__c")
+    polls = _sample(fams, "sfbridge_mapping_polls_total", object="Teacher__c")
     synced = _sample(fams, "sfbridge_mapping_rows_synced_total", object="Teacher__c")
     with App(database) as app:
         rid = app.insert(T, name="Bad Email", email__c="not an email")
@@ -127,6 +128,7 @@ def test_metrics_parse_and_move(api, sfbridge, database, sf):
     assert _sample(fams, "sfbridge_health") == 1
     assert _sample(fams, "sfbridge_mapping_rows", object="Teacher__c") == n + 2
     assert _sample(fams, "sfbridge_mapping_api_calls_today", object="Teacher__c") > calls
+    assert _sample(fams, "sfbridge_mapping_polls_total", object="Teacher__c") > polls
     assert _sample(fams, "sfbridge_mapping_rows_synced_total", object="Teacher__c") > synced
 
 

@@ -27,6 +27,8 @@ static const metric per_mapping[] = {
      SRC_NUM, "rows"},
     {"sfbridge_mapping_rows_synced_total", "counter", "Rows sfbridge applied from Salesforce.",
      SRC_NUM, "rows_synced"},
+    {"sfbridge_mapping_polls_total", "counter", "Polls (and loads) the mapping finished.", SRC_NUM,
+     "polls"},
     {"sfbridge_mapping_repairs_total", "counter", "Rows the drift checks repaired.", SRC_NUM,
      "repairs"},
     {"sfbridge_mapping_errors_total", "counter", "Failures of the mapping's sync.", SRC_NUM,

@@ -38,6 +38,7 @@ static const char status_sql[] =
     "   'sf_polling_seconds', sf_polling_seconds, 'sf_notify_enabled', sf_notify_enabled,"
     "   'watermark', watermark, 'last_poll_at', last_poll_at, 'next_poll_at', next_poll_at,"
     "   'last_drift_at', last_drift_at, 'rows_synced', rows_synced, 'repairs', repairs,"
+    "   'polls', polls,"
     /* The table's rows, counted (estimated from pg_class above 100,000, as Heroku Connect
      * does); query_to_xml runs the count on a table named by the row, in plain SQL. */
     "   'rows', (SELECT CASE WHEN pc.reltuples >= 100000 THEN pc.reltuples::bigint ELSE"

@@ -58,7 +58,9 @@ static const char *const catalog_ddl[] = {
     " ADD COLUMN IF NOT EXISTS stream_fallbacks integer NOT NULL DEFAULT 0,"
     " ADD COLUMN IF NOT EXISTS last_event_at timestamptz, ADD COLUMN IF NOT EXISTS stream_lag_ms "
     "integer,"
-    " ADD COLUMN IF NOT EXISTS stream_error text",
+    " ADD COLUMN IF NOT EXISTS stream_error text,"
+    /* polls finished (the metrics' sfbridge_mapping_polls_total) */
+    " ADD COLUMN IF NOT EXISTS polls bigint NOT NULL DEFAULT 0",
 };
 
 static void

@@ -82,7 +82,7 @@ col_polled(cat_cols *c, int poll_seconds)
     snprintf(poll, sizeof poll, "%d", poll_seconds);
     col(c,
         "last_poll_at = now(), next_poll_at = now() + make_interval(secs => $N::int), errors = 0,"
-        " last_error = NULL",
+        " last_error = NULL, polls = polls + 1",
         1, poll);
 }
 
