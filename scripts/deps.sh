@@ -3,14 +3,18 @@
 # again and again.
 #
 #   scripts/deps.sh demo   what `make demo` needs: build sfbridge and localforce, run Postgres
+#   scripts/deps.sh demo -- COMMAND [ARG...]
+#                          the same, but runs COMMAND (make demo's build) once the build's
+#                          packages are in, while the rest (Postgres, curl) install alongside;
+#                          fails when either fails (then COMMAND's status)
 #   scripts/deps.sh        everything (also `all` or `test`): the demo's packages, plus the
 #                          tests', lint's and the fuzzers' and the jsforce suite's npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 
-# Building and running the demo.
-DEMO_PKGS=(
+# Building the demo.
+DEMO_BUILD_PKGS=(
   gcc make libc6-dev cmake pkg-config     # toolchain (C only)
   libjansson-dev                          # JSON parsing
   libmicrohttpd-dev                       # localforce's HTTP server
@@ -18,6 +22,9 @@ DEMO_PKGS=(
   libxml2-dev                             # SOAP login envelopes
   libssl-dev                              # HMAC-SHA256 for OAuth signatures
   libcurl4-openssl-dev libpq-dev          # sfbridge: Salesforce client, Postgres
+)
+# Only for running it.
+DEMO_RUN_PKGS=(
   postgresql                              # the database sfbridge syncs into (and psql)
   curl ca-certificates                    # the demo's example commands
 )
@@ -32,27 +39,74 @@ TEST_PKGS=(
   clang-format universal-ctags            # make lint: formatting, function lengths
 )
 
+# The packages of $@ that are not installed.
+not_installed() {
+  local p
+  for p; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+SUDO=()
+[[ $(id -u) -ne 0 ]] && SUDO=(sudo)
+# apt-get install, quietly (errors only). -n: never ask for a password (sudo -n).
+# env: sudo would drop DEBIAN_FRONTEND.
+apt_install() {
+  local sudo=("${SUDO[@]}")
+  if [[ $1 == -n ]]; then
+    shift
+    ((${#sudo[@]} == 0)) || sudo+=(-n)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 case $what in
-demo) PKGS=("${DEMO_PKGS[@]}") ;;
+demo)
+  [[ $# -le 1 || ($2 == -- && $# -ge 3) ]] || { echo "usage: scripts/deps.sh demo [-- COMMAND...]" >&2; exit 2; }
+  mapfile -t build < <(not_installed "${DEMO_BUILD_PKGS[@]}")
+  mapfile -t run < <(not_installed "${DEMO_RUN_PKGS[@]}")
+  if [[ ${2-} != -- ]]; then # all at once
+    build+=("${run[@]}") run=()
+  fi
+  if ((${#build[@]} + ${#run[@]})); then
+    ((${#build[@]} == 0)) || echo "deps: installing ${build[*]}"
+    "${SUDO[@]}" apt-get update -qq
+  fi
+  ((${#build[@]} == 0)) || apt_install "${build[@]}"
+  [[ ${2-} == -- ]] || exit 0
+  shift 2
+  # Postgres and curl while COMMAND builds: a second apt-get cannot run at the
+  # same time as the first, but it can alongside the compiler. sudo -n: no
+  # password prompt in the background (sudo remembers the one just given); if
+  # it fails all the same, or apt-get does, it is tried again below, in the
+  # foreground, where its messages show.
+  pid=
+  if ((${#run[@]})); then
+    echo "deps: installing ${run[*]} while the demo builds"
+    apt_install -n "${run[@]}" >/dev/null 2>&1 &
+    pid=$!
+  fi
+  rc=0
+  "$@" || rc=$?
+  if [[ -n $pid ]] && ! wait "$pid" && ((rc == 0)); then
+    echo "deps: installing ${run[*]} (again, in the foreground)"
+    apt_install "${run[@]}"
+  fi
+  exit "$rc"
+  ;;
 all | test)
-  PKGS=("${DEMO_PKGS[@]}" "${TEST_PKGS[@]}")
+  PKGS=("${DEMO_BUILD_PKGS[@]}" "${DEMO_RUN_PKGS[@]}" "${TEST_PKGS[@]}")
   command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
   command -v npm >/dev/null 2>&1 || PKGS+=(npm)
   ;;
-*) echo "usage: scripts/deps.sh [demo|all]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh [demo [-- COMMAND...]|all]" >&2; exit 2 ;;
 esac
 
 # Debian packages.
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+mapfile -t missing < <(not_installed "${PKGS[@]}")
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${SUDO[@]}" apt-get update -qq
+  apt_install "${missing[@]}"
 fi
 
 # Test clients (jsforce) for the compatibility suite, pinned by package-lock.json.
