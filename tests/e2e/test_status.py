@@ -156,3 +156,18 @@ def test_a_reload_shows_as_running_not_with_the_last_loads_numbers(sfbridge):
     assert "reload running" in r.stdout and "via rest" not in r.stdout, r.stdout
     sfbridge.run("load")
     assert sfbridge.mapping_status("Account")["load"] is None
+
+
+def test_salesforce_rows_beside_the_tables(sfbridge, database, sf):
+    """status shows Salesforce's count of each object (from the last load, reload or drift
+    check) beside the table's rows, as Heroku Connect's dashboard does (issue 15)."""
+    sfbridge.init()
+    sfbridge.add("Account", "--fields", "Name")
+    sfbridge.once()
+    m = sfbridge.mapping_status("Account")
+    assert m["sf_rows"] == sf.count("Account") == m["rows"] and m["sf_rows_at"], m
+    sf.create("Account", {"Name": "Counted Later"})
+    sfbridge.run("drift", "Account")
+    assert sfbridge.mapping_status("Account")["sf_rows"] == sf.count("Account")
+    text = sfbridge.run("status", check=False).stdout
+    assert "SF ROWS" in text, text

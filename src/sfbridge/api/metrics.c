@@ -12,7 +12,14 @@
 #include "version.h"
 
 /* Where a per-mapping metric comes from in a mapping's status entry. */
-typedef enum { SRC_NUM, SRC_AGE, SRC_STREAM_NUM, SRC_STREAM_MS, SRC_STREAM_UP } metric_src;
+typedef enum {
+    SRC_NUM,        /* a number of the entry (0 when absent) */
+    SRC_OPT,        /* a number of the entry, left out when absent */
+    SRC_AGE,        /* seconds since a timestamp of the entry */
+    SRC_STREAM_NUM, /* a number of its "stream" */
+    SRC_STREAM_MS,  /* milliseconds of its "stream", in seconds */
+    SRC_STREAM_UP,  /* whether its stream is connected */
+} metric_src;
 
 typedef struct metric {
     const char *name;
@@ -25,6 +32,9 @@ typedef struct metric {
 static const metric per_mapping[] = {
     {"sfbridge_mapping_rows", "gauge", "Rows in the mapping's table (estimated above 100,000).",
      SRC_NUM, "rows"},
+    {"sfbridge_mapping_salesforce_rows", "gauge",
+     "Salesforce's count of the object's records, at the last load, reload or drift check.",
+     SRC_OPT, "sf_rows"},
     {"sfbridge_mapping_rows_synced_total", "counter", "Rows sfbridge applied from Salesforce.",
      SRC_NUM, "rows_synced"},
     {"sfbridge_mapping_polls_total", "counter", "Polls (and loads) the mapping finished.", SRC_NUM,
@@ -100,6 +110,11 @@ mapping_metric(sb *out, const metric *mt, json_t *m, int64_t now_ms)
     double v = 0;
     switch (mt->src) {
     case SRC_NUM: v = num(m, mt->key); break;
+    case SRC_OPT:
+        if (!json_is_number(json_object_get(m, mt->key)))
+            return;
+        v = num(m, mt->key);
+        break;
     case SRC_AGE:
         if ((v = age_seconds(m, mt->key, now_ms)) < 0)
             return;

@@ -38,7 +38,7 @@ static const char status_sql[] =
     "   'sf_polling_seconds', sf_polling_seconds, 'sf_notify_enabled', sf_notify_enabled,"
     "   'watermark', watermark, 'last_poll_at', last_poll_at, 'next_poll_at', next_poll_at,"
     "   'last_drift_at', last_drift_at, 'rows_synced', rows_synced, 'repairs', repairs,"
-    "   'polls', polls,"
+    "   'polls', polls, 'sf_rows', sf_rows, 'sf_rows_at', sf_rows_at,"
     /* The table's rows, counted (estimated from pg_class above 100,000, as Heroku Connect
      * does); query_to_xml runs the count on a table named by the row, in plain SQL. */
     "   'rows', (SELECT CASE WHEN pc.reltuples >= 100000 THEN pc.reltuples::bigint ELSE"
@@ -300,8 +300,8 @@ status_print(app *a, bool as_json, FILE *out, status_health *health, err_t *e)
             (long long)json_integer_value(json_object_get(wr, "failed")),
             json_string_value(json_object_get(wr, "last_error")) ? "; last: " : "",
             jstr(wr, "last_error", ""));
-    fprintf(out, "\n%-24s %-20s %-10s %12s %9s %9s %8s  %s\n", "OBJECT", "STATE", "ACCESS", "ROWS",
-            "LAST POLL", "NEXT POLL", "API/DAY", "DETAIL");
+    fprintf(out, "\n%-24s %-20s %-10s %12s %12s %9s %9s %8s  %s\n", "OBJECT", "STATE", "ACCESS",
+            "ROWS", "SF ROWS", "LAST POLL", "NEXT POLL", "API/DAY", "DETAIL");
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(j, "mappings"), i, m) {
@@ -334,8 +334,12 @@ status_print(app *a, bool as_json, FILE *out, status_health *health, err_t *e)
         snprintf(rows, sizeof rows, "%s%lld",
                  json_is_true(json_object_get(m, "rows_estimated")) ? "~" : "",
                  (long long)json_integer_value(json_object_get(m, "rows")));
-        fprintf(out, "%-24s %-20s %-10s %12s %9s %9s %8lld  %s\n", jstr(m, "object_name", "?"),
-                jstr(m, "state", "?"), jstr(m, "access", "?"), rows, last, next,
+        char sfrows[24] = "-";
+        if (json_is_integer(json_object_get(m, "sf_rows")))
+            snprintf(sfrows, sizeof sfrows, "%lld",
+                     (long long)json_integer_value(json_object_get(m, "sf_rows")));
+        fprintf(out, "%-24s %-20s %-10s %12s %12s %9s %9s %8lld  %s\n", jstr(m, "object_name", "?"),
+                jstr(m, "state", "?"), jstr(m, "access", "?"), rows, sfrows, last, next,
                 (long long)json_integer_value(json_object_get(m, "api_calls_today")), detail);
     }
     if (json_array_size(json_object_get(j, "mappings")) == 0)

@@ -60,7 +60,9 @@ static const char *const catalog_ddl[] = {
     "integer,"
     " ADD COLUMN IF NOT EXISTS stream_error text,"
     /* polls finished (the metrics' sfbridge_mapping_polls_total) */
-    " ADD COLUMN IF NOT EXISTS polls bigint NOT NULL DEFAULT 0",
+    " ADD COLUMN IF NOT EXISTS polls bigint NOT NULL DEFAULT 0,"
+    /* Salesforce's count of the object's records, as a load, reload or drift check found it */
+    " ADD COLUMN IF NOT EXISTS sf_rows bigint, ADD COLUMN IF NOT EXISTS sf_rows_at timestamptz",
 };
 
 static void

@@ -148,6 +148,9 @@ int cat_load_progress(PGconn *c, const char *schema, const char *object, const c
                       int64_t rows, err_t *e) ERR_MUST_CHECK;
 /* Try the mapping again in a second (a poll put off while the writer settles). */
 int cat_poll_soon(PGconn *c, const char *schema, const char *object, err_t *e) ERR_MUST_CHECK;
+/* Salesforce's count of the object's records (status shows it beside Postgres's). */
+int cat_sf_rows(PGconn *c, const char *schema, const char *object, int64_t n,
+                err_t *e) ERR_MUST_CHECK;
 /* The mapping's drift check is due (the daemon runs it at its next pass). */
 int cat_drift_soon(PGconn *c, const char *schema, const char *object, err_t *e) ERR_MUST_CHECK;
 int cat_drift_done(PGconn *c, const char *schema, const char *object, int64_t repairs,

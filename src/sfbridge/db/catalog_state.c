@@ -215,6 +215,18 @@ cat_poll_soon(PGconn *c, const char *schema, const char *object, err_t *e)
 }
 
 int
+cat_sf_rows(PGconn *c, const char *schema, const char *object, int64_t n, err_t *e)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)n);
+    const char *p[] = {object, v};
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET sf_rows = $2::bigint, sf_rows_at = now()"
+                   " WHERE object_name = $1",
+                   2, p, e);
+}
+
+int
 cat_drift_soon(PGconn *c, const char *schema, const char *object, err_t *e)
 {
     const char *p[] = {object};

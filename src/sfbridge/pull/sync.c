@@ -395,6 +395,10 @@ count_and_max(sync_ctx *x, const mapping *m, const char *where, int64_t *count, 
         return -1;
     *count = json_integer_value(json_object_get(page, "totalSize"));
     json_decref(page);
+    err_t ce;
+    /* The whole object's count: what `status` shows beside the table's rows. */
+    if (!where && cat_sf_rows(x->pg, x->schema, m->object, *count, &ce) != 0)
+        log_debug("%s: Salesforce's count not recorded: %s", m->object, ce.msg);
     if (!maxstamp)
         return 0;
     sb q2 = SB_INIT;
