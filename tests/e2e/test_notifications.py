@@ -149,3 +149,20 @@ def test_api_lists_and_acknowledges(sfbridge, database):
     assert get("/api/v3/connections/default/notifications")["count"] == 0
     assert get("/api/v3/connections/default/notifications?all=1")["count"] == 1
     sfbridge.stop()
+
+
+def test_old_notifications_are_pruned_with_the_archive(sfbridge, database):
+    """Notifications older than SFBRIDGE_ARCHIVE_DAYS go, as the trigger log's archive does."""
+    sfbridge.set(SFBRIDGE_ARCHIVE_DAYS=3)
+    sfbridge.init()
+    map_rw(sfbridge, "Teacher__c")
+    sfbridge.once()
+    with database.connect() as c:
+        c.execute("INSERT INTO salesforce._sfbridge_notifications (created_at, kind, level, message)"
+                  " VALUES (now() - interval '4 days', 'WRITE_FAILED', 'error', 'old'),"
+                  " (now() - interval '2 days', 'WRITE_FAILED', 'error', 'kept')")
+    with App(database) as app:
+        app.insert(T, name="Wakes The Writer")
+    sfbridge.run("push")  # the writer's housekeeping prunes
+    left = [m for (m,) in database.query("SELECT message FROM salesforce._sfbridge_notifications")]
+    assert "kept" in left and "old" not in left, left

@@ -254,3 +254,18 @@ notices_failed(PGconn *c, const char *schema, int64_t id, const char *error, lon
     sb_free(&s);
     return rc;
 }
+
+int
+notices_prune(PGconn *c, const char *schema, long days, err_t *e)
+{
+    sb s = SB_INIT;
+    char d[24];
+    snprintf(d, sizeof d, "%ld", days);
+    sb_puts(&s, "DELETE FROM ");
+    table(&s, schema);
+    sb_puts(&s, " WHERE created_at < now() - make_interval(days => $1::int)");
+    const char *p[] = {d};
+    int rc = pg_run(c, e, sb_str(&s), 1, p);
+    sb_free(&s);
+    return rc;
+}

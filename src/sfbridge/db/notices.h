@@ -46,4 +46,8 @@ int notices_delivered(PGconn *c, const char *schema, int64_t id, err_t *e) ERR_M
 int notices_failed(PGconn *c, const char *schema, int64_t id, const char *error, long delay_ms,
                    err_t *e) ERR_MUST_CHECK;
 
+/* Forget notifications older than `days` (SFBRIDGE_ARCHIVE_DAYS, as the trigger
+ * log's archive), delivered or not. */
+int notices_prune(PGconn *c, const char *schema, long days, err_t *e) ERR_MUST_CHECK;
+
 #endif

@@ -29,6 +29,7 @@
 #include "ddl.h"
 #include "fold.h"
 #include "match.h"
+#include "notices.h"
 #include "locks.h"
 #include "log.h"
 #include "pg.h"
@@ -191,7 +192,9 @@ housekeeping(writer *w, err_t *e)
     if (now - w->last_prune_ms <= 3600 * 1000)
         return 0;
     w->last_prune_ms = now;
-    return tlog_prune_archive(w->pg, w->cfg->schema, w->cfg->archive_days, e);
+    if (tlog_prune_archive(w->pg, w->cfg->schema, w->cfg->archive_days, e) != 0)
+        return -1;
+    return notices_prune(w->pg, w->cfg->schema, w->cfg->archive_days, e);
 }
 
 static int
