@@ -7,6 +7,7 @@
 # Settings (environment):
 #   DEMO_PG_PORT       Postgres port (default: the one used last time, else 55432)
 #   LOCALFORCE_PORT    localforce port (default 8111)
+#   DEMO_HTTP_PORT     the dashboard's and management API's port (default 8112)
 #   DEMO_POLL_SECONDS  the mappings' polling interval (default 300)
 #   DEMO_DIR           where the cluster, the org and the logs live (default .demo)
 #   SFBRIDGE_BIN, LOCALFORCE_BIN   the programs (default build/sfbridge, build/localforce)
@@ -17,10 +18,11 @@ SFB=$(realpath -m "${SFBRIDGE_BIN:-$ROOT/build/sfbridge}")
 LF=$(realpath -m "${LOCALFORCE_BIN:-$ROOT/build/localforce}")
 RUN=$(realpath -m "${DEMO_DIR:-$ROOT/.demo}")
 cd "$ROOT"
-for v in DEMO_PG_PORT LOCALFORCE_PORT DEMO_POLL_SECONDS; do
+for v in DEMO_PG_PORT LOCALFORCE_PORT DEMO_HTTP_PORT DEMO_POLL_SECONDS; do
   [[ ${!v:-0} =~ ^[0-9]+$ ]] || { echo "demo: $v must be a number, not '${!v}'" >&2; exit 2; }
 done
 PORT=${LOCALFORCE_PORT:-8111}
+HTTP_PORT=${DEMO_HTTP_PORT:-8112}
 POLL=${DEMO_POLL_SECONDS:-300}
 PG_PORT=${DEMO_PG_PORT:-$(cat "$RUN/pg/port" 2>/dev/null || true)} # else last run's port
 [[ $PG_PORT =~ ^[0-9]+$ ]] || PG_PORT=55432
@@ -110,9 +112,14 @@ for m in "${MAPPINGS[@]}"; do
     "$SFB" mapping edit "$obj" --poll "$POLL" --access "$access" "${idopt[@]}" --accelerated 2>>"$RUN/sfbridge.log"
   fi
 done
+if (exec 9<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null; then
+  echo "demo: port $HTTP_PORT (the dashboard) is taken by another program; choose another with" \
+    "DEMO_HTTP_PORT, e.g. DEMO_HTTP_PORT=8113 make demo" >&2
+  exit 1
+fi
 echo "demo: initial load"
 "$SFB" load
-"$SFB" run 2>>"$RUN/sfbridge.log" &
+"$SFB" run --http "127.0.0.1:$HTTP_PORT" 2>>"$RUN/sfbridge.log" &
 SFB_PID=$!
 
 # --- the instructions --------------------------------------------------------
@@ -122,7 +129,8 @@ cat <<MSG
   Salesforce changes stream in as they happen (Change Data Capture; a poll every ${POLL} s is the
   safety net); Postgres changes are written to Salesforce at once.
 
-  Settings:    DEMO_PG_PORT=$PG_PORT LOCALFORCE_PORT=$PORT DEMO_POLL_SECONDS=$POLL (set them to change them)
+  Dashboard:   http://127.0.0.1:$HTTP_PORT/  (open it in a browser: mappings, the Explorer, write errors)
+  Settings:    DEMO_PG_PORT=$PG_PORT LOCALFORCE_PORT=$PORT DEMO_HTTP_PORT=$HTTP_PORT DEMO_POLL_SECONDS=$POLL (set them to change them)
   Postgres:    psql $DATABASE_URL
                SELECT name, email__c, subject__c FROM salesforce.teacher__c LIMIT 5;
   localforce:  $URL (user demo@localforce.test, password localforce)

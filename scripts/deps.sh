@@ -37,6 +37,7 @@ TEST_PKGS=(
   python3-prometheus-client               # test_api.py parses /metrics with it
   python3-yaml man-db groff-base          # test_packaging.py: the compose example, the man pages
   clang-format universal-ctags            # make lint: formatting, function lengths
+  chromium                                # test_dashboard.py's headless browser (tests/browser)
 )
 
 # The packages of $@ that are not installed.
@@ -113,4 +114,10 @@ fi
 if [[ $what != demo && -f tests/compat/package.json && ! -d tests/compat/node_modules ]]; then
   echo "deps: installing the compatibility suite's npm packages"
   (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# The dashboard tests' browser driver (playwright-core, axe-core), pinned by package-lock.json.
+if [[ $what != demo && -f tests/browser/package.json && ! -d tests/browser/node_modules ]]; then
+  echo "deps: installing the dashboard tests' npm packages"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

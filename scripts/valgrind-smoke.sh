@@ -77,9 +77,19 @@ psql -q "$DATABASE_URL" -c "UPDATE salesforce.teacher__c SET last_name__c = 'Dae
 A=http://127.0.0.1:$HP
 for p in /healthz /readyz /metrics /api/v3/connections /api/v3/connections/default/mappings \
   /api/v3/connections/default/errors /api/v3/connections/default/notifications?all=1 \
-  /api/v3/connections/default/export /api/v3/mappings/Teacher__c /api/v3/nope; do
+  /api/v3/connections/default/export /api/v3/mappings/Teacher__c /api/v3/nope \
+  / /ui/app.js /ui/nope.js /api/v3/connections/default/objects \
+  /api/v3/connections/default/objects/Teacher__c /api/v3/connections/default/objects/Nope__c \
+  "/api/v3/connections/default/activity?hours=24" "/api/v3/mappings/Teacher__c/records?limit=2" \
+  "/api/v3/mappings/Teacher__c/records?sort=name&dir=desc&limit=2&after=%5B%22V%22%2C1%5D" \
+  "/api/v3/mappings/Teacher__c/records?q=vee&field=bogus" /api/v3/mappings/Teacher__c/records/1; do
   curl -s "$A$p" >/dev/null || true
 done
+J=(-H 'Content-Type: application/json')
+curl -s "${J[@]}" -X PATCH -d '{"config":{"sf_polling_seconds":120}}' "$A/api/v3/mappings/Teacher__c" >/dev/null
+curl -s "${J[@]}" -X POST -d '{"object_name":"Nope__c","config":{"fields":["Name"]}}' \
+  "$A/api/v3/connections/default/mappings" >/dev/null
+curl -s "${J[@]}" -X POST -d '{}' "$A/api/v3/errors/all/actions/retry" >/dev/null
 curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$A/api/v3/mappings/Student__c/actions/pause" >/dev/null
 curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$A/api/v3/mappings/Student__c/actions/resume" >/dev/null
 curl -s -X POST -H 'Content-Type: application/json' -d '{}' "$A/api/v3/notifications/all/actions/acknowledge" >/dev/null

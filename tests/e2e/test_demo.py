@@ -25,6 +25,7 @@ import struct
 import subprocess
 import tempfile
 import termios
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -40,7 +41,7 @@ STATUS_RE = re.compile(rb"status at (\d\d:\d\d:\d\d)")
 INSTRUCTIONS_END = "Press Ctrl-C (or q) to stop"
 
 
-def demo_env(run_dir, pg_port, lf_port, extra=None):
+def demo_env(run_dir, pg_port, lf_port, extra=None, http_port=None):
     """The caller's environment without sfbridge's settings, plus the demo's."""
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith(("SF_", "SFBRIDGE_", "PG", "DEMO_")) or k in ("DATABASE_URL", "LOCALFORCE_PORT"))}
@@ -48,6 +49,8 @@ def demo_env(run_dir, pg_port, lf_port, extra=None):
                SFBRIDGE_BIN=str(sfbridge_bin()), LOCALFORCE_BIN=str(localforce_bin()))
     if pg_port is not None:
         env["DEMO_PG_PORT"] = str(pg_port)
+    if http_port is not None:
+        env["DEMO_HTTP_PORT"] = str(http_port)
     env.update(extra or {})
     return env
 
@@ -166,6 +169,14 @@ def settings(demo):
     return dict(re.findall(r"(\w+)=(\d+)", m.group(1)))
 
 
+def _get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode() if r.status == 200 else None
+    except OSError:
+        return None
+
+
 def port_open(port):
     with socket.socket() as s:
         s.settimeout(1)
@@ -202,10 +213,14 @@ class Setup:
         self.lf_port = free_port()
         while self.lf_port == self.pg_port:
             self.lf_port = free_port()
+        self.http_port = free_port()
+        while self.http_port in (self.pg_port, self.lf_port):
+            self.http_port = free_port()
         self.demos = []
 
     def env(self, pg_port="given", extra=None):
-        return demo_env(self.run_dir, self.pg_port if pg_port == "given" else pg_port, self.lf_port, extra)
+        return demo_env(self.run_dir, self.pg_port if pg_port == "given" else pg_port, self.lf_port, extra,
+                        self.http_port)
 
     def start(self, argv=("scripts/demo.sh",), cols=100, rows=40, **kw):
         demo = Demo(list(argv), self.env(**kw), cols, rows)
@@ -239,6 +254,7 @@ class Setup:
                  context=self.processes)
         assert not port_open(self.pg_port), "Postgres still listens"
         assert not port_open(self.lf_port), "localforce still listens"
+        assert not port_open(self.http_port), "the dashboard still listens"
 
     def cleanup(self):
         for demo in self.demos:
@@ -265,8 +281,13 @@ def test_instructions_then_status_redrawn_in_place_and_ctrl_c_stops_everything(s
     demo = setup.start(cols=100, rows=40)
     demo.wait_text(INSTRUCTIONS_END)
     assert settings(demo) == {"DEMO_PG_PORT": str(setup.pg_port), "LOCALFORCE_PORT": str(setup.lf_port),
-                              "DEMO_POLL_SECONDS": "300"}
+                              "DEMO_HTTP_PORT": str(setup.http_port), "DEMO_POLL_SECONDS": "300"}
     assert f"psql postgresql://postgres@127.0.0.1:{setup.pg_port}/postgres" in demo.text()
+    # the dashboard the instructions point at answers
+    dash = f"http://127.0.0.1:{setup.http_port}/"
+    assert f"Dashboard:   {dash}" in demo.text()
+    page = wait_for(lambda: _get(dash), timeout=60, what="the dashboard to answer")
+    assert "<html" in page.lower()
     demo.wait_redraws(4)
     demo.pump()
     # Everything the terminal ever showed holds the instructions once and one status block.

@@ -2,11 +2,13 @@
 polls, deletions and tombstones, backfill of added fields, states, pause,
 resume, reload and the daemon (docs/sfbridge.md)."""
 import datetime as dt
+import re
 import threading
 
 from lib import data
 from lib.compare import assert_pg_equals_sf, parse_sf_datetime, wait_pg_equals_sf
 from lib.sfbridge import wait_daemon
+from lib.wait import wait_for
 
 
 def _by_name(sf, obj="Teacher__c"):
@@ -207,6 +209,42 @@ def test_same_millisecond_changes_across_polls(sfbridge, database, sf):
                                       for i in sf.ids("Teacher__c", "Employee_Number__c LIKE 'S-%'")])
         sfbridge.run("poll")
         assert_pg_equals_sf(sf, database, "Teacher__c")
+
+
+def test_an_idle_poll_after_a_burst_is_one_call_that_fetches_nothing(sfbridge, database, sf):
+    """Issue 13: the overlap before the watermark is read again only until it has settled, so a
+    poll with nothing new costs one API call and fetches no records, however many records share
+    the seconds before the watermark (before: every poll re-read them all)."""
+    overlap_ms = 1000
+    sfbridge.set(SFBRIDGE_REST_BATCH=200, SFBRIDGE_POLL_OVERLAP_MS=overlap_ms, SFBRIDGE_LOG_LEVEL="debug")
+    sfbridge.init()
+    sfbridge.add("Teacher__c", "--fields", "Name")
+    sfbridge.once()
+    sf.create_many("Teacher__c", data.teachers(450, prefix="B"))
+    sfbridge.run("poll")
+    assert_pg_equals_sf(sf, database, "Teacher__c")
+    newest = parse_sf_datetime(sf.query("SELECT SystemModstamp FROM Teacher__c ORDER BY SystemModstamp DESC"
+                                        " LIMIT 1")[0]["SystemModstamp"])
+    # a poll that starts once the overlap has passed (Salesforce's clock is known to the second)
+    settle = newest + dt.timedelta(milliseconds=overlap_ms + 1300)
+    wait_for(lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) > settle, timeout=30, what="the overlap to pass")
+    sfbridge.run("poll")
+
+    def calls():
+        return sfbridge.mapping_status("Teacher__c")["api_calls_today"]
+
+    for _ in range(2):
+        before = calls()
+        r = sfbridge.run("poll")
+        pages = re.findall(r"poll page of (\d+) records", r.stderr)
+        assert pages == ["0"], r.stderr
+        assert calls() - before == 1
+    # and a change after that is found, as is one stamped at the very watermark's millisecond
+    rec = sf.query("SELECT Id FROM Teacher__c ORDER BY SystemModstamp DESC LIMIT 1")[0]
+    sf.update("Teacher__c", rec["Id"], {"Name": "After the burst"})
+    sfbridge.run("poll")
+    assert database.count("teacher__c", where="name = 'After the burst'") == 1
+    assert_pg_equals_sf(sf, database, "Teacher__c")
 
 
 def test_tombstones_keep_deleted_rows(sfbridge, database, sf):

@@ -6,6 +6,12 @@
  * body. Handlers run against an in-memory org exactly as the server runs them
  * (the HTTP layer is replaced by a fake request), so every JSON shape a
  * client could send goes through the real parsing, validation and store code.
+ *
+ * Every input is also a request path: http_normalize_path() (run where every
+ * request enters) must give a path that starts with '/', has no doubled or
+ * trailing '/', is no longer than the input plus one and is a fixed point, and
+ * routing it must be safe, whatever the bytes (empty, only slashes, "%2F",
+ * very long).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,6 +41,37 @@ static const char org_json[] =
     "\"School__r\"}}}},"
     "\"records\":{\"Account\":[{\"Name\":\"S\",\"Ext__c\":\"S-1\"}],"
     "\"Teacher__c\":[{\"First_Name__c\":\"Ada\",\"Email__c\":\"ada@x.org\"}]}}";
+
+/* The shapes of server.c's route table, "**" included. */
+static const http_route path_routes[] = {
+    {"GET", "/services/data", NULL},
+    {"GET", "/services/data/*", NULL},
+    {"GET", "/services/data/*/sobjects/*/describe", NULL},
+    {"GET", "/services/data/*/sobjects/*/*/*", NULL},
+    {"GET", "/services/data/*/query/*", NULL},
+    {"POST", "/cometd/*/*/*", NULL},
+    {NULL, "/files/**", NULL},
+    {NULL, NULL, NULL},
+};
+
+static void
+fuzz_path(const char *in)
+{
+    size_t n = strlen(in);
+    char *a = xmalloc(n + 2), *b = xmalloc(n + 2);
+    http_normalize_path(in, a);
+    size_t m = strlen(a);
+    if (a[0] != '/' || m > n + 1 || strstr(a, "//") || (m > 1 && a[m - 1] == '/'))
+        abort();
+    if (strcmp(http_normalize_path(a, b), a) != 0)
+        abort();
+    http_req req = {.method = "GET", .path = a};
+    const http_route *r = http_match(path_routes, &req);
+    if (r && (req.nseg < 0 || req.nseg > HTTP_MAX_SEGS))
+        abort();
+    free(a);
+    free(b);
+}
 
 static lf_server *srv;
 static lf_session session;
@@ -82,6 +119,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *body = xmalloc(size);
     memcpy(body, data + 1, size - 1);
     body[size - 1] = '\0';
+    fuzz_path(body);
 
     static const char *const ids_q[] = {"Q", "ids", "a01000000000001AAA,001zz,", NULL};
     http_req req = {.body = body,

@@ -1,8 +1,10 @@
 /*
  * libFuzzer harness for sfbridge's parsers of outside input: the config file
  * (first byte 'c'), a command line (first byte 'o': words separated by NUL
- * or newline, checked against a table like mapping add's), and Heroku Connect
- * export JSON checked for import (anything else). None may crash, hang or
+ * or newline, checked against a table like mapping add's), an HTTP
+ * Authorization header checked against a token (first byte 'a'), a dashboard
+ * file name (first byte 'w'), and Heroku Connect export JSON checked for
+ * import (anything else). None may crash, hang or
  * leak on any input.
  */
 #include <stddef.h>
@@ -13,9 +15,11 @@
 
 #include <jansson.h>
 
+#include "api.h"
 #include "config.h"
 #include "mapping.h"
 #include "opts.h"
+#include "web.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -71,6 +75,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (data[0] == 'o') {
         command_line(data + 1, size - 1);
+        return 0;
+    }
+    if (data[0] == 'a' || data[0] == 'w') {
+        char *s = strndup((const char *)data + 1, size - 1);
+        if (data[0] == 'a') {
+            (void)api_token_matches(s, "s3cret-token");
+        } else {
+            web_file f;
+            if (web_find(NULL, s, &f, &e) == 0 && f.owned)
+                free((void *)f.data);
+        }
+        free(s);
         return 0;
     }
     json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);

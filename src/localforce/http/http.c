@@ -45,6 +45,7 @@ struct http_pending {
 /* Per-request state, kept in libmicrohttpd's connection closure. */
 typedef struct reqstate {
     sb body;
+    char *path; /* the normalized path (http_normalize_path) */
     bool too_big;
     http_pending *pending; /* parked, waiting for http_complete() */
 } reqstate;
@@ -194,6 +195,20 @@ http_complete(http_pending *p, http_resp *resp)
 }
 
 /* ----- routing ----------------------------------------------------------- */
+
+char *
+http_normalize_path(const char *in, char *out)
+{
+    char *o = out;
+    *o++ = '/';
+    for (const char *p = in; *p; p++)
+        if (*p != '/' || o[-1] != '/')
+            *o++ = *p;
+    if (o - out > 1 && o[-1] == '/')
+        o--;
+    *o = '\0';
+    return out;
+}
 
 const http_route *
 http_match(const http_route *routes, http_req *req)
@@ -410,10 +425,12 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return MHD_YES;
     }
 
+    if (rs->path == NULL)
+        rs->path = http_normalize_path(url, xmalloc(strlen(url) + 2));
     http_resp resp = {.status = 200, .content_type = CT_JSON};
     http_req req = {
         .method = method,
-        .path = url,
+        .path = rs->path,
         .body = sb_str(&rs->body),
         .body_len = rs->body.len,
         .conn = conn,
@@ -480,6 +497,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             rs->pending = NULL;
         }
         sb_free(&rs->body);
+        free(rs->path);
         free(rs);
         *con_cls = NULL;
     }

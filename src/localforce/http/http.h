@@ -6,7 +6,9 @@
  * http_req and an http_resp to fill. Handlers never touch libmicrohttpd.
  *
  * Route patterns are paths whose segments may be "*" (any one segment, captured
- * in req->seg[]) or a final "**" (the rest of the path, captured whole).
+ * in req->seg[]) or a final "**" (the rest of the path, captured whole). The
+ * request path is normalized once, where requests enter (http_normalize_path),
+ * so routes are written without trailing or doubled slashes.
  */
 #ifndef HTTP_H
 #define HTTP_H
@@ -24,7 +26,7 @@
 
 typedef struct http_req {
     const char *method;             /* "GET", "POST", ... */
-    const char *path;               /* decoded path, no query string */
+    const char *path;               /* decoded, normalized path, no query string */
     const char *seg[HTTP_MAX_SEGS]; /* captures of "*" / "**" in route order */
     int nseg;
     const char *body; /* NUL-terminated; "" when empty */
@@ -102,6 +104,13 @@ struct json_t *http_json_body(http_req *req, http_resp *resp);
 typedef struct http_pending http_pending;
 http_pending *http_defer(http_req *req);
 void http_complete(http_pending *p, http_resp *resp);
+
+/* The path requests are routed by, as Salesforce matches paths: runs of '/'
+ * collapse to one ("//services/data" is "/services/data") and a trailing '/' is
+ * dropped ("sobjects/Account/" is "sobjects/Account"); the result always starts
+ * with '/' (an empty path is "/"). out needs strlen(in) + 2 bytes; returns out.
+ * Percent escapes were decoded before (by libmicrohttpd), so "%2F" is a '/'. */
+char *http_normalize_path(const char *in, char *out);
 
 /* Route matching, exposed for tests: fills req->seg. */
 const http_route *http_match(const http_route *routes, http_req *req);

@@ -11,6 +11,9 @@
  * Cursors idle for CURSOR_IDLE_MS are closed; so is the oldest one when
  * CURSOR_MAX are open. All cursor state is guarded by the store lock, since
  * stepping a statement needs it anyway.
+ *
+ * query_columns() answers columns=true: the compiled plan's columns described
+ * as Salesforce's query metadata, without running the query.
  */
 #include "query.h"
 
@@ -26,6 +29,8 @@
 
 #define CURSOR_IDLE_MS (15 * 60 * 1000)
 #define CURSOR_MAX     1000
+/* Deeper than any relationship path SOQL accepts (5 levels). */
+#define SOQL_COLS_MAX_DEPTH 16
 
 typedef struct cursor {
     char id[19]; /* "01g..." */
@@ -348,4 +353,122 @@ query_more(lf_cursors *c, const char *locator, const char *ver, sb *out, err_t *
     }
     store_unlock(c->st);
     return rc;
+}
+
+/* ----- columns=true ------------------------------------------------------ */
+
+/* Apex's type for a field's values, as columnMetadata's "apexType" names it. */
+static const char *
+apex_type(lf_ftype t)
+{
+    switch (t) {
+    case FT_ID:
+    case FT_REFERENCE: return "Id";
+    case FT_BOOLEAN: return "Boolean";
+    case FT_INT: return "Integer";
+    case FT_DOUBLE:
+    case FT_CURRENCY:
+    case FT_PERCENT: return "Decimal";
+    case FT_DATE: return "Date";
+    case FT_DATETIME: return "Datetime";
+    case FT_TIME: return "Time";
+    default: return "String";
+    }
+}
+
+static bool
+is_number(lf_ftype t)
+{
+    return t == FT_INT || t == FT_DOUBLE || t == FT_CURRENCY || t == FT_PERCENT;
+}
+
+static bool
+is_text(lf_ftype t)
+{
+    return t == FT_STRING || t == FT_TEXTAREA || t == FT_EMAIL || t == FT_PHONE || t == FT_URL ||
+           t == FT_PICKLIST || t == FT_MULTIPICKLIST;
+}
+
+/* One column's keys, in Salesforce's order, up to and including "joinColumns":[ */
+static void
+column_open(sb *out, const char *name, const char *apex, bool custom, const char *fk, bool ins,
+            lf_ftype t, bool is_field)
+{
+    sb_puts(out, "{\"aggregate\":false,\"apexType\":");
+    if (apex)
+        sb_json_str(out, apex);
+    else
+        sb_puts(out, "null");
+    sb_printf(out, ",\"booleanType\":%s,\"columnName\":",
+              is_field && t == FT_BOOLEAN ? "true" : "false");
+    sb_json_str(out, name);
+    sb_printf(out, ",\"custom\":%s,\"displayName\":", custom ? "true" : "false");
+    sb_json_str(out, name);
+    sb_puts(out, ",\"foreignKeyName\":");
+    if (fk)
+        sb_json_str(out, fk);
+    else
+        sb_puts(out, "null");
+    sb_printf(out, ",\"insertable\":%s,\"joinColumns\":[", ins ? "true" : "false");
+}
+
+/* Close a column opened by column_open. */
+static void
+column_close(sb *out, lf_ftype t, bool is_field, bool upd)
+{
+    sb_printf(out, "],\"numberType\":%s,\"textType\":%s,\"updatable\":%s}",
+              is_field && is_number(t) ? "true" : "false",
+              is_field && is_text(t) ? "true" : "false", upd ? "true" : "false");
+}
+
+/* Column i of p: a field of the FROM object, or its relationship path with the
+ * field at the bottom ("Owner" -> joinColumns ["Name"]), as Salesforce nests it. */
+static void
+write_column(sb *out, const soql_plan *p, int i)
+{
+    const soql_col *col = &p->cols[i];
+    int chain[SOQL_COLS_MAX_DEPTH];
+    int depth = 0;
+    for (int r = col->rel; r >= 0 && depth < SOQL_COLS_MAX_DEPTH; r = p->rels[r].parent)
+        chain[depth++] = r;
+    for (int k = depth - 1; k >= 0; k--) {
+        const soql_rel *rel = &p->rels[chain[k]];
+        const lf_object *from = rel->parent < 0 ? p->object : p->rels[rel->parent].object;
+        const lf_field *ref = object_field_by_relationship(from, rel->name);
+        column_open(out, rel->name, NULL, ref && ref->custom, ref ? ref->name : NULL, false,
+                    FT_REFERENCE, false);
+    }
+    const lf_field *f = col->field;
+    column_open(out, f->name, apex_type(f->type), f->custom, NULL, f->createable, f->type, true);
+    column_close(out, f->type, true, f->updateable);
+    for (int k = 0; k < depth; k++)
+        column_close(out, FT_REFERENCE, false, false);
+}
+
+int
+query_columns(store *st, const char *q, bool all_rows, sb *out, err_t *e)
+{
+    store_lock(st);
+    soql_plan *p = NULL;
+    if (soql_compile(store_schema(st), q, all_rows, util_now_ms(), &p, e) != 0) {
+        store_unlock(st);
+        return -1;
+    }
+    bool id_selected = false;
+    sb_puts(out, "{\"columnMetadata\":[");
+    for (int i = 0; !p->count_only && i < p->ncols; i++) {
+        if (i)
+            sb_putc(out, ',');
+        write_column(out, p, i);
+        id_selected |= p->cols[i].rel < 0 && p->cols[i].field->type == FT_ID;
+    }
+    sb_puts(out, "],\"entityName\":");
+    sb_json_str(out, p->object->name);
+    sb_printf(out, ",\"groupBy\":false,\"idSelected\":%s,\"keyPrefix\":",
+              id_selected ? "true" : "false");
+    sb_json_str(out, p->object->key_prefix);
+    sb_putc(out, '}');
+    soql_plan_free(p);
+    store_unlock(st);
+    return 0;
 }

@@ -29,6 +29,13 @@ int cursors_open_count(lf_cursors *c);
  * the API version without its "v" ("59.0"). */
 int query_run(lf_cursors *c, const char *q, bool all_rows, int batch, const char *ver, sb *out,
               err_t *e);
+/* columns=true: q's column metadata instead of its rows, as Salesforce answers
+ * it: {"columnMetadata":[{"aggregate","apexType","booleanType","columnName",
+ * "custom","displayName","foreignKeyName","insertable","joinColumns":[...],
+ * "numberType","textType","updatable"},...],"entityName","groupBy","idSelected",
+ * "keyPrefix"}. A parent path (Owner.Name) is the relationship's column with the
+ * field in its joinColumns; SELECT COUNT() has no columns. */
+int query_columns(store *st, const char *q, bool all_rows, sb *out, err_t *e);
 /* Continue "<locator>-<offset>". */
 int query_more(lf_cursors *c, const char *locator, const char *ver, sb *out, err_t *e);
 

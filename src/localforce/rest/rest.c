@@ -625,7 +625,12 @@ run_query(http_req *req, http_resp *resp, bool all_rows)
     }
     sb out = SB_INIT;
     err_t e;
-    int rc = query_run(ctx_of(req)->cursors, q, all_rows, batch_size(req), ver_of(req), &out, &e);
+    int rc;
+    const char *columns = http_query(req, "columns");
+    if (columns && strcasecmp(columns, "true") == 0) /* the Salesforce CLI's `sf data query` */
+        rc = query_columns(ctx_of(req)->st, q, all_rows, &out, &e);
+    else
+        rc = query_run(ctx_of(req)->cursors, q, all_rows, batch_size(req), ver_of(req), &out, &e);
     answer_json_or_error(resp, rc, &out, &e);
 }
 

@@ -1,7 +1,9 @@
 /*
  * server: one running localforce org. See server.h.
  *
- * The route table below is the whole API surface. Routes under
+ * The route table below is the whole API surface. Paths arrive normalized
+ * (http_normalize_path: no doubled or trailing slashes), so "sobjects/X/" and
+ * "//services/data/..." find the same routes as Salesforce finds. Routes under
  * /services/data/vNN.N/ need a session and count against the daily API limit;
  * their answers carry Sforce-Limit-Info.
  */
@@ -20,7 +22,6 @@
 static const http_route routes[] = {
     /* versions: no auth, not counted */
     {"GET", "/services/data", rest_versions},
-    {"GET", "/services/data/", rest_versions},
     /* auth */
     {"POST", "/services/oauth2/token", auth_handle_token},
     {"POST", "/services/oauth2/revoke", auth_handle_revoke},
@@ -33,17 +34,12 @@ static const http_route routes[] = {
     {"GET", "/id/*/*", auth_handle_identity},
     /* REST */
     {"GET", "/services/data/*", rest_resources},
-    {"GET", "/services/data/*/", rest_resources},
     {"GET", "/services/data/*/sobjects", rest_describe_global},
-    {"GET", "/services/data/*/sobjects/", rest_describe_global},
     {"GET", "/services/data/*/sobjects/*", rest_sobject_info},
     {"POST", "/services/data/*/sobjects/*", rest_create},
     {"GET", "/services/data/*/sobjects/*/describe", rest_describe},
-    {"GET", "/services/data/*/sobjects/*/describe/", rest_describe},
     {"GET", "/services/data/*/sobjects/*/updated", rest_updated},
-    {"GET", "/services/data/*/sobjects/*/updated/", rest_updated},
     {"GET", "/services/data/*/sobjects/*/deleted", rest_deleted},
-    {"GET", "/services/data/*/sobjects/*/deleted/", rest_deleted},
     {"GET", "/services/data/*/sobjects/*/*", rest_record},
     {"PATCH", "/services/data/*/sobjects/*/*", rest_record},
     {"DELETE", "/services/data/*/sobjects/*/*", rest_record},
@@ -53,9 +49,7 @@ static const http_route routes[] = {
     {"POST", "/services/data/*/sobjects/*/*/*", rest_by_external_id},
     {"DELETE", "/services/data/*/sobjects/*/*/*", rest_by_external_id},
     {"GET", "/services/data/*/query", rest_query},
-    {"GET", "/services/data/*/query/", rest_query},
     {"GET", "/services/data/*/queryAll", rest_query_all},
-    {"GET", "/services/data/*/queryAll/", rest_query_all},
     {"GET", "/services/data/*/query/*", rest_query_more},
     {"GET", "/services/data/*/queryAll/*", rest_query_more},
     {"POST", "/services/data/*/composite/sobjects", rest_collection},
@@ -65,7 +59,6 @@ static const http_route routes[] = {
     {"GET", "/services/data/*/composite/sobjects/*", rest_collection_retrieve},
     {"POST", "/services/data/*/composite/sobjects/*", rest_collection_retrieve},
     {"GET", "/services/data/*/limits", rest_limits},
-    {"GET", "/services/data/*/limits/", rest_limits},
     /* Bulk API 2.0 */
     {"POST", "/services/data/*/jobs/query", bulk_query_create},
     {"GET", "/services/data/*/jobs/query", bulk_query_list},

@@ -137,6 +137,8 @@ objinfo_new(lf_object *o)
     oi->is_user = strcmp(o->name, "User") == 0;
     oi->computed_name = oi->ix_name >= 0 && oi->ix_first >= 0 && oi->ix_last >= 0 &&
                         !o->fields[oi->ix_name]->createable && !o->fields[oi->ix_name]->updateable;
+    oi->name_from_id = o->custom && oi->ix_name >= 0 && !oi->computed_name &&
+                       o->fields[oi->ix_name]->createable;
     oi->required = xcalloc(nf, sizeof *oi->required);
     oi->unique = xcalloc(nf, sizeof *oi->unique);
     oi->defaulted = xcalloc(nf, sizeof *oi->defaulted);

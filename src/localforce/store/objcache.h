@@ -25,6 +25,7 @@ typedef struct objinfo {
     int ix_id, ix_deleted, ix_name, ix_created, ix_createdby, ix_modified, ix_modifiedby, ix_stamp,
         ix_owner, ix_first, ix_last;
     bool computed_name;
+    bool name_from_id; /* a custom object's Name, created empty, becomes the Id */
     bool is_user;
     int *required;
     size_t nrequired;

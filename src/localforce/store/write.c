@@ -113,13 +113,14 @@ apply_rec(store *st, objinfo *oi, json_t *rec, bool creating, int skip_ix, const
     return 0;
 }
 
+/* skip: a field the write fills itself when empty (-1 for none). */
 static int
-check_required(objinfo *oi, err_t *e)
+check_required(objinfo *oi, int skip, err_t *e)
 {
     sb names = SB_INIT, fields = SB_INIT;
     for (size_t k = 0; k < oi->nrequired; k++) {
         int ix = oi->required[k];
-        if (!val_empty(&oi->vals[ix]))
+        if (ix == skip || !val_empty(&oi->vals[ix]))
             continue;
         const char *n = oi->o->fields[ix]->name;
         sb_printf(&names, "%s%s", names.len ? ", " : "", n);
@@ -285,7 +286,10 @@ wr_create(store *st, objinfo *oi, const lf_actor *a, json_t *rec, int64_t stamp,
         if (oi->vals[ix].kind == V_UNSET)
             val_ref(&oi->vals[ix], &oi->defaults[ix]);
     }
-    if (check_required(oi, e))
+    /* A custom object's record created without a Name is named by its Id (the
+     * 15-character one), as Salesforce does. */
+    bool name_id = oi->name_from_id && val_empty(&oi->vals[oi->ix_name]);
+    if (check_required(oi, name_id ? oi->ix_name : -1, e))
         goto out;
     compute_name(oi);
 
@@ -301,6 +305,8 @@ wr_create(store *st, objinfo *oi, const lf_actor *a, json_t *rec, int64_t stamp,
         if (uid == NULL && oi->is_user)
             uid = id;
         val_text_ref(&oi->vals[oi->ix_id], id, 18);
+        if (name_id)
+            val_text_ref(&oi->vals[oi->ix_name], id, 15);
         val_int(&oi->vals[oi->ix_deleted], 0);
         val_int(&oi->vals[oi->ix_created], stamp);
         val_int(&oi->vals[oi->ix_modified], stamp);
@@ -371,7 +377,7 @@ wr_update(store *st, objinfo *oi, const lf_actor *a, int64_t rowid, const char *
     }
     if (apply_rec(st, oi, rec, false, skip_ix, id18, e))
         goto out;
-    if (check_required(oi, e))
+    if (check_required(oi, -1, e))
         goto out;
     compute_name(oi);
     if (stamp == 0)

@@ -2,6 +2,7 @@
  * api: the management API (see api.h).
  */
 #include "api.h"
+#include "api_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 
 #include "app.h"
 #include "conflicts.h"
@@ -29,17 +31,7 @@
 #include "tlog.h"
 #include "util.h"
 #include "version.h"
-
-#define BODY_LIMIT    (1u << 20) /* an import's export JSON at most; more is refused */
-#define ERRORS_HOURS  24
-#define CONNECTION_ID "default"
-
-struct api {
-    struct MHD_Daemon *mhd;
-    app a; /* its own settings and Postgres connection; one request at a time */
-    int port;
-    int64_t started_ms;
-};
+#include "web.h"
 
 /* One request as MHD calls us back for it. */
 typedef struct req {
@@ -47,48 +39,56 @@ typedef struct req {
     bool too_big;
 } req;
 
-/* What a handler answers. */
-typedef struct reply {
-    unsigned status;
-    char *body; /* owned */
-    const char *ctype;
-} reply;
-
-typedef struct call {
-    api *s;
-    struct MHD_Connection *conn;
-    const char *arg[2]; /* the {} segments of the route, in order */
-    const sb *body;     /* the request's body */
-} call;
-
-typedef reply (*route_fn)(call *c);
-
 /* ---- replies ------------------------------------------------------------------ */
 
-static reply
-json_reply(unsigned status, json_t *j)
+reply
+api_json(unsigned status, json_t *j)
 {
-    reply r = {status, json_dumps(j, JSON_COMPACT), "application/json"};
+    reply r = {.status = status, .body = json_dumps(j, JSON_COMPACT), .ctype = "application/json"};
     json_decref(j);
     return r;
 }
 
-static reply
-error_reply(unsigned status, const char *code, const char *msg)
+reply
+api_error(unsigned status, const char *code, const char *msg)
 {
-    return json_reply(status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+    return api_json(status, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
-static reply
-err_reply(const err_t *e)
+reply
+api_err(const err_t *e)
 {
     unsigned st = e->http >= 400 && e->http < 600 ? (unsigned)e->http : 500;
-    return error_reply(st, e->code[0] ? e->code : "ERROR", e->msg);
+    return api_error(st, e->code[0] ? e->code : "ERROR", e->msg);
+}
+
+const char *
+api_arg(const call *c, const char *name)
+{
+    return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+json_t *
+api_body_json(const call *c, reply *fail)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(c->body->buf ? c->body->buf : "", c->body->len, JSON_REJECT_DUPLICATES,
+                             &je);
+    if (json_is_object(doc))
+        return doc;
+    char msg[300];
+    if (doc)
+        snprintf(msg, sizeof msg, "the body must be a JSON object");
+    else
+        snprintf(msg, sizeof msg, "the body is not valid JSON at line %d: %s", je.line, je.text);
+    json_decref(doc);
+    *fail = api_error(400, "BAD_REQUEST", msg);
+    return NULL;
 }
 
 /* A lost Postgres connection is opened again by the next request. */
-static void
-forget_lost_pg(api *s)
+void
+api_forget_pg(api *s)
 {
     if (s->a.pg && PQstatus(s->a.pg) != CONNECTION_OK) {
         PQfinish(s->a.pg);
@@ -97,12 +97,12 @@ forget_lost_pg(api *s)
     }
 }
 
-static json_t *
-status_doc(api *s, err_t *e)
+json_t *
+api_status_doc(api *s, err_t *e)
 {
     json_t *j = status_json(&s->a, e);
     if (!j)
-        forget_lost_pg(s);
+        api_forget_pg(s);
     return j;
 }
 
@@ -111,9 +111,9 @@ status_doc(api *s, err_t *e)
 static reply
 get_healthz(call *c)
 {
-    return json_reply(200, json_pack("{s:s, s:s, s:I}", "status", "ok", "version", SFBRIDGE_VERSION,
-                                     "uptime_seconds",
-                                     (json_int_t)((util_now_ms() - c->s->started_ms) / 1000)));
+    return api_json(200, json_pack("{s:s, s:s, s:I}", "status", "ok", "version", SFBRIDGE_VERSION,
+                                   "uptime_seconds",
+                                   (json_int_t)((util_now_ms() - c->s->started_ms) / 1000)));
 }
 
 static reply
@@ -121,17 +121,17 @@ get_readyz(call *c)
 {
     err_t e;
     err_clear(&e);
-    json_t *st = status_doc(c->s, &e);
+    json_t *st = api_status_doc(c->s, &e);
     if (!st)
-        return json_reply(503, json_pack("{s:b, s:s, s:[s]}", "ready", 0, "status", "down",
-                                         "reasons", e.msg));
+        return api_json(503, json_pack("{s:b, s:s, s:[s]}", "ready", 0, "status", "down", "reasons",
+                                       e.msg));
     json_t *h = json_object_get(st, "health");
     const char *verdict = json_string_value(json_object_get(h, "status"));
     bool ok = verdict && strcmp(verdict, "healthy") == 0;
     json_t *j = json_pack("{s:b, s:s, s:O}", "ready", ok, "status", verdict ? verdict : "down",
                           "reasons", json_object_get(h, "reasons"));
     json_decref(st);
-    return json_reply(ok ? 200 : 503, j);
+    return api_json(ok ? 200 : 503, j);
 }
 
 static reply
@@ -139,12 +139,13 @@ get_metrics(call *c)
 {
     err_t e;
     err_clear(&e);
-    json_t *st = status_doc(c->s, &e);
+    json_t *st = api_status_doc(c->s, &e);
     json_t *conf = st ? conflicts_counts(c->s->a.pg, c->s->a.cfg.schema, &e) : NULL;
     if (!st) /* the database is down: the process's own metrics, health 2 */
         st = json_pack("{s:{s:s}}", "health", "status", "down");
-    reply r = {200, metrics_text(st, conf, util_now_ms(), c->s->started_ms),
-               "text/plain; version=0.0.4; charset=utf-8"};
+    reply r = {.status = 200,
+               .body = metrics_text(st, conf, util_now_ms(), c->s->started_ms),
+               .ctype = "text/plain; version=0.0.4; charset=utf-8"};
     json_decref(st);
     json_decref(conf);
     return r;
@@ -154,7 +155,7 @@ get_metrics(call *c)
 static json_t *
 connection(api *s, err_t *e)
 {
-    json_t *st = status_doc(s, e);
+    json_t *st = api_status_doc(s, e);
     if (st) {
         json_object_set_new(st, "id", json_string(CONNECTION_ID));
         json_object_set_new(st, "schema_name", json_string(s->a.cfg.schema));
@@ -168,19 +169,19 @@ connection(api *s, err_t *e)
     return st;
 }
 
-static bool
-known_connection(const call *c)
+bool
+api_known_connection(const call *c)
 {
     return strcmp(c->arg[0], CONNECTION_ID) == 0 || strcmp(c->arg[0], c->s->a.cfg.schema) == 0;
 }
 
-static reply
-no_connection(const call *c)
+reply
+api_no_connection(const call *c)
 {
     char msg[300];
     snprintf(msg, sizeof msg, "no connection '%.200s' (this sfbridge has one: '%s')", c->arg[0],
              CONNECTION_ID);
-    return error_reply(404, "NOT_FOUND", msg);
+    return api_error(404, "NOT_FOUND", msg);
 }
 
 static reply
@@ -189,33 +190,33 @@ get_connections(call *c)
     err_t e;
     json_t *conn = connection(c->s, &e);
     if (!conn)
-        return err_reply(&e);
-    return json_reply(200, json_pack("{s:i, s:[o]}", "count", 1, "results", conn));
+        return api_err(&e);
+    return api_json(200, json_pack("{s:i, s:[o]}", "count", 1, "results", conn));
 }
 
 static reply
 get_connection(call *c)
 {
-    if (!known_connection(c))
-        return no_connection(c);
+    if (!api_known_connection(c))
+        return api_no_connection(c);
     err_t e;
     json_t *conn = connection(c->s, &e);
-    return conn ? json_reply(200, conn) : err_reply(&e);
+    return conn ? api_json(200, conn) : api_err(&e);
 }
 
 static reply
 get_connection_mappings(call *c)
 {
-    if (!known_connection(c))
-        return no_connection(c);
+    if (!api_known_connection(c))
+        return api_no_connection(c);
     err_t e;
-    json_t *st = status_doc(c->s, &e);
+    json_t *st = api_status_doc(c->s, &e);
     if (!st)
-        return err_reply(&e);
+        return api_err(&e);
     json_t *maps = json_incref(json_object_get(st, "mappings"));
     json_decref(st);
-    return json_reply(200, json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(maps),
-                                     "results", maps));
+    return api_json(200, json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(maps),
+                                   "results", maps));
 }
 
 /* ?hours=N (1 to 744), else 24. */
@@ -235,38 +236,38 @@ errors_of(call *c, const char *table)
     PGconn *pg = app_pg_read(&c->s->a, &e);
     json_t *list = pg ? tlog_errors_json(pg, c->s->a.cfg.schema, table, hours_arg(c), &e) : NULL;
     if (!list) {
-        forget_lost_pg(c->s);
-        return err_reply(&e);
+        api_forget_pg(c->s);
+        return api_err(&e);
     }
-    return json_reply(200, json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(list),
-                                     "results", list));
+    return api_json(200, json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(list),
+                                   "results", list));
 }
 
 static reply
 get_connection_errors(call *c)
 {
-    return known_connection(c) ? errors_of(c, NULL) : no_connection(c);
+    return api_known_connection(c) ? errors_of(c, NULL) : api_no_connection(c);
 }
 
 static reply
 get_connection_export(call *c)
 {
-    if (!known_connection(c))
-        return no_connection(c);
+    if (!api_known_connection(c))
+        return api_no_connection(c);
     err_t e;
     json_t *doc = map_export_json(&c->s->a, &e);
-    return doc ? json_reply(200, doc) : err_reply(&e);
+    return doc ? api_json(200, doc) : api_err(&e);
 }
 
 /* The mapping's entry of the status document (NULL: not mapped; *st to free). */
-static json_t *
-find_mapping(call *c, json_t **st, reply *fail)
+json_t *
+api_find_mapping(call *c, json_t **st, reply *fail)
 {
     err_t e;
     err_clear(&e);
-    *st = status_doc(c->s, &e);
+    *st = api_status_doc(c->s, &e);
     if (!*st) {
-        *fail = err_reply(&e);
+        *fail = api_err(&e);
         return NULL;
     }
     size_t i;
@@ -277,7 +278,7 @@ find_mapping(call *c, json_t **st, reply *fail)
     }
     char msg[300];
     snprintf(msg, sizeof msg, "%.200s is not mapped", c->arg[0]);
-    *fail = error_reply(404, "NOT_MAPPED", msg);
+    *fail = api_error(404, "NOT_MAPPED", msg);
     return NULL;
 }
 
@@ -286,9 +287,9 @@ get_mapping(call *c)
 {
     json_t *st;
     reply r;
-    json_t *m = find_mapping(c, &st, &r);
+    json_t *m = api_find_mapping(c, &st, &r);
     if (m)
-        r = json_reply(200, json_incref(m));
+        r = api_json(200, json_incref(m));
     json_decref(st);
     return r;
 }
@@ -298,7 +299,7 @@ get_mapping_errors(call *c)
 {
     json_t *st;
     reply r;
-    json_t *m = find_mapping(c, &st, &r);
+    json_t *m = api_find_mapping(c, &st, &r);
     if (m)
         r = errors_of(c, json_string_value(json_object_get(m, "table_name")));
     json_decref(st);
@@ -308,8 +309,8 @@ get_mapping_errors(call *c)
 static reply
 get_connection_notifications(call *c)
 {
-    if (!known_connection(c))
-        return no_connection(c);
+    if (!api_known_connection(c))
+        return api_no_connection(c);
     const char *all = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "all");
     err_t e;
     err_clear(&e);
@@ -318,11 +319,11 @@ get_connection_notifications(call *c)
                                      hours_arg(c), &e)
                       : NULL;
     if (!list) {
-        forget_lost_pg(c->s);
-        return err_reply(&e);
+        api_forget_pg(c->s);
+        return api_err(&e);
     }
-    return json_reply(200, json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(list),
-                                     "results", list));
+    return api_json(200, json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(list),
+                                   "results", list));
 }
 
 static reply
@@ -331,19 +332,19 @@ post_notification_ack(call *c)
     int64_t id = 0, n = 0;
     bool all = strcmp(c->arg[0], "all") == 0;
     if (!all && (util_parse_i64(c->arg[0], &id) != 0 || id <= 0))
-        return error_reply(404, "NOT_FOUND", "a notification id is a whole number (or all)");
+        return api_error(404, "NOT_FOUND", "a notification id is a whole number (or all)");
     if (strcmp(c->arg[1], "acknowledge") != 0)
-        return error_reply(404, "NOT_FOUND", "no such action (acknowledge)");
+        return api_error(404, "NOT_FOUND", "no such action (acknowledge)");
     err_t e;
     err_clear(&e);
     if (!app_pg(&c->s->a, &e) || notices_ack(c->s->a.pg, c->s->a.cfg.schema, id, &n, &e) != 0) {
-        forget_lost_pg(c->s);
-        return err_reply(&e);
+        api_forget_pg(c->s);
+        return api_err(&e);
     }
     if (!all && n == 0)
-        return error_reply(404, "NOT_FOUND", "no unacknowledged notification with that id");
-    return json_reply(202, json_pack("{s:s, s:I}", "action", "acknowledge", "acknowledged",
-                                     (json_int_t)n));
+        return api_error(404, "NOT_FOUND", "no unacknowledged notification with that id");
+    return api_json(202, json_pack("{s:s, s:I}", "action", "acknowledge", "acknowledged",
+                                   (json_int_t)n));
 }
 
 static reply
@@ -351,46 +352,42 @@ act(call *c, const char *object, const char *name)
 {
     int what = control_parse(name);
     if (what < 0 || (!object && what == CONTROL_RELOAD))
-        return error_reply(404, "NOT_FOUND", "no such action (pause, resume, reload)");
+        return api_error(404, "NOT_FOUND", "no such action (pause, resume, reload)");
     err_t e;
     err_clear(&e);
     if (control_apply(&c->s->a, object, (control_action)what, &e) != 0) {
-        forget_lost_pg(c->s);
-        return err_reply(&e);
+        api_forget_pg(c->s);
+        return api_err(&e);
     }
-    return json_reply(202, json_pack("{s:s, s:s}", "action", name, "target",
-                                     object ? object : CONNECTION_ID));
+    return api_json(202, json_pack("{s:s, s:s}", "action", name, "target",
+                                   object ? object : CONNECTION_ID));
 }
 
 /* POST .../actions/import: a Heroku Connect export in the body, as `mapping import`. */
 static reply
 import_mappings(call *c)
 {
-    json_error_t je;
-    json_t *doc = json_loadb(c->body->buf ? c->body->buf : "", c->body->len, JSON_REJECT_DUPLICATES,
-                             &je);
-    if (!doc) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "the body is not valid JSON at line %d: %s", je.line, je.text);
-        return error_reply(400, "BAD_REQUEST", msg);
-    }
+    reply r;
+    json_t *doc = api_body_json(c, &r);
+    if (!doc)
+        return r;
     err_t e;
     err_clear(&e);
     int rc = map_import(&c->s->a, doc, &e);
     size_t n = json_array_size(json_object_get(doc, "mappings"));
     json_decref(doc);
     if (rc != 0) {
-        forget_lost_pg(c->s);
-        return err_reply(&e);
+        api_forget_pg(c->s);
+        return api_err(&e);
     }
-    return json_reply(202, json_pack("{s:s, s:I}", "action", "import", "mappings", (json_int_t)n));
+    return api_json(202, json_pack("{s:s, s:I}", "action", "import", "mappings", (json_int_t)n));
 }
 
 static reply
 post_connection_action(call *c)
 {
-    if (!known_connection(c))
-        return no_connection(c);
+    if (!api_known_connection(c))
+        return api_no_connection(c);
     return strcmp(c->arg[1], "import") == 0 ? import_mappings(c) : act(c, NULL, c->arg[1]);
 }
 
@@ -409,20 +406,48 @@ typedef struct route {
     bool open; /* answered without the token */
 } route;
 
+/* GET / and /ui/NAME: the dashboard's files (web.c). */
+static reply
+get_file(call *c)
+{
+    web_file f;
+    err_t e;
+    err_clear(&e);
+    if (web_find(c->s->a.cfg.web_dir, c->arg[0][0] ? c->arg[0] : "index.html", &f, &e) != 0)
+        return api_err(&e);
+    reply r = {.status = 200, .len = f.size, .ctype = f.ctype};
+    if (f.owned)
+        r.body = (char *)f.data;
+    else
+        r.fixed = f.data;
+    return r;
+}
+
 static const route routes[] = {
+    {"GET", "/", get_file, false},
+    {"GET", "/ui/{}", get_file, false},
     {"GET", "/healthz", get_healthz, true},
     {"GET", "/readyz", get_readyz, false},
     {"GET", "/metrics", get_metrics, false},
     {"GET", "/api/v3/connections", get_connections, false},
     {"GET", "/api/v3/connections/{}", get_connection, false},
     {"GET", "/api/v3/connections/{}/mappings", get_connection_mappings, false},
+    {"POST", "/api/v3/connections/{}/mappings", dash_create_mapping, false},
     {"GET", "/api/v3/connections/{}/errors", get_connection_errors, false},
     {"GET", "/api/v3/connections/{}/export", get_connection_export, false},
+    {"GET", "/api/v3/connections/{}/objects", dash_objects, false},
+    {"GET", "/api/v3/connections/{}/objects/{}", dash_object, false},
+    {"GET", "/api/v3/connections/{}/activity", dash_activity, false},
     {"POST", "/api/v3/connections/{}/actions/{}", post_connection_action, false},
     {"GET", "/api/v3/connections/{}/notifications", get_connection_notifications, false},
     {"POST", "/api/v3/notifications/{}/actions/{}", post_notification_ack, false},
+    {"POST", "/api/v3/errors/{}/actions/{}", dash_retry, false},
     {"GET", "/api/v3/mappings/{}", get_mapping, false},
+    {"PATCH", "/api/v3/mappings/{}", dash_edit_mapping, false},
+    {"DELETE", "/api/v3/mappings/{}", dash_remove_mapping, false},
     {"GET", "/api/v3/mappings/{}/errors", get_mapping_errors, false},
+    {"GET", "/api/v3/mappings/{}/records", dash_records, false},
+    {"GET", "/api/v3/mappings/{}/records/{}", dash_record, false},
     {"POST", "/api/v3/mappings/{}/actions/{}", post_mapping_action, false},
 };
 
@@ -460,13 +485,45 @@ same_bytes(const char *a, const char *b)
 }
 
 static bool
+bearer(const char *h)
+{
+    return h && strncasecmp(h, "Bearer ", 7) == 0;
+}
+
+bool
+api_token_matches(const char *h, const char *tok)
+{
+    if (bearer(h))
+        return same_bytes(h + 7, tok);
+    if (!h || strncasecmp(h, "Basic ", 6) != 0)
+        return false;
+    const char *b64 = h + 6;
+    size_t n = strlen(b64);
+    if (n == 0 || n > 1024 || n % 4)
+        return false;
+    unsigned char plain[800];
+    int len = EVP_DecodeBlock(plain, (const unsigned char *)b64, (int)n);
+    if (len < 0)
+        return false;
+    size_t pad = strlen(b64 + strcspn(b64, "=")); /* padding decodes to zero bytes */
+    if (pad > 2 || (size_t)len < pad)
+        return false;
+    len -= (int)pad;
+    plain[len] = '\0';
+    const char *colon = memchr(plain, ':', (size_t)len);
+    /* the password is the rest, and has no NUL in it */
+    return colon && strlen(colon + 1) == (size_t)len - (size_t)(colon + 1 - (const char *)plain) &&
+           same_bytes(colon + 1, tok);
+}
+
+static bool
 authorized(const api *s, struct MHD_Connection *conn)
 {
     const char *tok = s->a.cfg.http_token;
     if (!tok || !*tok)
         return true;
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    return h && strncasecmp(h, "Bearer ", 7) == 0 && same_bytes(h + 7, tok);
+    return api_token_matches(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                             tok);
 }
 
 /* NULL when a state-changing call may go on, else why not. */
@@ -485,7 +542,9 @@ forged(const api *s, struct MHD_Connection *conn)
     }
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     bool json = ct && strncasecmp(ct, "application/json", 16) == 0;
-    if (!json && !(s->a.cfg.http_token && *s->a.cfg.http_token))
+    /* A browser sends Basic credentials by itself, never a bearer token. */
+    if (!json && !(s->a.cfg.http_token && *s->a.cfg.http_token &&
+                   bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))))
         return "a state-changing call needs Content-Type: application/json";
     return NULL;
 }
@@ -494,7 +553,7 @@ static reply
 dispatch(api *s, struct MHD_Connection *conn, const char *url, const char *method, const sb *body)
 {
     char buf[2][256];
-    call c = {s, conn, {"", ""}, body};
+    call c = {s, conn, method, {"", ""}, body};
     bool path_known = false;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!match(routes[i].pattern, url, buf, c.arg))
@@ -502,24 +561,33 @@ dispatch(api *s, struct MHD_Connection *conn, const char *url, const char *metho
         path_known = true;
         if (strcmp(routes[i].method, method) != 0)
             continue;
-        if (!routes[i].open && !authorized(s, conn))
-            return error_reply(401, "UNAUTHORIZED", "Authorization: Bearer SFBRIDGE_HTTP_TOKEN");
-        const char *why = strcmp(method, "POST") == 0 ? forged(s, conn) : NULL;
+        if (!routes[i].open && !authorized(s, conn)) {
+            reply r = api_error(401, "UNAUTHORIZED",
+                                "Authorization: Bearer SFBRIDGE_HTTP_TOKEN (or Basic, the token "
+                                "as password)");
+            r.challenge = true;
+            return r;
+        }
+        const char *why = strcmp(method, "GET") != 0 ? forged(s, conn) : NULL;
         if (why)
-            return error_reply(403, "FORBIDDEN", why);
+            return api_error(403, "FORBIDDEN", why);
         return routes[i].fn(&c);
     }
     if (path_known)
-        return error_reply(405, "METHOD_NOT_ALLOWED", "not with this method");
-    return error_reply(404, "NOT_FOUND", "no such resource (see docs/sfbridge.md, the API)");
+        return api_error(405, "METHOD_NOT_ALLOWED", "not with this method");
+    return api_error(404, "NOT_FOUND", "no such resource (see docs/sfbridge.md, the API)");
 }
 
 static enum MHD_Result
 send_reply(struct MHD_Connection *conn, reply r)
 {
-    const char *body = r.body ? r.body : "";
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *)body,
-                                                                MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp;
+    if (r.fixed) {
+        resp = MHD_create_response_from_buffer(r.len, (void *)r.fixed, MHD_RESPMEM_PERSISTENT);
+    } else {
+        size_t len = r.body ? (r.len ? r.len : strlen(r.body)) : 0;
+        resp = MHD_create_response_from_buffer(len, r.body ? r.body : "", MHD_RESPMEM_MUST_COPY);
+    }
     free(r.body);
     if (!resp)
         return MHD_NO;
@@ -527,6 +595,13 @@ send_reply(struct MHD_Connection *conn, reply r)
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                            "base-uri 'none'; form-action 'self'");
+    if (r.challenge)
+        MHD_add_response_header(resp, "WWW-Authenticate",
+                                "Basic realm=\"sfbridge\", charset=\"UTF-8\"");
     enum MHD_Result ok = MHD_queue_response(conn, r.status, resp);
     MHD_destroy_response(resp);
     return ok;
@@ -552,7 +627,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return MHD_YES;
     }
     if (q->too_big)
-        return send_reply(conn, error_reply(413, "TOO_LARGE", "request body over 1 MB"));
+        return send_reply(conn, api_error(413, "TOO_LARGE", "request body over 1 MB"));
     reply r = dispatch(s, conn, url, method, &q->body);
     log_debug("http: %s %s %u", method, url, r.status);
     return send_reply(conn, r);
@@ -570,8 +645,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
     *ctx = NULL;
 }
 
-static void
-on_mhd_log(void *cls, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0))) on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char buf[512];

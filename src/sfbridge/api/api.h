@@ -6,21 +6,26 @@
  *   GET  /healthz                       the process is up
  *   GET  /readyz                        200 when healthy, 503 with the reasons
  *   GET  /metrics                       Prometheus text (metrics.c)
- *   GET  /api/v3/connections[/ID[/mappings|/errors|/export]]
- *   POST /api/v3/connections/ID/actions/{pause,resume}
- *   GET  /api/v3/mappings/OBJECT[/errors]
+ *   GET  /api/v3/connections[/ID[/mappings|/errors|/export|/objects[/OBJ]|/activity]]
+ *   POST /api/v3/connections/ID/actions/{pause,resume,import}, /ID/mappings (create)
+ *   GET  /api/v3/mappings/OBJECT[/errors|/records[/ID]]; PATCH and DELETE it
  *   POST /api/v3/mappings/OBJECT/actions/{pause,resume,reload}
+ *   POST /api/v3/errors/ID/actions/retry, /api/v3/notifications/ID/actions/acknowledge
+ *   GET  / and /ui/NAME                 the dashboard (web.c)
  *
- * modelled on Heroku Connect's API v3 (one connection, ID "default"). The
- * routes are a table. It listens on loopback unless told otherwise; beyond
- * loopback SFBRIDGE_HTTP_TOKEN is required, and when a token is set every
- * route but /healthz wants "Authorization: Bearer TOKEN". A state-changing
- * call is a POST a browser cannot forge from another site: JSON or a bearer
- * token, and an Origin, if any, that is this server's.
+ * modelled on Heroku Connect's API v3 (one connection, ID "default"); the
+ * dashboard's calls are in dashapi.c. The routes are a table. It listens on
+ * loopback unless told otherwise; beyond loopback SFBRIDGE_HTTP_TOKEN is
+ * required, and when a token is set every route but /healthz wants
+ * "Authorization: Bearer TOKEN" (or Basic with the token as password, which a
+ * browser asks for). A state-changing call is one a browser cannot forge from
+ * another site: JSON or a bearer token, and an Origin, if any, that is this
+ * server's.
  */
 #ifndef API_H
 #define API_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -34,6 +39,10 @@ api *api_start(const cfg *c, int64_t started_ms, err_t *e);
 /* The port it listens on (the one given, or the one picked for port 0). */
 int api_port(const api *s);
 void api_stop(api *s);
+
+/* Whether an Authorization header carries token: "Bearer TOKEN", or "Basic"
+ * with any user name and TOKEN as the password. Pure (for the fuzzer too). */
+bool api_token_matches(const char *authorization, const char *token);
 
 /* Whether host (a literal address or "localhost") is a loopback address. */
 bool api_is_loopback(const char *host);

@@ -38,7 +38,12 @@ static const char status_sql[] =
     "   'sf_polling_seconds', sf_polling_seconds, 'sf_notify_enabled', sf_notify_enabled,"
     "   'watermark', watermark, 'last_poll_at', last_poll_at, 'next_poll_at', next_poll_at,"
     "   'last_drift_at', last_drift_at, 'rows_synced', rows_synced, 'repairs', repairs,"
-    "   'polls', polls, 'sf_rows', sf_rows, 'sf_rows_at', sf_rows_at,"
+    "   'polls', polls, 'sf_rows', sf_rows, 'sf_rows_at', sf_rows_at, 'upsert_field', upsert_field,"
+    "   'writes', %3$s," /* this table's trigger log counts: tlog_sql_table_status */
+    /* how far behind Salesforce it may be: a stream's last delay, else the last poll's age */
+    "   'lag_seconds', CASE WHEN sf_notify_enabled AND stream_lag_ms IS NOT NULL"
+    "     THEN round(stream_lag_ms / 1000.0, 3)"
+    "     ELSE round(extract(epoch FROM now() - last_poll_at)::numeric, 3) END,"
     /* The table's rows, counted (estimated from pg_class above 100,000, as Heroku Connect
      * does); query_to_xml runs the count on a table named by the row, in plain SQL. */
     "   'rows', (SELECT CASE WHEN pc.reltuples >= 100000 THEN pc.reltuples::bigint ELSE"
@@ -81,6 +86,9 @@ status_query(const char *schema)
             p += 3;
         } else if (strncmp(p, "%2$s", 4) == 0) {
             tlog_sql_status(&s, sb_str(&q));
+            p += 3;
+        } else if (strncmp(p, "%3$s", 4) == 0) {
+            tlog_sql_table_status(&s, sb_str(&q), "_sfbridge_mapping.table_name");
             p += 3;
         } else {
             sb_putc(&s, *p);

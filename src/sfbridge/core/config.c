@@ -130,6 +130,7 @@ static const cfg_key keys[] = {
     S("SFBRIDGE_HTTP_TOKEN", http_token, NULL),
     C("SFBRIDGE_WEBHOOK_URL", webhook_url, NULL, http_url_ok,
       "an http(s):// URL (where notifications are POSTed)"),
+    S("SFBRIDGE_WEB_DIR", web_dir, NULL),
 };
 #undef S
 #undef C

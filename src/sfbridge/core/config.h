@@ -47,6 +47,7 @@ typedef struct cfg {
     char *http_listen;     /* the management API's HOST:PORT (NULL: off) */
     char *http_token;      /* its bearer token (required beyond loopback) */
     char *webhook_url;     /* where notifications are POSTed (NULL: nowhere) */
+    char *web_dir;         /* the dashboard's files from this folder (NULL: the built-in ones) */
 } cfg;
 
 /* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the

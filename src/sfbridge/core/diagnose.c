@@ -11,6 +11,7 @@
 
 #include "catalog.h"
 #include "fsm.h"
+#include "mapping.h"
 #include "pg.h"
 #include "sb.h"
 #include "util.h"
@@ -134,7 +135,8 @@ check_unique_identifier(diag *d)
     sb_printf(&fix, "sfbridge mapping edit %s --upsert-field FIELD (External ID fields: %s)",
               m->object, ext.len ? sb_str(&ext) : "none: create one in Salesforce first");
     finding(d, DIAG_YELLOW, "unique identifier", sb_str(&fix),
-            "Read-write mappings require a unique identifier to be specified (without one a "
+            MAP_WARN_NO_UNIQUE_ID
+            " (without one a "
             "retried insert is found by its values, which cannot always tell records apart)");
     sb_free(&ext);
     sb_free(&fix);

@@ -15,6 +15,10 @@
 #include "app.h"
 #include "err.h"
 
+/* Heroku Connect's words for a read-write mapping without a unique
+ * identifier (diagnose, the API, the dashboard's editor). */
+#define MAP_WARN_NO_UNIQUE_ID "Read-write mappings require a unique identifier to be specified"
+
 typedef struct map_opts {
     const char **fields; /* add: fields to map */
     size_t nfields;

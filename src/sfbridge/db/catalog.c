@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "activity.h"
 #include "catalog_int.h"
 #include "locks.h"
 #include "pg.h"
@@ -62,7 +63,10 @@ static const char *const catalog_ddl[] = {
     /* polls finished (the metrics' sfbridge_mapping_polls_total) */
     " ADD COLUMN IF NOT EXISTS polls bigint NOT NULL DEFAULT 0,"
     /* Salesforce's count of the object's records, as a load, reload or drift check found it */
-    " ADD COLUMN IF NOT EXISTS sf_rows bigint, ADD COLUMN IF NOT EXISTS sf_rows_at timestamptz",
+    " ADD COLUMN IF NOT EXISTS sf_rows bigint, ADD COLUMN IF NOT EXISTS sf_rows_at timestamptz,"
+    /* the watermark whose overlap window a poll has read after it settled (see
+     * cat_cols_poll_finished): polls then ask only for newer changes */
+    " ADD COLUMN IF NOT EXISTS overlap_settled timestamp",
 };
 
 static void
@@ -120,6 +124,7 @@ cat_ensure(PGconn *c, const char *schema, err_t *e)
     if (rc == 0) { /* the notifications, and the triggers on this module's tables that fill it */
         sb_clear(&sql);
         notices_sql_ddl(&sql, sb_str(&q));
+        act_sql_ddl(&sql, sb_str(&q)); /* the dashboard's activity counts */
         rc = pg_exec(c, e, sb_str(&sql));
     }
     if (rc == 0) {
@@ -297,6 +302,7 @@ row_to_mapping(PGresult *r, int i, mapping *m)
     m->last_drift_ms = atoll(PQgetvalue(r, i, 25));
     m->replay_id = atoll(PQgetvalue(r, i, 26));
     m->stream_channel = dupcol(r, i, 27);
+    m->overlap_settled = PQgetvalue(r, i, 28)[0] == 't';
     m->bad = row_problem(m, PQgetvalue(r, i, 13), &fe, frc);
     if (m->bad) {
         /* Only its name, state and flags are to be trusted. */
@@ -327,7 +333,8 @@ cat_load_any(PGconn *c, const char *schema, const char *object, mapping **out, s
                   " CASE WHEN api_day = (now() AT TIME ZONE 'UTC')::date THEN api_calls ELSE 0 END,"
                   " coalesce((extract(epoch FROM next_poll_at) * 1000)::bigint, 0),"
                   " coalesce((extract(epoch FROM last_drift_at) * 1000)::bigint, 0),"
-                  " coalesce(replay_id, -1), stream_channel"
+                  " coalesce(replay_id, -1), stream_channel,"
+                  " watermark IS NOT NULL AND overlap_settled IS NOT DISTINCT FROM watermark"
                   " FROM %1$s._sfbridge_mapping WHERE $1::text IS NULL OR lower(object_name) = "
                   "lower($1)"
                   " ORDER BY object_name",

@@ -70,6 +70,8 @@ typedef struct mapping {
     char *bad;             /* why the row cannot be synced (cat_load_any), else NULL */
     int64_t replay_id;     /* accelerated sync: the last replay id committed; -1 none */
     char *stream_channel;  /* the channel it subscribes to (CDC or PushTopic), or NULL */
+    bool overlap_settled;  /* a poll read the overlap before the watermark after no change
+                              stamped in it could still be committed: polls ask for newer only */
 } mapping;
 
 /* Columns written together with a state change (fsm_fire): assignments with
@@ -138,7 +140,11 @@ void cat_cols_load_finished(cat_cols *c, int poll_seconds);
 void cat_cols_reload_request(cat_cols *c);
 void cat_cols_reload_finished(cat_cols *c, const char *maxstamp);
 void cat_cols_backfill_finished(cat_cols *c);
-void cat_cols_poll_finished(cat_cols *c, int poll_seconds);
+/* settled_before (NULL: unknown): a time ("YYYY-MM-DDTHH:MM:SS.mmmZ", UTC)
+ * before which every change Salesforce stamped was committed when the poll's
+ * query ran (its start on Salesforce's clock minus the overlap). A watermark
+ * not later than it has had its overlap window read completely. */
+void cat_cols_poll_finished(cat_cols *c, int poll_seconds, const char *settled_before);
 void cat_cols_budget_spent(cat_cols *c);
 void cat_cols_failure(cat_cols *c, const char *error, long retry_ms);
 void cat_cols_bad_row(cat_cols *c, const char *reason);

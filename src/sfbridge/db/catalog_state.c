@@ -118,9 +118,14 @@ cat_cols_backfill_finished(cat_cols *c)
 }
 
 void
-cat_cols_poll_finished(cat_cols *c, int poll_seconds)
+cat_cols_poll_finished(cat_cols *c, int poll_seconds, const char *settled_before)
 {
     col_polled(c, poll_seconds);
+    if (settled_before)
+        col(c,
+            "overlap_settled = CASE WHEN watermark <= $N::timestamp THEN watermark"
+            " ELSE overlap_settled END",
+            1, settled_before);
 }
 
 void

@@ -969,6 +969,45 @@ tlog_sql_status(sb *out, const char *qschema)
               qschema);
 }
 
+void
+tlog_sql_table_status(sb *out, const char *qschema, const char *table_expr)
+{
+    sb_printf(out,
+              "(SELECT json_build_object('pending', count(*) FILTER (WHERE state IN ('NEW', "
+              "'PENDING')), 'failed', count(*) FILTER (WHERE state = 'FAILED'))"
+              " FROM %s._trigger_log WHERE table_name = %s)",
+              qschema, table_expr);
+}
+
+json_t *
+tlog_history_json(PGconn *c, const char *schema, const char *table, int64_t record_id, err_t *e)
+{
+    names q = names_of(schema);
+    sb s = SB_INIT;
+    char rid[24];
+    snprintf(rid, sizeof rid, "%lld", (long long)record_id);
+    sb_printf(&s,
+              "SELECT coalesce(json_agg(json_build_object('id', id, 'action', action, 'state', "
+              "state, 'values', hstore_to_json(values::hstore), 'sf_message', sf_message,"
+              " 'created_at', created_at, 'processed_at', processed_at, 'archived', archived)"
+              " ORDER BY id DESC), '[]'::json)::text FROM (SELECT * FROM ("
+              "SELECT *, false AS archived FROM %s WHERE table_name = $1 AND record_id = $2::int"
+              " UNION ALL SELECT *, true FROM %s WHERE table_name = $1 AND record_id = $2::int)"
+              " u ORDER BY id DESC LIMIT 100) l",
+              sb_str(&q.log), sb_str(&q.arch));
+    const char *p[] = {table, rid};
+    PGresult *r = pg_query(c, e, sb_str(&s), 2, p);
+    sb_free(&s);
+    names_free(&q);
+    if (!r)
+        return NULL;
+    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    if (!j)
+        err_set(e, 500, "BAD_CATALOG", "the record's history could not be read");
+    return j;
+}
+
 json_t *
 tlog_errors_json(PGconn *c, const char *schema, const char *table, int hours, err_t *e)
 {

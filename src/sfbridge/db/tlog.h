@@ -218,6 +218,12 @@ void tlog_sql_status(sb *out, const char *qschema);
  * first), of one table or all (table NULL), as a JSON array of
  * {id, table_name, record_id, sfid, action, state, message, created_at,
  * processed_at, values}. NULL with e filled. */
+/* One table's pending and failed counts, a JSON-valued SQL expression for a
+ * statement where table_expr names the table (status). Pure. */
+void tlog_sql_table_status(sb *out, const char *qschema, const char *table_expr);
+/* The trigger log entries (archived too) of one row, newest first, at most 100. */
+json_t *tlog_history_json(PGconn *c, const char *schema, const char *table, int64_t record_id,
+                          err_t *e);
 json_t *tlog_errors_json(PGconn *c, const char *schema, const char *table, int hours, err_t *e);
 
 #endif

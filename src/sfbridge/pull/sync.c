@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "activity.h"
 #include "apply.h"
 #include "conflicts.h"
 #include "ddl.h"
@@ -234,6 +235,18 @@ progress(sync_ctx *x, const mapping *m, int64_t done, int64_t total)
 {
     if (x->progress)
         x->progress(x->progress_ctx, m, done, total);
+}
+
+/* Rows committed from Salesforce, for the dashboard's charts (activity.c). A
+ * count that cannot be recorded is not worth failing the work for. */
+static void
+counted(sync_ctx *x, const mapping *m, int64_t rows, int64_t lag_ms)
+{
+    err_t ae;
+    err_clear(&ae);
+    if ((rows > 0 || lag_ms >= 0) &&
+        act_record(x->pg, x->schema, m->table, rows, 0, 0, lag_ms, &ae) != 0)
+        log_debug("%s: activity not recorded: %s", m->object, ae.msg);
 }
 
 /* Note Postgres's clock before asking Salesforce for records of a read-write
@@ -500,6 +513,7 @@ load_page(void *ctx, json_t *recs, const char *next, err_t *e)
     if (apply_page(p->x, p->sql, recs, p->m->object, next ? next : "", NULL, NULL, e) != 0)
         return -1;
     p->m->load_done += (int64_t)json_array_size(recs);
+    counted(p->x, p->m, (int64_t)json_array_size(recs), -1);
     replace(&p->m->load_locator, next ? next : "");
     progress(p->x, p->m, p->m->load_done, p->m->load_total);
     return next && stop_requested(p->x) ? stopped(p->x, e) : 0;
@@ -560,6 +574,7 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
             break;
         }
         m->load_done += rows;
+        counted(x, m, rows, -1);
         replace(&m->load_locator, next ? next : "");
         progress(x, m, m->load_done, m->load_total);
         free(next);
@@ -652,6 +667,19 @@ poll_page(void *ctx, json_t *recs, const char *next, err_t *e)
     return next && stop_requested(p->x) ? stopped(p->x, e) : 0;
 }
 
+/* Now on Salesforce's clock (its earliest bound) minus the overlap, as a
+ * datetime: a change stamped before it was committed by now, as far as the
+ * overlap assumes. false when Salesforce's clock is not known yet. */
+static bool
+settled_before(sync_ctx *x, char out[40])
+{
+    int64_t lo, hi;
+    if (!sfapi_clock_offset(x->sf, &lo, &hi))
+        return false;
+    util_fmt_datetime_z(util_now_ms() + lo - x->cfg->poll_overlap_ms, out);
+    return true;
+}
+
 static int
 pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
 {
@@ -664,13 +692,19 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
                   m->object);
         return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
     }
+    /* The overlap before the watermark is read again for changes committed
+     * late with an earlier stamp, until a poll has read it when no such
+     * change can still come (overlap_settled); then only newer ones, so an
+     * idle poll is one call that fetches nothing. */
     char where[80] = "";
     if (m->watermark) {
         char since[40];
-        if (apply_since_literal(m->watermark, x->cfg->poll_overlap_ms, since) != 0)
+        long overlap = m->overlap_settled ? 0 : x->cfg->poll_overlap_ms;
+        if (apply_since_literal(m->watermark, overlap, since) != 0)
             return err_set(e, 500, "BAD_CATALOG", "%s: bad watermark '%s'", m->object,
                            m->watermark);
-        snprintf(where, sizeof where, "SystemModstamp >= %s", since);
+        snprintf(where, sizeof where, "SystemModstamp %s %s",
+                 m->overlap_settled ? ">" : ">=", since);
     }
     sb q = SB_INIT;
     apply_soql_select_all(&q, m, where);
@@ -680,6 +714,8 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
                            .all = apply_has_isdeleted(m),
                            .batch_size = (int)x->cfg->rest_batch};
     page_ctx pc = {.x = x, .m = m, .sql = sql, .changed = applied};
+    char settled[40];
+    bool known = settled_before(x, settled);
     int rc = mark_fetch(x, m, e);
     if (rc == 0)
         rc = sfapi_query_each(x->sf, &qs, poll_page, &pc, e);
@@ -691,7 +727,7 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
     if (pc.deferred) /* the rest of this poll waits for the writer; the watermark stays */
         return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
     cat_cols cols = {0};
-    cat_cols_poll_finished(&cols, m->poll_seconds);
+    cat_cols_poll_finished(&cols, m->poll_seconds, known ? settled : NULL);
     char *wm = NULL;
     if (fsm_fire(x->pg, x->schema, m, EV_POLL_DONE, &cols, e) != 0 ||
         cat_watermark(x->pg, x->schema, m->object, &wm, e) !=
@@ -956,6 +992,7 @@ pull_reload(sync_ctx *x, mapping *m, err_t *e)
     free(f);
     if (rc == 0) {
         m->loaded = true;
+        counted(x, m, count, -1);
         log_info("%s: reload complete, %lld records", m->object, (long long)count);
     }
     free(maxstamp);
@@ -1106,6 +1143,8 @@ pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
         rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
     else
         pg_rollback_quietly(x->pg);
+    if (rc == 0)
+        counted(x, m, (int64_t)(nids + ndel), lag_ms);
     x->fetched_at[0] = '\0';
     json_decref(all);
     return rc;
@@ -1122,13 +1161,19 @@ sync_load(sync_ctx *x, mapping *m, err_t *e)
 int
 sync_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
 {
-    return outcome(pull_poll(x, m, applied, e), e);
+    int rc = outcome(pull_poll(x, m, applied, e), e);
+    if (rc == 0)
+        counted(x, m, *applied, -1);
+    return rc;
 }
 
 int
 sync_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
 {
-    return outcome(pull_drift(x, m, repairs, e), e);
+    int rc = outcome(pull_drift(x, m, repairs, e), e);
+    if (rc == 0)
+        counted(x, m, *repairs, -1);
+    return rc;
 }
 
 int

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "activity.h"
 #include "log.h"
 #include "notices.h"
 #include "pg.h"
@@ -250,6 +251,18 @@ notice_failures(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_
     return notices_add(pg, r->schema, "WRITE_FAILED", "error", m->object, msg, e);
 }
 
+/* The dashboard's counts of records written and refused (activity.c). */
+static int
+count_activity(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+{
+    int64_t ok = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        ok += ops[i]->out == OUT_OK;
+        failed += ops[i]->out == OUT_FAILED;
+    }
+    return act_record(pg, r->schema, m->table, 0, ok, failed, -1, e);
+}
+
 /* The rows are written only where no app holds a lock, so the writer never
  * waits for an app while holding locks of its own (no deadlock with an app's
  * multi-row transaction). A row an app had locked is written after COMMIT, in
@@ -273,6 +286,8 @@ recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_
         rc = supersede(r, pg, m, ops, n, e);
     if (rc == 0)
         rc = notice_failures(r, pg, m, ops, n, e);
+    if (rc == 0)
+        rc = count_activity(r, pg, m, ops, n, e);
     rc = rc == 0 ? pg_exec(pg, e, "COMMIT") : (pg_rollback_quietly(pg), -1);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!skipped[i])

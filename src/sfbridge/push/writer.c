@@ -29,6 +29,7 @@
 #include "ddl.h"
 #include "fold.h"
 #include "match.h"
+#include "activity.h"
 #include "notices.h"
 #include "locks.h"
 #include "log.h"
@@ -194,7 +195,9 @@ housekeeping(writer *w, err_t *e)
     w->last_prune_ms = now;
     if (tlog_prune_archive(w->pg, w->cfg->schema, w->cfg->archive_days, e) != 0)
         return -1;
-    return notices_prune(w->pg, w->cfg->schema, w->cfg->archive_days, e);
+    if (notices_prune(w->pg, w->cfg->schema, w->cfg->archive_days, e) != 0)
+        return -1;
+    return act_prune(w->pg, w->cfg->schema, e);
 }
 
 static int
