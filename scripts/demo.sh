@@ -74,8 +74,10 @@ fi
 ((rc == 0)) || exit "$rc"
 
 # --- localforce ----------------------------------------------------------------
-echo "demo: starting localforce with examples/dream-org.json on port $PORT"
-"$LF" serve --listen "127.0.0.1:$PORT" --org examples/dream-org.json \
+# Over HTTPS, as Salesforce is: a self-signed certificate made once in $RUN/tls,
+# which sfbridge (SF_CA_FILE) and the instructions' curl (--cacert) trust.
+echo "demo: starting localforce with examples/dream-org.json on port $PORT (HTTPS)"
+"$LF" serve --listen "127.0.0.1:$PORT" --org examples/dream-org.json --tls-self-signed "$RUN/tls" \
   --db "$RUN/dream-org.sqlite" >"$RUN/localforce.out" 2>"$RUN/localforce.log" &
 LF_PID=$!
 for ((i = 0; ; i++)); do
@@ -90,7 +92,8 @@ done
 URL=$(sed -n 's/^localforce listening on //p' "$RUN/localforce.out")
 
 # --- sfbridge: schema, mappings (brought to the settings above), load, daemon --
-export DATABASE_URL SF_LOGIN_URL=$URL SF_CLIENT_ID=sfbridge-demo-client SF_CLIENT_SECRET=sfbridge-demo-secret
+CA=$RUN/tls/localforce.crt
+export DATABASE_URL SF_LOGIN_URL=$URL SF_CA_FILE=$CA SF_CLIENT_ID=sfbridge-demo-client SF_CLIENT_SECRET=sfbridge-demo-secret
 export SF_USERNAME=demo@localforce.test SF_PASSWORD=localforce
 
 # The value of "KEY": ... in a mapping's JSON (strings and numbers), or nothing.
@@ -133,18 +136,18 @@ cat <<MSG
   Settings:    DEMO_PG_PORT=$PG_PORT LOCALFORCE_PORT=$PORT DEMO_HTTP_PORT=$HTTP_PORT DEMO_POLL_SECONDS=$POLL (set them to change them)
   Postgres:    psql $DATABASE_URL
                SELECT name, email__c, subject__c FROM salesforce.teacher__c LIMIT 5;
-  localforce:  $URL (user demo@localforce.test, password localforce)
+  localforce:  $URL (user demo@localforce.test, password localforce; its certificate: $CA)
   Mappings:    read-write by unique identifier: Account (External_Id__c), Teacher__c (Email__c),
                Student__c (Student_Number__c), Course__c (Course_Code__c), Enrollment__c (Enrollment_Key__c);
                read-only (no External ID field): Contact, Attendance__c
   Logs:        $RUN/sfbridge.log, $RUN/localforce.log
 
   Change a teacher in Salesforce and watch it arrive (within a blink):
-    TOKEN=\$(curl -s $URL/services/oauth2/token -d grant_type=password \\
+    TOKEN=\$(curl -s --cacert $CA $URL/services/oauth2/token -d grant_type=password \\
       -d client_id=sfbridge-demo-client -d client_secret=sfbridge-demo-secret \\
       -d username=demo@localforce.test -d password=localforce | sed 's/.*"access_token": *"\\([^"]*\\)".*/\\1/')
     ID=\$(psql -Atc "SELECT sfid FROM salesforce.teacher__c LIMIT 1" $DATABASE_URL)
-    curl -s -X PATCH -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+    curl -s --cacert $CA -X PATCH -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
       $URL/services/data/v60.0/sobjects/Teacher__c/\$ID -d '{"Subject__c":"Art"}'
     psql -c "SELECT name, subject__c, systemmodstamp FROM salesforce.teacher__c WHERE sfid = '\$ID'" $DATABASE_URL
 

@@ -116,6 +116,13 @@ if [[ $what != demo && -f tests/compat/package.json && ! -d tests/compat/node_mo
   (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
+# The Salesforce CLI suite's npm packages: @salesforce/cli and the Node 22 it needs (Debian 12
+# has Node 20), both pinned by package-lock.json.
+if [[ $what != demo && -f tests/sfcli/package.json && ! -d tests/sfcli/node_modules ]]; then
+  echo "deps: installing the Salesforce CLI suite's npm packages"
+  (cd tests/sfcli && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 # The dashboard tests' browser driver (playwright-core, axe-core), pinned by package-lock.json.
 if [[ $what != demo && -f tests/browser/package.json && ! -d tests/browser/node_modules ]]; then
   echo "deps: installing the dashboard tests' npm packages"

@@ -58,6 +58,20 @@ else
   echo "tests/compat/node_modules missing: run scripts/deps.sh"; FAIL=$((FAIL + 1))
 fi
 
+echo "== Salesforce CLI compatibility suite (sf against the ASan+UBSan localforce, over HTTPS)"
+if [[ -x tests/sfcli/node_modules/.bin/node ]]; then # the suite's own Node 22 (the CLI needs it)
+  out=$(cd tests/sfcli && LOCALFORCE_BIN="$ROOT/build-asan/localforce" node_modules/.bin/node \
+        --test --test-reporter=tap --test-concurrency=1 ./*.test.mjs 2>&1); rc=$?
+  p=$(grep -E '^# pass ' <<<"$out" | awk '{print $3}'); p=${p:-0}
+  f=$(grep -E '^# fail ' <<<"$out" | awk '{print $3}'); f=${f:-0}
+  if ((rc != 0 && f == 0)); then f=1; fi
+  PASS=$((PASS + p)); FAIL=$((FAIL + f))
+  if ((f)); then FAILED_NAMES+=("sfcli"); echo "$out" | grep -B2 -A30 '^\s*not ok' | head -200; fi
+  printf '%-28s %4d passed, %d failed\n' "sfcli (Salesforce CLI)" "$p" "$f"
+else
+  echo "tests/sfcli/node_modules missing: run scripts/deps.sh"; FAIL=$((FAIL + 1))
+fi
+
 echo "== end-to-end suite (pytest: private Postgres, localforce, the ASan+UBSan sfbridge)"
 # Counted from pytest's JUnit XML: passed = tests - failures - errors - skipped;
 # failures + errors (teardown errors included) count as failed.

@@ -250,8 +250,12 @@ def test_missing_salesforce_settings_are_named(sfbridge, missing):
 
 
 def test_missing_credentials_are_named(sfbridge):
-    r = sfbridge.fails("init", env={"SF_USERNAME": None, "SF_PASSWORD": None, "SF_REFRESH_TOKEN": None})
-    assert "SF_REFRESH_TOKEN" in r.stderr or "SF_USERNAME" in r.stderr, r.stderr
+    # (SF_CLIENT_ID and SF_CLIENT_SECRET alone are the client credentials flow: gone too)
+    r = sfbridge.fails("init", env={"SF_USERNAME": None, "SF_PASSWORD": None, "SF_REFRESH_TOKEN": None,
+                                    "SF_CLIENT_SECRET": None})
+    assert "no Salesforce credentials" in r.stderr, r.stderr
+    for name in ("SF_JWT_KEY_FILE", "SF_REFRESH_TOKEN", "SF_USERNAME", "SF_CLIENT_SECRET"):
+        assert name in r.stderr, r.stderr
 
 
 def test_only_the_missing_half_of_the_credentials_is_named(sfbridge):

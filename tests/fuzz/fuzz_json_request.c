@@ -12,13 +12,19 @@
  * trailing '/', is no longer than the input plus one and is a fixed point, and
  * routing it must be safe, whatever the bytes (empty, only slashes, "%2F",
  * very long).
+ *
+ * Every input is also a JWT bearer assertion (jwt_parse, then jwt_verify
+ * against a certificate made at start-up) and an org file's jwt_cert
+ * (jwt_cert_ok).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jwt.h"
 #include "rest.h"
 #include "server.h"
+#include "tls.h"
 #include "util.h"
 
 static const char org_json[] =
@@ -76,6 +82,28 @@ fuzz_path(const char *in)
 static lf_server *srv;
 static lf_session session;
 static unsigned long runs;
+static char *jwt_cert; /* made once: verifying against it must be safe for any token */
+
+static void
+fuzz_jwt(const char *in)
+{
+    if (jwt_cert == NULL) {
+        char *key;
+        err_t e;
+        if (tls_generate(&jwt_cert, &key, &e) != 0)
+            abort();
+        free(key);
+    }
+    jwt_token t;
+    if (jwt_parse(in, &t) == 0) {
+        if (t.naud < 1 || t.naud > JWT_AUD_MAX || t.input_len >= strlen(in) || t.sig_len == 0)
+            abort();
+        (void)jwt_verify(&t, jwt_cert);
+        (void)jwt_has_audience(&t, "https://login.salesforce.com");
+    }
+    const char *why;
+    (void)jwt_cert_ok(in, &why);
+}
 
 static void
 setup(void)
@@ -120,6 +148,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(body, data + 1, size - 1);
     body[size - 1] = '\0';
     fuzz_path(body);
+    fuzz_jwt(body);
 
     static const char *const ids_q[] = {"Q", "ids", "a01000000000001AAA,001zz,", NULL};
     http_req req = {.body = body,

@@ -3,7 +3,8 @@
  * (first byte 'c'), a command line (first byte 'o': words separated by NUL
  * or newline, checked against a table like mapping add's), an HTTP
  * Authorization header checked against a token (first byte 'a'), a dashboard
- * file name (first byte 'w'), and Heroku Connect export JSON checked for
+ * file name (first byte 'w'), a JWT bearer key file and login URL (first
+ * byte 'k'), and Heroku Connect export JSON checked for
  * import (anything else). None may crash, hang or
  * leak on any input.
  */
@@ -19,6 +20,7 @@
 #include "config.h"
 #include "mapping.h"
 #include "opts.h"
+#include "sfjwt.h"
 #include "web.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -75,6 +77,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (data[0] == 'o') {
         command_line(data + 1, size - 1);
+        return 0;
+    }
+    if (data[0] == 'k') { /* SF_JWT_KEY_FILE's bytes; and the text as a login URL */
+        EVP_PKEY *k = NULL;
+        if (sfjwt_key_from_pem((const char *)data + 1, size - 1, &k, &e) == 0)
+            EVP_PKEY_free(k);
+        char *s = strndup((const char *)data + 1, size - 1);
+        char aud[SFJWT_AUD_MAX];
+        sfjwt_audience(s, NULL, aud);
+        free(s);
         return 0;
     }
     if (data[0] == 'a' || data[0] == 'w') {

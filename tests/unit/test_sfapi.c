@@ -2,7 +2,8 @@
  * Unit tests for sfapi, sfbridge's Salesforce client. localforce runs
  * in-process as the org (password and refresh-token login, describe, query
  * paging, queryAll, errors, session expiry, injected faults, Bulk API 2.0
- * query jobs); a tiny canned HTTP server in a thread plays a misbehaving
+ * query jobs, the JWT bearer and client credentials flows, HTTPS with a
+ * self-signed certificate); a tiny canned HTTP server in a thread plays a misbehaving
  * Salesforce (bad JSON, missing headers, proxies' HTML, failed jobs).
  */
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -27,6 +29,9 @@
 #include "log.h"
 #include "server.h"
 #include "sfapi.h"
+#include "sfjwt.h"
+#include "store.h"
+#include "tls.h"
 #include "util.h"
 
 /* test hook of auth.c (see its "test hooks" section) */
@@ -1414,6 +1419,211 @@ test_bulk_wait_timeout(void **state)
     canned_stop(&cs);
 }
 
+/* ----- JWT bearer, client credentials, TLS ----------------------------------------- */
+
+static void
+test_jwt_audience(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"https://login.salesforce.com", "https://login.salesforce.com"},
+        {"https://LOGIN.salesforce.com/", "https://login.salesforce.com"},
+        {"https://test.salesforce.com", "https://test.salesforce.com"},
+        {"https://acme--uat.sandbox.my.salesforce.com", "https://test.salesforce.com"},
+        {"https://acme.my.salesforce.com", "https://login.salesforce.com"},
+        {"http://127.0.0.1:8111", "http://127.0.0.1:8111"},
+        {"https://localhost:9443/x", "https://localhost:9443"},
+        {"https://evil-test.salesforce.com.example", "https://evil-test.salesforce.com.example"},
+    };
+    char aud[SFJWT_AUD_MAX];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sfjwt_audience(cases[i][0], NULL, aud);
+        if (strcmp(aud, cases[i][1]) != 0)
+            fail_msg("%s: audience %s, want %s", cases[i][0], aud, cases[i][1]);
+    }
+    sfjwt_audience("https://login.salesforce.com", "https://site.example/customers", aud);
+    assert_string_equal(aud, "https://site.example/customers");
+    sb out = SB_INIT;
+    sfjwt_b64url(&out, (const unsigned char *)"\xfb\xff", 2);
+    assert_string_equal(sb_str(&out), "-_8");
+    sb_free(&out);
+}
+
+/* A PEM key written to a new file with mode; the path goes to path. */
+static void
+write_key(char path[64], const char *pem, mode_t mode)
+{
+    snprintf(path, 64, "/tmp/sfapi-key-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, pem, strlen(pem)), (ssize_t)strlen(pem));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+/* The org again, with a JWT app (its certificate cert_pem, USERNAME
+ * pre-authorized), a second user, and the first app running as USERNAME for
+ * client credentials. */
+static void
+load_jwt_org(const char *cert_pem)
+{
+    json_t *org = json_loads(org_json, 0, NULL);
+    assert_non_null(org);
+    json_t *apps = json_object_get(org, "connected_apps");
+    json_object_set_new(json_array_get(apps, 0), "run_as", json_string(USERNAME));
+    json_array_append_new(apps, json_pack("{s:s, s:s, s:s, s:[s]}", "client_id", "sfapi-jwt",
+                                          "client_secret", "unused", "jwt_cert", cert_pem,
+                                          "preauthorized_users", USERNAME));
+    json_array_append_new(json_object_get(org, "users"),
+                          json_pack("{s:s, s:s}", "username", "other@sfapi.test", "password",
+                                    "other-pw"));
+    err_t e;
+    if (store_load_org_json(srv->st, org, &e) != 0)
+        fail_msg("org reload: %s", e.msg);
+    json_decref(org);
+}
+
+static sfapi_config
+jwt_config(const char *key_path)
+{
+    sfapi_config cfg = lf_config();
+    cfg.client_id = "sfapi-jwt";
+    cfg.client_secret = NULL;
+    cfg.password = NULL;
+    cfg.jwt_key_file = key_path;
+    return cfg;
+}
+
+/* A JWT bearer login with cfg that Salesforce refuses: code and message. */
+static void
+expect_jwt_refused(const sfapi_config *cfg, const char *code, const char *msg)
+{
+    sfapi *c = sfapi_new(cfg);
+    err_t e;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(sfapi_flow_of(cfg), SFAPI_FLOW_JWT);
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_AUTH, code);
+    if (strncmp(e.msg, msg, strlen(msg)) != 0)
+        fail_msg("message '%s', want '%s'", e.msg, msg);
+    sfapi_free(c);
+}
+
+static void
+test_jwt_login(void **state)
+{
+    (void)state;
+    char *cert, *key, *cert2, *key2;
+    err_t e;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(tls_generate(&cert, &key, &e), 0);
+    assert_int_equal(tls_generate(&cert2, &key2, &e), 0);
+    load_jwt_org(cert);
+    char kp[64], kp2[64], kp_open[64];
+    write_key(kp, key, 0600);
+    write_key(kp2, key2, 0600);
+    write_key(kp_open, key, 0644);
+
+    sfapi_config cfg = jwt_config(kp);
+    sfapi *c = sfapi_new(&cfg);
+    expect_ok(c, sfapi_login(c, &e), &e);
+    json_t *page;
+    expect_ok(c, sfapi_query(c, "SELECT Id FROM Widget__c LIMIT 1", false, 0, &page, &e), &e);
+    json_decref(page);
+    sfapi_free(c);
+
+    cfg = jwt_config(kp2); /* another key than the certificate's */
+    expect_jwt_refused(&cfg, "invalid_grant", "invalid assertion");
+    expect_jwt_refused(&cfg, "invalid_grant", "invalid assertion (login refused: not tried");
+    cfg = jwt_config(kp);
+    cfg.client_id = "no-such-app";
+    expect_jwt_refused(&cfg, "invalid_client_id", "client identifier invalid");
+    cfg = jwt_config(kp);
+    cfg.username = "other@sfapi.test";
+    expect_jwt_refused(&cfg, "invalid_grant", "user hasn't approved this consumer");
+    cfg = jwt_config(kp);
+    cfg.jwt_audience = "https://elsewhere.example";
+    expect_jwt_refused(&cfg, "invalid_grant", "audience is invalid");
+    cfg = jwt_config(kp);
+    cfg.login_url = srv->base_url; /* the same settings, another clock: another fingerprint */
+    cfg.jwt_audience = "https://login.salesforce.com";
+    setenv("LOCALFORCE_CLOCK_OFFSET_S", "600", 1);
+    expect_jwt_refused(&cfg, "invalid_grant", "expired authorization code");
+    unsetenv("LOCALFORCE_CLOCK_OFFSET_S");
+    cfg = jwt_config(kp_open); /* a key others can read is not used */
+    expect_jwt_refused(&cfg, "BAD_JWT_KEY", "SF_JWT_KEY_FILE");
+
+    /* Client credentials: the first app runs as USERNAME now. */
+    cfg = lf_config();
+    cfg.username = cfg.password = NULL;
+    assert_int_equal(sfapi_flow_of(&cfg), SFAPI_FLOW_CLIENT_CREDENTIALS);
+    c = sfapi_new(&cfg);
+    expect_ok(c, sfapi_login(c, &e), &e);
+    assert_memory_equal(sfapi_user_id(c), "005", 3);
+    sfapi_free(c);
+
+    unlink(kp);
+    unlink(kp2);
+    unlink(kp_open);
+    free(cert);
+    free(key);
+    free(cert2);
+    free(key2);
+}
+
+/* localforce over HTTPS with its self-signed certificate: trusted through
+ * ca_file, refused (for good, with the setting named) without it. */
+static void
+test_tls_ca_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sfapi-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char sub[64], crt[96], org[64];
+    snprintf(sub, sizeof sub, "%s/certs", dir);
+    snprintf(crt, sizeof crt, "%s/localforce.crt", sub);
+    snprintf(org, sizeof org, "%s/org.json", dir);
+    FILE *f = fopen(org, "w");
+    assert_non_null(f);
+    fputs(org_json, f);
+    fclose(f);
+    lf_server_config lc = {.org_file = org, .db_path = ":memory:", .threads = 2, .tls_dir = sub};
+    lf_server *tsrv;
+    err_t e;
+    memset(&e, 0, sizeof e);
+    if (server_start(&lc, &tsrv, &e) != 0)
+        fail_msg("TLS server: %s", e.msg);
+    assert_memory_equal(tsrv->base_url, "https://", 8);
+    sfapi_config cfg = lf_config();
+    cfg.login_url = tsrv->base_url;
+    cfg.max_retries = 0;
+    sfapi *c = sfapi_new(&cfg);
+    expect_fail(c, sfapi_login(c, &e), &e, ERR_PERMANENT, "NETWORK_ERROR");
+    if (strstr(e.msg, "SF_CA_FILE") == NULL)
+        fail_msg("%s", e.msg);
+    sfapi_free(c);
+    cfg.ca_file = crt;
+    c = sfapi_new(&cfg);
+    expect_ok(c, sfapi_login(c, &e), &e);
+    assert_string_equal(sfapi_instance_url(c), tsrv->base_url);
+    json_t *d;
+    expect_ok(c, sfapi_describe(c, "Widget__c", &d, &e), &e);
+    json_decref(d);
+    sfapi_free(c);
+    server_stop(tsrv);
+    /* The pair is kept: a second start reuses it. */
+    struct stat st;
+    assert_int_equal(stat(crt, &st), 0);
+    char key[96];
+    snprintf(key, sizeof key, "%s/localforce.key", sub);
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    unlink(crt);
+    unlink(key);
+    rmdir(sub);
+    unlink(org);
+    rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -1444,6 +1654,9 @@ main(void)
         cmocka_unit_test(test_bad_api_replies),
         cmocka_unit_test(test_bad_bulk_replies),
         cmocka_unit_test(test_bulk_wait_timeout),
+        cmocka_unit_test(test_jwt_audience),
+        cmocka_unit_test_teardown(test_jwt_login, clear_faults),
+        cmocka_unit_test(test_tls_ca_file),
     };
     if (getenv("SFAPI_TEST_VERBOSE") == NULL)
         log_set_level(LOG_ERROR);

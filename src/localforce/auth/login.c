@@ -193,6 +193,32 @@ login_app(store *st, const char *client_id, app_info *out)
     return rc;
 }
 
+int
+login_app_cert(store *st, const char *client_id, char *out, size_t sz)
+{
+    int rc = -1;
+    store_lock(st);
+    const lf_app *app = client_id ? store_app(st, client_id) : NULL;
+    if (app && app->jwt_cert && strlen(app->jwt_cert) < sz) {
+        login_copy(out, sz, app->jwt_cert);
+        rc = 0;
+    }
+    store_unlock(st);
+    return rc;
+}
+
+bool
+login_app_preauthorized(store *st, const char *client_id, const char *username)
+{
+    bool ok = false;
+    store_lock(st);
+    const lf_app *app = client_id ? store_app(st, client_id) : NULL;
+    for (size_t i = 0; app && i < app->npreauth && !ok; i++)
+        ok = strcasecmp(app->preauth[i], username) == 0;
+    store_unlock(st);
+    return ok;
+}
+
 void
 login_full_name(const user_info *u, char *out, size_t sz)
 {

@@ -39,6 +39,11 @@ int login_user(store *st, const char *username, const char *password, user_info 
 int login_user_by_id(store *st, const char *id, user_info *out);
 int login_user_by_name(store *st, const char *name, user_info *out);
 int login_app(store *st, const char *client_id, app_info *out);
+/* The app's JWT bearer certificate (PEM) into out; -1 when it has none (or
+ * it does not fit). */
+int login_app_cert(store *st, const char *client_id, char *out, size_t sz);
+/* Whether username (any case) is pre-authorized for the app. */
+bool login_app_preauthorized(store *st, const char *client_id, const char *username);
 void login_full_name(const user_info *u, char *out, size_t sz);
 const char *login_param(http_req *req, const char *name, char *buf, size_t bufsz);
 const char *login_nonempty(const char *s);

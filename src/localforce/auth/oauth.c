@@ -19,7 +19,11 @@
 #include <strings.h>
 
 #include "ctx.h"
+#include "jwt.h"
 #include "log.h"
+#include "util.h"
+
+#define JWT_SKEW_S 10 /* an assertion expired less than this long ago still passes */
 /* ----- the token endpoint --------------------------------------------------- */
 
 typedef struct grant {
@@ -145,6 +149,73 @@ grant_client_credentials(lf_server *srv, http_req *req, grant *g)
     return rc;
 }
 
+/* localforce's clock as the JWT bearer grant reads it: LOCALFORCE_CLOCK_OFFSET_S
+ * seconds ahead (tests: an assertion from a client whose clock is slow). */
+static int64_t
+jwt_now_s(void)
+{
+    const char *off = getenv("LOCALFORCE_CLOCK_OFFSET_S");
+    int64_t o = 0;
+    if (off == NULL || util_parse_i64(off, &o) != 0)
+        o = 0;
+    return util_now_ms() / 1000 + o;
+}
+
+/* The audiences a JWT may name: localforce's own URL, and the two Salesforce
+ * login hosts (a production org takes login., a sandbox test.; localforce is
+ * both). */
+static bool
+jwt_audience_ok(const lf_server *srv, const jwt_token *t)
+{
+    return jwt_has_audience(t, srv->base_url) ||
+           jwt_has_audience(t, "https://login.salesforce.com") ||
+           jwt_has_audience(t, "https://test.salesforce.com");
+}
+
+/* The checks of the JWT bearer grant, in Salesforce's words. */
+static int
+jwt_check(lf_server *srv, const jwt_token *t, grant *g)
+{
+    char cert[JWT_MAX];
+    if (login_app(srv->st, t->iss, &g->app) != 0)
+        return grant_fail(g, "invalid_client_id", "client identifier invalid");
+    if (login_app_cert(srv->st, g->app.client_id, cert, sizeof cert) != 0 ||
+        jwt_verify(t, cert) != 0)
+        return grant_fail(g, "invalid_grant", "invalid assertion");
+    if (!jwt_audience_ok(srv, t))
+        return grant_fail(g, "invalid_grant", "audience is invalid");
+    if (!t->has_exp || t->exp + JWT_SKEW_S <= jwt_now_s())
+        return grant_fail(g, "invalid_grant", "expired authorization code");
+    if (login_user_by_name(srv->st, t->sub, &g->user) != 0 ||
+        !login_app_preauthorized(srv->st, g->app.client_id, g->user.username))
+        return grant_fail(g, "invalid_grant", "user hasn't approved this consumer");
+    if (!g->user.active)
+        return grant_fail(g, "invalid_grant", "inactive user");
+    return 0;
+}
+
+static int
+grant_jwt(lf_server *srv, http_req *req, grant *g)
+{
+    char *as = xmalloc(JWT_MAX);
+    const char *assertion = login_nonempty(login_param(req, "assertion", as, JWT_MAX));
+    jwt_token t;
+    memset(&t, 0, sizeof t);
+    int rc;
+    if (assertion == NULL)
+        rc = grant_fail(g, "invalid_request", "missing required parameter: assertion");
+    else if (jwt_parse(assertion, &t) != 0)
+        rc = grant_fail(g, "invalid_grant", "invalid assertion");
+    else
+        rc = jwt_check(srv, &t, g);
+    if (rc != 0)
+        log_info("auth: jwt bearer login failed for user '%s' (client id '%s'): %s",
+                 assertion && t.sub[0] ? t.sub : "?", assertion && t.iss[0] ? t.iss : "?", g->desc);
+    OPENSSL_cleanse(as, JWT_MAX);
+    free(as);
+    return rc;
+}
+
 static const struct {
     const char *name;
     int (*fn)(lf_server *srv, http_req *req, grant *g);
@@ -153,6 +224,7 @@ static const struct {
     {"refresh_token", grant_refresh},
     {"authorization_code", grant_code},
     {"client_credentials", grant_client_credentials},
+    {"urn:ietf:params:oauth:grant-type:jwt-bearer", grant_jwt},
 };
 
 static void

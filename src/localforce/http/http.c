@@ -554,25 +554,43 @@ http_start(const http_config *cfg, http_server **out, err_t *e)
     unsigned threads = cfg->threads ? cfg->threads : 4;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
-    if (cfg->listen_fd > 0)
-        srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
-                                    cfg->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
-                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
-    else
-        srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-                                    (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_LIMIT,
-                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                                    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    bool tls = cfg->tls_cert && cfg->tls_key;
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        free(srv);
+        return err_set(e, 0, "BAD_LISTEN", "this libmicrohttpd has no TLS support");
+    }
+    struct MHD_OptionItem opts[12];
+    size_t n = 0;
+#define OPT(o, v, p)                    \
+    opts[n++] = (struct MHD_OptionItem) \
+    {                                   \
+        o, (intptr_t)(v), p             \
+    }
+    if (cfg->listen_fd > 0) {
+        OPT(MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL);
+    } else {
+        OPT(MHD_OPTION_SOCK_ADDR, 0, &addr);
+        OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+    }
+    OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONN_TIMEOUT_S, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, HTTP_CONN_LIMIT, NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, (void *)on_completed, NULL);
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, (void *)on_mhd_log, NULL);
+    if (tls) {
+        flags |= MHD_USE_TLS;
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key);
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+                                MHD_OPTION_END);
     if (srv->mhd == NULL) {
         free(srv);
-        return err_set(e, 0, "BAD_LISTEN", "cannot listen on %s:%u (in use, or not permitted)",
-                       cfg->host ? cfg->host : "127.0.0.1", cfg->port);
+        return err_set(e, 0, "BAD_LISTEN", "cannot listen on %s:%u (in use, not permitted%s)",
+                       cfg->host ? cfg->host : "127.0.0.1", cfg->port,
+                       tls ? ", or the TLS certificate or key was refused" : "");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : cfg->port;

@@ -125,6 +125,8 @@ typedef struct http_config {
     void *ctx;                /* passed to handlers as req->ctx */
     size_t max_body;          /* bigger bodies get 413 */
     unsigned threads;         /* worker threads */
+    const char *tls_cert;     /* PEM: serve HTTPS with this certificate and key (kept */
+    const char *tls_key;      /* alive by the caller until http_stop); NULL: plain HTTP */
     /* Called before the route's handler; return false to answer with resp as
      * filled (e.g. 401). May be NULL. */
     bool (*before)(const http_route *route, http_req *req, http_resp *resp);

@@ -94,6 +94,28 @@ object_known(http_req *req, http_resp *resp, const char *name)
     return ok;
 }
 
+/* [{"statusCode"|"errorCode":...,"message":...,"fields":[...]}] */
+static void
+write_errors(sb *out, const err_t *e, bool collection)
+{
+    sb_puts(out, collection ? "[{\"statusCode\":" : "[{\"errorCode\":");
+    sb_json_str(out, e->code);
+    sb_puts(out, ",\"message\":");
+    sb_json_str(out, e->msg);
+    sb_puts(out, ",\"fields\":[");
+    const char *p = e->fields;
+    bool first = true;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (!first)
+            sb_putc(out, ',');
+        sb_json_strn(out, p, n);
+        first = false;
+        p += n + (p[n] ? 1 : 0);
+    }
+    sb_puts(out, "]}]");
+}
+
 /* {"id":"...","success":true,"errors":[]} */
 static void
 write_save_result(sb *out, const char *id, const err_t *e, int created, bool collection)
@@ -107,23 +129,8 @@ write_save_result(sb *out, const char *id, const err_t *e, int created, bool col
     if (e == NULL) {
         sb_puts(out, "\"success\":true,\"errors\":[]");
     } else {
-        sb_puts(out, "\"success\":false,\"errors\":[{");
-        sb_puts(out, collection ? "\"statusCode\":" : "\"errorCode\":");
-        sb_json_str(out, e->code);
-        sb_puts(out, ",\"message\":");
-        sb_json_str(out, e->msg);
-        sb_puts(out, ",\"fields\":[");
-        const char *p = e->fields;
-        bool first = true;
-        while (*p) {
-            size_t n = strcspn(p, ",");
-            if (!first)
-                sb_putc(out, ',');
-            sb_json_strn(out, p, n);
-            first = false;
-            p += n + (p[n] ? 1 : 0);
-        }
-        sb_puts(out, "]}]");
+        sb_puts(out, "\"success\":false,\"errors\":");
+        write_errors(out, e, collection);
     }
     if (created >= 0)
         sb_printf(out, ",\"created\":%s", created ? "true" : "false");
@@ -967,4 +974,224 @@ rest_collection_retrieve(http_req *req, http_resp *resp)
     sb_free(&ids);
     sb_free(&fields);
     answer_json(resp, 200, &out);
+}
+
+/* ----- composite tree ---------------------------------------------------- */
+
+/* POST composite/tree/{Obj}: records with their children nested under child
+ * relationship names ({"records":[...]} values), up to 200 in all and 5
+ * levels, inserted all or none, level by level (every top-level record, then
+ * their children, ...), which is the order of Salesforce's results. */
+#define TREE_MAX   200
+#define TREE_DEPTH 5
+
+typedef struct tree_node {
+    json_t *rec;              /* the record as sent (borrowed from the body) */
+    const lf_object *o;       /* its object */
+    const char *ref;          /* attributes.referenceId */
+    const char *parent_field; /* the lookup to the parent, or NULL at the top */
+    int parent;               /* index of the parent node, or -1 */
+    int depth;                /* 1 at the top */
+    char id[19];              /* once inserted */
+} tree_node;
+
+typedef struct tree {
+    tree_node nodes[TREE_MAX];
+    size_t n;
+    int bad; /* the node an error concerns, or -1 */
+    err_t e;
+} tree;
+
+/* The reference field of child object c pointing at o whose child relationship
+ * name (as describe names it) is rel, or NULL. */
+static const lf_field *
+tree_child_field(const lf_schema *s, const lf_object *o, const char *rel, const lf_object **c)
+{
+    for (size_t i = 0; i < s->nobjects; i++) {
+        const lf_object *child = s->objects[i];
+        size_t len = strlen(child->name);
+        bool custom = len > 3 && strcmp(child->name + len - 3, "__c") == 0;
+        char name[160];
+        snprintf(name, sizeof name, "%.*s%s", (int)(custom ? len - 3 : len), child->name,
+                 custom ? "s__r" : "s");
+        if (strcasecmp(name, rel) != 0)
+            continue;
+        for (size_t j = 0; j < child->nfields; j++) {
+            const lf_field *f = child->fields[j];
+            if (f->type == FT_REFERENCE && f->reference_to && !f->system &&
+                strcasecmp(f->reference_to, o->name) == 0) {
+                *c = child;
+                return f;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Append the records of array recs (of object o, children of node parent
+ * through parent_field) to t, checking their shape. */
+static int
+tree_add(tree *t, json_t *recs, const lf_object *o, int parent, const char *parent_field)
+{
+    int depth = parent < 0 ? 1 : t->nodes[parent].depth + 1;
+    if (!json_is_array(recs))
+        return err_set(&t->e, 400, "JSON_PARSER_ERROR", "records must be a JSON array");
+    if (depth > TREE_DEPTH)
+        return err_set(&t->e, 400, "INVALID_INPUT", "Exceeded max depth of %d", TREE_DEPTH);
+    size_t i;
+    json_t *rec;
+    json_array_foreach(recs, i, rec) {
+        if (t->n == TREE_MAX)
+            return err_set(&t->e, 400, "INVALID_INPUT",
+                           "Exceeded max limit of %d sObjects in a request", TREE_MAX);
+        json_t *attrs = json_object_get(rec, "attributes");
+        const char *type = json_string_value(json_object_get(attrs, "type"));
+        const char *ref = json_string_value(json_object_get(attrs, "referenceId"));
+        if (!json_is_object(rec) || type == NULL)
+            return err_set(&t->e, 400, "INVALID_INPUT", "No type specified for the sObject");
+        if (ref == NULL || ref[0] == '\0')
+            return err_set(&t->e, 400, "INVALID_INPUT", "No referenceId specified for the sObject");
+        for (size_t k = 0; k < t->n; k++) {
+            if (strcmp(t->nodes[k].ref, ref) == 0)
+                return err_set(&t->e, 400, "INVALID_INPUT",
+                               "Duplicate ReferenceId provided in the request: %s", ref);
+        }
+        tree_node *nd = &t->nodes[t->n++];
+        *nd = (tree_node){.rec = rec,
+                          .o = o,
+                          .ref = ref,
+                          .parent = parent,
+                          .depth = depth,
+                          .parent_field = parent_field};
+        if (strcasecmp(type, o->name) != 0) {
+            t->bad = (int)(t->n - 1);
+            return err_set(&t->e, 400, "INVALID_TYPE", "sObject type '%s' is not '%s'", type,
+                           o->name);
+        }
+    }
+    return 0;
+}
+
+/* Breadth first: the top level, then each node's children in turn. */
+static int
+tree_collect(tree *t, const lf_schema *s, json_t *records, const lf_object *top)
+{
+    if (tree_add(t, records, top, -1, NULL) != 0)
+        return -1;
+    for (size_t i = 0; i < t->n; i++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(t->nodes[i].rec, k, v) {
+            json_t *kids = json_object_get(v, "records");
+            if (!json_is_object(v) || kids == NULL)
+                continue;
+            const lf_object *child = NULL;
+            const lf_field *f = tree_child_field(s, t->nodes[i].o, k, &child);
+            if (f == NULL) {
+                t->bad = (int)i;
+                return err_set(&t->e, 400, "INVALID_FIELD",
+                               "No such column '%s' on entity '%s'. If you are attempting to use "
+                               "a custom field, be sure to append the '__c' after the custom "
+                               "field name. Please reference your WSDL or the describe call for "
+                               "the appropriate names.",
+                               k, t->nodes[i].o->name);
+            }
+            if (tree_add(t, kids, child, (int)i, f->name) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Insert the nodes in order; stops at the first failure (t->bad, t->e). */
+static int
+tree_insert(http_req *req, tree *t)
+{
+    char origin[160];
+    lf_actor a = actor_of(req, origin, sizeof origin);
+    for (size_t i = 0; i < t->n; i++) {
+        tree_node *nd = &t->nodes[i];
+        json_t *copy = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(nd->rec, k, v) {
+            if (strcmp(k, "attributes") != 0 &&
+                !(json_is_object(v) && json_object_get(v, "records")))
+                json_object_set(copy, k, v);
+        }
+        if (nd->parent_field)
+            json_object_set_new(copy, nd->parent_field, json_string(t->nodes[nd->parent].id));
+        int rc = store_create(ctx_of(req)->st, &a, nd->o->name, copy, nd->id, &t->e);
+        json_decref(copy);
+        if (rc != 0) {
+            t->bad = (int)i;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+tree_answer(http_resp *resp, const tree *t, int rc)
+{
+    sb out = SB_INIT;
+    sb_printf(&out, "{\"hasErrors\":%s,\"results\":[", rc ? "true" : "false");
+    if (rc != 0) {
+        sb_puts(&out, "{\"referenceId\":");
+        if (t->bad >= 0)
+            sb_json_str(&out, t->nodes[t->bad].ref);
+        else
+            sb_puts(&out, "null");
+        sb_puts(&out, ",\"errors\":");
+        write_errors(&out, &t->e, true);
+        sb_putc(&out, '}');
+    }
+    for (size_t i = 0; rc == 0 && i < t->n; i++) {
+        sb_puts(&out, i ? ",{\"referenceId\":" : "{\"referenceId\":");
+        sb_json_str(&out, t->nodes[i].ref);
+        sb_puts(&out, ",\"id\":");
+        sb_json_str(&out, t->nodes[i].id);
+        sb_putc(&out, '}');
+    }
+    sb_puts(&out, "]}");
+    answer_json(resp, rc ? 400 : 201, &out);
+}
+
+void
+rest_composite_tree(http_req *req, http_resp *resp)
+{
+    lf_server *srv = ctx_of(req);
+    const char *obj = req->seg[1];
+    if (!object_known(req, resp, obj))
+        return;
+    json_t *body = http_json_body(req, resp);
+    if (body == NULL)
+        return;
+    json_t *records = json_object_get(body, "records");
+    if (!json_is_object(body) || !json_is_array(records)) {
+        json_decref(body);
+        http_errorf(resp, 400, "JSON_PARSER_ERROR",
+                    "The request body must be an object with a \"records\" array.");
+        return;
+    }
+    tree *t = xcalloc(1, sizeof *t);
+    t->bad = -1;
+    err_t te;
+    store_lock(srv->st);
+    const lf_object *top = schema_object(store_schema(srv->st), obj);
+    int rc = tree_collect(t, store_schema(srv->st), records, top);
+    if (rc == 0 && store_begin(srv->st, &te) == 0) {
+        rc = tree_insert(req, t);
+        if (rc == 0 && store_commit(srv->st, &t->e) != 0)
+            rc = -1;
+        if (rc != 0)
+            store_rollback(srv->st);
+    } else if (rc == 0) {
+        t->e = te;
+        rc = -1;
+    }
+    store_unlock(srv->st);
+    tree_answer(resp, t, rc);
+    free(t);
+    json_decref(body);
 }

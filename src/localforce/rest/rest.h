@@ -1,6 +1,7 @@
 /*
  * rest: the REST API under /services/data/vNN.N/ (versions, resource map,
- * describe, records, upsert, query, updated/deleted, collections, limits).
+ * describe, records, upsert, query, updated/deleted, collections, composite tree,
+ * limits).
  * Handlers for the route table in server.c; ctx_of(req) (ctx.h) is the lf_server and
  * req->auth the caller's lf_session.
  */
@@ -25,6 +26,7 @@ void rest_query_more(http_req *req, http_resp *resp);
 void rest_collection(http_req *req, http_resp *resp); /* POST/PATCH/DELETE composite/sobjects */
 void rest_collection_upsert(http_req *req, http_resp *resp);
 void rest_collection_retrieve(http_req *req, http_resp *resp);
+void rest_composite_tree(http_req *req, http_resp *resp); /* POST composite/tree/{Obj} */
 void rest_limits(http_req *req, http_resp *resp);
 
 #endif

@@ -32,7 +32,9 @@ typedef struct lf_server {
     lf_cometd *cometd;
     lf_faults *faults;
     http_server *http;
-    char base_url[256];     /* "http://127.0.0.1:8111", no trailing slash */
+    char base_url[256]; /* "http://127.0.0.1:8111" (https:// with TLS), no trailing slash */
+    char *tls_cert_pem; /* HTTPS: the certificate and key served (NULL: plain HTTP) */
+    char *tls_key_pem;
     atomic_llong api_used;  /* API requests counted today (UTC) */
     atomic_llong api_day;   /* the UTC day api_used counts, days since epoch */
     atomic_llong api_limit; /* today's allowance (faults may lower it) */

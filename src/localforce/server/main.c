@@ -4,8 +4,9 @@
  *   localforce serve --listen 127.0.0.1:8111 --org ORG.json --db PATH
  *   localforce check --org ORG.json
  *
- * "serve" prints "localforce listening on http://HOST:PORT" once it accepts
- * connections, and stops cleanly on SIGINT or SIGTERM.
+ * "serve" prints "localforce listening on http://HOST:PORT" (https:// with
+ * --tls-cert or --tls-self-signed) once it accepts connections, and stops
+ * cleanly on SIGINT or SIGTERM.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -48,6 +49,11 @@ static const char usage_text[] =
     "  --cdc-retention SECS how long change events are kept for replay (default 259200 = 72 h;\n"
     "                       0 keeps none, so every replay id is too old)\n"
     "  --cdc-gap-events     emit GAP_* change events (header only) instead of full events\n"
+    "  --tls-cert FILE      serve HTTPS with this PEM certificate (and --tls-key FILE, its\n"
+    "                       private key); instance_url and identity URLs are https:// then\n"
+    "  --tls-self-signed DIR  serve HTTPS with DIR/localforce.crt and .key, made (self-signed,\n"
+    "                       for localhost, 127.0.0.1 and ::1) when DIR has none; clients trust\n"
+    "                       DIR/localforce.crt (sfbridge: SF_CA_FILE)\n"
     "\n"
     "check options:\n"
     "  --org FILE           the file to validate\n";
@@ -66,6 +72,27 @@ parse_listen(const char *s, char *host, size_t hostsz, uint16_t *port)
     return 0;
 }
 
+/* localforce check: load the org file into a throwaway org. */
+static int
+check_org(const char *org_file)
+{
+    if (org_file == NULL) {
+        fputs("localforce: check needs --org FILE\n", stderr);
+        return 2;
+    }
+    store *st = NULL;
+    err_t e;
+    if (store_open(":memory:", &st, &e) != 0 || store_load_org_file(st, org_file, &e)) {
+        fprintf(stderr, "localforce: %s: %s\n", org_file, e.msg);
+        if (st)
+            store_close(st);
+        return 1;
+    }
+    store_close(st);
+    printf("%s: ok\n", org_file);
+    return 0;
+}
+
 static int
 cmd_serve(int argc, char **argv, bool check_only)
 {
@@ -81,6 +108,9 @@ cmd_serve(int argc, char **argv, bool check_only)
         {"faults", required_argument, NULL, 'f'},
         {"cdc-retention", required_argument, NULL, 'r'},
         {"cdc-gap-events", no_argument, NULL, 'g'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-self-signed", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     char host[128] = "127.0.0.1";
@@ -101,6 +131,9 @@ cmd_serve(int argc, char **argv, bool check_only)
         case 'u': cfg.public_url = optarg; break;
         case 'f': cfg.faults_spec = optarg; break;
         case 'g': cfg.events.gap_events = true; break;
+        case 'C': cfg.tls_cert = optarg; break;
+        case 'K': cfg.tls_key = optarg; break;
+        case 'S': cfg.tls_dir = optarg; break;
         case 'r':
             if (util_parse_i64(optarg, &n) != 0 || n < 0 || n > 365LL * 86400) {
                 fprintf(stderr,
@@ -143,21 +176,14 @@ cmd_serve(int argc, char **argv, bool check_only)
         fprintf(stderr, "localforce: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (check_only) {
-        if (cfg.org_file == NULL) {
-            fputs("localforce: check needs --org FILE\n", stderr);
-            return 2;
-        }
-        store *st;
-        err_t e;
-        if (store_open(":memory:", &st, &e) != 0 || store_load_org_file(st, cfg.org_file, &e)) {
-            fprintf(stderr, "localforce: %s: %s\n", cfg.org_file, e.msg);
-            return 1;
-        }
-        store_close(st);
-        printf("%s: ok\n", cfg.org_file);
-        return 0;
+    if (!cfg.tls_cert != !cfg.tls_key || (cfg.tls_cert && cfg.tls_dir)) {
+        fputs("localforce: HTTPS wants --tls-cert FILE and --tls-key FILE together, or "
+              "--tls-self-signed DIR alone\n",
+              stderr);
+        return 2;
     }
+    if (check_only)
+        return check_org(cfg.org_file);
 
     /* Signals are taken synchronously by this thread; workers never see them. */
     sigset_t set;

@@ -14,9 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "admin.h"
 #include "gate.h"
 #include "rest.h"
+#include "tls.h"
 #include "util.h"
 
 static const http_route routes[] = {
@@ -58,6 +61,7 @@ static const http_route routes[] = {
     {"PATCH", "/services/data/*/composite/sobjects/*/*", rest_collection_upsert},
     {"GET", "/services/data/*/composite/sobjects/*", rest_collection_retrieve},
     {"POST", "/services/data/*/composite/sobjects/*", rest_collection_retrieve},
+    {"POST", "/services/data/*/composite/tree/*", rest_composite_tree},
     {"GET", "/services/data/*/limits", rest_limits},
     /* Bulk API 2.0 */
     {"POST", "/services/data/*/jobs/query", bulk_query_create},
@@ -127,6 +131,11 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
     atomic_init(&srv->api_used, 0);
     atomic_init(&srv->api_day, util_now_ms() / 86400000);
 
+    if (cfg->tls_dir ? tls_self_signed(cfg->tls_dir, &srv->tls_cert_pem, &srv->tls_key_pem, e)
+        : cfg->tls_cert && cfg->tls_key
+            ? tls_read(cfg->tls_cert, cfg->tls_key, &srv->tls_cert_pem, &srv->tls_key_pem, e)
+            : 0)
+        goto fail;
     /* Bind first: base_url must be set before any request can arrive. */
     const char *host = cfg->listen_host ? cfg->listen_host : "127.0.0.1";
     int fd = -1;
@@ -136,7 +145,8 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
     if (cfg->public_url)
         snprintf(srv->base_url, sizeof srv->base_url, "%s", cfg->public_url);
     else
-        snprintf(srv->base_url, sizeof srv->base_url, "http://%s:%u", host, port);
+        snprintf(srv->base_url, sizeof srv->base_url, "%s://%s:%u",
+                 srv->tls_cert_pem ? "https" : "http", host, port);
     http_config hc = {
         .host = host,
         .port = port,
@@ -147,6 +157,8 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
         .threads = cfg->threads ? cfg->threads : 4,
         .before = before,
         .after = gate_after,
+        .tls_cert = srv->tls_cert_pem,
+        .tls_key = srv->tls_key_pem,
     };
     if (http_start(&hc, &srv->http, e) != 0) {
         close(fd);
@@ -177,5 +189,9 @@ server_stop(lf_server *srv)
     cursors_free(srv->cursors);
     auth_free(srv->auth);
     store_close(srv->st);
+    free(srv->tls_cert_pem);
+    if (srv->tls_key_pem)
+        OPENSSL_cleanse(srv->tls_key_pem, strlen(srv->tls_key_pem));
+    free(srv->tls_key_pem);
     free(srv);
 }

@@ -30,6 +30,9 @@ typedef struct lf_server_config {
     const char *public_url;  /* base URL clients use; default http://host:port */
     const char *faults_spec; /* --faults: injected faults from the start, or NULL */
     lf_events_config events; /* CDC retention and GAP events */
+    const char *tls_cert;    /* --tls-cert/--tls-key: PEM files; HTTPS when both are set */
+    const char *tls_key;
+    const char *tls_dir; /* --tls-self-signed: the folder of a self-signed pair (made once) */
 } lf_server_config;
 
 int server_start(const lf_server_config *cfg, lf_server **out, err_t *e);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jwt.h"
 #include "records.h"
 #include "sfid.h"
 #include "tables.h"
@@ -85,6 +86,75 @@ typedef struct org_plan {
     json_t *users, *apps, *objects, *records;
 } org_plan;
 
+/* name is one of the users: in the database, or in the file being loaded. */
+static bool
+org_has_user(store *st, const org_plan *p, const char *name)
+{
+    bool found = users_find(st, name) != NULL;
+    for (size_t j = 0; j < json_array_size(p->users) && !found; j++)
+        found = strcasecmp(json_string_value(
+                               json_object_get(json_array_get(p->users, j), "username")),
+                           name) == 0;
+    return found;
+}
+
+/* A connected app's JWT bearer settings: the certificate and the users
+ * pre-authorized for the app. */
+static int
+org_parse_jwt(store *st, const org_plan *p, json_t *a, const char *path, err_t *e)
+{
+    const char *cert, *why = NULL;
+    if (opt_string(a, "jwt_cert", path, &cert, e))
+        return -1;
+    if (cert && !jwt_cert_ok(cert, &why))
+        return org_error(e, "%s.jwt_cert: %s", path, why);
+    json_t *pre = json_object_get(a, "preauthorized_users");
+    if (pre && !json_is_array(pre))
+        return org_error(e, "%s.preauthorized_users: must be an array of usernames", path);
+    for (size_t j = 0; j < json_array_size(pre); j++) {
+        const char *u = json_string_value(json_array_get(pre, j));
+        if (u == NULL)
+            return org_error(e, "%s.preauthorized_users[%zu]: must be a username", path, j);
+        if (!org_has_user(st, p, u))
+            return org_error(e, "%s.preauthorized_users[%zu]: '%s' is not one of the users", path,
+                             j, u);
+    }
+    return 0;
+}
+
+static int
+org_parse_apps(store *st, json_t *org, org_plan *p, err_t *e)
+{
+    static const char *const app_keys[] = {"name",   "client_id", "client_secret",
+                                           "run_as", "jwt_cert",  "preauthorized_users"};
+    p->apps = json_object_get(org, "connected_apps");
+    if (p->apps && !json_is_array(p->apps))
+        return org_error(e, "connected_apps: must be an array");
+    for (size_t i = 0; i < json_array_size(p->apps); i++) {
+        json_t *a = json_array_get(p->apps, i);
+        char path[64];
+        const char *cid, *sec, *run, *name;
+        snprintf(path, sizeof path, "connected_apps[%zu]", i);
+        if (!json_is_object(a))
+            return org_error(e, "%s: must be a JSON object", path);
+        if (check_keys(a, path, app_keys, 6, e) || opt_string(a, "name", path, &name, e) ||
+            opt_string(a, "client_id", path, &cid, e) ||
+            opt_string(a, "client_secret", path, &sec, e) || opt_string(a, "run_as", path, &run, e))
+            return -1;
+        if (cid == NULL || sec == NULL)
+            return org_error(e, "%s: 'client_id' and 'client_secret' are required", path);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(p->apps, j), "client_id")),
+                       cid) == 0)
+                return org_error(e, "%s: client_id '%s' is listed twice", path, cid);
+        if (run && !org_has_user(st, p, run))
+            return org_error(e, "%s.run_as: '%s' is not one of the users", path, run);
+        if (org_parse_jwt(st, p, a, path, e))
+            return -1;
+    }
+    return 0;
+}
+
 /* Validate what can be checked before touching the store. */
 static int
 org_parse(store *st, json_t *org, org_plan *p, err_t *e)
@@ -95,7 +165,6 @@ org_parse(store *st, json_t *org, org_plan *p, err_t *e)
     static const char *const set_keys[] = {"session_ttl_seconds", "daily_api_limit"};
     static const char *const user_keys[] = {"username",  "password", "first_name",
                                             "last_name", "email",    "active"};
-    static const char *const app_keys[] = {"name", "client_id", "client_secret", "run_as"};
     memset(p, 0, sizeof *p);
     p->ttl = 7200;
     p->limit = 100000;
@@ -155,36 +224,8 @@ org_parse(store *st, json_t *org, org_plan *p, err_t *e)
                 return org_error(e, "%s: username '%s' is listed twice", path, un);
     }
 
-    p->apps = json_object_get(org, "connected_apps");
-    if (p->apps && !json_is_array(p->apps))
-        return org_error(e, "connected_apps: must be an array");
-    for (size_t i = 0; i < json_array_size(p->apps); i++) {
-        json_t *a = json_array_get(p->apps, i);
-        char path[64];
-        const char *cid, *sec, *run, *name;
-        snprintf(path, sizeof path, "connected_apps[%zu]", i);
-        if (!json_is_object(a))
-            return org_error(e, "%s: must be a JSON object", path);
-        if (check_keys(a, path, app_keys, 4, e) || opt_string(a, "name", path, &name, e) ||
-            opt_string(a, "client_id", path, &cid, e) ||
-            opt_string(a, "client_secret", path, &sec, e) || opt_string(a, "run_as", path, &run, e))
-            return -1;
-        if (cid == NULL || sec == NULL)
-            return org_error(e, "%s: 'client_id' and 'client_secret' are required", path);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(json_string_value(json_object_get(json_array_get(p->apps, j), "client_id")),
-                       cid) == 0)
-                return org_error(e, "%s: client_id '%s' is listed twice", path, cid);
-        if (run) {
-            bool found = users_find(st, run) != NULL;
-            for (size_t j = 0; j < json_array_size(p->users) && !found; j++)
-                found = strcasecmp(json_string_value(
-                                       json_object_get(json_array_get(p->users, j), "username")),
-                                   run) == 0;
-            if (!found)
-                return org_error(e, "%s.run_as: '%s' is not one of the users", path, run);
-        }
-    }
+    if (org_parse_apps(st, org, p, e))
+        return -1;
 
     p->objects = json_object_get(org, "objects");
     if (p->objects && !json_is_object(p->objects))
@@ -380,6 +421,15 @@ org_commit_memory(store *st, org_plan *p)
             lf_user *u = users_find(st, run);
             app->run_as = xstrdup(u ? u->username : run);
         }
+        const char *cert = json_string_value(json_object_get(a, "jwt_cert"));
+        app->jwt_cert = cert ? xstrdup(cert) : NULL;
+        json_t *pre = json_object_get(a, "preauthorized_users");
+        app->preauth = xcalloc(json_array_size(pre) + 1, sizeof *app->preauth);
+        for (size_t j = 0; j < json_array_size(pre); j++) {
+            const char *un = json_string_value(json_array_get(pre, j));
+            lf_user *u = users_find(st, un);
+            app->preauth[app->npreauth++] = xstrdup(u ? u->username : un);
+        }
         st->apps[st->napps++] = app;
     }
 }
@@ -445,6 +495,38 @@ store_load_org_json(store *st, json_t *org, err_t *e)
     return rc;
 }
 
+/* A connected app's jwt_cert that is not PEM text names a file (relative to
+ * the org file's folder): its text replaces the name. */
+static int
+org_read_certs(json_t *org, const char *path, err_t *e)
+{
+    json_t *apps = json_object_get(org, "connected_apps");
+    for (size_t i = 0; json_is_array(apps) && i < json_array_size(apps); i++) {
+        json_t *a = json_array_get(apps, i);
+        const char *name = json_string_value(json_object_get(a, "jwt_cert"));
+        if (name == NULL || *name == '\0' || strncmp(name, "-----BEGIN", 10) == 0)
+            continue;
+        const char *slash = strrchr(path, '/');
+        char file[4096];
+        if (name[0] == '/' || slash == NULL)
+            snprintf(file, sizeof file, "%s", name);
+        else
+            snprintf(file, sizeof file, "%.*s/%s", (int)(slash - path), path, name);
+        FILE *f = fopen(file, "r");
+        char buf[16384];
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        bool whole = f && feof(f) && !ferror(f);
+        if (f)
+            fclose(f);
+        if (!whole)
+            return org_error(e, "connected_apps[%zu].jwt_cert: cannot read '%s'%s", i, file,
+                             f ? " (over 16 KiB?)" : ": no such file, or not readable");
+        buf[n] = '\0';
+        json_object_set_new(a, "jwt_cert", json_string(buf));
+    }
+    return 0;
+}
+
 int
 store_load_org_file(store *st, const char *path, err_t *e)
 {
@@ -455,7 +537,7 @@ store_load_org_file(store *st, const char *path, err_t *e)
                        je.text);
     if (org == NULL)
         return err_set(e, 400, "JSON_PARSER_ERROR", "%s", je.text);
-    int rc = store_load_org_json(st, org, e);
+    int rc = org_read_certs(org, path, e) == 0 ? store_load_org_json(st, org, e) : -1;
     json_decref(org);
     return rc;
 }

@@ -49,7 +49,10 @@ typedef struct lf_app { /* a connected app (OAuth client) */
     char *name;
     char *client_id;
     char *client_secret;
-    char *run_as; /* username for the client-credentials flow, or NULL */
+    char *run_as;   /* username for the client-credentials flow, or NULL */
+    char *jwt_cert; /* PEM X.509 certificate of the JWT bearer flow, or NULL */
+    char **preauth; /* usernames pre-authorized for the app (JWT bearer flow) */
+    size_t npreauth;
 } lf_app;
 
 /* Who is making a change (for CreatedById/LastModifiedById and, later, CDC). */

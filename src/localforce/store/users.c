@@ -41,6 +41,10 @@ app_free(lf_app *a)
     free(a->client_id);
     free(a->client_secret);
     free(a->run_as);
+    free(a->jwt_cert);
+    for (size_t i = 0; i < a->npreauth; i++)
+        free(a->preauth[i]);
+    free(a->preauth);
     free(a);
 }
 

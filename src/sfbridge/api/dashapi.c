@@ -197,9 +197,9 @@ dash_object(call *c)
     json_t *config = json_object_get(mapped, name ? name : c->arg[1]);
     const char *label = json_string_value(json_object_get(d, "label"));
     json_t *j = json_pack("{s:s, s:s, s:b, s:b, s:o, s:o, s:o}", "name", name ? name : c->arg[1],
-                          "label", label ? label : c->arg[1], "custom", flag(d, "custom"),
-                          "mapped", config != NULL, "external_id_fields", ext, "fields", fields,
-                          "mapping", config ? editor_config(config) : json_null());
+                          "label", label ? label : c->arg[1], "custom", flag(d, "custom"), "mapped",
+                          config != NULL, "external_id_fields", ext, "fields", fields, "mapping",
+                          config ? editor_config(config) : json_null());
     json_decref(d);
     json_decref(mapped);
     return api_json(200, j);
@@ -489,8 +489,8 @@ dash_retry(call *c)
     int64_t count = 0;
     sb missing = SB_INIT;
     const char *ids[] = {c->arg[0]};
-    int rc = app_pg(&c->s->a, &e) ? writer_requeue(c->s->a.pg, c->s->a.cfg.schema, ids,
-                                                   all ? 0 : 1, all, &count, &missing, &e)
+    int rc = app_pg(&c->s->a, &e) ? writer_requeue(c->s->a.pg, c->s->a.cfg.schema, ids, all ? 0 : 1,
+                                                   all, &count, &missing, &e)
                                   : -1;
     bool none = missing.len > 0;
     sb_free(&missing);

@@ -28,6 +28,7 @@
 #include "util.h"
 #include "version.h"
 #include "notices.h"
+#include "oauthweb.h"
 #include "tlog.h"
 #include "writer.h"
 
@@ -111,6 +112,26 @@ cmd_init(app *a, const command *c, const opts *o)
     printf("connected: org %s at %s, schema %s ready\n", sfapi_org_id(a->sf),
            sfapi_instance_url(a->sf), a->cfg.schema);
     return 0;
+}
+
+static int
+cmd_auth(app *a, const command *c, const opts *o)
+{
+    if (opts_flag(o, "sandbox") && opts_str(o, "login-url"))
+        return usage_error(c, "--sandbox and --login-url say the same thing: give one");
+    const opt_val *port = opts_get(o, "port"), *timeout = opts_get(o, "timeout");
+    oauthweb_opts w = {
+        .login_url = opts_flag(o, "sandbox") ? "https://test.salesforce.com"
+                                             : opts_str(o, "login-url"),
+        .port = port->set ? (int)port->num : 1717,
+        .open = opts_flag(o, "open"),
+        .timeout_s = timeout->set ? timeout->num : 300,
+        .config_path = a->config_path,
+    };
+    err_t e;
+    err_clear(&e);
+    app_install_signals(false);
+    return oauthweb_run(&a->cfg, &w, &e) == 0 ? 0 : fail(&e);
 }
 
 static int
@@ -631,6 +652,12 @@ static const opt_spec notices_opts[] = {FLAG("all"), FLAG("json"), INT("hours", 
                                         OPT_END};
 static const opt_spec ack_opts[] = {FLAG("all"), OPT_END};
 static const opt_spec diagnose_opts[] = {FLAG("json"), OPT_END};
+static const opt_spec auth_opts[] = {STR("login-url", "URL"),
+                                     FLAG("sandbox"),
+                                     INT("port", "PORT", 0, 65535),
+                                     FLAG("open"),
+                                     INT("timeout", "SECONDS", 1, 3600),
+                                     OPT_END};
 static const opt_spec show_opts[] = {FLAG("json"), OPT_END};
 static const opt_spec remove_opts[] = {FLAG("drop-table"), OPT_END};
 static const opt_spec export_opts[] = {STR("out", "FILE"), OPT_END};
@@ -747,6 +774,21 @@ static const command mapping_commands[] = {
 static const command commands[] = {
     {"init", cmd_init, no_opts, NONE, "init",
      "Create the schema and sfbridge's state tables, log in to Salesforce and record the org.\n",
+     NULL},
+    {"auth", cmd_auth, auth_opts, NONE,
+     "auth [--sandbox | --login-url URL] [--port PORT] [--open] [--timeout SECONDS]",
+     "Connect an org the way an admin does: the OAuth web-server flow with PKCE. Prints the "
+     "authorize URL\n"
+     "(--open runs xdg-open on it), waits for the browser at "
+     "http://127.0.0.1:PORT/callback (PORT 1717\n"
+     "unless given; 0 picks a free one; the connected app's callback URL must be the same), "
+     "and stores the\n"
+     "refresh token in the credentials file (SFBRIDGE_CREDENTIALS, else \"credentials\" next "
+     "to the config\n"
+     "file, else ~/.config/sfbridge/credentials; mode 0600), which sfbridge logs in with "
+     "from then on.\n"
+     "--sandbox logs in at https://test.salesforce.com, --login-url at a My Domain; else at "
+     "SF_LOGIN_URL.\n",
      NULL},
     {"run", cmd_run, run_opts, NONE, "run [--once] [--http HOST:PORT]",
      "The daemon: loads new mappings, polls each at its interval, checks for drift, retries "

@@ -10,6 +10,7 @@
 #include "locks.h"
 #include "log.h"
 #include "pg.h"
+#include "sfjwt.h"
 
 volatile sig_atomic_t app_stop = 0;
 volatile sig_atomic_t app_reload = 0;
@@ -167,6 +168,9 @@ app_sfapi_new(const cfg *c, int max_retries, long timeout_ms, volatile sig_atomi
         .username = c->username,
         .password = c->password,
         .refresh_token = c->refresh_token,
+        .jwt_key_file = c->jwt_key_file,
+        .jwt_audience = c->jwt_audience,
+        .ca_file = c->ca_file,
         .api_version = c->api_version,
         .timeout_ms = timeout_ms,
         .max_retries = max_retries,
@@ -174,6 +178,42 @@ app_sfapi_new(const cfg *c, int max_retries, long timeout_ms, volatile sig_atomi
         .abort_flag = abort_flag,
     };
     return sfapi_new(&sc);
+}
+
+/* A refused JWT bearer login, said in the settings' words. */
+static void
+explain_jwt(const cfg *c, const char *was, err_t *e)
+{
+    char aud[SFJWT_AUD_MAX];
+    sfjwt_audience(c->login_url, c->jwt_audience, aud);
+    const char *d = strchr(was, ':') ? strchr(was, ':') + 2 : "";
+    if (strncmp(e->code, "invalid_client", 14) == 0)
+        err_set(e, e->http, e->code,
+                "Salesforce does not know the connected app SF_CLIENT_ID %s (%s): set it to the "
+                "consumer key of the app that holds SF_JWT_KEY_FILE's certificate",
+                c->client_id, was);
+    else if (strstr(d, "expired"))
+        err_set(e, e->http, e->code,
+                "Salesforce refused the JWT bearer login as expired (%s): the assertion is valid "
+                "for %d s from this machine's clock; check that the clock is right (NTP)",
+                was, SFJWT_LIFETIME);
+    else if (strstr(d, "audience"))
+        err_set(e, e->http, e->code,
+                "Salesforce refused the JWT's audience %s (%s): set SF_JWT_AUDIENCE (production: "
+                "https://login.salesforce.com, sandbox: https://test.salesforce.com)",
+                aud, was);
+    else if (strstr(d, "approved"))
+        err_set(e, e->http, e->code,
+                "Salesforce refused the JWT bearer login of SF_USERNAME %s (%s): in the "
+                "connected app's policies, choose \"Admin approved users are pre-authorized\" "
+                "and add the user's profile or a permission set",
+                c->username, was);
+    else
+        err_set(e, e->http, e->code,
+                "Salesforce refused the JWT bearer login of SF_USERNAME %s (%s): check that "
+                "SF_JWT_KEY_FILE is the private key of the certificate in the connected app of "
+                "SF_CLIENT_ID, and that the user exists and is active",
+                c->username, was);
 }
 
 /* A refused login, said in the settings' words: which setting to check. */
@@ -184,16 +224,31 @@ explain_login(const cfg *c, err_t *e)
         return;
     char was[ERR_CODE_MAX + 2 + 512];
     snprintf(was, sizeof was, "%s%s%.512s", e->code, e->msg[0] ? ": " : "", e->msg);
-    bool refresh = c->refresh_token && *c->refresh_token;
-    if (strncmp(e->code, "invalid_client", 14) == 0)
+    sfapi_config sc = {.jwt_key_file = c->jwt_key_file,
+                       .refresh_token = c->refresh_token,
+                       .username = c->username,
+                       .password = c->password,
+                       .client_secret = c->client_secret};
+    sfapi_flow flow = sfapi_flow_of(&sc);
+    if (strcmp(e->code, "BAD_JWT_KEY") == 0 || strcmp(e->code, "NO_CREDENTIALS") == 0)
+        ; /* already in the settings' words */
+    else if (flow == SFAPI_FLOW_JWT && (strncmp(e->code, "invalid_", 8) == 0))
+        explain_jwt(c, was, e);
+    else if (flow == SFAPI_FLOW_CLIENT_CREDENTIALS && strcmp(e->code, "invalid_client") != 0)
+        err_set(e, e->http, e->code,
+                "Salesforce refused the client credentials login of SF_CLIENT_ID %s (%s): the "
+                "flow needs SF_LOGIN_URL to be the org's My Domain URL, \"Enable Client "
+                "Credentials Flow\" in the connected app, and a Run As user in its policies",
+                c->client_id, was);
+    else if (strncmp(e->code, "invalid_client", 14) == 0)
         err_set(e, e->http, e->code,
                 "Salesforce refused the connected app (%s): check SF_CLIENT_ID and "
                 "SF_CLIENT_SECRET (the app's consumer key and secret)",
                 was);
-    else if (strcmp(e->code, "invalid_grant") == 0 && refresh)
+    else if (strcmp(e->code, "invalid_grant") == 0 && flow == SFAPI_FLOW_REFRESH)
         err_set(e, e->http, e->code,
                 "Salesforce refused SF_REFRESH_TOKEN (%s): it was revoked or has expired, or "
-                "belongs to another connected app; get a new one",
+                "belongs to another connected app; get a new one (sfbridge auth)",
                 was);
     else if (strcmp(e->code, "invalid_grant") == 0)
         err_set(e, e->http, e->code,

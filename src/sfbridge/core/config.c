@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -109,6 +111,11 @@ static const cfg_key keys[] = {
     S("SF_REFRESH_TOKEN", refresh_token, NULL),
     S("SF_USERNAME", username, NULL),
     S("SF_PASSWORD", password, NULL),
+    S("SF_JWT_KEY_FILE", jwt_key_file, NULL),
+    C("SF_JWT_AUDIENCE", jwt_audience, NULL, http_url_ok,
+      "an https:// URL such as https://login.salesforce.com"),
+    S("SF_CA_FILE", ca_file, NULL),
+    S("SFBRIDGE_CREDENTIALS", credentials, NULL),
     C("SF_API_VERSION", api_version, "60.0", api_version_ok, "a version such as 60.0"),
     C("SFBRIDGE_LOG_LEVEL", log_level, "info", log_level_ok, "debug, info, warn or error"),
     C("SFBRIDGE_LOG_FORMAT", log_format, "text", log_format_ok, "text, logfmt or json"),
@@ -125,6 +132,7 @@ static const cfg_key keys[] = {
     L("SFBRIDGE_WRITE_SETTLE_MS", write_settle_ms, "15000", 0, 3600000L),
     L("SFBRIDGE_DEDICATED_USER", dedicated_user, "0", 0, 1),
     L("SFBRIDGE_WRITE_GATHER_MS", write_gather_ms, "0", 0, 60000L),
+    L("SFBRIDGE_WRITE_CONCURRENCY", write_concurrency, "16", 1, 64),
     L("SFBRIDGE_STREAM_SILENCE_MS", stream_silence_ms, "600000", 1000, 86400000L),
     C("SFBRIDGE_HTTP", http_listen, NULL, http_listen_ok, "HOST:PORT, such as 127.0.0.1:8080"),
     S("SFBRIDGE_HTTP_TOKEN", http_token, NULL),
@@ -289,12 +297,41 @@ cfg_load(cfg *c, const char *path, err_t *e)
         path = getenv("SFBRIDGE_CONFIG");
     if (path && *path && load_file(c, path, e) != 0)
         return -1;
+    char creds[4096];
+    if (cfg_credentials_path(c, path, creds, sizeof creds) == 0 && access(creds, F_OK) == 0 &&
+        load_file(c, creds, e) != 0)
+        return -1;
     for (size_t i = 0; i < NKEYS; i++) {
         const char *v = getenv(keys[i].name);
         if (v && *v && set_key(c, &keys[i], v, "environment", e) != 0)
             return -1;
     }
     return 0;
+}
+
+int
+cfg_credentials_path(const cfg *c, const char *config_path, char *out, size_t sz)
+{
+    const char *env = getenv("SFBRIDGE_CREDENTIALS");
+    const char *set = env && *env ? env : c->credentials;
+    if (!config_path || !*config_path)
+        config_path = getenv("SFBRIDGE_CONFIG");
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    int n;
+    if (set && *set)
+        n = snprintf(out, sz, "%s", set);
+    else if (config_path && *config_path && strrchr(config_path, '/'))
+        n = snprintf(out, sz, "%.*scredentials", (int)(strrchr(config_path, '/') - config_path + 1),
+                     config_path);
+    else if (config_path && *config_path)
+        n = snprintf(out, sz, "credentials");
+    else if (xdg && xdg[0] == '/')
+        n = snprintf(out, sz, "%s/sfbridge/credentials", xdg);
+    else if (home && home[0] == '/')
+        n = snprintf(out, sz, "%s/.config/sfbridge/credentials", home);
+    else
+        return -1;
+    return n > 0 && (size_t)n < sz ? 0 : -1;
 }
 
 int
@@ -341,27 +378,57 @@ cfg_require_db(const cfg *c, err_t *e)
     return 0;
 }
 
+static bool
+has(const char *s)
+{
+    return s && *s;
+}
+
+/* Salesforce's shared login hosts, where the client credentials flow is refused. */
+static bool
+shared_login_host(const char *url)
+{
+    const char *h = url && strstr(url, "://") ? strstr(url, "://") + 3 : "";
+    size_t n = strcspn(h, ":/?#");
+    return (n == 20 && strncasecmp(h, "login.salesforce.com", n) == 0) ||
+           (n == 19 && strncasecmp(h, "test.salesforce.com", n) == 0);
+}
+
 int
 cfg_require_sf(const cfg *c, err_t *e)
 {
-    if (!c->client_id || !*c->client_id)
+    if (!has(c->client_id))
         return err_set(e, 400, "BAD_CONFIG",
                        "SF_CLIENT_ID is not set (the connected app's consumer key)");
-    bool refresh = c->refresh_token && *c->refresh_token;
-    bool user = c->username && *c->username, pass = c->password && *c->password;
-    if (!refresh && user && !pass)
+    bool user = has(c->username), pass = has(c->password);
+    if (has(c->jwt_key_file))
+        return user ? 0
+                    : err_set(e, 400, "BAD_CONFIG",
+                              "SF_USERNAME is not set (the user the JWT bearer flow of "
+                              "SF_JWT_KEY_FILE logs in as)");
+    if (has(c->refresh_token))
+        return 0;
+    if (user && !pass)
         return err_set(e, 400, "BAD_CONFIG",
-                       "SF_PASSWORD is not set (SF_USERNAME is; or set SF_REFRESH_TOKEN instead)");
-    if (!refresh && pass && !user)
+                       "SF_PASSWORD is not set (SF_USERNAME is; or set SF_JWT_KEY_FILE or "
+                       "SF_REFRESH_TOKEN instead)");
+    if (pass && !user)
         return err_set(e, 400, "BAD_CONFIG",
                        "SF_USERNAME is not set (SF_PASSWORD is; or set SF_REFRESH_TOKEN instead)");
-    if (!refresh && !pass)
+    if (!has(c->client_secret))
         return err_set(e, 400, "BAD_CONFIG",
-                       "no Salesforce credentials: set SF_REFRESH_TOKEN, or SF_USERNAME and "
-                       "SF_PASSWORD");
-    if (!refresh && (!c->client_secret || !*c->client_secret))
+                       user ? "SF_CLIENT_SECRET is not set (the connected app's consumer secret, "
+                              "needed to log in with SF_USERNAME and SF_PASSWORD)"
+                            : "no Salesforce credentials: set SF_JWT_KEY_FILE and SF_USERNAME "
+                              "(JWT bearer flow), SF_REFRESH_TOKEN (sfbridge auth gets one), "
+                              "SF_USERNAME and SF_PASSWORD, or SF_CLIENT_SECRET alone (client "
+                              "credentials flow)");
+    if (!user && shared_login_host(c->login_url))
         return err_set(e, 400, "BAD_CONFIG",
-                       "SF_CLIENT_SECRET is not set (the connected app's consumer secret, needed "
-                       "to log in with SF_USERNAME and SF_PASSWORD)");
+                       "SF_LOGIN_URL is %s, but the client credentials flow (SF_CLIENT_ID and "
+                       "SF_CLIENT_SECRET without a user) works only at the org's My Domain URL: "
+                       "set SF_LOGIN_URL to https://MyDomainName.my.salesforce.com (Salesforce "
+                       "answers \"request not supported on this domain\" elsewhere)",
+                       c->login_url);
     return 0;
 }

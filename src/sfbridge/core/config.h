@@ -5,7 +5,10 @@
  * ("export NAME=value" too; "#" starts a comment, at the start of a line or
  * after a space; quote a value holding " #"); the environment wins over the
  * file. The file holds secrets: one that others can read, or that anyone but
- * its owner can change, is refused (0600, or 0640 for the service's group). The table in config.c
+ * its owner can change, is refused (0600, or 0640 for the service's group).
+ * The credentials file `sfbridge auth` writes (cfg_credentials_path; same
+ * format, same rule) is read after the config file, before the environment.
+ * The table in config.c
  * lists every setting with its default; docs/sfbridge.md documents them.
  */
 #ifndef CONFIG_H
@@ -25,6 +28,10 @@ typedef struct cfg {
     char *refresh_token;
     char *username;
     char *password;
+    char *jwt_key_file; /* SF_JWT_KEY_FILE: the JWT bearer flow's private key (PEM) */
+    char *jwt_audience; /* SF_JWT_AUDIENCE: its aud, when not the one the login URL implies */
+    char *ca_file;      /* SF_CA_FILE: certificates to trust for Salesforce (PEM) */
+    char *credentials;  /* SFBRIDGE_CREDENTIALS: the file sfbridge auth writes (NULL: default) */
     char *api_version;
     char *log_level;
     char *log_format;      /* text, logfmt, json */
@@ -42,6 +49,7 @@ typedef struct cfg {
     long dedicated_user;   /* 1: the Salesforce user is sfbridge's alone (no person or other
                               integration creates records as it) */
     long write_gather_ms;  /* how long the writer lets changes gather after being woken (0: none) */
+    long write_concurrency; /* collections the writer has in flight at once (at most) */
     long
         stream_silence_ms; /* a streamed mapping with no event for this long gets a windowed poll */
     char *http_listen;     /* the management API's HOST:PORT (NULL: off) */
@@ -51,8 +59,15 @@ typedef struct cfg {
 } cfg;
 
 /* Load defaults, then file (path, or $SFBRIDGE_CONFIG, or none), then the
- * environment. Errors name the file, line or variable at fault. */
+ * credentials file if it exists, then the environment. Errors name the file,
+ * line or variable at fault. */
 int cfg_load(cfg *c, const char *path, err_t *e);
+/* Where `sfbridge auth` keeps the refresh token: SFBRIDGE_CREDENTIALS (the
+ * environment's, else the config file's), else "credentials" next to the
+ * config file (config_path, or $SFBRIDGE_CONFIG), else
+ * $XDG_CONFIG_HOME/sfbridge/credentials (~/.config/...). -1 when there is
+ * no such place (no HOME). */
+int cfg_credentials_path(const cfg *c, const char *config_path, char *out, size_t sz);
 void cfg_free(cfg *c);
 /* dst becomes a copy of src with its own strings (free it with cfg_free). */
 void cfg_copy(cfg *dst, const cfg *src);
@@ -60,7 +75,9 @@ void cfg_copy(cfg *dst, const cfg *src);
 int cfg_parse(cfg *c, FILE *f, const char *path, err_t *e);
 /* Replace one string setting (command-line flags), checked as the file's are. */
 int cfg_set(cfg *c, const char *name, const char *value, err_t *e) ERR_MUST_CHECK;
-/* Check that what a command needs is present: the database, Salesforce. */
+/* Check that what a command needs is present: the database, Salesforce (the
+ * settings of one login flow, in sfapi_flow_of's order: SF_JWT_KEY_FILE,
+ * SF_REFRESH_TOKEN, SF_USERNAME + SF_PASSWORD, SF_CLIENT_SECRET alone). */
 int cfg_require_db(const cfg *c, err_t *e);
 int cfg_require_sf(const cfg *c, err_t *e);
 

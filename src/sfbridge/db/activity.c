@@ -28,8 +28,8 @@ act_sql_ddl(sb *out, const char *qschema)
 }
 
 int
-act_record(PGconn *c, const char *schema, const char *table_name, int64_t rows_in,
-           int64_t rows_out, int64_t errors, int64_t lag_ms, err_t *e)
+act_record(PGconn *c, const char *schema, const char *table_name, int64_t rows_in, int64_t rows_out,
+           int64_t errors, int64_t lag_ms, err_t *e)
 {
     if (rows_in == 0 && rows_out == 0 && errors == 0 && lag_ms < 0)
         return 0;
@@ -41,13 +41,14 @@ act_record(PGconn *c, const char *schema, const char *table_name, int64_t rows_i
     snprintf(lag, sizeof lag, "%lld", (long long)lag_ms);
     sb_puts(&s, "INSERT INTO ");
     table(&s, schema);
-    sb_puts(&s, " AS a (minute, table_name, rows_in, rows_out, errors, lag_ms)"
-                " VALUES (date_trunc('minute', now()), $1, $2::bigint, $3::bigint, $4::bigint,"
-                " nullif($5::bigint, -1))"
-                " ON CONFLICT (minute, table_name) DO UPDATE SET"
-                " rows_in = a.rows_in + EXCLUDED.rows_in, rows_out = a.rows_out + EXCLUDED.rows_out,"
-                " errors = a.errors + EXCLUDED.errors,"
-                " lag_ms = greatest(a.lag_ms, EXCLUDED.lag_ms)");
+    sb_puts(&s,
+            " AS a (minute, table_name, rows_in, rows_out, errors, lag_ms)"
+            " VALUES (date_trunc('minute', now()), $1, $2::bigint, $3::bigint, $4::bigint,"
+            " nullif($5::bigint, -1))"
+            " ON CONFLICT (minute, table_name) DO UPDATE SET"
+            " rows_in = a.rows_in + EXCLUDED.rows_in, rows_out = a.rows_out + EXCLUDED.rows_out,"
+            " errors = a.errors + EXCLUDED.errors,"
+            " lag_ms = greatest(a.lag_ms, EXCLUDED.lag_ms)");
     const char *p[] = {table_name, in, out, er, lag_ms < 0 ? "-1" : lag};
     int rc = pg_run(c, e, sb_str(&s), 5, p);
     sb_free(&s);

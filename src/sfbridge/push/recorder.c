@@ -1,9 +1,8 @@
 /*
- * recorder: outcomes to Postgres, on a thread of their own (see recorder.h).
+ * recorder: outcomes to Postgres (see recorder.h).
  */
 #include "recorder.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,29 +16,10 @@
 #include "sb.h"
 #include "tlog.h"
 #include "util.h"
-#include "worker.h"
-
-typedef struct rec_job {
-    const mapping *m;
-    op **ops;
-    size_t n;
-    struct rec_job *next;
-} rec_job;
 
 struct recorder {
-    char *url;
     char *schema;
     long backoff_cap_ms;
-    PGconn *pg2; /* the thread's; touched by the writer only while the queue is empty */
-    worker_thread thread;
-    pthread_mutex_t mu;
-    pthread_cond_t work; /* a job was queued, or stop */
-    pthread_cond_t idle; /* the queue emptied */
-    rec_job *head, *tail;
-    size_t busy; /* jobs queued or running */
-    bool stop;
-    int rc; /* the first failure since the last wait */
-    err_t e;
 };
 
 /* ---- the trigger log's side --------------------------------------------------- */
@@ -302,131 +282,15 @@ recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_
     return rc;
 }
 
-/* ---- the thread and its queue ------------------------------------------------------ */
+/* ---- the recorder --------------------------------------------------------------------- */
 
 recorder *
-recorder_new(const char *database_url, const char *schema, long backoff_cap_ms)
+recorder_new(const char *schema, long backoff_cap_ms)
 {
     recorder *r = xcalloc(1, sizeof *r);
-    r->url = xstrdup(database_url);
     r->schema = xstrdup(schema);
     r->backoff_cap_ms = backoff_cap_ms;
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->work, NULL);
-    pthread_cond_init(&r->idle, NULL);
     return r;
-}
-
-/* A job's result, under the lock: the first failure is kept for the wait. */
-static void
-finished(recorder *r, int rc, const err_t *e)
-{
-    if (rc != 0 && r->rc == 0) {
-        r->rc = rc;
-        r->e = *e;
-    }
-    if (--r->busy == 0)
-        pthread_cond_broadcast(&r->idle);
-}
-
-static void *
-recorder_main(void *arg)
-{
-    recorder *r = arg;
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        while (!r->head && !r->stop)
-            pthread_cond_wait(&r->work, &r->mu);
-        if (!r->head)
-            break;
-        rec_job *j = r->head;
-        r->head = j->next;
-        if (!r->head)
-            r->tail = NULL;
-        pthread_mutex_unlock(&r->mu);
-        err_t e;
-        err_clear(&e);
-        int rc = recorder_record(r, r->pg2, j->m, j->ops, j->n, &e);
-        /* A failure after COMMIT leaves nothing open: the rollback is harmless then. */
-        if (rc != 0 && !pg_connection_lost(r->pg2))
-            pg_rollback_quietly(r->pg2);
-        free(j);
-        pthread_mutex_lock(&r->mu);
-        finished(r, rc, &e);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-/* The second connection and the thread, (re)opened as needed; false when
- * there is none (then the writer records in line). Called with the queue empty. */
-static bool
-ready(recorder *r)
-{
-    if (!r->pg2 || pg_connection_lost(r->pg2)) {
-        if (r->pg2)
-            PQfinish(r->pg2);
-        err_t e;
-        err_clear(&e);
-        r->pg2 = pg_connect(r->url, &e);
-        if (r->pg2 && pg_exec(r->pg2, &e, "SET sfbridge.raw = 'on'; SET jit = off") != 0) {
-            PQfinish(r->pg2);
-            r->pg2 = NULL;
-        }
-        if (!r->pg2) {
-            log_debug("writer: no second connection (%s); recording in line", e.msg);
-            return false;
-        }
-    }
-    if (!r->thread.started && worker_start(&r->thread, recorder_main, r) != 0) {
-        log_debug("writer: no recorder thread; recording in line");
-        return false;
-    }
-    return true;
-}
-
-void
-recorder_submit(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n)
-{
-    pthread_mutex_lock(&r->mu);
-    while (r->busy > 0)
-        pthread_cond_wait(&r->idle, &r->mu);
-    pthread_mutex_unlock(&r->mu);
-    if (!ready(r)) {
-        err_t e;
-        err_clear(&e);
-        int rc = recorder_record(r, pg, m, ops, n, &e);
-        pthread_mutex_lock(&r->mu);
-        r->busy++;
-        finished(r, rc, &e);
-        pthread_mutex_unlock(&r->mu);
-        return;
-    }
-    rec_job *j = xcalloc(1, sizeof *j);
-    *j = (rec_job){.m = m, .ops = ops, .n = n};
-    pthread_mutex_lock(&r->mu);
-    if (r->tail)
-        r->tail->next = j;
-    else
-        r->head = j;
-    r->tail = j;
-    r->busy++;
-    pthread_cond_signal(&r->work);
-    pthread_mutex_unlock(&r->mu);
-}
-
-int
-recorder_wait(recorder *r, err_t *e)
-{
-    pthread_mutex_lock(&r->mu);
-    while (r->busy > 0)
-        pthread_cond_wait(&r->idle, &r->mu);
-    int rc = r->rc;
-    if (rc != 0 && e)
-        *e = r->e;
-    r->rc = 0;
-    pthread_mutex_unlock(&r->mu);
-    return rc;
 }
 
 void
@@ -434,17 +298,6 @@ recorder_free(recorder *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->mu);
-    r->stop = true;
-    pthread_cond_signal(&r->work);
-    pthread_mutex_unlock(&r->mu);
-    worker_join(&r->thread);
-    if (r->pg2)
-        PQfinish(r->pg2);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->work);
-    pthread_cond_destroy(&r->idle);
-    free(r->url);
     free(r->schema);
     free(r);
 }

@@ -7,9 +7,9 @@
  * entries into one operation (fold.c), look in Salesforce before sending again
  * an insert whose outcome was lost, send the operations (send.c) in
  * collections of 200 (inserts and upserts parents first, then updates, then
- * deletes), and record every outcome in one transaction per collection
- * (recorder.c), on a second connection and thread while the next collection
- * is being sent. Inserts hold the table's advisory lock from sending to
+ * deletes), up to SFBRIDGE_WRITE_CONCURRENCY of them in flight at once
+ * (lanes.c), and record every outcome in one transaction per collection
+ * (recorder.c) as it comes back. Inserts hold the table's advisory lock from sending to
  * recording, so a pull never inserts a second row for a record whose sfid is
  * on its way.
  */
@@ -28,6 +28,7 @@
 #include "catalog.h"
 #include "ddl.h"
 #include "fold.h"
+#include "lanes.h"
 #include "match.h"
 #include "activity.h"
 #include "notices.h"
@@ -48,7 +49,7 @@
 #define COLLECTION_MAX 200
 #define SWEEP_MS       5000
 #define BULK_JOB_MAX   10000
-#define LOCK_HOLD_MAX  10   /* collections sent under one hold of a table's lock */
+#define LOCK_HOLD_MAX  10   /* collections sent under one hold of a table's lock, per lane */
 #define MATCH_CHUNK    1000 /* inserts matched against edited records at a time */
 #define ANALYZE_MIN    5000 /* a claim this large refreshes the log's statistics (once a pass) */
 
@@ -58,6 +59,7 @@ struct writer {
     PGconn *pg;
     bool connected; /* pg was open once: a new one recovers what the last had in flight */
     recorder *rec;
+    lanes *lanes; /* the collections in flight */
     sfapi *sf;
     mapping *ms;
     size_t nms;
@@ -164,7 +166,8 @@ writer_new(const cfg *c, volatile sig_atomic_t *stop)
     writer *w = xcalloc(1, sizeof *w);
     w->cfg = c;
     w->stop = stop;
-    w->rec = recorder_new(c->database_url, c->schema, c->backoff_cap_ms);
+    w->rec = recorder_new(c->schema, c->backoff_cap_ms);
+    w->lanes = lanes_new(c, (int)c->write_concurrency);
     return w;
 }
 
@@ -173,6 +176,7 @@ writer_free(writer *w)
 {
     if (!w)
         return;
+    lanes_free(w->lanes);
     recorder_free(w->rec);
     if (w->pg)
         PQfinish(w->pg);
@@ -992,28 +996,88 @@ send_bulk_upserts(writer *w, batch *b, size_t map, writer_stats *st, err_t *e)
     return rc;
 }
 
+/* Whether two undecided upserts of this mapping carry the same unique
+ * identifier: sent at the same time they could both create a record, so
+ * their collections then go one at a time. */
+static bool
+shared_upsert_keys(const writer *w, const batch *b, size_t map, op_kinds kinds)
+{
+    const char *key = w->ms[map].upsert_field;
+    if (!(kinds & OP_SET(OP_UPSERT)) || !key)
+        return false;
+    json_t *seen = json_object();
+    bool dup = false;
+    for (size_t i = 0; i < b->nops && !dup; i++) {
+        const op *o = &b->ops[i];
+        if (o->map != map || o->kind != OP_UPSERT || o->out != OUT_NONE)
+            continue;
+        json_t *v = json_object_get(o->rec, key);
+        char *k = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (k && json_object_get(seen, k))
+            dup = true;
+        else if (k)
+            json_object_set_new(seen, k, json_true());
+        free(k);
+    }
+    json_decref(seen);
+    return dup;
+}
+
+/* Take back the next collection the lanes finished and record its outcome
+ * (recording stops once something failed: the entries stay PENDING and the
+ * recovery treats them as sent with the outcome unknown). 0 when none. */
+static int
+finish_one(writer *w, writer_stats *st, int rc, err_t *e)
+{
+    lane_job *j = lanes_done(w->lanes);
+    if (!j)
+        return rc;
+    st->sent += j->st.sent;
+    st->failed += j->st.failed;
+    st->retrying += j->st.retrying;
+    st->api_calls += j->st.api_calls;
+    if (rc == 0)
+        rc = recorder_record(w->rec, w->pg, j->m, j->ops, j->n, e);
+    lane_job_free(j);
+    return rc;
+}
+
+/* Every collection in flight back and recorded. */
+static int
+drain(writer *w, writer_stats *st, int rc, err_t *e)
+{
+    while (lanes_in_flight(w->lanes) > 0)
+        rc = finish_one(w, st, rc, e);
+    return rc;
+}
+
 /* The undecided operations of one mapping and the kinds in `kinds` (in the
- * order of op_kind), in collections of up to 200. Each collection's outcome
- * is recorded by the recorder while the next one is sent; before a
- * collection goes out the previous one's recording must have finished
- * (failures stop the sending). Inserts hold the table's lock from sending to
- * recording, released every LOCK_HOLD_MAX collections so a poll is not kept
- * waiting long. */
+ * order of op_kind), in collections of up to 200, up to the lanes' limit of
+ * them in flight at once (all of one kind: records written in any order);
+ * each outcome is recorded as it comes back, while the others are on their
+ * way. Inserts hold the table's lock from sending to recording, released
+ * every LOCK_HOLD_MAX collections per lane (all of them back) so a poll is
+ * not kept waiting long. A failure stops the sending; what is in flight is waited for. */
 static int
 send_collections(writer *w, batch *b, size_t map, op_kinds kinds, writer_stats *st, err_t *e)
 {
-    op **bufs[2] = {xcalloc(COLLECTION_MAX, sizeof(op *)), xcalloc(COLLECTION_MAX, sizeof(op *))};
     const mapping *m = &w->ms[map];
     bool inserts = kinds & (OP_SET(OP_INSERT) | OP_SET(OP_UPSERT)), locked = false;
-    int held = 0, cur = 0, rc = 0;
+    bool one_at_a_time = shared_upsert_keys(w, b, map, kinds);
+    int held = 0, rc = 0;
     for (int k = 0; k < OP_KIND_COUNT && rc == 0; k++) {
         if (!(kinds & OP_SET(k)))
             continue;
+        rc = drain(w, st, rc, e); /* one kind after the other */
+        op **buf = NULL;
         size_t nb = 0;
         for (size_t i = 0; i <= b->nops && rc == 0; i++) {
             op *o = i < b->nops ? &b->ops[i] : NULL;
-            if (o && o->map == map && (int)o->kind == k && o->out == OUT_NONE)
-                bufs[cur][nb++] = o;
+            if (o && o->map == map && (int)o->kind == k && o->out == OUT_NONE) {
+                if (!buf)
+                    buf = xcalloc(COLLECTION_MAX, sizeof *buf);
+                buf[nb++] = o;
+            }
             if (!nb || (nb < COLLECTION_MAX && i < b->nops))
                 continue;
             if (inserts && !locked) {
@@ -1021,29 +1085,32 @@ send_collections(writer *w, batch *b, size_t map, op_kinds kinds, writer_stats *
                     break; /* without the lock the inserts are not sent */
                 locked = true;
             }
-            if (op_kind_creates((op_kind)k) && (rc = remember_payloads(w, bufs[cur], nb, e)) != 0)
+            if (op_kind_creates((op_kind)k) && (rc = remember_payloads(w, buf, nb, e)) != 0)
                 break;
-            send_collection(w->sf, w->cfg->api_version, m, bufs[cur], nb, st);
-            if ((rc = recorder_wait(w->rec, e)) != 0)
-                break; /* this collection was sent: the caller's recovery sees it PENDING */
-            recorder_submit(w->rec, w->pg, m, bufs[cur], nb);
-            cur = 1 - cur;
+            int room = one_at_a_time ? 1 : lanes_limit(w->lanes);
+            while (rc == 0 && lanes_in_flight(w->lanes) >= room)
+                rc = finish_one(w, st, rc, e);
+            if (rc != 0)
+                break; /* this collection was not sent */
+            lane_job *j = xcalloc(1, sizeof *j);
+            *j = (lane_job){.m = m, .ops = buf, .n = nb};
+            lanes_send(w->lanes, j);
+            buf = NULL;
             nb = 0;
-            if (locked && ++held >= LOCK_HOLD_MAX) {
-                rc = recorder_wait(w->rec, e);
+            /* (as long a hold as LOCK_HOLD_MAX collections one at a time) */
+            if (locked && ++held >= LOCK_HOLD_MAX * lanes_limit(w->lanes)) {
+                rc = drain(w, st, rc, e);
                 if (table_unlock(w, m, rc == 0 ? e : NULL) != 0)
                     rc = -1;
                 locked = false;
                 held = 0;
             }
         }
+        free(buf);
     }
-    if (recorder_wait(w->rec, rc == 0 ? e : NULL) != 0)
-        rc = -1;
+    rc = drain(w, st, rc, rc == 0 ? e : NULL);
     if (locked && table_unlock(w, m, rc == 0 ? e : NULL) != 0)
         rc = -1;
-    free(bufs[0]);
-    free(bufs[1]);
     return rc;
 }
 

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "loginlatch.h"
 #include "retry.h"
+#include "sfjwt.h"
 #include "util.h"
 
 #define BODY_MAX          ((size_t)256 << 20) /* a buffered 2xx body */
@@ -50,6 +51,10 @@ struct sfapi {
     char *username;
     char *password;
     char *refresh_token;
+    char *jwt_key_file;
+    char *jwt_audience;
+    char *ca_file;
+    sfapi_flow flow;
     char *api_version; /* "60.0" */
     long timeout_ms;
     long connect_timeout_ms;
@@ -330,6 +335,8 @@ perform(sfapi *c, const char *method, const char *url, struct curl_slist *header
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (r->sink) {
         /* A results page may legitimately take longer than timeout_ms when the
          * sink is slow; what must not happen is a transfer that stalls. */
@@ -445,8 +452,17 @@ classify_curl(CURLcode cc)
 static void
 curl_failure(sfapi *c, CURLcode cc, err_t *e)
 {
-    err_set(e, 0, "NETWORK_ERROR", "%s (curl error %d)",
-            c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc), (int)cc);
+    const char *hint = "";
+    if (cc == CURLE_PEER_FAILED_VERIFICATION)
+        hint = c->ca_file ? "; the server's TLS certificate is not signed by a certificate in "
+                            "SF_CA_FILE"
+                          : "; the server's TLS certificate is not trusted by this machine: if it "
+                            "is your own (localforce --tls-self-signed DIR), set SF_CA_FILE to "
+                            "its certificate (DIR/localforce.crt)";
+    else if (cc == CURLE_SSL_CACERT_BADFILE && c->ca_file)
+        hint = "; check SF_CA_FILE (a PEM file of certificates)";
+    err_set(e, 0, "NETWORK_ERROR", "%s (curl error %d)%s",
+            c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc), (int)cc, hint);
 }
 
 /* Fills e from a Salesforce error body: [{"message","errorCode","fields"}]
@@ -618,27 +634,82 @@ take_token_reply(sfapi *c, const response *r, err_t *e)
     return rc;
 }
 
+/* The JWT bearer grant's form: a fresh assertion signed with the key file's key. */
+static int
+jwt_form(sfapi *c, sb *form, err_t *e)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    EVP_PKEY *key = NULL;
+    sb assertion = SB_INIT;
+    char aud[SFJWT_AUD_MAX];
+    int rc = -1;
+    if (sfjwt_read_key_file(c->jwt_key_file, &pem, &len, e) != 0 ||
+        sfjwt_key_from_pem(pem, len, &key, e) != 0) {
+        char why[1024];
+        snprintf(why, sizeof why, "%.1000s", e->msg);
+        err_set(e, 400, "BAD_JWT_KEY", "SF_JWT_KEY_FILE %.512s: %s", c->jwt_key_file, why);
+        goto out;
+    }
+    sfjwt_audience(c->login_url, c->jwt_audience, aud);
+    if (sfjwt_assertion(key, c->client_id, c->username, aud, util_now_ms() / 1000 + SFJWT_LIFETIME,
+                        &assertion, e) != 0)
+        goto out;
+    form_add(c, form, "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+    form_add(c, form, "assertion", sb_str(&assertion));
+    rc = 0;
+out:
+    if (pem) {
+        explicit_bzero(pem, len);
+        free(pem);
+    }
+    EVP_PKEY_free(key);
+    if (assertion.buf)
+        explicit_bzero(assertion.buf, assertion.len);
+    sb_free(&assertion);
+    return rc;
+}
+
+/* The token request's form for the client's grant. */
+static int
+grant_form(sfapi *c, sb *form, err_t *e)
+{
+    const char *cid = c->client_id ? c->client_id : "";
+    switch (c->flow) {
+    case SFAPI_FLOW_JWT: return jwt_form(c, form, e);
+    case SFAPI_FLOW_REFRESH:
+        form_add(c, form, "grant_type", "refresh_token");
+        form_add(c, form, "refresh_token", c->refresh_token);
+        form_add(c, form, "client_id", cid);
+        break;
+    case SFAPI_FLOW_PASSWORD:
+        form_add(c, form, "grant_type", "password");
+        form_add(c, form, "client_id", cid);
+        break;
+    default:
+        form_add(c, form, "grant_type", "client_credentials");
+        form_add(c, form, "client_id", cid);
+        break;
+    }
+    if (c->client_secret)
+        form_add(c, form, "client_secret", c->client_secret);
+    if (c->flow == SFAPI_FLOW_PASSWORD) {
+        form_add(c, form, "username", c->username);
+        form_add(c, form, "password", c->password);
+    }
+    return 0;
+}
+
 /* One POST to the token endpoint. 0, or -1 with e filled and *cls set. */
 static int
 login_once(sfapi *c, response *r, err_class *cls, err_t *e)
 {
     sb form = SB_INIT;
-    const char *grant;
-    if (c->refresh_token) {
-        grant = "refresh_token";
-        form_add(c, &form, "grant_type", grant);
-        form_add(c, &form, "refresh_token", c->refresh_token);
-        form_add(c, &form, "client_id", c->client_id ? c->client_id : "");
-        if (c->client_secret)
-            form_add(c, &form, "client_secret", c->client_secret);
-    } else {
-        grant = "password";
-        form_add(c, &form, "grant_type", grant);
-        form_add(c, &form, "client_id", c->client_id ? c->client_id : "");
-        if (c->client_secret)
-            form_add(c, &form, "client_secret", c->client_secret);
-        form_add(c, &form, "username", c->username);
-        form_add(c, &form, "password", c->password);
+    const char *grant = sfapi_flow_name(c->flow);
+    if (grant_form(c, &form, e) != 0) {
+        *cls = ERR_AUTH; /* the settings are for a human to fix */
+        sb_free(&form);
+        return -1;
     }
     sb url = SB_INIT;
     sb_printf(&url, "%s/services/oauth2/token", c->login_url);
@@ -680,9 +751,9 @@ login(sfapi *c, err_t *e)
 {
     err_t le;
     memset(&le, 0, sizeof le);
-    if (c->refresh_token == NULL && (c->username == NULL || c->password == NULL)) {
+    if (c->flow == SFAPI_FLOW_NONE) {
         err_set(&le, 0, "NO_CREDENTIALS",
-                "no refresh token and no username/password are configured");
+                "no JWT key, refresh token, username/password or client secret is configured");
         copy_err(e, &le);
         return err_class_set(e, ERR_AUTH);
     }
@@ -853,6 +924,62 @@ data_path(const sfapi *c, sb *out, const char *rest)
 
 /* ----- public: lifecycle and state ------------------------------------------------ */
 
+static bool
+set_(const char *s)
+{
+    return s && *s;
+}
+
+sfapi_flow
+sfapi_flow_of(const sfapi_config *cfg)
+{
+    if (set_(cfg->jwt_key_file))
+        return SFAPI_FLOW_JWT;
+    if (set_(cfg->refresh_token))
+        return SFAPI_FLOW_REFRESH;
+    if (set_(cfg->username) && set_(cfg->password))
+        return SFAPI_FLOW_PASSWORD;
+    if (set_(cfg->client_secret) && !set_(cfg->username) && !set_(cfg->password))
+        return SFAPI_FLOW_CLIENT_CREDENTIALS;
+    return SFAPI_FLOW_NONE;
+}
+
+const char *
+sfapi_flow_name(sfapi_flow f)
+{
+    static const char *const names[] = {"none", "jwt-bearer", "refresh-token", "password",
+                                        "client-credentials"};
+    return (size_t)f < sizeof names / sizeof names[0] ? names[f] : "none";
+}
+
+/* The login latch's fingerprint: the credentials of the client's grant. For the
+ * JWT bearer flow, the key file's bytes stand in for the password, so a new
+ * key is tried even under the same file name. */
+static void
+set_fingerprint(sfapi *c)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    if (c->flow == SFAPI_FLOW_JWT) {
+        err_t ignored;
+        if (sfjwt_read_key_file(c->jwt_key_file, &pem, &len, &ignored) != 0)
+            pem = NULL;
+    }
+    sb jwt = SB_INIT;
+    if (c->flow == SFAPI_FLOW_JWT)
+        sb_printf(&jwt, "jwt:%s:%s:%s", c->jwt_key_file, c->jwt_audience ? c->jwt_audience : "",
+                  pem ? pem : "(unreadable)");
+    latch_fingerprint(c->fingerprint, c->login_url, c->client_id, c->client_secret, c->username,
+                      c->flow == SFAPI_FLOW_JWT ? sb_str(&jwt) : c->password, c->refresh_token);
+    if (jwt.buf)
+        explicit_bzero(jwt.buf, jwt.len);
+    sb_free(&jwt);
+    if (pem) {
+        explicit_bzero(pem, len);
+        free(pem);
+    }
+}
+
 sfapi *
 sfapi_new(const sfapi_config *cfg)
 {
@@ -864,6 +991,10 @@ sfapi_new(const sfapi_config *cfg)
     c->username = dup_or_null(cfg->username);
     c->password = dup_or_null(cfg->password);
     c->refresh_token = dup_or_null(cfg->refresh_token);
+    c->jwt_key_file = dup_or_null(cfg->jwt_key_file);
+    c->jwt_audience = dup_or_null(cfg->jwt_audience);
+    c->ca_file = dup_or_null(cfg->ca_file);
+    c->flow = sfapi_flow_of(cfg);
     const char *v = cfg->api_version && *cfg->api_version ? cfg->api_version : DEFAULT_VERSION;
     c->api_version = xstrdup(v[0] == 'v' || v[0] == 'V' ? v + 1 : v);
     c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 120000;
@@ -874,8 +1005,7 @@ sfapi_new(const sfapi_config *cfg)
     c->abort_flag = cfg->abort_flag;
     c->wake_flag = cfg->wake_flag;
     c->lim_used = c->lim_max = -1;
-    latch_fingerprint(c->fingerprint, c->login_url, c->client_id, c->client_secret, c->username,
-                      c->password, c->refresh_token);
+    set_fingerprint(c);
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
         fputs("fatal: curl_easy_init failed\n", stderr);
@@ -896,6 +1026,9 @@ sfapi_free(sfapi *c)
     free(c->username);
     free_secret(&c->password);
     free_secret(&c->refresh_token);
+    free(c->jwt_key_file);
+    free(c->jwt_audience);
+    free(c->ca_file);
     free(c->api_version);
     free_secret(&c->access_token);
     free(c->instance_url);

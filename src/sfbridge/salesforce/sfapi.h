@@ -1,7 +1,8 @@
 /*
  * sfapi: sfbridge's Salesforce client, over libcurl.
  *
- * OAuth login (password or refresh-token grant), REST calls (describe, SOQL
+ * OAuth login (JWT bearer, refresh-token, password or client-credentials
+ * grant: sfapi_flow_of says which), REST calls (describe, SOQL
  * query/queryAll with nextRecordsUrl paging), and Bulk API 2.0 query jobs whose
  * CSV results are streamed to a caller's sink without being held in memory.
  * It speaks only the real Salesforce wire formats, so it works unchanged
@@ -40,7 +41,10 @@ typedef struct sfapi_config {
     const char *client_secret; /* may be NULL for public clients */
     const char *username;      /* password grant when username+password set */
     const char *password;      /* password with security token appended, if any */
-    const char *refresh_token; /* refresh-token grant when set (preferred) */
+    const char *refresh_token; /* refresh-token grant when set */
+    const char *jwt_key_file;  /* JWT bearer grant (with username) when set: PEM RSA key */
+    const char *jwt_audience;  /* the assertion's aud; NULL: from login_url (sfjwt_audience) */
+    const char *ca_file;       /* PEM certificates to trust instead of the system's; NULL: system */
     const char *api_version;   /* "60.0" */
     long timeout_ms;           /* per request, whole transfer (streamed Bulk results:
                                   the longest stall, as a slow sink may take longer); 0 = 120000 */
@@ -54,11 +58,28 @@ typedef struct sfapi_config {
 
 typedef struct sfapi sfapi;
 
+/* Which grant logs in, from the settings present, first match wins:
+ *   jwt_key_file                     JWT bearer (client_id, username; no secret)
+ *   refresh_token                    refresh token (client_id, secret if the app wants it)
+ *   username and password            password (client_id, client_secret)
+ *   client_secret, nothing else      client credentials (My Domain login URL)
+ * SFAPI_FLOW_NONE: nothing to log in with. */
+typedef enum sfapi_flow {
+    SFAPI_FLOW_NONE,
+    SFAPI_FLOW_JWT,
+    SFAPI_FLOW_REFRESH,
+    SFAPI_FLOW_PASSWORD,
+    SFAPI_FLOW_CLIENT_CREDENTIALS,
+} sfapi_flow;
+sfapi_flow sfapi_flow_of(const sfapi_config *cfg);
+/* "jwt-bearer", "refresh-token", "password", "client-credentials", "none". */
+const char *sfapi_flow_name(sfapi_flow f);
+
 /* Copies every string of cfg. */
 sfapi *sfapi_new(const sfapi_config *cfg);
 void sfapi_free(sfapi *c);
 
-/* Log in (refresh-token grant if configured, else password grant). Called
+/* Log in (the grant sfapi_flow_of picks). Called
  * lazily by every request when not logged in yet; call it directly to check
  * credentials. */
 int sfapi_login(sfapi *c, err_t *e) ERR_MUST_CHECK;

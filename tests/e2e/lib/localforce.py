@@ -14,7 +14,7 @@ from pathlib import Path
 from .paths import SCHOOL_ORG, localforce_bin
 from .salesforce import SfClient
 
-READY_RE = re.compile(r"localforce listening on (http://\S+)")
+READY_RE = re.compile(r"localforce listening on (https?://\S+)")
 
 
 class Localforce:
