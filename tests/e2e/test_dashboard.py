@@ -573,3 +573,53 @@ def test_token_protected_pages(dream, sfbridge_factory, database, browser, shots
         assert refused, "a page with a wrong token"
     finally:
         sfb.stop()
+
+
+def test_set_up_connection_from_the_browser(page, shots, dream, sfbridge_factory, database, tmp_path):
+    """Heroku Connect's first step, "setup connection": the daemon runs with a password
+    Salesforce refuses (NEED_AUTHENTICATION); Overview's Set up connection sends the browser to
+    the org's login page, the user logs in, Salesforce sends it back to /oauth/callback, which
+    keeps the refresh token (the credentials file, 0600) and has sfbridge read its settings
+    again: it logs in with the token and loads the mapping."""
+    from lib.pgcluster import free_port
+
+    lf, sf = dream
+    creds = tmp_path / "credentials"
+    sfb = sfbridge_factory(database.url, lf, name="sfbridge", overrides={"SFBRIDGE_CREDENTIALS": str(creds)})
+    sfb.init()
+    sfb.run("mapping", "add", "Teacher__c", "--fields", "Name,Email__c", "--access", "read_only")
+    port = free_port()  # the same port after the reload the new settings cause
+    sfb.start(env={"SF_PASSWORD": "not-the-password", "SFBRIDGE_HTTP": f"127.0.0.1:{port}"})
+    base = f"http://127.0.0.1:{port}/"
+    wait_daemon(sfb, lambda: sfb.status_json()["connection"]["state"] == "NEED_AUTHENTICATION",
+                what="the refused login")
+    b = page
+    b.goto(base + "#/overview")
+    b.wait("#overview-cards", has_text="NEED AUTHENTICATION")
+    b.click("#setup summary")
+    b.wait("#setup-form")
+    shots("setup-connection")
+    b.click("#setup-go")
+    # Salesforce's login page (localforce's), then back
+    b.wait_url("/services/oauth2/authorize")
+    b.fill("#username", lf.username)
+    b.fill("#password", lf.password)
+    b.click("button[type=submit]")
+    b.wait_url("/oauth/callback")
+    b.wait("h1", has_text="Connected")
+    assert "authorized" in b.text("#landing-text")
+    shots("setup-connected")
+    assert creds.exists() and (creds.stat().st_mode & 0o777) == 0o600
+    assert "SF_REFRESH_TOKEN" in creds.read_text()
+    wait_daemon(sfb, lambda: sfb.mapping_status("Teacher__c")["loaded"]
+                and sfb.status_json()["connection"]["state"] != "NEED_AUTHENTICATION",
+                timeout=60, what="the reload, a login with the token and the load")
+    assert database.count(T) == sf.count("Teacher__c")
+    assert "refresh_token grant" in lf.log(200)
+    b.click("#back")
+    b.wait("#overview-cards", has_text="HEALTHY", timeout=30)
+    shots("setup-overview-after")
+    # an answer nobody asked for is refused, and says so
+    b.goto(base + "oauth/callback?code=x&state=forged")
+    b.wait("h1", has_text="No authorization under way")
+    sfb.stop()

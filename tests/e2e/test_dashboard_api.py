@@ -196,3 +196,20 @@ def test_basic_auth_for_browsers(sfbridge, database):
     assert anon.call("POST", "/api/v3/mappings/Account/actions/pause", headers=form)[0] == 403
     assert anon.call("POST", "/api/v3/mappings/Account/actions/pause", body={}, headers=basic)[0] == 202
     sfbridge.stop()
+
+
+def test_the_listener_stays_up_through_a_reload(sfbridge, database):
+    """A SIGHUP that keeps SFBRIDGE_HTTP and its token keeps the listener (and its port, even one
+    picked with port 0), with the new settings: a dashboard open in a browser goes on working."""
+    import re
+    import signal
+
+    sfbridge.init()
+    sfbridge.add("Account", "--fields", "Name")
+    a = Api(_start(sfbridge))
+    sfbridge.proc.send_signal(signal.SIGHUP)
+    wait_daemon(sfbridge, lambda: "reloading the configuration" in sfbridge.log(200), what="the reload")
+    wait_daemon(sfbridge, lambda: a.get("/readyz")[0] == 200, what="ready again on the same port")
+    assert len(re.findall(r"management API on", sfbridge.log(400))) == 1
+    assert a.get("/api/v3/mappings/Account")[0] == 200
+    sfbridge.stop()

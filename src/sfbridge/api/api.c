@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "app.h"
@@ -388,6 +389,8 @@ post_connection_action(call *c)
 {
     if (!api_known_connection(c))
         return api_no_connection(c);
+    if (strcmp(c->arg[1], "authorize") == 0)
+        return dash_authorize(c);
     return strcmp(c->arg[1], "import") == 0 ? import_mappings(c) : act(c, NULL, c->arg[1]);
 }
 
@@ -426,6 +429,7 @@ get_file(call *c)
 static const route routes[] = {
     {"GET", "/", get_file, false},
     {"GET", "/ui/{}", get_file, false},
+    {"GET", "/oauth/callback", dash_oauth_callback, false},
     {"GET", "/healthz", get_healthz, true},
     {"GET", "/readyz", get_readyz, false},
     {"GET", "/metrics", get_metrics, false},
@@ -628,7 +632,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     if (q->too_big)
         return send_reply(conn, api_error(413, "TOO_LARGE", "request body over 1 MB"));
+    pthread_mutex_lock(&s->mu);
     reply r = dispatch(s, conn, url, method, &q->body);
+    pthread_mutex_unlock(&s->mu);
     log_debug("http: %s %s %u", method, url, r.status);
     return send_reply(conn, r);
 }
@@ -718,7 +724,7 @@ listen_on(const char *host, const char *port, int *bound, err_t *e)
 }
 
 api *
-api_start(const cfg *c, int64_t started_ms, err_t *e)
+api_start(const cfg *c, const char *config_path, int64_t started_ms, err_t *e)
 {
     char host[256], port[8];
     if (!c->http_listen || split_listen(c->http_listen, host, port) != 0) {
@@ -733,8 +739,11 @@ api_start(const cfg *c, int64_t started_ms, err_t *e)
         return NULL;
     }
     api *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
     cfg_copy(&s->a.cfg, c);
     s->started_ms = started_ms;
+    s->config_path = config_path ? xstrdup(config_path) : NULL;
+    s->a.config_path = s->config_path;
     int fd = listen_on(host, port, &s->port, e);
     if (fd >= 0)
         s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
@@ -748,6 +757,8 @@ api_start(const cfg *c, int64_t started_ms, err_t *e)
             err_set(e, 500, "HTTP", "the management API could not start");
         }
         app_close(&s->a);
+        pthread_mutex_destroy(&s->mu);
+        free(s->config_path);
         free(s);
         return NULL;
     }
@@ -755,6 +766,32 @@ api_start(const cfg *c, int64_t started_ms, err_t *e)
              strchr(host, ':') ? "]" : "", s->port,
              c->http_token && *c->http_token ? "bearer token required" : "loopback, no token");
     return s;
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+bool
+api_same_listener(const api *s, const cfg *c)
+{
+    return same_str(s->a.cfg.http_listen, c->http_listen) &&
+           same_str(s->a.cfg.http_token, c->http_token);
+}
+
+void
+api_update(api *s, const cfg *c, const char *config_path)
+{
+    pthread_mutex_lock(&s->mu);
+    app_close(&s->a); /* (its settings too) */
+    memset(&s->a, 0, sizeof s->a);
+    cfg_copy(&s->a.cfg, c);
+    free(s->config_path);
+    s->config_path = config_path ? xstrdup(config_path) : NULL;
+    s->a.config_path = s->config_path;
+    pthread_mutex_unlock(&s->mu);
 }
 
 int
@@ -770,5 +807,8 @@ api_stop(api *s)
         return;
     MHD_stop_daemon(s->mhd);
     app_close(&s->a);
+    OPENSSL_cleanse(&s->flow, sizeof s->flow);
+    pthread_mutex_destroy(&s->mu);
+    free(s->config_path);
     free(s);
 }

@@ -12,6 +12,8 @@
  *   POST /api/v3/mappings/OBJECT/actions/{pause,resume,reload}
  *   POST /api/v3/errors/ID/actions/retry, /api/v3/notifications/ID/actions/acknowledge
  *   GET  / and /ui/NAME                 the dashboard (web.c)
+ *   POST /api/v3/connections/ID/actions/authorize, GET /oauth/callback: the
+ *        OAuth web flow from the dashboard ("Set up connection", oauthweb.c)
  *
  * modelled on Heroku Connect's API v3 (one connection, ID "default"); the
  * dashboard's calls are in dashapi.c. The routes are a table. It listens on
@@ -35,7 +37,12 @@ typedef struct api api;
 
 /* Start listening on c->http_listen (the settings are copied). NULL with e
  * filled when the address is bad, taken, or beyond loopback without a token. */
-api *api_start(const cfg *c, int64_t started_ms, err_t *e);
+api *api_start(const cfg *c, const char *config_path, int64_t started_ms, err_t *e);
+/* Whether settings c would listen as s does (address and token): a reload
+ * then keeps the listener and gives it the new settings (api_update). */
+bool api_same_listener(const api *s, const cfg *c);
+/* The new settings (copied) for the next requests; the connections close. */
+void api_update(api *s, const cfg *c, const char *config_path);
 /* The port it listens on (the one given, or the one picked for port 0). */
 int api_port(const api *s);
 void api_stop(api *s);

@@ -8,6 +8,7 @@
 #define API_INT_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -16,6 +17,7 @@
 #include "api.h"
 #include "app.h"
 #include "err.h"
+#include "oauthweb.h"
 #include "sb.h"
 
 #define BODY_LIMIT    (1u << 20) /* an import's export JSON at most; more is refused */
@@ -24,9 +26,13 @@
 
 struct api {
     struct MHD_Daemon *mhd;
-    app a; /* its own settings and connections; one request at a time */
+    pthread_mutex_t mu; /* held while a request is answered, and by api_update */
+    app a;              /* its own settings and connections; one request at a time */
     int port;
     int64_t started_ms;
+    char *config_path;  /* the daemon's settings file (the credentials file sits beside it) */
+    oauthweb_flow flow; /* "Set up connection": the authorization under way, if any */
+    int64_t flow_ms;    /* when it began (0: none) */
 };
 
 /* What a handler answers. */
@@ -75,5 +81,7 @@ reply dash_records(call *c);
 reply dash_record(call *c);
 reply dash_retry(call *c);
 reply dash_activity(call *c);
+reply dash_authorize(call *c);
+reply dash_oauth_callback(call *c);
 
 #endif

@@ -3,7 +3,8 @@
  * api.c): the org's objects and their fields, mapping create, edit and
  * remove (the same checks and messages as `sfbridge mapping`, mapping.c),
  * the Explorer's rows and a record's history (browse.c, tlog.c), retrying a
- * failed write (writer.c) and the activity charts (activity.c).
+ * failed write (writer.c), the activity charts (activity.c), and "Set up
+ * connection", the OAuth web flow with its callback here (oauthweb.c).
  */
 #include "api_int.h"
 
@@ -11,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "activity.h"
 #include "browse.h"
 #include "catalog.h"
+#include "log.h"
 #include "mapping.h"
 #include "sfapi.h"
 #include "tlog.h"
@@ -528,4 +532,136 @@ dash_activity(call *c)
     json_t *j = pg ? act_series_json(pg, c->s->a.cfg.schema, object ? table : NULL, (int)hours, &e)
                    : NULL;
     return j ? api_json(200, j) : failed(c, &e);
+}
+
+/* ---- "Set up connection": the OAuth web flow from the browser ------------------- */
+
+#define FLOW_TTL_MS (15 * 60 * 1000L) /* an authorization not finished by then is forgotten */
+
+static void
+html_text(sb *out, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': sb_puts(out, "&lt;"); break;
+        case '>': sb_puts(out, "&gt;"); break;
+        case '&': sb_puts(out, "&amp;"); break;
+        case '"': sb_puts(out, "&quot;"); break;
+        case '\'': sb_puts(out, "&#39;"); break;
+        default: sb_putc(out, *s);
+        }
+    }
+}
+
+/* The page the browser lands on after Salesforce: what happened, and the way back. */
+static reply
+landing(unsigned status, const char *title, const char *text)
+{
+    sb b = SB_INIT;
+    sb_puts(&b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                "<title>");
+    html_text(&b, title);
+    sb_puts(&b, " - sfbridge</title><link rel=\"stylesheet\" href=\"/ui/app.css\"></head>"
+                "<body><main id=\"main\" class=\"landing\"><h1>");
+    html_text(&b, title);
+    sb_puts(&b, "</h1><p id=\"landing-text\">");
+    html_text(&b, text);
+    sb_puts(&b, "</p><p><a id=\"back\" href=\"/#/overview\">Back to the dashboard</a></p>"
+                "</main></body></html>");
+    return (reply){.status = status, .body = sb_steal(&b), .ctype = "text/html; charset=utf-8"};
+}
+
+static void
+forget_flow(api *s)
+{
+    OPENSSL_cleanse(&s->flow, sizeof s->flow);
+    s->flow_ms = 0;
+}
+
+/* POST /api/v3/connections/default/actions/authorize {"login_url" | "sandbox"}:
+ * the authorize URL the browser goes to; Salesforce sends it back to
+ * /oauth/callback on this listener (the connected app's callback URL). */
+reply
+dash_authorize(call *c)
+{
+    reply r;
+    json_t *body = c->body->len ? api_body_json(c, &r) : json_object();
+    if (!body)
+        return r;
+    const char *login = json_string_value(json_object_get(body, "login_url"));
+    bool sandbox = json_is_true(json_object_get(body, "sandbox"));
+    const char *host = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Host");
+    err_t e;
+    err_clear(&e);
+    char redirect[512];
+    char *url = NULL;
+    int rc = -1;
+    if (!host || !*host || strlen(host) > 255 || strpbrk(host, "/?#@\\ \t"))
+        err_set(&e, 400, "BAD_REQUEST", "the request has no usable Host header");
+    else if (login && *login && strncmp(login, "https://", 8) != 0 &&
+             strncmp(login, "http://", 7) != 0)
+        err_set(&e, 400, "BAD_REQUEST",
+                "login_url must be a URL such as https://MyDomainName.my.salesforce.com");
+    else {
+        snprintf(redirect, sizeof redirect, "http://%s/oauth/callback", host);
+        rc = oauthweb_begin(&c->s->a.cfg, sandbox ? "https://test.salesforce.com" : login, redirect,
+                            &c->s->flow, &url, &e);
+    }
+    json_decref(body);
+    if (rc != 0)
+        return api_err(&e);
+    c->s->flow_ms = util_now_ms();
+    r = api_json(200, json_pack("{s:s, s:s, s:s}", "action", "authorize", "authorize_url", url,
+                                "redirect_uri", redirect));
+    free(url);
+    return r;
+}
+
+/* GET /oauth/callback?code=&state=: the code exchanged and the refresh token
+ * stored (the credentials file), then the daemon reads its settings again
+ * (as on SIGHUP) and logs in with it. */
+reply
+dash_oauth_callback(call *c)
+{
+    api *s = c->s;
+    const char *error = api_arg(c, "error");
+    if (!s->flow_ms || util_now_ms() - s->flow_ms > FLOW_TTL_MS)
+        return landing(400, "No authorization under way",
+                       "This answer from Salesforce is not for an authorization this sfbridge "
+                       "is waiting for. Start again: Overview, Set up connection.");
+    if (error) {
+        const char *desc = api_arg(c, "error_description");
+        char text[700];
+        snprintf(text, sizeof text, "Salesforce did not authorize sfbridge: %.100s%s%.500s", error,
+                 desc ? ": " : "", desc ? desc : "");
+        forget_flow(s);
+        return landing(400, "Not authorized", text);
+    }
+    err_t e;
+    err_clear(&e);
+    char path[4096], user[64], text[ERR_MSG_MAX + 4096 + 300];
+    int rc = oauthweb_finish(&s->a.cfg, &s->flow, s->config_path, api_arg(c, "code"),
+                             api_arg(c, "state"), path, sizeof path, user, &e);
+    if (rc != 0 && strcmp(e.code, "BAD_STATE") == 0) /* not ours: the one under way goes on */
+        return landing(400, "Not this authorization", e.msg);
+    forget_flow(s);
+    if (rc != 0) {
+        snprintf(text, sizeof text, "%s", e.msg);
+        return landing(e.http >= 400 && e.http < 600 ? (unsigned)e.http : 502,
+                       "The connection was not set up", text);
+    }
+    log_info("connection set up from the dashboard%s%s: the refresh token is in %s; reading "
+             "the settings again",
+             *user ? " as " : "", user, path);
+    app_reload = 1; /* the daemon's loop reloads, as on SIGHUP; the NOTIFY wakes it */
+    PGconn *pg = app_pg(&s->a, &e);
+    if (!pg || cat_notify(pg, s->a.cfg.schema, &e) != 0)
+        log_debug("http: the daemon was not woken (%s); it reloads within seconds", e.msg);
+    snprintf(text, sizeof text,
+             "sfbridge is authorized%s%s. It reads its settings again and logs in with this "
+             "authorization from now on (the refresh token is kept in %s, readable by its "
+             "owner only).",
+             *user ? " as user " : "", user, path);
+    return landing(200, "Connected", text);
 }

@@ -262,7 +262,10 @@ daemon_start(daemon_run *r, err_t *e)
     if (cap_install_all(a->pg, a->cfg.schema, e) != 0 ||
         writer_recover(a->pg, a->cfg.schema, e) != 0)
         return -1;
-    if (a->cfg.http_listen && !(r->http = api_start(&a->cfg, r->started_ms, e)))
+    if (r->http) /* kept through a reload */
+        api_update(r->http, &a->cfg, a->config_path);
+    else if (a->cfg.http_listen &&
+             !(r->http = api_start(&a->cfg, a->config_path, r->started_ms, e)))
         return -1;
     r->threads_stop = 0;
     if (a->cfg.webhook_url && !(r->hook = webhook_start(&a->cfg, &r->threads_stop)))
@@ -406,9 +409,10 @@ daemon_pass(daemon_run *r, err_t *e)
     return 0;
 }
 
-/* Stop and join the writer, stream and API threads. */
+/* Stop and join the writer, stream and API threads (the API's listener
+ * stays when keep_http: a reload that does not change it). */
 static void
-stop_threads(daemon_run *r)
+stop_threads(daemon_run *r, bool keep_http)
 {
     app *a = r->a;
     r->threads_stop = 1;
@@ -433,8 +437,10 @@ stop_threads(daemon_run *r)
         stream_free(r->st);
         r->st = NULL;
     }
-    api_stop(r->http);
-    r->http = NULL;
+    if (!keep_http) {
+        api_stop(r->http);
+        r->http = NULL;
+    }
     webhook_stop(r->hook);
     r->hook = NULL;
 }
@@ -455,7 +461,9 @@ daemon_reload(daemon_run *r, err_t *e)
         cfg_free(&fresh);
     } else {
         log_info("reloading the configuration (SIGHUP)");
-        stop_threads(r);
+        /* The dashboard's listener stays up through a reload that keeps its
+         * address and token: pages open in a browser go on working. */
+        stop_threads(r, r->http && api_same_listener(r->http, &fresh));
         app_replace_config(a, &fresh);
         r->drift_ms = a->cfg.drift_seconds * 1000;
         if (daemon_start(r, e) != 0)
@@ -475,7 +483,7 @@ daemon_stop(daemon_run *r, int rc, err_t *e)
     err_t ce;
     if (r->mode == DAEMON_RUN && sdnotify_stopping(&ce) != 0)
         log_debug("sdnotify: %s", ce.msg);
-    stop_threads(r);
+    stop_threads(r, false);
     bool pg_ok = a->pg && !pg_connection_lost(a->pg);
     char why[ERR_MSG_MAX + ERR_CODE_MAX + 4];
     snprintf(why, sizeof why, "%s: %s", e->code, e->msg);

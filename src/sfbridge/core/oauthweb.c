@@ -340,77 +340,129 @@ make_pkce(sb *verifier, sb *challenge, callback *cb)
     OPENSSL_cleanse(rnd, sizeof rnd);
 }
 
-/* Takes the token reply: stores the refresh token, says where. */
+/* Takes the token reply: stores the refresh token in the credentials file
+ * (its path into path). */
 static int
-keep_reply(const cfg *c, const oauthweb_opts *o, const char *login, json_t *j, err_t *e)
+store_reply(const cfg *c, const char *config_path, const char *login, json_t *j, char *path,
+            size_t n, err_t *e)
 {
     const char *rt = json_string_value(json_object_get(j, "refresh_token"));
-    const char *id = json_string_value(json_object_get(j, "id"));
-    char path[4096];
-    gid_t gid;
     if (rt == NULL || *rt == '\0')
         return err_set(e, 400, "NO_REFRESH_TOKEN",
                        "Salesforce gave no refresh token: add the scope \"Perform requests at any "
                        "time (refresh_token, offline_access)\" to the connected app");
-    if (cfg_credentials_path(c, o->config_path, path, sizeof path) != 0)
+    if (cfg_credentials_path(c, config_path, path, n) != 0)
         return err_set(e, 400, "BAD_CONFIG",
                        "no place for the credentials: set SFBRIDGE_CREDENTIALS (or HOME)");
-    if (store_token(path, o->config_path, login, rt, e) != 0)
-        return -1;
+    return store_token(path, config_path, login, rt, e);
+}
+
+/* What the command says once the token is stored. */
+static void
+say_stored(const cfg *c, const char *config_path, const char *user, const char *path)
+{
+    gid_t gid;
     printf("authorized%s%s: the refresh token is in %s (readable by its owner%s only)\n",
-           id ? " as " : "", id ? strrchr(id, '/') + 1 : "", path,
-           group_shared(o->config_path, &gid) ? " and group" : "");
+           *user ? " as " : "", user, path, group_shared(config_path, &gid) ? " and group" : "");
     if (c->jwt_key_file && *c->jwt_key_file)
         printf("note: SF_JWT_KEY_FILE is set, and the JWT bearer flow comes first; unset it to "
                "log in with this token\n");
     else if (getenv("SF_REFRESH_TOKEN"))
         printf("note: SF_REFRESH_TOKEN in the environment comes first; unset it to log in with "
                "this token\n");
+}
+
+int
+oauthweb_begin(const cfg *c, const char *login_url, const char *redirect, oauthweb_flow *f,
+               char **url, err_t *e)
+{
+    memset(f, 0, sizeof *f);
+    *url = NULL;
+    if (c->client_id == NULL || *c->client_id == '\0')
+        return err_set(e, 400, "BAD_CONFIG",
+                       "SF_CLIENT_ID is not set (the connected app's consumer key)");
+    const char *lu = login_url && *login_url ? login_url : c->login_url;
+    if (strlen(lu) >= sizeof f->login || strlen(redirect) >= sizeof f->redirect)
+        return err_set(e, 400, "BAD_REQUEST", "the login URL or the callback URL is too long");
+    snprintf(f->login, sizeof f->login, "%s", lu);
+    for (size_t n = strlen(f->login); n > 0 && f->login[n - 1] == '/'; n--)
+        f->login[n - 1] = '\0';
+    snprintf(f->redirect, sizeof f->redirect, "%s", redirect);
+    callback cb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sb verifier = SB_INIT, challenge = SB_INIT, u = SB_INIT;
+    make_pkce(&verifier, &challenge, &cb);
+    snprintf(f->verifier, sizeof f->verifier, "%s", sb_str(&verifier));
+    snprintf(f->state, sizeof f->state, "%s", cb.state);
+    CURL *h = curl_easy_init();
+    authorize_url(h, &u, c, f->login, f->redirect, sb_str(&challenge), f->state);
+    curl_easy_cleanup(h);
+    OPENSSL_cleanse(verifier.buf, verifier.len);
+    sb_free(&verifier);
+    sb_free(&challenge);
+    *url = sb_steal(&u);
     return 0;
+}
+
+int
+oauthweb_finish(const cfg *c, const oauthweb_flow *f, const char *config_path, const char *code,
+                const char *state, char *path, size_t n, char user[64], err_t *e)
+{
+    user[0] = '\0';
+    if (!*f->state || !state || strcmp(state, f->state) != 0)
+        return err_set(e, 400, "BAD_STATE",
+                       "this answer is not for the authorization this sfbridge asked for "
+                       "(start again)");
+    if (!code || !*code)
+        return err_set(e, 400, "NO_CODE", "Salesforce sent no authorization code");
+    json_t *reply = NULL;
+    int rc = exchange(c, f->login, f->redirect, code, f->verifier, &reply, e);
+    if (rc == 0)
+        rc = store_reply(c, config_path, f->login, reply, path, n, e);
+    const char *id = json_string_value(json_object_get(reply, "id"));
+    if (rc == 0 && id && strrchr(id, '/'))
+        snprintf(user, 64, "%s", strrchr(id, '/') + 1);
+    json_decref(reply);
+    return rc;
 }
 
 int
 oauthweb_run(const cfg *c, const oauthweb_opts *o, err_t *e)
 {
+    callback cb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    oauthweb_flow f;
+    char redirect[64], path[4096], user[64] = "";
+    char *url = NULL;
+    int port = 0, rc = -1;
     if (c->client_id == NULL || *c->client_id == '\0')
         return err_set(e, 400, "BAD_CONFIG",
                        "SF_CLIENT_ID is not set (the connected app's consumer key)");
-    char login[1024];
-    snprintf(login, sizeof login, "%s", o->login_url ? o->login_url : c->login_url);
-    for (size_t n = strlen(login); n > 0 && login[n - 1] == '/'; n--)
-        login[n - 1] = '\0';
-    callback cb = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    sb verifier = SB_INIT, challenge = SB_INIT, url = SB_INIT;
-    char redirect[64];
-    int port = 0, rc = -1;
-    json_t *reply = NULL;
-    CURL *h = curl_easy_init();
-    make_pkce(&verifier, &challenge, &cb);
     struct MHD_Daemon *d = listen_loopback(&cb, o->port, &port, e);
     if (d == NULL)
-        goto out;
+        return -1;
     snprintf(redirect, sizeof redirect, "http://127.0.0.1:%d/callback", port);
-    authorize_url(h, &url, c, login, redirect, sb_str(&challenge), cb.state);
+    if (oauthweb_begin(c, o->login_url, redirect, &f, &url, e) != 0)
+        goto out;
+    pthread_mutex_lock(&cb.mu);
+    snprintf(cb.state, sizeof cb.state, "%s", f.state);
+    pthread_mutex_unlock(&cb.mu);
     printf("Log in to Salesforce in a browser on this machine and allow access:\n\n  %s\n\n"
            "(the connected app's callback URL must be %s)\n",
-           url.buf, redirect);
+           url, redirect);
     fflush(stdout);
     if (o->open)
-        open_browser(url.buf);
+        open_browser(url);
     rc = wait_callback(&cb, o->timeout_s > 0 ? o->timeout_s : 300, e);
     MHD_stop_daemon(d);
+    d = NULL;
     if (rc == 0)
-        rc = exchange(c, login, redirect, cb.code, sb_str(&verifier), &reply, e);
+        rc = oauthweb_finish(c, &f, o->config_path, cb.code, f.state, path, sizeof path, user, e);
     if (rc == 0)
-        rc = keep_reply(c, o, login, reply, e);
+        say_stored(c, o->config_path, user, path);
 out:
+    if (d)
+        MHD_stop_daemon(d);
     OPENSSL_cleanse(cb.code, sizeof cb.code);
-    if (verifier.buf)
-        OPENSSL_cleanse(verifier.buf, verifier.len);
-    sb_free(&verifier);
-    sb_free(&challenge);
-    sb_free(&url);
-    json_decref(reply);
-    curl_easy_cleanup(h);
+    OPENSSL_cleanse(&f, sizeof f);
+    free(url);
     return rc;
 }

@@ -28,4 +28,24 @@ typedef struct oauthweb_opts {
 /* The whole flow; 0 once the refresh token is stored. */
 int oauthweb_run(const cfg *c, const oauthweb_opts *o, err_t *e) ERR_MUST_CHECK;
 
+/* The flow in two halves, for a callback served elsewhere (the dashboard's
+ * /oauth/callback on the management API): what the second half needs. */
+typedef struct oauthweb_flow {
+    char login[1024];   /* the login host, no trailing slash */
+    char redirect[512]; /* the callback URL sent */
+    char state[64];     /* sent, and wanted back */
+    char verifier[64];  /* PKCE's code verifier (secret) */
+} oauthweb_flow;
+
+/* The authorize URL (*url, the caller frees it) for login_url (NULL:
+ * SF_LOGIN_URL) and the callback redirect, with a new state and PKCE pair in *f. */
+int oauthweb_begin(const cfg *c, const char *login_url, const char *redirect, oauthweb_flow *f,
+                   char **url, err_t *e) ERR_MUST_CHECK;
+/* The code and state the callback brought: the state checked against f's,
+ * the code exchanged with f's verifier, the refresh token stored; the
+ * credentials file's path into path, the user's id (or "") into user. */
+int oauthweb_finish(const cfg *c, const oauthweb_flow *f, const char *config_path, const char *code,
+                    const char *state, char *path, size_t n, char user[64],
+                    err_t *e) ERR_MUST_CHECK;
+
 #endif

@@ -28,7 +28,7 @@ struct lanes {
     pthread_mutex_t mu;
     pthread_cond_t work, done;
     jobq pending, finished;
-    int nthreads, idle;
+    int nthreads;
     bool quit;
     worker_thread threads[LANES_MAX];
 };
@@ -84,11 +84,8 @@ lane_main(void *arg)
     pthread_mutex_lock(&l->mu);
     for (;;) {
         lane_job *j;
-        while (!(j = q_pop(&l->pending)) && !l->quit) {
-            l->idle++;
+        while (!(j = q_pop(&l->pending)) && !l->quit)
             pthread_cond_wait(&l->work, &l->mu);
-            l->idle--;
-        }
         if (!j)
             break;
         pthread_mutex_unlock(&l->mu);
@@ -155,15 +152,16 @@ lanes_send(lanes *l, lane_job *job)
     pthread_mutex_lock(&l->mu);
     q_push(&l->pending, job);
     l->in_flight++;
-    bool start = l->idle == 0 && l->nthreads < l->max;
-    pthread_cond_signal(&l->work);
+    pthread_cond_broadcast(&l->work); /* (every waiting thread looks; one takes it) */
     pthread_mutex_unlock(&l->mu);
-    /* A new thread only when every started one is busy: the threads are as
-     * many as the collections that were ever in flight together. */
-    if (start && worker_start(&l->threads[l->nthreads], lane_main, l) == 0)
-        l->nthreads++;
-    else if (start && l->nthreads == 0)
-        log_warn("writer: no sending thread could be started; retrying with the next one");
+    /* As many threads as collections were ever in flight together (at most
+     * max): a collection never waits for a thread while the limit allows it. */
+    if (l->nthreads < l->in_flight && l->nthreads < l->max) {
+        if (worker_start(&l->threads[l->nthreads], lane_main, l) == 0)
+            l->nthreads++;
+        else if (l->nthreads == 0)
+            log_warn("writer: no sending thread could be started; sending in line");
+    }
 }
 
 /* TCP's rule: halve on trouble, one more after `limit` clean answers. */

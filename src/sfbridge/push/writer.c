@@ -1013,6 +1013,8 @@ shared_upsert_keys(const writer *w, const batch *b, size_t map, op_kinds kinds)
             continue;
         json_t *v = json_object_get(o->rec, key);
         char *k = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        for (char *p = k; p && *p; p++) /* Salesforce matches External IDs ignoring case */
+            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
         if (k && json_object_get(seen, k))
             dup = true;
         else if (k)

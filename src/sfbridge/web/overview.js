@@ -1,5 +1,5 @@
 // Overview: the connection, its health, the API budget, streams, writes; activity charts.
-import { h, replace, get, paths, badge, stateKind, num, duration, timeEl, pageHeader, notice } from './lib.js';
+import { h, replace, get, api, paths, badge, stateKind, num, duration, timeEl, pageHeader, notice } from './lib.js';
 import { chart } from './chart.js';
 
 const WINDOWS = { 1: 'last hour', 24: 'last day' };
@@ -45,6 +45,7 @@ export function mount(main, params, ctx) {
     pageHeader('Overview'),
     flash,
     cards,
+    setupSection(),
     h('section.section', { 'aria-labelledby': 'activity-h' }, h('div.section-head', h('h2', { id: 'activity-h' }, 'Activity'), toggle), chartNote, charts),
   );
 
@@ -78,6 +79,51 @@ export function mount(main, params, ctx) {
       chart({ ...common, title: 'Errors', key: 'errors' }),
       chart({ ...common, title: 'Lag', key: 'lag_seconds', kind: 'line', fmt: lagText }),
     );
+  }
+
+  // "Set up connection": the OAuth web flow, as Heroku Connect's first step. The browser goes
+  // to Salesforce's login page and comes back to /oauth/callback on this server, which keeps
+  // the refresh token and has sfbridge read its settings again.
+  function setupSection() {
+    const msg = h('div.msgs', { 'aria-live': 'polite' });
+    const kinds = [
+      ['default', 'The login host sfbridge is set up with (SF_LOGIN_URL)'],
+      ['sandbox', 'A sandbox (test.salesforce.com)'],
+      ['domain', 'My Domain:'],
+    ];
+    const radios = kinds.map(([v, label], i) => {
+      const id = `setup-${v}`;
+      const input = h('input', { type: 'radio', name: 'setup-host', id, value: v, checked: i === 0 });
+      return h('p.check', input, h('label', { for: id }, label));
+    });
+    const domain = h('input', { type: 'url', id: 'setup-domain', placeholder: 'https://MyDomainName.my.salesforce.com', 'aria-label': 'My Domain URL' });
+    radios[2].append(' ', domain);
+    domain.addEventListener('focus', () => {
+      radios[2].querySelector('input').checked = true;
+    });
+    const go = h('button.btn.btn-primary', { type: 'submit', id: 'setup-go' }, 'Continue to Salesforce');
+    const form = h(
+      'form.setup',
+      { id: 'setup-form' },
+      h('p.muted', `Log in to Salesforce as the integration user and allow access. Salesforce sends you back to ${location.origin}/oauth/callback, which must be a callback URL of the connected app; sfbridge keeps the refresh token and logs in with it from then on.`),
+      h('fieldset', h('legend', 'Where to log in'), radios),
+      h('div.form-actions', go),
+      msg,
+    );
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const kind = form.querySelector('input[name="setup-host"]:checked').value;
+      const body = kind === 'sandbox' ? { sandbox: true } : kind === 'domain' ? { login_url: domain.value.trim() } : {};
+      go.disabled = true;
+      try {
+        const r = await api('POST', `${paths.conn}/actions/authorize`, body);
+        location.assign(r.authorize_url);
+      } catch (e) {
+        replace(msg, notice('error', e.message));
+        go.disabled = false;
+      }
+    });
+    return h('details.section.setup-box', { id: 'setup' }, h('summary', h('span.summary-title', 'Set up connection')), form);
   }
 
   function card(title, id, ...body) {
