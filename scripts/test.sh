@@ -44,10 +44,19 @@ for src in tests/unit/test_*.c; do
   run_unit "unit-asan/$name" "build-asan/$name"
 done
 
-echo "== jsforce compatibility suite (against the ASan+UBSan localforce)"
+echo "== jsforce compatibility suite (against the ASan+UBSan localforce, over HTTPS)"
 if [[ -d tests/compat/node_modules ]]; then
-  out=$(cd tests/compat && LOCALFORCE_BIN="$ROOT/build-asan/localforce" \
+  # localforce's self-signed certificate, made once, trusted the way Node trusts one
+  # (NODE_EXTRA_CA_CERTS, read when node starts); each test's server reuses it.
+  tls=$(mktemp -d)
+  "$ROOT/build/localforce" serve --listen 127.0.0.1:0 --tls-self-signed "$tls" >"$tls/out" 2>&1 &
+  lfp=$!
+  for _ in $(seq 100); do grep -q listening "$tls/out" && break; sleep 0.1; done
+  kill "$lfp" 2>/dev/null; wait "$lfp" 2>/dev/null
+  out=$(cd tests/compat && LOCALFORCE_TLS_DIR="$tls" NODE_EXTRA_CA_CERTS="$tls/localforce.crt" \
+        LOCALFORCE_BIN="$ROOT/build-asan/localforce" \
         node --test --test-reporter=tap --test-concurrency=1 ./*.test.mjs 2>&1); rc=$?
+  rm -rf "$tls"
   p=$(grep -E '^# pass ' <<<"$out" | awk '{print $3}'); p=${p:-0}
   f=$(grep -E '^# fail ' <<<"$out" | awk '{print $3}'); f=${f:-0}
   if ((rc != 0 && f == 0)); then f=1; fi

@@ -8,6 +8,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import * as lf from './lib/localforce.mjs';
 
 const SEED_ENV = { LOCALFORCE_FAULTS_SEED: '20240611' };
@@ -183,7 +184,8 @@ test('reset_rate 1: the client sees the connection cut mid-response', T, async (
 
   // node:http: the response is aborted / closed before it is complete.
   const outcome = await new Promise((resolve) => {
-    const req = httpGet(server.url + lf.rest('/limits'), { headers: { authorization: `Bearer ${conn.accessToken}` } }, (res) => {
+    const get = server.url.startsWith('https:') ? httpsGet : httpGet;
+    const req = get(server.url + lf.rest('/limits'), { headers: { authorization: `Bearer ${conn.accessToken}` } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { body += d; });

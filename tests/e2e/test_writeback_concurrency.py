@@ -82,11 +82,17 @@ def test_upserts_sharing_a_unique_identifier_never_travel_together(sfbridge, dat
     sf.clear_faults()
     # localforce applies writes one at a time whatever arrives together, so the outcome alone
     # cannot show a race a real org would have: the collections must not have overlapped.
-    # (What becomes of the second row is another matter: both rows resolve to one record, which
-    # the table's unique sfid cannot hold twice; the push reports it and the row stays pending,
-    # as before concurrency: noted on issue 13.)
     assert most == 1, f"{most} collections of upserts sharing a key in flight at once"
-    assert len(sf.query("SELECT Id FROM Teacher__c WHERE Employee_Number__c = 'TWIN-1'")) == 1
+    twins = sf.query("SELECT Id FROM Teacher__c WHERE Employee_Number__c = 'TWIN-1'")
+    assert len(twins) == 1, twins
+    # both rows are that one record to Salesforce; the table holds its sfid once: the later row
+    # fails, naming the row that has it (the recording used to fail whole, the push exit 1)
+    assert r.returncode == 0, r.stderr
+    a = database.query_dicts(f"SELECT id, sfid, _hc_lastop FROM salesforce.{T} WHERE employee_number__c = 'TWIN-1'")[0]
+    b = database.query_dicts(f"SELECT sfid, _hc_lastop, _hc_err FROM salesforce.{T} WHERE employee_number__c = 'twin-1'")[0]
+    assert a["sfid"] == twins[0]["Id"] and a["_hc_lastop"] in ("INSERTED", "UPDATED"), a
+    assert b["sfid"] is None and b["_hc_lastop"] == "FAILED", b
+    assert "DUPLICATE_RECORD" in b["_hc_err"] and f"row {a['id']} of {T} already holds" in b["_hc_err"], b
 
 
 def test_the_limit_halves_when_salesforce_pushes_back(sfbridge, database, sf):

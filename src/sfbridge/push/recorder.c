@@ -243,6 +243,65 @@ count_activity(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t
     return act_record(pg, r->schema, m->table, 0, ok, failed, -1, e);
 }
 
+/* Writes Salesforce resolved to a record another row already holds, or that
+ * another op of this batch is given: two rows whose unique identifiers are one
+ * to Salesforce (External IDs ignore case). The table holds an sfid once, so
+ * the later row fails, naming the row that has the record, instead of the
+ * whole recording failing on the unique index. */
+static int
+sfid_clashes(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+{
+    const char **ids = xcalloc(n + 1, sizeof *ids);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ops[i]->out == OUT_OK && ops[i]->new_sfid && ops[i]->row_exists)
+            ids[k++] = ops[i]->new_sfid;
+    int rc = 0;
+    if (k) {
+        sb s = SB_INIT, qt = SB_INIT, arr = SB_INIT;
+        pg_qname(&qt, r->schema, m->table);
+        sb_printf(&s, "SELECT sfid, id FROM %s WHERE sfid = ANY($1::text[])", sb_str(&qt));
+        pg_text_array(&arr, ids, k);
+        const char *p[] = {sb_str(&arr)};
+        PGresult *res = pg_query(pg, e, sb_str(&s), 1, p);
+        rc = res ? 0 : -1;
+        json_t *held = json_object(); /* sfid -> the row id that has it */
+        for (int j = 0; res && j < PQntuples(res); j++)
+            json_object_set_new(held, PQgetvalue(res, j, 0),
+                                json_integer(atoll(PQgetvalue(res, j, 1))));
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            op *o = ops[i];
+            if (!(o->out == OUT_OK && o->new_sfid && o->row_exists))
+                continue;
+            json_t *h = json_object_get(held, o->new_sfid);
+            if (!h) {
+                json_object_set_new(held, o->new_sfid, json_integer(o->record_id));
+                continue;
+            }
+            if (json_integer_value(h) == o->record_id)
+                continue;
+            char msg[600];
+            snprintf(msg, sizeof msg,
+                     "Salesforce wrote this row to record %s, which row %lld of %s already holds "
+                     "(Salesforce reads both rows' %s as one: External IDs ignore case); give one "
+                     "of them another value",
+                     o->new_sfid, (long long)json_integer_value(h), m->table,
+                     m->upsert_field ? m->upsert_field : "unique identifier");
+            log_warn("writer: %s row %d: %s", m->table, o->record_id, msg);
+            op_set_failed(o, "DUPLICATE_RECORD", msg, NULL);
+            free(o->new_sfid);
+            o->new_sfid = NULL;
+        }
+        json_decref(held);
+        PQclear(res);
+        sb_free(&s);
+        sb_free(&qt);
+        sb_free(&arr);
+    }
+    free(ids);
+    return rc;
+}
+
 /* The rows are written only where no app holds a lock, so the writer never
  * waits for an app while holding locks of its own (no deadlock with an app's
  * multi-row transaction). A row an app had locked is written after COMMIT, in
@@ -256,6 +315,8 @@ recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_
         return 0;
     bool *skipped = xcalloc(n, sizeof *skipped), *done = xcalloc(n, sizeof *done);
     int rc = pg_exec(pg, e, "BEGIN");
+    if (rc == 0)
+        rc = sfid_clashes(r, pg, m, ops, n, e);
     if (rc == 0)
         rc = row_outcomes(r, pg, m, ops, n, NULL, true, skipped, e);
     for (size_t i = 0; i < n; i++)

@@ -26,7 +26,11 @@ export const CLIENT_ID = 'compat-client-id';
 export const CLIENT_SECRET = 'compat-secret';
 export const API_VERSION = '59.0';
 
-const READY_RE = /localforce listening on (http:\/\/[^\s]+)/;
+const READY_RE = /localforce listening on (https?:\/\/[^\s]+)/;
+// Over HTTPS as Salesforce is, when LOCALFORCE_TLS_DIR names a folder holding (or to hold)
+// localforce's self-signed certificate, which Node trusts through NODE_EXTRA_CA_CERTS
+// (scripts/test.sh sets both): jsforce's ordinary settings, nothing patched.
+const TLS_DIR = process.env.LOCALFORCE_TLS_DIR || '';
 const STDERR_KEEP = 64 * 1024;
 
 /**
@@ -38,6 +42,7 @@ const STDERR_KEEP = 64 * 1024;
 export async function startServer(opts = {}) {
   const org = opts.org ?? FIXTURE_ORG;
   const args = ['serve', '--listen', '127.0.0.1:0', '--org', org, '--db', ':memory:'];
+  if (TLS_DIR) args.push('--tls-self-signed', TLS_DIR);
   if (opts.ttl !== undefined) args.push('--session-ttl', String(opts.ttl));
   if (opts.args) args.push(...opts.args);
   const timeoutMs = opts.timeoutMs ?? 30000;
