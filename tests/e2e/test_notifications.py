@@ -166,3 +166,29 @@ def test_old_notifications_are_pruned_with_the_archive(sfbridge, database):
     sfbridge.run("push")  # the writer's housekeeping prunes
     left = [m for (m,) in database.query("SELECT message FROM salesforce._sfbridge_notifications")]
     assert "kept" in left and "old" not in left, left
+
+
+def test_a_notification_reaches_the_webhook_after_a_crash(sfbridge, database, sf, receiver):
+    """At least once across a crash: the daemon is killed (-9) while the receiver refuses the
+    POST; the notification stays undelivered in the table, and the next daemon delivers it, once
+    the receiver takes it."""
+    receiver.status = 500
+    sfbridge.init()
+    map_rw(sfbridge, "Teacher__c")
+    sfbridge.start(env={"SFBRIDGE_WEBHOOK_URL": receiver.url})
+    wait_daemon(sfbridge, lambda: sfbridge.mapping_status("Teacher__c")["loaded"], what="the load")
+    with App(database) as app:
+        bad = app.insert(T, name="Bad Email", email__c="not an email")
+    wait_daemon(sfbridge, lambda: "not taken by 127.0.0.1: HTTP 500" in sfbridge.log(), what="a refused POST")
+    sfbridge.kill9()
+    assert row(database, T, bad)["_hc_lastop"] == "FAILED"
+    undelivered = database.query("SELECT count(*) FROM salesforce._sfbridge_notifications"
+                                 " WHERE kind = 'WRITE_FAILED' AND delivered_at IS NULL")[0][0]
+    assert undelivered == 1
+    receiver.status = 200
+    sfbridge.start(env={"SFBRIDGE_WEBHOOK_URL": receiver.url})
+    wait_for(lambda: receiver.kinds()["WRITE_FAILED"] == 1, timeout=60, what="the delivery after the restart")
+    wait_for(lambda: database.query("SELECT count(*) FROM salesforce._sfbridge_notifications"
+                                    " WHERE delivered_at IS NULL")[0][0] == 0, timeout=30,
+             what="the notification marked delivered")
+    sfbridge.stop()

@@ -3,9 +3,9 @@
  * draw: per mapped table and minute, rows applied from Salesforce (loads,
  * polls, streamed changes, drift repairs), records written to Salesforce,
  * writes Salesforce refused, and the longest lag seen (a streamed change's
- * delay). The pull and the writer's recorder add to it in the transaction
- * that does the work, so it counts exactly what was committed; minutes
- * older than two days are pruned with the trigger log's archive.
+ * delay). The pull adds to it after each commit, the writer's recorder
+ * once a pass (what it recorded); minutes older than two days are pruned
+ * with the trigger log's archive.
  */
 #ifndef ACTIVITY_H
 #define ACTIVITY_H

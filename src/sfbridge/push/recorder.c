@@ -17,9 +17,17 @@
 #include "tlog.h"
 #include "util.h"
 
+#define ACT_TABLES 16
+
 struct recorder {
     char *schema;
     long backoff_cap_ms;
+    /* records written and refused since the last recorder_flush, per table */
+    struct {
+        char table[64];
+        int64_t ok, failed;
+    } act[ACT_TABLES];
+    int nact;
 };
 
 /* ---- the trigger log's side --------------------------------------------------- */
@@ -231,16 +239,41 @@ notice_failures(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_
     return notices_add(pg, r->schema, "WRITE_FAILED", "error", m->object, msg, e);
 }
 
-/* The dashboard's counts of records written and refused (activity.c). */
-static int
-count_activity(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+/* The dashboard's counts of records written and refused (activity.c), kept
+ * until the pass ends (recorder_flush): a statement less per collection. */
+static void
+count_activity(recorder *r, const mapping *m, op **ops, size_t n)
 {
     int64_t ok = 0, failed = 0;
     for (size_t i = 0; i < n; i++) {
         ok += ops[i]->out == OUT_OK;
         failed += ops[i]->out == OUT_FAILED;
     }
-    return act_record(pg, r->schema, m->table, 0, ok, failed, -1, e);
+    int k = 0;
+    while (k < r->nact && strcmp(r->act[k].table, m->table) != 0)
+        k++;
+    if (k == r->nact) {
+        if (r->nact == ACT_TABLES)
+            return; /* (more tables than that in one pass: the charts miss some) */
+        snprintf(r->act[k].table, sizeof r->act[k].table, "%s", m->table);
+        r->act[k].ok = r->act[k].failed = 0;
+        r->nact++;
+    }
+    r->act[k].ok += ok;
+    r->act[k].failed += failed;
+}
+
+void
+recorder_flush(recorder *r, PGconn *pg)
+{
+    for (int k = 0; k < r->nact; k++) {
+        err_t e;
+        err_clear(&e);
+        if (act_record(pg, r->schema, r->act[k].table, 0, r->act[k].ok, r->act[k].failed, -1, &e) !=
+            0)
+            log_debug("writer: activity of %s not recorded: %s", r->act[k].table, e.msg);
+    }
+    r->nact = 0;
 }
 
 /* Writes Salesforce resolved to a record another row already holds, or that
@@ -248,13 +281,20 @@ count_activity(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t
  * to Salesforce (External IDs ignore case). The table holds an sfid once, so
  * the later row fails, naming the row that has the record, instead of the
  * whole recording failing on the unique index. */
+static bool
+clash_possible(const op *o)
+{
+    /* (an upsert can match a record already linked; an insert makes a new one) */
+    return o->out == OUT_OK && o->kind == OP_UPSERT && o->new_sfid && o->row_exists;
+}
+
 static int
 sfid_clashes(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
 {
     const char **ids = xcalloc(n + 1, sizeof *ids);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (ops[i]->out == OUT_OK && ops[i]->new_sfid && ops[i]->row_exists)
+        if (clash_possible(ops[i]))
             ids[k++] = ops[i]->new_sfid;
     int rc = 0;
     if (k) {
@@ -271,7 +311,7 @@ sfid_clashes(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n
                                 json_integer(atoll(PQgetvalue(res, j, 1))));
         for (size_t i = 0; rc == 0 && i < n; i++) {
             op *o = ops[i];
-            if (!(o->out == OUT_OK && o->new_sfid && o->row_exists))
+            if (!clash_possible(o))
                 continue;
             json_t *h = json_object_get(held, o->new_sfid);
             if (!h) {
@@ -309,7 +349,7 @@ sfid_clashes(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n
  * be waiting for, and only then are its entries marked done: until then they
  * stay PENDING, so a crash in between is recovered like any insert in flight. */
 int
-recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+recorder_record(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
 {
     if (n == 0)
         return 0;
@@ -327,9 +367,9 @@ recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_
         rc = supersede(r, pg, m, ops, n, e);
     if (rc == 0)
         rc = notice_failures(r, pg, m, ops, n, e);
-    if (rc == 0)
-        rc = count_activity(r, pg, m, ops, n, e);
     rc = rc == 0 ? pg_exec(pg, e, "COMMIT") : (pg_rollback_quietly(pg), -1);
+    if (rc == 0)
+        count_activity(r, m, ops, n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!skipped[i])
             continue;

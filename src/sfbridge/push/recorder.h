@@ -24,9 +24,12 @@
 typedef struct recorder recorder;
 
 recorder *recorder_new(const char *schema, long backoff_cap_ms);
+/* The records written and refused since the last flush, to the activity table
+ * (the dashboard's charts); a failure is only logged. */
+void recorder_flush(recorder *r, PGconn *pg);
 void recorder_free(recorder *r);
 
 /* Record ops[0..n) (all of mapping m) now, on pg. 0, or -1 with e filled. */
-ERR_MUST_CHECK int recorder_record(const recorder *r, PGconn *pg, const mapping *m, op **ops,
-                                   size_t n, err_t *e);
+ERR_MUST_CHECK int recorder_record(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n,
+                                   err_t *e);
 #endif

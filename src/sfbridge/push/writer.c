@@ -1248,6 +1248,7 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
             return -1;
         }
     }
+    recorder_flush(w->rec, w->pg);
     /* Everything that waits for a retry, from this pass or earlier ones. */
     if (tlog_retrying(w->pg, w->cfg->schema, &st->retrying, e) != 0)
         return -1;
