@@ -99,25 +99,42 @@ test('sf org list limits lists the org\'s /limits', async () => {
   assert.ok(shown.DailyApiRequests.remaining >= limits.json.DailyApiRequests.Remaining);
 });
 
-test('sf data query prints a table with parent fields (columns=true)', async () => {
-  const soql = 'SELECT Name, Salary__c, School__r.Name, Owner.Name FROM Teacher__c ORDER BY Name';
-  const r = await sfOk(['data', 'query', '-q', soql]);
-  const held = await query(server, token, soql);
-  assert.equal(held.length, 3);
-  const lines = r.stdout.split('\n');
-  const header = lines.find((l) => l.includes('NAME') && l.includes('SALARY__C'));
-  assert.ok(header, r.stdout);
-  assert.match(header, /NAME\s*│\s*SALARY__C\s*│\s*SCHOOL__R\.NAME\s*│\s*OWNER\.NAME/);
-  const rows = lines.filter((l) => held.some((t) => l.includes(t.Name)));
-  assert.equal(rows.length, held.length, r.stdout);
-  held.forEach((t, i) => {
-    // │ cell │ cell │ ... │: a null field prints as null, a field of no parent as nothing.
-    const cells = rows[i].split('│').slice(1, -1).map((c) => c.trim());
-    assert.deepEqual(cells, [t.Name, t.Salary__c === null ? 'null' : String(t.Salary__c),
-      t.School__r ? t.School__r.Name : '', t.Owner.Name]);
+/**
+ * The rows of the table `sf data query` prints, as arrays of trimmed cells: split on
+ * the borders (│) of a terminal's table, or at the headings' columns of the plain
+ * table the CLI prints when CI is set.
+ */
+function tableRows(stdout, headings, rowOf) {
+  const lines = stdout.split('\n');
+  const header = lines.find((l) => headings.every((h) => l.includes(h)));
+  assert.ok(header, stdout);
+  const bordered = header.includes('│');
+  const re = new RegExp(headings.map((h) => h.replace('.', '\\.')).join(bordered ? '\\s*│\\s*' : '\\s+'));
+  assert.match(header, re);
+  const starts = [];
+  headings.forEach((h, i) => starts.push(header.indexOf(h, i ? starts[i - 1] + 1 : 0)));
+  return { bordered, rows: lines.filter(rowOf).map((l) => bordered
+    ? l.split('│').slice(1, -1).map((c) => c.trim())
+    : starts.map((s, i) => l.slice(s, starts[i + 1]).trim())) };
+}
+
+for (const [how, extra] of [['a terminal', {}], ['CI', { CI: 'true' }]]) {
+  test(`sf data query prints a table with parent fields (columns=true), as in ${how}`, async () => {
+    const soql = 'SELECT Name, Salary__c, School__r.Name, Owner.Name FROM Teacher__c ORDER BY Name';
+    const r = await sfOk(['data', 'query', '-q', soql], extra);
+    const held = await query(server, token, soql);
+    assert.equal(held.length, 3);
+    const { bordered, rows } = tableRows(r.stdout, ['NAME', 'SALARY__C', 'SCHOOL__R.NAME', 'OWNER.NAME'],
+      (l) => held.some((t) => l.includes(t.Name)));
+    assert.equal(bordered, how === 'a terminal', r.stdout);
+    assert.equal(rows.length, held.length, r.stdout);
+    // a null field prints as null, a field of no parent as nothing.
+    held.forEach((t, i) => assert.deepEqual(rows[i], [t.Name,
+      t.Salary__c === null ? 'null' : String(t.Salary__c), t.School__r ? t.School__r.Name : '',
+      t.Owner.Name]));
+    assert.match(r.stdout, /Total number of records retrieved: 3\./);
   });
-  assert.match(r.stdout, /Total number of records retrieved: 3\./);
-});
+}
 
 test('sf data query --json returns the records localforce holds', async () => {
   const soql = 'SELECT Id, Name, Industry, External_Id__c FROM Account ORDER BY External_Id__c';

@@ -174,7 +174,10 @@ export async function query(server, token, soql, all = false) {
 export function sfEnv(home, server, extra = {}) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(SF|SFDX)_/.test(k) && k !== 'NODE_EXTRA_CA_CERTS' && k !== 'NODE_OPTIONS') env[k] = v;
+    // CI, CONTINUOUS_INTEGRATION and CI_* make the CLI print plain tables; the suite
+    // sees what a user's terminal shows unless a test asks for CI in `extra`.
+    if (/^(SF|SFDX|CI)_/.test(k) || ['CI', 'CONTINUOUS_INTEGRATION'].includes(k)) continue;
+    if (k !== 'NODE_EXTRA_CA_CERTS' && k !== 'NODE_OPTIONS') env[k] = v;
   }
   Object.assign(env, {
     HOME: home,
