@@ -352,3 +352,19 @@ util_url_decode(char *s, bool plus_is_space)
     *w = '\0';
     return (size_t)(w - s);
 }
+
+int
+util_secret_mode(unsigned mode, const char *path, const char *what, const char *why,
+                 const char *code, err_t *e)
+{
+    if (!(mode & 027))
+        return 0;
+    return err_set(e, 400, code,
+                   "%s%s can be %s (mode %03o); %s: chmod 600 %s (or 640, for a group the "
+                   "service runs as)",
+                   what, path,
+                   (mode & 004)   ? "read by users other than its owner and group"
+                   : (mode & 002) ? "changed by anyone"
+                                  : "changed by its group",
+                   mode & 0777, why, path);
+}

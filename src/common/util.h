@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t sz);
 void *xrealloc(void *p, size_t n);
@@ -45,5 +47,12 @@ bool util_valid_utf8(const char *s, size_t n);
 
 /* Percent-decode in place ('+' is left alone unless plus_is_space). Returns new length. */
 size_t util_url_decode(char *s, bool plus_is_space);
+
+/* A file of secrets (mode from stat) that others can read, or anyone but
+ * its owner can change, is refused: -1 with e filled (code), in one wording:
+ * "WHATPATH can be read by ... (mode 644); it WHY: chmod 600 PATH (or 640,
+ * for a group the service runs as)". 0 when the mode is safe. */
+int util_secret_mode(unsigned mode, const char *path, const char *what, const char *why,
+                     const char *code, err_t *e);
 
 #endif

@@ -26,17 +26,6 @@
 
 #define FIELDS_MAX 800 /* Salesforce allows 800 custom fields on an object */
 
-static const char *const fixed_fields[] = {"Id", "SystemModstamp", "IsDeleted"};
-
-static bool
-is_fixed(const char *name)
-{
-    for (size_t i = 0; i < sizeof fixed_fields / sizeof fixed_fields[0]; i++)
-        if (util_streq_ci(name, fixed_fields[i]))
-            return true;
-    return false;
-}
-
 static bool
 flag(json_t *o, const char *key)
 {
@@ -173,15 +162,9 @@ dash_object(call *c)
         return api_no_connection(c);
     err_t e;
     err_clear(&e);
-    sfapi *sf = app_sf(&c->s->a, &e);
     json_t *d = NULL;
-    if (!sf || sfapi_describe(sf, c->arg[1], &d, &e) != 0) {
-        if (strcmp(e.code, "NOT_FOUND") == 0 || strcmp(e.code, "INVALID_TYPE") == 0)
-            err_set(&e, 404, "INVALID_TYPE",
-                    "unknown Salesforce object '%s' (or the integration user cannot read it)",
-                    c->arg[1]);
+    if (map_describe(&c->s->a, c->arg[1], &d, &e) != 0)
         return failed(c, &e);
-    }
     json_t *mapped = mapped_configs(c, &e);
     if (!mapped) {
         json_decref(d);
@@ -358,7 +341,7 @@ field_changes(call *c, json_t *want, map_opts *o, json_t **keep, err_t *e)
         const char *k;
         json_t *v;
         json_object_foreach(have, k, v) {
-            bool kept = is_fixed(k);
+            bool kept = map_field_is_fixed(k);
             for (size_t i = 0; i < nw && !kept; i++)
                 kept = util_streq_ci(k, w[i]);
             if (!kept)

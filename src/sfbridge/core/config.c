@@ -270,16 +270,10 @@ load_file(cfg *c, const char *path, err_t *e)
      * its owner may change it (a changed SF_LOGIN_URL would send the
      * credentials elsewhere). */
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 027)) {
+    if (fstat(fileno(f), &st) == 0 && util_secret_mode(st.st_mode, path, "config file ",
+                                                       "it holds secrets", "BAD_CONFIG", e) != 0) {
         fclose(f);
-        return err_set(e, 400, "BAD_CONFIG",
-                       "config file %s can be %s (mode %03o); it holds secrets: chmod 600 %s (or "
-                       "640, for a group the service runs as)",
-                       path,
-                       (st.st_mode & 004)   ? "read by users other than its owner and group"
-                       : (st.st_mode & 002) ? "changed by anyone"
-                                            : "changed by its group",
-                       (unsigned)(st.st_mode & 0777), path);
+        return -1;
     }
     int rc = cfg_parse(c, f, path, e);
     fclose(f);

@@ -23,8 +23,17 @@
 
 static const char *const fixed_fields[] = {"Id", "SystemModstamp", "IsDeleted"};
 
-static int
-describe(app *a, const char *object, json_t **d, err_t *e)
+bool
+map_field_is_fixed(const char *name)
+{
+    for (size_t i = 0; i < sizeof fixed_fields / sizeof fixed_fields[0]; i++)
+        if (util_streq_ci(name, fixed_fields[i]))
+            return true;
+    return false;
+}
+
+int
+map_describe(app *a, const char *object, json_t **d, err_t *e)
 {
     sfapi *sf = app_sf(a, e);
     if (!sf)
@@ -41,7 +50,7 @@ static json_t *
 describe_parent(void *ctx, const char *object, err_t *e)
 {
     json_t *d = NULL;
-    return describe(ctx, object, &d, e) == 0 ? d : NULL;
+    return map_describe(ctx, object, &d, e) == 0 ? d : NULL;
 }
 
 static int
@@ -227,7 +236,7 @@ map_add(app *a, const char *object, const map_opts *o, err_t *e)
     if (nhave)
         return err_set(e, 409, "DUPLICATE", "%s is already mapped (use mapping edit)", object);
     json_t *d = NULL;
-    if (describe(a, object, &d, e) != 0)
+    if (map_describe(a, object, &d, e) != 0)
         return -1;
     mapping m = {0};
     int rc = plan_new(a, d, o, &m, e);
@@ -313,7 +322,7 @@ plan_edit(app *a, mapping *m, const map_opts *o, edit_plan *p, err_t *e)
 {
     json_t *d = NULL;
     bool need_describe = o->nadd || o->upsert_field;
-    if (need_describe && describe(a, m->object, &d, e) != 0)
+    if (need_describe && map_describe(a, m->object, &d, e) != 0)
         return -1;
     int rc = 0;
     if (o->nadd)
@@ -729,7 +738,7 @@ map_import(app *a, json_t *doc, err_t *e)
         } else if (rc == 0) {
             free(have);
             json_t *d = NULL;
-            rc = describe(a, obj, &d, e);
+            rc = map_describe(a, obj, &d, e);
             if (rc == 0)
                 rc = plan_new(a, d, &o, &it->m, e);
             json_decref(d);

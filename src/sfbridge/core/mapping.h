@@ -43,6 +43,13 @@ typedef struct map_opts {
         .access = -1, .tombstones = -1, .notify = -1 \
     }
 
+/* Salesforce's describe of object (*d to json_decref); an unknown object is
+ * 404 INVALID_TYPE in the words the mapping commands use. */
+int map_describe(app *a, const char *object, json_t **d, err_t *e) ERR_MUST_CHECK;
+/* Whether name is one of the fields every mapping has (Id, SystemModstamp,
+ * IsDeleted): never added or removed by hand. */
+bool map_field_is_fixed(const char *name);
+
 int map_add(app *a, const char *object, const map_opts *o, err_t *e) ERR_MUST_CHECK;
 int map_edit(app *a, const char *object, const map_opts *o, err_t *e) ERR_MUST_CHECK;
 int map_remove(app *a, const char *object, bool drop_table, err_t *e) ERR_MUST_CHECK;

@@ -90,13 +90,7 @@ act_series_json(PGconn *c, const char *schema, const char *table_name, int hours
                 " 'lag_seconds', round(a.lag_ms / 1000.0, 3)) ORDER BY b.at))::text"
                 " FROM b LEFT JOIN a USING (at)");
     const char *p[] = {st, nb, table_name};
-    PGresult *r = pg_query(c, e, sb_str(&s), 3, p);
+    json_t *j = pg_query_json(c, e, sb_str(&s), 3, p, "the activity");
     sb_free(&s);
-    if (!r)
-        return NULL;
-    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-    PQclear(r);
-    if (!j)
-        err_set(e, 500, "BAD_CATALOG", "the activity could not be read");
     return j;
 }

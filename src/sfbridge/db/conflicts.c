@@ -41,13 +41,7 @@ conflicts_counts(PGconn *c, const char *schema, err_t *e)
                 " (SELECT table_name, count(*) AS n FROM ");
     pg_qname(&s, schema, "_sfbridge_conflicts");
     sb_puts(&s, " GROUP BY table_name) t");
-    PGresult *r = pg_query(c, e, sb_str(&s), 0, NULL);
+    json_t *j = pg_query_json(c, e, sb_str(&s), 0, NULL, "the conflicts' counts");
     sb_free(&s);
-    if (!r)
-        return NULL;
-    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-    PQclear(r);
-    if (!j)
-        err_set(e, 500, "BAD_CATALOG", "the conflicts could not be counted");
     return j;
 }

@@ -164,6 +164,20 @@ pg_query(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *p
     return r;
 }
 
+json_t *
+pg_query_json(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params,
+              const char *what)
+{
+    PGresult *r = pg_query(c, e, sql, nparams, params);
+    if (!r)
+        return NULL;
+    json_t *j = PQntuples(r) ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
+    PQclear(r);
+    if (!j)
+        err_set(e, 500, "BAD_CATALOG", "%s could not be read", what);
+    return j;
+}
+
 int
 pg_run(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params)
 {

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "err.h"
@@ -24,6 +25,11 @@ int pg_exec(PGconn *c, err_t *e, const char *sql);
 /* Run with text parameters (NULL entries are SQL NULL). Returns the result
  * (caller PQclear's it) or NULL with e filled. */
 PGresult *pg_query(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params);
+/* A statement whose one row's first column is JSON text (json_agg ...::text):
+ * the parsed value, or NULL with e filled ("WHAT could not be read" when the
+ * text is not JSON). */
+json_t *pg_query_json(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params,
+                      const char *what);
 /* Same, for statements whose result is not needed. */
 int pg_run(PGconn *c, err_t *e, const char *sql, int nparams, const char *const *params);
 /* Fill e from a failed result or the connection (returns -1). */

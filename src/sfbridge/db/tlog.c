@@ -996,15 +996,9 @@ tlog_history_json(PGconn *c, const char *schema, const char *table, int64_t reco
               " u ORDER BY id DESC LIMIT 100) l",
               sb_str(&q.log), sb_str(&q.arch));
     const char *p[] = {table, rid};
-    PGresult *r = pg_query(c, e, sb_str(&s), 2, p);
+    json_t *j = pg_query_json(c, e, sb_str(&s), 2, p, "the record's history");
     sb_free(&s);
     names_free(&q);
-    if (!r)
-        return NULL;
-    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-    PQclear(r);
-    if (!j)
-        err_set(e, 500, "BAD_CATALOG", "the record's history could not be read");
     return j;
 }
 
@@ -1026,14 +1020,8 @@ tlog_errors_json(PGconn *c, const char *schema, const char *table, int hours, er
               " AND ($2::text IS NULL OR l.table_name = $2)",
               sb_str(&q.log), sb_str(&q.arch));
     const char *p[] = {h, table};
-    PGresult *r = pg_query(c, e, sb_str(&s), 2, p);
+    json_t *j = pg_query_json(c, e, sb_str(&s), 2, p, "the write errors");
     sb_free(&s);
     names_free(&q);
-    if (!r)
-        return NULL;
-    json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-    PQclear(r);
-    if (!j)
-        err_set(e, 500, "BAD_CATALOG", "the write errors could not be read");
     return j;
 }

@@ -78,17 +78,8 @@ sfjwt_read_key_file(const char *path, char **pem, size_t *len, err_t *e)
         err_set(e, 400, "BAD_JWT_KEY", "cannot read %s: %s", path, strerror(errno));
         goto out;
     }
-    if (st.st_mode & 027) {
-        err_set(e, 400, "BAD_JWT_KEY",
-                "%s can be %s (mode %03o); it is a private key: chmod 600 %s (or 640, for a "
-                "group the service runs as)",
-                path,
-                (st.st_mode & 004)   ? "read by users other than its owner and group"
-                : (st.st_mode & 002) ? "changed by anyone"
-                                     : "changed by its group",
-                (unsigned)(st.st_mode & 0777), path);
+    if (util_secret_mode(st.st_mode, path, "", "it is a private key", "BAD_JWT_KEY", e) != 0)
         goto out;
-    }
     if (!S_ISREG(st.st_mode) || (size_t)st.st_size > KEY_FILE_MAX) {
         err_set(e, 400, "BAD_JWT_KEY", "%s is not a key file (a PEM file of at most %zu KiB)", path,
                 KEY_FILE_MAX >> 10);
