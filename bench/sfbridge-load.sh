@@ -8,6 +8,7 @@
 #
 #   bench/sfbridge-load.sh                 # 1,000,000 rows
 #   ROWS=100000 bench/sfbridge-load.sh     # the memory comparison point
+#   SFB_BEFORE=/old/build/sfbridge bench/sfbridge-load.sh  # and another build's load, same run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -59,24 +60,32 @@ PYEOF
 done
 
 SFB="$ROOT/$BUILD/sfbridge"
+if [[ -n ${SFB_BEFORE:-} ]]; then # another build's load of the same rows, same run, its own schema
+  echo "== $SFB_BEFORE: initial load into schema before"
+  SFBRIDGE_SCHEMA=before "$SFB_BEFORE" init >/dev/null
+  SFBRIDGE_SCHEMA=before "$SFB_BEFORE" mapping add Teacher__c >/dev/null
+  /usr/bin/time -f '%e %M' -o "$WORK/time" env SFBRIDGE_SCHEMA=before "$SFB_BEFORE" load 2>/dev/null
+  read -r bsecs brss_kb <"$WORK/time"
+  echo "{\"figure\":\"before_initial_load\",\"rows\":$ROWS,\"seconds\":$bsecs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $bsecs}"),\"peak_rss_kb\":$brss_kb}"
+  psql "$DATABASE_URL" -qc "SET client_min_messages = warning" -c "DROP SCHEMA before CASCADE"
+fi
 "$SFB" mapping add Teacher__c >/dev/null
 echo "== sfbridge initial load (Bulk API 2.0 -> COPY)"
-/usr/bin/time -f '%e %M' -o "$WORK/time" "$SFB" load 2>/dev/null
+/usr/bin/time -f '%e %M' -o "$WORK/time" env SFBRIDGE_LOG_LEVEL=info "$SFB" load 2>"$WORK/load.log"
+grep -E "via|indexes built|complete" "$WORK/load.log" || true
 read -r secs rss_kb <"$WORK/time"
 echo "{\"figure\":\"sfbridge_initial_load\",\"rows\":$ROWS,\"seconds\":$secs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $secs}"),\"peak_rss_kb\":$rss_kb}"
 
-echo "== plain COPY of the same rows into an identical table"
+echo "== plain COPY of the same rows into an identical table (its indexes, no trigger)"
 cols=$(psql "$DATABASE_URL" -Atc "SELECT string_agg(quote_ident(column_name), ',' ORDER BY ordinal_position)
   FROM information_schema.columns WHERE table_schema = 'salesforce' AND table_name = 'teacher__c'
   AND column_name NOT IN ('id', '_hc_lastop', '_hc_err')")
 psql "$DATABASE_URL" -qc "\\copy (SELECT $cols FROM salesforce.teacher__c) TO '$WORK/rows.csv' WITH (FORMAT csv)"
 psql "$DATABASE_URL" -q <<SQL
 CREATE TABLE salesforce.copy_baseline (LIKE salesforce.teacher__c INCLUDING ALL);
-CREATE TRIGGER status BEFORE INSERT OR UPDATE ON salesforce.copy_baseline
-  FOR EACH ROW EXECUTE FUNCTION salesforce.hc_teacher__c_status();
 SQL
 t0=$(date +%s.%N)
-psql "$DATABASE_URL" -qc "SET xmlbinary = 'hex'" -c "\\copy salesforce.copy_baseline ($cols) FROM '$WORK/rows.csv' WITH (FORMAT csv)"
+psql "$DATABASE_URL" -qc "\\copy salesforce.copy_baseline ($cols) FROM '$WORK/rows.csv' WITH (FORMAT csv)"
 t1=$(date +%s.%N)
 csecs=$(awk "BEGIN{print $t1 - $t0}")
 echo "{\"figure\":\"plain_copy\",\"rows\":$ROWS,\"seconds\":$csecs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $csecs}"),\"sfbridge_vs_copy\":$(awk "BEGIN{printf \"%.2f\", $csecs / $secs}")}"

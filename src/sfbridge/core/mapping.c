@@ -15,6 +15,7 @@
 #include "log.h"
 #include "pg.h"
 #include "sb.h"
+#include "shadow.h"
 #include "stream.h"
 #include "util.h"
 
@@ -436,7 +437,8 @@ static int
 tx_remove(app *a, void *ctx, err_t *e)
 {
     remove_ctx *r = ctx;
-    if (cat_delete(a->pg, a->cfg.schema, r->m->object, e) != 0)
+    if (cat_delete(a->pg, a->cfg.schema, r->m->object, e) != 0 ||
+        shadow_drop(a->pg, a->cfg.schema, r->m, e) != 0)
         return -1;
     if (!r->drop)
         return 0;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg.h"
 #include "util.h"
 
 /* Salesforce type -> Postgres type, as Heroku Connect maps them. A NULL
@@ -355,46 +356,74 @@ ddl_pin_path_end(sb *out)
 }
 
 static void
-create_index(sb *out, const char *schema, const char *table, const char *column, bool unique)
+create_index(sb *out, const char *schema, const char *on, const char *named, const char *column,
+             bool unique)
 {
     char name[64];
-    ddl_index_name(name, table, column, unique);
+    ddl_index_name(name, named, column, unique);
     sb_printf(out, "CREATE %sINDEX IF NOT EXISTS ", unique ? "UNIQUE " : "");
     sb_sql_ident(out, name);
     sb_puts(out, " ON ");
-    sb_sql_ident(out, schema);
-    sb_putc(out, '.');
-    sb_sql_ident(out, table);
+    pg_qname(out, schema, on);
     sb_puts(out, " (");
     sb_sql_ident(out, column);
     sb_puts(out, ");\n");
 }
 
-void
-ddl_create_indexes(sb *out, const char *schema, const mapping *m)
+size_t
+ddl_own_indexes(const mapping *m, ddl_index out[], size_t max)
 {
+    size_t n = 0;
+#define DDL_PUSH(col, u)                                          \
+    do {                                                          \
+        if (n < max)                                              \
+            out[n] = (ddl_index){.column = (col), .unique = (u)}; \
+        n++;                                                      \
+    } while (0)
+    DDL_PUSH("sfid", true);
+    DDL_PUSH("systemmodstamp", false);
     const char *key;
     json_t *v;
     json_object_foreach(m->indexes, key, v) {
         const map_field *f = cat_field(m, key);
         if (!f || strcmp(f->column, "sfid") == 0 || strcmp(f->column, "systemmodstamp") == 0)
             continue;
-        create_index(out, schema, m->table, f->column, json_is_true(json_object_get(v, "unique")));
+        DDL_PUSH(f->column, json_is_true(json_object_get(v, "unique")));
     }
     if (m->upsert_field) {
         const map_field *f = cat_field(m, m->upsert_field);
         if (f)
-            create_index(out, schema, m->table, f->column, true);
+            DDL_PUSH(f->column, true);
     }
+#undef DDL_PUSH
+    return n;
+}
+
+/* The indexes of ddl_own_indexes from the first `skip`, on table `on` with
+ * the names of table `named`. */
+static void
+create_own_indexes(sb *out, const char *schema, const char *on, const char *named, const mapping *m,
+                   size_t skip)
+{
+    size_t n = ddl_own_indexes(m, NULL, 0);
+    ddl_index *ix = xcalloc(n, sizeof *ix);
+    ddl_own_indexes(m, ix, n);
+    for (size_t i = skip; i < n; i++)
+        create_index(out, schema, on, named, ix[i].column, ix[i].unique);
+    free(ix);
 }
 
 void
-ddl_create_table(sb *out, const char *schema, const mapping *m)
+ddl_create_indexes(sb *out, const char *schema, const mapping *m)
+{
+    create_own_indexes(out, schema, m->table, m->table, m, 2); /* not sfid, systemmodstamp */
+}
+
+void
+ddl_create_heap(sb *out, const char *schema, const char *name, const mapping *m)
 {
     sb qt = SB_INIT;
-    sb_sql_ident(&qt, schema);
-    sb_putc(&qt, '.');
-    sb_sql_ident(&qt, m->table);
+    pg_qname(&qt, schema, name);
     sb_printf(out, "CREATE TABLE %s (\n  \"id\" serial PRIMARY KEY", sb_str(&qt));
     for (size_t i = 0; i < m->nfields; i++) {
         sb_puts(out, ",\n  ");
@@ -402,10 +431,20 @@ ddl_create_table(sb *out, const char *schema, const mapping *m)
         sb_printf(out, " %s", m->fields[i].pgtype);
     }
     sb_puts(out, ",\n  \"_hc_lastop\" varchar(32),\n  \"_hc_err\" text\n);\n");
-    create_index(out, schema, m->table, "sfid", true);
-    create_index(out, schema, m->table, "systemmodstamp", false);
-    ddl_create_indexes(out, schema, m);
     sb_free(&qt);
+}
+
+void
+ddl_create_own_indexes(sb *out, const char *schema, const char *on, const mapping *m)
+{
+    create_own_indexes(out, schema, on, on, m, 0);
+}
+
+void
+ddl_create_table(sb *out, const char *schema, const mapping *m)
+{
+    ddl_create_heap(out, schema, m->table, m);
+    ddl_create_own_indexes(out, schema, m->table, m);
 }
 
 void

@@ -55,6 +55,20 @@ const char *ddl_pg_type(json_t *field, char *buf, size_t n);
 
 /* Statements creating the table and its indexes. */
 void ddl_create_table(sb *out, const char *schema, const mapping *m);
+/* The table alone, named `name` (the mapping's table or its load shadow):
+ * columns and primary key, no other index, no trigger. */
+void ddl_create_heap(sb *out, const char *schema, const char *name, const mapping *m);
+/* One of the indexes sfbridge makes on a mapping's table (besides the key). */
+typedef struct ddl_index {
+    const char *column; /* borrowed from the mapping */
+    bool unique;
+} ddl_index;
+/* The table's own indexes, sfid and systemmodstamp first, then the mapping's
+ * indexes and its unique identifier: up to max in out (NULL, 0 to count);
+ * returns how many there are. */
+size_t ddl_own_indexes(const mapping *m, ddl_index out[], size_t max);
+/* CREATE INDEX IF NOT EXISTS for all of them on table `on`, named after it. */
+void ddl_create_own_indexes(sb *out, const char *schema, const char *on, const mapping *m);
 /* (Re)create Heroku Connect's status trigger hc_<table>_status_trigger. */
 void ddl_status_trigger(sb *out, const char *schema, const mapping *m);
 /* A name sfbridge derives (trigger, function, index): prefix + base + suffix,
@@ -75,6 +89,8 @@ void ddl_index_name(char out[64], const char *table, const char *column, bool un
 #define DDL_LOGGER_FN(out, table)        ddl_name(out, "hc_", table, "_logger")
 #define DDL_LOG_TRIGGER(out, table)      ddl_name(out, "hc_", table, "_logtrigger")
 #define DDL_TRUNCATE_TRIGGER(out, table) ddl_name(out, "hc_", table, "_truncate")
+/* The table an initial Bulk load fills before the mapping's table (shadow.c). */
+#define DDL_SHADOW(out, table) ddl_name(out, "_sfbridge_load_", table, "")
 /* Statements that pin the search_path of the functions created between them
  * to pg_catalog and hstore's schema (CREATE FUNCTION ... SET search_path FROM
  * CURRENT), so capture works whatever an app session's search_path is, and

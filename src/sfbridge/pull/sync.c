@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pg.h"
 #include "sb.h"
+#include "shadow.h"
 #include "tlog.h"
 #include "util.h"
 
@@ -174,6 +175,7 @@ apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, co
  * flight for the table, so it never sees a new record before its sfid is
  * written back into the row (which would make a duplicate row). */
 static int unsettled_inserts(sync_ctx *x, const mapping *m, bool locked, bool *yes, err_t *e);
+static int restart_load(sync_ctx *x, mapping *m, const char *why, err_t *e);
 
 /* Open the transaction a page is applied in. For a read-write mapping, take
  * the table's lock (LOCK_TABLE, held by the writer while an insert's sfid is
@@ -474,12 +476,11 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
             return -1;
         }
     }
-    sb s = SB_INIT;
-    sb_puts(&s, "BEGIN; TRUNCATE ");
-    qtable(&s, x, m);
-    sb_puts(&s, " RESTART IDENTITY");
-    int rc = pg_exec(x->pg, e, sb_str(&s));
-    sb_free(&s);
+    /* The table is not emptied: what an app wrote into it meanwhile stays, and
+     * the load's pages are upserts (REST) or go to the shadow (Bulk). */
+    int rc = pg_exec(x->pg, e, "BEGIN");
+    if (rc == 0 && job)
+        rc = shadow_create(x->pg, x->schema, m, e);
     if (rc == 0) {
         cat_cols cols = {0};
         cat_cols_load_started(&cols, count, maxstamp, job);
@@ -546,9 +547,16 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
     long records = 0;
     if (!m->load_locator && sfapi_bulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
         return -1;
+    bool shadow = false;
+    if (shadow_exists(x->pg, x->schema, m, &shadow, e) != 0)
+        return pg_failed(x, e);
+    if (!shadow) { /* dropped behind sfbridge's back: the pages it held are gone */
+        err_set(e, 503, "LOAD_RESTARTED", "%s: the load's shadow table is missing", m->object);
+        return restart_load(x, m, "the load's shadow table is missing", e);
+    }
     const map_field **f = apply_all_fields(m);
     sb target = SB_INIT;
-    qtable(&target, x, m);
+    shadow_qname(&target, x->schema, m);
     int rc = 0;
     for (;;) {
         if (stop_requested(x)) {
@@ -586,6 +594,79 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
     return rc;
 }
 
+/* Start the load over at the next attempt (a transient failure in e). */
+static int
+restart_load(sync_ctx *x, mapping *m, const char *why, err_t *e)
+{
+    log_warn("%s: %s; restarting the load", m->object, why);
+    cat_cols cols = {0};
+    cat_cols_load_restart(&cols);
+    err_t re;
+    /* Not recorded: the next attempt resumes, fails the same way and tries again. */
+    if (fsm_fire(x->pg, x->schema, m, EV_LOAD_RESTART, &cols, &re) != 0)
+        log_warn("%s: load restart not recorded: %s", m->object, re.msg);
+    m->load_total = -1;
+    err_class_set(e, ERR_TRANSIENT);
+    return -1;
+}
+
+/* Move the shadow's rows into a table the swap may not replace, as pages
+ * are applied (an app's pending rows and changes stay), and drop it. */
+static int
+move_shadow(sync_ctx *x, mapping *m, err_t *e)
+{
+    const map_field **f = apply_all_fields(m);
+    sb src = SB_INIT, s = SB_INIT;
+    sb_puts(&src, "SELECT ");
+    apply_column_list(&src, f, m->nfields, NULL);
+    sb_puts(&src, ", '" HC_SYNCED "', NULL FROM ");
+    shadow_qname(&src, x->schema, m);
+    apply_upsert_from(&s, x->schema, m, sb_str(&src), false);
+    int rc = pg_exec(x->pg, e, sb_str(&s));
+    if (rc == 0)
+        rc = shadow_drop(x->pg, x->schema, m, e);
+    sb_free(&s);
+    sb_free(&src);
+    free(f);
+    return rc;
+}
+
+/* The load's last step, in one transaction with the state DATA_SYNCED: a
+ * Bulk load's shadow takes the table's place (or its rows move in). */
+static int
+load_done(sync_ctx *x, mapping *m, err_t *e)
+{
+    bool swapped = false;
+    int64_t t0 = util_mono_ms();
+    if (m->load_job && shadow_index(x->pg, x->schema, m, e) != 0)
+        return pg_failed(x, e);
+    int64_t t1 = util_mono_ms();
+    int rc = pg_exec(x->pg, e, "BEGIN");
+    if (rc == 0 && m->load_job) {
+        rc = shadow_swap(x->pg, x->schema, m, &swapped, e);
+        if (rc == 0 && !swapped) {
+            log_info("%s: the table has rows or objects of its own; the load's rows move in",
+                     m->object);
+            rc = move_shadow(x, m, e);
+        }
+    }
+    cat_cols cols = {0};
+    cat_cols_load_finished(&cols, m->poll_seconds);
+    if (rc == 0)
+        rc = fsm_fire(x->pg, x->schema, m, EV_LOAD_DONE, &cols, e);
+    if (rc == 0)
+        rc = pg_exec(x->pg, e, "COMMIT");
+    if (rc != 0) {
+        pg_rollback_quietly(x->pg);
+        return pg_failed(x, e);
+    }
+    if (m->load_job)
+        log_info("%s: the load's indexes built in %lld ms, its rows %s in %lld ms", m->object,
+                 (long long)(t1 - t0), swapped ? "swapped" : "moved",
+                 (long long)(util_mono_ms() - t1));
+    return 0;
+}
+
 static int
 pull_load(sync_ctx *x, mapping *m, err_t *e)
 {
@@ -599,24 +680,13 @@ pull_load(sync_ctx *x, mapping *m, err_t *e)
             /* A resume position Salesforce no longer knows: start over. */
             if (err_class_of(e) == ERR_PERMANENT && m->load_locator && *m->load_locator &&
                 (strcmp(e->code, "INVALID_QUERY_LOCATOR") == 0 ||
-                 strcmp(e->code, "NOT_FOUND") == 0 || strcmp(e->code, "INVALIDJOB") == 0)) {
-                log_warn("%s: load position lost (%s); restarting the load", m->object, e->code);
-                cat_cols cols = {0};
-                cat_cols_load_restart(&cols);
-                err_t re;
-                /* Not recorded: the next attempt resumes, fails the same way and tries again. */
-                if (fsm_fire(x->pg, x->schema, m, EV_LOAD_RESTART, &cols, &re) != 0)
-                    log_warn("%s: load restart not recorded: %s", m->object, re.msg);
-                m->load_total = -1;
-                err_class_set(e, ERR_TRANSIENT);
-            }
+                 strcmp(e->code, "NOT_FOUND") == 0 || strcmp(e->code, "INVALIDJOB") == 0))
+                return restart_load(x, m, "load position lost", e);
             return -1;
         }
     }
-    cat_cols cols = {0};
-    cat_cols_load_finished(&cols, m->poll_seconds);
-    if (fsm_fire(x->pg, x->schema, m, EV_LOAD_DONE, &cols, e) != 0)
-        return pg_failed(x, e);
+    if (load_done(x, m, e) != 0)
+        return -1;
     if (m->load_job)
         drop_job(x, m->load_job);
     log_info("%s: initial load complete, %lld rows", m->object, (long long)m->load_done);

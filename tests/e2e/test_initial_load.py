@@ -1,0 +1,141 @@
+"""The initial load (issue 13): a Bulk load fills a shadow table and takes the
+table's place in one transaction, so apps see an empty table and then the whole
+load, never a part; the table ends laid out exactly as before; what apps wrote
+into the table before the load, and the objects they hang on it, stay
+(docs/sfbridge.md, "Initial load")."""
+import threading
+
+import pytest
+
+from lib import data
+from lib.compare import assert_pg_equals_sf
+from lib.sfbridge import wait_daemon
+from lib.writeback import App, map_rw, push_until_done, row
+
+T = "teacher__c"
+RESULTS = "/services/data/v60.0/jobs/query/*/results"
+
+
+def _layout(database, table=T):
+    """Everything about the table an app could notice, but its rows."""
+    q = database.query
+    oid = f"'salesforce.{table}'::regclass"
+    return {
+        "columns": q("SELECT attname, format_type(atttypid, atttypmod), pg_get_expr(d.adbin, d.adrelid)"
+                     " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+                     f" WHERE a.attrelid = {oid} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"),
+        "indexes": q(f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'salesforce'"
+                     f" AND tablename = '{table}' ORDER BY 1"),
+        "constraints": q(f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = {oid}"
+                         " ORDER BY 1"),
+        "triggers": q(f"SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = {oid}"
+                      " AND NOT tgisinternal ORDER BY 1"),
+        "sequence": q(f"SELECT pg_get_serial_sequence('salesforce.{table}', 'id')"),
+        "reader may select": q(f"SELECT has_table_privilege('e2e_reader', {oid}, 'SELECT')"),
+    }
+
+
+def _reader_role(database):
+    database.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'e2e_reader')"
+                     " THEN CREATE ROLE e2e_reader; END IF; END $$")
+
+
+def _shadows(database):
+    return database.query("SELECT relname FROM pg_class WHERE relname LIKE '\\_sfbridge\\_load\\_%'")
+
+
+def test_bulk_load_is_seen_whole_and_the_table_keeps_its_layout(sfbridge, database, sf):
+    n = 20_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
+    total = n + 5
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000)
+    sfbridge.init()
+    sfbridge.add("Teacher__c", "--all-fields", "--index", "Email__c")
+    _reader_role(database)
+    database.execute("GRANT SELECT ON salesforce.teacher__c TO e2e_reader")
+    before = _layout(database)
+    sf.set_faults([{"path": RESULTS, "latency_ms": 150}])
+    seen, partial, stop = set(), [], threading.Event()
+
+    def watch():  # an app reading while the load runs
+        while not stop.is_set():
+            seen.add(database.count(T))
+            done = database.scalar("SELECT load_done FROM salesforce._sfbridge_mapping")
+            if done and 0 < done < total:
+                partial.append(done)
+            stop.wait(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        sfbridge.start()
+        wait_daemon(sfbridge, lambda: sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED", timeout=120,
+                    what="the load")
+    finally:
+        stop.set()
+        watcher.join()
+    sfbridge.stop()
+    assert partial, "the watcher must have looked while the load was midway"
+    assert seen <= {0, total}, f"apps saw a part of the load: {sorted(seen)}"
+    assert assert_pg_equals_sf(sf, database, "Teacher__c") == total
+    assert database.count(T, where="_hc_lastop IS DISTINCT FROM 'SYNCED' OR _hc_err IS NOT NULL") == 0
+    assert _layout(database) == before
+    assert _shadows(database) == []
+    assert "move in" not in sfbridge.log()
+
+
+def test_app_rows_written_before_the_load_stay(sfbridge, database, sf):
+    """An app's row written between `mapping add` and the load was wiped by the
+    load's TRUNCATE (a race seen in test_notifications); REST and Bulk."""
+    for threshold, obj, table in ((10_000, "Teacher__c", T), (1, "Account", "account")):
+        sfbridge.set(SFBRIDGE_BULK_THRESHOLD=threshold)
+        sfbridge.init()
+        map_rw(sfbridge, obj)
+        with App(database) as app:
+            rid = app.insert(table, name=f"Early {obj}")
+        sfbridge.run("load")
+        assert row(database, table, rid)["name"] == f"Early {obj}", f"{obj}: the app's row must stay"
+        push_until_done(sfbridge, database)
+        sfbridge.run("poll")
+        assert row(database, table, rid)["sfid"], f"{obj}: the app's row reaches Salesforce"
+        assert_pg_equals_sf(sf, database, obj)
+    assert _shadows(database) == []
+
+
+def test_a_table_with_a_view_gets_the_rows_moved_in(sfbridge, database, sf):
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=1)
+    sfbridge.init()
+    sfbridge.add("Teacher__c")
+    database.execute("CREATE VIEW public.teacher_names AS SELECT name FROM salesforce.teacher__c")
+    sfbridge.run("load")
+    assert database.scalar("SELECT count(*) FROM public.teacher_names") == 5
+    assert assert_pg_equals_sf(sf, database, "Teacher__c") == 5
+    assert database.count(T, where="_hc_lastop IS DISTINCT FROM 'SYNCED'") == 0
+    assert _shadows(database) == []
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, drop):
+    """kill -9 midway: the table stays empty, and the next run resumes (or, when
+    the shadow was dropped behind sfbridge's back, starts over) and ends exact."""
+    n = 20_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
+    total = n + 5
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000)
+    sfbridge.init()
+    sfbridge.add("Teacher__c")
+    sf.set_faults([{"path": RESULTS, "latency_ms": 300}])
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: 0 < (database.scalar("SELECT load_done FROM salesforce._sfbridge_mapping")
+                                       or 0) < total, what="a load midway", interval=0.02, max_interval=0.02)
+    sfbridge.kill9()
+    assert database.count(T) == 0, "apps must not see a part of the load"
+    if drop:
+        database.execute(f"DROP TABLE salesforce.{_shadows(database)[0][0]}")
+    sf.clear_faults()
+    sfbridge.once(timeout=600, check=False)
+    if drop:  # the first run gives up the lost position; the next loads it all
+        sfbridge.once(timeout=600)
+    assert assert_pg_equals_sf(sf, database, "Teacher__c") == total
+    assert sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED"
+    assert _shadows(database) == []
