@@ -9,6 +9,7 @@
 #   bench/sfbridge-load.sh                 # 1,000,000 rows
 #   ROWS=100000 bench/sfbridge-load.sh     # the memory comparison point
 #   SFB_BEFORE=/old/build/sfbridge bench/sfbridge-load.sh  # and another build's load, same run
+#   LATENCY_MS=1000 SFBRIDGE_BULK_PAGE=50000 bench/sfbridge-load.sh  # at a real org's round trip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,8 +31,11 @@ cleanup() {
 trap cleanup EXIT
 
 DATABASE_URL=$(scripts/pgtmp.sh start "$WORK/pg")
+# LATENCY_MS: every API call answered that much later, as a real org's (the admin loads are not)
+FAULTS=()
+[[ -n ${LATENCY_MS:-} ]] && FAULTS=(--faults "latency=$LATENCY_MS,path=/services/data/*")
 "$BUILD/localforce" serve --listen 127.0.0.1:0 --org bench/bench-org.json --db "$WORK/lf.sqlite" \
-  --log-level warn >"$WORK/out" 2>"$WORK/err" &
+  --log-level warn "${FAULTS[@]}" >"$WORK/out" 2>"$WORK/err" &
 LF_PID=$!
 for _ in $(seq 100); do grep -q listening "$WORK/out" 2>/dev/null && break; sleep 0.1; done
 URL=$(sed -n 's/^localforce listening on //p' "$WORK/out")
@@ -71,10 +75,10 @@ if [[ -n ${SFB_BEFORE:-} ]]; then # another build's load of the same rows, same 
 fi
 "$SFB" mapping add Teacher__c >/dev/null
 echo "== sfbridge initial load (Bulk API 2.0 -> COPY)"
-/usr/bin/time -f '%e %M' -o "$WORK/time" env SFBRIDGE_LOG_LEVEL=info "$SFB" load 2>"$WORK/load.log"
+/usr/bin/time -f '%e %M %U %S' -o "$WORK/time" env SFBRIDGE_LOG_LEVEL=info "$SFB" load 2>"$WORK/load.log"
 grep -E "via|indexes built|complete" "$WORK/load.log" || true
-read -r secs rss_kb <"$WORK/time"
-echo "{\"figure\":\"sfbridge_initial_load\",\"rows\":$ROWS,\"seconds\":$secs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $secs}"),\"peak_rss_kb\":$rss_kb}"
+read -r secs rss_kb usr sys <"$WORK/time"
+echo "{\"figure\":\"sfbridge_initial_load\",\"rows\":$ROWS,\"seconds\":$secs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $secs}"),\"peak_rss_kb\":$rss_kb,\"sfbridge_cpu_seconds\":$(awk "BEGIN{print $usr + $sys}")}"
 
 echo "== plain COPY of the same rows into an identical table (its indexes, no trigger)"
 cols=$(psql "$DATABASE_URL" -Atc "SELECT string_agg(quote_ident(column_name), ',' ORDER BY ordinal_position)
@@ -88,10 +92,37 @@ t0=$(date +%s.%N)
 psql "$DATABASE_URL" -qc "\\copy salesforce.copy_baseline ($cols) FROM '$WORK/rows.csv' WITH (FORMAT csv)"
 t1=$(date +%s.%N)
 csecs=$(awk "BEGIN{print $t1 - $t0}")
-echo "{\"figure\":\"plain_copy\",\"rows\":$ROWS,\"seconds\":$csecs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $csecs}"),\"sfbridge_vs_copy\":$(awk "BEGIN{printf \"%.2f\", $csecs / $secs}")}"
+echo "{\"figure\":\"plain_copy\",\"rows\":$ROWS,\"seconds\":$csecs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $csecs}"),\"sfbridge_vs_copy\":$(awk "BEGIN{printf \"%.2f\", $csecs / $secs}"),\"bytes\":$(stat -c %s "$WORK/rows.csv")}"
+
+TOKEN=$("$BUILD/lfbench" login "$URL" bench-client bench-secret bench@localforce.test bench)
+echo "== localforce alone: the same Bulk query job, its result pages read and thrown away"
+soql="SELECT $(sed 's/"//g; s/\bsfid\b/Id/' <<<"$cols") FROM Teacher__c"
+$PY - "$URL" "$TOKEN" "$soql" "${SFBRIDGE_BULK_PAGE:-50000}" "$ROWS" <<'PYEOF'
+import json, sys, time, urllib.request
+url, token, soql, page, rows = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+api = f"{url}/services/data/v60.0/jobs/query"
+def call(method, path, body=None):
+    req = urllib.request.Request(api + path, data=body and json.dumps(body).encode(), method=method,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    return urllib.request.urlopen(req)
+t0 = time.monotonic()
+job = json.load(call("POST", "", {"operation": "query", "query": soql}))["id"]
+while json.load(call("GET", f"/{job}"))["state"] != "JobComplete":
+    time.sleep(0.05)
+loc, size = None, 0
+while True:
+    r = call("GET", f"/{job}/results?maxRecords={page}" + (f"&locator={loc}" if loc else ""))
+    while chunk := r.read(1 << 16):
+        size += len(chunk)
+    loc = r.headers.get("Sforce-Locator")
+    if not loc or loc == "null":
+        break
+secs = time.monotonic() - t0
+print(json.dumps({"figure": "localforce_alone", "rows": rows, "seconds": round(secs, 2),
+                  "rows_per_second": int(rows / secs), "bytes": size}))
+PYEOF
 
 echo "== incremental sync of $CHANGES updated records"
-TOKEN=$("$BUILD/lfbench" login "$URL" bench-client bench-secret bench@localforce.test bench)
 update() { # first n ids -> PATCH through sObject collections of 200
   psql "$DATABASE_URL" -Atc "SELECT sfid FROM salesforce.teacher__c ORDER BY id LIMIT $1" >"$WORK/ids"
   $PY - "$URL" "$TOKEN" "$WORK/ids" <<'PYEOF'

@@ -26,7 +26,7 @@ run_unit() { # label, binary
   PASS=$((PASS + ok)); FAIL=$((FAIL + notok))
   if ((notok)); then
     FAILED_NAMES+=("$label")
-    echo "$out" | grep -v '^ok ' | sed "s/^/  [$label] /"
+    echo "$out" | grep -v '^ok ' | sed "s|^|  [$label] |"
   fi
   printf '%-28s %4d passed, %d failed\n' "$label" "$ok" "$notok"
 }

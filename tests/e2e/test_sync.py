@@ -247,6 +247,40 @@ def test_an_idle_poll_after_a_burst_is_one_call_that_fetches_nothing(sfbridge, d
     assert_pg_equals_sf(sf, database, "Teacher__c")
 
 
+def test_a_change_committed_late_inside_the_overlap_still_arrives(sfbridge, database, sf):
+    """Issue 13: a change Salesforce stamps before the watermark but that becomes visible only
+    after the poll that moved the watermark past its stamp (a long transaction; localforce's
+    admin load with committed_ms_ago) is found by the next poll, idle polls notwithstanding;
+    once the window has settled, polls are one call again."""
+    overlap_ms = 6000
+    sfbridge.set(SFBRIDGE_POLL_OVERLAP_MS=overlap_ms, SFBRIDGE_LOG_LEVEL="debug")
+    sfbridge.init()
+    sfbridge.add("Teacher__c", "--fields", "Name")
+    sfbridge.once()
+    rec = sf.query("SELECT Id FROM Teacher__c ORDER BY SystemModstamp DESC LIMIT 1")[0]
+    sf.update("Teacher__c", rec["Id"], {"Name": "Moves the watermark"})
+    sfbridge.run("poll")
+    assert database.count("teacher__c", where="name = 'Moves the watermark'") == 1
+    watermark = parse_sf_datetime(sf.get("Teacher__c", rec["Id"], ["SystemModstamp"])["SystemModstamp"])
+    sf.load_records("Teacher__c", data.teachers(1, prefix="L"), committed_ms_ago=4000)
+    late = sf.query("SELECT Name, SystemModstamp FROM Teacher__c WHERE Employee_Number__c LIKE 'L-%'")[0]
+    stamp = parse_sf_datetime(late["SystemModstamp"])
+    assert watermark - dt.timedelta(milliseconds=overlap_ms) < stamp < watermark, \
+        f"the late change must be stamped inside the overlap before the watermark: {stamp} vs {watermark}"
+    sfbridge.run("poll")
+    assert database.count("teacher__c", where="name = %s", params=(late["Name"],)) == 1, \
+        "the change committed late must arrive"
+    settle = watermark + dt.timedelta(milliseconds=overlap_ms + 1300)
+    wait_for(lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) > settle, timeout=30,
+             what="the overlap to pass")
+    sfbridge.run("poll")
+    before = sfbridge.mapping_status("Teacher__c")["api_calls_today"]
+    r = sfbridge.run("poll")
+    assert re.findall(r"poll page of (\d+) records", r.stderr) == ["0"], r.stderr
+    assert sfbridge.mapping_status("Teacher__c")["api_calls_today"] - before == 1
+    assert_pg_equals_sf(sf, database, "Teacher__c")
+
+
 def test_tombstones_keep_deleted_rows(sfbridge, database, sf):
     sfbridge.init()
     sfbridge.add("Teacher__c", "--all-fields", "--tombstones")

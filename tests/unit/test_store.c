@@ -1078,18 +1078,18 @@ test_load_records(void **state)
         "[{\"First_Name__c\":\"A\"},{\"First_Name__c\":\"B\",\"Email__c\":\"b@x.org\"},"
         "{\"First_Name__c\":\"C\",\"School__r\":{\"External_Id__c\":\"S-2\"}}]");
     err_clear(&e);
-    assert_int_equal(store_load_records(st, &actor, "Teacher__c", recs, &n, &e), 0);
+    assert_int_equal(store_load_records(st, &actor, "Teacher__c", recs, 0, &n, &e), 0);
     assert_int_equal(n, 3);
     json_decref(recs);
     assert_int_equal(store_count(st, "Teacher__c", true), before + 3);
     recs = J("[{\"First_Name__c\":\"D\"},{\"Email__c\":\"c@x.org\"},{\"First_Name__c\":\"E\"}]");
-    assert_err(store_load_records(st, &actor, "Teacher__c", recs, &n, &e), e, 400,
+    assert_err(store_load_records(st, &actor, "Teacher__c", recs, 0, &n, &e), e, 400,
                "REQUIRED_FIELD_MISSING",
                "records[1]: Required fields are missing: [First_Name__c]");
     json_decref(recs);
     assert_int_equal(store_count(st, "Teacher__c", true), before + 3); /* all or nothing */
     recs = J("{}");
-    assert_err(store_load_records(st, &actor, "Teacher__c", recs, &n, &e), e, 400,
+    assert_err(store_load_records(st, &actor, "Teacher__c", recs, 0, &n, &e), e, 400,
                "JSON_PARSER_ERROR", NULL);
     json_decref(recs);
 }
@@ -1417,7 +1417,7 @@ test_speed(void **state)
     assert_int_equal(store_commit(st, &e), 0);
     int64_t t1 = util_mono_ms();
     int64_t loaded = 0;
-    assert_int_equal(store_load_records(st, &actor, "Bench__c", recs, &loaded, &e), 0);
+    assert_int_equal(store_load_records(st, &actor, "Bench__c", recs, 0, &loaded, &e), 0);
     int64_t t2 = util_mono_ms();
     assert_int_equal(loaded, n);
     double c = (double)n / ((double)(t1 - t0 + 1) / 1000.0);

@@ -122,10 +122,22 @@ admin_load_records(http_req *req, http_resp *resp)
         http_errorf(resp, 400, "JSON_PARSER_ERROR", "the body must be a JSON array of records");
         return;
     }
+    /* ?committed_ms_ago=N: stamped N ms ago, visible now, as a Salesforce
+     * transaction that took N ms to commit (a poll's overlap is for those). */
+    const char *ago = http_query(req, "committed_ms_ago");
+    long long ago_ms = 0;
+    char *end = NULL;
+    if (ago &&
+        ((ago_ms = strtoll(ago, &end, 10)) < 0 || ago_ms > 86400000LL || end == ago || *end)) {
+        json_decref(recs);
+        http_errorf(resp, 400, "INVALID_FIELD", "committed_ms_ago must be 0 to 86400000: %.40s",
+                    ago);
+        return;
+    }
     lf_actor a = {.user_id = NULL, .origin = "localforce/admin"};
     int64_t loaded = 0;
     err_t e;
-    if (store_load_records(srv->st, &a, req->seg[0], recs, &loaded, &e) != 0)
+    if (store_load_records(srv->st, &a, req->seg[0], recs, ago_ms, &loaded, &e) != 0)
         http_error(resp, &e);
     else
         sb_printf(&resp->body, "{\"loaded\":%lld}", (long long)loaded);

@@ -388,7 +388,7 @@ org_apply_records(store *st, org_plan *p, lf_object **created, size_t ncreated, 
         char what[256];
         snprintf(what, sizeof what, "records.%.200s", name);
         int64_t n;
-        if (rec_load_locked(st, oi, NULL, recs, &n, what, e))
+        if (rec_load_locked(st, oi, NULL, recs, 0, &n, what, e))
             return -1;
     }
     return 0;

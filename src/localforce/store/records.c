@@ -477,15 +477,16 @@ store_deleted(store *st, const char *obj, int64_t start, int64_t end, sb *out, e
 }
 
 int
-rec_load_locked(store *st, objinfo *oi, const lf_actor *a, json_t *records, int64_t *loaded,
-                const char *what, err_t *e)
+rec_load_locked(store *st, objinfo *oi, const lf_actor *a, json_t *records, int64_t ago_ms,
+                int64_t *loaded, const char *what, err_t *e)
 {
     if (!json_is_array(records))
         return err_set(e, 400, "JSON_PARSER_ERROR", "%s: the records must be a JSON array", what);
     if (stdb_tx_begin(st, e))
         return -1;
-    /* One transaction, one commit timestamp (see store.h). */
-    int64_t stamp = stdb_next_stamp(st);
+    /* One transaction, one commit timestamp (see store.h); ago_ms: a transaction
+     * Salesforce stamped when it began, ago_ms before it commits now. */
+    int64_t stamp = ago_ms > 0 ? util_now_ms() - ago_ms : stdb_next_stamp(st);
     size_t n = json_array_size(records);
     for (size_t i = 0; i < n; i++) {
         char id[19];
@@ -503,12 +504,12 @@ rec_load_locked(store *st, objinfo *oi, const lf_actor *a, json_t *records, int6
 }
 
 int
-store_load_records(store *st, const lf_actor *a, const char *obj, json_t *records, int64_t *loaded,
-                   err_t *e)
+store_load_records(store *st, const lf_actor *a, const char *obj, json_t *records, int64_t ago_ms,
+                   int64_t *loaded, err_t *e)
 {
     store_lock(st);
     objinfo *oi = wr_need_object(st, obj, e);
-    int rc = oi ? rec_load_locked(st, oi, a, records, loaded, "records", e) : -1;
+    int rc = oi ? rec_load_locked(st, oi, a, records, ago_ms, loaded, "records", e) : -1;
     store_unlock(st);
     return rc;
 }

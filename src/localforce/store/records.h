@@ -8,7 +8,9 @@
 
 #include "objcache.h"
 
-int rec_load_locked(store *st, objinfo *oi, const lf_actor *a, json_t *records, int64_t *loaded,
-                    const char *what, err_t *e);
+/* Insert records in one transaction, stamped now or, with ago_ms > 0, ago_ms
+ * in the past (a transaction that committed late). */
+int rec_load_locked(store *st, objinfo *oi, const lf_actor *a, json_t *records, int64_t ago_ms,
+                    int64_t *loaded, const char *what, err_t *e);
 
 #endif

@@ -126,7 +126,7 @@ int store_deleted(store *st, const char *obj, int64_t start, int64_t end, sb *ou
 int store_add_field(store *st, const char *obj, const char *field, json_t *def, err_t *e);
 int store_add_object(store *st, const char *obj, json_t *def, err_t *e);
 int store_load_records(store *st, const lf_actor *a, const char *obj, json_t *records,
-                       int64_t *loaded, err_t *e);
+                       int64_t ago_ms, int64_t *loaded, err_t *e);
 /* Number of live (or all, if all_rows) records of an object; -1 if unknown. */
 int64_t store_count(store *st, const char *obj, bool all_rows);
 

@@ -25,6 +25,7 @@
 #include "ddl.h"
 #include "locks.h"
 #include "log.h"
+#include "pagepipe.h"
 #include "pg.h"
 #include "sb.h"
 #include "shadow.h"
@@ -343,9 +344,8 @@ copy_sink_fn(void *ctx, const char *data, size_t len, err_t *e)
         data += take;
         len -= take;
     }
-    for (size_t i = 0; i < len; i++)
-        if (data[i] == '\n')
-            k->lines++;
+    for (const char *p = data, *end = data + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        k->lines++;
     if (len && pg_copy_put(k->x->pg, data, len, e) != 0)
         return -1;
     int64_t now = util_mono_ms();
@@ -540,6 +540,74 @@ load_rest(sync_ctx *x, mapping *m, err_t *e)
     return rc;
 }
 
+/* A Bulk load's pages through pagepipe: fetched on this thread, COPYed into
+ * the shadow by the pipe's loader thread, which alone uses x->pg meanwhile. */
+typedef struct load_pipe {
+    sync_ctx *x;
+    mapping *m;
+    const map_field *const *f;
+    const char *copy_sql;
+} load_pipe;
+
+static int
+spool_sink(void *ctx, const char *data, size_t len, err_t *e)
+{
+    if (len && fwrite(data, 1, len, ctx) != len)
+        return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
+    return 0;
+}
+
+static int
+load_fetch(void *ctx, const char *locator, FILE *f, char **next, long *records, err_t *e)
+{
+    load_pipe *lp = ctx;
+    if (sfapi_bulk_query_results(lp->x->sf, lp->m->load_job, locator, lp->x->cfg->bulk_page,
+                                 spool_sink, f, next, records, e) != 0)
+        return -1;
+    if (fflush(f) != 0)
+        return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
+    return 0;
+}
+
+/* One spooled page into the shadow, in a transaction with the next page's locator. */
+static int
+load_spooled(void *ctx, FILE *f, const char *next, long records, err_t *e)
+{
+    load_pipe *lp = ctx;
+    sync_ctx *x = lp->x;
+    mapping *m = lp->m;
+    if (pg_exec(x->pg, e, "BEGIN") != 0 || pg_copy_begin(x->pg, lp->copy_sql, e) != 0)
+        return pg_failed(x, e);
+    copy_sink k = {.x = x,
+                   .m = m,
+                   .f = lp->f,
+                   .nf = m->nfields,
+                   .base_done = m->load_done,
+                   .last_ms = util_mono_ms()};
+    char buf[65536];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        rc = copy_sink_fn(&k, buf, n, e);
+    if (rc == 0 && ferror(f))
+        rc = err_set(e, 500, "SPOOL", "a spooled results page could not be read");
+    sb_free(&k.header);
+    if (rc != 0) {
+        (void)pg_copy_end(x->pg, "Bulk results page failed", NULL);
+        pg_rollback_quietly(x->pg);
+        return stop_requested(x) ? stopped(x, e) : -1;
+    }
+    if (pg_copy_end(x->pg, NULL, e) != 0 ||
+        cat_load_progress(x->pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
+        pg_exec(x->pg, e, "COMMIT") != 0)
+        return pg_failed(x, e);
+    m->load_done += records;
+    counted(x, m, records, -1);
+    replace(&m->load_locator, next ? next : "");
+    progress(x, m, m->load_done, m->load_total);
+    return 0;
+}
+
 static int
 load_bulk(sync_ctx *x, mapping *m, err_t *e)
 {
@@ -555,41 +623,16 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
         return restart_load(x, m, "the load's shadow table is missing", e);
     }
     const map_field **f = apply_all_fields(m);
-    sb target = SB_INIT;
+    sb copy = SB_INIT, target = SB_INIT;
     shadow_qname(&target, x->schema, m);
-    int rc = 0;
-    for (;;) {
-        if (stop_requested(x)) {
-            rc = stopped(x, e);
-            break;
-        }
-        if (pg_exec(x->pg, e, "BEGIN") != 0) {
-            rc = pg_failed(x, e);
-            break;
-        }
-        char *next = NULL;
-        int64_t rows = 0;
-        const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
-        if (bulk_page_to_copy(x, m, m->load_job, loc, sb_str(&target), f, m->nfields, m->load_done,
-                              &next, &rows, e) != 0) {
-            rc = -1;
-            break;
-        }
-        if (cat_load_progress(x->pg, x->schema, m->object, next ? next : "", rows, e) != 0 ||
-            pg_exec(x->pg, e, "COMMIT") != 0) {
-            free(next);
-            rc = pg_failed(x, e);
-            break;
-        }
-        m->load_done += rows;
-        counted(x, m, rows, -1);
-        replace(&m->load_locator, next ? next : "");
-        progress(x, m, m->load_done, m->load_total);
-        free(next);
-        if (!*m->load_locator)
-            break;
-    }
+    apply_copy_sql(&copy, sb_str(&target), f, m->nfields);
+    load_pipe lp = {.x = x, .m = m, .f = f, .copy_sql = sb_str(&copy)};
+    const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
+    int rc = pp_run(loc, load_fetch, load_spooled, &lp, x->stop, e);
+    if (rc == 1)
+        rc = stopped(x, e);
     sb_free(&target);
+    sb_free(&copy);
     free(f);
     return rc;
 }

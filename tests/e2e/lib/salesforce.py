@@ -237,11 +237,13 @@ class SfClient:
         """Restore records from the recycle bin (localforce admin); the per-id results."""
         return self.admin("POST", f"objects/{obj}/undelete", {"ids": list(ids)})
 
-    def load_records(self, obj, records, batch=10000):
-        """Insert many records fast (one transaction per batch); returns how many."""
+    def load_records(self, obj, records, batch=10000, committed_ms_ago=None):
+        """Insert many records fast (one transaction per batch); returns how many.
+        committed_ms_ago: stamped that long ago, as a transaction that committed late."""
         n = 0
+        q = f"?committed_ms_ago={committed_ms_ago}" if committed_ms_ago is not None else ""
         for chunk in _chunks(list(records), batch):
-            n += self.admin("POST", f"objects/{obj}/records", chunk)["loaded"]
+            n += self.admin("POST", f"objects/{obj}/records{q}", chunk)["loaded"]
         return n
 
     def set_faults(self, rules, **extra):
