@@ -128,6 +128,11 @@ def test_explorer_pages_by_keyset_and_shows_history(api, sfbridge, database, sf)
     assert [r["id"] for r in page["results"]] == [str(one["id"])]
     page = api.get(f"/api/v3/mappings/Teacher__c/records?q={urllib.parse.quote(one['name'][2:6].upper())}")[1]
     assert str(one["id"]) in [r["id"] for r in page["results"]]
+    # cursors edited by hand: a value the sort column's type refuses, an id beyond int
+    edited = [urllib.parse.quote(json.dumps(c)) for c in (["not a number", 1], ["1.5", 2**40])]
+    for c in edited:
+        status, body = api.get(f"/api/v3/mappings/Teacher__c/records?sort=salary__c&after={c}")
+        assert status == 400 and "cursor" in body["message"], (c, body)
     for bad in ("sort=nope", "field=x%22;drop", "limit=0", "limit=501", "dir=up", "after=garbage"):
         status, body = api.get(f"/api/v3/mappings/Teacher__c/records?{bad}")
         assert status == 400 and body["message"], (bad, body)

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -171,23 +170,9 @@ wait_for_work(PGconn *c, int64_t timeout_ms)
         usleep(100000);
         return false;
     }
-    fd_set rd;
-    FD_ZERO(&rd);
-    FD_SET(fd, &rd);
-    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
-    int n = select(fd + 1, &rd, NULL, NULL, &tv);
-    if (n > 0) {
-        /* A read failure shows as a lost connection, which the next pass handles. */
-        (void)PQconsumeInput(c);
-        PGnotify *nt;
-        bool notified = false;
-        while ((nt = PQnotifies(c)) != NULL) {
-            notified = true;
-            PQfreemem(nt);
-        }
-        return notified;
-    }
-    return false;
+    /* A control NOTIFY that came in during the pass counts (it used to be
+     * seen only when the wait timed out). */
+    return pg_wait_notify(c, timeout_ms);
 }
 
 static void

@@ -278,6 +278,18 @@ region(PGconn *c, const char *qtable, const cols *cs, const stmt *filters, const
     return r;
 }
 
+/* A cursor whose value the sort column's type refuses (SQLSTATE class 22,
+ * data exception: an edited or stale cursor) is the caller's mistake. */
+static void
+cursor_refused(err_t *e)
+{
+    if (strncmp(e->code, "22", 2) != 0)
+        return;
+    char why[ERR_MSG_MAX];
+    snprintf(why, sizeof why, "%s", e->msg);
+    err_set(e, 400, "BAD_REQUEST", "after is not a cursor this listing gave: %s", why);
+}
+
 /* The cursor of the page after the one ending with row (a JSON object of texts). */
 static json_t *
 next_cursor(json_t *row, const browse_query *q)
@@ -322,13 +334,17 @@ browse_page(PGconn *c, const browse_query *q, err_t *e)
     /* One row more than the page says whether another follows. */
     int want = q->limit + 1, got = 0;
     bool in_nulls = !by_id(q) && k.set && !k.value;
-    if (!in_nulls && !(r[0] = region(c, sb_str(&qt), &cs, &filters, q, &k, false, want, e)))
+    if (!in_nulls && !(r[0] = region(c, sb_str(&qt), &cs, &filters, q, &k, false, want, e))) {
+        cursor_refused(e);
         goto out;
+    }
     got = r[0] ? PQntuples(r[0]) : 0;
     if (!by_id(q) && got < want &&
         !(r[1] = region(c, sb_str(&qt), &cs, &filters, q, in_nulls ? &k : &(cursor){0}, true,
-                        want - got, e)))
+                        want - got, e))) {
+        cursor_refused(e);
         goto out;
+    }
     for (int i = 0; i < 2; i++)
         for (int j = 0; r[i] && j < PQntuples(r[i]); j++)
             json_array_append_new(rows, row_json(r[i], j, &cs));

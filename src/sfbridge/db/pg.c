@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/select.h>
 
 #include "log.h"
 
@@ -278,4 +279,36 @@ pg_i64_array(sb *out, const int64_t *v, size_t n)
         sb_put_i64(out, v[i]);
     }
     sb_putc(out, '}');
+}
+
+/* Drop the notifications libpq holds; whether there were any. */
+static bool
+drain_notifies(PGconn *c)
+{
+    bool any = false;
+    PGnotify *nt;
+    while ((nt = PQnotifies(c)) != NULL) {
+        PQfreemem(nt);
+        any = true;
+    }
+    return any;
+}
+
+bool
+pg_wait_notify(PGconn *c, int64_t ms)
+{
+    int fd = PQsocket(c);
+    if (fd < 0 || ms <= 0)
+        return false;
+    if (drain_notifies(c))
+        return true;
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(fd, &rd);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    if (select(fd + 1, &rd, NULL, NULL, &tv) <= 0)
+        return false;
+    /* A read failure shows as a lost connection at the caller's next statement. */
+    (void)PQconsumeInput(c);
+    return drain_notifies(c);
 }

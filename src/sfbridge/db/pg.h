@@ -37,6 +37,11 @@ int pg_fail(PGconn *c, const PGresult *r, err_t *e, const char *what);
 /* Rollback if a transaction is open, ignoring errors. */
 void pg_rollback_quietly(PGconn *c);
 bool pg_connection_lost(PGconn *c);
+/* Wait up to ms for a NOTIFY on c (a signal ends the wait early) and drop
+ * the notifications; true when there was one. Those libpq read along with an
+ * earlier statement's results count too: they wait in its queue, where
+ * select() on the socket cannot see them. */
+bool pg_wait_notify(PGconn *c, int64_t ms);
 /* Whether a failure filled by pg_fail is worth retrying as it is: a lost
  * connection, a deadlock or serialization failure, a lock wait given up. */
 bool pg_transient(PGconn *c, const err_t *e);

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -45,13 +44,14 @@
 #include "util.h"
 #include "worker.h"
 
-#define CLAIM_MAX      10000
-#define COLLECTION_MAX 200
-#define SWEEP_MS       5000
-#define BULK_JOB_MAX   10000
-#define LOCK_HOLD_MAX  10   /* collections sent under one hold of a table's lock, per lane */
-#define MATCH_CHUNK    1000 /* inserts matched against edited records at a time */
-#define ANALYZE_MIN    5000 /* a claim this large refreshes the log's statistics (once a pass) */
+#define CLAIM_MAX       10000
+#define COLLECTION_MAX  200
+#define SWEEP_MS        5000
+#define HOUSEKEEPING_MS 1000
+#define BULK_JOB_MAX    10000
+#define LOCK_HOLD_MAX   10   /* collections sent under one hold of a table's lock, per lane */
+#define MATCH_CHUNK     1000 /* inserts matched against edited records at a time */
+#define ANALYZE_MIN     5000 /* a claim this large refreshes the log's statistics (once a pass) */
 
 struct writer {
     const cfg *cfg;
@@ -65,6 +65,7 @@ struct writer {
     size_t nms;
     worker_thread thread;
     int64_t last_prune_ms;
+    int64_t last_housekeeping_ms; /* when housekeeping() last ran */
 };
 
 /* One claim: its entries (sorted by mapping, record, id) and their operations. */
@@ -189,11 +190,17 @@ writer_free(writer *w)
 /* ---- housekeeping and claiming ------------------------------------------------ */
 
 static int
-housekeeping(writer *w, err_t *e)
+housekeeping(writer *w, bool if_due, err_t *e)
 {
+    int64_t now = util_now_ms();
+    /* Before a pass (if_due) it is skipped when the last pass ended less than
+     * HOUSEKEEPING_MS ago: the change that woke the writer waits for whatever
+     * comes before its claim, and at a trickle of writes that was most of it. */
+    if (if_due && now - w->last_housekeeping_ms < HOUSEKEEPING_MS && now >= w->last_housekeeping_ms)
+        return 0;
+    w->last_housekeeping_ms = now;
     if (tlog_housekeeping(w->pg, w->cfg->schema, e) != 0)
         return -1;
-    int64_t now = util_now_ms();
     if (now - w->last_prune_ms <= 3600 * 1000)
         return 0;
     w->last_prune_ms = now;
@@ -1222,7 +1229,8 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
     mapping_free_all(w->ms, w->nms);
     w->ms = NULL;
     w->nms = 0;
-    if (cat_load(w->pg, w->cfg->schema, NULL, &w->ms, &w->nms, e) != 0 || housekeeping(w, e) != 0)
+    if (cat_load(w->pg, w->cfg->schema, NULL, &w->ms, &w->nms, e) != 0 ||
+        housekeeping(w, true, e) != 0)
         return -1;
     bool logged_in = false, analyzed = false;
     while (!(w->stop && *w->stop)) {
@@ -1252,7 +1260,7 @@ writer_pass(writer *w, writer_stats *st, err_t *e)
     /* Everything that waits for a retry, from this pass or earlier ones. */
     if (tlog_retrying(w->pg, w->cfg->schema, &st->retrying, e) != 0)
         return -1;
-    return housekeeping(w, e);
+    return housekeeping(w, false, e);
 }
 
 /* ---- the thread ----------------------------------------------------------------------------- */
@@ -1271,20 +1279,9 @@ next_retry_ms(writer *w)
 static void
 wait_notify(writer *w, int64_t ms)
 {
-    int fd = PQsocket(w->pg);
-    if (fd < 0 || ms <= 0)
-        return;
-    fd_set rd;
-    FD_ZERO(&rd);
-    FD_SET(fd, &rd);
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    if (select(fd + 1, &rd, NULL, NULL, &tv) > 0) {
-        /* Only drains the wake-ups; a broken connection shows at the next pass. */
-        (void)PQconsumeInput(w->pg);
-        PGnotify *nt;
-        while ((nt = PQnotifies(w->pg)) != NULL)
-            PQfreemem(nt);
-    }
+    /* A change committed during the pass wakes it at once (its NOTIFY came in
+     * with a statement's results; it used to wait for the sweep, 5 s later). */
+    (void)pg_wait_notify(w->pg, ms);
 }
 
 static void *
