@@ -139,3 +139,29 @@ def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, dr
     assert assert_pg_equals_sf(sf, database, "Teacher__c") == total
     assert sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED"
     assert _shadows(database) == []
+
+
+def test_fields_added_while_a_bulk_load_runs_are_backfilled(sfbridge, database, sf):
+    """`mapping edit --add-fields` during a Bulk load: the load goes on with the fields it
+    started with, its rows are moved in (the table has a column the shadow lacks), and the
+    new column is backfilled."""
+    n = 20_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
+    total = n + 5
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000)
+    sfbridge.init()
+    sfbridge.add("Teacher__c", "--fields", "Name")
+    sf.set_faults([{"path": RESULTS, "latency_ms": 600}])  # the edit lands midway
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: 0 < (database.scalar("SELECT load_done FROM salesforce._sfbridge_mapping")
+                                       or 0) < total, what="a load midway", interval=0.02, max_interval=0.02)
+    sfbridge.run("mapping", "edit", "Teacher__c", "--add-fields", "Email__c")
+    sf.clear_faults()
+    wait_daemon(sfbridge, lambda: sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED", timeout=180,
+                what="the load")
+    sfbridge.stop()
+    assert assert_pg_equals_sf(sf, database, "Teacher__c") == total
+    no_email = len(sf.query("SELECT Id FROM Teacher__c WHERE Email__c = null"))
+    assert database.count(T, where="email__c IS NULL") == no_email < 10
+    assert "move in" in sfbridge.log()
+    assert _shadows(database) == []
