@@ -223,8 +223,9 @@ sb_json_double(sb *s, double v)
     sb_puts(s, tmp);
 }
 
-void
-sb_xml_str(sb *s, const char *str)
+/* &, <, >, " and ' escaped, ' as apos. */
+static void
+markup_str(sb *s, const char *str, const char *apos)
 {
     for (const char *p = str; p && *p; p++) {
         switch (*p) {
@@ -232,10 +233,22 @@ sb_xml_str(sb *s, const char *str)
         case '<': sb_puts(s, "&lt;"); break;
         case '>': sb_puts(s, "&gt;"); break;
         case '"': sb_puts(s, "&quot;"); break;
-        case '\'': sb_puts(s, "&apos;"); break;
+        case '\'': sb_puts(s, apos); break;
         default: sb_putc(s, *p);
         }
     }
+}
+
+void
+sb_xml_str(sb *s, const char *str)
+{
+    markup_str(s, str, "&apos;");
+}
+
+void
+sb_html_str(sb *s, const char *str)
+{
+    markup_str(s, str, "&#39;");
 }
 
 /* text between two q's, each q inside doubled */

@@ -51,5 +51,8 @@ void sb_sql_ident(sb *s, const char *name);
 void sb_sql_literal(sb *s, const char *text);
 /* XML text content with &, <, >, " and ' escaped. */
 void sb_xml_str(sb *s, const char *str);
+/* HTML text or attribute value: &, <, >, " and ' escaped (' as &#39;, which
+ * every HTML parser knows; XML's &apos; is not HTML 4's). NULL is empty. */
+void sb_html_str(sb *s, const char *str);
 
 #endif

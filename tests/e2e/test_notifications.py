@@ -104,14 +104,20 @@ def test_each_kind_reaches_the_webhook_once_per_event(sfbridge, database, sf, re
     sfbridge.stop()
 
 
-def test_a_receiver_that_fails_gets_it_again_and_sync_goes_on(sfbridge, database, sf, receiver):
+def _refused_write_with_a_refusing_receiver(sfbridge, database, receiver):
+    """The daemon with a webhook whose receiver answers 500, and a write Salesforce refuses
+    (a notification to deliver); the row's id."""
     receiver.status = 500
     sfbridge.init()
     map_rw(sfbridge, "Teacher__c")
     sfbridge.start(env={"SFBRIDGE_WEBHOOK_URL": receiver.url})
     wait_daemon(sfbridge, lambda: sfbridge.mapping_status("Teacher__c")["loaded"], what="the load")
     with App(database) as app:
-        bad = app.insert(T, name="Bad Email", email__c="not an email")
+        return app.insert(T, name="Bad Email", email__c="not an email")
+
+
+def test_a_receiver_that_fails_gets_it_again_and_sync_goes_on(sfbridge, database, sf, receiver):
+    bad = _refused_write_with_a_refusing_receiver(sfbridge, database, receiver)
     wait_daemon(sfbridge, lambda: row(database, T, bad)["_hc_lastop"] == "FAILED", what="the refusal")
     wait_daemon(sfbridge, lambda: "not taken by 127.0.0.1: HTTP 500" in sfbridge.log(), what="a refused POST")
     with App(database) as app:  # the sync is not held up by the webhook
@@ -172,13 +178,7 @@ def test_a_notification_reaches_the_webhook_after_a_crash(sfbridge, database, sf
     """At least once across a crash: the daemon is killed (-9) while the receiver refuses the
     POST; the notification stays undelivered in the table, and the next daemon delivers it, once
     the receiver takes it."""
-    receiver.status = 500
-    sfbridge.init()
-    map_rw(sfbridge, "Teacher__c")
-    sfbridge.start(env={"SFBRIDGE_WEBHOOK_URL": receiver.url})
-    wait_daemon(sfbridge, lambda: sfbridge.mapping_status("Teacher__c")["loaded"], what="the load")
-    with App(database) as app:
-        bad = app.insert(T, name="Bad Email", email__c="not an email")
+    bad = _refused_write_with_a_refusing_receiver(sfbridge, database, receiver)
     wait_daemon(sfbridge, lambda: "not taken by 127.0.0.1: HTTP 500" in sfbridge.log(), what="a refused POST")
     sfbridge.kill9()
     assert row(database, T, bad)["_hc_lastop"] == "FAILED"

@@ -385,29 +385,12 @@ redirect_ok(const char *u)
     return true;
 }
 
-/* HTML text or attribute value: &, <, >, " and ' escaped (' as &#39;, which
- * every HTML parser knows). */
-static void
-html_str(sb *b, const char *str)
-{
-    for (const char *p = str; p && *p; p++) {
-        switch (*p) {
-        case '&': sb_puts(b, "&amp;"); break;
-        case '<': sb_puts(b, "&lt;"); break;
-        case '>': sb_puts(b, "&gt;"); break;
-        case '"': sb_puts(b, "&quot;"); break;
-        case '\'': sb_puts(b, "&#39;"); break;
-        default: sb_putc(b, *p);
-        }
-    }
-}
-
 static void
 html_head(sb *b, const char *title)
 {
     sb_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"UTF-8\">"
                "<meta name=\"viewport\" content=\"width=device-width\"><title>");
-    html_str(b, title);
+    sb_html_str(b, title);
     sb_puts(b, "</title><style>body{font-family:sans-serif;background:#f3f3f3;margin:0}"
                "main{max-width:22em;margin:4em auto;background:#fff;padding:2em;"
                "border:1px solid #ddd;border-radius:4px}label{display:block;margin:1em 0 .3em}"
@@ -426,9 +409,9 @@ html_error_page(http_resp *resp, const char *error, const char *desc)
     resp->content_type = CT_HTML;
     html_head(b, "Error | localforce");
     sb_puts(b, "<p class=\"error\">error=");
-    html_str(b, error);
+    sb_html_str(b, error);
     sb_puts(b, "&amp;error_description=");
-    html_str(b, desc);
+    sb_html_str(b, desc);
     sb_puts(b, "</p></main></body></html>\n");
 }
 
@@ -438,9 +421,9 @@ hidden(sb *b, const char *name, const char *value)
     if (value[0] == '\0')
         return;
     sb_puts(b, "<input type=\"hidden\" name=\"");
-    html_str(b, name);
+    sb_html_str(b, name);
     sb_puts(b, "\" value=\"");
-    html_str(b, value);
+    sb_html_str(b, value);
     sb_puts(b, "\">");
 }
 
@@ -454,11 +437,11 @@ login_page(http_resp *resp, const authz *z, const char *app_name, const char *us
     resp->content_type = CT_HTML;
     html_head(b, "Login | localforce");
     sb_puts(b, "<p>Log in to allow <strong>");
-    html_str(b, app_name);
+    sb_html_str(b, app_name);
     sb_puts(b, "</strong> to access your data.</p>");
     if (error) {
         sb_puts(b, "<p class=\"error\" id=\"error\">");
-        html_str(b, error);
+        sb_html_str(b, error);
         sb_puts(b, "</p>");
     }
     sb_puts(b, "<form method=\"POST\" action=\"/services/oauth2/authorize\">");
@@ -471,7 +454,7 @@ login_page(http_resp *resp, const authz *z, const char *app_name, const char *us
     hidden(b, "code_challenge_method", z->challenge_method);
     sb_puts(b, "<label for=\"username\">Username</label><input type=\"text\" id=\"username\" "
                "name=\"username\" autocomplete=\"username\" value=\"");
-    html_str(b, username ? username : "");
+    sb_html_str(b, username ? username : "");
     sb_puts(b, "\"><label for=\"password\">Password</label><input type=\"password\" "
                "id=\"password\" name=\"password\" autocomplete=\"current-password\">"
                "<button type=\"submit\" name=\"Login\" value=\"Log In\">Log In</button>"

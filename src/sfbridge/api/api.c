@@ -260,9 +260,9 @@ get_connection_export(call *c)
     return doc ? api_json(200, doc) : api_err(&e);
 }
 
-/* The mapping's entry of the status document (NULL: not mapped; *st to free). */
+/* object's entry of the status document (NULL: not mapped; *st to free). */
 json_t *
-api_find_mapping(call *c, json_t **st, reply *fail)
+api_find_mapping(call *c, const char *object, json_t **st, reply *fail)
 {
     err_t e;
     err_clear(&e);
@@ -274,11 +274,11 @@ api_find_mapping(call *c, json_t **st, reply *fail)
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(*st, "mappings"), i, m) {
-        if (strcmp(json_string_value(json_object_get(m, "object_name")), c->arg[0]) == 0)
+        if (strcmp(json_string_value(json_object_get(m, "object_name")), object) == 0)
             return m;
     }
     char msg[300];
-    snprintf(msg, sizeof msg, "%.200s is not mapped", c->arg[0]);
+    snprintf(msg, sizeof msg, "%.200s is not mapped", object);
     *fail = api_error(404, "NOT_MAPPED", msg);
     return NULL;
 }
@@ -288,7 +288,7 @@ get_mapping(call *c)
 {
     json_t *st;
     reply r;
-    json_t *m = api_find_mapping(c, &st, &r);
+    json_t *m = api_find_mapping(c, c->arg[0], &st, &r);
     if (m)
         r = api_json(200, json_incref(m));
     json_decref(st);
@@ -300,7 +300,7 @@ get_mapping_errors(call *c)
 {
     json_t *st;
     reply r;
-    json_t *m = api_find_mapping(c, &st, &r);
+    json_t *m = api_find_mapping(c, c->arg[0], &st, &r);
     if (m)
         r = errors_of(c, json_string_value(json_object_get(m, "table_name")));
     json_decref(st);

@@ -65,7 +65,7 @@ json_t *api_status_doc(api *s, err_t *e);
 bool api_known_connection(const call *c);
 reply api_no_connection(const call *c);
 /* arg[0]'s entry of the status document (NULL: not mapped, *fail says so; *st to free). */
-json_t *api_find_mapping(call *c, json_t **st, reply *fail);
+json_t *api_find_mapping(call *c, const char *object, json_t **st, reply *fail);
 /* A query-string argument (NULL: absent). */
 const char *api_arg(const call *c, const char *name);
 /* The body as a JSON object; NULL with *fail filled. */

@@ -254,10 +254,7 @@ mapping_answer(call *c, unsigned status, const char *object)
 {
     json_t *st;
     reply r;
-    const char *saved = c->arg[0];
-    c->arg[0] = object;
-    json_t *m = api_find_mapping(c, &st, &r);
-    c->arg[0] = saved;
+    json_t *m = api_find_mapping(c, object, &st, &r);
     if (!m)
         return r;
     json_t *warn = json_array();
@@ -394,18 +391,18 @@ dash_remove_mapping(call *c)
 
 /* ---- the Explorer ------------------------------------------------------------- */
 
-/* The mapped table of object arg[0] into table (a catalog name). */
+/* The mapped table of object into table (a catalog name). */
 static int
-table_of(call *c, char table[64], err_t *e)
+table_of(call *c, const char *object, char table[64], err_t *e)
 {
     mapping *m = NULL;
     size_t n = 0;
     PGconn *pg = app_pg_read(&c->s->a, e);
-    if (!pg || cat_load_any(pg, c->s->a.cfg.schema, c->arg[0], &m, &n, e) != 0)
+    if (!pg || cat_load_any(pg, c->s->a.cfg.schema, object, &m, &n, e) != 0)
         return -1;
     int rc = 0;
     if (!n)
-        rc = err_set(e, 404, "NOT_MAPPED", "%s is not mapped", c->arg[0]);
+        rc = err_set(e, 404, "NOT_MAPPED", "%s is not mapped", object);
     else
         snprintf(table, 64, "%s", m->table);
     mapping_free_all(m, n);
@@ -418,7 +415,7 @@ dash_records(call *c)
     err_t e;
     err_clear(&e);
     char table[64];
-    if (table_of(c, table, &e) != 0)
+    if (table_of(c, c->arg[0], table, &e) != 0)
         return failed(c, &e);
     browse_query q = {.schema = c->s->a.cfg.schema,
                       .table = table,
@@ -447,7 +444,7 @@ dash_record(call *c)
     err_t e;
     err_clear(&e);
     char table[64];
-    if (table_of(c, table, &e) != 0)
+    if (table_of(c, c->arg[0], table, &e) != 0)
         return failed(c, &e);
     int64_t rid = 0;
     json_t *rec = browse_record(c->s->a.pg, c->s->a.cfg.schema, table, c->arg[1], &rid, &e);
@@ -503,14 +500,8 @@ dash_activity(call *c)
     err_clear(&e);
     char table[64];
     const char *object = api_arg(c, "mapping");
-    if (object) {
-        const char *saved = c->arg[0];
-        c->arg[0] = object;
-        int rc = table_of(c, table, &e);
-        c->arg[0] = saved;
-        if (rc != 0)
-            return failed(c, &e);
-    }
+    if (object && table_of(c, object, table, &e) != 0)
+        return failed(c, &e);
     PGconn *pg = app_pg_read(&c->s->a, &e);
     json_t *j = pg ? act_series_json(pg, c->s->a.cfg.schema, object ? table : NULL, (int)hours, &e)
                    : NULL;
@@ -521,21 +512,6 @@ dash_activity(call *c)
 
 #define FLOW_TTL_MS (15 * 60 * 1000L) /* an authorization not finished by then is forgotten */
 
-static void
-html_text(sb *out, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<': sb_puts(out, "&lt;"); break;
-        case '>': sb_puts(out, "&gt;"); break;
-        case '&': sb_puts(out, "&amp;"); break;
-        case '"': sb_puts(out, "&quot;"); break;
-        case '\'': sb_puts(out, "&#39;"); break;
-        default: sb_putc(out, *s);
-        }
-    }
-}
-
 /* The page the browser lands on after Salesforce: what happened, and the way back. */
 static reply
 landing(unsigned status, const char *title, const char *text)
@@ -544,12 +520,12 @@ landing(unsigned status, const char *title, const char *text)
     sb_puts(&b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                 "<title>");
-    html_text(&b, title);
+    sb_html_str(&b, title);
     sb_puts(&b, " - sfbridge</title><link rel=\"stylesheet\" href=\"/ui/app.css\"></head>"
                 "<body><main id=\"main\" class=\"landing\"><h1>");
-    html_text(&b, title);
+    sb_html_str(&b, title);
     sb_puts(&b, "</h1><p id=\"landing-text\">");
-    html_text(&b, text);
+    sb_html_str(&b, text);
     sb_puts(&b, "</p><p><a id=\"back\" href=\"/#/overview\">Back to the dashboard</a></p>"
                 "</main></body></html>");
     return (reply){.status = status, .body = sb_steal(&b), .ctype = "text/html; charset=utf-8"};

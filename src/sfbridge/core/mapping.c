@@ -100,30 +100,12 @@ set_upsert(mapping *m, json_t *d, const char *field, err_t *e)
     return 0;
 }
 
-static bool
-table_exists(PGconn *c, const char *schema, const char *table, err_t *e, int *err)
-{
-    sb q = SB_INIT;
-    pg_qname(&q, schema, table);
-    const char *p[] = {sb_str(&q)};
-    PGresult *r = pg_query(c, e, "SELECT to_regclass($1) IS NOT NULL", 1, p);
-    sb_free(&q);
-    if (!r) {
-        *err = 1;
-        return false;
-    }
-    bool yes = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    return yes;
-}
-
 /* Create the table and record the mapping; inside the caller's transaction. */
 static int
 create_mapping(app *a, mapping *m, err_t *e)
 {
-    int err = 0;
-    bool exists = table_exists(a->pg, a->cfg.schema, m->table, e, &err);
-    if (err)
+    bool exists = false;
+    if (pg_table_exists(a->pg, a->cfg.schema, m->table, &exists, e) != 0)
         return -1;
     if (exists) {
         /* A table Heroku Connect made (it has Heroku Connect's columns) is taken

@@ -312,3 +312,18 @@ pg_wait_notify(PGconn *c, int64_t ms)
     (void)PQconsumeInput(c);
     return drain_notifies(c);
 }
+
+int
+pg_table_exists(PGconn *c, const char *schema, const char *name, bool *yes, err_t *e)
+{
+    sb q = SB_INIT;
+    pg_qname(&q, schema, name);
+    const char *p[] = {sb_str(&q)};
+    PGresult *r = pg_query(c, e, "SELECT to_regclass($1) IS NOT NULL", 1, p);
+    sb_free(&q);
+    if (!r)
+        return -1;
+    *yes = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return 0;
+}

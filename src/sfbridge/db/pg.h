@@ -53,6 +53,8 @@ void pg_i64_array(sb *out, const int64_t *v, size_t n);
 
 /* "schema"."name" */
 void pg_qname(sb *out, const char *schema, const char *name);
+/* Whether the relation schema.name exists (*yes). */
+int pg_table_exists(PGconn *c, const char *schema, const char *name, bool *yes, err_t *e);
 #define pg_ident sb_sql_ident
 
 /* COPY ... FROM STDIN helpers: start, put, end (with error text to abort). */

@@ -41,16 +41,9 @@ shadow_create(PGconn *c, const char *schema, const mapping *m, err_t *e)
 int
 shadow_exists(PGconn *c, const char *schema, const mapping *m, bool *yes, err_t *e)
 {
-    sb q = SB_INIT;
-    shadow_qname(&q, schema, m);
-    const char *p[] = {sb_str(&q)};
-    PGresult *r = pg_query(c, e, "SELECT to_regclass($1) IS NOT NULL", 1, p);
-    sb_free(&q);
-    if (!r)
-        return -1;
-    *yes = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    return 0;
+    char name[64];
+    DDL_SHADOW(name, m->table);
+    return pg_table_exists(c, schema, name, yes, e);
 }
 
 int

@@ -1276,14 +1276,6 @@ next_retry_ms(writer *w)
     return ms > SWEEP_MS ? SWEEP_MS : ms;
 }
 
-static void
-wait_notify(writer *w, int64_t ms)
-{
-    /* A change committed during the pass wakes it at once (its NOTIFY came in
-     * with a statement's results; it used to wait for the sweep, 5 s later). */
-    (void)pg_wait_notify(w->pg, ms);
-}
-
 static void *
 writer_main(void *arg)
 {
@@ -1300,7 +1292,7 @@ writer_main(void *arg)
                                     w->cfg->backoff_cap_ms);
             log_warn("writer: %s (retrying in %.1f s)", e.msg, (double)d / 1000.0);
             if (w->pg && !pg_connection_lost(w->pg))
-                wait_notify(w, d);
+                (void)pg_wait_notify(w->pg, d);
             else
                 usleep((useconds_t)(d > 5000 ? 5000 : d) * 1000);
             continue;
@@ -1310,7 +1302,8 @@ writer_main(void *arg)
             log_msg(st.failed || st.sent >= 1000 ? LOG_INFO : LOG_DEBUG,
                     "writer: %lld records written, %lld refused, %lld waiting to retry",
                     (long long)st.sent, (long long)st.failed, (long long)st.retrying);
-        wait_notify(w, next_retry_ms(w));
+        /* woken at once by a change committed during the pass (pg_wait_notify) */
+        (void)pg_wait_notify(w->pg, next_retry_ms(w));
         /* A trickle of writes: let the changes that follow the first one gather
          * (SFBRIDGE_WRITE_GATHER_MS), so that several go in one request. */
         for (int64_t left = w->cfg->write_gather_ms; left > 0 && !*w->stop; left -= 100)
