@@ -165,3 +165,37 @@ def test_fields_added_while_a_bulk_load_runs_are_backfilled(sfbridge, database, 
     assert database.count(T, where="email__c IS NULL") == no_email < 10
     assert "move in" in sfbridge.log()
     assert _shadows(database) == []
+
+
+@pytest.mark.parametrize("api", ["bulk", "rest"])
+def test_a_load_killed_midway_resumes_after_fields_were_added(sfbridge, database, sf, api):
+    """kill -9 midway, then `mapping edit --add-fields` before the next run: the pages
+    Salesforce still holds lack the new column, so a Bulk load starts over with the
+    mapping's fields (it neither fails on the old header nor leaves the column empty), and
+    a REST load goes on and backfills the column."""
+    n = 20_000 if api == "bulk" else 4_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
+    total = n + 5
+    if api == "bulk":
+        sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000)
+        fault = RESULTS
+    else:
+        sfbridge.set(SFBRIDGE_BULK_THRESHOLD=1_000_000, SFBRIDGE_REST_BATCH=200)
+        fault = "/services/data/v60.0/query*"
+    sfbridge.init()
+    sfbridge.add("Teacher__c", "--fields", "Name")
+    sf.set_faults([{"path": fault, "latency_ms": 300}])
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: 0 < (database.scalar("SELECT load_done FROM salesforce._sfbridge_mapping")
+                                       or 0) < total, what="a load midway", interval=0.02, max_interval=0.02)
+    sfbridge.kill9()
+    sfbridge.run("mapping", "edit", "Teacher__c", "--add-fields", "Email__c")
+    sf.clear_faults()
+    sfbridge.once(timeout=600, check=False)
+    if sfbridge.mapping_state("Teacher__c") != "DATA_SYNCED":  # the first run gave the old job up
+        sfbridge.once(timeout=600)
+    assert sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED"
+    assert assert_pg_equals_sf(sf, database, "Teacher__c") == total
+    no_email = len(sf.query("SELECT Id FROM Teacher__c WHERE Email__c = null"))
+    assert database.count(T, where="email__c IS NULL") == no_email < 10
+    assert _shadows(database) == []

@@ -38,12 +38,40 @@ shadow_create(PGconn *c, const char *schema, const mapping *m, err_t *e)
     return rc;
 }
 
+/* The shadow's column names (NULL when it is missing) against the names a
+ * shadow made now would have: "id", the fields' columns, the status columns. */
+#define SHADOW_CHECK_SQL                                                                     \
+    "SELECT (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a" \
+    "  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)"                    \
+    " = (SELECT array_agg(x ORDER BY x) FROM unnest($3::text[]) x)"                          \
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                         \
+    " WHERE n.nspname = $1 AND c.relname = $2"
+
 int
-shadow_exists(PGconn *c, const char *schema, const mapping *m, bool *yes, err_t *e)
+shadow_check(PGconn *c, const char *schema, const mapping *m, shadow_fit *fit, err_t *e)
 {
     char name[64];
     DDL_SHADOW(name, m->table);
-    return pg_table_exists(c, schema, name, yes, e);
+    const char **cols = xcalloc(m->nfields + 3, sizeof *cols);
+    size_t n = 0;
+    cols[n++] = "id";
+    for (size_t i = 0; i < m->nfields; i++)
+        cols[n++] = m->fields[i].column;
+    cols[n++] = "_hc_lastop";
+    cols[n++] = "_hc_err";
+    sb arr = SB_INIT;
+    pg_text_array(&arr, cols, n);
+    const char *p[] = {schema, name, sb_str(&arr)};
+    PGresult *r = pg_query(c, e, SHADOW_CHECK_SQL, 3, p);
+    sb_free(&arr);
+    free(cols);
+    if (!r)
+        return -1;
+    *fit = PQntuples(r) == 0                       ? SHADOW_MISSING
+           : strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? SHADOW_FITS
+                                                   : SHADOW_STALE;
+    PQclear(r);
+    return 0;
 }
 
 int

@@ -31,8 +31,15 @@
 void shadow_qname(sb *out, const char *schema, const mapping *m);
 /* Drop and create the shadow, empty (in the caller's transaction). */
 int shadow_create(PGconn *c, const char *schema, const mapping *m, err_t *e);
-/* Whether the shadow exists. */
-int shadow_exists(PGconn *c, const char *schema, const mapping *m, bool *yes, err_t *e);
+/* What became of a load's shadow while the load was away (a kill, a restart). */
+typedef enum shadow_fit {
+    SHADOW_FITS,    /* there, with the columns m maps: the load may go on */
+    SHADOW_MISSING, /* dropped behind sfbridge's back: its pages are gone */
+    SHADOW_STALE,   /* m's fields changed since the load began (`mapping edit` while
+                     * the load was stopped): the pages Salesforce holds lack them */
+} shadow_fit;
+/* Look at the shadow: *fit says whether the load it holds may go on. */
+int shadow_check(PGconn *c, const char *schema, const mapping *m, shadow_fit *fit, err_t *e);
 /* Build the shadow's indexes (in a transaction of their own; idempotent). */
 int shadow_index(PGconn *c, const char *schema, const mapping *m, err_t *e);
 /* In the caller's transaction: lock the table and, when it may be replaced,

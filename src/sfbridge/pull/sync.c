@@ -615,12 +615,17 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
     long records = 0;
     if (!m->load_locator && sfapi_bulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
         return -1;
-    bool shadow = false;
-    if (shadow_exists(x->pg, x->schema, m, &shadow, e) != 0)
+    shadow_fit fit;
+    if (shadow_check(x->pg, x->schema, m, &fit, e) != 0)
         return pg_failed(x, e);
-    if (!shadow) { /* dropped behind sfbridge's back: the pages it held are gone */
-        err_set(e, 503, "LOAD_RESTARTED", "%s: the load's shadow table is missing", m->object);
-        return restart_load(x, m, "the load's shadow table is missing", e);
+    if (fit != SHADOW_FITS) {
+        const char *why = fit == SHADOW_MISSING
+                              ? "the load's shadow table is missing" /* its pages are gone */
+                              : "the mapping's fields changed since the load began";
+        err_set(e, 503, "LOAD_RESTARTED", "%s: %s", m->object, why);
+        if (fit == SHADOW_STALE) /* its results lack the new fields: of no more use */
+            drop_job(x, m->load_job);
+        return restart_load(x, m, why, e);
     }
     const map_field **f = apply_all_fields(m);
     sb copy = SB_INIT, target = SB_INIT;
