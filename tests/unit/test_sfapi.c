@@ -28,6 +28,7 @@
 #include "faults.h"
 #include "log.h"
 #include "server.h"
+#include "sessions.h"
 #include "sfapi.h"
 #include "sfjwt.h"
 #include "store.h"
@@ -1151,6 +1152,7 @@ canned_main(void *arg)
 static void
 canned_start(canned *cs)
 {
+    sessions_clear(); /* a port used again must not find an earlier test's session */
     memset(cs, 0, sizeof *cs);
     pthread_mutex_init(&cs->lock, NULL);
     cs->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1250,6 +1252,47 @@ test_bad_token_replies(void **state)
     assert_non_null(strstr(req, "grant_type=password&client_id=" CLIENT_ID "&client_secret=" SECRET
                                 "&username=ops%40sfapi.test&password=p%26ss%20w%2Brd%21"));
     sfapi_free(c);
+    canned_stop(&cs);
+}
+
+/* Clients with the same credentials share one session: the second does not
+ * log in, and a client whose session was refused takes the one another client
+ * got by logging in again, rather than logging in itself. */
+static void
+test_shared_session(void **state)
+{
+    (void)state;
+    canned cs;
+    canned_start(&cs);
+    static const char page[] = "{\"totalSize\":0,\"done\":true,\"records\":[]}";
+    static const char expired[] = "[{\"message\":\"Session expired or invalid\","
+                                  "\"errorCode\":\"INVALID_SESSION_ID\"}]";
+    canned_token(&cs);                                     /* a logs in */
+    canned_add(&cs, 200, "application/json", "", page);    /* a's query */
+    canned_add(&cs, 200, "application/json", "", page);    /* b's, on a's session */
+    canned_add(&cs, 401, "application/json", "", expired); /* a: expired */
+    canned_token(&cs);                                     /* a logs in again */
+    canned_add(&cs, 200, "application/json", "", page);    /* a's repeat */
+    canned_add(&cs, 401, "application/json", "", expired); /* b: its copy expired */
+    canned_add(&cs, 200, "application/json", "", page);    /* b's repeat, on a's new one */
+    sfapi *a = canned_client(&cs), *b = canned_client(&cs);
+    err_t e;
+    memset(&e, 0, sizeof e);
+    json_t *pg;
+    static const char q[] = "SELECT Id FROM X";
+    for (int i = 0; i < 2; i++) {
+        expect_ok(a, sfapi_query(a, q, false, 0, &pg, &e), &e);
+        json_decref(pg);
+        expect_ok(b, sfapi_query(b, q, false, 0, &pg, &e), &e);
+        json_decref(pg);
+    }
+    assert_string_equal(sfapi_org_id(b), "00D000000000001AAA");
+    size_t logins = 0;
+    for (const char *p = sb_str(&cs.requests); (p = strstr(p, "POST /services/oauth2/token")); p++)
+        logins++;
+    assert_int_equal(logins, 2);
+    sfapi_free(a);
+    sfapi_free(b);
     canned_stop(&cs);
 }
 
@@ -1652,6 +1695,7 @@ main(void)
         cmocka_unit_test_teardown(test_bulk_errors, clear_faults),
         cmocka_unit_test(test_bad_token_replies),
         cmocka_unit_test(test_bad_api_replies),
+        cmocka_unit_test(test_shared_session),
         cmocka_unit_test(test_bad_bulk_replies),
         cmocka_unit_test(test_bulk_wait_timeout),
         cmocka_unit_test(test_jwt_audience),

@@ -28,6 +28,7 @@
 
 #include "log.h"
 #include "loginlatch.h"
+#include "sessions.h"
 #include "retry.h"
 #include "sfjwt.h"
 #include "util.h"
@@ -66,11 +67,7 @@ struct sfapi {
     CURL *curl;
     char curl_err[CURL_ERROR_SIZE];
 
-    /* the session */
-    char *access_token;
-    char *instance_url; /* no trailing '/' */
-    char org_id[19];
-    char user_id[19];
+    session sess; /* shared with the process's other clients (sessions.h) */
 
     char fingerprint[LATCH_FP_LEN + 1]; /* of the credentials (loginlatch) */
     uint64_t calls;
@@ -559,7 +556,7 @@ form_add(sfapi *c, sb *f, const char *key, const char *value)
 static void
 forget_session(sfapi *c)
 {
-    free_secret(&c->access_token);
+    session_forget(&c->sess);
 }
 
 void
@@ -596,10 +593,10 @@ parse_identity(sfapi *c, const char *id)
     for (size_t i = 0; i < ul; i++)
         if (!isalnum((unsigned char)u[i]))
             return -1;
-    memcpy(c->org_id, p, ol);
-    c->org_id[ol] = '\0';
-    memcpy(c->user_id, u, ul);
-    c->user_id[ul] = '\0';
+    memcpy(c->sess.org_id, p, ol);
+    c->sess.org_id[ol] = '\0';
+    memcpy(c->sess.user_id, u, ul);
+    c->sess.user_id[ul] = '\0';
     return 0;
 }
 
@@ -625,10 +622,9 @@ take_token_reply(sfapi *c, const response *r, err_t *e)
                      "the token reply's id is not an identity URL (.../id/ORG/USER)");
     } else {
         forget_session(c);
-        free(c->instance_url);
-        c->access_token = xstrdup(tok);
-        c->instance_url = xstrdup(inst);
-        strip_trailing_slashes(c->instance_url);
+        c->sess.access_token = xstrdup(tok);
+        c->sess.instance_url = xstrdup(inst);
+        strip_trailing_slashes(c->sess.instance_url);
     }
     json_decref(j);
     return rc;
@@ -730,8 +726,10 @@ login_once(sfapi *c, response *r, err_class *cls, err_t *e)
         rc = take_token_reply(c, r, e);
         *cls = ERR_PERMANENT;
         if (rc == 0)
-            log_debug("sfapi: logged in to %s (org %s, user %s, %s grant)", c->instance_url,
-                      c->org_id, c->user_id, grant);
+            sessions_put(c->fingerprint, &c->sess);
+        if (rc == 0)
+            log_debug("sfapi: logged in to %s (org %s, user %s, %s grant)", c->sess.instance_url,
+                      c->sess.org_id, c->sess.user_id, grant);
     } else {
         parse_error_body(r, e);
         /* Refused credentials and a misconfigured app are for a human to fix. */
@@ -761,6 +759,8 @@ login(sfapi *c, err_t *e)
         copy_err(e, &le);
         return err_class_set(e, ERR_AUTH);
     }
+    if (sessions_take(c->fingerprint, &c->sess)) /* another client's, newer than ours */
+        return 0;
     response r = {.c = c};
     int rc = -1;
     for (int attempt = 0;; attempt++) {
@@ -816,7 +816,7 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
 {
     err_t le;
     memset(&le, 0, sizeof le);
-    if (c->access_token == NULL && login(c, e) != 0)
+    if (c->sess.access_token == NULL && login(c, e) != 0)
         return -1;
     r->c = c;
     r->sink = q->sink;
@@ -825,8 +825,8 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
     int attempt = 0;
     for (;;) {
         sb url = SB_INIT, auth = SB_INIT, acc = SB_INIT;
-        sb_printf(&url, "%s%s", c->instance_url, q->path);
-        sb_printf(&auth, "Authorization: Bearer %s", c->access_token);
+        sb_printf(&url, "%s%s", c->sess.instance_url, q->path);
+        sb_printf(&auth, "Authorization: Bearer %s", c->sess.access_token);
         sb_printf(&acc, "Accept: %s", q->accept ? q->accept : "application/json");
         struct curl_slist *h = add_header(NULL, auth.buf);
         h = add_header(h, acc.buf);
@@ -1030,21 +1030,20 @@ sfapi_free(sfapi *c)
     free(c->jwt_audience);
     free(c->ca_file);
     free(c->api_version);
-    free_secret(&c->access_token);
-    free(c->instance_url);
+    session_forget(&c->sess);
     free(c);
 }
 
 const char *
 sfapi_instance_url(const sfapi *c)
 {
-    return c->instance_url ? c->instance_url : "";
+    return c->sess.instance_url ? c->sess.instance_url : "";
 }
 
 const char *
 sfapi_org_id(const sfapi *c)
 {
-    return c->org_id;
+    return c->sess.org_id;
 }
 
 bool
@@ -1060,7 +1059,7 @@ sfapi_clock_offset(const sfapi *c, int64_t *lo_ms, int64_t *hi_ms)
 const char *
 sfapi_user_id(const sfapi *c)
 {
-    return c->user_id;
+    return c->sess.user_id;
 }
 
 uint64_t
