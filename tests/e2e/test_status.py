@@ -5,6 +5,7 @@ import json
 
 import psycopg
 
+from lib import data
 from lib.sfbridge import wait_daemon
 from lib.writeback import App, map_rw, push_until_done, row
 
@@ -151,11 +152,40 @@ def test_a_reload_shows_as_running_not_with_the_last_loads_numbers(sfbridge):
     assert "load 0 rows via rest" in r.stdout and "ETA ?" not in r.stdout, r.stdout
     sfbridge.once()
     sfbridge.run("reload", "Account")
-    assert sfbridge.mapping_status("Account")["load"] == {"reload": True}
+    ld = sfbridge.mapping_status("Account")["load"]
+    assert ld["reload"] is True and ld["started_at"] is None and ld["done"] == 0, ld
     code, r = _status(sfbridge)
-    assert "reload running" in r.stdout and "via rest" not in r.stdout, r.stdout
+    assert "reload waiting to start" in r.stdout and "via rest" not in r.stdout, r.stdout
     sfbridge.run("load")
     assert sfbridge.mapping_status("Account")["load"] is None
+
+
+def test_a_running_reload_shows_its_own_progress(sfbridge, sf):
+    """While the daemon reloads a mapping, status (and the API the dashboard reads) shows
+    the reload's rows staged of Salesforce's count, its speed and how it goes, not the
+    numbers of the load before it; done, the mapping shows no load at all."""
+    n = 1_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=1_000)
+    total = sf.count("Teacher__c")
+    sfbridge.set(SFBRIDGE_REST_BATCH=200)
+    sfbridge.init()
+    sfbridge.add("Teacher__c", "--fields", "Name")
+    sfbridge.once()
+    sfbridge.start()
+    sf.set_faults([{"path": "/services/data/v60.0/query*", "latency_ms": 400}])
+    sfbridge.run("reload", "Teacher__c")
+    wait_daemon(sfbridge, lambda: 0 < ((sfbridge.mapping_status("Teacher__c")["load"] or {}).get("done")
+                                       or 0) < total, what="a reload midway", interval=0.05, max_interval=0.05)
+    ld = sfbridge.mapping_status("Teacher__c")["load"]
+    assert ld["reload"] is True and ld["total"] == total and ld["via"] == "rest" and ld["started_at"], ld
+    code, r = _status(sfbridge)
+    assert "reload " in r.stdout and f"/{total} rows via rest" in r.stdout, r.stdout
+    assert "readers see the old rows" in r.stdout, r.stdout
+    sf.clear_faults()
+    wait_daemon(sfbridge, lambda: sfbridge.mapping_status("Teacher__c")["load"] is None,
+                what="the reload", timeout=120)
+    m = sfbridge.mapping_status("Teacher__c")
+    assert m["state"] == "DATA_SYNCED" and m["rows"] == total, m
 
 
 def test_salesforce_rows_beside_the_tables(sfbridge, database, sf):

@@ -61,9 +61,16 @@ static const char status_sql[] =
     "     'channel', stream_channel, 'replay_id', replay_id, 'last_event_at', last_event_at, "
     "'events', stream_events,"
     "     'fallbacks', stream_fallbacks, 'lag_ms', stream_lag_ms, 'error', stream_error) END,"
-    /* A reload keeps no count of its own yet: it is shown as running, not with the
-     * numbers of the load before it. */
-    "   'load', CASE WHEN state = $4::text AND loaded THEN json_build_object('reload', true)"
+    /* A reload's progress is its own (reload_*), never the numbers of the load before it;
+     * started_at stays null until it starts. */
+    "   'load', CASE WHEN state = $4::text AND loaded THEN json_build_object('reload', true,"
+    "     'done', reload_done, 'total', reload_total, 'via', reload_via,"
+    "     'started_at', reload_started_at,"
+    "     'rows_per_second', CASE WHEN reload_started_at < now() THEN"
+    "        round(reload_done / extract(epoch FROM now() - reload_started_at)) END,"
+    "     'eta_seconds', CASE WHEN reload_done > 0 AND reload_total > reload_done THEN"
+    "        round((reload_total - reload_done) * extract(epoch FROM now() - reload_started_at)"
+    "        / reload_done) END)"
     "   WHEN NOT loaded THEN json_build_object("
     "     'done', load_done, 'total', load_total, 'via', CASE WHEN load_job IS NULL THEN 'rest' "
     "ELSE 'bulk' END,"
@@ -113,17 +120,19 @@ short_time(const char *iso, char out[24])
     snprintf(out, 24, "%.8s", t ? t + 1 : "-");
 }
 
-/* "load 1200/5000 rows via bulk, 800 rows/s, ETA 5 s": only what is known. */
+/* "load 1200/5000 rows via bulk, 800 rows/s, ETA 5 s": only what is known. A
+ * reload says so, and that readers see the old rows meanwhile. */
 static void
 load_detail(json_t *ld, char *out, size_t n)
 {
-    if (json_is_true(json_object_get(ld, "reload"))) {
-        snprintf(out, n, "reload running (readers see the old rows until it is done)");
+    bool reload = json_is_true(json_object_get(ld, "reload"));
+    if (reload && json_is_null(json_object_get(ld, "started_at"))) {
+        snprintf(out, n, "reload waiting to start (readers see the old rows until it is done)");
         return;
     }
     json_t *total = json_object_get(ld, "total"), *rate = json_object_get(ld, "rows_per_second"),
            *eta = json_object_get(ld, "eta_seconds");
-    size_t k = (size_t)snprintf(out, n, "load %lld",
+    size_t k = (size_t)snprintf(out, n, "%s %lld", reload ? "reload" : "load",
                                 (long long)json_integer_value(json_object_get(ld, "done")));
     if (json_is_integer(total) && k < n)
         k += (size_t)snprintf(out + k, n - k, "/%lld", (long long)json_integer_value(total));
@@ -132,7 +141,9 @@ load_detail(json_t *ld, char *out, size_t n)
     if (json_is_number(rate) && json_number_value(rate) > 0 && k < n)
         k += (size_t)snprintf(out + k, n - k, ", %.0f rows/s", json_number_value(rate));
     if (json_is_number(eta) && k < n)
-        snprintf(out + k, n - k, ", ETA %.0f s", json_number_value(eta));
+        k += (size_t)snprintf(out + k, n - k, ", ETA %.0f s", json_number_value(eta));
+    if (reload && k < n)
+        snprintf(out + k, n - k, " (readers see the old rows until it is done)");
 }
 
 static bool

@@ -66,7 +66,11 @@ static const char *const catalog_ddl[] = {
     " ADD COLUMN IF NOT EXISTS sf_rows bigint, ADD COLUMN IF NOT EXISTS sf_rows_at timestamptz,"
     /* the watermark whose overlap window a poll has read after it settled (see
      * cat_cols_poll_finished): polls then ask only for newer changes */
-    " ADD COLUMN IF NOT EXISTS overlap_settled timestamp",
+    " ADD COLUMN IF NOT EXISTS overlap_settled timestamp,"
+    /* a running reload's progress (status, the dashboard): the rows staged of its count */
+    " ADD COLUMN IF NOT EXISTS reload_done bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN IF NOT EXISTS reload_total bigint, ADD COLUMN IF NOT EXISTS reload_via varchar(4),"
+    " ADD COLUMN IF NOT EXISTS reload_started_at timestamptz",
 };
 
 static void

@@ -99,7 +99,10 @@ cat_cols_load_finished(cat_cols *c, int poll_seconds)
 void
 cat_cols_reload_request(cat_cols *c)
 {
-    col(c, "errors = 0, next_poll_at = NULL", 0);
+    col(c,
+        "errors = 0, next_poll_at = NULL, reload_done = 0, reload_total = NULL, reload_via = NULL,"
+        " reload_started_at = NULL",
+        0);
 }
 
 void
@@ -207,6 +210,23 @@ cat_load_progress(PGconn *c, const char *schema, const char *object, const char 
                    " load_done = load_done + $3::bigint, rows_synced = rows_synced + $3::bigint"
                    " WHERE object_name = $1",
                    3, p, e);
+}
+
+int
+cat_reload_progress(PGconn *c, const char *schema, const char *object, int64_t done, int64_t total,
+                    const char *via, err_t *e)
+{
+    char d[24], t[24];
+    snprintf(d, sizeof d, "%lld", (long long)done);
+    snprintf(t, sizeof t, "%lld", (long long)total);
+    const char *p[] = {object, d, t, via};
+    return cat_run(c, schema,
+                   via ? "UPDATE %1$s._sfbridge_mapping SET reload_done = $2::bigint,"
+                         " reload_total = $3::bigint, reload_via = $4, reload_started_at = now()"
+                         " WHERE object_name = $1"
+                       : "UPDATE %1$s._sfbridge_mapping SET reload_done = $2::bigint"
+                         " WHERE object_name = $1",
+                   via ? 4 : 2, p, e);
 }
 
 int

@@ -877,6 +877,17 @@ stage_drop(sync_ctx *x)
     (void)pg_exec(x->pg, NULL, "DROP TABLE IF EXISTS " STAGE);
 }
 
+/* Rows staged: the progress shown, and a reload's recorded (between pages). */
+static int
+staged(sync_ctx *x, const mapping *m, int64_t done, int64_t total, err_t *e)
+{
+    progress(x, m, done, total);
+    if (x->reloading == m &&
+        cat_reload_progress(x->pg, x->schema, m->object, done, total, NULL, e) != 0)
+        return pg_failed(x, e);
+    return 0;
+}
+
 static int
 stage_page(void *ctx, json_t *recs, const char *next, err_t *e)
 {
@@ -885,8 +896,7 @@ stage_page(void *ctx, json_t *recs, const char *next, err_t *e)
     if (json_array_size(recs) && apply_page(p->x, p->sql, recs, NULL, NULL, NULL, NULL, e) != 0)
         return -1;
     p->staged += (int64_t)json_array_size(recs);
-    progress(p->x, p->m, p->staged, p->expect);
-    return 0;
+    return staged(p->x, p->m, p->staged, p->expect, e);
 }
 
 /* The stage through a Bulk query job. */
@@ -915,7 +925,8 @@ stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
             break;
         }
         done += rows;
-        progress(x, m, done, recs);
+        if ((rc = staged(x, m, done, recs, e)) != 0)
+            break;
         free(loc);
         loc = next;
         if (!loc)
@@ -1079,7 +1090,15 @@ pull_reload(sync_ctx *x, mapping *m, err_t *e)
         return -1;
     const map_field **f = apply_all_fields(m);
     m->load_total = count;
-    int rc = stage_fill(x, m, f, m->nfields, NULL, count, e);
+    const char *via = count > x->cfg->bulk_threshold ? "bulk" : "rest";
+    int rc = cat_reload_progress(x->pg, x->schema, m->object, 0, count, via, e);
+    if (rc == 0) {
+        x->reloading = m;
+        rc = stage_fill(x, m, f, m->nfields, NULL, count, e);
+        x->reloading = NULL;
+    } else {
+        pg_failed(x, e);
+    }
     sb s = SB_INIT;
     if (rc == 0)
         rc = pg_exec(x->pg, e, "BEGIN") == 0 ? 0 : pg_failed(x, e);

@@ -45,6 +45,9 @@ typedef struct sync_ctx {
      * for ("" when not known); a successful write after it makes a fetched
      * version stale. */
     char fetched_at[48];
+    /* Internal: the mapping whose reload fills the stage (its progress goes to
+     * the catalog, for status and the dashboard), or NULL. */
+    const mapping *reloading;
 } sync_ctx;
 
 int sync_load(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;

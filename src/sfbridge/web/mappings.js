@@ -25,8 +25,10 @@ function stateCell(m) {
     const done = Number(ld.done) || 0;
     const total = Number(ld.total) || 0;
     const pct = total ? Math.min(100, Math.floor((done / total) * 100)) : null;
-    const bar = h('progress', { max: '100', value: String(pct ?? 0), 'aria-label': `Initial load of ${m.object_name}` });
-    parts.push(h('div.load', bar, h('span.muted', pct !== null ? `${num(done)} of ${num(total)} rows` : `${num(done)} rows`)));
+    const what = ld.reload ? 'Reload' : 'Initial load';
+    const bar = h('progress', { max: '100', value: String(pct ?? 0), 'aria-label': `${what} of ${m.object_name}` });
+    const rows = pct !== null ? `${num(done)} of ${num(total)} rows` : `${num(done)} rows`;
+    parts.push(h('div.load', bar, h('span.muted', ld.reload ? `reload: ${rows}` : rows)));
   } else if (m.last_error && m.state !== 'DATA_SYNCED') {
     parts.push(h('div.small.muted', m.last_error));
   }
