@@ -114,14 +114,15 @@ def test_a_table_with_a_view_gets_the_rows_moved_in(sfbridge, database, sf):
     assert _shadows(database) == []
 
 
-@pytest.mark.parametrize("drop", [False, True])
-def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, drop):
+@pytest.mark.parametrize("drop,workers", [(False, 1), (False, 3), (True, 2)])
+def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, drop, workers):
     """kill -9 midway: the table stays empty, and the next run resumes (or, when
-    the shadow was dropped behind sfbridge's back, starts over) and ends exact."""
+    the shadow was dropped behind sfbridge's back, starts over) and ends exact, whether
+    pages were COPYed one at a time or side by side (they commit in order)."""
     n = 20_000
     sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
     total = n + 5
-    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000)
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, SFBRIDGE_LOAD_WORKERS=workers)
     sfbridge.init()
     sfbridge.add("Teacher__c")
     sf.set_faults([{"path": RESULTS, "latency_ms": 300}])

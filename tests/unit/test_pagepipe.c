@@ -1,30 +1,48 @@
 /*
- * Unit tests for pagepipe: pages fetched ahead of their loading arrive in
- * order with their locators; a fetch failure still loads what was spooled; a
- * loader failure stops the fetching; a stop request ends it between pages.
+ * Unit tests for pagepipe: pages fetched ahead of their loading commit in
+ * order with their locators, with one loader or several loading side by
+ * side; a fetch failure still commits what was spooled; a load failure stops
+ * the fetching, commits the pages before it and rolls back those after it; a
+ * stop request ends it between pages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pagepipe.h"
 #include "util.h"
 
 /* A fake Salesforce of `pages` pages: page i holds "row i\n" i+1 times; its
- * locator is "L<i>". fail_fetch / fail_load: the page that fails (-1: none). */
+ * locator is "L<i>". fail_fetch / fail_load: the page that fails (-1: none).
+ * A fake Postgres: each lane's page is "open" from load to commit or abort. */
 typedef struct fake {
-    int pages, fail_fetch, fail_load, stop_after;
-    int fetched, loaded;
+    int pages, fail_fetch, fail_load, stop_after, slow_page;
+    int fetched, committed, aborted;
     long rows;
     char order[64];
+    int open[PP_LOADERS_MAX]; /* the page each lane holds, -1: none */
+    int loading, most_loading;
+    pthread_mutex_t mu;
     volatile sig_atomic_t stop;
 } fake;
+
+static fake
+fake_of(int pages)
+{
+    fake k = {.pages = pages, .fail_fetch = -1, .fail_load = -1, .slow_page = -1};
+    for (int i = 0; i < PP_LOADERS_MAX; i++)
+        k.open[i] = -1;
+    pthread_mutex_init(&k.mu, NULL);
+    return k;
+}
 
 static int
 fetch(void *ctx, const char *locator, FILE *f, char **next, long *records, err_t *e)
@@ -50,21 +68,48 @@ fetch(void *ctx, const char *locator, FILE *f, char **next, long *records, err_t
 }
 
 static int
-load(void *ctx, FILE *f, const char *next, long records, err_t *e)
+load(void *ctx, int lane, FILE *f, long records, err_t *e)
 {
     fake *k = ctx;
-    int i = k->loaded;
-    if (i == k->fail_load)
-        return err_set(e, 500, "XX000", "page %d: refused by Postgres", i);
     char line[64];
     long n = 0;
+    int page = -1;
     while (fgets(line, sizeof line, f)) {
         int got = -1;
         assert_int_equal(sscanf(line, "row %d", &got), 1);
-        assert_int_equal(got, i); /* each page whole and in order */
+        if (page < 0)
+            page = got;
+        assert_int_equal(got, page); /* each page whole */
         n++;
     }
     assert_int_equal(n, records);
+    pthread_mutex_lock(&k->mu);
+    assert_int_equal(k->open[lane], -1); /* a lane holds one page at a time */
+    if (++k->loading > k->most_loading)
+        k->most_loading = k->loading;
+    pthread_mutex_unlock(&k->mu);
+    if (page == k->slow_page) /* the pages after it are loaded meanwhile */
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+    pthread_mutex_lock(&k->mu);
+    k->loading--;
+    int rc = 0;
+    if (page == k->fail_load)
+        rc = err_set(e, 500, "XX000", "page %d: refused by Postgres", page);
+    else
+        k->open[lane] = page;
+    pthread_mutex_unlock(&k->mu);
+    return rc;
+}
+
+static int
+commit(void *ctx, int lane, const char *next, long records, err_t *e)
+{
+    (void)e;
+    fake *k = ctx;
+    pthread_mutex_lock(&k->mu);
+    int i = k->open[lane];
+    assert_int_equal(i, k->committed); /* in page order */
+    assert_int_equal(records, i + 1);
     if (i + 1 < k->pages) {
         char loc[16];
         snprintf(loc, sizeof loc, "L%d", i + 1);
@@ -72,33 +117,69 @@ load(void *ctx, FILE *f, const char *next, long records, err_t *e)
     } else {
         assert_null(next);
     }
-    k->rows += n;
+    k->rows += records;
     k->order[i] = (char)('a' + i);
-    k->loaded++;
+    k->committed++;
+    k->open[lane] = -1;
+    pthread_mutex_unlock(&k->mu);
     return 0;
+}
+
+static void
+abort_page(void *ctx, int lane)
+{
+    fake *k = ctx;
+    pthread_mutex_lock(&k->mu);
+    if (k->open[lane] >= 0)
+        k->aborted++;
+    k->open[lane] = -1;
+    pthread_mutex_unlock(&k->mu);
+}
+
+static int
+run(fake *k, const char *locator, int loaders, err_t *e)
+{
+    pp_ops o = {.fetch = fetch,
+                .load = load,
+                .commit = commit,
+                .abort = abort_page,
+                .ctx = k,
+                .loaders = loaders};
+    err_clear(e);
+    int rc = pp_run(locator, &o, &k->stop, e);
+    for (int i = 0; i < PP_LOADERS_MAX; i++)
+        assert_int_equal(k->open[i], -1); /* nothing left open */
+    pthread_mutex_destroy(&k->mu);
+    return rc;
 }
 
 static void
 every_page_in_order(void **state)
 {
     (void)state;
-    fake k = {.pages = 20, .fail_fetch = -1, .fail_load = -1};
-    err_t e;
-    err_clear(&e);
-    assert_int_equal(pp_run(NULL, fetch, load, &k, &k.stop, &e), 0);
-    assert_int_equal(k.loaded, 20);
-    assert_int_equal(k.rows, 20 * 21 / 2);
-    assert_string_equal(k.order, "abcdefghijklmnopqrst");
+    for (int loaders = 1; loaders <= 3; loaders++) {
+        fake k = fake_of(20);
+        k.slow_page = 2;
+        err_t e;
+        assert_int_equal(run(&k, NULL, loaders, &e), 0);
+        assert_int_equal(k.committed, 20);
+        assert_int_equal(k.rows, 20 * 21 / 2);
+        assert_string_equal(k.order, "abcdefghijklmnopqrst");
+        /* side by side (the pages after the slow one load meanwhile), no more than asked */
+        assert_true(loaders == 1 ? k.most_loading == 1
+                                 : k.most_loading >= 2 && k.most_loading <= loaders);
+    }
 }
 
 static void
 resumes_at_a_locator(void **state)
 {
     (void)state;
-    fake k = {.pages = 5, .fail_fetch = -1, .fail_load = -1, .fetched = 3, .loaded = 3};
+    fake k = fake_of(5);
+    k.fetched = k.committed = 3;
     err_t e;
-    assert_int_equal(pp_run("L3", fetch, load, &k, &k.stop, &e), 0);
-    assert_int_equal(k.loaded, 5);
+    assert_int_equal(run(&k, "L3", 2, &e), 0);
+    assert_int_equal(k.committed, 5);
     assert_int_equal(k.rows, 4 + 5);
 }
 
@@ -106,38 +187,41 @@ static void
 a_fetch_failure_loads_what_was_spooled(void **state)
 {
     (void)state;
-    fake k = {.pages = 10, .fail_fetch = 4, .fail_load = -1};
+    fake k = fake_of(10);
+    k.fail_fetch = 4;
     err_t e;
-    err_clear(&e);
-    assert_int_equal(pp_run(NULL, fetch, load, &k, &k.stop, &e), -1);
+    assert_int_equal(run(&k, NULL, 2, &e), -1);
     assert_string_equal(e.code, "SERVER_UNAVAILABLE");
-    assert_int_equal(k.loaded, 4); /* pages 0 to 3 committed: a resume starts at page 4 */
+    assert_int_equal(k.committed, 4); /* pages 0 to 3 committed: a resume starts at page 4 */
 }
 
 static void
 a_load_failure_stops_the_fetching(void **state)
 {
     (void)state;
-    fake k = {.pages = 50, .fail_fetch = -1, .fail_load = 2};
-    err_t e;
-    err_clear(&e);
-    assert_int_equal(pp_run(NULL, fetch, load, &k, &k.stop, &e), -1);
-    assert_string_equal(e.code, "XX000");
-    assert_int_equal(k.loaded, 2);
-    /* pages 0 to 2, one queued behind the failing page 2 and one in hand: 0 to 4 */
-    assert_true(k.fetched <= 2 + 3);
+    for (int loaders = 1; loaders <= 2; loaders++) {
+        fake k = fake_of(50);
+        k.fail_load = 2;
+        k.slow_page = 1; /* with two loaders page 2 fails while page 1 still loads */
+        err_t e;
+        assert_int_equal(run(&k, NULL, loaders, &e), -1);
+        assert_string_equal(e.code, "XX000");
+        assert_int_equal(k.committed, 2); /* the pages before it commit */
+        /* pages after it are rolled back: a resume starts at page 2 */
+        assert_true(k.fetched <= 2 + 1 + 2 * loaders);
+    }
 }
 
 static void
 a_stop_ends_it_between_pages(void **state)
 {
     (void)state;
-    fake k = {.pages = 50, .fail_fetch = -1, .fail_load = -1, .stop_after = 3};
+    fake k = fake_of(50);
+    k.stop_after = 3;
     err_t e;
-    err_clear(&e);
-    assert_int_equal(pp_run(NULL, fetch, load, &k, &k.stop, &e), 1);
+    assert_int_equal(run(&k, NULL, 2, &e), 1);
     assert_int_equal(k.fetched, 3);
-    assert_int_equal(k.loaded, 3); /* what was fetched is loaded */
+    assert_int_equal(k.committed, 3); /* what was fetched is committed */
 }
 
 int

@@ -1,20 +1,22 @@
 /*
- * pagepipe: pages fetched ahead of their loading.
+ * pagepipe: pages fetched ahead of their loading, loaded side by side.
  *
  * A Bulk API 2.0 query's results come a page at a time, each page naming the
- * next (its locator). Fetching a page and loading the one before it use
- * different resources (Salesforce's round trip and the network; Postgres), so
- * pp_run overlaps them: the calling thread fetches each page into a spool
- * file (an unlinked temporary file: memory stays flat whatever the page
- * size), while a loader thread of its own loads the pages already spooled, in
- * order, one page behind. The loader alone uses what `load` touches (the
- * Postgres connection); the caller's thread alone what `fetch` touches (the
- * Salesforce client). At a real org's round-trip time the wait for the next
- * page is hidden behind the COPY of the current one.
+ * next (its locator), so pages are fetched one after the other. Fetching a
+ * page and loading one use different resources (Salesforce's round trip and
+ * the network; Postgres), and Postgres parses one COPY on one core. So pp_run
+ * overlaps them: the calling thread fetches each page into a spool file (an
+ * unlinked temporary file: memory stays flat whatever the page size), while
+ * `loaders` loader threads (each with what its lane's `load` touches: its own
+ * Postgres connection) load the pages spooled, several at once, each in a
+ * transaction left open. Pages commit in page order, one at a time (`commit`
+ * records the next page's locator with the page), so a crash resumes at the
+ * first page not committed, exactly as if they had been loaded one by one.
+ * The caller's thread alone uses what `fetch` touches (the Salesforce client).
  *
- * Failures: the first one stops both sides; pages spooled before a fetch
- * failure are still loaded (their progress commits), and the failure is
- * returned in e.
+ * Failures: the first one stops the fetching; pages before a failing page
+ * still commit, pages after it are rolled back (`abort`), and the failure is
+ * returned in e. Pages spooled before a fetch failure are all loaded.
  */
 #ifndef PAGEPIPE_H
 #define PAGEPIPE_H
@@ -25,16 +27,26 @@
 
 #include "err.h"
 
-/* Fetch the page at locator (NULL: the first) into f; *next gets the next
- * page's locator (NULL at the end, malloc'd otherwise), *records its count. */
-typedef int (*pp_fetch_fn)(void *ctx, const char *locator, FILE *f, char **next, long *records,
-                           err_t *e);
-/* Load one spooled page (f rewound; next and records as fetch gave them). */
-typedef int (*pp_load_fn)(void *ctx, FILE *f, const char *next, long records, err_t *e);
+#define PP_LOADERS_MAX 8
 
-/* Fetch from locator on, page after page, until the last page is loaded (0),
- * a failure (-1, e filled), or *stop (1: the pages fetched are loaded). */
-int pp_run(const char *locator, pp_fetch_fn fetch, pp_load_fn load, void *ctx,
-           volatile sig_atomic_t *stop, err_t *e);
+typedef struct pp_ops {
+    /* Fetch the page at locator (NULL: the first) into f; *next gets the next
+     * page's locator (NULL at the end, malloc'd otherwise), *records its count. */
+    int (*fetch)(void *ctx, const char *locator, FILE *f, char **next, long *records, err_t *e);
+    /* Load a spooled page (f rewound) on loader `lane` (0 to loaders - 1), its
+     * transaction left open; on failure, nothing of it stays. */
+    int (*load)(void *ctx, int lane, FILE *f, long records, err_t *e);
+    /* Commit the page lane loaded, with next (the following page's locator,
+     * NULL after the last): pages commit in order, one at a time. */
+    int (*commit)(void *ctx, int lane, const char *next, long records, err_t *e);
+    /* Roll back the page lane loaded (a page before it failed, or its commit). */
+    void (*abort)(void *ctx, int lane);
+    void *ctx;
+    int loaders; /* 1 to PP_LOADERS_MAX */
+} pp_ops;
+
+/* Fetch from locator on, page after page, until the last page is committed
+ * (0), a failure (-1, e filled), or *stop (1: the pages fetched are committed). */
+int pp_run(const char *locator, const pp_ops *ops, volatile sig_atomic_t *stop, err_t *e);
 
 #endif

@@ -243,13 +243,19 @@ progress(sync_ctx *x, const mapping *m, int64_t done, int64_t total)
 /* Rows committed from Salesforce, for the dashboard's charts (activity.c). A
  * count that cannot be recorded is not worth failing the work for. */
 static void
-counted(sync_ctx *x, const mapping *m, int64_t rows, int64_t lag_ms)
+counted_on(PGconn *pg, const sync_ctx *x, const mapping *m, int64_t rows, int64_t lag_ms)
 {
     err_t ae;
     err_clear(&ae);
     if ((rows > 0 || lag_ms >= 0) &&
-        act_record(x->pg, x->schema, m->table, rows, 0, 0, lag_ms, &ae) != 0)
+        act_record(pg, x->schema, m->table, rows, 0, 0, lag_ms, &ae) != 0)
         log_debug("%s: activity not recorded: %s", m->object, ae.msg);
+}
+
+static void
+counted(sync_ctx *x, const mapping *m, int64_t rows, int64_t lag_ms)
+{
+    counted_on(x->pg, x, m, rows, lag_ms);
 }
 
 /* Note Postgres's clock before asking Salesforce for records of a read-write
@@ -283,11 +289,13 @@ typedef struct page_ctx {
 
 typedef struct copy_sink {
     sync_ctx *x;
+    PGconn *pg; /* the COPY's connection */
     const mapping *m;
     const map_field *const *f;
     size_t nf;
     bool header_done;
     sb header;
+    bool quiet;        /* no progress midway (pages loaded side by side) */
     int64_t lines;     /* newlines seen: rows, for progress only */
     int64_t base_done; /* rows committed before this page */
     int64_t last_ms;
@@ -346,10 +354,10 @@ copy_sink_fn(void *ctx, const char *data, size_t len, err_t *e)
     }
     for (const char *p = data, *end = data + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
         k->lines++;
-    if (len && pg_copy_put(k->x->pg, data, len, e) != 0)
+    if (len && pg_copy_put(k->pg, data, len, e) != 0)
         return -1;
     int64_t now = util_mono_ms();
-    if (now - k->last_ms >= 200) {
+    if (!k->quiet && now - k->last_ms >= 200) {
         k->last_ms = now;
         progress(k->x, k->m, k->base_done + k->lines, k->m->load_total);
     }
@@ -369,8 +377,13 @@ bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *lo
     sb_free(&sql);
     if (rc != 0)
         return pg_failed(x, e);
-    copy_sink k =
-        {.x = x, .m = m, .f = f, .nf = nf, .base_done = base_done, .last_ms = util_mono_ms()};
+    copy_sink k = {.x = x,
+                   .pg = x->pg,
+                   .m = m,
+                   .f = f,
+                   .nf = nf,
+                   .base_done = base_done,
+                   .last_ms = util_mono_ms()};
     long nrec = 0;
     rc = sfapi_bulk_query_results(x->sf, job, locator, x->cfg->bulk_page, copy_sink_fn, &k, next,
                                   &nrec, e);
@@ -540,13 +553,17 @@ load_rest(sync_ctx *x, mapping *m, err_t *e)
     return rc;
 }
 
-/* A Bulk load's pages through pagepipe: fetched on this thread, COPYed into
- * the shadow by the pipe's loader thread, which alone uses x->pg meanwhile. */
+/* A Bulk load's pages through pagepipe: fetched on this thread; loaded by
+ * the pipe's loaders side by side, lane 0 on the sync's connection and the
+ * others (SFBRIDGE_LOAD_WORKERS) on connections of their own, each page in a
+ * transaction that commits, in page order, with the next page's locator. */
 typedef struct load_pipe {
     sync_ctx *x;
     mapping *m;
     const map_field *const *f;
     const char *copy_sql;
+    PGconn *pg[PP_LOADERS_MAX]; /* a connection per lane; [0] is x->pg */
+    int lanes;
 } load_pipe;
 
 static int
@@ -569,20 +586,32 @@ load_fetch(void *ctx, const char *locator, FILE *f, char **next, long *records, 
     return 0;
 }
 
-/* One spooled page into the shadow, in a transaction with the next page's locator. */
+/* A loader's failure on its own connection (pg_failed for a lane). */
 static int
-load_spooled(void *ctx, FILE *f, const char *next, long records, err_t *e)
+lane_failed(PGconn *pg, err_t *e)
 {
+    pg_rollback_quietly(pg);
+    return err_class_set(e, pg_transient(pg, e) ? ERR_TRANSIENT : ERR_PERMANENT);
+}
+
+/* One spooled page COPYed into the shadow on the lane's connection, its
+ * transaction left open for load_commit. */
+static int
+load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
+{
+    (void)records;
     load_pipe *lp = ctx;
-    sync_ctx *x = lp->x;
-    mapping *m = lp->m;
-    if (pg_exec(x->pg, e, "BEGIN") != 0 || pg_copy_begin(x->pg, lp->copy_sql, e) != 0)
-        return pg_failed(x, e);
-    copy_sink k = {.x = x,
-                   .m = m,
+    PGconn *pg = lp->pg[lane];
+    if (pg_exec(pg, e, "BEGIN") != 0 || pg_copy_begin(pg, lp->copy_sql, e) != 0)
+        return lane_failed(pg, e);
+    bool quiet = lp->lanes > 1; /* progress then moves as pages commit */
+    copy_sink k = {.x = lp->x,
+                   .pg = pg,
+                   .m = lp->m,
                    .f = lp->f,
-                   .nf = m->nfields,
-                   .base_done = m->load_done,
+                   .nf = lp->m->nfields,
+                   .quiet = quiet,
+                   .base_done = quiet ? 0 : lp->m->load_done,
                    .last_ms = util_mono_ms()};
     char buf[65536];
     size_t n;
@@ -593,19 +622,58 @@ load_spooled(void *ctx, FILE *f, const char *next, long records, err_t *e)
         rc = err_set(e, 500, "SPOOL", "a spooled results page could not be read");
     sb_free(&k.header);
     if (rc != 0) {
-        (void)pg_copy_end(x->pg, "Bulk results page failed", NULL);
-        pg_rollback_quietly(x->pg);
-        return stop_requested(x) ? stopped(x, e) : -1;
+        (void)pg_copy_end(pg, "Bulk results page failed", NULL);
+        pg_rollback_quietly(pg);
+        return stop_requested(lp->x) ? stopped(lp->x, e) : -1;
     }
-    if (pg_copy_end(x->pg, NULL, e) != 0 ||
-        cat_load_progress(x->pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
-        pg_exec(x->pg, e, "COMMIT") != 0)
-        return pg_failed(x, e);
+    if (pg_copy_end(pg, NULL, e) != 0)
+        return lane_failed(pg, e);
+    return 0;
+}
+
+/* The lane's page commits with the next page's locator (pages in order). */
+static int
+load_commit(void *ctx, int lane, const char *next, long records, err_t *e)
+{
+    load_pipe *lp = ctx;
+    sync_ctx *x = lp->x;
+    mapping *m = lp->m;
+    PGconn *pg = lp->pg[lane];
+    if (cat_load_progress(pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
+        pg_exec(pg, e, "COMMIT") != 0)
+        return lane_failed(pg, e);
     m->load_done += records;
-    counted(x, m, records, -1);
+    counted_on(pg, x, m, records, -1);
     replace(&m->load_locator, next ? next : "");
     progress(x, m, m->load_done, m->load_total);
     return 0;
+}
+
+static void
+load_abort(void *ctx, int lane)
+{
+    load_pipe *lp = ctx;
+    pg_rollback_quietly(lp->pg[lane]);
+}
+
+/* Connections for the loaders beyond the first, as many as the setting asks
+ * and Postgres gives (fewer only make the load slower). */
+static void
+load_lanes_open(load_pipe *lp)
+{
+    long want = lp->x->cfg->load_workers;
+    lp->pg[0] = lp->x->pg;
+    lp->lanes = 1;
+    while (lp->lanes < want && lp->lanes < PP_LOADERS_MAX) {
+        err_t ce;
+        err_clear(&ce);
+        PGconn *c = pg_connect(lp->x->cfg->database_url, &ce);
+        if (!c) {
+            log_info("%s: loading on %d connection(s): %s", lp->m->object, lp->lanes, ce.msg);
+            break;
+        }
+        lp->pg[lp->lanes++] = c;
+    }
 }
 
 static int
@@ -632,10 +700,19 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
     shadow_qname(&target, x->schema, m);
     apply_copy_sql(&copy, sb_str(&target), f, m->nfields);
     load_pipe lp = {.x = x, .m = m, .f = f, .copy_sql = sb_str(&copy)};
+    load_lanes_open(&lp);
+    pp_ops o = {.fetch = load_fetch,
+                .load = load_spooled,
+                .commit = load_commit,
+                .abort = load_abort,
+                .ctx = &lp,
+                .loaders = lp.lanes};
     const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
-    int rc = pp_run(loc, load_fetch, load_spooled, &lp, x->stop, e);
+    int rc = pp_run(loc, &o, x->stop, e);
     if (rc == 1)
         rc = stopped(x, e);
+    for (int i = 1; i < lp.lanes; i++)
+        PQfinish(lp.pg[i]);
     sb_free(&target);
     sb_free(&copy);
     free(f);
