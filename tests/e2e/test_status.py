@@ -188,6 +188,28 @@ def test_a_running_reload_shows_its_own_progress(sfbridge, sf):
     assert m["state"] == "DATA_SYNCED" and m["rows"] == total, m
 
 
+def test_status_reads_a_catalog_an_older_sfbridge_made(sfbridge, database):
+    """During an upgrade the old daemon still runs and its catalog lacks the columns the new
+    sfbridge adds when it starts (ADD COLUMN IF NOT EXISTS): the new binary's status reads
+    them as unknown instead of failing on the first one missing."""
+    sfbridge.init()
+    sfbridge.add("Account", "--fields", "Name")
+    sfbridge.once()
+    added = ["reload_done", "reload_total", "reload_via", "reload_started_at", "sf_rows",
+             "sf_rows_at", "polls", "overlap_settled", "replay_id", "stream_state", "stream_channel",
+             "stream_events", "stream_fallbacks", "last_event_at", "stream_lag_ms", "stream_error"]
+    database.execute("ALTER TABLE salesforce._sfbridge_mapping "
+                     + ", ".join(f"DROP COLUMN {c} CASCADE" for c in added))
+    r = sfbridge.run("status", "--json", check=False)
+    assert r.returncode in (0, 1, 2) and "does not exist" not in r.stderr, r.stderr
+    (m,) = json.loads(r.stdout)["mappings"]
+    assert (m["object_name"], m["state"], m["sf_rows"], m["polls"]) == ("Account", "DATA_SYNCED", None, None), m
+    text = sfbridge.run("status", check=False)
+    assert "Account" in text.stdout and "DATA_SYNCED" in text.stdout, text.stderr
+    sfbridge.run("reload", "Account")  # and a reload asked of the old catalog shows as waiting
+    assert "reload waiting to start" in sfbridge.run("status", check=False).stdout
+
+
 def test_salesforce_rows_beside_the_tables(sfbridge, database, sf):
     """status shows Salesforce's count of each object (from the last load, reload or drift
     check) beside the table's rows, as Heroku Connect's dashboard does (issue 15)."""

@@ -80,7 +80,23 @@ static const char status_sql[] =
     "     'eta_seconds', CASE WHEN load_done > 0 AND load_total > load_done THEN"
     "        round((load_total - load_done) * extract(epoch FROM now() - load_started_at) / "
     "load_done) END)"
-    "   END) ORDER BY object_name) FROM %1$s._sfbridge_mapping), '[]'::json))";
+    "   END) ORDER BY object_name) FROM "
+    /* The catalog's rows through JSON: a column an older sfbridge's catalog lacks (the
+     * ones catalog.c adds with ADD COLUMN IF NOT EXISTS, until the new daemon or a set-up
+     * command runs) reads as null, so status works during an upgrade. */
+    "   jsonb_to_recordset((SELECT coalesce(jsonb_agg(to_jsonb(c)), '[]')"
+    "     FROM %1$s._sfbridge_mapping c)) AS _sfbridge_mapping(object_name text,"
+    "     table_name text, access text, state text, paused boolean, loaded boolean,"
+    "     sf_polling_seconds integer, sf_notify_enabled boolean, sf_max_daily_api_calls integer,"
+    "     upsert_field text, watermark timestamp, last_poll_at timestamptz,"
+    "     next_poll_at timestamptz, last_drift_at timestamptz, rows_synced bigint, repairs bigint,"
+    "     errors integer, last_error text, api_day date, api_calls integer,"
+    "     load_job text, load_done bigint, load_total bigint, load_started_at timestamptz,"
+    "     polls bigint, sf_rows bigint, sf_rows_at timestamptz, replay_id bigint,"
+    "     stream_state text, stream_channel text, stream_events bigint, stream_fallbacks integer,"
+    "     last_event_at timestamptz, stream_lag_ms integer, stream_error text,"
+    "     reload_done bigint, reload_total bigint, reload_via text,"
+    "     reload_started_at timestamptz)), '[]'::json))";
 
 static char *
 status_query(const char *schema)
