@@ -419,19 +419,40 @@ ddl_create_indexes(sb *out, const char *schema, const mapping *m)
     create_own_indexes(out, schema, m->table, m->table, m, 2); /* not sfid, systemmodstamp */
 }
 
+/* A mapping's table: "id", then the fields' columns, then the status columns. */
+#define HEAP_ID "id"
+static const char *const heap_status[][2] = {{"_hc_lastop", "varchar(32)"}, {"_hc_err", "text"}};
+#define HEAP_NSTATUS (sizeof heap_status / sizeof heap_status[0])
+
 void
 ddl_create_heap(sb *out, const char *schema, const char *name, const mapping *m)
 {
     sb qt = SB_INIT;
     pg_qname(&qt, schema, name);
-    sb_printf(out, "CREATE TABLE %s (\n  \"id\" serial PRIMARY KEY", sb_str(&qt));
+    sb_printf(out, "CREATE TABLE %s (\n  \"" HEAP_ID "\" serial PRIMARY KEY", sb_str(&qt));
     for (size_t i = 0; i < m->nfields; i++) {
         sb_puts(out, ",\n  ");
         sb_sql_ident(out, m->fields[i].column);
         sb_printf(out, " %s", m->fields[i].pgtype);
     }
-    sb_puts(out, ",\n  \"_hc_lastop\" varchar(32),\n  \"_hc_err\" text\n);\n");
+    for (size_t i = 0; i < HEAP_NSTATUS; i++)
+        sb_printf(out, ",\n  \"%s\" %s", heap_status[i][0], heap_status[i][1]);
+    sb_puts(out, "\n);\n");
     sb_free(&qt);
+}
+
+void
+ddl_heap_columns(sb *out, const mapping *m)
+{
+    const char **v = xcalloc(m->nfields + 1 + HEAP_NSTATUS, sizeof *v);
+    size_t n = 0;
+    v[n++] = HEAP_ID;
+    for (size_t i = 0; i < m->nfields; i++)
+        v[n++] = m->fields[i].column;
+    for (size_t i = 0; i < HEAP_NSTATUS; i++)
+        v[n++] = heap_status[i][0];
+    pg_text_array(out, v, n);
+    free(v);
 }
 
 void

@@ -58,6 +58,8 @@ void ddl_create_table(sb *out, const char *schema, const mapping *m);
 /* The table alone, named `name` (the mapping's table or its load shadow):
  * columns and primary key, no other index, no trigger. */
 void ddl_create_heap(sb *out, const char *schema, const char *name, const mapping *m);
+/* The names of the columns ddl_create_heap makes, in order, as a text[] literal. */
+void ddl_heap_columns(sb *out, const mapping *m);
 /* One of the indexes sfbridge makes on a mapping's table (besides the key). */
 typedef struct ddl_index {
     const char *column; /* borrowed from the mapping */

@@ -52,19 +52,11 @@ shadow_check(PGconn *c, const char *schema, const mapping *m, shadow_fit *fit, e
 {
     char name[64];
     DDL_SHADOW(name, m->table);
-    const char **cols = xcalloc(m->nfields + 3, sizeof *cols);
-    size_t n = 0;
-    cols[n++] = "id";
-    for (size_t i = 0; i < m->nfields; i++)
-        cols[n++] = m->fields[i].column;
-    cols[n++] = "_hc_lastop";
-    cols[n++] = "_hc_err";
     sb arr = SB_INIT;
-    pg_text_array(&arr, cols, n);
+    ddl_heap_columns(&arr, m);
     const char *p[] = {schema, name, sb_str(&arr)};
     PGresult *r = pg_query(c, e, SHADOW_CHECK_SQL, 3, p);
     sb_free(&arr);
-    free(cols);
     if (!r)
         return -1;
     *fit = PQntuples(r) == 0                       ? SHADOW_MISSING

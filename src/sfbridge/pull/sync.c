@@ -38,15 +38,24 @@
 
 /* ---- failure helpers ------------------------------------------------------ */
 
+/* A statement failed on pg (the sync's connection, or a load's loader's):
+ * roll back and class the failure. */
 static int
-pg_failed(sync_ctx *x, err_t *e)
+conn_failed(PGconn *pg, err_t *e)
 {
-    pg_rollback_quietly(x->pg);
+    pg_rollback_quietly(pg);
     if (!e) /* the caller does not want to know (pg_transient needs the error) */
         return -1;
     /* A lost connection or a lock given up (to an app's transaction) is worth
      * retrying; a refused statement is not. */
-    return err_class_set(e, pg_transient(x->pg, e) ? ERR_TRANSIENT : ERR_PERMANENT);
+    return err_class_set(e, pg_transient(pg, e) ? ERR_TRANSIENT : ERR_PERMANENT);
+}
+
+/* The same on the sync's own connection. */
+static int
+pg_failed(sync_ctx *x, err_t *e)
+{
+    return conn_failed(x->pg, e);
 }
 
 static bool
@@ -586,14 +595,6 @@ load_fetch(void *ctx, const char *locator, FILE *f, char **next, long *records, 
     return 0;
 }
 
-/* A loader's failure on its own connection (pg_failed for a lane). */
-static int
-lane_failed(PGconn *pg, err_t *e)
-{
-    pg_rollback_quietly(pg);
-    return err_class_set(e, pg_transient(pg, e) ? ERR_TRANSIENT : ERR_PERMANENT);
-}
-
 /* One spooled page COPYed into the shadow on the lane's connection, its
  * transaction left open for load_commit. */
 static int
@@ -603,7 +604,7 @@ load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
     load_pipe *lp = ctx;
     PGconn *pg = lp->pg[lane];
     if (pg_exec(pg, e, "BEGIN") != 0 || pg_copy_begin(pg, lp->copy_sql, e) != 0)
-        return lane_failed(pg, e);
+        return conn_failed(pg, e);
     bool quiet = lp->lanes > 1; /* progress then moves as pages commit */
     copy_sink k = {.x = lp->x,
                    .pg = pg,
@@ -627,7 +628,7 @@ load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
         return stop_requested(lp->x) ? stopped(lp->x, e) : -1;
     }
     if (pg_copy_end(pg, NULL, e) != 0)
-        return lane_failed(pg, e);
+        return conn_failed(pg, e);
     return 0;
 }
 
@@ -641,7 +642,7 @@ load_commit(void *ctx, int lane, const char *next, long records, err_t *e)
     PGconn *pg = lp->pg[lane];
     if (cat_load_progress(pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
         pg_exec(pg, e, "COMMIT") != 0)
-        return lane_failed(pg, e);
+        return conn_failed(pg, e);
     m->load_done += records;
     counted_on(pg, x, m, records, -1);
     replace(&m->load_locator, next ? next : "");
