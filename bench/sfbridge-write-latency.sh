@@ -6,10 +6,11 @@
 # against the Dream Project org (examples/dream-org.json: Teacher__c's Email__c
 # is an External ID):
 # inserts (no unique identifier: sObject Collections) and upserts by Email__c
-# (the unique identifier: Bulk API 2.0 jobs from SFBRIDGE_BULK_WRITE_MIN
-# records). Prints one JSON line per push: records/s, API calls, peak RSS.
+# (the unique identifier: collections too while the org has requests to spare,
+# Bulk API 2.0 jobs with SFBRIDGE_BULK_WRITE_USAGE=0). Prints one JSON line per
+# push: records/s, API calls, peak RSS.
 #
-#   bench/sfbridge-write-latency.sh                          # 10,000 rows, 1,000 ms, 1 4 8 16
+#   bench/sfbridge-write-latency.sh                          # 10,000 rows, 1,000 ms, 1 16 64
 #   LATENCY_MS=150 ROWS=10000 CONCURRENCY="1 8" bench/sfbridge-write-latency.sh
 #   LATENCY_MS=0 ROWS=100000 CONCURRENCY="1 8" KINDS=insert bench/sfbridge-write-latency.sh
 set -euo pipefail
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 ROWS=${ROWS:-10000}
 LATENCY_MS=${LATENCY_MS:-1000}
-CONCURRENCY=${CONCURRENCY:-1 4 8 16}
+CONCURRENCY=${CONCURRENCY:-1 16 64}
 KINDS=${KINDS:-insert upsert}
 BUILD=${BUILD:-build}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

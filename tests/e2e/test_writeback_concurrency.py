@@ -5,7 +5,8 @@ bench/ (bench/sfbridge-write-latency.sh), not here."""
 import threading
 
 from lib.wait import wait_for
-from lib.writeback import App, map_rw
+from lib.sfbridge import wait_daemon
+from lib.writeback import App, api_usage, map_rw
 
 T = "teacher__c"
 COMPOSITE = "/services/data/*/composite/*"
@@ -113,3 +114,109 @@ def test_the_limit_halves_when_salesforce_pushes_back(sfbridge, database, sf):
     rows = database.query(f"SELECT sfid FROM salesforce.{T} WHERE name LIKE 'P-%'")
     assert all(s for (s,) in rows) and len({s for (s,) in rows}) == 1600
     assert sf.count("Teacher__c") == before + 1600
+
+
+def test_collections_are_recorded_side_by_side(sfbridge, database, sf):
+    """Each collection's outcome is recorded on a Postgres connection of its own
+    (SFBRIDGE_WRITE_CONNECTIONS), as it comes back: a collection with a row an app
+    holds locked waits for that app alone, and the others are recorded meanwhile.
+    (They were recorded one after the other on the writer's one connection: the
+    first such row held up every collection behind it.)"""
+    sfbridge.init()
+    map_rw(sfbridge, "Teacher__c", "--fields", "Name,Employee_Number__c")
+    sfbridge.run("load")
+    before = sf.count("Teacher__c")
+    _insert(database, 2000, "R-")  # ten collections of 200, in row order
+    ids = [i for (i,) in database.query(f"SELECT id FROM salesforce.{T} WHERE name LIKE 'R-%' ORDER BY id")]
+    locked = ids[0:1800:200]  # one row in each of the first nine collections
+    env = {"SFBRIDGE_WRITE_CONCURRENCY": "10", "SFBRIDGE_WRITE_CONNECTIONS": "10"}
+    result = {}
+    with App(database) as app:
+        with app.transaction():
+            app.execute(f"SELECT id FROM salesforce.{T} WHERE id = ANY(%s) FOR UPDATE", (locked,))
+            push = threading.Thread(target=lambda: result.update(
+                r=sfbridge.run("push", env=env, check=False, timeout=300)))
+            push.start()  # (should an assertion fail, leaving the block lets the push end)
+            wait_for(lambda: database.count(T, where="name LIKE 'R-%%' AND sfid IS NOT NULL") == 1991,
+                     timeout=60, what="every row but the nine an app holds to get its sfid")
+            # the nine wait for the app, each on its collection's connection
+            waiting = database.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                      " AND query LIKE '%%_hc_lastop%%'")
+            assert waiting == 9, waiting
+    push.join(timeout=120)
+    assert result["r"].returncode == 0, result["r"].stderr
+    rows = database.query(f"SELECT sfid, _hc_lastop FROM salesforce.{T} WHERE name LIKE 'R-%'")
+    assert len(rows) == 2000 and all(s for (s, _) in rows), "every row got its sfid once the app let go"
+    assert {op for (_, op) in rows} == {"INSERTED"}, {op for (_, op) in rows}
+    assert len({s for (s, _) in rows}) == 2000
+    assert sf.count("Teacher__c") == before + 2000
+
+
+def _upserts_synced(database, sf, prefix, n, before):
+    rows = database.query(f"SELECT sfid FROM salesforce.{T} WHERE name LIKE %s", (prefix + "%",))
+    assert len(rows) == n and all(s for (s,) in rows) and len({s for (s,) in rows}) == n
+    assert sf.count("Teacher__c") == before + n
+
+
+def _map_upserts(sfbridge, *args):
+    map_rw(sfbridge, "Teacher__c", "--fields", "Name,Employee_Number__c", "--upsert-field",
+           "Employee_Number__c", *args)
+
+
+def test_upserts_go_by_collections_while_the_org_has_requests_to_spare(sfbridge, database, sf):
+    """2,500 upserts (more than SFBRIDGE_BULK_WRITE_MIN) with the org's daily requests
+    nowhere near half spent: collections side by side, which take a round trip where
+    a Bulk job takes seven, not a job."""
+    sfbridge.init()
+    _map_upserts(sfbridge)
+    sfbridge.run("load")
+    before = sf.count("Teacher__c")
+    _insert(database, 2500, "K-")
+    sfbridge.run("push", timeout=300)
+    assert sf.bulk_ingest_jobs() == []
+    _upserts_synced(database, sf, "K-", 2500, before)
+
+
+def test_upserts_go_by_a_bulk_job_when_so_configured(sfbridge, database, sf):
+    """SFBRIDGE_BULK_WRITE_USAGE=0: upserts from SFBRIDGE_BULK_WRITE_MIN on go by a
+    Bulk API 2.0 ingest job whatever the org's usage, as Heroku Connect sends them."""
+    sfbridge.set(SFBRIDGE_BULK_WRITE_USAGE=0, SFBRIDGE_BULK_WRITE_MIN=100)
+    sfbridge.init()
+    _map_upserts(sfbridge)
+    sfbridge.run("load")
+    before = sf.count("Teacher__c")
+    _insert(database, 300, "J-")
+    sfbridge.run("push", timeout=300)
+    jobs = sf.bulk_ingest_jobs()
+    assert len(jobs) == 1 and jobs[0]["operation"] == "upsert", jobs
+    assert jobs[0]["externalIdFieldName"] == "Employee_Number__c", jobs
+    _upserts_synced(database, sf, "J-", 300, before)
+
+
+def test_upserts_go_by_a_bulk_job_once_the_org_has_used_half_its_requests(sfbridge, database, sf):
+    """The writer learns the org's usage from its answers (Sforce-Limit-Info): once half of
+    the daily requests are spent (SFBRIDGE_BULK_WRITE_USAGE, 50), upserts from
+    SFBRIDGE_BULK_WRITE_MIN on go by a Bulk job, seven requests for up to 10,000 records
+    instead of one per 200."""
+    sfbridge.set(SFBRIDGE_BULK_WRITE_MIN=100)
+    sfbridge.init()
+    _map_upserts(sfbridge, "--poll", "60")
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: database.count(T) == 5, timeout=60, what="the initial load")
+    before = sf.count("Teacher__c")
+    while api_usage(sf) < 150:  # (enough left for the test: a job polls)
+        sf.count("Teacher__c")
+    # as many requests left today as were made: half the allowance spent
+    sf.set_faults([{"api_budget": api_usage(sf)}])
+    _insert(database, 1, "H-first ")  # its answer tells the writer the usage
+    wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'H-first %%' AND sfid IS NOT NULL") == 1,
+                timeout=30, what="the first upsert to be written")
+    assert sf.bulk_ingest_jobs() == []
+    _insert(database, 300, "H-")
+    wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'H-%%' AND sfid IS NOT NULL") == 301,
+                timeout=60, what="the 300 upserts to be written")
+    jobs = sf.bulk_ingest_jobs()
+    assert len(jobs) == 1 and jobs[0]["operation"] == "upsert", jobs
+    sfbridge.stop()
+    sf.clear_faults()
+    _upserts_synced(database, sf, "H-", 301, before)

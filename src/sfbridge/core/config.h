@@ -45,12 +45,15 @@ typedef struct cfg {
     long rest_batch;       /* records per REST query page */
     long archive_days;     /* days processed trigger-log entries are kept */
     long bulk_write_min;   /* upserts waiting for one mapping that go by Bulk API */
+    long bulk_write_usage; /* share (percent) of the org's daily API requests used from which
+                              those upserts go by Bulk jobs (0: always) */
     long write_settle_ms;  /* how long after sending an insert with a lost answer sfbridge looks for
                               it */
     long dedicated_user;   /* 1: the Salesforce user is sfbridge's alone (no person or other
                               integration creates records as it) */
     long write_gather_ms;  /* how long the writer lets changes gather after being woken (0: none) */
     long write_concurrency; /* collections the writer has in flight at once (at most) */
+    long write_connections; /* Postgres connections its lanes record outcomes on, side by side */
     long
         stream_silence_ms; /* a streamed mapping with no event for this long gets a windowed poll */
     char *http_listen;     /* the management API's HOST:PORT (NULL: off) */

@@ -24,6 +24,7 @@ typedef struct jobq {
 
 struct lanes {
     const cfg *cfg;
+    lane_hooks hooks;
     int max, limit, clean, in_flight;
     pthread_mutex_t mu;
     pthread_cond_t work, done;
@@ -76,6 +77,25 @@ send_job(const cfg *c, sfapi **sf, lane_job *j)
     send_collection(*sf, c->api_version, j->m, j->ops, j->n, &j->st);
 }
 
+/* The before hook, the send, the after hook. */
+static void
+run_job(const lanes *l, sfapi **sf, lane_job *j)
+{
+    const lane_hooks *h = &l->hooks;
+    err_clear(&j->e);
+    j->rc = 0;
+    if (j->remember && h->before && h->before(h->ctx, j, &j->e) != 0) {
+        j->rc = -1;
+        return;
+    }
+    send_job(l->cfg, sf, j);
+    j->api_used = j->api_max = -1;
+    if (*sf)
+        sfapi_limit_info(*sf, &j->api_used, &j->api_max);
+    if (h->after && h->after(h->ctx, j, &j->e) != 0)
+        j->rc = -1;
+}
+
 static void *
 lane_main(void *arg)
 {
@@ -89,7 +109,7 @@ lane_main(void *arg)
         if (!j)
             break;
         pthread_mutex_unlock(&l->mu);
-        send_job(l->cfg, &sf, j);
+        run_job(l, &sf, j);
         pthread_mutex_lock(&l->mu);
         q_push(&l->finished, j);
         pthread_cond_broadcast(&l->done);
@@ -100,10 +120,12 @@ lane_main(void *arg)
 }
 
 lanes *
-lanes_new(const cfg *c, int max)
+lanes_new(const cfg *c, int max, const lane_hooks *hooks)
 {
     lanes *l = xcalloc(1, sizeof *l);
     l->cfg = c;
+    if (hooks)
+        l->hooks = *hooks;
     l->max = max < 1 ? 1 : max > LANES_MAX ? LANES_MAX : max;
     l->limit = l->max;
     pthread_mutex_init(&l->mu, NULL);
@@ -204,7 +226,7 @@ lanes_done(lanes *l)
         pthread_mutex_lock(&l->mu);
         j = q_pop(&l->pending);
         pthread_mutex_unlock(&l->mu);
-        send_job(l->cfg, &sf, j);
+        run_job(l, &sf, j);
         sfapi_free(sf);
     }
     l->in_flight--;

@@ -11,8 +11,12 @@
  * timeout: entries to retry) halves it, and each run of `limit` clean ones
  * adds one, up to the setting. Ordering is the writer's: it hands the lanes
  * only collections that may be written in any order among themselves (one
- * mapping, one kind, distinct records, no two upserts of one key), and it
- * records each outcome as it comes back.
+ * mapping, one kind, distinct records, no two upserts of one key).
+ *
+ * Around each send a lane runs the writer's hooks on its own thread: before
+ * (remember what is sent) and after (record what came back), each on a
+ * Postgres connection the hook takes for itself, so outcomes are recorded
+ * side by side, not one after the other on the writer's connection.
  */
 #ifndef LANES_H
 #define LANES_H
@@ -21,6 +25,7 @@
 
 #include "catalog.h"
 #include "config.h"
+#include "err.h"
 #include "fold.h"
 #include "writer.h"
 
@@ -29,13 +34,26 @@ typedef struct lane_job {
     const mapping *m;
     op **ops; /* owned array (the ops themselves are the batch's) */
     size_t n;
+    bool remember;   /* run the before hook (inserts and upserts: what is sent is kept first) */
     writer_stats st; /* this collection's counts, added to the pass's by the writer */
+    long api_used, api_max; /* the org's daily API requests, as this answer told (-1: not told) */
+    int rc;                 /* 0, or -1 when a hook failed (e says why) */
+    err_t e;
 } lane_job;
+
+/* The writer's steps around a send, run on the lane's thread. before: 0, or
+ * -1 with e filled and nothing sent (the ops stay undecided); after: the
+ * outcome recorded, 0 or -1 with e filled. */
+typedef struct lane_hooks {
+    int (*before)(void *ctx, lane_job *j, err_t *e);
+    int (*after)(void *ctx, lane_job *j, err_t *e);
+    void *ctx;
+} lane_hooks;
 
 typedef struct lanes lanes;
 
-/* max: the most collections in flight (SFBRIDGE_WRITE_CONCURRENCY). */
-lanes *lanes_new(const cfg *c, int max);
+/* max: the most collections in flight (SFBRIDGE_WRITE_CONCURRENCY); hooks copied. */
+lanes *lanes_new(const cfg *c, int max, const lane_hooks *hooks);
 /* Waits for what is in flight, stops the threads. */
 void lanes_free(lanes *l);
 /* How many collections may be in flight now (1 to max). */
@@ -44,8 +62,9 @@ int lanes_limit(const lanes *l);
 int lanes_in_flight(const lanes *l);
 /* Send job (taken) on the next free lane; the caller keeps within the limit. */
 void lanes_send(lanes *l, lane_job *job);
-/* The next collection that came back (waiting for one), the limit adapted
- * to it; NULL when none is in flight. The caller frees it (lane_job_free). */
+/* The next collection that came back and went through the after hook
+ * (waiting for one), the limit adapted to it; NULL when none is in flight. The caller frees it
+ * (lane_job_free). */
 lane_job *lanes_done(lanes *l);
 void lane_job_free(lane_job *j);
 

@@ -3,6 +3,7 @@
  */
 #include "recorder.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 struct recorder {
     char *schema;
     long backoff_cap_ms;
+    pthread_mutex_t mu; /* over act: collections are recorded side by side */
     /* records written and refused since the last recorder_flush, per table */
     struct {
         char table[64];
@@ -249,23 +251,26 @@ count_activity(recorder *r, const mapping *m, op **ops, size_t n)
         ok += ops[i]->out == OUT_OK;
         failed += ops[i]->out == OUT_FAILED;
     }
+    pthread_mutex_lock(&r->mu);
     int k = 0;
     while (k < r->nact && strcmp(r->act[k].table, m->table) != 0)
         k++;
-    if (k == r->nact) {
-        if (r->nact == ACT_TABLES)
-            return; /* (more tables than that in one pass: the charts miss some) */
+    if (k == r->nact && r->nact < ACT_TABLES) {
         snprintf(r->act[k].table, sizeof r->act[k].table, "%s", m->table);
         r->act[k].ok = r->act[k].failed = 0;
         r->nact++;
     }
-    r->act[k].ok += ok;
-    r->act[k].failed += failed;
+    if (k < r->nact) { /* (else more tables than that in one pass: the charts miss some) */
+        r->act[k].ok += ok;
+        r->act[k].failed += failed;
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 void
 recorder_flush(recorder *r, PGconn *pg)
 {
+    pthread_mutex_lock(&r->mu);
     for (int k = 0; k < r->nact; k++) {
         err_t e;
         err_clear(&e);
@@ -274,6 +279,7 @@ recorder_flush(recorder *r, PGconn *pg)
             log_debug("writer: activity of %s not recorded: %s", r->act[k].table, e.msg);
     }
     r->nact = 0;
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Writes Salesforce resolved to a record another row already holds, or that
@@ -391,6 +397,7 @@ recorder_new(const char *schema, long backoff_cap_ms)
     recorder *r = xcalloc(1, sizeof *r);
     r->schema = xstrdup(schema);
     r->backoff_cap_ms = backoff_cap_ms;
+    pthread_mutex_init(&r->mu, NULL);
     return r;
 }
 
@@ -399,6 +406,7 @@ recorder_free(recorder *r)
 {
     if (!r)
         return;
+    pthread_mutex_destroy(&r->mu);
     free(r->schema);
     free(r);
 }

@@ -9,9 +9,11 @@
  * collections of 200 (inserts and upserts parents first, then updates, then
  * deletes), up to SFBRIDGE_WRITE_CONCURRENCY of them in flight at once
  * (lanes.c), and record every outcome in one transaction per collection
- * (recorder.c) as it comes back. Inserts hold the table's advisory lock from sending to
- * recording, so a pull never inserts a second row for a record whose sfid is
- * on its way.
+ * (recorder.c) as it comes back, on the lane's thread and one of the pool's
+ * connections (SFBRIDGE_WRITE_CONNECTIONS), side by side. Inserts hold the
+ * table's advisory lock (on the writer's connection, which holds no
+ * transaction meanwhile) from sending to recording, so a pull never inserts a
+ * second row for a record whose sfid is on its way.
  */
 #include "writer.h"
 
@@ -34,6 +36,7 @@
 #include "locks.h"
 #include "log.h"
 #include "pg.h"
+#include "pgpool.h"
 #include "recorder.h"
 #include "retry.h"
 #include "sb.h"
@@ -52,6 +55,7 @@
 #define LOCK_HOLD_MAX   10   /* collections sent under one hold of a table's lock, per lane */
 #define MATCH_CHUNK     1000 /* inserts matched against edited records at a time */
 #define ANALYZE_MIN     5000 /* a claim this large refreshes the log's statistics (once a pass) */
+#define FOLD_CHUNK      1000 /* entries whose values are read and folded at a time */
 
 struct writer {
     const cfg *cfg;
@@ -60,6 +64,9 @@ struct writer {
     bool connected; /* pg was open once: a new one recovers what the last had in flight */
     recorder *rec;
     lanes *lanes; /* the collections in flight */
+    pgpool *pool; /* the lanes' connections: payloads remembered, outcomes recorded */
+    long api_used,
+        api_max; /* the org's daily API requests, as the last answer told (-1: not yet) */
     sfapi *sf;
     mapping *ms;
     size_t nms;
@@ -67,6 +74,9 @@ struct writer {
     int64_t last_prune_ms;
     int64_t last_housekeeping_ms; /* when housekeeping() last ran */
 };
+
+static int lane_remember(void *ctx, lane_job *j, err_t *e);
+static int lane_record(void *ctx, lane_job *j, err_t *e);
 
 /* One claim: its entries (sorted by mapping, record, id) and their operations. */
 typedef struct batch {
@@ -168,7 +178,12 @@ writer_new(const cfg *c, volatile sig_atomic_t *stop)
     w->cfg = c;
     w->stop = stop;
     w->rec = recorder_new(c->schema, c->backoff_cap_ms);
-    w->lanes = lanes_new(c, (int)c->write_concurrency);
+    w->api_used = w->api_max = -1;
+    /* (the writer's own connection's settings, without its LISTEN) */
+    w->pool = pgpool_new(c->database_url, (int)c->write_connections,
+                         "SET sfbridge.raw = 'on'; SET jit = off");
+    lane_hooks h = {.before = lane_remember, .after = lane_record, .ctx = w};
+    w->lanes = lanes_new(c, (int)c->write_concurrency, &h);
     return w;
 }
 
@@ -178,6 +193,7 @@ writer_free(writer *w)
     if (!w)
         return;
     lanes_free(w->lanes);
+    pgpool_free(w->pool);
     recorder_free(w->rec);
     if (w->pg)
         PQfinish(w->pg);
@@ -409,37 +425,58 @@ rows_free(fold_row *rows, size_t n)
     free(rows);
 }
 
-/* Values and rows per mapping, then each record's entries folded into b->ops. */
+/* Fold es[0..n) (one mapping's, whole records) into b->ops: their values and
+ * rows, then each record's entries. Memory stays within bounds: the entries'
+ * values are dropped once folded into the op, and the op keeps its values only
+ * while an earlier attempt may have to be adopted (adopt_created); the rest
+ * need only the record to send. */
+static int
+fold_chunk(writer *w, batch *b, fold_entry *es, size_t n, const mapping *m, err_t *e)
+{
+    fold_row *rows = NULL;
+    size_t nrows = 0, rw = 0;
+    int rc = load_entry_values(w, es, n, m, e);
+    if (rc == 0)
+        rc = load_rows(w, es, n, m, &rows, &nrows, e);
+    for (size_t g = 0; rc == 0 && g < n;) {
+        size_t h = g;
+        while (h < n && es[h].record_id == es[g].record_id)
+            h++;
+        while (rw < nrows && rows[rw].record_id < es[g].record_id)
+            rw++;
+        const fold_row *ri = rw < nrows && rows[rw].record_id == es[g].record_id ? &rows[rw] : NULL;
+        op *o = &b->ops[b->nops++];
+        fold_group(m, es + g, h - g, ri, o);
+        if (!o->unknown) {
+            json_decref(o->vals);
+            o->vals = NULL;
+        }
+        for (; g < h; g++) {
+            json_decref(es[g].vals);
+            es[g].vals = NULL;
+        }
+    }
+    rows_free(rows, nrows);
+    return rc;
+}
+
+/* Each record's entries folded into b->ops, per mapping, FOLD_CHUNK entries
+ * (whole records) at a time: only a chunk's values are parsed at once. */
 static int
 fold_batch(writer *w, batch *b, err_t *e)
 {
     b->ops = xcalloc(b->n ? b->n : 1, sizeof *b->ops);
     int rc = 0;
     for (size_t i = 0; i < b->n && rc == 0;) {
-        size_t map = b->es[i].map, j = i;
-        while (j < b->n && b->es[j].map == map)
-            j++;
-        const mapping *m = &w->ms[map];
-        fold_entry *es = b->es + i;
-        fold_row *rows = NULL;
-        size_t nrows = 0;
-        rc = load_entry_values(w, es, j - i, m, e);
-        if (rc == 0)
-            rc = load_rows(w, es, j - i, m, &rows, &nrows, e);
-        size_t rw = 0;
-        for (size_t g = 0; rc == 0 && g < j - i;) {
-            size_t h = g;
-            while (h < j - i && es[h].record_id == es[g].record_id)
-                h++;
-            while (rw < nrows && rows[rw].record_id < es[g].record_id)
-                rw++;
-            const fold_row *ri = rw < nrows && rows[rw].record_id == es[g].record_id ? &rows[rw]
-                                                                                     : NULL;
-            fold_group(m, es + g, h - g, ri, &b->ops[b->nops++]);
-            g = h;
-        }
-        rows_free(rows, nrows);
-        i = j;
+        size_t j = i + FOLD_CHUNK < b->n ? i + FOLD_CHUNK : b->n;
+        while (j < b->n && b->es[j].map == b->es[i].map &&
+               b->es[j].record_id == b->es[j - 1].record_id)
+            j++; /* (a record's entries in one chunk) */
+        size_t k = i + 1;
+        while (k < j && b->es[k].map == b->es[i].map)
+            k++; /* (one mapping's) */
+        rc = fold_chunk(w, b, b->es + i, k - i, &w->ms[b->es[i].map], e);
+        i = k;
     }
     return rc;
 }
@@ -942,7 +979,7 @@ insert_order(writer *w)
 /* Before an insert goes out, its entries remember what is sent: should the
  * outcome be lost (a reset, a crash), the retry looks for exactly this. */
 static int
-remember_payloads(writer *w, op **ops, size_t n, err_t *e)
+remember_payloads(writer *w, PGconn *pg, op **ops, size_t n, err_t *e)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
@@ -958,7 +995,7 @@ remember_payloads(writer *w, op **ops, size_t n, err_t *e)
             pay[k++] = txt[i];
         }
     }
-    int rc = tlog_remember_payloads(w->pg, w->cfg->schema, ids, pay, k, e);
+    int rc = tlog_remember_payloads(pg, w->cfg->schema, ids, pay, k, e);
     for (size_t i = 0; i < n; i++)
         free(txt[i]);
     free(txt);
@@ -967,16 +1004,44 @@ remember_payloads(writer *w, op **ops, size_t n, err_t *e)
     return rc;
 }
 
-/* Thousands of upserts waiting for one mapping: Bulk API 2.0 jobs of up to
- * 10,000 first, each recorded in line under the table's lock; whatever they
- * leave undecided goes by collections. */
+/* The org's daily API requests as the latest answer told (sfapi reads its
+ * Sforce-Limit-Info header). */
+static void
+note_api_usage(writer *w, long used, long max)
+{
+    if (max > 0) {
+        w->api_used = used;
+        w->api_max = max;
+    }
+}
+
+/* Whether upserts should go by Bulk jobs rather than collections. A job costs
+ * about seven requests for up to 10,000 records where collections cost one per
+ * 200, but its requests go one after the other (create, upload, close, wait,
+ * results) where collections go side by side: at 1 s a call, 10,000 upserts
+ * take 7 s or more by a job and about 2 s by collections. So requests are spent
+ * for speed while the org has them to spare, and saved once it has used
+ * SFBRIDGE_BULK_WRITE_USAGE percent of its daily allowance (0: always jobs, as
+ * Heroku Connect does). Until an answer has told the usage, collections. */
+static bool
+bulk_writes_due(const writer *w)
+{
+    long pct = w->cfg->bulk_write_usage;
+    if (pct <= 0)
+        return true;
+    return w->api_max > 0 && w->api_used * 100 >= pct * w->api_max;
+}
+
+/* Thousands of upserts waiting for one mapping, once requests are to be saved
+ * (bulk_writes_due): Bulk API 2.0 jobs of up to 10,000 first, each recorded in
+ * line under the table's lock; whatever they leave undecided goes by collections. */
 static int
 send_bulk_upserts(writer *w, batch *b, size_t map, writer_stats *st, err_t *e)
 {
     size_t na = 0;
     for (size_t i = 0; i < b->nops; i++)
         na += b->ops[i].map == map && b->ops[i].kind == OP_UPSERT && b->ops[i].out == OUT_NONE;
-    if ((long)na < w->cfg->bulk_write_min)
+    if ((long)na < w->cfg->bulk_write_min || !bulk_writes_due(w))
         return 0;
     op **big = xcalloc(na, sizeof *big), **decided = xcalloc(na, sizeof *decided);
     size_t nb = 0;
@@ -990,6 +1055,9 @@ send_bulk_upserts(writer *w, batch *b, size_t map, writer_stats *st, err_t *e)
         if ((rc = table_lock(w, m, e)) != 0)
             break; /* not sent: the pass fails and its claim is recovered */
         send_bulk_upsert(w->sf, m, big + i, cnt, st);
+        long used, max;
+        sfapi_limit_info(w->sf, &used, &max);
+        note_api_usage(w, used, max);
         size_t nd = 0;
         for (size_t j = 0; j < cnt; j++)
             if (big[i + j]->out != OUT_NONE)
@@ -1032,9 +1100,36 @@ shared_upsert_keys(const writer *w, const batch *b, size_t map, op_kinds kinds)
     return dup;
 }
 
-/* Take back the next collection the lanes finished and record its outcome
- * (recording stops once something failed: the entries stay PENDING and the
- * recovery treats them as sent with the outcome unknown). 0 when none. */
+/* The lanes' hooks (lanes.h), on a lane's thread: before an insert or upsert
+ * goes out its payload is remembered, and what came back is recorded, each on
+ * a connection of the pool. A collection whose recording failed leaves its
+ * entries PENDING: the recovery treats them as sent with the outcome unknown. */
+static int
+lane_remember(void *ctx, lane_job *j, err_t *e)
+{
+    writer *w = ctx;
+    PGconn *pg = pgpool_take(w->pool, e);
+    if (!pg)
+        return -1;
+    int rc = remember_payloads(w, pg, j->ops, j->n, e);
+    pgpool_give(w->pool, pg);
+    return rc;
+}
+
+static int
+lane_record(void *ctx, lane_job *j, err_t *e)
+{
+    writer *w = ctx;
+    PGconn *pg = pgpool_take(w->pool, e);
+    if (!pg)
+        return -1;
+    int rc = recorder_record(w->rec, pg, j->m, j->ops, j->n, e);
+    pgpool_give(w->pool, pg);
+    return rc;
+}
+
+/* Take back the next collection the lanes finished (sent and recorded): its
+ * counts to the pass's, and the first failure as the pass's. 0 when none. */
 static int
 finish_one(writer *w, writer_stats *st, int rc, err_t *e)
 {
@@ -1045,8 +1140,12 @@ finish_one(writer *w, writer_stats *st, int rc, err_t *e)
     st->failed += j->st.failed;
     st->retrying += j->st.retrying;
     st->api_calls += j->st.api_calls;
-    if (rc == 0)
-        rc = recorder_record(w->rec, w->pg, j->m, j->ops, j->n, e);
+    note_api_usage(w, j->api_used, j->api_max);
+    if (j->rc != 0 && rc == 0) {
+        rc = -1;
+        if (e)
+            *e = j->e;
+    }
     lane_job_free(j);
     return rc;
 }
@@ -1094,15 +1193,13 @@ send_collections(writer *w, batch *b, size_t map, op_kinds kinds, writer_stats *
                     break; /* without the lock the inserts are not sent */
                 locked = true;
             }
-            if (op_kind_creates((op_kind)k) && (rc = remember_payloads(w, buf, nb, e)) != 0)
-                break;
             int room = one_at_a_time ? 1 : lanes_limit(w->lanes);
             while (rc == 0 && lanes_in_flight(w->lanes) >= room)
                 rc = finish_one(w, st, rc, e);
             if (rc != 0)
                 break; /* this collection was not sent */
             lane_job *j = xcalloc(1, sizeof *j);
-            *j = (lane_job){.m = m, .ops = buf, .n = nb};
+            *j = (lane_job){.m = m, .ops = buf, .n = nb, .remember = op_kind_creates((op_kind)k)};
             lanes_send(w->lanes, j);
             buf = NULL;
             nb = 0;

@@ -3,9 +3,9 @@
  * client of the process that logs in with them.
  *
  * A real integration logs in once and sends many requests on the session it
- * got; a writer with sixteen collections in flight, each on a client of its
- * own (a libcurl handle is never shared), would otherwise log in sixteen
- * times, a round trip each, and hold sixteen sessions. So a client that needs
+ * got; a writer with 64 collections in flight, each on a client of its
+ * own (a libcurl handle is never shared), would otherwise log in 64
+ * times, a round trip each, and hold 64 sessions. So a client that needs
  * a session first takes the one published for its credentials (keyed by the
  * login latch's fingerprint), and a client that logged in publishes what it
  * got. Sessions carry a generation: a client whose session was refused (a 401)

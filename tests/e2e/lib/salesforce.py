@@ -216,6 +216,11 @@ class SfClient:
         res = self.request("GET", "jobs/query")
         return res.get("records", []) if isinstance(res, dict) else []
 
+    def bulk_ingest_jobs(self):
+        """The Bulk API 2.0 ingest jobs of the org (GET jobs/ingest)."""
+        res = self.request("GET", "jobs/ingest")
+        return res.get("records", []) if isinstance(res, dict) else []
+
     # -- localforce's /admin API (no session needed) -------------------------
     def admin(self, method, path, body=None, expect=(200, 201, 204)):
         url = self.base_url + "/admin/" + path.lstrip("/")
