@@ -117,11 +117,11 @@ def test_the_limit_halves_when_salesforce_pushes_back(sfbridge, database, sf):
 
 
 def test_collections_are_recorded_side_by_side(sfbridge, database, sf):
-    """Each collection's outcome is recorded on a Postgres connection of its own
-    (SFBRIDGE_WRITE_CONNECTIONS), as it comes back: a collection with a row an app
-    holds locked waits for that app alone, and the others are recorded meanwhile.
-    (They were recorded one after the other on the writer's one connection: the
-    first such row held up every collection behind it.)"""
+    """Each collection's outcome is recorded as it comes back, on a connection of the
+    writer's pool (SFBRIDGE_WRITE_CONNECTIONS, 2), and a row an app holds locked is left
+    for last, to the writer's own connection, which waits for the app: the other rows of
+    every collection are recorded meanwhile. (They were recorded one after the other on
+    the writer's one connection: the first such row held up every collection behind it.)"""
     sfbridge.init()
     map_rw(sfbridge, "Teacher__c", "--fields", "Name,Employee_Number__c")
     sfbridge.run("load")
@@ -129,20 +129,20 @@ def test_collections_are_recorded_side_by_side(sfbridge, database, sf):
     _insert(database, 2000, "R-")  # ten collections of 200, in row order
     ids = [i for (i,) in database.query(f"SELECT id FROM salesforce.{T} WHERE name LIKE 'R-%' ORDER BY id")]
     locked = ids[0:1800:200]  # one row in each of the first nine collections
-    env = {"SFBRIDGE_WRITE_CONCURRENCY": "10", "SFBRIDGE_WRITE_CONNECTIONS": "10"}
     result = {}
     with App(database) as app:
         with app.transaction():
             app.execute(f"SELECT id FROM salesforce.{T} WHERE id = ANY(%s) FOR UPDATE", (locked,))
             push = threading.Thread(target=lambda: result.update(
-                r=sfbridge.run("push", env=env, check=False, timeout=300)))
+                r=sfbridge.run("push", env={"SFBRIDGE_WRITE_CONCURRENCY": "10"}, check=False, timeout=300)))
             push.start()  # (should an assertion fail, leaving the block lets the push end)
             wait_for(lambda: database.count(T, where="name LIKE 'R-%%' AND sfid IS NOT NULL") == 1991,
                      timeout=60, what="every row but the nine an app holds to get its sfid")
-            # the nine wait for the app, each on its collection's connection
-            waiting = database.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                      " AND query LIKE '%%_hc_lastop%%'")
-            assert waiting == 9, waiting
+            # the nine wait for the app, one after the other, on the writer's own connection
+            wait_for(lambda: database.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%%_hc_lastop%%'") == 1, timeout=30,
+                what="the writer to wait for the first row the app holds")
     push.join(timeout=120)
     assert result["r"].returncode == 0, result["r"].stderr
     rows = database.query(f"SELECT sfid, _hc_lastop FROM salesforce.{T} WHERE name LIKE 'R-%'")
@@ -150,6 +150,7 @@ def test_collections_are_recorded_side_by_side(sfbridge, database, sf):
     assert {op for (_, op) in rows} == {"INSERTED"}, {op for (_, op) in rows}
     assert len({s for (s, _) in rows}) == 2000
     assert sf.count("Teacher__c") == before + 2000
+    assert not database.scalar("SELECT count(*) FROM salesforce._trigger_log WHERE state IN ('NEW', 'PENDING')")
 
 
 def _upserts_synced(database, sf, prefix, n, before):

@@ -240,5 +240,6 @@ lane_job_free(lane_job *j)
     if (!j)
         return;
     free(j->ops);
+    free(j->skipped);
     free(j);
 }

@@ -350,16 +350,19 @@ sfid_clashes(const recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n
 
 /* The rows are written only where no app holds a lock, so the writer never
  * waits for an app while holding locks of its own (no deadlock with an app's
- * multi-row transaction). A row an app had locked is written after COMMIT, in
- * a statement of its own that may wait for the app but holds nothing it could
- * be waiting for, and only then are its entries marked done: until then they
- * stay PENDING, so a crash in between is recovered like any insert in flight. */
+ * multi-row transaction). A row an app had locked is flagged in skipped[] and
+ * its entries stay PENDING: recorder_record_skipped writes it later, after
+ * COMMIT, in a statement of its own that may wait for the app but holds
+ * nothing it could be waiting for, and only then marks its entries done; a
+ * crash in between is recovered like any insert in flight. */
 int
-recorder_record(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+recorder_record_some(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, bool *skipped,
+                     err_t *e)
 {
     if (n == 0)
         return 0;
-    bool *skipped = xcalloc(n, sizeof *skipped), *done = xcalloc(n, sizeof *done);
+    bool *done = xcalloc(n, sizeof *done);
+    memset(skipped, 0, n * sizeof *skipped);
     int rc = pg_exec(pg, e, "BEGIN");
     if (rc == 0)
         rc = sfid_clashes(r, pg, m, ops, n, e);
@@ -376,6 +379,15 @@ recorder_record(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, e
     rc = rc == 0 ? pg_exec(pg, e, "COMMIT") : (pg_rollback_quietly(pg), -1);
     if (rc == 0)
         count_activity(r, m, ops, n);
+    free(done);
+    return rc;
+}
+
+int
+recorder_record_skipped(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n,
+                        const bool *skipped, err_t *e)
+{
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!skipped[i])
             continue;
@@ -384,8 +396,19 @@ recorder_record(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, e
         if (rc == 0)
             rc = log_outcomes(r, pg, &ops[i], 1, NULL, e);
     }
+    return rc;
+}
+
+int
+recorder_record(recorder *r, PGconn *pg, const mapping *m, op **ops, size_t n, err_t *e)
+{
+    if (n == 0)
+        return 0;
+    bool *skipped = xcalloc(n, sizeof *skipped);
+    int rc = recorder_record_some(r, pg, m, ops, n, skipped, e);
+    if (rc == 0)
+        rc = recorder_record_skipped(r, pg, m, ops, n, skipped, e);
     free(skipped);
-    free(done);
     return rc;
 }
 

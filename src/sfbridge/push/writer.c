@@ -63,8 +63,10 @@ struct writer {
     PGconn *pg;
     bool connected; /* pg was open once: a new one recovers what the last had in flight */
     recorder *rec;
-    lanes *lanes; /* the collections in flight */
-    pgpool *pool; /* the lanes' connections: payloads remembered, outcomes recorded */
+    lanes *lanes;     /* the collections in flight */
+    pgpool *pool;     /* the lanes' connections: payloads remembered, outcomes recorded */
+    lane_job **later; /* collections back with rows an app held locked, for drain */
+    size_t nlater;
     long api_used,
         api_max; /* the org's daily API requests, as the last answer told (-1: not yet) */
     sfapi *sf;
@@ -193,6 +195,9 @@ writer_free(writer *w)
     if (!w)
         return;
     lanes_free(w->lanes);
+    for (size_t i = 0; i < w->nlater; i++)
+        lane_job_free(w->later[i]);
+    free(w->later);
     pgpool_free(w->pool);
     recorder_free(w->rec);
     if (w->pg)
@@ -1116,6 +1121,8 @@ lane_remember(void *ctx, lane_job *j, err_t *e)
     return rc;
 }
 
+/* (rows an app holds locked are left to the writer: no connection of the
+ * pool waits for an app while other collections could be recorded on it) */
 static int
 lane_record(void *ctx, lane_job *j, err_t *e)
 {
@@ -1123,13 +1130,24 @@ lane_record(void *ctx, lane_job *j, err_t *e)
     PGconn *pg = pgpool_take(w->pool, e);
     if (!pg)
         return -1;
-    int rc = recorder_record(w->rec, pg, j->m, j->ops, j->n, e);
+    j->skipped = xcalloc(j->n ? j->n : 1, sizeof *j->skipped);
+    int rc = recorder_record_some(w->rec, pg, j->m, j->ops, j->n, j->skipped, e);
     pgpool_give(w->pool, pg);
     return rc;
 }
 
+static bool
+has_skipped(const lane_job *j)
+{
+    for (size_t i = 0; j->skipped && i < j->n; i++)
+        if (j->skipped[i])
+            return true;
+    return false;
+}
+
 /* Take back the next collection the lanes finished (sent and recorded): its
- * counts to the pass's, and the first failure as the pass's. 0 when none. */
+ * counts to the pass's, and the first failure as the pass's; one with rows an
+ * app holds locked waits in w->later for drain. 0 when none. */
 static int
 finish_one(writer *w, writer_stats *st, int rc, err_t *e)
 {
@@ -1146,16 +1164,31 @@ finish_one(writer *w, writer_stats *st, int rc, err_t *e)
         if (e)
             *e = j->e;
     }
+    if (j->rc == 0 && has_skipped(j)) {
+        w->later = xrealloc(w->later, (w->nlater + 1) * sizeof *w->later);
+        w->later[w->nlater++] = j;
+        return rc;
+    }
     lane_job_free(j);
     return rc;
 }
 
-/* Every collection in flight back and recorded. */
+/* Every collection in flight back and recorded, the rows apps held locked
+ * last, on the writer's connection, waiting for the apps (which it holds no
+ * transaction against). Once something failed they are left PENDING: the
+ * recovery treats them as sent with the outcome unknown. */
 static int
 drain(writer *w, writer_stats *st, int rc, err_t *e)
 {
     while (lanes_in_flight(w->lanes) > 0)
         rc = finish_one(w, st, rc, e);
+    for (size_t i = 0; i < w->nlater; i++) {
+        lane_job *j = w->later[i];
+        if (rc == 0)
+            rc = recorder_record_skipped(w->rec, w->pg, j->m, j->ops, j->n, j->skipped, e);
+        lane_job_free(j);
+    }
+    w->nlater = 0;
     return rc;
 }
 
