@@ -98,7 +98,9 @@ def test_health_readiness_and_connection(api, sfbridge):
     status, maps = api.get("/api/v3/connections/default/mappings")
     assert status == 200 and maps["count"] == 2
     status, m = api.get("/api/v3/mappings/Teacher__c")
-    assert status == 200 and m["access"] == "read_write" and m["state"] == "DATA_SYNCED", m
+    # the daemon polls on its own, so the mapping may be polling at this moment
+    assert status == 200 and m["access"] == "read_write", m
+    assert m["state"] in ("DATA_SYNCED", "POLLING_SF_CHANGES"), m
     status, exp = api.get("/api/v3/connections/default/export")
     assert status == 200 and {x["object_name"] for x in exp["mappings"]} == {"Account", "Teacher__c"}
     assert api.get("/api/v3/mappings/Nope__c")[0] == 404

@@ -184,8 +184,10 @@ def test_a_running_reload_shows_its_own_progress(sfbridge, sf):
     sf.clear_faults()
     wait_daemon(sfbridge, lambda: sfbridge.mapping_status("Teacher__c")["load"] is None,
                 what="the reload", timeout=120)
-    m = sfbridge.mapping_status("Teacher__c")
-    assert m["state"] == "DATA_SYNCED" and m["rows"] == total, m
+    # the daemon polls on its own: a poll may be running at any moment (POLLING_SF_CHANGES)
+    wait_daemon(sfbridge, lambda: sfbridge.mapping_status("Teacher__c")["state"] == "DATA_SYNCED",
+                what="the mapping back to DATA_SYNCED")
+    assert sfbridge.mapping_status("Teacher__c")["rows"] == total
 
 
 def test_status_reads_a_catalog_an_older_sfbridge_made(sfbridge, database):

@@ -4,7 +4,8 @@
  * or newline, checked against a table like mapping add's), an HTTP
  * Authorization header checked against a token (first byte 'a'), a dashboard
  * file name (first byte 'w'), a JWT bearer key file and login URL (first
- * byte 'k'), and Heroku Connect export JSON checked for
+ * byte 'k'), a Sforce-Limit-Info header (first byte 'u'), and Heroku
+ * Connect export JSON checked for
  * import (anything else). None may crash, hang or
  * leak on any input.
  */
@@ -17,6 +18,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "apiusage.h"
 #include "config.h"
 #include "mapping.h"
 #include "opts.h"
@@ -86,6 +88,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *s = strndup((const char *)data + 1, size - 1);
         char aud[SFJWT_AUD_MAX];
         sfjwt_audience(s, NULL, aud);
+        free(s);
+        return 0;
+    }
+    if (data[0] == 'u') { /* the org's API usage, and its share compared */
+        char *s = strndup((const char *)data + 1, size - 1);
+        long used, max;
+        if (au_parse(s, &used, &max) == 0)
+            (void)au_reached(used, max, (long)(size % 101));
         free(s);
         return 0;
     }

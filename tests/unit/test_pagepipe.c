@@ -22,26 +22,52 @@
 
 /* A fake Salesforce of `pages` pages: page i holds "row i\n" i+1 times; its
  * locator is "L<i>". fail_fetch / fail_load: the page that fails (-1: none).
- * A fake Postgres: each lane's page is "open" from load to commit or abort. */
+ * A fake Postgres: each lane's page is "open" from load to commit or abort.
+ * slow_page loads for 50 ms; company_page waits (up to 10 s) until another
+ * lane holds a page too, which only loading side by side brings about. */
 typedef struct fake {
-    int pages, fail_fetch, fail_load, stop_after, slow_page;
+    int pages, fail_fetch, fail_load, stop_after, slow_page, company_page;
     int fetched, committed, aborted;
     long rows;
     char order[64];
     int open[PP_LOADERS_MAX]; /* the page each lane holds, -1: none */
-    int loading, most_loading;
+    int held, most_held;      /* pages held from their load to their commit or abort */
     pthread_mutex_t mu;
+    pthread_cond_t changed;
     volatile sig_atomic_t stop;
 } fake;
 
 static fake
 fake_of(int pages)
 {
-    fake k = {.pages = pages, .fail_fetch = -1, .fail_load = -1, .slow_page = -1};
+    fake k = {.pages = pages,
+              .fail_fetch = -1,
+              .fail_load = -1,
+              .slow_page = -1,
+              .company_page = -1};
     for (int i = 0; i < PP_LOADERS_MAX; i++)
         k.open[i] = -1;
-    pthread_mutex_init(&k.mu, NULL);
     return k;
+}
+
+/* Called locked: a page is no longer held. */
+static void
+let_go(fake *k)
+{
+    k->held--;
+    pthread_cond_broadcast(&k->changed);
+}
+
+/* Called locked: wait until another page is held beside this one. */
+static void
+wait_for_company(fake *k)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    while (k->held < 2)
+        if (pthread_cond_timedwait(&k->changed, &k->mu, &until) != 0)
+            break; /* alone after 10 s: the assertion on most_held says so */
 }
 
 static int
@@ -85,18 +111,22 @@ load(void *ctx, int lane, FILE *f, long records, err_t *e)
     assert_int_equal(n, records);
     pthread_mutex_lock(&k->mu);
     assert_int_equal(k->open[lane], -1); /* a lane holds one page at a time */
-    if (++k->loading > k->most_loading)
-        k->most_loading = k->loading;
+    if (++k->held > k->most_held)
+        k->most_held = k->held;
+    pthread_cond_broadcast(&k->changed);
+    if (page == k->company_page)
+        wait_for_company(k);
     pthread_mutex_unlock(&k->mu);
-    if (page == k->slow_page) /* the pages after it are loaded meanwhile */
+    if (page == k->slow_page)
         nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
     pthread_mutex_lock(&k->mu);
-    k->loading--;
     int rc = 0;
-    if (page == k->fail_load)
+    if (page == k->fail_load) {
         rc = err_set(e, 500, "XX000", "page %d: refused by Postgres", page);
-    else
+        let_go(k);
+    } else {
         k->open[lane] = page;
+    }
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
@@ -121,6 +151,7 @@ commit(void *ctx, int lane, const char *next, long records, err_t *e)
     k->order[i] = (char)('a' + i);
     k->committed++;
     k->open[lane] = -1;
+    let_go(k);
     pthread_mutex_unlock(&k->mu);
     return 0;
 }
@@ -130,8 +161,10 @@ abort_page(void *ctx, int lane)
 {
     fake *k = ctx;
     pthread_mutex_lock(&k->mu);
-    if (k->open[lane] >= 0)
+    if (k->open[lane] >= 0) {
         k->aborted++;
+        let_go(k);
+    }
     k->open[lane] = -1;
     pthread_mutex_unlock(&k->mu);
 }
@@ -146,9 +179,13 @@ run(fake *k, const char *locator, int loaders, err_t *e)
                 .ctx = k,
                 .loaders = loaders};
     err_clear(e);
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->changed, NULL);
     int rc = pp_run(locator, &o, &k->stop, e);
     for (int i = 0; i < PP_LOADERS_MAX; i++)
         assert_int_equal(k->open[i], -1); /* nothing left open */
+    assert_int_equal(k->held, 0);
+    pthread_cond_destroy(&k->changed);
     pthread_mutex_destroy(&k->mu);
     return rc;
 }
@@ -159,15 +196,17 @@ every_page_in_order(void **state)
     (void)state;
     for (int loaders = 1; loaders <= 3; loaders++) {
         fake k = fake_of(20);
-        k.slow_page = 2;
+        if (loaders == 1)
+            k.slow_page = 2; /* nothing else loads meanwhile */
+        else
+            k.company_page = 2; /* a page after it loads meanwhile */
         err_t e;
         assert_int_equal(run(&k, NULL, loaders, &e), 0);
         assert_int_equal(k.committed, 20);
         assert_int_equal(k.rows, 20 * 21 / 2);
         assert_string_equal(k.order, "abcdefghijklmnopqrst");
-        /* side by side (the pages after the slow one load meanwhile), no more than asked */
-        assert_true(loaders == 1 ? k.most_loading == 1
-                                 : k.most_loading >= 2 && k.most_loading <= loaders);
+        /* side by side, no more than asked */
+        assert_true(loaders == 1 ? k.most_held == 1 : k.most_held >= 2 && k.most_held <= loaders);
     }
 }
 

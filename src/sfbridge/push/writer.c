@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "apiusage.h"
 #include "app.h"
 #include "capture.h"
 #include "catalog.h"
@@ -1032,9 +1033,7 @@ static bool
 bulk_writes_due(const writer *w)
 {
     long pct = w->cfg->bulk_write_usage;
-    if (pct <= 0)
-        return true;
-    return w->api_max > 0 && w->api_used * 100 >= pct * w->api_max;
+    return pct <= 0 || au_reached(w->api_used, w->api_max, pct);
 }
 
 /* Thousands of upserts waiting for one mapping, once requests are to be saved

@@ -26,6 +26,7 @@
 
 #include <curl/curl.h>
 
+#include "apiusage.h"
 #include "log.h"
 #include "loginlatch.h"
 #include "sessions.h"
@@ -218,27 +219,6 @@ on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* "api-usage=N/M" anywhere in a Sforce-Limit-Info value. */
-static void
-parse_limit_info(sfapi *c, const char *v)
-{
-    const char *p = strstr(v, "api-usage=");
-    if (p == NULL)
-        return;
-    p += 10;
-    char *end;
-    errno = 0;
-    long used = strtol(p, &end, 10);
-    if (end == p || *end != '/' || errno)
-        return;
-    const char *q = end + 1;
-    long max = strtol(q, &end, 10);
-    if (end == q || errno)
-        return;
-    c->lim_used = used;
-    c->lim_max = max;
-}
-
 /* A Date header (whole seconds) was written while the request was running:
  * between sent_ms and now by our clock. So Salesforce's clock minus ours
  * lies in [date - now, date + 999 - sent_ms]. The narrowest bound of the last
@@ -295,7 +275,7 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
     while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
         v[--vl] = '\0';
     if (strcasecmp(line, "Sforce-Limit-Info") == 0) {
-        parse_limit_info(r->c, v);
+        au_parse(v, &r->c->lim_used, &r->c->lim_max);
     } else if (strcasecmp(line, "Sforce-Locator") == 0) {
         if (vl < sizeof r->locator) {
             memcpy(r->locator, v, vl + 1);
