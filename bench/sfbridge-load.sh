@@ -10,6 +10,10 @@
 #   ROWS=100000 bench/sfbridge-load.sh     # the memory comparison point
 #   SFB_BEFORE=/old/build/sfbridge bench/sfbridge-load.sh  # and another build's load, same run
 #   LATENCY_MS=1000 SFBRIDGE_BULK_PAGE=50000 bench/sfbridge-load.sh  # at a real org's round trip
+#   BEFORE_ENV=SFBRIDGE_LOAD_FETCHERS=1 LATENCY_MS=1000 bench/sfbridge-load.sh
+#       # and the load with other settings (here pages one after the other), same run
+# RESULT_PAGE_ROWS: rows per page of a resultPages listing (default 50000, as
+# SFBRIDGE_BULK_PAGE's default, so both ways of fetching read the same pages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,7 +39,7 @@ DATABASE_URL=$(scripts/pgtmp.sh start "$WORK/pg")
 FAULTS=()
 [[ -n ${LATENCY_MS:-} ]] && FAULTS=(--faults "latency=$LATENCY_MS,path=/services/data/*")
 "$BUILD/localforce" serve --listen 127.0.0.1:0 --org bench/bench-org.json --db "$WORK/lf.sqlite" \
-  --log-level warn "${FAULTS[@]}" >"$WORK/out" 2>"$WORK/err" &
+  --log-level warn --result-page-rows "${RESULT_PAGE_ROWS:-50000}" "${FAULTS[@]}" >"$WORK/out" 2>"$WORK/err" &
 LF_PID=$!
 for _ in $(seq 100); do grep -q listening "$WORK/out" 2>/dev/null && break; sleep 0.1; done
 URL=$(sed -n 's/^localforce listening on //p' "$WORK/out")
@@ -64,11 +68,13 @@ PYEOF
 done
 
 SFB="$ROOT/$BUILD/sfbridge"
-if [[ -n ${SFB_BEFORE:-} ]]; then # another build's load of the same rows, same run, its own schema
-  echo "== $SFB_BEFORE: initial load into schema before"
+if [[ -n ${SFB_BEFORE:-}${BEFORE_ENV:-} ]]; then # another build's (or settings') load, same run, own schema
+  SFB_BEFORE=${SFB_BEFORE:-$SFB}
+  read -ra benv <<<"${BEFORE_ENV:-}"
+  echo "== $SFB_BEFORE ${BEFORE_ENV:-}: initial load into schema before"
   SFBRIDGE_SCHEMA=before "$SFB_BEFORE" init >/dev/null
   SFBRIDGE_SCHEMA=before "$SFB_BEFORE" mapping add Teacher__c >/dev/null
-  /usr/bin/time -f '%e %M' -o "$WORK/time" env SFBRIDGE_SCHEMA=before "$SFB_BEFORE" load 2>/dev/null
+  /usr/bin/time -f '%e %M' -o "$WORK/time" env SFBRIDGE_SCHEMA=before "${benv[@]}" "$SFB_BEFORE" load 2>/dev/null
   read -r bsecs brss_kb <"$WORK/time"
   echo "{\"figure\":\"before_initial_load\",\"rows\":$ROWS,\"seconds\":$bsecs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $bsecs}"),\"peak_rss_kb\":$brss_kb}"
   psql "$DATABASE_URL" -qc "SET client_min_messages = warning" -c "DROP SCHEMA before CASCADE"

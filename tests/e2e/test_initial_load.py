@@ -84,6 +84,40 @@ def test_bulk_load_is_seen_whole_and_the_table_keeps_its_layout(sfbridge, databa
     assert "move in" not in sfbridge.log()
 
 
+@pytest.mark.parametrize("version,fetchers,together", [("60.0", 4, 3), ("60.0", 1, 1), ("57.0", 4, 1)])
+def test_result_pages_are_fetched_side_by_side(sfbridge, database, sf, version, fetchers, together):
+    """The job's resultPages listing (API 58.0 and later) lets a load fetch
+    SFBRIDGE_LOAD_FETCHERS pages at once: at a real org's latency several wait on
+    Salesforce together. With the setting at 1, or an API version without the
+    listing, pages come one after the other. Either way the table ends exact."""
+    n = 20_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_LOAD_FETCHERS=fetchers, SF_API_VERSION=version)
+    sfbridge.init()
+    sfbridge.add("Teacher__c")
+    sf.set_faults([{"path": f"/services/data/v{version}/jobs/query/*/results", "latency_ms": 300}])
+    most, stop = [0], threading.Event()
+
+    def watch():  # how many results pages wait on Salesforce at once
+        while not stop.is_set():
+            most[0] = max(most[0], sf.fault_state()["delayed"])
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        sfbridge.start()
+        wait_daemon(sfbridge, lambda: sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED", timeout=120,
+                    what="the load")
+    finally:
+        stop.set()
+        watcher.join()
+    sfbridge.stop()
+    assert most[0] >= together if together > 1 else most[0] == 1, most
+    assert assert_pg_equals_sf(sf, database, "Teacher__c") == n + 5
+    assert _shadows(database) == []
+
+
 def test_app_rows_written_before_the_load_stay(sfbridge, database, sf):
     """An app's row written between `mapping add` and the load was wiped by the
     load's TRUNCATE (a race seen in test_notifications); REST and Bulk."""
@@ -114,15 +148,17 @@ def test_a_table_with_a_view_gets_the_rows_moved_in(sfbridge, database, sf):
     assert _shadows(database) == []
 
 
-@pytest.mark.parametrize("drop,workers", [(False, 1), (False, 3), (True, 2)])
-def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, drop, workers):
+@pytest.mark.parametrize("drop,workers,fetchers", [(False, 1, 1), (False, 3, 4), (True, 2, 1), (True, 2, 3)])
+def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, drop, workers, fetchers):
     """kill -9 midway: the table stays empty, and the next run resumes (or, when
     the shadow was dropped behind sfbridge's back, starts over) and ends exact, whether
-    pages were COPYed one at a time or side by side (they commit in order)."""
+    pages were COPYed one at a time or side by side (they commit in order), and
+    fetched one after the other or listed by resultPages and fetched side by side."""
     n = 20_000
     sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
     total = n + 5
-    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, SFBRIDGE_LOAD_WORKERS=workers)
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, SFBRIDGE_LOAD_WORKERS=workers,
+                 SFBRIDGE_LOAD_FETCHERS=fetchers)
     sfbridge.init()
     sfbridge.add("Teacher__c")
     sf.set_faults([{"path": RESULTS, "latency_ms": 300}])
@@ -131,6 +167,9 @@ def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, dr
                                        or 0) < total, what="a load midway", interval=0.02, max_interval=0.02)
     sfbridge.kill9()
     assert database.count(T) == 0, "apps must not see a part of the load"
+    at = database.scalar("SELECT load_locator FROM salesforce._sfbridge_mapping")
+    # where it resumes: a listed page's result URL, or a locator one page names for the next
+    assert at.startswith("/services/data/v60.0/jobs/query/") == (fetchers > 1), at
     if drop:
         database.execute(f"DROP TABLE salesforce.{_shadows(database)[0][0]}")
     sf.clear_faults()

@@ -4,8 +4,8 @@
  * or newline, checked against a table like mapping add's), an HTTP
  * Authorization header checked against a token (first byte 'a'), a dashboard
  * file name (first byte 'w'), a JWT bearer key file and login URL (first
- * byte 'k'), a Sforce-Limit-Info header (first byte 'u'), and Heroku
- * Connect export JSON checked for
+ * byte 'k'), a Sforce-Limit-Info header (first byte 'u'), a Bulk query's
+ * resultPages listing (first byte 'r'), and Heroku Connect export JSON checked for
  * import (anything else). None may crash, hang or
  * leak on any input.
  */
@@ -22,6 +22,7 @@
 #include "config.h"
 #include "mapping.h"
 #include "opts.h"
+#include "sfbulk.h"
 #include "sfjwt.h"
 #include "web.h"
 
@@ -89,6 +90,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char aud[SFJWT_AUD_MAX];
         sfjwt_audience(s, NULL, aud);
         free(s);
+        return 0;
+    }
+    if (data[0] == 'r') {
+        sfbulk_pages p;
+        if (sfbulk_pages_parse((const char *)data + 1, size - 1, &p, &e) == 0)
+            sfbulk_pages_free(&p);
         return 0;
     }
     if (data[0] == 'u') { /* the org's API usage, and its share compared */

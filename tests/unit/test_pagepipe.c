@@ -27,6 +27,10 @@
  * lane holds a page too, which only loading side by side brings about. */
 typedef struct fake {
     int pages, fail_fetch, fail_load, stop_after, slow_page, company_page;
+    /* listed pages (pp_ops.list): per_list locators a call, fail_list: the
+     * call that fails (0: none); wait_page waits (up to 10 s) until a page
+     * after it is being fetched, which only fetching side by side brings about */
+    int per_list, listed, list_calls, fail_list, wait_page, later_fetching;
     int fetched, committed, aborted;
     long rows;
     char order[64];
@@ -58,21 +62,10 @@ let_go(fake *k)
     pthread_cond_broadcast(&k->changed);
 }
 
-/* Called locked: wait until another page is held beside this one. */
-static void
-wait_for_company(fake *k)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
-    while (k->held < 2)
-        if (pthread_cond_timedwait(&k->changed, &k->mu, &until) != 0)
-            break; /* alone after 10 s: the assertion on most_held says so */
-}
-
 static int
-fetch(void *ctx, const char *locator, FILE *f, char **next, long *records, err_t *e)
+fetch(void *ctx, int slot, const char *locator, FILE *f, char **next, long *records, err_t *e)
 {
+    (void)slot;
     fake *k = ctx;
     int i = locator ? atoi(locator + 1) : 0;
     assert_int_equal(i, k->fetched); /* one after the other, from the first */
@@ -90,6 +83,67 @@ fetch(void *ctx, const char *locator, FILE *f, char **next, long *records, err_t
     k->fetched++;
     if (k->stop_after && k->fetched == k->stop_after)
         k->stop = 1;
+    return 0;
+}
+
+/* Called locked. */
+static bool
+wait_until(fake *k, const int *what, int at_least)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    while (*what < at_least)
+        if (pthread_cond_timedwait(&k->changed, &k->mu, &until) != 0)
+            return false;
+    return true;
+}
+
+static int
+list(void *ctx, int slot, char ***locs, size_t *n, bool *more, err_t *e)
+{
+    fake *k = ctx;
+    assert_true(slot >= 0 && slot < PP_FETCHERS_MAX);
+    if (++k->list_calls == k->fail_list)
+        return err_set(e, 503, "SERVER_UNAVAILABLE", "listing %d: unavailable", k->list_calls);
+    *n = 0;
+    *locs = calloc((size_t)k->per_list, sizeof **locs);
+    while ((int)*n < k->per_list && k->listed < k->pages) {
+        char loc[16];
+        snprintf(loc, sizeof loc, "L%d", k->listed++);
+        (*locs)[(*n)++] = xstrdup(loc);
+    }
+    *more = k->listed < k->pages;
+    return 0;
+}
+
+/* A listed page: fetched by any fetcher, in any order. */
+static int
+fetch_listed(void *ctx, int slot, const char *locator, FILE *f, char **next, long *records,
+             err_t *e)
+{
+    (void)slot;
+    fake *k = ctx;
+    assert_non_null(locator);
+    int i = atoi(locator + 1);
+    pthread_mutex_lock(&k->mu);
+    if (i > k->wait_page && k->wait_page >= 0)
+        k->later_fetching++;
+    pthread_cond_broadcast(&k->changed);
+    if (i == k->wait_page)
+        (void)wait_until(k, &k->later_fetching, 1);
+    pthread_mutex_unlock(&k->mu);
+    if (i == k->fail_fetch)
+        return err_set(e, 503, "SERVER_UNAVAILABLE", "page %d: unavailable", i);
+    for (int r = 0; r <= i; r++)
+        fprintf(f, "row %d\n", i);
+    *records = i + 1;
+    *next = xstrdup("ignored with a list");
+    pthread_mutex_lock(&k->mu);
+    k->fetched++;
+    if (k->stop_after && k->fetched == k->stop_after)
+        k->stop = 1;
+    pthread_mutex_unlock(&k->mu);
     return 0;
 }
 
@@ -115,7 +169,7 @@ load(void *ctx, int lane, FILE *f, long records, err_t *e)
         k->most_held = k->held;
     pthread_cond_broadcast(&k->changed);
     if (page == k->company_page)
-        wait_for_company(k);
+        (void)wait_until(k, &k->held, 2); /* alone after 10 s: most_held says so */
     pthread_mutex_unlock(&k->mu);
     if (page == k->slow_page)
         nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
@@ -170,14 +224,16 @@ abort_page(void *ctx, int lane)
 }
 
 static int
-run(fake *k, const char *locator, int loaders, err_t *e)
+run_with(fake *k, const char *locator, int loaders, int fetchers, err_t *e)
 {
-    pp_ops o = {.fetch = fetch,
+    pp_ops o = {.fetch = fetchers ? fetch_listed : fetch,
+                .list = fetchers ? list : NULL,
                 .load = load,
                 .commit = commit,
                 .abort = abort_page,
                 .ctx = k,
-                .loaders = loaders};
+                .loaders = loaders,
+                .fetchers = fetchers};
     err_clear(e);
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->changed, NULL);
@@ -188,6 +244,12 @@ run(fake *k, const char *locator, int loaders, err_t *e)
     pthread_cond_destroy(&k->changed);
     pthread_mutex_destroy(&k->mu);
     return rc;
+}
+
+static int
+run(fake *k, const char *locator, int loaders, err_t *e)
+{
+    return run_with(k, locator, loaders, 0, e);
 }
 
 static void
@@ -263,6 +325,79 @@ a_stop_ends_it_between_pages(void **state)
     assert_int_equal(k.committed, 3); /* what was fetched is committed */
 }
 
+static fake
+listed_fake(int pages, int per_list)
+{
+    fake k = fake_of(pages);
+    k.per_list = per_list;
+    k.wait_page = -1;
+    return k;
+}
+
+static void
+listed_pages_fetched_side_by_side(void **state)
+{
+    (void)state;
+    for (int fetchers = 1; fetchers <= 4; fetchers++) {
+        fake k = listed_fake(20, 5);
+        if (fetchers > 1)
+            k.wait_page = 1; /* a page after it is fetched meanwhile */
+        err_t e;
+        assert_int_equal(run_with(&k, NULL, 2, fetchers, &e), 0);
+        assert_int_equal(k.committed,
+                         20); /* each page once, in order, with the next one's locator */
+        assert_int_equal(k.rows, 20 * 21 / 2);
+        assert_string_equal(k.order, "abcdefghijklmnopqrst");
+        assert_int_equal(k.list_calls, 4);
+        assert_true(fetchers == 1 || k.later_fetching >= 1);
+    }
+}
+
+static void
+listed_resume_skips_to_its_page(void **state)
+{
+    (void)state;
+    fake k = listed_fake(12, 5);
+    k.committed = 7;
+    err_t e;
+    assert_int_equal(run_with(&k, "L7", 2, 3, &e), 0);
+    assert_int_equal(k.committed, 12);
+    assert_int_equal(k.fetched, 5); /* pages 7 to 11 only */
+    assert_int_equal(k.rows, 8 + 9 + 10 + 11 + 12);
+
+    fake gone = listed_fake(12, 5);
+    assert_int_equal(run_with(&gone, "L99", 2, 3, &e), -1);
+    assert_string_equal(e.code, "INVALID_QUERY_LOCATOR");
+    assert_int_equal(gone.committed, 0);
+    assert_int_equal(gone.fetched, 0);
+}
+
+static void
+listed_failures_commit_the_pages_before(void **state)
+{
+    (void)state;
+    for (int fetchers = 1; fetchers <= 3; fetchers++) {
+        fake k = listed_fake(20, 5);
+        k.fail_fetch = 6;
+        err_t e;
+        assert_int_equal(run_with(&k, NULL, 2, fetchers, &e), -1);
+        assert_string_equal(e.code, "SERVER_UNAVAILABLE");
+        assert_int_equal(k.committed, 6); /* a resume starts at page 6 */
+    }
+    fake l = listed_fake(20, 3);
+    l.fail_list = 2; /* pages 0 to 2 listed; page 2's successor is never known */
+    err_t e;
+    assert_int_equal(run_with(&l, NULL, 2, 3, &e), -1);
+    assert_string_equal(e.code, "SERVER_UNAVAILABLE");
+    assert_int_equal(l.committed, 2);
+
+    fake s = listed_fake(50, 5);
+    s.stop_after = 3;
+    assert_int_equal(run_with(&s, NULL, 2, 1, &e), 1);
+    assert_int_equal(s.committed, s.fetched); /* what was fetched is committed */
+    assert_true(s.fetched >= 3 && s.fetched < 50);
+}
+
 int
 main(void)
 {
@@ -272,6 +407,9 @@ main(void)
         cmocka_unit_test(a_fetch_failure_loads_what_was_spooled),
         cmocka_unit_test(a_load_failure_stops_the_fetching),
         cmocka_unit_test(a_stop_ends_it_between_pages),
+        cmocka_unit_test(listed_pages_fetched_side_by_side),
+        cmocka_unit_test(listed_resume_skips_to_its_page),
+        cmocka_unit_test(listed_failures_commit_the_pages_before),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@
 #include "server.h"
 #include "sessions.h"
 #include "sfapi.h"
+#include "sfbulk.h"
 #include "sfjwt.h"
 #include "store.h"
 #include "tls.h"
@@ -178,7 +179,8 @@ group_setup(void **state)
     lf_server_config cfg = {.listen_port = 0,
                             .org_file = org_path,
                             .db_path = ":memory:",
-                            .threads = 2};
+                            .threads = 2,
+                            .result_page_rows = 80}; /* NWIDGETS: six listed pages */
     err_t e;
     int rc = server_start(&cfg, &srv, &e);
     unlink(org_path); /* loaded (or not): no longer needed */
@@ -877,9 +879,9 @@ complete_job(sfapi *c, const char *soql, bool all, long *records)
     err_t e;
     memset(&e, 0, sizeof e);
     char *job;
-    expect_ok(c, sfapi_bulk_query_create(c, soql, all, &job, &e), &e);
+    expect_ok(c, sfbulk_query_create(c, soql, all, &job, &e), &e);
     assert_memory_equal(job, "750", 3);
-    expect_ok(c, sfapi_bulk_query_wait(c, job, 30000, records, &e), &e);
+    expect_ok(c, sfbulk_query_wait(c, job, 30000, records, &e), &e);
     return job;
 }
 
@@ -904,8 +906,7 @@ test_bulk_query(void **state)
     do {
         char *next;
         size_t before = s.data.len;
-        expect_ok(c, sfapi_bulk_query_results(c, job, locator, 200, sink_fn, &s, &next, &nrec, &e),
-                  &e);
+        expect_ok(c, sfbulk_query_results(c, job, locator, 200, sink_fn, &s, &next, &nrec, &e), &e);
         free(locator);
         locator = next;
         pages++;
@@ -924,7 +925,7 @@ test_bulk_query(void **state)
     /* Without maxRecords everything comes in one page. */
     csv_sink all = {SB_INIT, 0, 0, false};
     char *next;
-    expect_ok(c, sfapi_bulk_query_results(c, job, "", 0, sink_fn, &all, &next, &nrec, &e), &e);
+    expect_ok(c, sfbulk_query_results(c, job, "", 0, sink_fn, &all, &next, &nrec, &e), &e);
     assert_null(next);
     assert_int_equal(nrec, NWIDGETS);
     assert_int_equal(count_lines(sb_str(&all.data)), NWIDGETS + 1);
@@ -932,13 +933,12 @@ test_bulk_query(void **state)
 
     /* A bad locator is the server's permanent error, and nothing reached the sink. */
     csv_sink bad = {SB_INIT, 0, 0, false};
-    expect_fail(c, sfapi_bulk_query_results(c, job, "bm9wZQ", 10, sink_fn, &bad, &next, &nrec, &e),
-                &e, ERR_PERMANENT, "INVALID_QUERY_LOCATOR");
+    expect_fail(c, sfbulk_query_results(c, job, "bm9wZQ", 10, sink_fn, &bad, &next, &nrec, &e), &e,
+                ERR_PERMANENT, "INVALID_QUERY_LOCATOR");
     assert_int_equal(bad.calls, 0);
 
-    expect_ok(c, sfapi_bulk_query_delete(c, job, &e), &e);
-    expect_fail(c, sfapi_bulk_query_wait(c, job, 1000, &records, &e), &e, ERR_PERMANENT,
-                "NOT_FOUND");
+    expect_ok(c, sfbulk_query_delete(c, job, &e), &e);
+    expect_fail(c, sfbulk_query_wait(c, job, 1000, &records, &e), &e, ERR_PERMANENT, "NOT_FOUND");
     free(job);
     sfapi_free(c);
 }
@@ -971,7 +971,7 @@ test_bulk_query_all(void **state)
     csv_sink s = {SB_INIT, 0, 0, false};
     char *next;
     long nrec;
-    expect_ok(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e);
+    expect_ok(c, sfbulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e);
     assert_int_equal(nrec, 1);
     assert_non_null(strstr(sb_str(&s.data), "\"true\""));
     sb_free(&s.data);
@@ -993,14 +993,14 @@ test_bulk_sink_abort(void **state)
     /* The sink fails with its own error. */
     csv_sink s = {SB_INIT, 0, 1, true};
     uint64_t before = sfapi_calls(c);
-    expect_fail(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e,
+    expect_fail(c, sfbulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e,
                 ERR_PERMANENT, "COPY_FAILED");
     assert_string_equal(e.msg, "the database refused row 1");
     assert_null(next);
     assert_int_equal(sfapi_calls(c), before + 1);
     /* ... or leaves e empty. */
     csv_sink s2 = {SB_INIT, 0, 1, false};
-    expect_fail(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s2, &next, &nrec, &e), &e,
+    expect_fail(c, sfbulk_query_results(c, job, NULL, 0, sink_fn, &s2, &next, &nrec, &e), &e,
                 ERR_PERMANENT, "ABORTED_BY_SINK");
     sb_free(&s.data);
     sb_free(&s2.data);
@@ -1029,14 +1029,14 @@ test_bulk_reset_after_data(void **state)
     char *next;
     long nrec;
     uint64_t before = sfapi_calls(c);
-    expect_fail(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e,
+    expect_fail(c, sfbulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e,
                 ERR_TRANSIENT, "NETWORK_ERROR");
     assert_true(s.data.len > 0);
     assert_int_equal(sfapi_calls(c), before + 1);
     assert_int_equal(clear_faults(NULL), 0);
     /* asked again, the page comes whole */
     sb_clear(&s.data);
-    expect_ok(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e);
+    expect_ok(c, sfbulk_query_results(c, job, NULL, 0, sink_fn, &s, &next, &nrec, &e), &e);
     assert_int_equal(nrec, records);
     assert_int_equal(count_lines(sb_str(&s.data)), records + 1);
     sb_free(&s.data);
@@ -1045,7 +1045,7 @@ test_bulk_reset_after_data(void **state)
                "\"path\":\"/services/data/*/jobs/query/*/results\"}]}");
     before = sfapi_calls(c);
     csv_sink s2 = {SB_INIT, 0, 0, false};
-    expect_fail(c, sfapi_bulk_query_results(c, job, NULL, 0, sink_fn, &s2, &next, &nrec, &e), &e,
+    expect_fail(c, sfbulk_query_results(c, job, NULL, 0, sink_fn, &s2, &next, &nrec, &e), &e,
                 ERR_TRANSIENT, "SERVER_UNAVAILABLE");
     assert_int_equal(sfapi_calls(c), before + 4);
     assert_int_equal(s2.calls, 0);
@@ -1061,26 +1061,26 @@ test_bulk_errors(void **state)
     err_t e;
     memset(&e, 0, sizeof e);
     char *job;
-    expect_fail(c, sfapi_bulk_query_create(c, "SELECT Nope__c FROM Widget__c", false, &job, &e), &e,
+    expect_fail(c, sfbulk_query_create(c, "SELECT Nope__c FROM Widget__c", false, &job, &e), &e,
                 ERR_PERMANENT, "INVALID_FIELD");
     assert_null(job);
-    expect_fail(c, sfapi_bulk_query_create(c, "SELECT COUNT() FROM Widget__c", false, &job, &e), &e,
+    expect_fail(c, sfbulk_query_create(c, "SELECT COUNT() FROM Widget__c", false, &job, &e), &e,
                 ERR_PERMANENT, e.code); /* whatever the server's code, permanent */
     assert_null(job);
     long records;
-    expect_fail(c, sfapi_bulk_query_wait(c, "750000000000000AAA", 1000, &records, &e), &e,
+    expect_fail(c, sfbulk_query_wait(c, "750000000000000AAA", 1000, &records, &e), &e,
                 ERR_PERMANENT, "NOT_FOUND");
     /* An id with path characters is escaped, not followed. */
-    expect_fail(c, sfapi_bulk_query_wait(c, "../../sobjects", 1000, &records, &e), &e,
-                ERR_PERMANENT, "NOT_FOUND");
+    expect_fail(c, sfbulk_query_wait(c, "../../sobjects", 1000, &records, &e), &e, ERR_PERMANENT,
+                "NOT_FOUND");
 
     /* Abort right after creation: wait reports JOB_ABORTED unless the job won the race. */
-    expect_ok(c, sfapi_bulk_query_create(c, "SELECT Id FROM Widget__c", false, &job, &e), &e);
+    expect_ok(c, sfbulk_query_create(c, "SELECT Id FROM Widget__c", false, &job, &e), &e);
     char path[128];
     snprintf(path, sizeof path, "/services/data/v60.0/jobs/query/%s", job);
     long status;
     int rc = sfapi_rest(c, "PATCH", path, "{\"state\":\"Aborted\"}", &status, NULL, &e);
-    rc = rc == 0 ? sfapi_bulk_query_wait(c, job, 5000, &records, &e) : 1;
+    rc = rc == 0 ? sfbulk_query_wait(c, job, 5000, &records, &e) : 1;
     if (rc == 0)
         fail_msg("an aborted job completed");
     if (rc == -1)
@@ -1391,37 +1391,35 @@ test_bad_bulk_replies(void **state)
     err_t e;
     memset(&e, 0, sizeof e);
     char *job;
-    expect_fail(c, sfapi_bulk_query_create(c, "SELECT Id FROM X", false, &job, &e), &e,
-                ERR_PERMANENT, "BAD_RESPONSE");
+    expect_fail(c, sfbulk_query_create(c, "SELECT Id FROM X", false, &job, &e), &e, ERR_PERMANENT,
+                "BAD_RESPONSE");
     assert_null(job);
-    expect_ok(c, sfapi_bulk_query_create(c, "SELECT Id FROM X", true, &job, &e), &e);
+    expect_ok(c, sfbulk_query_create(c, "SELECT Id FROM X", true, &job, &e), &e);
     assert_string_equal(job, "750000000000001AAA");
     long records = 7;
-    expect_fail(c, sfapi_bulk_query_wait(c, job, 10000, &records, &e), &e, ERR_PERMANENT,
-                "JOB_FAILED");
+    expect_fail(c, sfbulk_query_wait(c, job, 10000, &records, &e), &e, ERR_PERMANENT, "JOB_FAILED");
     assert_non_null(strstr(e.msg, "boom"));
     free(job);
     csv_sink s = {SB_INIT, 0, 0, false};
     char *next;
     long nrec;
     expect_ok(c,
-              sfapi_bulk_query_results(c, "750000000000001AAA", NULL, 0, sink_fn, &s, &next, &nrec,
-                                       &e),
+              sfbulk_query_results(c, "750000000000001AAA", NULL, 0, sink_fn, &s, &next, &nrec, &e),
               &e);
     assert_null(next);
     assert_int_equal(nrec, 1);
     sb_clear(&s.data);
     expect_ok(c,
-              sfapi_bulk_query_results(c, "750000000000001AAA", "MTAw", 100, sink_fn, &s, &next,
-                                       &nrec, &e),
+              sfbulk_query_results(c, "750000000000001AAA", "MTAw", 100, sink_fn, &s, &next, &nrec,
+                                   &e),
               &e);
     assert_string_equal(next, "MjAw");
     assert_int_equal(nrec, 2);
     assert_string_equal(sb_str(&s.data), "\"Id\"\n\"a\"\n\"b\"\n"); /* not the 500's body */
     free(next);
     expect_fail(c,
-                sfapi_bulk_query_results(c, "750000000000001AAA", "MjAw", 100, sink_fn, &s, &next,
-                                         &nrec, &e),
+                sfbulk_query_results(c, "750000000000001AAA", "MjAw", 100, sink_fn, &s, &next,
+                                     &nrec, &e),
                 &e, ERR_PERMANENT, "BAD_RESPONSE");
     assert_null(next);
     sb_free(&s.data);
@@ -1430,6 +1428,106 @@ test_bad_bulk_replies(void **state)
     assert_non_null(strstr(req, "GET /services/data/v60.0/jobs/query/750000000000001AAA/results"
                                 "?maxRecords=100&locator=MTAw HTTP/1.1"));
     assert_non_null(strstr(req, "Accept: text/csv"));
+    sfapi_free(c);
+    canned_stop(&cs);
+}
+
+/* resultPages: five result URLs, then a listing of the sixth; each URL a
+ * page with its header line; together every record once. */
+static void
+test_bulk_result_pages(void **state)
+{
+    (void)state;
+    sfapi *c = lf_client();
+    err_t e;
+    memset(&e, 0, sizeof e);
+    long records;
+    char *job = complete_job(c, "SELECT Id, Code__c FROM Widget__c WHERE Code__c LIKE 'W-%'", false,
+                             &records);
+    assert_int_equal(records, NWIDGETS);
+    sfbulk_pages p;
+    expect_ok(c, sfbulk_query_pages(c, job, NULL, &p, &e), &e);
+    assert_int_equal(p.n, 5);
+    assert_non_null(p.next);
+    assert_non_null(strstr(p.next, "/resultPages"));
+    sfbulk_pages more;
+    expect_ok(c, sfbulk_query_pages(c, job, p.next, &more, &e), &e);
+    assert_int_equal(more.n, 1);
+    assert_null(more.next);
+    csv_sink s = {SB_INIT, 0, 0, false};
+    long total = 0, nrec;
+    for (size_t i = 0; i < 6; i++) {
+        size_t before = s.data.len;
+        expect_ok(c,
+                  sfbulk_query_results_at(c, i < 5 ? p.url[i] : more.url[0], sink_fn, &s, &nrec,
+                                          &e),
+                  &e);
+        assert_int_equal(nrec, i < 5 ? 80 : NWIDGETS - 400);
+        assert_int_equal(strncmp(s.data.buf + before, "\"Id\",\"Code__c\"\n", 15), 0);
+        total += nrec;
+    }
+    assert_int_equal(total, NWIDGETS);
+    assert_int_equal(count_lines(sb_str(&s.data)), NWIDGETS + 6);
+    assert_non_null(strstr(sb_str(&s.data), ",\"W-0000\"\n"));
+    assert_non_null(strstr(sb_str(&s.data), ",\"W-0449\"\n"));
+    sb_free(&s.data);
+    /* a URL the server names must stay on the instance, under /services/data/ */
+    expect_fail(c,
+                sfbulk_query_results_at(c, "https://elsewhere.example/x", sink_fn, &s, &nrec, &e),
+                &e, ERR_PERMANENT, "INVALID_PATH");
+    sfbulk_pages none;
+    expect_fail(c, sfbulk_query_pages(c, job, "/services/data/../../etc", &none, &e), &e,
+                ERR_PERMANENT, "INVALID_PATH");
+    assert_int_equal(none.n, 0);
+    sfbulk_pages_free(&p);
+    sfbulk_pages_free(&more);
+    free(job);
+    sfapi_free(c);
+}
+
+/* Listings that are not listings are refused, whichever name the next
+ * listing's URL goes by. */
+static void
+test_bad_result_pages(void **state)
+{
+    (void)state;
+    canned cs;
+    canned_start(&cs);
+    canned_token(&cs);
+    static const char *const bad[] = {
+        "{\"done\":true}",                    /* no resultPages */
+        "{\"resultPages\":{},\"done\":true}", /* not an array */
+        "{\"resultPages\":[{\"resultUrl\":\"https://evil.example/r\"}],\"done\":true}",
+        "{\"resultPages\":[{\"url\":\"/services/data/v60.0/x\"}],\"done\":true}",
+        "{\"resultPages\":[{\"resultUrl\":\"/services/data/v60.0/x\"}],\"done\":false}",
+        "{\"resultPages\":[],\"done\":false,\"nextRecordsUrl\":\"/services/data/v60.0/y\"}",
+        "{\"resultPages\":[],\"done\":\"yes\"}",
+        "{\"resultPages\":[{\"resultUrl\":\"/services/data/v60.0/x\"}],\"done\":false,"
+        "\"nextRecordsUrl\":\"/services/../etc\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        canned_add(&cs, 200, "application/json", "", bad[i]);
+    canned_add(&cs, 200, "application/json", "",
+               "{\"resultPages\":[{\"resultUrl\":\"/services/data/v60.0/r?locator=MA\"}],"
+               "\"nextRecordUrl\":\"/services/data/v60.0/p?locator=MTA\",\"done\":false}");
+    sfapi *c = canned_client(&cs);
+    err_t e;
+    memset(&e, 0, sizeof e);
+    sfbulk_pages p;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        expect_fail(c, sfbulk_query_pages(c, "750000000000001AAA", NULL, &p, &e), &e, ERR_PERMANENT,
+                    "BAD_RESPONSE");
+        assert_int_equal(p.n, 0);
+        assert_null(p.url);
+    }
+    expect_ok(c, sfbulk_query_pages(c, "750000000000001AAA", NULL, &p, &e), &e);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.url[0], "/services/data/v60.0/r?locator=MA");
+    assert_string_equal(p.next, "/services/data/v60.0/p?locator=MTA");
+    sfbulk_pages_free(&p);
+    assert_non_null(strstr(sb_str(&cs.requests),
+                           "GET /services/data/v60.0/jobs/query/750000000000001AAA/resultPages "
+                           "HTTP/1.1"));
     sfapi_free(c);
     canned_stop(&cs);
 }
@@ -1450,8 +1548,8 @@ test_bulk_wait_timeout(void **state)
     memset(&e, 0, sizeof e);
     long records;
     int64_t t0 = util_mono_ms();
-    expect_fail(c, sfapi_bulk_query_wait(c, "750000000000002AAA", 320, &records, &e), &e,
-                ERR_TRANSIENT, "JOB_TIMEOUT");
+    expect_fail(c, sfbulk_query_wait(c, "750000000000002AAA", 320, &records, &e), &e, ERR_TRANSIENT,
+                "JOB_TIMEOUT");
     int64_t took = util_mono_ms() - t0;
     assert_true(took >= 320);
     assert_true(took < 3000);
@@ -1697,6 +1795,8 @@ main(void)
         cmocka_unit_test(test_bad_api_replies),
         cmocka_unit_test(test_shared_session),
         cmocka_unit_test(test_bad_bulk_replies),
+        cmocka_unit_test_teardown(test_bulk_result_pages, clear_faults),
+        cmocka_unit_test(test_bad_result_pages),
         cmocka_unit_test(test_bulk_wait_timeout),
         cmocka_unit_test(test_jwt_audience),
         cmocka_unit_test_teardown(test_jwt_login, clear_faults),

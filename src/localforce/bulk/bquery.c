@@ -564,3 +564,61 @@ bulk_query_results(http_req *req, http_resp *resp)
     resp->stream_ctx = qs;
     resp->stream_free = qstream_free;
 }
+
+/* GET jobs/query/{id}/resultPages[?locator=L]: up to five result URLs of
+ * result_page_rows rows each from offset L on (the job's first row without
+ * it), with the next listing's URL (nextRecordsUrl) and done. Every URL is a
+ * /results request this server answers like any other, so a client may fetch
+ * them side by side. */
+void
+bulk_query_result_pages(http_req *req, http_resp *resp)
+{
+    lf_server *srv = ctx_of(req);
+    job j;
+    store_lock(srv->st);
+    int rc = jobs_of_request(req, resp, K_QUERY, &j);
+    store_unlock(srv->st);
+    if (rc != 0)
+        return;
+    if (j.state != JS_JOB_COMPLETE) {
+        http_errorf(resp, 412, "JOB_NOT_COMPLETE",
+                    "can only get result pages of a completed query job. Current status: %s",
+                    jobs_state_upper[j.state]);
+        jobs_clear(&j);
+        return;
+    }
+    int64_t offset = 0,
+            rows = srv->bulk->result_page_rows > 0 ? srv->bulk->result_page_rows : PAGE_DEFAULT;
+    const char *loc = http_query(req, "locator");
+    if (loc && *loc && (jobs_locator_parse(loc, &offset) != 0 || offset > j.processed)) {
+        http_errorf(resp, 400, "INVALID_QUERY_LOCATOR", "invalid locator: %.100s", loc);
+        jobs_clear(&j);
+        return;
+    }
+    sb *o = &resp->body;
+    sb_clear(o);
+    sb_puts(o, "{\"resultPages\":[");
+    int64_t at = offset;
+    char l[32];
+    for (int i = 0; i < RESULT_PAGES_LISTED && (at < j.processed || (at == 0 && i == 0)); i++) {
+        jobs_locator_make(at, l);
+        sb_printf(o,
+                  "%s{\"resultUrl\":\"/services/data/%s/jobs/query/%s/results?locator=%s"
+                  "&maxRecords=%lld\"}",
+                  i ? "," : "", req->seg[0], j.id, l, (long long)rows);
+        at += rows;
+    }
+    bool done = at >= j.processed;
+    sb_puts(o, "],\"nextRecordsUrl\":");
+    if (done) {
+        sb_puts(o, "null");
+    } else {
+        jobs_locator_make(at, l);
+        sb_printf(o, "\"/services/data/%s/jobs/query/%s/resultPages?locator=%s\"", req->seg[0],
+                  j.id, l);
+    }
+    sb_printf(o, ",\"done\":%s}", done ? "true" : "false");
+    resp->status = 200;
+    resp->content_type = CT_JSON;
+    jobs_clear(&j);
+}

@@ -144,6 +144,12 @@ static const char *const schema_sql =
     " job TEXT NOT NULL, kind INTEGER NOT NULL, seq INTEGER NOT NULL, sf_id TEXT,"
     " created INTEGER, error TEXT, row TEXT, PRIMARY KEY (job, kind, seq));";
 
+void
+bulk_set_result_page_rows(lf_bulk *b, int64_t rows)
+{
+    b->result_page_rows = rows;
+}
+
 lf_bulk *
 bulk_new(store *st, err_t *e)
 {

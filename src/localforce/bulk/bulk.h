@@ -17,13 +17,16 @@ typedef struct lf_bulk lf_bulk;
 
 lf_bulk *bulk_new(store *st, err_t *e);
 void bulk_free(lf_bulk *b);
+/* Rows per page a resultPages listing names (--result-page-rows; 0: 100,000). */
+void bulk_set_result_page_rows(lf_bulk *b, int64_t rows);
 
-void bulk_query_create(http_req *req, http_resp *resp);  /* POST   jobs/query */
-void bulk_query_list(http_req *req, http_resp *resp);    /* GET    jobs/query */
-void bulk_query_job(http_req *req, http_resp *resp);     /* GET|PATCH|DELETE jobs/query/{id} */
-void bulk_query_results(http_req *req, http_resp *resp); /* GET    jobs/query/{id}/results */
-void bulk_ingest_create(http_req *req, http_resp *resp); /* POST   jobs/ingest */
-void bulk_ingest_list(http_req *req, http_resp *resp);   /* GET    jobs/ingest */
+void bulk_query_create(http_req *req, http_resp *resp);       /* POST   jobs/query */
+void bulk_query_list(http_req *req, http_resp *resp);         /* GET    jobs/query */
+void bulk_query_job(http_req *req, http_resp *resp);          /* GET|PATCH|DELETE jobs/query/{id} */
+void bulk_query_results(http_req *req, http_resp *resp);      /* GET    jobs/query/{id}/results */
+void bulk_query_result_pages(http_req *req, http_resp *resp); /* GET jobs/query/{id}/resultPages */
+void bulk_ingest_create(http_req *req, http_resp *resp);      /* POST   jobs/ingest */
+void bulk_ingest_list(http_req *req, http_resp *resp);        /* GET    jobs/ingest */
 void bulk_ingest_job(http_req *req, http_resp *resp);    /* GET|PATCH|DELETE jobs/ingest/{id} */
 void bulk_ingest_upload(http_req *req, http_resp *resp); /* PUT    jobs/ingest/{id}/batches */
 void bulk_ingest_results(http_req *req,

@@ -17,14 +17,15 @@
 #include "soql.h"
 #include "store.h"
 
-#define JOB_PREFIX    "750"
-#define PAGE_DEFAULT  100000     /* rows per results page without maxRecords */
-#define CHUNK_BYTES   (1u << 20) /* uploads are stored in pieces of this size */
-#define INGEST_BATCH  200        /* ingest rows per transaction */
-#define LIST_PAGE     1000       /* jobs per page of GET jobs/{query|ingest} */
-#define PARK_MAX      32         /* parked result statements */
-#define PARK_IDLE_MS  (15 * 60 * 1000)
-#define RESULTS_BATCH 500 /* result rows read per statement */
+#define JOB_PREFIX          "750"
+#define PAGE_DEFAULT        100000     /* rows per results page without maxRecords */
+#define RESULT_PAGES_LISTED 5          /* result URLs per resultPages answer, as Salesforce */
+#define CHUNK_BYTES         (1u << 20) /* uploads are stored in pieces of this size */
+#define INGEST_BATCH        200        /* ingest rows per transaction */
+#define LIST_PAGE           1000       /* jobs per page of GET jobs/{query|ingest} */
+#define PARK_MAX            32         /* parked result statements */
+#define PARK_IDLE_MS        (15 * 60 * 1000)
+#define RESULTS_BATCH       500 /* result rows read per statement */
 /* Salesforce's CSV limits: 5,000 fields, 400,000 characters per record,
  * 131,072 bytes per field (here in bytes, as UTF-8 takes up to 4 per character). */
 #define CSV_MAX_FIELDS 5000
@@ -108,8 +109,9 @@ typedef struct qcursor {
 
 struct lf_bulk {
     store *st;
-    int64_t seq;     /* last job sequence number (store lock) */
-    qcursor *parked; /* store lock */
+    int64_t seq;              /* last job sequence number (store lock) */
+    int64_t result_page_rows; /* rows per page a resultPages listing names (0: PAGE_DEFAULT) */
+    qcursor *parked;          /* store lock */
     int nparked;
     pthread_t worker;
     bool worker_started;

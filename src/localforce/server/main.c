@@ -54,6 +54,8 @@ static const char usage_text[] =
     "  --tls-self-signed DIR  serve HTTPS with DIR/localforce.crt and .key, made (self-signed,\n"
     "                       for localhost, 127.0.0.1 and ::1) when DIR has none; clients trust\n"
     "                       DIR/localforce.crt (sfbridge: SF_CA_FILE)\n"
+    "  --result-page-rows N rows per page a Bulk query's resultPages listing names\n"
+    "                       (default 100000)\n"
     "\n"
     "check options:\n"
     "  --org FILE           the file to validate\n";
@@ -93,6 +95,16 @@ check_org(const char *org_file)
     return 0;
 }
 
+/* A numeric option's value in [lo, hi]: 0, or -1 after saying what it wants. */
+static int
+number_opt(const char *opt, const char *want, const char *arg, int64_t lo, int64_t hi, int64_t *n)
+{
+    if (util_parse_i64(arg, n) == 0 && *n >= lo && *n <= hi)
+        return 0;
+    fprintf(stderr, "localforce: --%s wants %s, got '%s'\n", opt, want, arg);
+    return -1;
+}
+
 static int
 cmd_serve(int argc, char **argv, bool check_only)
 {
@@ -111,6 +123,7 @@ cmd_serve(int argc, char **argv, bool check_only)
         {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'K'},
         {"tls-self-signed", required_argument, NULL, 'S'},
+        {"result-page-rows", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     char host[128] = "127.0.0.1";
@@ -135,27 +148,23 @@ cmd_serve(int argc, char **argv, bool check_only)
         case 'K': cfg.tls_key = optarg; break;
         case 'S': cfg.tls_dir = optarg; break;
         case 'r':
-            if (util_parse_i64(optarg, &n) != 0 || n < 0 || n > 365LL * 86400) {
-                fprintf(stderr,
-                        "localforce: --cdc-retention wants seconds (0..31536000), got '%s'\n",
-                        optarg);
+            if (number_opt("cdc-retention", "seconds (0..31536000)", optarg, 0, 365LL * 86400, &n))
                 return 2;
-            }
             cfg.events.retention_s = n == 0 ? -1 : n;
             break;
-        case 't':
-            if (util_parse_i64(optarg, &n) != 0 || n < 1 || n > 365LL * 86400) {
-                fprintf(stderr, "localforce: --session-ttl wants seconds (1..31536000), got '%s'\n",
-                        optarg);
+        case 'P':
+            if (number_opt("result-page-rows", "1..100000000", optarg, 1, 100000000, &n))
                 return 2;
-            }
+            cfg.result_page_rows = n;
+            break;
+        case 't':
+            if (number_opt("session-ttl", "seconds (1..31536000)", optarg, 1, 365LL * 86400, &n))
+                return 2;
             cfg.session_ttl_s = n;
             break;
         case 'n':
-            if (util_parse_i64(optarg, &n) != 0 || n < 1 || n > 64) {
-                fprintf(stderr, "localforce: --threads wants 1..64, got '%s'\n", optarg);
+            if (number_opt("threads", "1..64", optarg, 1, 64, &n))
                 return 2;
-            }
             cfg.threads = (unsigned)n;
             break;
         case 'v': {

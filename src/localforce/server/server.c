@@ -70,6 +70,7 @@ static const http_route routes[] = {
     {"PATCH", "/services/data/*/jobs/query/*", bulk_query_job},
     {"DELETE", "/services/data/*/jobs/query/*", bulk_query_job},
     {"GET", "/services/data/*/jobs/query/*/results", bulk_query_results},
+    {"GET", "/services/data/*/jobs/query/*/resultPages", bulk_query_result_pages},
     {"POST", "/services/data/*/jobs/ingest", bulk_ingest_create},
     {"GET", "/services/data/*/jobs/ingest", bulk_ingest_list},
     {"GET", "/services/data/*/jobs/ingest/*", bulk_ingest_job},
@@ -127,6 +128,7 @@ server_start(const lf_server_config *cfg, lf_server **out, err_t *e)
         (srv->bulk = bulk_new(srv->st, e)) == NULL ||
         (srv->faults = faults_new(cfg->faults_spec, e)) == NULL)
         goto fail;
+    bulk_set_result_page_rows(srv->bulk, cfg->result_page_rows);
     atomic_init(&srv->api_limit, store_daily_api_limit(srv->st));
     atomic_init(&srv->api_used, 0);
     atomic_init(&srv->api_day, util_now_ms() / 86400000);

@@ -32,7 +32,8 @@ typedef struct lf_server_config {
     lf_events_config events; /* CDC retention and GAP events */
     const char *tls_cert;    /* --tls-cert/--tls-key: PEM files; HTTPS when both are set */
     const char *tls_key;
-    const char *tls_dir; /* --tls-self-signed: the folder of a self-signed pair (made once) */
+    const char *tls_dir;      /* --tls-self-signed: the folder of a self-signed pair (made once) */
+    int64_t result_page_rows; /* --result-page-rows: rows per page a resultPages listing names */
 } lf_server_config;
 
 int server_start(const lf_server_config *cfg, lf_server **out, err_t *e);

@@ -124,6 +124,7 @@ static const cfg_key keys[] = {
     L("SFBRIDGE_BULK_THRESHOLD", bulk_threshold, "10000", 0, 1000000000L),
     L("SFBRIDGE_BULK_PAGE", bulk_page, "50000", 1, 100000000L),
     L("SFBRIDGE_LOAD_WORKERS", load_workers, "2", 1, 8),
+    L("SFBRIDGE_LOAD_FETCHERS", load_fetchers, "4", 1, 8),
     L("SFBRIDGE_POLL_OVERLAP_MS", poll_overlap_ms, "2000", 0, 86400000L),
     L("SFBRIDGE_DRIFT_SECONDS", drift_seconds, "3600", 0, 31L * 86400),
     L("SFBRIDGE_BACKOFF_CAP_MS", backoff_cap_ms, "30000", 10, 3600000L),

@@ -39,6 +39,7 @@ typedef struct cfg {
     long bulk_threshold;   /* initial loads above this many records use Bulk 2.0 */
     long bulk_page;        /* rows per Bulk results page */
     long load_workers;     /* Bulk results pages COPYed side by side, each on a connection */
+    long load_fetchers;    /* Bulk results pages fetched side by side (resultPages) */
     long poll_overlap_ms;  /* how far behind the watermark a poll starts */
     long drift_seconds;    /* drift check period; 0 = never */
     long backoff_cap_ms;   /* ceiling of the retry delay */

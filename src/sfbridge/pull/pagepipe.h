@@ -14,6 +14,13 @@
  * first page not committed, exactly as if they had been loaded one by one.
  * The caller's thread alone uses what `fetch` touches (the Salesforce client).
  *
+ * Where the pages are listed ahead (`list`: Bulk API 2.0's resultPages names
+ * up to five pages at a time), `fetchers` threads fetch them side by side,
+ * each with what its slot of `fetch` touches (a Salesforce client of its
+ * own), and hand them to the loaders in page order; a page's `next` is then
+ * the locator listed after it, and a resumed run skips the listed pages
+ * before its locator.
+ *
  * Failures: the first one stops the fetching; pages before a failing page
  * still commit, pages after it are rolled back (`abort`), and the failure is
  * returned in e. Pages spooled before a fetch failure are all loaded.
@@ -27,12 +34,19 @@
 
 #include "err.h"
 
-#define PP_LOADERS_MAX 8
+#define PP_LOADERS_MAX  8
+#define PP_FETCHERS_MAX 8
 
 typedef struct pp_ops {
-    /* Fetch the page at locator (NULL: the first) into f; *next gets the next
-     * page's locator (NULL at the end, malloc'd otherwise), *records its count. */
-    int (*fetch)(void *ctx, const char *locator, FILE *f, char **next, long *records, err_t *e);
+    /* Fetch the page at locator (NULL: the first) into f on fetcher `slot` (0
+     * without `list`); *next gets the next page's locator (NULL at the end,
+     * malloc'd otherwise; not used with `list`), *records its count. */
+    int (*fetch)(void *ctx, int slot, const char *locator, FILE *f, char **next, long *records,
+                 err_t *e);
+    /* Optional: the next pages' locators in page order (*locs malloc'd, as each
+     * of them), *more false once the last page is listed; called one call at a
+     * time, on any fetcher's slot. NULL: each page names the next (fetch). */
+    int (*list)(void *ctx, int slot, char ***locs, size_t *n, bool *more, err_t *e);
     /* Load a spooled page (f rewound) on loader `lane` (0 to loaders - 1), its
      * transaction left open; on failure, nothing of it stays. */
     int (*load)(void *ctx, int lane, FILE *f, long records, err_t *e);
@@ -42,11 +56,13 @@ typedef struct pp_ops {
     /* Roll back the page lane loaded (a page before it failed, or its commit). */
     void (*abort)(void *ctx, int lane);
     void *ctx;
-    int loaders; /* 1 to PP_LOADERS_MAX */
+    int loaders;  /* 1 to PP_LOADERS_MAX */
+    int fetchers; /* with list: 1 to PP_FETCHERS_MAX */
 } pp_ops;
 
 /* Fetch from locator on, page after page, until the last page is committed
- * (0), a failure (-1, e filled), or *stop (1: the pages fetched are committed). */
+ * (0), a failure (-1, e filled), or *stop (1: the pages fetched are committed).
+ * With list, a locator that is never listed fails as INVALID_QUERY_LOCATOR. */
 int pp_run(const char *locator, const pp_ops *ops, volatile sig_atomic_t *stop, err_t *e);
 
 #endif

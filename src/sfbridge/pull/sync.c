@@ -29,6 +29,7 @@
 #include "pg.h"
 #include "sb.h"
 #include "shadow.h"
+#include "sfbulk.h"
 #include "tlog.h"
 #include "util.h"
 
@@ -394,8 +395,8 @@ bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *lo
                    .base_done = base_done,
                    .last_ms = util_mono_ms()};
     long nrec = 0;
-    rc = sfapi_bulk_query_results(x->sf, job, locator, x->cfg->bulk_page, copy_sink_fn, &k, next,
-                                  &nrec, e);
+    rc = sfbulk_query_results(x->sf, job, locator, x->cfg->bulk_page, copy_sink_fn, &k, next, &nrec,
+                              e);
     sb_free(&k.header);
     if (rc != 0) {
         /* Abandoned: the rollback discards whatever the page had copied. */
@@ -473,7 +474,7 @@ drop_job(sync_ctx *x, const char *job)
 {
     err_t e;
     err_clear(&e);
-    if (sfapi_bulk_query_delete(x->sf, job, &e) != 0)
+    if (sfbulk_query_delete(x->sf, job, &e) != 0)
         log_debug("deleting Bulk job %s failed (%s: %s); Salesforce drops it in time", job, e.code,
                   e.msg);
 }
@@ -491,7 +492,7 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
     if (count > x->cfg->bulk_threshold) {
         sb q = SB_INIT;
         apply_soql_select_all(&q, m, NULL);
-        int rc = sfapi_bulk_query_create(x->sf, sb_str(&q), false, &job, e);
+        int rc = sfbulk_query_create(x->sf, sb_str(&q), false, &job, e);
         sb_free(&q);
         if (rc != 0) {
             free(maxstamp);
@@ -562,10 +563,13 @@ load_rest(sync_ctx *x, mapping *m, err_t *e)
     return rc;
 }
 
-/* A Bulk load's pages through pagepipe: fetched on this thread; loaded by
- * the pipe's loaders side by side, lane 0 on the sync's connection and the
+/* A Bulk load's pages through pagepipe: fetched on this thread, or listed
+ * by the job's resultPages and fetched side by side (SFBRIDGE_LOAD_FETCHERS,
+ * fetcher 0 on the sync's client, the others on clones); loaded by the
+ * pipe's loaders side by side, lane 0 on the sync's connection and the
  * others (SFBRIDGE_LOAD_WORKERS) on connections of their own, each page in a
- * transaction that commits, in page order, with the next page's locator. */
+ * transaction that commits, in page order, with the next page's locator (a
+ * listed page's: its result URL, so a resume lists again and skips to it). */
 typedef struct load_pipe {
     sync_ctx *x;
     mapping *m;
@@ -573,6 +577,11 @@ typedef struct load_pipe {
     const char *copy_sql;
     PGconn *pg[PP_LOADERS_MAX]; /* a connection per lane; [0] is x->pg */
     int lanes;
+    sfapi *sf[PP_FETCHERS_MAX]; /* a client per fetcher; [0] is x->sf */
+    int fetchers;
+    sfbulk_pages first; /* the first listing, read to see that the org lists pages */
+    bool listed_first;
+    char *listing; /* the next listing's URL */
 } load_pipe;
 
 static int
@@ -584,11 +593,15 @@ spool_sink(void *ctx, const char *data, size_t len, err_t *e)
 }
 
 static int
-load_fetch(void *ctx, const char *locator, FILE *f, char **next, long *records, err_t *e)
+load_fetch(void *ctx, int slot, const char *locator, FILE *f, char **next, long *records, err_t *e)
 {
     load_pipe *lp = ctx;
-    if (sfapi_bulk_query_results(lp->x->sf, lp->m->load_job, locator, lp->x->cfg->bulk_page,
-                                 spool_sink, f, next, records, e) != 0)
+    sfapi *sf = lp->sf[slot];
+    int rc = lp->fetchers > 0
+                 ? sfbulk_query_results_at(sf, locator, spool_sink, f, records, e)
+                 : sfbulk_query_results(sf, lp->m->load_job, locator, lp->x->cfg->bulk_page,
+                                        spool_sink, f, next, records, e);
+    if (rc != 0)
         return -1;
     if (fflush(f) != 0)
         return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
@@ -657,6 +670,66 @@ load_abort(void *ctx, int lane)
     pg_rollback_quietly(lp->pg[lane]);
 }
 
+/* The next result URLs of the job's resultPages listing. */
+static int
+load_list(void *ctx, int slot, char ***locs, size_t *n, bool *more, err_t *e)
+{
+    load_pipe *lp = ctx;
+    sfbulk_pages pg = {0};
+    if (!lp->listed_first) {
+        pg = lp->first;
+        lp->first = (sfbulk_pages){0};
+        lp->listed_first = true;
+    } else if (lp->listing &&
+               sfbulk_query_pages(lp->sf[slot], lp->m->load_job, lp->listing, &pg, e) != 0) {
+        return -1;
+    }
+    free(lp->listing);
+    lp->listing = pg.next;
+    *more = pg.next != NULL;
+    *locs = pg.url;
+    *n = pg.n;
+    return 0;
+}
+
+/* Whether the load's pages are listed and fetched side by side: the setting
+ * asks for it, the API version has resultPages (58.0), and the org answers
+ * the first listing with pages. A resume goes on the way the load began:
+ * at a listed page's URL by listing again, at a locator one after the other. */
+static int
+load_fetchers_open(load_pipe *lp, err_t *e)
+{
+    sync_ctx *x = lp->x;
+    const char *at = lp->m->load_locator;
+    bool resume_listed = at && at[0] == '/';
+    lp->sf[0] = x->sf;
+    if (!resume_listed &&
+        ((at && *at) || x->cfg->load_fetchers < 2 || atof(sfapi_api_version(x->sf)) < 58.0))
+        return 0;
+    err_t le;
+    err_clear(&le);
+    if (sfbulk_query_pages(x->sf, lp->m->load_job, NULL, &lp->first, &le) != 0 ||
+        (lp->first.n == 0 && !lp->first.next)) {
+        sfbulk_pages_free(&lp->first);
+        if (resume_listed && !le.code[0]) { /* listed before, not now: start over */
+            err_set(&le, 400, "INVALID_QUERY_LOCATOR", "the job lists no result pages now");
+            err_class_set(&le, ERR_PERMANENT);
+        }
+        if (resume_listed || err_class_of(&le) == ERR_TRANSIENT) {
+            *e = le;
+            return -1;
+        }
+        log_info("%s: the org lists no result pages (%s); fetching them one after the other",
+                 lp->m->object, le.code[0] ? le.code : "none listed");
+        return 0;
+    }
+    long want = resume_listed && x->cfg->load_fetchers < 2 ? 1 : x->cfg->load_fetchers;
+    lp->fetchers = 1;
+    while (lp->fetchers < want && lp->fetchers < PP_FETCHERS_MAX)
+        lp->sf[lp->fetchers++] = sfapi_clone(x->sf);
+    return 0;
+}
+
 /* Connections for the loaders beyond the first, as many as the setting asks
  * and Postgres gives (fewer only make the load slower). */
 static void
@@ -682,7 +755,7 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
 {
     progress(x, m, m->load_done, m->load_total); /* where it starts (a resumed load: midway) */
     long records = 0;
-    if (!m->load_locator && sfapi_bulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
+    if (!m->load_locator && sfbulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
         return -1;
     shadow_fit fit;
     if (shadow_check(x->pg, x->schema, m, &fit, e) != 0)
@@ -701,19 +774,27 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
     shadow_qname(&target, x->schema, m);
     apply_copy_sql(&copy, sb_str(&target), f, m->nfields);
     load_pipe lp = {.x = x, .m = m, .f = f, .copy_sql = sb_str(&copy)};
-    load_lanes_open(&lp);
-    pp_ops o = {.fetch = load_fetch,
-                .load = load_spooled,
-                .commit = load_commit,
-                .abort = load_abort,
-                .ctx = &lp,
-                .loaders = lp.lanes};
-    const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
-    int rc = pp_run(loc, &o, x->stop, e);
-    if (rc == 1)
-        rc = stopped(x, e);
+    int rc = load_fetchers_open(&lp, e);
+    if (rc == 0) {
+        load_lanes_open(&lp);
+        pp_ops o = {.fetch = load_fetch,
+                    .list = lp.fetchers > 0 ? load_list : NULL,
+                    .load = load_spooled,
+                    .commit = load_commit,
+                    .abort = load_abort,
+                    .ctx = &lp,
+                    .loaders = lp.lanes,
+                    .fetchers = lp.fetchers};
+        const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
+        if ((rc = pp_run(loc, &o, x->stop, e)) == 1)
+            rc = stopped(x, e);
+    }
     for (int i = 1; i < lp.lanes; i++)
         PQfinish(lp.pg[i]);
+    for (int i = 1; i < lp.fetchers; i++)
+        sfapi_free(lp.sf[i]);
+    sfbulk_pages_free(&lp.first);
+    free(lp.listing);
     sb_free(&target);
     sb_free(&copy);
     free(f);
@@ -983,8 +1064,8 @@ stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
 {
     char *job = NULL;
     long recs = 0;
-    if (sfapi_bulk_query_create(x->sf, soql, false, &job, e) != 0 ||
-        sfapi_bulk_query_wait(x->sf, job, 0, &recs, e) != 0) {
+    if (sfbulk_query_create(x->sf, soql, false, &job, e) != 0 ||
+        sfbulk_query_wait(x->sf, job, 0, &recs, e) != 0) {
         free(job);
         return -1;
     }

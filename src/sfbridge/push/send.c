@@ -11,6 +11,7 @@
 #include "ddl.h"
 #include "log.h"
 #include "sb.h"
+#include "sfbulk.h"
 #include "util.h"
 
 bool
@@ -287,12 +288,12 @@ send_bulk_upsert(sfapi *sf, const mapping *m, op **ops, size_t n, writer_stats *
     err_t e;
     err_clear(&e);
     uint64_t before = sfapi_calls(sf);
-    int rc = sfapi_bulk_ingest(sf, m->object, "upsert", m->upsert_field, sb_str(&csv), 0, &job,
-                               &processed, &failed, &e);
+    int rc = sfbulk_ingest(sf, m->object, "upsert", m->upsert_field, sb_str(&csv), 0, &job,
+                           &processed, &failed, &e);
     if (rc == 0)
-        rc = sfapi_bulk_ingest_results(sf, job, false, &ok, &e);
+        rc = sfbulk_ingest_results(sf, job, false, &ok, &e);
     if (rc == 0 && failed)
-        rc = sfapi_bulk_ingest_results(sf, job, true, &bad, &e);
+        rc = sfbulk_ingest_results(sf, job, true, &bad, &e);
     st->api_calls += (int64_t)(sfapi_calls(sf) - before);
     if (rc != 0) {
         log_warn("writer: Bulk API upsert of %zu %s records failed (%s: %s); falling back to "

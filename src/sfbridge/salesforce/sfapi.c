@@ -3,7 +3,7 @@
  *
  * One easy handle per client, reset (not recreated) before each request, so
  * the connection to the instance stays open between calls. Every call to the
- * instance goes through api_call(), which logs in when needed, sends the
+ * instance goes through sfapi_call(), which logs in when needed, sends the
  * request, classifies the outcome (transport error, 2xx, 401, Salesforce error
  * body), logs in again once on a 401 and retries transient failures with
  * capped exponential backoff and full jitter. The token endpoint has its own,
@@ -15,6 +15,7 @@
  * logged and are wiped from memory when no longer needed.
  */
 #include "sfapi.h"
+#include "sfapi_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -40,10 +41,6 @@
 #define DEFAULT_LOGIN_URL "https://login.salesforce.com"
 #define DEFAULT_VERSION   "60.0"
 #define USER_AGENT        "sfbridge/1.0"
-#define LOCATOR_MAX       1024
-#define WAIT_FIRST_MS     50
-#define WAIT_MAX_MS       2000
-#define WAIT_DEFAULT_MS   (30L * 60 * 1000)
 
 struct sfapi {
     /* configuration (owned copies) */
@@ -105,8 +102,8 @@ strip_trailing_slashes(char *s)
         s[--n] = '\0';
 }
 
-static void
-sleep_ms(long ms)
+void
+sfapi_sleep_ms(long ms)
 {
     if (ms <= 0)
         return;
@@ -123,8 +120,8 @@ backoff_ms(const sfapi *c, int attempt)
 }
 
 /* Appends curl_easy_escape(s) to out. */
-static void
-put_escaped(sfapi *c, sb *out, const char *s)
+void
+sfapi_put_escaped(sfapi *c, sb *out, const char *s)
 {
     char *x = curl_easy_escape(c->curl, s, (int)strlen(s));
     if (x == NULL) {
@@ -151,25 +148,8 @@ excerpt(const char *s, size_t len, char *out, size_t outsz)
 
 /* ----- one HTTP exchange ------------------------------------------------------ */
 
-typedef struct response {
-    sfapi *c;
-    long status;     /* from the last status line */
-    sb body;         /* buffered body (non-streamed, or any non-2xx) */
-    bool too_big;    /* a 2xx body went over BODY_MAX: transfer aborted */
-    sfapi_sink sink; /* when set, 2xx bodies go here */
-    void *sink_ctx;
-    err_t sink_err; /* what the sink reported */
-    bool sink_failed;
-    uint64_t delivered; /* bytes handed to the sink */
-    bool has_locator;
-    bool locator_bad; /* a Sforce-Locator too long to keep */
-    char locator[LOCATOR_MAX];
-    long nrecords;   /* Sforce-NumberOfRecords, -1 if absent */
-    int64_t sent_ms; /* our clock when the request went out */
-} response;
-
 static void
-response_reset(response *r)
+response_reset(sfapi_resp *r)
 {
     r->status = 0;
     sb_clear(&r->body);
@@ -192,7 +172,7 @@ is_2xx(long status)
 static size_t
 on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
-    response *r = ud;
+    sfapi_resp *r = ud;
     size_t n = size * nmemb;
     if (r->sink && is_2xx(r->status)) {
         if (n == 0)
@@ -241,7 +221,7 @@ note_clock(sfapi *c, const char *v, int64_t sent_ms)
 static size_t
 on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
-    response *r = ud;
+    sfapi_resp *r = ud;
     size_t n = size * nmemb;
     if (n >= HEADER_LINE_MAX) {
         /* No header we read is that long; a locator that is must not pass for "last page". */
@@ -299,7 +279,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 /* One request on the client's handle. headers is the full header list. */
 static CURLcode
 perform(sfapi *c, const char *method, const char *url, struct curl_slist *headers, const char *body,
-        response *r)
+        sfapi_resp *r)
 {
     CURL *h = c->curl;
     curl_easy_reset(h); /* keeps the open connections */
@@ -446,7 +426,7 @@ curl_failure(sfapi *c, CURLcode cc, err_t *e)
  * (or a single such object). Anything else becomes a BAD_RESPONSE naming the
  * status and quoting the start of the body. */
 static void
-parse_error_body(const response *r, err_t *e)
+parse_error_body(const sfapi_resp *r, err_t *e)
 {
     json_error_t je;
     json_t *j = r->body.len ? json_loadb(r->body.buf, r->body.len, 0, &je) : NULL;
@@ -487,7 +467,7 @@ parse_error_body(const response *r, err_t *e)
  * body gives *out = NULL when allow_empty. secret: the body may hold a token,
  * so the message must not quote it. */
 static int
-parse_body(const response *r, bool want_object, bool allow_empty, bool secret, json_t **out,
+parse_body(const sfapi_resp *r, bool want_object, bool allow_empty, bool secret, json_t **out,
            err_t *e)
 {
     *out = NULL;
@@ -530,7 +510,7 @@ form_add(sfapi *c, sb *f, const char *key, const char *value)
         sb_putc(f, '&');
     sb_puts(f, key);
     sb_putc(f, '=');
-    put_escaped(c, f, value);
+    sfapi_put_escaped(c, f, value);
 }
 
 static void
@@ -582,7 +562,7 @@ parse_identity(sfapi *c, const char *id)
 
 /* Reads a 200 token reply into the session. */
 static int
-take_token_reply(sfapi *c, const response *r, err_t *e)
+take_token_reply(sfapi *c, const sfapi_resp *r, err_t *e)
 {
     json_t *j;
     if (parse_body(r, true, false, true, &j, e) != 0)
@@ -678,7 +658,7 @@ grant_form(sfapi *c, sb *form, err_t *e)
 
 /* One POST to the token endpoint. 0, or -1 with e filled and *cls set. */
 static int
-login_once(sfapi *c, response *r, err_class *cls, err_t *e)
+login_once(sfapi *c, sfapi_resp *r, err_class *cls, err_t *e)
 {
     sb form = SB_INIT;
     const char *grant = sfapi_flow_name(c->flow);
@@ -741,7 +721,7 @@ login(sfapi *c, err_t *e)
     }
     if (sessions_take(c->fingerprint, &c->sess)) /* another client's, newer than ours */
         return 0;
-    response r = {.c = c};
+    sfapi_resp r = {.c = c};
     int rc = -1;
     for (int attempt = 0;; attempt++) {
         err_class cls = ERR_PERMANENT;
@@ -760,7 +740,7 @@ login(sfapi *c, err_t *e)
         long ms = backoff_ms(c, attempt);
         log_warn("sfapi: login to %s: %s: %s; retry %d/%d in %ld ms", c->login_url, le.code, le.msg,
                  attempt + 1, c->max_retries, ms);
-        sleep_ms(ms);
+        sfapi_sleep_ms(ms);
     }
     sb_free(&r.body);
     if (rc != 0)
@@ -778,21 +758,10 @@ sfapi_login(sfapi *c, err_t *e)
 
 /* ----- calls to the instance ------------------------------------------------- */
 
-typedef struct api_req {
-    const char *method;
-    const char *path;         /* relative to the instance, starts with '/' */
-    const char *body;         /* JSON, or NULL */
-    const char *content_type; /* of body; NULL: JSON */
-    const char *accept;       /* NULL: application/json */
-    const char *extra;        /* one more header line, or NULL */
-    sfapi_sink sink;          /* results streaming, or NULL */
-    void *sink_ctx;
-} api_req;
-
 /* Sends q to the instance until it succeeds, fails for good or runs out of
  * retries. 0: r holds a 2xx answer. -1: e filled, its class set. */
-static int
-api_call(sfapi *c, const api_req *q, response *r, err_t *e)
+int
+sfapi_call(sfapi *c, const sfapi_req *q, sfapi_resp *r, err_t *e)
 {
     err_t le;
     memset(&le, 0, sizeof le);
@@ -869,7 +838,7 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
             long ms = backoff_ms(c, attempt);
             log_warn("sfapi: %s %.120s: %s: %s; retry %d/%d in %ld ms", q->method, q->path, le.code,
                      le.msg, attempt + 1, c->max_retries, ms);
-            sleep_ms(ms);
+            sfapi_sleep_ms(ms);
             attempt++;
             continue;
         }
@@ -881,12 +850,12 @@ api_call(sfapi *c, const api_req *q, response *r, err_t *e)
 }
 
 /* api_call for a JSON reply; *out is the parsed body (NULL if empty and allowed). */
-static int
-api_json(sfapi *c, const api_req *q, bool want_object, bool allow_empty, long *status, json_t **out,
-         err_t *e)
+int
+sfapi_call_json(sfapi *c, const sfapi_req *q, bool want_object, bool allow_empty, long *status,
+                json_t **out, err_t *e)
 {
-    response r = {.c = c};
-    int rc = api_call(c, q, &r, e);
+    sfapi_resp r = {.c = c};
+    int rc = sfapi_call(c, q, &r, e);
     if (status)
         *status = r.status;
     if (rc == 0 && parse_body(&r, want_object, allow_empty, false, out, e) != 0)
@@ -896,8 +865,8 @@ api_json(sfapi *c, const api_req *q, bool want_object, bool allow_empty, long *s
 }
 
 /* "/services/data/vNN.N" + rest into out. */
-static void
-data_path(const sfapi *c, sb *out, const char *rest)
+void
+sfapi_data_path(const sfapi *c, sb *out, const char *rest)
 {
     sb_printf(out, "/services/data/v%s%s", c->api_version, rest);
 }
@@ -994,6 +963,28 @@ sfapi_new(const sfapi_config *cfg)
     return c;
 }
 
+sfapi *
+sfapi_clone(const sfapi *c)
+{
+    sfapi_config cfg = {.login_url = c->login_url,
+                        .client_id = c->client_id,
+                        .client_secret = c->client_secret,
+                        .username = c->username,
+                        .password = c->password,
+                        .refresh_token = c->refresh_token,
+                        .jwt_key_file = c->jwt_key_file,
+                        .jwt_audience = c->jwt_audience,
+                        .ca_file = c->ca_file,
+                        .api_version = c->api_version,
+                        .timeout_ms = c->timeout_ms,
+                        .connect_timeout_ms = c->connect_timeout_ms,
+                        .max_retries = c->max_retries,
+                        .backoff_cap_ms = c->backoff_cap_ms,
+                        .abort_flag = c->abort_flag,
+                        .wake_flag = c->wake_flag};
+    return sfapi_new(&cfg);
+}
+
 void
 sfapi_free(sfapi *c)
 {
@@ -1012,6 +1003,12 @@ sfapi_free(sfapi *c)
     free(c->api_version);
     session_forget(&c->sess);
     free(c);
+}
+
+const char *
+sfapi_api_version(const sfapi *c)
+{
+    return c->api_version;
 }
 
 const char *
@@ -1064,11 +1061,11 @@ sfapi_describe(sfapi *c, const char *object, json_t **out, err_t *e)
 {
     *out = NULL;
     sb path = SB_INIT;
-    data_path(c, &path, "/sobjects/");
-    put_escaped(c, &path, object);
+    sfapi_data_path(c, &path, "/sobjects/");
+    sfapi_put_escaped(c, &path, object);
     sb_puts(&path, "/describe");
-    api_req q = {.method = "GET", .path = path.buf};
-    int rc = api_json(c, &q, true, false, NULL, out, e);
+    sfapi_req q = {.method = "GET", .path = path.buf};
+    int rc = sfapi_call_json(c, &q, true, false, NULL, out, e);
     sb_free(&path);
     return rc;
 }
@@ -1078,19 +1075,19 @@ sfapi_query(sfapi *c, const char *soql, bool all, int batch_size, json_t **page,
 {
     *page = NULL;
     sb path = SB_INIT;
-    data_path(c, &path, all ? "/queryAll?q=" : "/query?q=");
-    put_escaped(c, &path, soql);
+    sfapi_data_path(c, &path, all ? "/queryAll?q=" : "/query?q=");
+    sfapi_put_escaped(c, &path, soql);
     char opt[64];
     snprintf(opt, sizeof opt, "Sforce-Query-Options: batchSize=%d", batch_size);
-    api_req q = {.method = "GET", .path = path.buf, .extra = batch_size > 0 ? opt : NULL};
-    int rc = api_json(c, &q, true, false, NULL, page, e);
+    sfapi_req q = {.method = "GET", .path = path.buf, .extra = batch_size > 0 ? opt : NULL};
+    int rc = sfapi_call_json(c, &q, true, false, NULL, page, e);
     sb_free(&path);
     return rc;
 }
 
 /* A path the server handed us may only point inside /services/ on the instance. */
-static int
-check_rel_path(sfapi *c, const char *path, const char *prefix, err_t *e)
+int
+sfapi_check_path(sfapi *c, const char *path, const char *prefix, err_t *e)
 {
     bool ok = path && strncmp(path, prefix, strlen(prefix)) == 0 && strstr(path, "..") == NULL;
     for (const char *p = path; ok && *p; p++)
@@ -1106,10 +1103,10 @@ int
 sfapi_query_more(sfapi *c, const char *next_url, json_t **page, err_t *e)
 {
     *page = NULL;
-    if (check_rel_path(c, next_url, "/services/data/", e) != 0)
+    if (sfapi_check_path(c, next_url, "/services/data/", e) != 0)
         return -1;
-    api_req q = {.method = "GET", .path = next_url};
-    return api_json(c, &q, true, false, NULL, page, e);
+    sfapi_req q = {.method = "GET", .path = next_url};
+    return sfapi_call_json(c, &q, true, false, NULL, page, e);
 }
 
 int
@@ -1165,277 +1162,15 @@ sfapi_rest(sfapi *c, const char *method, const char *path, const char *body, lon
                 method ? method : "(null)");
         return err_class_set(e, ERR_PERMANENT);
     }
-    if (check_rel_path(c, path, "/", e) != 0)
+    if (sfapi_check_path(c, path, "/", e) != 0)
         return -1;
-    api_req q = {.method = method, .path = path, .body = body};
+    sfapi_req q = {.method = method, .path = path, .body = body};
     json_t *j = NULL;
-    int rc = api_json(c, &q, false, true, status, &j, e);
+    int rc = sfapi_call_json(c, &q, false, true, status, &j, e);
     if (out)
         *out = j;
     else
         json_decref(j);
-    return rc;
-}
-
-/* ----- public: Bulk API 2.0 ------------------------------------------------------ */
-
-static void
-job_path(sfapi *c, sb *path, const char *job_id, const char *rest)
-{
-    data_path(c, path, "/jobs/query/");
-    put_escaped(c, path, job_id);
-    if (rest)
-        sb_puts(path, rest);
-}
-
-int
-sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id, err_t *e)
-{
-    *job_id = NULL;
-    sb body = SB_INIT, path = SB_INIT;
-    sb_printf(&body, "{\"operation\":\"%s\",\"query\":", all ? "queryAll" : "query");
-    sb_json_str(&body, soql);
-    sb_puts(&body, ",\"contentType\":\"CSV\",\"columnDelimiter\":\"COMMA\",\"lineEnding\":\"LF\"}");
-    data_path(c, &path, "/jobs/query");
-    api_req q = {.method = "POST", .path = path.buf, .body = body.buf};
-    json_t *j = NULL;
-    int rc = api_json(c, &q, true, false, NULL, &j, e);
-    if (rc == 0) {
-        const char *id = json_string_value(json_object_get(j, "id"));
-        if (id == NULL || *id == '\0') {
-            err_set(e, 200, "BAD_RESPONSE", "the job creation reply has no id");
-            rc = err_class_set(e, ERR_PERMANENT);
-        } else {
-            *job_id = xstrdup(id);
-            log_debug("sfapi: bulk query job %s created", id);
-        }
-    }
-    json_decref(j);
-    sb_free(&body);
-    sb_free(&path);
-    return rc;
-}
-
-int
-sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records, err_t *e)
-{
-    if (records)
-        *records = 0;
-    if (timeout_ms <= 0)
-        timeout_ms = WAIT_DEFAULT_MS;
-    int64_t deadline = util_mono_ms() + timeout_ms;
-    long interval = WAIT_FIRST_MS;
-    sb path = SB_INIT;
-    job_path(c, &path, job_id, NULL);
-    api_req q = {.method = "GET", .path = path.buf};
-    int rc = -1;
-    for (;;) {
-        json_t *j = NULL;
-        if (api_json(c, &q, true, false, NULL, &j, e) != 0)
-            break;
-        const char *state = json_string_value(json_object_get(j, "state"));
-        if (state == NULL) {
-            err_set(e, 200, "BAD_RESPONSE", "the job info of %s has no state", job_id);
-            err_class_set(e, ERR_PERMANENT);
-            json_decref(j);
-            break;
-        }
-        if (strcmp(state, "JobComplete") == 0) {
-            json_t *n = json_object_get(j, "numberRecordsProcessed");
-            if (records)
-                *records = json_is_integer(n) ? (long)json_integer_value(n) : 0;
-            json_decref(j);
-            rc = 0;
-            break;
-        }
-        if (strcmp(state, "Failed") == 0 || strcmp(state, "Aborted") == 0) {
-            const char *why = json_string_value(json_object_get(j, "errorMessage"));
-            err_set(e, 200, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED",
-                    "bulk query job %s %s%s%s", job_id, state, why && *why ? ": " : "",
-                    why ? why : "");
-            err_class_set(e, ERR_PERMANENT);
-            json_decref(j);
-            break;
-        }
-        int64_t left = deadline - util_mono_ms();
-        if (left <= 0) {
-            err_set(e, 0, "JOB_TIMEOUT", "bulk query job %s is still %.40s after %ld ms", job_id,
-                    state, timeout_ms);
-            err_class_set(e, ERR_TRANSIENT);
-            json_decref(j);
-            break;
-        }
-        json_decref(j);
-        sleep_ms(interval < left ? interval : (long)left);
-        interval = interval * 2 > WAIT_MAX_MS ? WAIT_MAX_MS : interval * 2;
-    }
-    sb_free(&path);
-    return rc;
-}
-
-int
-sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long max_records,
-                         sfapi_sink sink, void *ctx, char **next_locator, long *nrecords, err_t *e)
-{
-    *next_locator = NULL;
-    if (nrecords)
-        *nrecords = 0;
-    sb path = SB_INIT;
-    job_path(c, &path, job_id, "/results");
-    char sep = '?';
-    if (max_records > 0) {
-        sb_printf(&path, "%cmaxRecords=%ld", sep, max_records);
-        sep = '&';
-    }
-    if (locator && *locator) {
-        sb_printf(&path, "%clocator=", sep);
-        put_escaped(c, &path, locator);
-    }
-    api_req q = {.method = "GET",
-                 .path = path.buf,
-                 .accept = "text/csv",
-                 .sink = sink,
-                 .sink_ctx = ctx};
-    response r = {.c = c};
-    int rc = api_call(c, &q, &r, e);
-    if (rc == 0 && r.locator_bad) {
-        err_set(e, (int)r.status, "BAD_RESPONSE",
-                "the Sforce-Locator header of job %s is over %d bytes", job_id, LOCATOR_MAX - 1);
-        rc = err_class_set(e, ERR_PERMANENT);
-    } else if (rc == 0) {
-        if (!r.has_locator)
-            log_warn("sfapi: results of job %s came without Sforce-Locator; taking it as the "
-                     "last page",
-                     job_id);
-        else if (r.locator[0] && strcmp(r.locator, "null") != 0)
-            *next_locator = xstrdup(r.locator);
-        if (nrecords)
-            *nrecords = r.nrecords;
-    }
-    sb_free(&r.body);
-    sb_free(&path);
-    return rc;
-}
-
-int
-sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e)
-{
-    sb path = SB_INIT;
-    job_path(c, &path, job_id, NULL);
-    api_req q = {.method = "DELETE", .path = path.buf};
-    response r = {.c = c};
-    int rc = api_call(c, &q, &r, e);
-    sb_free(&r.body);
-    sb_free(&path);
-    return rc;
-}
-
-/* ----- public: Bulk API 2.0 ingest ----------------------------------------------- */
-
-int
-sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field,
-                  const char *csv, long timeout_ms, char **job_id, long *processed, long *failed,
-                  err_t *e)
-{
-    *job_id = NULL;
-    *processed = *failed = 0;
-    sb body = SB_INIT, path = SB_INIT;
-    sb_puts(&body, "{\"object\":");
-    sb_json_str(&body, object);
-    sb_puts(&body, ",\"operation\":");
-    sb_json_str(&body, operation);
-    if (ext_field) {
-        sb_puts(&body, ",\"externalIdFieldName\":");
-        sb_json_str(&body, ext_field);
-    }
-    sb_puts(&body, ",\"contentType\":\"CSV\",\"columnDelimiter\":\"COMMA\",\"lineEnding\":\"LF\"}");
-    data_path(c, &path, "/jobs/ingest");
-    api_req q = {.method = "POST", .path = path.buf, .body = body.buf};
-    json_t *j = NULL;
-    int rc = api_json(c, &q, true, false, NULL, &j, e);
-    const char *id = rc == 0 ? json_string_value(json_object_get(j, "id")) : NULL;
-    if (rc == 0 && (!id || !*id)) {
-        err_set(e, 200, "BAD_RESPONSE", "the ingest job creation reply has no id");
-        rc = err_class_set(e, ERR_PERMANENT);
-    }
-    if (rc == 0)
-        *job_id = xstrdup(id);
-    json_decref(j);
-    j = NULL;
-    if (rc == 0) {
-        sb_clear(&path);
-        data_path(c, &path, "/jobs/ingest/");
-        put_escaped(c, &path, *job_id);
-        sb_puts(&path, "/batches");
-        api_req up = {.method = "PUT", .path = path.buf, .body = csv, .content_type = "text/csv"};
-        response r = {.c = c};
-        rc = api_call(c, &up, &r, e);
-        sb_free(&r.body);
-    }
-    if (rc == 0) {
-        sb_clear(&path);
-        data_path(c, &path, "/jobs/ingest/");
-        put_escaped(c, &path, *job_id);
-        api_req close = {.method = "PATCH",
-                         .path = path.buf,
-                         .body = "{\"state\":\"UploadComplete\"}"};
-        rc = api_json(c, &close, true, false, NULL, &j, e);
-        json_decref(j);
-        j = NULL;
-    }
-    if (timeout_ms <= 0)
-        timeout_ms = WAIT_DEFAULT_MS;
-    int64_t deadline = util_mono_ms() + timeout_ms;
-    long pause = 20;
-    while (rc == 0) {
-        api_req get = {.method = "GET", .path = path.buf};
-        rc = api_json(c, &get, true, false, NULL, &j, e);
-        if (rc != 0)
-            break;
-        const char *state = json_string_value(json_object_get(j, "state"));
-        *processed = (long)json_integer_value(json_object_get(j, "numberRecordsProcessed"));
-        *failed = (long)json_integer_value(json_object_get(j, "numberRecordsFailed"));
-        if (state && strcmp(state, "JobComplete") == 0) {
-            json_decref(j);
-            break;
-        }
-        if (state && (strcmp(state, "Failed") == 0 || strcmp(state, "Aborted") == 0)) {
-            const char *msg = json_string_value(json_object_get(j, "errorMessage"));
-            err_set(e, 400, strcmp(state, "Failed") == 0 ? "JOB_FAILED" : "JOB_ABORTED",
-                    "ingest job %s %s: %s", *job_id, state, msg ? msg : "(no message)");
-            rc = err_class_set(e, ERR_PERMANENT);
-            json_decref(j);
-            break;
-        }
-        json_decref(j);
-        j = NULL;
-        if (util_mono_ms() > deadline) {
-            err_set(e, 504, "JOB_TIMEOUT", "ingest job %s did not finish in time", *job_id);
-            rc = err_class_set(e, ERR_TRANSIENT);
-            break;
-        }
-        sleep_ms(pause);
-        pause = pause * 2 > 1000 ? 1000 : pause * 2;
-    }
-    sb_free(&body);
-    sb_free(&path);
-    return rc;
-}
-
-int
-sfapi_bulk_ingest_results(sfapi *c, const char *job_id, bool failed, sb *csv, err_t *e)
-{
-    sb path = SB_INIT;
-    data_path(c, &path, "/jobs/ingest/");
-    put_escaped(c, &path, job_id);
-    sb_puts(&path, failed ? "/failedResults" : "/successfulResults");
-    api_req q = {.method = "GET", .path = path.buf, .accept = "text/csv"};
-    response r = {.c = c};
-    int rc = api_call(c, &q, &r, e);
-    if (rc == 0)
-        sb_append(csv, r.body.buf ? r.body.buf : "", r.body.len);
-    sb_free(&r.body);
-    sb_free(&path);
     return rc;
 }
 

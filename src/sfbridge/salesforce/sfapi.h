@@ -77,7 +77,13 @@ const char *sfapi_flow_name(sfapi_flow f);
 
 /* Copies every string of cfg. */
 sfapi *sfapi_new(const sfapi_config *cfg);
+/* A new client with c's settings and its own connection (for another
+ * thread); it takes the session c's credentials share (sessions.h), so it
+ * costs no login. */
+sfapi *sfapi_clone(const sfapi *c);
 void sfapi_free(sfapi *c);
+/* The API version the client speaks, without the "v" ("60.0"). */
+const char *sfapi_api_version(const sfapi *c);
 
 /* Log in (the grant sfapi_flow_of picks). Called
  * lazily by every request when not logged in yet; call it directly to check
@@ -142,46 +148,10 @@ int sfapi_query_each(sfapi *c, const sfapi_query_spec *q, sfapi_page_fn fn, void
 int sfapi_rest(sfapi *c, const char *method, const char *path, const char *body, long *status,
                json_t **out, err_t *e) ERR_MUST_CHECK;
 
-/* Bulk API 2.0 query job. Creates the job (operation "query" or "queryAll"),
- * and returns its id (caller frees). */
-int sfapi_bulk_query_create(sfapi *c, const char *soql, bool all, char **job_id,
-                            err_t *e) ERR_MUST_CHECK;
-/* Polls the job (with growing intervals, 50 ms up to 2 s, until timeout_ms;
- * 0 = 30 min) until JobComplete. Failed/Aborted → ERR_PERMANENT with the
- * job's errorMessage. *records = numberRecordsProcessed. */
-int sfapi_bulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records,
-                          err_t *e) ERR_MUST_CHECK;
-
 /* Receives the CSV body piece by piece. Return 0 to go on, -1 to abort the
  * transfer; the call then fails with the error the sink put in e (or
  * "ABORTED_BY_SINK" if it left e empty), classed ERR_PERMANENT. */
 typedef int (*sfapi_sink)(void *ctx, const char *data, size_t len, err_t *e);
-
-/* GET .../jobs/query/ID/results?maxRecords=N[&locator=L]. locator NULL or ""
- * for the first page. The CSV (header line included) goes to sink as it
- * arrives. On success *next_locator is the Sforce-Locator header (NULL when it
- * is "null", i.e. this was the last page; caller frees) and *nrecords the
- * Sforce-NumberOfRecords header. Transient failures are retried here only
- * while nothing has reached the sink; once data was delivered a failure is
- * returned (ERR_TRANSIENT) and the caller must discard what it got and ask
- * for the same page again. */
-int sfapi_bulk_query_results(sfapi *c, const char *job_id, const char *locator, long max_records,
-                             sfapi_sink sink, void *ctx, char **next_locator, long *nrecords,
-                             err_t *e) ERR_MUST_CHECK;
-/* DELETE the job (best effort cleanup). */
-int sfapi_bulk_query_delete(sfapi *c, const char *job_id, err_t *e) ERR_MUST_CHECK;
-
-/* Bulk API 2.0 ingest job in one call: create (operation "insert", "upsert"
- * with ext_field, "update" or "delete"), upload csv (header line first, LF line
- * endings), close, and wait until it is JobComplete. Returns the job id and the
- * counts. Not retried inside: an upload whose outcome is unknown is the
- * caller's to resolve. */
-int sfapi_bulk_ingest(sfapi *c, const char *object, const char *operation, const char *ext_field,
-                      const char *csv, long timeout_ms, char **job_id, long *processed,
-                      long *failed, err_t *e) ERR_MUST_CHECK;
-/* The job's successfulResults (failed false) or failedResults CSV, appended to csv. */
-int sfapi_bulk_ingest_results(sfapi *c, const char *job_id, bool failed, sb *csv,
-                              err_t *e) ERR_MUST_CHECK;
 
 /* Appends s to out as a SOQL string literal body (without the quotes):
  * backslash-escapes \ ' " and control characters as Salesforce requires. */

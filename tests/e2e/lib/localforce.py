@@ -15,6 +15,11 @@ from .paths import SCHOOL_ORG, localforce_bin
 from .salesforce import SfClient
 
 READY_RE = re.compile(r"localforce listening on (https?://\S+)")
+# A Bulk query's resultPages name pages of this many rows (localforce's own
+# default is 100,000): the tests' loads of thousands of rows then span several
+# pages fetched side by side, as SFBRIDGE_BULK_PAGE=2000 does for pages fetched
+# one after the other. A test's own --result-page-rows comes later and wins.
+RESULT_PAGE_ROWS = 2000
 
 
 class Localforce:
@@ -48,7 +53,7 @@ class Localforce:
     def start(self, timeout=30):
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}", "--org", str(self.org),
-               "--db", self.db, *self.args]
+               "--db", self.db, "--result-page-rows", str(RESULT_PAGE_ROWS), *self.args]
         env = {**os.environ, **self.extra_env}
         self.starts = getattr(self, "starts", 0) + 1
         if self.starts > 1:  # keep the earlier runs' output for failure messages
