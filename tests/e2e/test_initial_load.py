@@ -44,26 +44,15 @@ def _shadows(database):
     return database.query("SELECT relname FROM pg_class WHERE relname LIKE '\\_sfbridge\\_load\\_%'")
 
 
-def test_bulk_load_is_seen_whole_and_the_table_keeps_its_layout(sfbridge, database, sf):
-    n = 20_000
-    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
-    total = n + 5
-    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000)
-    sfbridge.init()
-    sfbridge.add("Teacher__c", "--all-fields", "--index", "Email__c")
-    _reader_role(database)
-    database.execute("GRANT SELECT ON salesforce.teacher__c TO e2e_reader")
-    before = _layout(database)
-    sf.set_faults([{"path": RESULTS, "latency_ms": 150}])
-    seen, partial, stop = set(), [], threading.Event()
+def _load_while(sfbridge, look, every):
+    """Start the daemon and call look() every `every` seconds from another thread
+    until the load is done; then stop the daemon."""
+    stop = threading.Event()
 
-    def watch():  # an app reading while the load runs
+    def watch():
         while not stop.is_set():
-            seen.add(database.count(T))
-            done = database.scalar("SELECT load_done FROM salesforce._sfbridge_mapping")
-            if done and 0 < done < total:
-                partial.append(done)
-            stop.wait(0.01)
+            look()
+            stop.wait(every)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -75,6 +64,28 @@ def test_bulk_load_is_seen_whole_and_the_table_keeps_its_layout(sfbridge, databa
         stop.set()
         watcher.join()
     sfbridge.stop()
+
+
+def test_bulk_load_is_seen_whole_and_the_table_keeps_its_layout(sfbridge, database, sf):
+    n = 20_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
+    total = n + 5
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000)
+    sfbridge.init()
+    sfbridge.add("Teacher__c", "--all-fields", "--index", "Email__c")
+    _reader_role(database)
+    database.execute("GRANT SELECT ON salesforce.teacher__c TO e2e_reader")
+    before = _layout(database)
+    sf.set_faults([{"path": RESULTS, "latency_ms": 150}])
+    seen, partial = set(), []
+
+    def look():  # an app reading while the load runs
+        seen.add(database.count(T))
+        done = database.scalar("SELECT load_done FROM salesforce._sfbridge_mapping")
+        if done and 0 < done < total:
+            partial.append(done)
+
+    _load_while(sfbridge, look, every=0.01)
     assert partial, "the watcher must have looked while the load was midway"
     assert seen <= {0, total}, f"apps saw a part of the load: {sorted(seen)}"
     assert assert_pg_equals_sf(sf, database, "Teacher__c") == total
@@ -96,23 +107,12 @@ def test_result_pages_are_fetched_side_by_side(sfbridge, database, sf, version, 
     sfbridge.init()
     sfbridge.add("Teacher__c")
     sf.set_faults([{"path": f"/services/data/v{version}/jobs/query/*/results", "latency_ms": 300}])
-    most, stop = [0], threading.Event()
+    most = [0]
 
-    def watch():  # how many results pages wait on Salesforce at once
-        while not stop.is_set():
-            most[0] = max(most[0], sf.fault_state()["delayed"])
-            stop.wait(0.02)
+    def look():  # how many results pages wait on Salesforce at once
+        most[0] = max(most[0], sf.fault_state()["delayed"])
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        sfbridge.start()
-        wait_daemon(sfbridge, lambda: sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED", timeout=120,
-                    what="the load")
-    finally:
-        stop.set()
-        watcher.join()
-    sfbridge.stop()
+    _load_while(sfbridge, look, every=0.02)
     assert most[0] >= together if together > 1 else most[0] == 1, most
     assert assert_pg_equals_sf(sf, database, "Teacher__c") == n + 5
     assert _shadows(database) == []

@@ -151,15 +151,24 @@ loader_main(void *arg)
     return NULL;
 }
 
-/* Queue a spooled page, waiting while `ahead` pages wait for a loader. False
- * when a page failed (p is freed). */
+/* Whether page seq is no longer wanted: a page failed to load, or the
+ * fetching failed at an earlier page. */
 static bool
-hand_over(pipe_state *s, pp_page *p, int ahead)
+fetching_over(pipe_state *s, int64_t seq)
+{
+    return s->failed || (s->fetch_failed && seq > s->fetch_fail_seq);
+}
+
+/* Queue page seq once the pages before it are queued and a loader has room
+ * (fewer than `ahead` pages wait for one); false (p freed) when the fetching
+ * is over before it. */
+static bool
+hand_over(pipe_state *s, pp_page *p, int64_t seq)
 {
     pthread_mutex_lock(&s->mu);
-    while (s->queued >= ahead && !s->failed)
+    while (!fetching_over(s, seq) && (s->fetched != seq || s->queued >= s->ahead))
         pthread_cond_wait(&s->changed, &s->mu);
-    bool ok = !s->failed;
+    bool ok = !fetching_over(s, seq);
     if (ok) {
         p->seq = s->fetched++;
         if (s->tail)
@@ -178,11 +187,12 @@ hand_over(pipe_state *s, pp_page *p, int ahead)
 
 /* Fetch page after page into the queue; 0, 1 (stopped) or -1 (e filled). */
 static int
-fetch_all(pipe_state *s, const char *locator, int ahead, volatile sig_atomic_t *stop, err_t *e)
+fetch_all(pipe_state *s, const char *locator, volatile sig_atomic_t *stop, err_t *e)
 {
     const pp_ops *o = s->ops;
     char *at = locator ? xstrdup(locator) : NULL;
     int rc = 0;
+    int64_t seq = 0;
     for (bool first = true; first || at; first = false) {
         if (stop && *stop) {
             rc = 1;
@@ -201,7 +211,7 @@ fetch_all(pipe_state *s, const char *locator, int ahead, volatile sig_atomic_t *
         }
         free(at);
         at = p->next ? xstrdup(p->next) : NULL;
-        if (!hand_over(s, p, ahead))
+        if (!hand_over(s, p, seq++))
             break; /* the loaders' failure is returned by the caller */
     }
     free(at);
@@ -222,12 +232,6 @@ fetch_fail(pipe_state *s, int64_t seq, const err_t *e)
     s->fetch_failed = true;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->mu);
-}
-
-static bool
-fetching_over(pipe_state *s, int64_t seq)
-{
-    return s->failed || (s->fetch_failed && seq > s->fetch_fail_seq);
 }
 
 /* Called with plan_mu: locs (n of them, from the listing) appended to the
@@ -338,31 +342,6 @@ plan_take(pipe_state *s, int slot, char **loc, char **next, int64_t *seq)
     return rc;
 }
 
-/* Queue page seq once the pages before it are queued and a loader has room;
- * false (p freed) when the fetching is over before it. */
-static bool
-hand_over_at(pipe_state *s, pp_page *p, int64_t seq)
-{
-    pthread_mutex_lock(&s->mu);
-    while (!fetching_over(s, seq) && (s->fetched != seq || s->queued >= s->ahead))
-        pthread_cond_wait(&s->changed, &s->mu);
-    bool ok = !fetching_over(s, seq);
-    if (ok) {
-        p->seq = s->fetched++;
-        if (s->tail)
-            s->tail->link = p;
-        else
-            s->head = p;
-        s->tail = p;
-        s->queued++;
-        pthread_cond_broadcast(&s->changed);
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (!ok)
-        page_free(p);
-    return ok;
-}
-
 static void *
 fetcher_main(void *arg)
 {
@@ -389,7 +368,7 @@ fetcher_main(void *arg)
             page_free(p);
             break;
         }
-        if (!hand_over_at(s, p, seq))
+        if (!hand_over(s, p, seq))
             break;
     }
     return NULL;
@@ -453,7 +432,7 @@ pp_run(const char *locator, const pp_ops *ops, volatile sig_atomic_t *stop, err_
         goto out;
     }
     s.ahead = started;
-    rc = ops->list ? fetch_listed(&s, locator, e) : fetch_all(&s, locator, started, stop, e);
+    rc = ops->list ? fetch_listed(&s, locator, e) : fetch_all(&s, locator, stop, e);
     pthread_mutex_lock(&s.mu);
     s.no_more = true;
     pthread_cond_broadcast(&s.changed);

@@ -8,12 +8,14 @@
  *     statement advances the mapping's watermark or load position, so the rows
  *     and the bookkeeping commit together;
  *   - Bulk API 2.0 results (CSV) are streamed straight into COPY, a page per
- *     transaction with the locator of the next page.
+ *     transaction with the locator of the next page (an initial load's pages
+ *     by bulkload.c, fetched and COPYed side by side).
  * The text of those statements is built in apply.c; this file runs it. Every
  * failure's class travels in the err_t: Salesforce's from sfapi, Postgres's
  * from pg_failed (transient when worth retrying), STOPPED is transient.
  */
 #include "sync.h"
+#include "syncbase.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 
 #include "activity.h"
 #include "apply.h"
+#include "bulkload.h"
 #include "conflicts.h"
 #include "ddl.h"
 #include "locks.h"
@@ -37,41 +40,7 @@
 /* The setting a page's transaction carries sync_ctx.fetched_at in. */
 #define FETCHED_AT_GUC "sfbridge.fetched_at"
 
-/* ---- failure helpers ------------------------------------------------------ */
-
-/* A statement failed on pg (the sync's connection, or a load's loader's):
- * roll back and class the failure. */
-static int
-conn_failed(PGconn *pg, err_t *e)
-{
-    pg_rollback_quietly(pg);
-    if (!e) /* the caller does not want to know (pg_transient needs the error) */
-        return -1;
-    /* A lost connection or a lock given up (to an app's transaction) is worth
-     * retrying; a refused statement is not. */
-    return err_class_set(e, pg_transient(pg, e) ? ERR_TRANSIENT : ERR_PERMANENT);
-}
-
-/* The same on the sync's own connection. */
-static int
-pg_failed(sync_ctx *x, err_t *e)
-{
-    return conn_failed(x->pg, e);
-}
-
-static bool
-stop_requested(const sync_ctx *x)
-{
-    return x->stop && *x->stop;
-}
-
-static int
-stopped(sync_ctx *x, err_t *e)
-{
-    (void)x;
-    err_set(e, 503, "STOPPED", "stopped by a signal");
-    return err_class_set(e, ERR_TRANSIENT);
-}
+/* ---- the end of a public call ------------------------------------------- */
 
 /* The end of a public sync_* call: a failure's class is in e (an unclassed
  * one is permanent). */
@@ -172,7 +141,7 @@ apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, co
     PGresult *r = pg_query(x->pg, e, sql, np, p);
     free(body);
     if (!r)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     if (changed)
         *changed += atoll(PQgetvalue(r, 0, 0)) + atoll(PQgetvalue(r, 0, 1));
     int sc = PQfnumber(r, "stale");
@@ -186,7 +155,6 @@ apply_page(sync_ctx *x, const char *sql, json_t *records, const char *object, co
  * flight for the table, so it never sees a new record before its sfid is
  * written back into the row (which would make a duplicate row). */
 static int unsettled_inserts(sync_ctx *x, const mapping *m, bool locked, bool *yes, err_t *e);
-static int restart_load(sync_ctx *x, mapping *m, const char *why, err_t *e);
 
 /* Open the transaction a page is applied in. For a read-write mapping, take
  * the table's lock (LOCK_TABLE, held by the writer while an insert's sfid is
@@ -197,7 +165,7 @@ begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
 {
     *wait = false;
     if (pg_exec(x->pg, e, "BEGIN") != 0)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     if (m->read_write) {
         sb k = SB_INIT;
         sb_printf(&k, "%s.%s", x->schema, m->table);
@@ -206,7 +174,7 @@ begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
                         p);
         sb_free(&k);
         if (rc != 0)
-            return pg_failed(x, e);
+            return sync_pg_failed(x, e);
     }
     /* Apps write these rows in transactions of their own: rather than wait for
      * a row lock (and maybe deadlock with an app, which Postgres might resolve
@@ -217,7 +185,7 @@ begin_page(sync_ctx *x, const mapping *m, bool *wait, err_t *e)
                "SELECT set_config('lock_timeout', '200ms', true), set_config('" FETCHED_AT_GUC
                "', $1, true)",
                1, p) != 0)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     /* Checked under the lock: the writer may have lost an insert's answer while we waited. */
     if (unsettled_inserts(x, m, true, wait, e) != 0)
         return -1;
@@ -240,32 +208,13 @@ apply_locked(sync_ctx *x, const mapping *m, const char *sql, json_t *recs, int64
         return 1;
     if (apply_page(x, sql, recs, m->object, NULL, changed, stale, e) != 0)
         return -1;
-    return pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
-}
-
-static void
-progress(sync_ctx *x, const mapping *m, int64_t done, int64_t total)
-{
-    if (x->progress)
-        x->progress(x->progress_ctx, m, done, total);
-}
-
-/* Rows committed from Salesforce, for the dashboard's charts (activity.c). A
- * count that cannot be recorded is not worth failing the work for. */
-static void
-counted_on(PGconn *pg, const sync_ctx *x, const mapping *m, int64_t rows, int64_t lag_ms)
-{
-    err_t ae;
-    err_clear(&ae);
-    if ((rows > 0 || lag_ms >= 0) &&
-        act_record(pg, x->schema, m->table, rows, 0, 0, lag_ms, &ae) != 0)
-        log_debug("%s: activity not recorded: %s", m->object, ae.msg);
+    return pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : sync_pg_failed(x, e);
 }
 
 static void
 counted(sync_ctx *x, const mapping *m, int64_t rows, int64_t lag_ms)
 {
-    counted_on(x->pg, x, m, rows, lag_ms);
+    sync_counted_on(x->pg, x, m, rows, lag_ms);
 }
 
 /* Note Postgres's clock before asking Salesforce for records of a read-write
@@ -279,7 +228,7 @@ mark_fetch(sync_ctx *x, const mapping *m, err_t *e)
         return 0;
     PGresult *r = pg_query(x->pg, e, "SELECT clock_timestamp()::text", 0, NULL);
     if (!r)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     snprintf(x->fetched_at, sizeof x->fetched_at, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
     return 0;
@@ -297,83 +246,6 @@ typedef struct page_ctx {
 
 /* ---- Bulk CSV into COPY --------------------------------------------------- */
 
-typedef struct copy_sink {
-    sync_ctx *x;
-    PGconn *pg; /* the COPY's connection */
-    const mapping *m;
-    const map_field *const *f;
-    size_t nf;
-    bool header_done;
-    sb header;
-    bool quiet;        /* no progress midway (pages loaded side by side) */
-    int64_t lines;     /* newlines seen: rows, for progress only */
-    int64_t base_done; /* rows committed before this page */
-    int64_t last_ms;
-} copy_sink;
-
-/* Check the CSV header names the columns we asked for, in order. */
-static int
-check_header(copy_sink *k, err_t *e)
-{
-    const char *p = sb_str(&k->header);
-    size_t i = 0;
-    while (*p && *p != '\r' && *p != '\n') {
-        char name[256];
-        size_t n = 0;
-        bool q = *p == '"';
-        if (q)
-            p++;
-        while (*p && (q ? *p != '"' : (*p != ',' && *p != '\r' && *p != '\n')) &&
-               n < sizeof name - 1)
-            name[n++] = *p++;
-        name[n] = '\0';
-        if (q && *p == '"')
-            p++;
-        if (i >= k->nf || !util_streq_ci(name, k->f[i]->name))
-            return err_set(e, 502, "BAD_RESPONSE", "Bulk results column %zu is '%s', expected '%s'",
-                           i + 1, name, i < k->nf ? k->f[i]->name : "(none)");
-        i++;
-        if (*p == ',')
-            p++;
-    }
-    if (i != k->nf)
-        return err_set(e, 502, "BAD_RESPONSE", "Bulk results have %zu columns, expected %zu", i,
-                       k->nf);
-    return 0;
-}
-
-static int
-copy_sink_fn(void *ctx, const char *data, size_t len, err_t *e)
-{
-    copy_sink *k = ctx;
-    if (stop_requested(k->x))
-        return stopped(k->x, e);
-    if (!k->header_done) {
-        const char *nl = memchr(data, '\n', len);
-        size_t take = nl ? (size_t)(nl - data) + 1 : len;
-        if (k->header.len + take > 65536)
-            return err_set(e, 502, "BAD_RESPONSE", "Bulk results header line too long");
-        sb_append(&k->header, data, take);
-        if (!nl)
-            return 0;
-        k->header_done = true;
-        if (check_header(k, e) != 0)
-            return -1;
-        data += take;
-        len -= take;
-    }
-    for (const char *p = data, *end = data + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-        k->lines++;
-    if (len && pg_copy_put(k->pg, data, len, e) != 0)
-        return -1;
-    int64_t now = util_mono_ms();
-    if (!k->quiet && now - k->last_ms >= 200) {
-        k->last_ms = now;
-        progress(k->x, k->m, k->base_done + k->lines, k->m->load_total);
-    }
-    return 0;
-}
-
 /* Fetch one Bulk results page into COPY target. The caller owns the
  * transaction. *next gets the next locator (NULL at the end). */
 static int
@@ -386,30 +258,30 @@ bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *lo
     int rc = pg_copy_begin(x->pg, sb_str(&sql), e);
     sb_free(&sql);
     if (rc != 0)
-        return pg_failed(x, e);
-    copy_sink k = {.x = x,
-                   .pg = x->pg,
-                   .m = m,
-                   .f = f,
-                   .nf = nf,
-                   .base_done = base_done,
-                   .last_ms = util_mono_ms()};
+        return sync_pg_failed(x, e);
+    sync_copy_sink k = {.x = x,
+                        .pg = x->pg,
+                        .m = m,
+                        .f = f,
+                        .nf = nf,
+                        .base_done = base_done,
+                        .last_ms = util_mono_ms()};
     long nrec = 0;
-    rc = sfbulk_query_results(x->sf, job, locator, x->cfg->bulk_page, copy_sink_fn, &k, next, &nrec,
-                              e);
+    rc = sfbulk_query_results(x->sf, job, locator, x->cfg->bulk_page, sync_copy_sink_fn, &k, next,
+                              &nrec, e);
     sb_free(&k.header);
     if (rc != 0) {
         /* Abandoned: the rollback discards whatever the page had copied. */
         (void)pg_copy_end(x->pg, "Bulk results page failed", NULL);
         pg_rollback_quietly(x->pg);
-        if (stop_requested(x))
-            return stopped(x, e);
+        if (sync_stop_requested(x))
+            return sync_stopped(x, e);
         return -1;
     }
     if (pg_copy_end(x->pg, NULL, e) != 0) {
         free(*next);
         *next = NULL;
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     }
     *rows = nrec;
     return 0;
@@ -460,25 +332,6 @@ count_and_max(sync_ctx *x, const mapping *m, const char *where, int64_t *count, 
     return 0;
 }
 
-static void
-replace(char **slot, const char *v)
-{
-    free(*slot);
-    *slot = v ? xstrdup(v) : NULL;
-}
-
-/* Best-effort cleanup of a finished Bulk query job: Salesforce deletes it
- * after seven days anyway, so a failure is only logged. */
-static void
-drop_job(sync_ctx *x, const char *job)
-{
-    err_t e;
-    err_clear(&e);
-    if (sfbulk_query_delete(x->sf, job, &e) != 0)
-        log_debug("deleting Bulk job %s failed (%s: %s); Salesforce drops it in time", job, e.code,
-                  e.msg);
-}
-
 /* ---- initial load ----------------------------------------------------------- */
 
 static int
@@ -512,7 +365,7 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
     if (rc == 0)
         rc = pg_exec(x->pg, e, "COMMIT");
     if (rc != 0) {
-        pg_failed(x, e);
+        sync_pg_failed(x, e);
         free(maxstamp);
         free(job);
         return -1;
@@ -521,9 +374,9 @@ load_start(sync_ctx *x, mapping *m, err_t *e)
              job ? "Bulk API 2.0" : "REST");
     m->load_total = count;
     m->load_done = 0;
-    replace(&m->load_wm, maxstamp);
-    replace(&m->load_job, job);
-    replace(&m->load_locator, NULL);
+    sync_replace(&m->load_wm, maxstamp);
+    sync_replace(&m->load_job, job);
+    sync_replace(&m->load_locator, NULL);
     free(maxstamp);
     free(job);
     return 0;
@@ -538,15 +391,15 @@ load_page(void *ctx, json_t *recs, const char *next, err_t *e)
         return -1;
     p->m->load_done += (int64_t)json_array_size(recs);
     counted(p->x, p->m, (int64_t)json_array_size(recs), -1);
-    replace(&p->m->load_locator, next ? next : "");
-    progress(p->x, p->m, p->m->load_done, p->m->load_total);
-    return next && stop_requested(p->x) ? stopped(p->x, e) : 0;
+    sync_replace(&p->m->load_locator, next ? next : "");
+    sync_progress(p->x, p->m, p->m->load_done, p->m->load_total);
+    return next && sync_stop_requested(p->x) ? sync_stopped(p->x, e) : 0;
 }
 
 static int
 load_rest(sync_ctx *x, mapping *m, err_t *e)
 {
-    progress(x, m, m->load_done, m->load_total); /* where it starts (a resumed load: midway) */
+    sync_progress(x, m, m->load_done, m->load_total); /* where it starts (a resumed load: midway) */
     sb q = SB_INIT;
     if (!m->load_locator)
         apply_soql_select_all(&q, m, NULL);
@@ -560,244 +413,6 @@ load_rest(sync_ctx *x, mapping *m, err_t *e)
     free(sql);
     free(resume);
     sb_free(&q);
-    return rc;
-}
-
-/* A Bulk load's pages through pagepipe: fetched on this thread, or listed
- * by the job's resultPages and fetched side by side (SFBRIDGE_LOAD_FETCHERS,
- * fetcher 0 on the sync's client, the others on clones); loaded by the
- * pipe's loaders side by side, lane 0 on the sync's connection and the
- * others (SFBRIDGE_LOAD_WORKERS) on connections of their own, each page in a
- * transaction that commits, in page order, with the next page's locator (a
- * listed page's: its result URL, so a resume lists again and skips to it). */
-typedef struct load_pipe {
-    sync_ctx *x;
-    mapping *m;
-    const map_field *const *f;
-    const char *copy_sql;
-    PGconn *pg[PP_LOADERS_MAX]; /* a connection per lane; [0] is x->pg */
-    int lanes;
-    sfapi *sf[PP_FETCHERS_MAX]; /* a client per fetcher; [0] is x->sf */
-    int fetchers;
-    sfbulk_pages first; /* the first listing, read to see that the org lists pages */
-    bool listed_first;
-    char *listing; /* the next listing's URL */
-} load_pipe;
-
-static int
-spool_sink(void *ctx, const char *data, size_t len, err_t *e)
-{
-    if (len && fwrite(data, 1, len, ctx) != len)
-        return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
-    return 0;
-}
-
-static int
-load_fetch(void *ctx, int slot, const char *locator, FILE *f, char **next, long *records, err_t *e)
-{
-    load_pipe *lp = ctx;
-    sfapi *sf = lp->sf[slot];
-    int rc = lp->fetchers > 0
-                 ? sfbulk_query_results_at(sf, locator, spool_sink, f, records, e)
-                 : sfbulk_query_results(sf, lp->m->load_job, locator, lp->x->cfg->bulk_page,
-                                        spool_sink, f, next, records, e);
-    if (rc != 0)
-        return -1;
-    if (fflush(f) != 0)
-        return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
-    return 0;
-}
-
-/* One spooled page COPYed into the shadow on the lane's connection, its
- * transaction left open for load_commit. */
-static int
-load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
-{
-    (void)records;
-    load_pipe *lp = ctx;
-    PGconn *pg = lp->pg[lane];
-    if (pg_exec(pg, e, "BEGIN") != 0 || pg_copy_begin(pg, lp->copy_sql, e) != 0)
-        return conn_failed(pg, e);
-    bool quiet = lp->lanes > 1; /* progress then moves as pages commit */
-    copy_sink k = {.x = lp->x,
-                   .pg = pg,
-                   .m = lp->m,
-                   .f = lp->f,
-                   .nf = lp->m->nfields,
-                   .quiet = quiet,
-                   .base_done = quiet ? 0 : lp->m->load_done,
-                   .last_ms = util_mono_ms()};
-    char buf[65536];
-    size_t n;
-    int rc = 0;
-    while (rc == 0 && (n = fread(buf, 1, sizeof buf, f)) > 0)
-        rc = copy_sink_fn(&k, buf, n, e);
-    if (rc == 0 && ferror(f))
-        rc = err_set(e, 500, "SPOOL", "a spooled results page could not be read");
-    sb_free(&k.header);
-    if (rc != 0) {
-        (void)pg_copy_end(pg, "Bulk results page failed", NULL);
-        pg_rollback_quietly(pg);
-        return stop_requested(lp->x) ? stopped(lp->x, e) : -1;
-    }
-    if (pg_copy_end(pg, NULL, e) != 0)
-        return conn_failed(pg, e);
-    return 0;
-}
-
-/* The lane's page commits with the next page's locator (pages in order). */
-static int
-load_commit(void *ctx, int lane, const char *next, long records, err_t *e)
-{
-    load_pipe *lp = ctx;
-    sync_ctx *x = lp->x;
-    mapping *m = lp->m;
-    PGconn *pg = lp->pg[lane];
-    if (cat_load_progress(pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
-        pg_exec(pg, e, "COMMIT") != 0)
-        return conn_failed(pg, e);
-    m->load_done += records;
-    counted_on(pg, x, m, records, -1);
-    replace(&m->load_locator, next ? next : "");
-    progress(x, m, m->load_done, m->load_total);
-    return 0;
-}
-
-static void
-load_abort(void *ctx, int lane)
-{
-    load_pipe *lp = ctx;
-    pg_rollback_quietly(lp->pg[lane]);
-}
-
-/* The next result URLs of the job's resultPages listing. */
-static int
-load_list(void *ctx, int slot, char ***locs, size_t *n, bool *more, err_t *e)
-{
-    load_pipe *lp = ctx;
-    sfbulk_pages pg = {0};
-    if (!lp->listed_first) {
-        pg = lp->first;
-        lp->first = (sfbulk_pages){0};
-        lp->listed_first = true;
-    } else if (lp->listing &&
-               sfbulk_query_pages(lp->sf[slot], lp->m->load_job, lp->listing, &pg, e) != 0) {
-        return -1;
-    }
-    free(lp->listing);
-    lp->listing = pg.next;
-    *more = pg.next != NULL;
-    *locs = pg.url;
-    *n = pg.n;
-    return 0;
-}
-
-/* Whether the load's pages are listed and fetched side by side: the setting
- * asks for it, the API version has resultPages (58.0), and the org answers
- * the first listing with pages. A resume goes on the way the load began:
- * at a listed page's URL by listing again, at a locator one after the other. */
-static int
-load_fetchers_open(load_pipe *lp, err_t *e)
-{
-    sync_ctx *x = lp->x;
-    const char *at = lp->m->load_locator;
-    bool resume_listed = at && at[0] == '/';
-    lp->sf[0] = x->sf;
-    if (!resume_listed &&
-        ((at && *at) || x->cfg->load_fetchers < 2 || atof(sfapi_api_version(x->sf)) < 58.0))
-        return 0;
-    err_t le;
-    err_clear(&le);
-    if (sfbulk_query_pages(x->sf, lp->m->load_job, NULL, &lp->first, &le) != 0 ||
-        (lp->first.n == 0 && !lp->first.next)) {
-        sfbulk_pages_free(&lp->first);
-        if (resume_listed && !le.code[0]) { /* listed before, not now: start over */
-            err_set(&le, 400, "INVALID_QUERY_LOCATOR", "the job lists no result pages now");
-            err_class_set(&le, ERR_PERMANENT);
-        }
-        if (resume_listed || err_class_of(&le) == ERR_TRANSIENT) {
-            *e = le;
-            return -1;
-        }
-        log_info("%s: the org lists no result pages (%s); fetching them one after the other",
-                 lp->m->object, le.code[0] ? le.code : "none listed");
-        return 0;
-    }
-    long want = resume_listed && x->cfg->load_fetchers < 2 ? 1 : x->cfg->load_fetchers;
-    lp->fetchers = 1;
-    while (lp->fetchers < want && lp->fetchers < PP_FETCHERS_MAX)
-        lp->sf[lp->fetchers++] = sfapi_clone(x->sf);
-    return 0;
-}
-
-/* Connections for the loaders beyond the first, as many as the setting asks
- * and Postgres gives (fewer only make the load slower). */
-static void
-load_lanes_open(load_pipe *lp)
-{
-    long want = lp->x->cfg->load_workers;
-    lp->pg[0] = lp->x->pg;
-    lp->lanes = 1;
-    while (lp->lanes < want && lp->lanes < PP_LOADERS_MAX) {
-        err_t ce;
-        err_clear(&ce);
-        PGconn *c = pg_connect(lp->x->cfg->database_url, &ce);
-        if (!c) {
-            log_info("%s: loading on %d connection(s): %s", lp->m->object, lp->lanes, ce.msg);
-            break;
-        }
-        lp->pg[lp->lanes++] = c;
-    }
-}
-
-static int
-load_bulk(sync_ctx *x, mapping *m, err_t *e)
-{
-    progress(x, m, m->load_done, m->load_total); /* where it starts (a resumed load: midway) */
-    long records = 0;
-    if (!m->load_locator && sfbulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
-        return -1;
-    shadow_fit fit;
-    if (shadow_check(x->pg, x->schema, m, &fit, e) != 0)
-        return pg_failed(x, e);
-    if (fit != SHADOW_FITS) {
-        const char *why = fit == SHADOW_MISSING
-                              ? "the load's shadow table is missing" /* its pages are gone */
-                              : "the mapping's fields changed since the load began";
-        err_set(e, 503, "LOAD_RESTARTED", "%s: %s", m->object, why);
-        if (fit == SHADOW_STALE) /* its results lack the new fields: of no more use */
-            drop_job(x, m->load_job);
-        return restart_load(x, m, why, e);
-    }
-    const map_field **f = apply_all_fields(m);
-    sb copy = SB_INIT, target = SB_INIT;
-    shadow_qname(&target, x->schema, m);
-    apply_copy_sql(&copy, sb_str(&target), f, m->nfields);
-    load_pipe lp = {.x = x, .m = m, .f = f, .copy_sql = sb_str(&copy)};
-    int rc = load_fetchers_open(&lp, e);
-    if (rc == 0) {
-        load_lanes_open(&lp);
-        pp_ops o = {.fetch = load_fetch,
-                    .list = lp.fetchers > 0 ? load_list : NULL,
-                    .load = load_spooled,
-                    .commit = load_commit,
-                    .abort = load_abort,
-                    .ctx = &lp,
-                    .loaders = lp.lanes,
-                    .fetchers = lp.fetchers};
-        const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
-        if ((rc = pp_run(loc, &o, x->stop, e)) == 1)
-            rc = stopped(x, e);
-    }
-    for (int i = 1; i < lp.lanes; i++)
-        PQfinish(lp.pg[i]);
-    for (int i = 1; i < lp.fetchers; i++)
-        sfapi_free(lp.sf[i]);
-    sfbulk_pages_free(&lp.first);
-    free(lp.listing);
-    sb_free(&target);
-    sb_free(&copy);
-    free(f);
     return rc;
 }
 
@@ -846,7 +461,7 @@ load_done(sync_ctx *x, mapping *m, err_t *e)
     bool swapped = false;
     int64_t t0 = util_mono_ms();
     if (m->load_job && shadow_index(x->pg, x->schema, m, e) != 0)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     int64_t t1 = util_mono_ms();
     int rc = pg_exec(x->pg, e, "BEGIN");
     if (rc == 0 && m->load_job) {
@@ -865,13 +480,38 @@ load_done(sync_ctx *x, mapping *m, err_t *e)
         rc = pg_exec(x->pg, e, "COMMIT");
     if (rc != 0) {
         pg_rollback_quietly(x->pg);
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     }
     if (m->load_job)
         log_info("%s: the load's indexes built in %lld ms, its rows %s in %lld ms", m->object,
                  (long long)(t1 - t0), swapped ? "swapped" : "moved",
                  (long long)(util_mono_ms() - t1));
     return 0;
+}
+
+/* A Bulk load's pages (bulkload.c), once the job is complete and the
+ * shadow still fits the mapping; one that does not (dropped behind our back,
+ * or made before `mapping edit`) starts the load over. */
+static int
+load_bulk(sync_ctx *x, mapping *m, err_t *e)
+{
+    sync_progress(x, m, m->load_done, m->load_total); /* where it starts (a resumed load: midway) */
+    long records = 0;
+    if (!m->load_locator && sfbulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
+        return -1;
+    shadow_fit fit;
+    if (shadow_check(x->pg, x->schema, m, &fit, e) != 0)
+        return sync_pg_failed(x, e);
+    if (fit != SHADOW_FITS) {
+        const char *why = fit == SHADOW_MISSING
+                              ? "the load's shadow table is missing" /* its pages are gone */
+                              : "the mapping's fields changed since the load began";
+        err_set(e, 503, "LOAD_RESTARTED", "%s: %s", m->object, why);
+        if (fit == SHADOW_STALE) /* its results lack the new fields: of no more use */
+            sync_drop_job(x, m->load_job);
+        return restart_load(x, m, why, e);
+    }
+    return bulkload_run(x, m, e);
 }
 
 static int
@@ -895,12 +535,12 @@ pull_load(sync_ctx *x, mapping *m, err_t *e)
     if (load_done(x, m, e) != 0)
         return -1;
     if (m->load_job)
-        drop_job(x, m->load_job);
+        sync_drop_job(x, m->load_job);
     log_info("%s: initial load complete, %lld rows", m->object, (long long)m->load_done);
     m->loaded = true;
-    replace(&m->watermark, m->load_wm);
-    replace(&m->load_job, NULL);
-    replace(&m->load_locator, NULL);
+    sync_replace(&m->watermark, m->load_wm);
+    sync_replace(&m->load_job, NULL);
+    sync_replace(&m->load_locator, NULL);
     return 0;
 }
 
@@ -918,7 +558,7 @@ unsettled_inserts(sync_ctx *x, const mapping *m, bool locked, bool *yes, err_t *
     if (!m->read_write)
         return 0;
     if (tlog_unsettled_inserts(x->pg, x->schema, m->table, locked, yes, e) != 0)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     return 0;
 }
 
@@ -941,7 +581,7 @@ poll_page(void *ctx, json_t *recs, const char *next, err_t *e)
         p->deferred = true;
         return 1;
     }
-    return next && stop_requested(p->x) ? stopped(p->x, e) : 0;
+    return next && sync_stop_requested(p->x) ? sync_stopped(p->x, e) : 0;
 }
 
 /* Now on Salesforce's clock (its earliest bound) minus the overlap, as a
@@ -967,7 +607,7 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
     if (wait) {
         log_debug("%s: poll deferred until the writer settles inserts with an unknown outcome",
                   m->object);
-        return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
+        return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : sync_pg_failed(x, e);
     }
     /* The overlap before the watermark is read again for changes committed
      * late with an earlier stamp, until a poll has read it when no such
@@ -1002,16 +642,16 @@ pull_poll(sync_ctx *x, mapping *m, int64_t *applied, err_t *e)
     if (rc != 0)
         return -1;
     if (pc.deferred) /* the rest of this poll waits for the writer; the watermark stays */
-        return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : pg_failed(x, e);
+        return cat_poll_soon(x->pg, x->schema, m->object, e) == 0 ? 0 : sync_pg_failed(x, e);
     cat_cols cols = {0};
     cat_cols_poll_finished(&cols, m->poll_seconds, known ? settled : NULL);
     char *wm = NULL;
     if (fsm_fire(x->pg, x->schema, m, EV_POLL_DONE, &cols, e) != 0 ||
         cat_watermark(x->pg, x->schema, m->object, &wm, e) !=
             0) /* the page statements advanced it */
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     if (wm)
-        replace(&m->watermark, wm);
+        sync_replace(&m->watermark, wm);
     free(wm);
     return 0;
 }
@@ -1025,7 +665,7 @@ stage_create(sync_ctx *x, const map_field *const *f, size_t n, err_t *e)
     apply_stage_create_sql(&s, f, n);
     int rc = pg_exec(x->pg, e, sb_str(&s));
     sb_free(&s);
-    return rc == 0 ? 0 : pg_failed(x, e);
+    return rc == 0 ? 0 : sync_pg_failed(x, e);
 }
 
 static void
@@ -1040,10 +680,10 @@ stage_drop(sync_ctx *x)
 static int
 staged(sync_ctx *x, const mapping *m, int64_t done, int64_t total, err_t *e)
 {
-    progress(x, m, done, total);
+    sync_progress(x, m, done, total);
     if (x->reloading == m &&
         cat_reload_progress(x->pg, x->schema, m->object, done, total, NULL, e) != 0)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     return 0;
 }
 
@@ -1073,8 +713,8 @@ stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
     char *loc = NULL;
     int64_t done = 0;
     for (;;) {
-        if (stop_requested(x)) {
-            rc = stopped(x, e);
+        if (sync_stop_requested(x)) {
+            rc = sync_stopped(x, e);
             break;
         }
         char *next = NULL;
@@ -1092,7 +732,7 @@ stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
             break;
     }
     free(loc);
-    drop_job(x, job);
+    sync_drop_job(x, job);
     free(job);
     return rc;
 }
@@ -1108,7 +748,7 @@ stage_fill(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
         return -1;
     sb q = SB_INIT;
     apply_soql_select(&q, m, f, n, where);
-    progress(x, m, 0, expect);
+    sync_progress(x, m, 0, expect);
     int rc;
     if (expect > x->cfg->bulk_threshold) {
         rc = stage_bulk(x, m, f, n, sb_str(&q), e);
@@ -1219,7 +859,7 @@ pull_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
     PGresult *ids = pg_query(x->pg, e, sb_str(&s), 1, p);
     sb_free(&s);
     if (!ids)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     int rc = refetch(x, m, ids, repairs, e);
     PQclear(ids);
     if (rc != 0)
@@ -1229,13 +869,13 @@ pull_drift(sync_ctx *x, mapping *m, int64_t *repairs, err_t *e)
     PGresult *r = pg_query(x->pg, e, sb_str(&s), 1, p);
     sb_free(&s);
     if (!r)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     *repairs += atoll(PQcmdTuples(r));
     PQclear(r);
     stage_drop(x);
     if (*repairs)
         log_warn("%s: drift check repaired %lld rows", m->object, (long long)*repairs);
-    return cat_drift_done(x->pg, x->schema, m->object, *repairs, e) == 0 ? 0 : pg_failed(x, e);
+    return cat_drift_done(x->pg, x->schema, m->object, *repairs, e) == 0 ? 0 : sync_pg_failed(x, e);
 }
 
 /* ---- reload ------------------------------------------------------------------- */
@@ -1256,11 +896,11 @@ pull_reload(sync_ctx *x, mapping *m, err_t *e)
         rc = stage_fill(x, m, f, m->nfields, NULL, count, e);
         x->reloading = NULL;
     } else {
-        pg_failed(x, e);
+        sync_pg_failed(x, e);
     }
     sb s = SB_INIT;
     if (rc == 0)
-        rc = pg_exec(x->pg, e, "BEGIN") == 0 ? 0 : pg_failed(x, e);
+        rc = pg_exec(x->pg, e, "BEGIN") == 0 ? 0 : sync_pg_failed(x, e);
     if (rc == 0) {
         sb src = SB_INIT;
         sb_puts(&src, "SELECT ");
@@ -1268,13 +908,13 @@ pull_reload(sync_ctx *x, mapping *m, err_t *e)
         sb_puts(&src, ", '" HC_SYNCED "', NULL FROM " STAGE);
         apply_upsert_from(&s, x->schema, m, sb_str(&src), false);
         sb_free(&src);
-        rc = pg_exec(x->pg, e, sb_str(&s)) == 0 ? 0 : pg_failed(x, e);
+        rc = pg_exec(x->pg, e, sb_str(&s)) == 0 ? 0 : sync_pg_failed(x, e);
     }
     if (rc == 0) {
         sb_clear(&s);
         apply_gone_sql(&s, x->schema, m, false);
         const char *p[] = {maxstamp};
-        rc = pg_run(x->pg, e, sb_str(&s), 1, p) == 0 ? 0 : pg_failed(x, e);
+        rc = pg_run(x->pg, e, sb_str(&s), 1, p) == 0 ? 0 : sync_pg_failed(x, e);
     }
     if (rc == 0) {
         cat_cols cols = {0};
@@ -1282,7 +922,7 @@ pull_reload(sync_ctx *x, mapping *m, err_t *e)
         rc = fsm_fire(x->pg, x->schema, m, EV_RELOAD_DONE, &cols, e);
     }
     if (rc == 0)
-        rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
+        rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : sync_pg_failed(x, e);
     stage_drop(x);
     sb_free(&s);
     free(f);
@@ -1307,13 +947,13 @@ backfill_stage(sync_ctx *x, mapping *m, const map_field *const *f, size_t nf, er
     for (;;) {
         PGresult *r = pg_query(x->pg, e, sb_str(&s), 0, NULL);
         if (!r) {
-            rc = pg_failed(x, e);
+            rc = sync_pg_failed(x, e);
             break;
         }
         PQclear(r);
         PGresult *left = pg_query(x->pg, e, "SELECT EXISTS (SELECT 1 FROM " STAGE ")", 0, NULL);
         if (!left) {
-            rc = pg_failed(x, e);
+            rc = sync_pg_failed(x, e);
             break;
         }
         bool more = PQgetvalue(left, 0, 0)[0] == 't';
@@ -1353,7 +993,7 @@ pull_backfill(sync_ctx *x, mapping *m, err_t *e)
     cat_cols cols = {0};
     cat_cols_backfill_finished(&cols);
     if (fsm_fire(x->pg, x->schema, m, EV_BACKFILL_DONE, &cols, e) != 0)
-        return pg_failed(x, e);
+        return sync_pg_failed(x, e);
     json_decref(m->resync);
     m->resync = NULL;
     log_info("%s: new columns backfilled", m->object);
@@ -1393,7 +1033,7 @@ delete_ids(sync_ctx *x, const mapping *m, const char *const *deleted, size_t nde
     pg_text_array(&d, deleted, ndel);
     apply_delete_ids_sql(&s, x->schema, m);
     const char *p[] = {sb_str(&d)};
-    int rc = pg_run(x->pg, e, sb_str(&s), 1, p) == 0 ? 0 : pg_failed(x, e);
+    int rc = pg_run(x->pg, e, sb_str(&s), 1, p) == 0 ? 0 : sync_pg_failed(x, e);
     sb_free(&s);
     sb_free(&d);
     return rc;
@@ -1433,10 +1073,10 @@ pull_stream_apply(sync_ctx *x, mapping *m, const char *const *ids, size_t nids,
     if (rc == 0) {
         if (cat_stream_applied(x->pg, x->schema, m->object, replay_id, lag_ms,
                                (int64_t)(nids + ndel), e) != 0)
-            rc = pg_failed(x, e);
+            rc = sync_pg_failed(x, e);
     }
     if (rc == 0)
-        rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : pg_failed(x, e);
+        rc = pg_exec(x->pg, e, "COMMIT") == 0 ? 0 : sync_pg_failed(x, e);
     else
         pg_rollback_quietly(x->pg);
     if (rc == 0)

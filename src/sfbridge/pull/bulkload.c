@@ -1,0 +1,240 @@
+/*
+ * bulkload: a Bulk initial load's pages into the shadow (see bulkload.h).
+ */
+#include "bulkload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "log.h"
+#include "pagepipe.h"
+#include "pg.h"
+#include "sb.h"
+#include "sfbulk.h"
+#include "shadow.h"
+#include "syncbase.h"
+#include "util.h"
+
+/* A Bulk load's pages through pagepipe: fetched on this thread, or listed
+ * by the job's resultPages and fetched side by side (SFBRIDGE_LOAD_FETCHERS,
+ * fetcher 0 on the sync's client, the others on clones); loaded by the
+ * pipe's loaders side by side, lane 0 on the sync's connection and the
+ * others (SFBRIDGE_LOAD_WORKERS) on connections of their own, each page in a
+ * transaction that commits, in page order, with the next page's locator (a
+ * listed page's: its result URL, so a resume lists again and skips to it). */
+typedef struct load_pipe {
+    sync_ctx *x;
+    mapping *m;
+    const map_field *const *f;
+    const char *copy_sql;
+    PGconn *pg[PP_LOADERS_MAX]; /* a connection per lane; [0] is x->pg */
+    int lanes;
+    sfapi *sf[PP_FETCHERS_MAX]; /* a client per fetcher; [0] is x->sf */
+    int fetchers;
+    sfbulk_pages first; /* the first listing, read to see that the org lists pages */
+    bool listed_first;
+    char *listing; /* the next listing's URL */
+} load_pipe;
+
+static int
+spool_sink(void *ctx, const char *data, size_t len, err_t *e)
+{
+    if (len && fwrite(data, 1, len, ctx) != len)
+        return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
+    return 0;
+}
+
+static int
+load_fetch(void *ctx, int slot, const char *locator, FILE *f, char **next, long *records, err_t *e)
+{
+    load_pipe *lp = ctx;
+    sfapi *sf = lp->sf[slot];
+    int rc = lp->fetchers > 0
+                 ? sfbulk_query_results_at(sf, locator, spool_sink, f, records, e)
+                 : sfbulk_query_results(sf, lp->m->load_job, locator, lp->x->cfg->bulk_page,
+                                        spool_sink, f, next, records, e);
+    if (rc != 0)
+        return -1;
+    if (fflush(f) != 0)
+        return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
+    return 0;
+}
+
+/* One spooled page COPYed into the shadow on the lane's connection, its
+ * transaction left open for load_commit. */
+static int
+load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
+{
+    (void)records;
+    load_pipe *lp = ctx;
+    PGconn *pg = lp->pg[lane];
+    if (pg_exec(pg, e, "BEGIN") != 0 || pg_copy_begin(pg, lp->copy_sql, e) != 0)
+        return sync_conn_failed(pg, e);
+    bool quiet = lp->lanes > 1; /* progress then moves as pages commit */
+    sync_copy_sink k = {.x = lp->x,
+                        .pg = pg,
+                        .m = lp->m,
+                        .f = lp->f,
+                        .nf = lp->m->nfields,
+                        .quiet = quiet,
+                        .base_done = quiet ? 0 : lp->m->load_done,
+                        .last_ms = util_mono_ms()};
+    char buf[65536];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        rc = sync_copy_sink_fn(&k, buf, n, e);
+    if (rc == 0 && ferror(f))
+        rc = err_set(e, 500, "SPOOL", "a spooled results page could not be read");
+    sb_free(&k.header);
+    if (rc != 0) {
+        (void)pg_copy_end(pg, "Bulk results page failed", NULL);
+        pg_rollback_quietly(pg);
+        return sync_stop_requested(lp->x) ? sync_stopped(lp->x, e) : -1;
+    }
+    if (pg_copy_end(pg, NULL, e) != 0)
+        return sync_conn_failed(pg, e);
+    return 0;
+}
+
+/* The lane's page commits with the next page's locator (pages in order). */
+static int
+load_commit(void *ctx, int lane, const char *next, long records, err_t *e)
+{
+    load_pipe *lp = ctx;
+    sync_ctx *x = lp->x;
+    mapping *m = lp->m;
+    PGconn *pg = lp->pg[lane];
+    if (cat_load_progress(pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
+        pg_exec(pg, e, "COMMIT") != 0)
+        return sync_conn_failed(pg, e);
+    m->load_done += records;
+    sync_counted_on(pg, x, m, records, -1);
+    sync_replace(&m->load_locator, next ? next : "");
+    sync_progress(x, m, m->load_done, m->load_total);
+    return 0;
+}
+
+static void
+load_abort(void *ctx, int lane)
+{
+    load_pipe *lp = ctx;
+    pg_rollback_quietly(lp->pg[lane]);
+}
+
+/* The next result URLs of the job's resultPages listing. */
+static int
+load_list(void *ctx, int slot, char ***locs, size_t *n, bool *more, err_t *e)
+{
+    load_pipe *lp = ctx;
+    sfbulk_pages pg = {0};
+    if (!lp->listed_first) {
+        pg = lp->first;
+        lp->first = (sfbulk_pages){0};
+        lp->listed_first = true;
+    } else if (lp->listing &&
+               sfbulk_query_pages(lp->sf[slot], lp->m->load_job, lp->listing, &pg, e) != 0) {
+        return -1;
+    }
+    free(lp->listing);
+    lp->listing = pg.next;
+    *more = pg.next != NULL;
+    *locs = pg.url;
+    *n = pg.n;
+    return 0;
+}
+
+/* Whether the load's pages are listed and fetched side by side: the setting
+ * asks for it, the API version has resultPages (58.0), and the org answers
+ * the first listing with pages. A resume goes on the way the load began:
+ * at a listed page's URL by listing again, at a locator one after the other. */
+static int
+load_fetchers_open(load_pipe *lp, err_t *e)
+{
+    sync_ctx *x = lp->x;
+    const char *at = lp->m->load_locator;
+    bool resume_listed = at && at[0] == '/';
+    lp->sf[0] = x->sf;
+    if (!resume_listed &&
+        ((at && *at) || x->cfg->load_fetchers < 2 || atof(sfapi_api_version(x->sf)) < 58.0))
+        return 0;
+    err_t le;
+    err_clear(&le);
+    if (sfbulk_query_pages(x->sf, lp->m->load_job, NULL, &lp->first, &le) != 0 ||
+        (lp->first.n == 0 && !lp->first.next)) {
+        sfbulk_pages_free(&lp->first);
+        if (resume_listed && !le.code[0]) { /* listed before, not now: start over */
+            err_set(&le, 400, "INVALID_QUERY_LOCATOR", "the job lists no result pages now");
+            err_class_set(&le, ERR_PERMANENT);
+        }
+        if (resume_listed || err_class_of(&le) == ERR_TRANSIENT) {
+            *e = le;
+            return -1;
+        }
+        log_info("%s: the org lists no result pages (%s); fetching them one after the other",
+                 lp->m->object, le.code[0] ? le.code : "none listed");
+        return 0;
+    }
+    long want = resume_listed && x->cfg->load_fetchers < 2 ? 1 : x->cfg->load_fetchers;
+    lp->fetchers = 1;
+    while (lp->fetchers < want && lp->fetchers < PP_FETCHERS_MAX)
+        lp->sf[lp->fetchers++] = sfapi_clone(x->sf);
+    return 0;
+}
+
+/* Connections for the loaders beyond the first, as many as the setting asks
+ * and Postgres gives (fewer only make the load slower). */
+static void
+load_lanes_open(load_pipe *lp)
+{
+    long want = lp->x->cfg->load_workers;
+    lp->pg[0] = lp->x->pg;
+    lp->lanes = 1;
+    while (lp->lanes < want && lp->lanes < PP_LOADERS_MAX) {
+        err_t ce;
+        err_clear(&ce);
+        PGconn *c = pg_connect(lp->x->cfg->database_url, &ce);
+        if (!c) {
+            log_info("%s: loading on %d connection(s): %s", lp->m->object, lp->lanes, ce.msg);
+            break;
+        }
+        lp->pg[lp->lanes++] = c;
+    }
+}
+
+int
+bulkload_run(sync_ctx *x, mapping *m, err_t *e)
+{
+    const map_field **f = apply_all_fields(m);
+    sb copy = SB_INIT, target = SB_INIT;
+    shadow_qname(&target, x->schema, m);
+    apply_copy_sql(&copy, sb_str(&target), f, m->nfields);
+    load_pipe lp = {.x = x, .m = m, .f = f, .copy_sql = sb_str(&copy)};
+    int rc = load_fetchers_open(&lp, e);
+    if (rc == 0) {
+        load_lanes_open(&lp);
+        pp_ops o = {.fetch = load_fetch,
+                    .list = lp.fetchers > 0 ? load_list : NULL,
+                    .load = load_spooled,
+                    .commit = load_commit,
+                    .abort = load_abort,
+                    .ctx = &lp,
+                    .loaders = lp.lanes,
+                    .fetchers = lp.fetchers};
+        const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
+        if ((rc = pp_run(loc, &o, x->stop, e)) == 1)
+            rc = sync_stopped(x, e);
+    }
+    for (int i = 1; i < lp.lanes; i++)
+        PQfinish(lp.pg[i]);
+    for (int i = 1; i < lp.fetchers; i++)
+        sfapi_free(lp.sf[i]);
+    sfbulk_pages_free(&lp.first);
+    free(lp.listing);
+    sb_free(&target);
+    sb_free(&copy);
+    free(f);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/*
+ * bulkload: the Bulk half of an initial load: the job's results pages into
+ * the load's shadow table through pagepipe. Pages are fetched one after the
+ * other (each naming the next) or, where the job's resultPages lists them
+ * (API 58.0 and later), SFBRIDGE_LOAD_FETCHERS at a time, each on a
+ * Salesforce client of its own; SFBRIDGE_LOAD_WORKERS loaders COPY them side
+ * by side, each page in a transaction that commits, in page order, with the
+ * next page's locator (a listed page's: its result URL), so a crash resumes
+ * at the first page not committed. sync.c's load starts the job, calls this,
+ * and swaps the shadow in.
+ */
+#ifndef BULKLOAD_H
+#define BULKLOAD_H
+
+#include "err.h"
+#include "mapping.h"
+#include "sync.h"
+
+/* Load m's Bulk job (m->load_job) from m->load_locator on (NULL: the first
+ * page) into its shadow. 0 when the last page is committed; -1 with e
+ * (LOAD_RESTARTED and a transient class when the shadow no longer fits). */
+int bulkload_run(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;
+
+#endif
