@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from lib import data
+from lib.localforce import RESULT_PAGE_ROWS
 from lib.compare import assert_pg_equals_sf
 from lib.sfbridge import wait_daemon
 from lib.writeback import App, map_rw, push_until_done, row
@@ -103,7 +104,8 @@ def test_result_pages_are_fetched_side_by_side(sfbridge, database, sf, version, 
     listing, pages come one after the other. Either way the table ends exact."""
     n = 20_000
     sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
-    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_LOAD_FETCHERS=fetchers, SF_API_VERSION=version)
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, SFBRIDGE_LOAD_FETCHERS=fetchers,
+                 SF_API_VERSION=version)
     sfbridge.init()
     sfbridge.add("Teacher__c")
     sf.set_faults([{"path": f"/services/data/v{version}/jobs/query/*/results", "latency_ms": 300}])
@@ -114,6 +116,10 @@ def test_result_pages_are_fetched_side_by_side(sfbridge, database, sf, version, 
 
     _load_while(sfbridge, look, every=0.02)
     assert most[0] >= together if together > 1 else most[0] == 1, most
+    # every results page counts against the mapping's API budget, whichever client fetched it
+    pages = -(-(n + 5) // RESULT_PAGE_ROWS)
+    calls = database.scalar("SELECT api_calls FROM salesforce._sfbridge_mapping")
+    assert calls >= pages + (2 if fetchers > 1 and version == "60.0" else 0), calls
     assert assert_pg_equals_sf(sf, database, "Teacher__c") == n + 5
     assert _shadows(database) == []
 

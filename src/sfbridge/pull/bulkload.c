@@ -229,8 +229,10 @@ bulkload_run(sync_ctx *x, mapping *m, err_t *e)
     }
     for (int i = 1; i < lp.lanes; i++)
         PQfinish(lp.pg[i]);
-    for (int i = 1; i < lp.fetchers; i++)
+    for (int i = 1; i < lp.fetchers; i++) {
+        sfapi_add_calls(x->sf, lp.sf[i]); /* the mapping's API use counts them */
         sfapi_free(lp.sf[i]);
+    }
     sfbulk_pages_free(&lp.first);
     free(lp.listing);
     sb_free(&target);

@@ -1046,6 +1046,12 @@ sfapi_calls(const sfapi *c)
 }
 
 void
+sfapi_add_calls(sfapi *c, const sfapi *clone)
+{
+    c->calls += clone->calls;
+}
+
+void
 sfapi_limit_info(const sfapi *c, long *used, long *max)
 {
     if (used)

@@ -109,6 +109,9 @@ bool sfapi_clock_offset(const sfapi *c, int64_t *lo_ms, int64_t *hi_ms);
  * retries included; the login does not) and the org's figures from the last
  * Sforce-Limit-Info header ("api-usage=used/max"; -1 when not seen yet). */
 uint64_t sfapi_calls(const sfapi *c);
+/* Count the requests a clone of c made as c's (once the clone's thread is
+ * done), so the work that lent it counts every request it caused. */
+void sfapi_add_calls(sfapi *c, const sfapi *clone);
 void sfapi_limit_info(const sfapi *c, long *used, long *max);
 
 /* GET /services/data/vNN.N/sobjects/OBJECT/describe. *out is the parsed body
