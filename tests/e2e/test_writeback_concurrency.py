@@ -221,3 +221,26 @@ def test_upserts_go_by_a_bulk_job_once_the_org_has_used_half_its_requests(sfbrid
     sfbridge.stop()
     sf.clear_faults()
     _upserts_synced(database, sf, "H-", 301, before)
+
+
+def test_a_writer_just_started_asks_the_orgs_usage_before_its_first_choice(sfbridge, database, sf):
+    """A writer that has had no answer yet (just started) does not know the org's usage
+    from Sforce-Limit-Info: before its first choice between a Bulk job and collections it
+    asks /limits, so an org past half its requests gets a job from the first claim on."""
+    sfbridge.set(SFBRIDGE_BULK_WRITE_MIN=100)
+    sfbridge.init()
+    _map_upserts(sfbridge, "--poll", "60")
+    sfbridge.run("load")
+    before = sf.count("Teacher__c")
+    while api_usage(sf) < 150:
+        sf.count("Teacher__c")
+    sf.set_faults([{"api_budget": api_usage(sf)}])  # half the allowance spent
+    _insert(database, 300, "L-")  # waiting when the writer starts
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'L-%%' AND sfid IS NOT NULL") == 300,
+                timeout=60, what="the 300 upserts to be written")
+    jobs = sf.bulk_ingest_jobs()
+    assert len(jobs) == 1 and jobs[0]["operation"] == "upsert", jobs
+    sfbridge.stop()
+    sf.clear_faults()
+    _upserts_synced(database, sf, "L-", 300, before)

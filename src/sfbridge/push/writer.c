@@ -18,6 +18,7 @@
 #include "writer.h"
 #include "writer_int.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,12 +572,49 @@ note_api_usage(writer *w, long used, long max)
  * take 7 s or more by a job and about 2 s by collections. So requests are spent
  * for speed while the org has them to spare, and saved once it has used
  * SFBRIDGE_BULK_WRITE_USAGE percent of its daily allowance (0: always jobs, as
- * Heroku Connect does). Until an answer has told the usage, collections. */
+ * Heroku Connect does). Until an answer has told the usage, the writer asks
+ * (learn_api_usage), once. */
 static bool
 bulk_writes_due(const writer *w)
 {
     long pct = w->cfg->bulk_write_usage;
     return pct <= 0 || au_reached(w->api_used, w->api_max, pct);
+}
+
+/* Before the first choice between a job and collections, when no answer has
+ * told the org's usage yet (a writer just started, in an org that may be near
+ * its allowance): GET /limits once, DailyApiRequests' Max and Remaining (or
+ * the answer's Sforce-Limit-Info). Not knowing is no failure: collections. */
+static void
+learn_api_usage(writer *w)
+{
+    if (w->api_max > 0 || w->limits_asked || w->cfg->bulk_write_usage <= 0)
+        return;
+    w->limits_asked = true;
+    sb path = SB_INIT;
+    sb_printf(&path, "/services/data/v%s/limits", sfapi_api_version(w->sf));
+    long status = 0;
+    json_t *out = NULL;
+    err_t e;
+    err_clear(&e);
+    if (sfapi_rest(w->sf, "GET", sb_str(&path), NULL, &status, &out, &e) == 0) {
+        json_t *d = json_object_get(out, "DailyApiRequests");
+        json_t *mx = json_object_get(d, "Max"), *left = json_object_get(d, "Remaining");
+        json_int_t max = json_integer_value(mx), rem = json_integer_value(left);
+        if (json_is_integer(mx) && json_is_integer(left) && max > 0 && max <= LONG_MAX &&
+            rem >= 0 && rem <= max) {
+            note_api_usage(w, (long)(max - rem), (long)max);
+        } else {
+            long used, hmax;
+            sfapi_limit_info(w->sf, &used, &hmax);
+            note_api_usage(w, used, hmax);
+        }
+    } else {
+        log_info("writer: the org's API usage is not known (%s: %s); upserts by collections",
+                 e.code, e.msg);
+    }
+    json_decref(out);
+    sb_free(&path);
 }
 
 /* Thousands of upserts waiting for one mapping, once requests are to be saved
@@ -588,7 +626,10 @@ send_bulk_upserts(writer *w, batch *b, size_t map, writer_stats *st, err_t *e)
     size_t na = 0;
     for (size_t i = 0; i < b->nops; i++)
         na += b->ops[i].map == map && b->ops[i].kind == OP_UPSERT && b->ops[i].out == OUT_NONE;
-    if ((long)na < w->cfg->bulk_write_min || !bulk_writes_due(w))
+    if ((long)na < w->cfg->bulk_write_min)
+        return 0;
+    learn_api_usage(w);
+    if (!bulk_writes_due(w))
         return 0;
     op **big = xcalloc(na, sizeof *big), **decided = xcalloc(na, sizeof *decided);
     size_t nb = 0;
