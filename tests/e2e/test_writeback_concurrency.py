@@ -194,6 +194,26 @@ def test_upserts_go_by_a_bulk_job_when_so_configured(sfbridge, database, sf):
     _upserts_synced(database, sf, "J-", 300, before)
 
 
+def _spend_half_the_allowance(sf):
+    """Requests made until 150 (enough left for a test: a job polls), then as many left
+    today as were made: half the org's allowance spent."""
+    while api_usage(sf) < 150:
+        sf.count("Teacher__c")
+    sf.set_faults([{"api_budget": api_usage(sf)}])
+
+
+def _written_by_one_bulk_job(sfbridge, database, sf, prefix, n, before):
+    """The n rows named prefix... get their sfid, by exactly one Bulk upsert job; then the
+    daemon stops, the faults go, and Salesforce holds the rows."""
+    wait_daemon(sfbridge, lambda: database.count(T, where=f"name LIKE '{prefix}%%' AND sfid IS NOT NULL") == n,
+                timeout=60, what=f"the {n} upserts to be written")
+    jobs = sf.bulk_ingest_jobs()
+    assert len(jobs) == 1 and jobs[0]["operation"] == "upsert", jobs
+    sfbridge.stop()
+    sf.clear_faults()
+    _upserts_synced(database, sf, prefix, n, before)
+
+
 def test_upserts_go_by_a_bulk_job_once_the_org_has_used_half_its_requests(sfbridge, database, sf):
     """The writer learns the org's usage from its answers (Sforce-Limit-Info): once half of
     the daily requests are spent (SFBRIDGE_BULK_WRITE_USAGE, 50), upserts from
@@ -205,22 +225,13 @@ def test_upserts_go_by_a_bulk_job_once_the_org_has_used_half_its_requests(sfbrid
     sfbridge.start()
     wait_daemon(sfbridge, lambda: database.count(T) == 5, timeout=60, what="the initial load")
     before = sf.count("Teacher__c")
-    while api_usage(sf) < 150:  # (enough left for the test: a job polls)
-        sf.count("Teacher__c")
-    # as many requests left today as were made: half the allowance spent
-    sf.set_faults([{"api_budget": api_usage(sf)}])
+    _spend_half_the_allowance(sf)
     _insert(database, 1, "H-first ")  # its answer tells the writer the usage
     wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'H-first %%' AND sfid IS NOT NULL") == 1,
                 timeout=30, what="the first upsert to be written")
     assert sf.bulk_ingest_jobs() == []
     _insert(database, 300, "H-")
-    wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'H-%%' AND sfid IS NOT NULL") == 301,
-                timeout=60, what="the 300 upserts to be written")
-    jobs = sf.bulk_ingest_jobs()
-    assert len(jobs) == 1 and jobs[0]["operation"] == "upsert", jobs
-    sfbridge.stop()
-    sf.clear_faults()
-    _upserts_synced(database, sf, "H-", 301, before)
+    _written_by_one_bulk_job(sfbridge, database, sf, "H-", 301, before)
 
 
 def test_a_writer_just_started_asks_the_orgs_usage_before_its_first_choice(sfbridge, database, sf):
@@ -232,15 +243,7 @@ def test_a_writer_just_started_asks_the_orgs_usage_before_its_first_choice(sfbri
     _map_upserts(sfbridge, "--poll", "60")
     sfbridge.run("load")
     before = sf.count("Teacher__c")
-    while api_usage(sf) < 150:
-        sf.count("Teacher__c")
-    sf.set_faults([{"api_budget": api_usage(sf)}])  # half the allowance spent
+    _spend_half_the_allowance(sf)
     _insert(database, 300, "L-")  # waiting when the writer starts
     sfbridge.start()
-    wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'L-%%' AND sfid IS NOT NULL") == 300,
-                timeout=60, what="the 300 upserts to be written")
-    jobs = sf.bulk_ingest_jobs()
-    assert len(jobs) == 1 and jobs[0]["operation"] == "upsert", jobs
-    sfbridge.stop()
-    sf.clear_faults()
-    _upserts_synced(database, sf, "L-", 300, before)
+    _written_by_one_bulk_job(sfbridge, database, sf, "L-", 300, before)

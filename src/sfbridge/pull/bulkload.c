@@ -34,8 +34,7 @@ typedef struct load_pipe {
     sfapi *sf[PP_FETCHERS_MAX]; /* a client per fetcher; [0] is x->sf */
     int fetchers;
     sfbulk_pages first; /* the first listing, read to see that the org lists pages */
-    bool listed_first;
-    char *listing; /* the next listing's URL */
+    char *listing;      /* the next listing's URL */
 } load_pipe;
 
 static int
@@ -130,10 +129,9 @@ load_list(void *ctx, int slot, char ***locs, size_t *n, bool *more, err_t *e)
 {
     load_pipe *lp = ctx;
     sfbulk_pages pg = {0};
-    if (!lp->listed_first) {
+    if (lp->first.url) { /* the first listing, read already (its array, even when empty) */
         pg = lp->first;
         lp->first = (sfbulk_pages){0};
-        lp->listed_first = true;
     } else if (lp->listing &&
                sfbulk_query_pages(lp->sf[slot], lp->m->load_job, lp->listing, &pg, e) != 0) {
         return -1;
@@ -177,9 +175,8 @@ load_fetchers_open(load_pipe *lp, err_t *e)
                  lp->m->object, le.code[0] ? le.code : "none listed");
         return 0;
     }
-    long want = resume_listed && x->cfg->load_fetchers < 2 ? 1 : x->cfg->load_fetchers;
-    lp->fetchers = 1;
-    while (lp->fetchers < want && lp->fetchers < PP_FETCHERS_MAX)
+    lp->fetchers = 1; /* a resume at a listed page lists even with the setting at 1 */
+    while (lp->fetchers < x->cfg->load_fetchers && lp->fetchers < PP_FETCHERS_MAX)
         lp->sf[lp->fetchers++] = sfapi_clone(x->sf);
     return 0;
 }

@@ -39,7 +39,7 @@ int sfbulk_query_results(sfapi *c, const char *job_id, const char *locator, long
  * and later), or the listing after it (listing: the `next` of the one before;
  * NULL for the first). */
 typedef struct sfbulk_pages {
-    char **url; /* each page's resultUrl, in page order (five at most today) */
+    char **url; /* each page's resultUrl, in page order (five at most today); set on success */
     size_t n;
     char *next; /* the next listing's URL; NULL when this one lists the last page */
 } sfbulk_pages;
