@@ -194,19 +194,21 @@ def test_upserts_go_by_a_bulk_job_when_so_configured(sfbridge, database, sf):
     _upserts_synced(database, sf, "J-", 300, before)
 
 
-def _spend_half_the_allowance(sf):
+def _spend_half_the_allowance(sf, *rules):
     """Requests made until 150 (enough left for a test: a job polls), then as many left
-    today as were made: half the org's allowance spent."""
+    today as were made: half the org's allowance spent (with the fault rules given too)."""
     while api_usage(sf) < 150:
         sf.count("Teacher__c")
-    sf.set_faults([{"api_budget": api_usage(sf)}])
+    sf.set_faults([{"api_budget": api_usage(sf)}, *rules])
 
 
-def _written_by_one_bulk_job(sfbridge, database, sf, prefix, n, before):
-    """The n rows named prefix... get their sfid, by exactly one Bulk upsert job; then the
-    daemon stops, the faults go, and Salesforce holds the rows."""
+def _written_by_one_bulk_job(sfbridge, database, sf, prefix, n, before, check=None):
+    """The n rows named prefix... get their sfid, by exactly one Bulk upsert job (and
+    check() holds then, with the faults still on); then the daemon stops, the faults go,
+    and Salesforce holds the rows."""
     wait_daemon(sfbridge, lambda: database.count(T, where=f"name LIKE '{prefix}%%' AND sfid IS NOT NULL") == n,
                 timeout=60, what=f"the {n} upserts to be written")
+    assert check is None or check()
     jobs = sf.bulk_ingest_jobs()
     assert len(jobs) == 1 and jobs[0]["operation"] == "upsert", jobs
     sfbridge.stop()
@@ -234,16 +236,22 @@ def test_upserts_go_by_a_bulk_job_once_the_org_has_used_half_its_requests(sfbrid
     _written_by_one_bulk_job(sfbridge, database, sf, "H-", 301, before)
 
 
-def test_a_writer_just_started_asks_the_orgs_usage_before_its_first_choice(sfbridge, database, sf):
-    """A writer that has had no answer yet (just started) does not know the org's usage
-    from Sforce-Limit-Info: before its first choice between a Bulk job and collections it
-    asks /limits, so an org past half its requests gets a job from the first claim on."""
+def test_the_writer_chooses_by_the_usage_a_poll_heard_and_spends_no_request_to_learn_it(
+        sfbridge, database, sf):
+    """The org's usage is what the latest answer to any of the process's clients told
+    (Sforce-Limit-Info): a writer that has sent nothing yet knows it from the poller's
+    answers, so an org past half its requests gets a Bulk job from the writer's first
+    claim on. No request is spent (and no round trip waited) to learn it: /limits never
+    answers here, and nothing waits on it."""
     sfbridge.set(SFBRIDGE_BULK_WRITE_MIN=100)
     sfbridge.init()
-    _map_upserts(sfbridge, "--poll", "60")
-    sfbridge.run("load")
-    before = sf.count("Teacher__c")
-    _spend_half_the_allowance(sf)
-    _insert(database, 300, "L-")  # waiting when the writer starts
+    _map_upserts(sfbridge, "--poll", "1")
     sfbridge.start()
-    _written_by_one_bulk_job(sfbridge, database, sf, "L-", 300, before)
+    wait_daemon(sfbridge, lambda: database.count(T) == 5, timeout=60, what="the initial load")
+    before = sf.count("Teacher__c")
+    _spend_half_the_allowance(sf, {"offline": True, "path": "/services/data/*/limits"})
+    spent = api_usage(sf)
+    wait_daemon(sfbridge, lambda: api_usage(sf) > spent, timeout=30, what="a poll after the spending")
+    _insert(database, 300, "L-")
+    _written_by_one_bulk_job(sfbridge, database, sf, "L-", 300, before,
+                             check=lambda: sf.fault_state()["parked"] == 0)

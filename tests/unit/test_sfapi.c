@@ -268,6 +268,7 @@ static void
 test_password_login(void **state)
 {
     (void)state;
+    sessions_clear(); /* no answer heard by an earlier test's client */
     sfapi *c = lf_client();
     err_t e;
     memset(&e, 0, sizeof e);
@@ -278,7 +279,7 @@ test_password_login(void **state)
     assert_memory_equal(sfapi_org_id(c), "00D", 3);
     assert_int_equal(strlen(sfapi_user_id(c)), 18);
     assert_memory_equal(sfapi_user_id(c), "005", 3);
-    assert_int_equal(sfapi_calls(c), 0); /* the login does not count */
+    assert_int_equal(sfapi_calls(c), 0); /* the login does not count, nor tell the usage */
     long used, max;
     sfapi_limit_info(c, &used, &max);
     assert_int_equal(used, -1);
@@ -1296,6 +1297,47 @@ test_shared_session(void **state)
     canned_stop(&cs);
 }
 
+/* The org's API usage one client heard (Sforce-Limit-Info) is what every
+ * client with the same credentials knows, the latest answer's winning: the
+ * writer chooses by it without a request of its own. */
+static void
+test_shared_usage(void **state)
+{
+    (void)state;
+    canned cs;
+    canned_start(&cs);
+    static const char page[] = "{\"totalSize\":0,\"done\":true,\"records\":[]}";
+    canned_token(&cs);
+    canned_add(&cs, 200, "application/json", "Sforce-Limit-Info: api-usage=40/100\r\n", page);
+    canned_add(&cs, 200, "application/json", "Sforce-Limit-Info: api-usage=61/100\r\n", page);
+    canned_add(&cs, 200, "application/json", "Sforce-Limit-Info: api-usage=nonsense\r\n", page);
+    sfapi *a = canned_client(&cs), *b = canned_client(&cs);
+    err_t e;
+    memset(&e, 0, sizeof e);
+    long used = 0, max = 0;
+    sfapi_limit_info(b, &used, &max);
+    assert_int_equal(max, -1); /* nothing heard yet */
+    json_t *pg;
+    expect_ok(a, sfapi_query(a, "SELECT Id FROM X", false, 0, &pg, &e), &e);
+    json_decref(pg);
+    sfapi_limit_info(b, &used, &max); /* b has sent nothing */
+    assert_int_equal(used, 40);
+    assert_int_equal(max, 100);
+    expect_ok(b, sfapi_query(b, "SELECT Id FROM X", false, 0, &pg, &e), &e);
+    json_decref(pg);
+    sfapi_limit_info(a, &used, &max);
+    assert_int_equal(used, 61);
+    /* a header that does not parse changes nothing */
+    expect_ok(a, sfapi_query(a, "SELECT Id FROM X", false, 0, &pg, &e), &e);
+    json_decref(pg);
+    sfapi_limit_info(b, &used, &max);
+    assert_int_equal(used, 61);
+    assert_int_equal(max, 100);
+    sfapi_free(a);
+    sfapi_free(b);
+    canned_stop(&cs);
+}
+
 static void
 test_bad_api_replies(void **state)
 {
@@ -1792,6 +1834,7 @@ main(void)
         cmocka_unit_test_teardown(test_bulk_reset_after_data, clear_faults),
         cmocka_unit_test_teardown(test_bulk_errors, clear_faults),
         cmocka_unit_test(test_bad_token_replies),
+        cmocka_unit_test(test_shared_usage),
         cmocka_unit_test(test_bad_api_replies),
         cmocka_unit_test(test_shared_session),
         cmocka_unit_test(test_bad_bulk_replies),

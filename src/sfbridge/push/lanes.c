@@ -89,9 +89,6 @@ run_job(const lanes *l, sfapi **sf, lane_job *j)
         return;
     }
     send_job(l->cfg, sf, j);
-    j->api_used = j->api_max = -1;
-    if (*sf)
-        sfapi_limit_info(*sf, &j->api_used, &j->api_max);
     if (h->after && h->after(h->ctx, j, &j->e) != 0)
         j->rc = -1;
 }

@@ -37,8 +37,7 @@ typedef struct lane_job {
     bool remember;   /* run the before hook (inserts and upserts: what is sent is kept first) */
     writer_stats st; /* this collection's counts, added to the pass's by the writer */
     bool *skipped;   /* owned, NULL or one per op: its row an app held locked, left for later */
-    long api_used, api_max; /* the org's daily API requests, as this answer told (-1: not told) */
-    int rc;                 /* 0, or -1 when a hook failed (e says why) */
+    int rc;          /* 0, or -1 when a hook failed (e says why) */
     err_t e;
 } lane_job;
 

@@ -18,7 +18,6 @@
 #include "writer.h"
 #include "writer_int.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,7 +153,6 @@ writer_new(const cfg *c, volatile sig_atomic_t *stop)
     w->cfg = c;
     w->stop = stop;
     w->rec = recorder_new(c->schema, c->backoff_cap_ms);
-    w->api_used = w->api_max = -1;
     /* (the writer's own connection's settings, without its LISTEN) */
     w->pool = pgpool_new(c->database_url, (int)c->write_connections,
                          "SET sfbridge.raw = 'on'; SET jit = off");
@@ -554,17 +552,6 @@ remember_payloads(writer *w, PGconn *pg, op **ops, size_t n, err_t *e)
     return rc;
 }
 
-/* The org's daily API requests as the latest answer told (sfapi reads its
- * Sforce-Limit-Info header). */
-static void
-note_api_usage(writer *w, long used, long max)
-{
-    if (max > 0) {
-        w->api_used = used;
-        w->api_max = max;
-    }
-}
-
 /* Whether upserts should go by Bulk jobs rather than collections. A job costs
  * about seven requests for up to 10,000 records where collections cost one per
  * 200, but its requests go one after the other (create, upload, close, wait,
@@ -572,49 +559,17 @@ note_api_usage(writer *w, long used, long max)
  * take 7 s or more by a job and about 2 s by collections. So requests are spent
  * for speed while the org has them to spare, and saved once it has used
  * SFBRIDGE_BULK_WRITE_USAGE percent of its daily allowance (0: always jobs, as
- * Heroku Connect does). Until an answer has told the usage, the writer asks
- * (learn_api_usage), once. */
+ * Heroku Connect does). The usage is what the latest answer to any client of
+ * the process told (Sforce-Limit-Info, sessions.h): a poll's, a lane's. No
+ * round trip is spent to learn it; until an answer has told it, collections. */
 static bool
 bulk_writes_due(const writer *w)
 {
-    long pct = w->cfg->bulk_write_usage;
-    return pct <= 0 || au_reached(w->api_used, w->api_max, pct);
-}
-
-/* Before the first choice between a job and collections, when no answer has
- * told the org's usage yet (a writer just started, in an org that may be near
- * its allowance): GET /limits once, DailyApiRequests' Max and Remaining (or
- * the answer's Sforce-Limit-Info). Not knowing is no failure: collections. */
-static void
-learn_api_usage(writer *w)
-{
-    if (w->api_max > 0 || w->limits_asked || w->cfg->bulk_write_usage <= 0)
-        return;
-    w->limits_asked = true;
-    sb path = SB_INIT;
-    sb_printf(&path, "/services/data/v%s/limits", sfapi_api_version(w->sf));
-    long status = 0;
-    json_t *out = NULL;
-    err_t e;
-    err_clear(&e);
-    if (sfapi_rest(w->sf, "GET", sb_str(&path), NULL, &status, &out, &e) == 0) {
-        json_t *d = json_object_get(out, "DailyApiRequests");
-        json_t *mx = json_object_get(d, "Max"), *left = json_object_get(d, "Remaining");
-        json_int_t max = json_integer_value(mx), rem = json_integer_value(left);
-        if (json_is_integer(mx) && json_is_integer(left) && max > 0 && max <= LONG_MAX &&
-            rem >= 0 && rem <= max) {
-            note_api_usage(w, (long)(max - rem), (long)max);
-        } else {
-            long used, hmax;
-            sfapi_limit_info(w->sf, &used, &hmax);
-            note_api_usage(w, used, hmax);
-        }
-    } else {
-        log_info("writer: the org's API usage is not known (%s: %s); upserts by collections",
-                 e.code, e.msg);
-    }
-    json_decref(out);
-    sb_free(&path);
+    long pct = w->cfg->bulk_write_usage, used, max;
+    if (pct <= 0)
+        return true;
+    sfapi_limit_info(w->sf, &used, &max);
+    return au_reached(used, max, pct);
 }
 
 /* Thousands of upserts waiting for one mapping, once requests are to be saved
@@ -628,7 +583,6 @@ send_bulk_upserts(writer *w, batch *b, size_t map, writer_stats *st, err_t *e)
         na += b->ops[i].map == map && b->ops[i].kind == OP_UPSERT && b->ops[i].out == OUT_NONE;
     if ((long)na < w->cfg->bulk_write_min)
         return 0;
-    learn_api_usage(w);
     if (!bulk_writes_due(w))
         return 0;
     op **big = xcalloc(na, sizeof *big), **decided = xcalloc(na, sizeof *decided);
@@ -643,9 +597,6 @@ send_bulk_upserts(writer *w, batch *b, size_t map, writer_stats *st, err_t *e)
         if ((rc = table_lock(w, m, e)) != 0)
             break; /* not sent: the pass fails and its claim is recovered */
         send_bulk_upsert(w->sf, m, big + i, cnt, st);
-        long used, max;
-        sfapi_limit_info(w->sf, &used, &max);
-        note_api_usage(w, used, max);
         size_t nd = 0;
         for (size_t j = 0; j < cnt; j++)
             if (big[i + j]->out != OUT_NONE)
@@ -741,7 +692,6 @@ finish_one(writer *w, writer_stats *st, int rc, err_t *e)
     st->failed += j->st.failed;
     st->retrying += j->st.retrying;
     st->api_calls += j->st.api_calls;
-    note_api_usage(w, j->api_used, j->api_max);
     if (j->rc != 0 && rc == 0) {
         rc = -1;
         if (e)

@@ -33,9 +33,6 @@ struct writer {
     pgpool *pool;     /* the lanes' connections: payloads remembered, outcomes recorded */
     lane_job **later; /* collections back with rows an app held locked, for drain */
     size_t nlater;
-    long api_used,
-        api_max;       /* the org's daily API requests, as the last answer told (-1: not yet) */
-    bool limits_asked; /* learn_api_usage asked /limits once */
     sfapi *sf;
     mapping *ms;
     size_t nms;

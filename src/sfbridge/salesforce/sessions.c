@@ -15,7 +15,8 @@
 static pthread_mutex_t sessions_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     char fp[LATCH_FP_LEN + 1];
-    session s;
+    session s;      /* gen 0: none published yet (only usage noted) */
+    long used, max; /* max <= 0: no usage noted yet */
 } published[SESSIONS_MAX];
 static size_t npublished;
 static uint64_t last_gen;
@@ -63,22 +64,61 @@ sessions_take(const char *fp, session *s)
     return took;
 }
 
+/* The entry for fp, made if there is none (full: the newest replaces the
+ * last). Under sessions_mu. */
+static size_t
+entry(const char *fp)
+{
+    size_t i = 0;
+    while (i < npublished && strcmp(published[i].fp, fp) != 0)
+        i++;
+    if (i < npublished)
+        return i;
+    i = npublished < SESSIONS_MAX ? npublished++ : SESSIONS_MAX - 1;
+    session_forget(&published[i].s);
+    published[i].s.gen = 0;
+    published[i].used = published[i].max = -1;
+    snprintf(published[i].fp, sizeof published[i].fp, "%s", fp);
+    return i;
+}
+
 void
 sessions_put(const char *fp, session *s)
 {
     if (!s->access_token || !s->instance_url)
         return;
     pthread_mutex_lock(&sessions_mu);
-    size_t i = 0;
-    while (i < npublished && strcmp(published[i].fp, fp) != 0)
-        i++;
-    if (i == npublished)
-        i = npublished < SESSIONS_MAX ? npublished++
-                                      : SESSIONS_MAX - 1; /* full: the newest replaces the last */
-    snprintf(published[i].fp, sizeof published[i].fp, "%s", fp);
+    size_t i = entry(fp);
     s->gen = ++last_gen;
     copy(&published[i].s, s);
     pthread_mutex_unlock(&sessions_mu);
+}
+
+void
+sessions_note_usage(const char *fp, long used, long max)
+{
+    if (max <= 0)
+        return;
+    pthread_mutex_lock(&sessions_mu);
+    size_t i = entry(fp);
+    published[i].used = used;
+    published[i].max = max;
+    pthread_mutex_unlock(&sessions_mu);
+}
+
+bool
+sessions_usage(const char *fp, long *used, long *max)
+{
+    bool known = false;
+    pthread_mutex_lock(&sessions_mu);
+    for (size_t i = 0; i < npublished && !known; i++)
+        if (strcmp(published[i].fp, fp) == 0 && published[i].max > 0) {
+            *used = published[i].used;
+            *max = published[i].max;
+            known = true;
+        }
+    pthread_mutex_unlock(&sessions_mu);
+    return known;
 }
 
 void

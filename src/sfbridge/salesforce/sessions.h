@@ -12,6 +12,11 @@
  * takes a newer one if another client already logged in again, and logs in
  * itself only when none is newer than the one refused.
  *
+ * The org's daily API usage is shared the same way: every answer carries it
+ * (Sforce-Limit-Info), and what one client heard last is what every client
+ * of the same credentials knows (the writer chooses between Bulk jobs and
+ * collections by it, from whichever answer came last: a poll's, a lane's).
+ *
  * Tokens are secrets: copies are wiped when replaced or forgotten.
  */
 #ifndef SESSIONS_H
@@ -38,7 +43,12 @@ typedef struct session {
 bool sessions_take(const char *fp, session *s);
 /* Publish s (just got by logging in) for fp; s->gen gets its generation. */
 void sessions_put(const char *fp, session *s);
-/* Forget every published session (tests; a settings reload). */
+/* The org's API usage (used/max requests) an answer to a client of fp told. */
+void sessions_note_usage(const char *fp, long used, long max);
+/* The usage last noted for fp: true with *used and *max set, false (both
+ * untouched) when no answer has told it yet. */
+bool sessions_usage(const char *fp, long *used, long *max);
+/* Forget every published session and usage (tests; a settings reload). */
 void sessions_clear(void);
 /* Wipe and free what s holds. */
 void session_forget(session *s);

@@ -255,7 +255,12 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
     while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
         v[--vl] = '\0';
     if (strcasecmp(line, "Sforce-Limit-Info") == 0) {
-        au_parse(v, &r->c->lim_used, &r->c->lim_max);
+        long used, max;
+        if (au_parse(v, &used, &max) == 0) {
+            r->c->lim_used = used;
+            r->c->lim_max = max;
+            sessions_note_usage(r->c->fingerprint, used, max);
+        }
     } else if (strcasecmp(line, "Sforce-Locator") == 0) {
         if (vl < sizeof r->locator) {
             memcpy(r->locator, v, vl + 1);
@@ -1054,10 +1059,12 @@ sfapi_add_calls(sfapi *c, const sfapi *clone)
 void
 sfapi_limit_info(const sfapi *c, long *used, long *max)
 {
+    long u = c->lim_used, m = c->lim_max;
+    sessions_usage(c->fingerprint, &u, &m); /* the latest any client heard */
     if (used)
-        *used = c->lim_used;
+        *used = u;
     if (max)
-        *max = c->lim_max;
+        *max = m;
 }
 
 /* ----- public: REST ------------------------------------------------------------- */

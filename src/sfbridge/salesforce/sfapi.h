@@ -107,7 +107,8 @@ bool sfapi_clock_offset(const sfapi *c, int64_t *lo_ms, int64_t *hi_ms);
 
 /* Requests made since sfapi_new (every HTTP request to the instance counts,
  * retries included; the login does not) and the org's figures from the last
- * Sforce-Limit-Info header ("api-usage=used/max"; -1 when not seen yet). */
+ * Sforce-Limit-Info header ("api-usage=used/max") any client of the same
+ * credentials got (sessions.h); -1 when none has been seen yet. */
 uint64_t sfapi_calls(const sfapi *c);
 /* Count the requests a clone of c made as c's (once the clone's thread is
  * done), so the work that lent it counts every request it caused. */
