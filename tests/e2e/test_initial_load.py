@@ -187,6 +187,35 @@ def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, dr
     assert _shadows(database) == []
 
 
+def test_a_load_whose_pages_hold_more_records_than_its_job_returned_stops(sfbridge, database, sf):
+    """Pages that hold more records than the Bulk job returned (a locator that names pages
+    again; here the resume position rewound to the first page, "MA" being localforce's
+    locator for offset 0) stop the load at the page that overflows, with an error that
+    says so, and it starts over: it does not load on for ever, and apps see no part of it
+    until the load that starts over ends exact."""
+    n = 20_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
+    total = n + 5
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, SFBRIDGE_LOAD_FETCHERS=1)
+    sfbridge.init()
+    sfbridge.add("Teacher__c")
+    sf.set_faults([{"path": RESULTS, "latency_ms": 300}])
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: 0 < (database.scalar("SELECT load_done FROM salesforce._sfbridge_mapping")
+                                       or 0) < total, what="a load midway", interval=0.02, max_interval=0.02)
+    sfbridge.kill9()
+    database.execute("UPDATE salesforce._sfbridge_mapping SET load_locator = 'MA'")
+    sf.clear_faults()
+    r = sfbridge.once(timeout=600, check=False)
+    assert f"more records than the {total} it returned" in r.stderr, r.stderr[-2000:]
+    assert "restarting the load" in r.stderr, r.stderr[-2000:]
+    assert database.count(T) == 0, "apps must not see a part of the load"
+    sfbridge.once(timeout=600)
+    assert assert_pg_equals_sf(sf, database, "Teacher__c") == total
+    assert sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED"
+    assert _shadows(database) == []
+
+
 def test_fields_added_while_a_bulk_load_runs_are_backfilled(sfbridge, database, sf):
     """`mapping edit --add-fields` during a Bulk load: the load goes on with the fields it
     started with, its rows are moved in (the table has a column the shadow lacks), and the

@@ -1414,6 +1414,10 @@ test_bad_bulk_replies(void **state)
                "{\"id\":\"750000000000001AAA\",\"state\":\"InProgress\"}");
     canned_add(&cs, 200, "application/json", "",
                "{\"id\":\"750000000000001AAA\",\"state\":\"Failed\",\"errorMessage\":\"boom\"}");
+    /* complete, with no count and with one that cannot be */
+    canned_add(&cs, 200, "application/json", "", "{\"state\":\"JobComplete\"}");
+    canned_add(&cs, 200, "application/json", "",
+               "{\"state\":\"JobComplete\",\"numberRecordsProcessed\":-5}");
     /* results: no Sforce-Locator header means the last page */
     canned_add(&cs, 200, "text/csv", "Sforce-NumberOfRecords: 1\r\n", "\"Id\"\n\"a\"\n");
     /* results: a 500 first (retried, nothing delivered), then the page */
@@ -1441,6 +1445,11 @@ test_bad_bulk_replies(void **state)
     long records = 7;
     expect_fail(c, sfbulk_query_wait(c, job, 10000, &records, &e), &e, ERR_PERMANENT, "JOB_FAILED");
     assert_non_null(strstr(e.msg, "boom"));
+    for (int i = 0; i < 2; i++) { /* not told: -1, not 0 (the load bounds its pages by it) */
+        records = 7;
+        expect_ok(c, sfbulk_query_wait(c, job, 10000, &records, &e), &e);
+        assert_int_equal(records, -1);
+    }
     free(job);
     csv_sink s = {SB_INIT, 0, 0, false};
     char *next;
@@ -1528,7 +1537,7 @@ test_bulk_result_pages(void **state)
 }
 
 /* Listings that are not listings are refused, whichever name the next
- * listing's URL goes by. */
+ * listing's URL and a page's URL go by. */
 static void
 test_bad_result_pages(void **state)
 {
@@ -1550,7 +1559,8 @@ test_bad_result_pages(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         canned_add(&cs, 200, "application/json", "", bad[i]);
     canned_add(&cs, 200, "application/json", "",
-               "{\"resultPages\":[{\"resultUrl\":\"/services/data/v60.0/r?locator=MA\"}],"
+               "{\"resultPages\":[{\"resultUrl\":\"/services/data/v60.0/r?locator=MA\"},"
+               "{\"resultLink\":\"/services/data/v60.0/r?locator=MTA\"}],"
                "\"nextRecordUrl\":\"/services/data/v60.0/p?locator=MTA\",\"done\":false}");
     sfapi *c = canned_client(&cs);
     err_t e;
@@ -1563,8 +1573,9 @@ test_bad_result_pages(void **state)
         assert_null(p.url);
     }
     expect_ok(c, sfbulk_query_pages(c, "750000000000001AAA", NULL, &p, &e), &e);
-    assert_int_equal(p.n, 1);
+    assert_int_equal(p.n, 2);
     assert_string_equal(p.url[0], "/services/data/v60.0/r?locator=MA");
+    assert_string_equal(p.url[1], "/services/data/v60.0/r?locator=MTA");
     assert_string_equal(p.next, "/services/data/v60.0/p?locator=MTA");
     sfbulk_pages_free(&p);
     assert_non_null(strstr(sb_str(&cs.requests),

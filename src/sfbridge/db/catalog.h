@@ -152,6 +152,9 @@ void cat_cols_resume(cat_cols *c);
 /* A load page's progress, committed with the page (Bulk: COPY then this). */
 int cat_load_progress(PGconn *c, const char *schema, const char *object, const char *locator,
                       int64_t rows, err_t *e) ERR_MUST_CHECK;
+/* A Bulk load's total once its job is complete: the records the job returned. */
+int cat_load_total(PGconn *c, const char *schema, const char *object, int64_t total,
+                   err_t *e) ERR_MUST_CHECK;
 /* A reload's progress: via "rest" or "bulk" when it starts (done 0 of total,
  * started now), NULL for the rows staged since (total then unused). */
 int cat_reload_progress(PGconn *c, const char *schema, const char *object, int64_t done,

@@ -213,6 +213,18 @@ cat_load_progress(PGconn *c, const char *schema, const char *object, const char 
 }
 
 int
+cat_load_total(PGconn *c, const char *schema, const char *object, int64_t total, err_t *e)
+{
+    char t[24];
+    snprintf(t, sizeof t, "%lld", (long long)total);
+    const char *p[] = {object, t};
+    return cat_run(c, schema,
+                   "UPDATE %1$s._sfbridge_mapping SET load_total = $2::bigint"
+                   " WHERE object_name = $1",
+                   2, p, e);
+}
+
+int
 cat_reload_progress(PGconn *c, const char *schema, const char *object, int64_t done, int64_t total,
                     const char *via, err_t *e)
 {

@@ -35,6 +35,7 @@ typedef struct load_pipe {
     int fetchers;
     sfbulk_pages first; /* the first listing, read to see that the org lists pages */
     char *listing;      /* the next listing's URL */
+    long job_records;   /* the records the job returned (-1: not told): the pages hold no more */
 } load_pipe;
 
 static int
@@ -98,7 +99,11 @@ load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
     return 0;
 }
 
-/* The lane's page commits with the next page's locator (pages in order). */
+/* The lane's page commits with the next page's locator (pages in order).
+ * Pages that hold more records than the job returned (a listing or locator
+ * that names pages again, from a broken or hostile answer) stop the load
+ * there, and it starts over (sync.c): without the bound it would load them
+ * for ever. */
 static int
 load_commit(void *ctx, int lane, const char *next, long records, err_t *e)
 {
@@ -106,6 +111,13 @@ load_commit(void *ctx, int lane, const char *next, long records, err_t *e)
     sync_ctx *x = lp->x;
     mapping *m = lp->m;
     PGconn *pg = lp->pg[lane];
+    if (lp->job_records >= 0 && records > lp->job_records - m->load_done) {
+        err_set(e, 200, "RESULTS_OVERFLOW",
+                "%s: the Bulk job's result pages hold more records than the %ld it returned"
+                " (a page named twice?)",
+                m->object, lp->job_records);
+        return err_class_set(e, ERR_PERMANENT);
+    }
     if (cat_load_progress(pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
         pg_exec(pg, e, "COMMIT") != 0)
         return sync_conn_failed(pg, e);
@@ -202,13 +214,13 @@ load_lanes_open(load_pipe *lp)
 }
 
 int
-bulkload_run(sync_ctx *x, mapping *m, err_t *e)
+bulkload_run(sync_ctx *x, mapping *m, long job_records, err_t *e)
 {
     const map_field **f = apply_all_fields(m);
     sb copy = SB_INIT, target = SB_INIT;
     shadow_qname(&target, x->schema, m);
     apply_copy_sql(&copy, sb_str(&target), f, m->nfields);
-    load_pipe lp = {.x = x, .m = m, .f = f, .copy_sql = sb_str(&copy)};
+    load_pipe lp = {.x = x, .m = m, .f = f, .copy_sql = sb_str(&copy), .job_records = job_records};
     int rc = load_fetchers_open(&lp, e);
     if (rc == 0) {
         load_lanes_open(&lp);

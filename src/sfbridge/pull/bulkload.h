@@ -17,8 +17,9 @@
 #include "sync.h"
 
 /* Load m's Bulk job (m->load_job) from m->load_locator on (NULL: the first
- * page) into its shadow. 0 when the last page is committed; -1 with e
- * (LOAD_RESTARTED and a transient class when the shadow no longer fits). */
-int bulkload_run(sync_ctx *x, mapping *m, err_t *e) ERR_MUST_CHECK;
+ * page) into its shadow. job_records: the records the job returned (-1: not
+ * told); pages that hold more fail as RESULTS_OVERFLOW. 0 when the last page
+ * is committed; -1 with e. */
+int bulkload_run(sync_ctx *x, mapping *m, long job_records, err_t *e) ERR_MUST_CHECK;
 
 #endif

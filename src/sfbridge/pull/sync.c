@@ -496,9 +496,17 @@ static int
 load_bulk(sync_ctx *x, mapping *m, err_t *e)
 {
     sync_progress(x, m, m->load_done, m->load_total); /* where it starts (a resumed load: midway) */
-    long records = 0;
-    if (!m->load_locator && sfbulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0)
+    long records = -1;
+    if (sfbulk_query_wait(x->sf, m->load_job, 0, &records, e) != 0) /* resumed: complete already */
         return -1;
+    /* The job's own count is the load's total from here on (a count taken
+     * before the job may be short of what it found), and pages that hold
+     * more records than it stop the load (bulkload.c). */
+    if (records >= 0 && records != m->load_total) {
+        if (cat_load_total(x->pg, x->schema, m->object, records, e) != 0)
+            return sync_pg_failed(x, e);
+        m->load_total = records;
+    }
     shadow_fit fit;
     if (shadow_check(x->pg, x->schema, m, &fit, e) != 0)
         return sync_pg_failed(x, e);
@@ -511,7 +519,7 @@ load_bulk(sync_ctx *x, mapping *m, err_t *e)
             sync_drop_job(x, m->load_job);
         return restart_load(x, m, why, e);
     }
-    return bulkload_run(x, m, e);
+    return bulkload_run(x, m, records, e);
 }
 
 static int
@@ -529,6 +537,11 @@ pull_load(sync_ctx *x, mapping *m, err_t *e)
                 (strcmp(e->code, "INVALID_QUERY_LOCATOR") == 0 ||
                  strcmp(e->code, "NOT_FOUND") == 0 || strcmp(e->code, "INVALIDJOB") == 0))
                 return restart_load(x, m, "load position lost", e);
+            /* Pages beyond what the job returned: its results are of no use. */
+            if (strcmp(e->code, "RESULTS_OVERFLOW") == 0) {
+                log_error("%s", e->msg);
+                return restart_load(x, m, "the job's result pages overflow it", e);
+            }
             return -1;
         }
     }
@@ -709,6 +722,8 @@ stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
         free(job);
         return -1;
     }
+    if (recs < 0) /* not told: progress without a total */
+        recs = 0;
     int rc = 0;
     char *loc = NULL;
     int64_t done = 0;

@@ -3,6 +3,7 @@
  */
 #include "sfbulk.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,7 +82,10 @@ sfbulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records, 
         if (strcmp(state, "JobComplete") == 0) {
             json_t *n = json_object_get(j, "numberRecordsProcessed");
             if (records)
-                *records = json_is_integer(n) ? (long)json_integer_value(n) : 0;
+                *records = json_is_integer(n) && json_integer_value(n) >= 0 &&
+                                   json_integer_value(n) <= LONG_MAX
+                               ? (long)json_integer_value(n)
+                               : -1;
             json_decref(j);
             rc = 0;
             break;
@@ -203,7 +207,11 @@ pages_take(const char *job, json_t *j, sfbulk_pages *out, err_t *e)
         goto bad;
     out->url = xcalloc(n ? n : 1, sizeof *out->url);
     for (size_t i = 0; i < n; i++) {
-        const char *u = json_string_value(json_object_get(json_array_get(pages, i), "resultUrl"));
+        /* resultUrl in the reference; resultLink in some published schemas of it */
+        json_t *pg = json_array_get(pages, i);
+        const char *u = json_string_value(json_object_get(pg, "resultUrl"));
+        if (!u)
+            u = json_string_value(json_object_get(pg, "resultLink"));
         if (!u || sfapi_check_path(NULL, u, "/services/data/", e) != 0)
             goto bad;
         out->url[out->n++] = xstrdup(u);

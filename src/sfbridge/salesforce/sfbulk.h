@@ -19,7 +19,8 @@ int sfbulk_query_create(sfapi *c, const char *soql, bool all, char **job_id,
                         err_t *e) ERR_MUST_CHECK;
 /* Polls the job (with growing intervals, 50 ms up to 2 s, until timeout_ms;
  * 0 = 30 min) until JobComplete. Failed/Aborted → ERR_PERMANENT with the
- * job's errorMessage. *records = numberRecordsProcessed. */
+ * job's errorMessage. *records = numberRecordsProcessed (the records its
+ * results hold), -1 when the answer does not say. */
 int sfbulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records,
                       err_t *e) ERR_MUST_CHECK;
 
