@@ -12,6 +12,8 @@
 #   LATENCY_MS=1000 SFBRIDGE_BULK_PAGE=50000 bench/sfbridge-load.sh  # at a real org's round trip
 #   BEFORE_ENV=SFBRIDGE_LOAD_FETCHERS=1 LATENCY_MS=1000 bench/sfbridge-load.sh
 #       # and the load with other settings (here pages one after the other), same run
+#   RELOAD=1 BEFORE_ENV=SFBRIDGE_LOAD_FETCHERS=1 LATENCY_MS=1000 bench/sfbridge-load.sh
+#       # and then a reload (its Bulk job's pages into the stage), the same way before and now
 # RESULT_PAGE_ROWS: rows per page of a resultPages listing (default 50000, as
 # SFBRIDGE_BULK_PAGE's default, so both ways of fetching read the same pages).
 set -euo pipefail
@@ -85,6 +87,19 @@ echo "== sfbridge initial load (Bulk API 2.0 -> COPY)"
 grep -E "via|indexes built|complete" "$WORK/load.log" || true
 read -r secs rss_kb usr sys <"$WORK/time"
 echo "{\"figure\":\"sfbridge_initial_load\",\"rows\":$ROWS,\"seconds\":$secs,\"rows_per_second\":$(awk "BEGIN{printf \"%d\", $ROWS / $secs}"),\"peak_rss_kb\":$rss_kb,\"sfbridge_cpu_seconds\":$(awk "BEGIN{print $usr + $sys}")}"
+
+if [[ -n ${RELOAD:-} ]]; then # a reload's Bulk job into the stage: SFB_BEFORE / BEFORE_ENV, then this build
+  read -ra benv <<<"${BEFORE_ENV:-}"
+  for kind in before now; do
+    [[ $kind == before && -z ${SFB_BEFORE:-}${BEFORE_ENV:-} ]] && continue
+    env=() bin=$SFB
+    [[ $kind == before ]] && env=("${benv[@]}") bin=$SFB_BEFORE
+    "$bin" reload Teacher__c >/dev/null
+    /usr/bin/time -f '%e %M' -o "$WORK/time" env "${env[@]}" "$bin" load 2>/dev/null
+    read -r rsecs rrss_kb <"$WORK/time"
+    echo "{\"figure\":\"reload\",\"build\":\"$kind\",\"settings\":\"${env[*]}\",\"rows\":$ROWS,\"seconds\":$rsecs,\"peak_rss_kb\":$rrss_kb}"
+  done
+fi
 
 echo "== plain COPY of the same rows into an identical table (its indexes, no trigger)"
 cols=$(psql "$DATABASE_URL" -Atc "SELECT string_agg(quote_ident(column_name), ',' ORDER BY ordinal_position)

@@ -45,9 +45,8 @@ def _shadows(database):
     return database.query("SELECT relname FROM pg_class WHERE relname LIKE '\\_sfbridge\\_load\\_%'")
 
 
-def _load_while(sfbridge, look, every):
-    """Start the daemon and call look() every `every` seconds from another thread
-    until the load is done; then stop the daemon."""
+def _while(look, every, fn):
+    """Run fn() while another thread calls look() every `every` seconds."""
     stop = threading.Event()
 
     def watch():
@@ -58,12 +57,21 @@ def _load_while(sfbridge, look, every):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        sfbridge.start()
-        wait_daemon(sfbridge, lambda: sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED", timeout=120,
-                    what="the load")
+        return fn()
     finally:
         stop.set()
         watcher.join()
+
+
+def _load_while(sfbridge, look, every):
+    """Start the daemon and call look() every `every` seconds from another thread
+    until the load is done; then stop the daemon."""
+    def load():
+        sfbridge.start()
+        wait_daemon(sfbridge, lambda: sfbridge.mapping_state("Teacher__c") == "DATA_SYNCED", timeout=120,
+                    what="the load")
+
+    _while(look, every, load)
     sfbridge.stop()
 
 
@@ -122,6 +130,36 @@ def test_result_pages_are_fetched_side_by_side(sfbridge, database, sf, version, 
     assert calls >= pages + (2 if fetchers > 1 and version == "60.0" else 0), calls
     assert assert_pg_equals_sf(sf, database, "Teacher__c") == n + 5
     assert _shadows(database) == []
+
+
+@pytest.mark.parametrize("work,fetchers,together", [("reload", 4, 3), ("reload", 1, 1), ("drift", 4, 3)])
+def test_a_reload_or_drift_check_fetches_listed_pages_side_by_side(sfbridge, database, sf, work, fetchers,
+                                                                   together):
+    """A reload's and a drift check's Bulk job is read as a load's is: where the job lists
+    its result pages, SFBRIDGE_LOAD_FETCHERS of them wait on Salesforce at once (one at a
+    time with the setting at 1), and the table ends exact (the rows deleted behind
+    sfbridge's back come back)."""
+    n = 20_000
+    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, SFBRIDGE_LOAD_FETCHERS=fetchers)
+    sfbridge.init()
+    sfbridge.add("Teacher__c")
+    sfbridge.run("load")
+    database.execute(f"DELETE FROM salesforce.{T} WHERE id % 100 = 0")
+    sf.set_faults([{"path": RESULTS, "latency_ms": 300}])
+    most = [0]
+
+    def look():
+        most[0] = max(most[0], sf.fault_state()["delayed"])
+
+    if work == "reload":
+        sfbridge.run("reload", "Teacher__c")
+        _while(look, 0.02, lambda: sfbridge.run("load", timeout=300))
+    else:
+        _while(look, 0.02, lambda: sfbridge.run("drift", "Teacher__c", timeout=300))
+    assert most[0] >= together if together > 1 else most[0] == 1, most
+    sf.clear_faults()
+    assert assert_pg_equals_sf(sf, database, "Teacher__c") == n + 5
 
 
 def test_app_rows_written_before_the_load_stay(sfbridge, database, sf):

@@ -27,9 +27,13 @@
 typedef struct load_pipe {
     sync_ctx *x;
     mapping *m;
+    const char *job; /* the job whose pages are loaded */
     const map_field *const *f;
+    size_t nf;
     const char *copy_sql;
-    PGconn *pg[PP_LOADERS_MAX]; /* a connection per lane; [0] is x->pg */
+    const bulkload_stage_spec *stage; /* NULL: the initial load's shadow; else the stage */
+    int64_t staged;                   /* the stage: rows committed so far */
+    PGconn *pg[PP_LOADERS_MAX];       /* a connection per lane; [0] is x->pg */
     int lanes;
     sfapi *sf[PP_FETCHERS_MAX]; /* a client per fetcher; [0] is x->sf */
     int fetchers;
@@ -51,10 +55,9 @@ load_fetch(void *ctx, int slot, const char *locator, FILE *f, char **next, long 
 {
     load_pipe *lp = ctx;
     sfapi *sf = lp->sf[slot];
-    int rc = lp->fetchers > 0
-                 ? sfbulk_query_results_at(sf, locator, spool_sink, f, records, e)
-                 : sfbulk_query_results(sf, lp->m->load_job, locator, lp->x->cfg->bulk_page,
-                                        spool_sink, f, next, records, e);
+    int rc = lp->fetchers > 0 ? sfbulk_query_results_at(sf, locator, spool_sink, f, records, e)
+                              : sfbulk_query_results(sf, lp->job, locator, lp->x->cfg->bulk_page,
+                                                     spool_sink, f, next, records, e);
     if (rc != 0)
         return -1;
     if (fflush(f) != 0)
@@ -77,9 +80,11 @@ load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
                         .pg = pg,
                         .m = lp->m,
                         .f = lp->f,
-                        .nf = lp->m->nfields,
+                        .nf = lp->nf,
                         .quiet = quiet,
-                        .base_done = quiet ? 0 : lp->m->load_done,
+                        .base_done = quiet       ? 0
+                                     : lp->stage ? lp->staged
+                                                 : lp->m->load_done,
                         .last_ms = util_mono_ms()};
     char buf[65536];
     size_t n;
@@ -111,12 +116,19 @@ load_commit(void *ctx, int lane, const char *next, long records, err_t *e)
     sync_ctx *x = lp->x;
     mapping *m = lp->m;
     PGconn *pg = lp->pg[lane];
-    if (lp->job_records >= 0 && records > lp->job_records - m->load_done) {
+    int64_t before = lp->stage ? lp->staged : m->load_done;
+    if (lp->job_records >= 0 && records > lp->job_records - before) {
         err_set(e, 200, "RESULTS_OVERFLOW",
                 "%s: the Bulk job's result pages hold more records than the %ld it returned"
                 " (a page named twice?)",
                 m->object, lp->job_records);
         return err_class_set(e, ERR_PERMANENT);
+    }
+    if (lp->stage) { /* no position to keep: a stage that fails is made again */
+        if (pg_exec(pg, e, "COMMIT") != 0)
+            return sync_conn_failed(pg, e);
+        lp->staged += records;
+        return lp->stage->staged(x, m, lp->staged, lp->stage->total, e);
     }
     if (cat_load_progress(pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
         pg_exec(pg, e, "COMMIT") != 0)
@@ -144,8 +156,7 @@ load_list(void *ctx, int slot, char ***locs, size_t *n, bool *more, err_t *e)
     if (lp->first.url) { /* the first listing, read already (its array, even when empty) */
         pg = lp->first;
         lp->first = (sfbulk_pages){0};
-    } else if (lp->listing &&
-               sfbulk_query_pages(lp->sf[slot], lp->m->load_job, lp->listing, &pg, e) != 0) {
+    } else if (lp->listing && sfbulk_query_pages(lp->sf[slot], lp->job, lp->listing, &pg, e) != 0) {
         return -1;
     }
     free(lp->listing);
@@ -164,7 +175,7 @@ static int
 load_fetchers_open(load_pipe *lp, err_t *e)
 {
     sync_ctx *x = lp->x;
-    const char *at = lp->m->load_locator;
+    const char *at = lp->stage ? NULL : lp->m->load_locator;
     bool resume_listed = at && at[0] == '/';
     lp->sf[0] = x->sf;
     if (!resume_listed &&
@@ -172,7 +183,7 @@ load_fetchers_open(load_pipe *lp, err_t *e)
         return 0;
     err_t le;
     err_clear(&le);
-    if (sfbulk_query_pages(x->sf, lp->m->load_job, NULL, &lp->first, &le) != 0 ||
+    if (sfbulk_query_pages(x->sf, lp->job, NULL, &lp->first, &le) != 0 ||
         (lp->first.n == 0 && !lp->first.next)) {
         sfbulk_pages_free(&lp->first);
         if (resume_listed && !le.code[0]) { /* listed before, not now: start over */
@@ -213,6 +224,43 @@ load_lanes_open(load_pipe *lp)
     }
 }
 
+/* The pipe's pages from loc on (NULL: the first): fetchers and loaders
+ * opened (the stage loads on the sync's connection only: it is a temporary
+ * table of that session), run, closed. */
+static int
+pipe_run(load_pipe *lp, const char *loc, err_t *e)
+{
+    sync_ctx *x = lp->x;
+    int rc = load_fetchers_open(lp, e);
+    if (rc == 0) {
+        if (lp->stage) {
+            lp->pg[0] = x->pg;
+            lp->lanes = 1;
+        } else {
+            load_lanes_open(lp);
+        }
+        pp_ops o = {.fetch = load_fetch,
+                    .list = lp->fetchers > 0 ? load_list : NULL,
+                    .load = load_spooled,
+                    .commit = load_commit,
+                    .abort = load_abort,
+                    .ctx = lp,
+                    .loaders = lp->lanes,
+                    .fetchers = lp->fetchers};
+        if ((rc = pp_run(loc, &o, x->stop, e)) == 1)
+            rc = sync_stopped(x, e);
+    }
+    for (int i = 1; i < lp->lanes; i++)
+        PQfinish(lp->pg[i]);
+    for (int i = 1; i < lp->fetchers; i++) {
+        sfapi_add_calls(x->sf, lp->sf[i]); /* the mapping's API use counts them */
+        sfapi_free(lp->sf[i]);
+    }
+    sfbulk_pages_free(&lp->first);
+    free(lp->listing);
+    return rc;
+}
+
 int
 bulkload_run(sync_ctx *x, mapping *m, long job_records, err_t *e)
 {
@@ -220,32 +268,35 @@ bulkload_run(sync_ctx *x, mapping *m, long job_records, err_t *e)
     sb copy = SB_INIT, target = SB_INIT;
     shadow_qname(&target, x->schema, m);
     apply_copy_sql(&copy, sb_str(&target), f, m->nfields);
-    load_pipe lp = {.x = x, .m = m, .f = f, .copy_sql = sb_str(&copy), .job_records = job_records};
-    int rc = load_fetchers_open(&lp, e);
-    if (rc == 0) {
-        load_lanes_open(&lp);
-        pp_ops o = {.fetch = load_fetch,
-                    .list = lp.fetchers > 0 ? load_list : NULL,
-                    .load = load_spooled,
-                    .commit = load_commit,
-                    .abort = load_abort,
-                    .ctx = &lp,
-                    .loaders = lp.lanes,
-                    .fetchers = lp.fetchers};
-        const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
-        if ((rc = pp_run(loc, &o, x->stop, e)) == 1)
-            rc = sync_stopped(x, e);
-    }
-    for (int i = 1; i < lp.lanes; i++)
-        PQfinish(lp.pg[i]);
-    for (int i = 1; i < lp.fetchers; i++) {
-        sfapi_add_calls(x->sf, lp.sf[i]); /* the mapping's API use counts them */
-        sfapi_free(lp.sf[i]);
-    }
-    sfbulk_pages_free(&lp.first);
-    free(lp.listing);
+    load_pipe lp = {.x = x,
+                    .m = m,
+                    .job = m->load_job,
+                    .f = f,
+                    .nf = m->nfields,
+                    .copy_sql = sb_str(&copy),
+                    .job_records = job_records};
+    const char *loc = m->load_locator && *m->load_locator ? m->load_locator : NULL;
+    int rc = pipe_run(&lp, loc, e);
     sb_free(&target);
     sb_free(&copy);
     free(f);
+    return rc;
+}
+
+int
+bulkload_stage(sync_ctx *x, mapping *m, const bulkload_stage_spec *st, err_t *e)
+{
+    sb copy = SB_INIT;
+    apply_copy_sql(&copy, st->table, st->f, st->nf);
+    load_pipe lp = {.x = x,
+                    .m = m,
+                    .job = st->job,
+                    .f = st->f,
+                    .nf = st->nf,
+                    .copy_sql = sb_str(&copy),
+                    .stage = st,
+                    .job_records = st->job_records};
+    int rc = pipe_run(&lp, NULL, e);
+    sb_free(&copy);
     return rc;
 }

@@ -244,49 +244,6 @@ typedef struct page_ctx {
     int64_t staged, expect; /* a stage: rows in it so far, rows expected */
 } page_ctx;
 
-/* ---- Bulk CSV into COPY --------------------------------------------------- */
-
-/* Fetch one Bulk results page into COPY target. The caller owns the
- * transaction. *next gets the next locator (NULL at the end). */
-static int
-bulk_page_to_copy(sync_ctx *x, const mapping *m, const char *job, const char *locator,
-                  const char *target, const map_field *const *f, size_t nf, int64_t base_done,
-                  char **next, int64_t *rows, err_t *e)
-{
-    sb sql = SB_INIT;
-    apply_copy_sql(&sql, target, f, nf);
-    int rc = pg_copy_begin(x->pg, sb_str(&sql), e);
-    sb_free(&sql);
-    if (rc != 0)
-        return sync_pg_failed(x, e);
-    sync_copy_sink k = {.x = x,
-                        .pg = x->pg,
-                        .m = m,
-                        .f = f,
-                        .nf = nf,
-                        .base_done = base_done,
-                        .last_ms = util_mono_ms()};
-    long nrec = 0;
-    rc = sfbulk_query_results(x->sf, job, locator, x->cfg->bulk_page, sync_copy_sink_fn, &k, next,
-                              &nrec, e);
-    sb_free(&k.header);
-    if (rc != 0) {
-        /* Abandoned: the rollback discards whatever the page had copied. */
-        (void)pg_copy_end(x->pg, "Bulk results page failed", NULL);
-        pg_rollback_quietly(x->pg);
-        if (sync_stop_requested(x))
-            return sync_stopped(x, e);
-        return -1;
-    }
-    if (pg_copy_end(x->pg, NULL, e) != 0) {
-        free(*next);
-        *next = NULL;
-        return sync_pg_failed(x, e);
-    }
-    *rows = nrec;
-    return 0;
-}
-
 /* ---- helpers talking to Salesforce ----------------------------------------- */
 
 /* SELECT COUNT() and the newest SystemModstamp (NULL when empty). */
@@ -711,42 +668,26 @@ stage_page(void *ctx, json_t *recs, const char *next, err_t *e)
     return staged(p->x, p->m, p->staged, p->expect, e);
 }
 
-/* The stage through a Bulk query job. */
+/* The stage through a Bulk query job, its pages fetched as a load's are
+ * (bulkload.c: side by side where the job lists them). */
 static int
 stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const char *soql, err_t *e)
 {
     char *job = NULL;
-    long recs = 0;
+    long recs = -1;
     if (sfbulk_query_create(x->sf, soql, false, &job, e) != 0 ||
         sfbulk_query_wait(x->sf, job, 0, &recs, e) != 0) {
         free(job);
         return -1;
     }
-    if (recs < 0) /* not told: progress without a total */
-        recs = 0;
-    int rc = 0;
-    char *loc = NULL;
-    int64_t done = 0;
-    for (;;) {
-        if (sync_stop_requested(x)) {
-            rc = sync_stopped(x, e);
-            break;
-        }
-        char *next = NULL;
-        int64_t rows = 0;
-        if (bulk_page_to_copy(x, m, job, loc, STAGE, f, n, done, &next, &rows, e) != 0) {
-            rc = -1;
-            break;
-        }
-        done += rows;
-        if ((rc = staged(x, m, done, recs, e)) != 0)
-            break;
-        free(loc);
-        loc = next;
-        if (!loc)
-            break;
-    }
-    free(loc);
+    bulkload_stage_spec st = {.job = job,
+                              .job_records = recs,
+                              .table = STAGE,
+                              .f = f,
+                              .nf = n,
+                              .total = recs < 0 ? 0 : recs, /* not told: progress without a total */
+                              .staged = staged};
+    int rc = bulkload_stage(x, m, &st, e);
     sync_drop_job(x, job);
     free(job);
     return rc;
