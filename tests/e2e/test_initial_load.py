@@ -192,17 +192,13 @@ def test_a_table_with_a_view_gets_the_rows_moved_in(sfbridge, database, sf):
     assert _shadows(database) == []
 
 
-@pytest.mark.parametrize("drop,workers,fetchers", [(False, 1, 1), (False, 3, 4), (True, 2, 1), (True, 2, 3)])
-def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, drop, workers, fetchers):
-    """kill -9 midway: the table stays empty, and the next run resumes (or, when
-    the shadow was dropped behind sfbridge's back, starts over) and ends exact, whether
-    pages were COPYed one at a time or side by side (they commit in order), and
-    fetched one after the other or listed by resultPages and fetched side by side."""
+def _kill_a_load_midway(sfbridge, database, sf, **settings):
+    """A Bulk load of 20,005 Teacher__c records (pages of 2,000 answered 300 ms late, and
+    the settings given) killed with -9 midway; apps saw none of it. Returns the total."""
     n = 20_000
     sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
     total = n + 5
-    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, SFBRIDGE_LOAD_WORKERS=workers,
-                 SFBRIDGE_LOAD_FETCHERS=fetchers)
+    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, **settings)
     sfbridge.init()
     sfbridge.add("Teacher__c")
     sf.set_faults([{"path": RESULTS, "latency_ms": 300}])
@@ -211,6 +207,17 @@ def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, dr
                                        or 0) < total, what="a load midway", interval=0.02, max_interval=0.02)
     sfbridge.kill9()
     assert database.count(T) == 0, "apps must not see a part of the load"
+    return total
+
+
+@pytest.mark.parametrize("drop,workers,fetchers", [(False, 1, 1), (False, 3, 4), (True, 2, 1), (True, 2, 3)])
+def test_a_load_killed_midway_resumes_into_its_shadow(sfbridge, database, sf, drop, workers, fetchers):
+    """kill -9 midway: the table stays empty, and the next run resumes (or, when
+    the shadow was dropped behind sfbridge's back, starts over) and ends exact, whether
+    pages were COPYed one at a time or side by side (they commit in order), and
+    fetched one after the other or listed by resultPages and fetched side by side."""
+    total = _kill_a_load_midway(sfbridge, database, sf, SFBRIDGE_LOAD_WORKERS=workers,
+                                SFBRIDGE_LOAD_FETCHERS=fetchers)
     at = database.scalar("SELECT load_locator FROM salesforce._sfbridge_mapping")
     # where it resumes: a listed page's result URL, or a locator one page names for the next
     assert at.startswith("/services/data/v60.0/jobs/query/") == (fetchers > 1), at
@@ -231,17 +238,7 @@ def test_a_load_whose_pages_hold_more_records_than_its_job_returned_stops(sfbrid
     locator for offset 0) stop the load at the page that overflows, with an error that
     says so, and it starts over: it does not load on for ever, and apps see no part of it
     until the load that starts over ends exact."""
-    n = 20_000
-    sf.load_records("Teacher__c", data.teachers(n), batch=10_000)
-    total = n + 5
-    sfbridge.set(SFBRIDGE_BULK_THRESHOLD=10, SFBRIDGE_BULK_PAGE=2000, SFBRIDGE_LOAD_FETCHERS=1)
-    sfbridge.init()
-    sfbridge.add("Teacher__c")
-    sf.set_faults([{"path": RESULTS, "latency_ms": 300}])
-    sfbridge.start()
-    wait_daemon(sfbridge, lambda: 0 < (database.scalar("SELECT load_done FROM salesforce._sfbridge_mapping")
-                                       or 0) < total, what="a load midway", interval=0.02, max_interval=0.02)
-    sfbridge.kill9()
+    total = _kill_a_load_midway(sfbridge, database, sf, SFBRIDGE_LOAD_FETCHERS=1)
     database.execute("UPDATE salesforce._sfbridge_mapping SET load_locator = 'MA'")
     sf.clear_faults()
     r = sfbridge.once(timeout=600, check=False)

@@ -212,16 +212,23 @@ cat_load_progress(PGconn *c, const char *schema, const char *object, const char 
                    3, p, e);
 }
 
+/* One mapping's row updated by sql, with the object as $1 and n as $2. */
+static int
+set_count(PGconn *c, const char *schema, const char *sql, const char *object, int64_t n, err_t *e)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)n);
+    const char *p[] = {object, v};
+    return cat_run(c, schema, sql, 2, p, e);
+}
+
 int
 cat_load_total(PGconn *c, const char *schema, const char *object, int64_t total, err_t *e)
 {
-    char t[24];
-    snprintf(t, sizeof t, "%lld", (long long)total);
-    const char *p[] = {object, t};
-    return cat_run(c, schema,
-                   "UPDATE %1$s._sfbridge_mapping SET load_total = $2::bigint"
-                   " WHERE object_name = $1",
-                   2, p, e);
+    return set_count(c, schema,
+                     "UPDATE %1$s._sfbridge_mapping SET load_total = $2::bigint"
+                     " WHERE object_name = $1",
+                     object, total, e);
 }
 
 int
@@ -254,13 +261,10 @@ cat_poll_soon(PGconn *c, const char *schema, const char *object, err_t *e)
 int
 cat_sf_rows(PGconn *c, const char *schema, const char *object, int64_t n, err_t *e)
 {
-    char v[24];
-    snprintf(v, sizeof v, "%lld", (long long)n);
-    const char *p[] = {object, v};
-    return cat_run(c, schema,
-                   "UPDATE %1$s._sfbridge_mapping SET sf_rows = $2::bigint, sf_rows_at = now()"
-                   " WHERE object_name = $1",
-                   2, p, e);
+    return set_count(c, schema,
+                     "UPDATE %1$s._sfbridge_mapping SET sf_rows = $2::bigint, sf_rows_at = now()"
+                     " WHERE object_name = $1",
+                     object, n, e);
 }
 
 int
