@@ -353,6 +353,35 @@ listed_pages_fetched_side_by_side(void **state)
     }
 }
 
+/* A spool file on a full disk (/dev/full answers every write with ENOSPC):
+ * SPOOL, transient, since room may come back and the attempt is then retried
+ * soon; a failure that no waiting mends (a file not open for writing) is
+ * permanent. */
+static void
+spool_failures_are_classed(void **state)
+{
+    (void)state;
+    FILE *full = fopen("/dev/full", "w");
+    assert_non_null(full);
+    setvbuf(full, NULL, _IONBF, 0); /* the write itself fails, not a later flush */
+    err_t e;
+    err_clear(&e);
+    assert_int_equal(pp_spool_put(full, "row 1\n", 6, &e), -1);
+    assert_string_equal(e.code, "SPOOL");
+    assert_non_null(strstr(e.msg, "No space left on device"));
+    assert_int_equal(err_class_of(&e), ERR_TRANSIENT);
+    fclose(full);
+    err_clear(&e);
+    assert_int_equal(pp_spool_put(stdin, "", 0, &e), 0); /* nothing to write */
+    FILE *ro = fopen("/dev/null", "r");
+    assert_non_null(ro);
+    err_clear(&e);
+    assert_int_equal(pp_spool_put(ro, "row 1\n", 6, &e), -1);
+    assert_string_equal(e.code, "SPOOL");
+    assert_int_equal(err_class_of(&e), ERR_PERMANENT);
+    fclose(ro);
+}
+
 static void
 listed_resume_skips_to_its_page(void **state)
 {
@@ -408,6 +437,7 @@ main(void)
         cmocka_unit_test(a_load_failure_stops_the_fetching),
         cmocka_unit_test(a_stop_ends_it_between_pages),
         cmocka_unit_test(listed_pages_fetched_side_by_side),
+        cmocka_unit_test(spool_failures_are_classed),
         cmocka_unit_test(listed_resume_skips_to_its_page),
         cmocka_unit_test(listed_failures_commit_the_pages_before),
     };

@@ -3,6 +3,7 @@
  */
 #include "bulkload.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +46,7 @@ typedef struct load_pipe {
 static int
 spool_sink(void *ctx, const char *data, size_t len, err_t *e)
 {
-    if (len && fwrite(data, 1, len, ctx) != len)
-        return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
-    return 0;
+    return pp_spool_put(ctx, data, len, e);
 }
 
 static int
@@ -61,7 +60,7 @@ load_fetch(void *ctx, int slot, const char *locator, FILE *f, char **next, long 
     if (rc != 0)
         return -1;
     if (fflush(f) != 0)
-        return err_set(e, 500, "SPOOL", "a results page could not be spooled (disk full?)");
+        return pp_spool_failed(errno, "written", e);
     return 0;
 }
 
@@ -92,7 +91,7 @@ load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
     while (rc == 0 && (n = fread(buf, 1, sizeof buf, f)) > 0)
         rc = sync_copy_sink_fn(&k, buf, n, e);
     if (rc == 0 && ferror(f))
-        rc = err_set(e, 500, "SPOOL", "a spooled results page could not be read");
+        rc = pp_spool_failed(EIO, "read", e);
     sb_free(&k.header);
     if (rc != 0) {
         (void)pg_copy_end(pg, "Bulk results page failed", NULL);

@@ -4,6 +4,7 @@
  */
 #include "pagepipe.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -73,6 +74,23 @@ page_free(pp_page *p)
         fclose(p->f);
     free(p->next);
     free(p);
+}
+
+int
+pp_spool_failed(int err, const char *what, err_t *e)
+{
+    err_set(e, 500, "SPOOL", "a results page could not be %s: %s", what, strerror(err));
+    bool room_may_come = err == ENOSPC || err == EDQUOT || err == EMFILE || err == ENFILE;
+    return err_class_set(e, room_may_come ? ERR_TRANSIENT : ERR_PERMANENT);
+}
+
+int
+pp_spool_put(FILE *f, const char *data, size_t len, err_t *e)
+{
+    errno = 0;
+    if (len && fwrite(data, 1, len, f) != len)
+        return pp_spool_failed(errno ? errno : EIO, "written", e);
+    return 0;
 }
 
 /* Called locked: page seq failed with e (the earliest failure is the one kept). */
@@ -200,8 +218,8 @@ fetch_all(pipe_state *s, const char *locator, volatile sig_atomic_t *stop, err_t
         }
         pp_page *p = xcalloc(1, sizeof *p);
         if (!(p->f = tmpfile())) {
+            rc = pp_spool_failed(errno, "created", e);
             page_free(p);
-            rc = err_set(e, 500, "SPOOL", "no temporary file for a results page");
             break;
         }
         if (o->fetch(o->ctx, 0, at, p->f, &p->next, &p->records, e) != 0) {
@@ -356,9 +374,7 @@ fetcher_main(void *arg)
         pp_page *p = xcalloc(1, sizeof *p);
         p->next = next;
         char *ignored = NULL;
-        int rc = (p->f = tmpfile())
-                     ? 0
-                     : err_set(&e, 500, "SPOOL", "no temporary file for a results page");
+        int rc = (p->f = tmpfile()) ? 0 : pp_spool_failed(errno, "created", &e);
         if (rc == 0)
             rc = o->fetch(o->ctx, f->slot, loc, p->f, &ignored, &p->records, &e);
         free(ignored);

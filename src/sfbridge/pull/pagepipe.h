@@ -60,6 +60,14 @@ typedef struct pp_ops {
     int fetchers; /* with list: 1 to PP_FETCHERS_MAX */
 } pp_ops;
 
+/* A page's spool file failed with errno err (what: "written", "read",
+ * "created"): SPOOL in e, transient when the disk is full, a quota reached or
+ * the process out of files (room may come back: the attempt is retried as a
+ * network failure is), permanent otherwise. -1. */
+int pp_spool_failed(int err, const char *what, err_t *e);
+/* Write len bytes of a page to its spool file f: 0, or -1 (pp_spool_failed). */
+int pp_spool_put(FILE *f, const char *data, size_t len, err_t *e);
+
 /* Fetch from locator on, page after page, until the last page is committed
  * (0), a failure (-1, e filled), or *stop (1: the pages fetched are committed).
  * With list, a locator that is never listed fails as INVALID_QUERY_LOCATOR. */
