@@ -216,17 +216,23 @@ def _written_by_one_bulk_job(sfbridge, database, sf, prefix, n, before, check=No
     _upserts_synced(database, sf, prefix, n, before)
 
 
+def _daemon_with_upserts_mapped(sfbridge, database, sf, poll):
+    """The daemon running, Teacher__c mapped for upserts (polled every `poll` s,
+    SFBRIDGE_BULK_WRITE_MIN=100) and loaded; Salesforce's count of its records."""
+    sfbridge.set(SFBRIDGE_BULK_WRITE_MIN=100)
+    sfbridge.init()
+    _map_upserts(sfbridge, "--poll", str(poll))
+    sfbridge.start()
+    wait_daemon(sfbridge, lambda: database.count(T) == 5, timeout=60, what="the initial load")
+    return sf.count("Teacher__c")
+
+
 def test_upserts_go_by_a_bulk_job_once_the_org_has_used_half_its_requests(sfbridge, database, sf):
     """The writer learns the org's usage from its answers (Sforce-Limit-Info): once half of
     the daily requests are spent (SFBRIDGE_BULK_WRITE_USAGE, 50), upserts from
     SFBRIDGE_BULK_WRITE_MIN on go by a Bulk job, seven requests for up to 10,000 records
     instead of one per 200."""
-    sfbridge.set(SFBRIDGE_BULK_WRITE_MIN=100)
-    sfbridge.init()
-    _map_upserts(sfbridge, "--poll", "60")
-    sfbridge.start()
-    wait_daemon(sfbridge, lambda: database.count(T) == 5, timeout=60, what="the initial load")
-    before = sf.count("Teacher__c")
+    before = _daemon_with_upserts_mapped(sfbridge, database, sf, poll=60)
     _spend_half_the_allowance(sf)
     _insert(database, 1, "H-first ")  # its answer tells the writer the usage
     wait_daemon(sfbridge, lambda: database.count(T, where="name LIKE 'H-first %%' AND sfid IS NOT NULL") == 1,
@@ -243,12 +249,7 @@ def test_the_writer_chooses_by_the_usage_a_poll_heard_and_spends_no_request_to_l
     answers, so an org past half its requests gets a Bulk job from the writer's first
     claim on. No request is spent (and no round trip waited) to learn it: /limits never
     answers here, and nothing waits on it."""
-    sfbridge.set(SFBRIDGE_BULK_WRITE_MIN=100)
-    sfbridge.init()
-    _map_upserts(sfbridge, "--poll", "1")
-    sfbridge.start()
-    wait_daemon(sfbridge, lambda: database.count(T) == 5, timeout=60, what="the initial load")
-    before = sf.count("Teacher__c")
+    before = _daemon_with_upserts_mapped(sfbridge, database, sf, poll=1)
     _spend_half_the_allowance(sf, {"offline": True, "path": "/services/data/*/limits"})
     spent = api_usage(sf)
     wait_daemon(sfbridge, lambda: api_usage(sf) > spent, timeout=30, what="a poll after the spending")

@@ -148,7 +148,7 @@ fetch_listed(void *ctx, int slot, const char *locator, FILE *f, char **next, lon
 }
 
 static int
-load(void *ctx, int lane, FILE *f, long records, err_t *e)
+load(void *ctx, int lane, FILE *f, long *records, err_t *e)
 {
     fake *k = ctx;
     char line[64];
@@ -162,7 +162,7 @@ load(void *ctx, int lane, FILE *f, long records, err_t *e)
         assert_int_equal(got, page); /* each page whole */
         n++;
     }
-    assert_int_equal(n, records);
+    assert_int_equal(n, *records);
     pthread_mutex_lock(&k->mu);
     assert_int_equal(k->open[lane], -1); /* a lane holds one page at a time */
     if (++k->held > k->most_held)

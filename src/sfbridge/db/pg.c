@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
 
@@ -232,8 +233,10 @@ pg_copy_put(PGconn *c, const char *data, size_t len, err_t *e)
     return 0;
 }
 
-int
-pg_copy_end(PGconn *c, const char *abort_reason, err_t *e)
+/* The COPY ended (abort_reason NULL) or abandoned; *rows (may be NULL) gets
+ * the rows Postgres says it copied. */
+static int
+copy_end(PGconn *c, const char *abort_reason, int64_t *rows, err_t *e)
 {
     if (PQputCopyEnd(c, abort_reason) != 1)
         return pg_fail(c, NULL, e, "COPY");
@@ -242,9 +245,24 @@ pg_copy_end(PGconn *c, const char *abort_reason, err_t *e)
     while ((r = PQgetResult(c)) != NULL) {
         if (PQresultStatus(r) != PGRES_COMMAND_OK && !abort_reason && rc == 0)
             rc = pg_fail(c, r, e, "COPY");
+        else if (rows && PQresultStatus(r) == PGRES_COMMAND_OK)
+            *rows = atoll(PQcmdTuples(r));
         PQclear(r);
     }
     return abort_reason ? -1 : rc;
+}
+
+int
+pg_copy_end(PGconn *c, const char *abort_reason, err_t *e)
+{
+    return copy_end(c, abort_reason, NULL, e);
+}
+
+int
+pg_copy_end_rows(PGconn *c, int64_t *rows, err_t *e)
+{
+    *rows = 0;
+    return copy_end(c, NULL, rows, e);
 }
 
 void

@@ -61,5 +61,7 @@ int pg_table_exists(PGconn *c, const char *schema, const char *name, bool *yes, 
 int pg_copy_begin(PGconn *c, const char *sql, err_t *e);
 int pg_copy_put(PGconn *c, const char *data, size_t len, err_t *e);
 int pg_copy_end(PGconn *c, const char *abort_reason, err_t *e);
+/* End the COPY; *rows gets the rows Postgres copied (its command tag). */
+int pg_copy_end_rows(PGconn *c, int64_t *rows, err_t *e);
 
 #endif

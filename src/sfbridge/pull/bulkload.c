@@ -65,11 +65,12 @@ load_fetch(void *ctx, int slot, const char *locator, FILE *f, char **next, long 
 }
 
 /* One spooled page COPYed into the shadow on the lane's connection, its
- * transaction left open for load_commit. */
+ * transaction left open for load_commit. *records becomes the rows COPY
+ * took, not what the page's Sforce-NumberOfRecords header claimed: the
+ * load's progress and its bound by the job's count rest on what came. */
 static int
-load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
+load_spooled(void *ctx, int lane, FILE *f, long *records, err_t *e)
 {
-    (void)records;
     load_pipe *lp = ctx;
     PGconn *pg = lp->pg[lane];
     if (pg_exec(pg, e, "BEGIN") != 0 || pg_copy_begin(pg, lp->copy_sql, e) != 0)
@@ -98,8 +99,10 @@ load_spooled(void *ctx, int lane, FILE *f, long records, err_t *e)
         pg_rollback_quietly(pg);
         return sync_stop_requested(lp->x) ? sync_stopped(lp->x, e) : -1;
     }
-    if (pg_copy_end(pg, NULL, e) != 0)
+    int64_t rows = 0;
+    if (pg_copy_end_rows(pg, &rows, e) != 0)
         return sync_conn_failed(pg, e);
+    *records = (long)rows;
     return 0;
 }
 
@@ -127,7 +130,9 @@ load_commit(void *ctx, int lane, const char *next, long records, err_t *e)
         if (pg_exec(pg, e, "COMMIT") != 0)
             return sync_conn_failed(pg, e);
         lp->staged += records;
-        return lp->stage->staged(x, m, lp->staged, lp->stage->total, e);
+        /* the job's count, the rows expected (not told: progress without a total) */
+        int64_t total = lp->job_records < 0 ? 0 : lp->job_records;
+        return lp->stage->staged(x, m, lp->staged, total, e);
     }
     if (cat_load_progress(pg, x->schema, m->object, next ? next : "", records, e) != 0 ||
         pg_exec(pg, e, "COMMIT") != 0)

@@ -27,7 +27,6 @@ typedef struct bulkload_stage_spec {
     const char *table; /* the stage, quoted */
     const map_field *const *f;
     size_t nf;
-    int64_t total; /* rows expected, for progress */
     int (*staged)(sync_ctx *x, const mapping *m, int64_t done, int64_t total, err_t *e);
 } bulkload_stage_spec;
 

@@ -115,7 +115,7 @@ load_one(pipe_state *s, int lane, pp_page *p)
     rewind(p->f);
     err_t e;
     err_clear(&e);
-    int rc = o->load(o->ctx, lane, p->f, p->records, &e);
+    int rc = o->load(o->ctx, lane, p->f, &p->records, &e);
     pthread_mutex_lock(&s->mu);
     if (rc != 0) {
         fail(s, p->seq, &e);

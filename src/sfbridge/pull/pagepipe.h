@@ -48,8 +48,9 @@ typedef struct pp_ops {
      * time, on any fetcher's slot. NULL: each page names the next (fetch). */
     int (*list)(void *ctx, int slot, char ***locs, size_t *n, bool *more, err_t *e);
     /* Load a spooled page (f rewound) on loader `lane` (0 to loaders - 1), its
-     * transaction left open; on failure, nothing of it stays. */
-    int (*load)(void *ctx, int lane, FILE *f, long records, err_t *e);
+     * transaction left open; on failure, nothing of it stays. *records: the
+     * fetch's count in, the rows really loaded out (what commit is given). */
+    int (*load)(void *ctx, int lane, FILE *f, long *records, err_t *e);
     /* Commit the page lane loaded, with next (the following page's locator,
      * NULL after the last): pages commit in order, one at a time. */
     int (*commit)(void *ctx, int lane, const char *next, long records, err_t *e);

@@ -680,13 +680,8 @@ stage_bulk(sync_ctx *x, mapping *m, const map_field *const *f, size_t n, const c
         free(job);
         return -1;
     }
-    bulkload_stage_spec st = {.job = job,
-                              .job_records = recs,
-                              .table = STAGE,
-                              .f = f,
-                              .nf = n,
-                              .total = recs < 0 ? 0 : recs, /* not told: progress without a total */
-                              .staged = staged};
+    bulkload_stage_spec st =
+        {.job = job, .job_records = recs, .table = STAGE, .f = f, .nf = n, .staged = staged};
     int rc = bulkload_stage(x, m, &st, e);
     sync_drop_job(x, job);
     free(job);

@@ -68,8 +68,7 @@ struct sfapi {
     session sess; /* shared with the process's other clients (sessions.h) */
 
     char fingerprint[LATCH_FP_LEN + 1]; /* of the credentials (loginlatch) */
-    uint64_t calls;
-    long lim_used, lim_max;
+    uint64_t calls; /* (the org's usage its answers tell is kept by sessions.c) */
 
     /* Salesforce's clock minus ours lies in [clock_lo, clock_hi] (ms), as the
      * Date header of the answer measured at clock_at (ours) said; 0: never. */
@@ -256,11 +255,8 @@ on_header(char *data, size_t size, size_t nmemb, void *ud)
         v[--vl] = '\0';
     if (strcasecmp(line, "Sforce-Limit-Info") == 0) {
         long used, max;
-        if (au_parse(v, &used, &max) == 0) {
-            r->c->lim_used = used;
-            r->c->lim_max = max;
+        if (au_parse(v, &used, &max) == 0)
             sessions_note_usage(r->c->fingerprint, used, max);
-        }
     } else if (strcasecmp(line, "Sforce-Locator") == 0) {
         if (vl < sizeof r->locator) {
             memcpy(r->locator, v, vl + 1);
@@ -958,7 +954,6 @@ sfapi_new(const sfapi_config *cfg)
                                                 : retry_presets[RETRY_HTTP].cap_ms;
     c->abort_flag = cfg->abort_flag;
     c->wake_flag = cfg->wake_flag;
-    c->lim_used = c->lim_max = -1;
     set_fingerprint(c);
     c->curl = curl_easy_init();
     if (c->curl == NULL) {
@@ -1059,7 +1054,7 @@ sfapi_add_calls(sfapi *c, const sfapi *clone)
 void
 sfapi_limit_info(const sfapi *c, long *used, long *max)
 {
-    long u = c->lim_used, m = c->lim_max;
+    long u = -1, m = -1;
     sessions_usage(c->fingerprint, &u, &m); /* the latest any client heard */
     if (used)
         *used = u;

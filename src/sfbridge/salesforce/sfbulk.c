@@ -81,11 +81,9 @@ sfbulk_query_wait(sfapi *c, const char *job_id, long timeout_ms, long *records, 
         }
         if (strcmp(state, "JobComplete") == 0) {
             json_t *n = json_object_get(j, "numberRecordsProcessed");
+            json_int_t v = json_integer_value(n);
             if (records)
-                *records = json_is_integer(n) && json_integer_value(n) >= 0 &&
-                                   json_integer_value(n) <= LONG_MAX
-                               ? (long)json_integer_value(n)
-                               : -1;
+                *records = json_is_integer(n) && v >= 0 && v <= LONG_MAX ? (long)v : -1;
             json_decref(j);
             rc = 0;
             break;
